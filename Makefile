@@ -1,0 +1,69 @@
+# Gravity BFF — every day-to-day command. `make` (or `make help`) lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+MUSL_TARGET := x86_64-unknown-linux-musl
+MUSL_BIN    := target/$(MUSL_TARGET)/release/gravity-bff
+COMPOSE     := scripts/compose.sh
+
+.PHONY: help up down logs ps dev test test-up test-down bench image lint build build-musl run migrate
+
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+## --- the stack in Docker ---------------------------------------------------
+
+up: .env ## build the image and run the whole stack (api, db, cache, migrate) in the background
+	$(COMPOSE) up -d --build --wait
+
+down: ## stop the stack (data volumes are kept; `docker compose down -v` drops them)
+	$(COMPOSE) down --remove-orphans
+
+logs: ## follow the stack's logs
+	$(COMPOSE) logs -f
+
+ps: ## show the stack's services and their health
+	$(COMPOSE) ps
+
+dev: .env ## run the stack with the API hot-reloading from the bind-mounted source
+	$(COMPOSE) -f docker-compose.yml -f docker-compose.dev.yml up --build
+
+image: ## build the runtime image only
+	docker build --target runtime -t gravity-bff:latest .
+
+.env:
+	cp .env.example .env
+	@echo "created .env from .env.example; edit DB_PASSWORD before exposing anything"
+
+## --- tests -----------------------------------------------------------------
+
+test: ## run every test (uses Postgres/Redis if reachable, else throwaway containers)
+	scripts/test.sh
+
+test-up: ## start the throwaway test Postgres (5433) and Redis (6380)
+	$(COMPOSE) -f docker-compose.test.yml up -d --wait
+
+test-down: ## stop and remove the test services and their data
+	$(COMPOSE) -f docker-compose.test.yml down -v --remove-orphans
+
+bench: ## load-test the service with oha and print a table (see docs/BENCHMARKS.md)
+	scripts/bench.sh
+
+## --- local development without Docker ----------------------------------------
+
+lint: ## cargo fmt --check and clippy with warnings as errors
+	cargo fmt --all -- --check
+	cargo clippy --all-targets -- -D warnings
+
+build: ## debug build
+	cargo build
+
+build-musl: ## the static release binary the image ships ($(MUSL_BIN))
+	cargo build --release --locked --target $(MUSL_TARGET)
+	@ls -l $(MUSL_BIN)
+
+run: ## run the service against a local Postgres and Redis (settings from .env or the environment)
+	scripts/run-local.sh
+
+migrate: ## apply migrations to the database named by the environment
+	scripts/run-local.sh migrate up
