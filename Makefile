@@ -28,12 +28,17 @@ ps: ## show the stack's services and their health
 dev: .env ## run the stack with the API hot-reloading from the bind-mounted source
 	$(COMPOSE) -f docker-compose.yml -f docker-compose.dev.yml up --build
 
-image: ## build the runtime image only
-	docker build --target runtime -t gravity-bff:latest .
+image: ## build the runtime image only (gravity-bff:latest)
+	DOCKER_BUILDKIT=1 docker build --target runtime -t gravity-bff:latest \
+		--build-arg VERSION=$$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1) \
+		--build-arg REVISION=$$(git rev-parse --short HEAD 2>/dev/null || echo unknown) .
+	@docker image ls gravity-bff:latest
 
+# A new .env gets a random DB_PASSWORD (never the example's) and is readable by its owner only.
 .env:
-	cp .env.example .env
-	@echo "created .env from .env.example; edit DB_PASSWORD before exposing anything"
+	@umask 077 && password=$$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n') \
+		&& sed "s/^DB_PASSWORD=.*/DB_PASSWORD=$$password/" .env.example > .env
+	@echo "created .env from .env.example with a random DB_PASSWORD; review it before exposing anything"
 
 ## --- tests -----------------------------------------------------------------
 
