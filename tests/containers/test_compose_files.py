@@ -1,0 +1,408 @@
+"""What the Compose Specification's schema cannot see in docker-compose*.yml."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+import compose_model
+from conftest import (
+    ALL_COMPOSE_FILES,
+    APP_IMAGE_NAME,
+    DEVELOPMENT,
+    PRODUCTION,
+    REPO,
+    TESTING,
+    is_app_service,
+)
+
+# --- schema -------------------------------------------------------------------------------------
+
+
+def schema_errors(spec: dict[str, Any], document: dict[str, Any]) -> list[str]:
+    validator = jsonschema.Draft7Validator(spec)
+    return [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(document)]
+
+
+@pytest.mark.parametrize("path", ALL_COMPOSE_FILES, ids=lambda p: p.name)
+def test_each_compose_file_alone_matches_the_compose_spec(path: Path, compose_spec, example_env) -> None:
+    assert schema_errors(compose_spec, compose_model.load_yaml(path)) == []
+    # As compose reads it, too: interpolated ("8080:8080" rather than "${API_PORT:-8080}:8080").
+    assert schema_errors(compose_spec, compose_model.load_model([path], example_env)) == []
+
+
+def test_production_and_development_merged_match_the_compose_spec(compose_spec, development) -> None:
+    assert schema_errors(compose_spec, development) == []
+
+
+def test_the_schema_in_use_rejects_an_invalid_service(compose_spec) -> None:
+    # Guards against validating with an empty or wrong schema, which would accept anything.
+    broken = {"services": {"api": {"image": "x", "ports": 8080, "restart_policy": "always"}}}
+    assert len(schema_errors(compose_spec, broken)) >= 2
+
+
+# --- every file -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ALL_COMPOSE_FILES, ids=lambda p: p.name)
+def test_no_file_fixes_container_names_or_uses_the_obsolete_version_key(path: Path) -> None:
+    document = compose_model.load_yaml(path)
+    assert "version" not in document, "`version:` is obsolete in Compose v2"
+    for name, service in document.get("services", {}).items():
+        # A fixed container_name breaks `--scale` and collides between checkouts.
+        assert "container_name" not in (service or {}), f"{path.name}: {name} sets container_name"
+
+
+@pytest.mark.parametrize("model_name", ["production", "development", "testing"])
+def test_every_healthcheck_of_the_shell_less_app_image_is_exec_form(model_name: str, request) -> None:
+    model = request.getfixturevalue(model_name)
+    for name, service in model["services"].items():
+        if not is_app_service(service):
+            continue
+        healthcheck = service.get("healthcheck", {})
+        if healthcheck.get("disable"):
+            continue
+        test = healthcheck.get("test")
+        assert isinstance(test, list) and test[0] == "CMD", (
+            f"{model_name}: {name}'s healthcheck must be exec form ['CMD', ...]: the image has no shell, got {test!r}"
+        )
+        assert "--health" in test, f"{model_name}: {name}'s healthcheck must use the binary's --health"
+
+
+@pytest.mark.parametrize("model_name", ["production", "development", "testing"])
+def test_every_named_volume_and_network_used_is_declared(model_name: str, request) -> None:
+    model = request.getfixturevalue(model_name)
+    declared_volumes = set(model.get("volumes") or {})
+    declared_networks = set(model.get("networks") or {}) | {"default"}
+    for name, service in model["services"].items():
+        for volume in service.get("volumes", []):
+            source = named_volume_source(volume)
+            if source is not None:
+                assert source in declared_volumes, f"{model_name}: {name} mounts undeclared volume {source!r}"
+        networks = service.get("networks", [])
+        for network in networks if isinstance(networks, list) else networks.keys():
+            assert network in declared_networks, f"{model_name}: {name} joins undeclared network {network!r}"
+
+
+@pytest.mark.parametrize("model_name", ["production", "development", "testing"])
+def test_every_depends_on_names_a_service_of_the_same_model(model_name: str, request) -> None:
+    model = request.getfixturevalue(model_name)
+    for name, service in model["services"].items():
+        for dependency in service.get("depends_on", {}):
+            assert dependency in model["services"], f"{model_name}: {name} depends on unknown {dependency}"
+
+
+@pytest.mark.parametrize("path", [PRODUCTION, DEVELOPMENT], ids=lambda p: p.name)
+def test_every_variable_the_stack_interpolates_is_in_env_example_or_has_a_default(path: Path, example_env) -> None:
+    text = path.read_text(encoding="utf-8").replace("$$", "")
+    for match in re.finditer(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(:?-)?", text):
+        name, has_default = match.group(1), match.group(2)
+        assert has_default or name in example_env, f"{path.name} uses ${{{name}}} without a default and .env.example lacks it"
+
+
+# --- production: docker-compose.yml ------------------------------------------------------------------
+
+
+def test_api_waits_for_migrate_to_complete_and_for_healthy_db_and_cache(production) -> None:
+    assert production["services"]["api"]["depends_on"] == {
+        "migrate": {"condition": "service_completed_successfully"},
+        "db": {"condition": "service_healthy"},
+        "cache": {"condition": "service_healthy"},
+    }
+
+
+def test_migrate_waits_for_a_healthy_db(production) -> None:
+    assert production["services"]["migrate"]["depends_on"] == {"db": {"condition": "service_healthy"}}
+
+
+def test_migrate_runs_the_api_image_once_against_db_5432(production) -> None:
+    api, migrate = production["services"]["api"], production["services"]["migrate"]
+    assert migrate["image"] == api["image"]
+    assert migrate["build"] == api["build"]
+    assert migrate["command"] == ["migrate", "up"]
+    assert migrate["environment"]["DB_HOST"] == "db"
+    assert migrate["environment"]["DB_PORT"] == "5432"
+    assert migrate["restart"] == "no"
+    assert migrate["env_file"] == [".env"]
+
+
+def test_api_is_the_runtime_stage_of_this_repos_dockerfile(production, dockerfile) -> None:
+    build = production["services"]["api"]["build"]
+    assert build["context"] == "."
+    assert build.get("dockerfile", "Dockerfile") == "Dockerfile"
+    assert build["target"] == "runtime"
+    dockerfile.stage("runtime")
+    assert production["services"]["api"]["image"].startswith(APP_IMAGE_NAME + ":")
+
+
+def test_api_is_hardened(production) -> None:
+    api = production["services"]["api"]
+    assert api["read_only"] is True
+    assert api["cap_drop"] == ["ALL"]
+    assert "no-new-privileges:true" in api["security_opt"]
+    assert api["restart"] == "unless-stopped"
+    assert "privileged" not in api and "cap_add" not in api
+
+
+def test_api_listens_on_8080_inside_and_only_the_host_port_follows_api_port(raw, production) -> None:
+    api = production["services"]["api"]
+    assert api["environment"]["API_PORT"] == "8080"
+    assert raw["docker-compose.yml"]["services"]["api"]["ports"] == ["${API_PORT:-8080}:8080"]
+    other = compose_model.load_model([PRODUCTION], {"API_PORT": "9000-9002", "DB_USER": "u", "DB_PASSWORD": "p", "DB_NAME": "n"})
+    assert other["services"]["api"]["ports"] == ["9000-9002:8080"]
+    assert other["services"]["api"]["environment"]["API_PORT"] == "8080"
+
+
+def test_api_reaches_db_and_cache_by_service_name_on_their_container_ports(production) -> None:
+    environment = production["services"]["api"]["environment"]
+    assert (environment["DB_HOST"], environment["DB_PORT"]) == ("db", "5432")
+    assert (environment["REDIS_HOST"], environment["REDIS_PORT"]) == ("cache", "6379")
+
+
+def test_api_and_migrate_read_settings_from_dot_env(production) -> None:
+    for name in ("api", "migrate"):
+        assert production["services"][name]["env_file"] == [".env"]
+
+
+def test_api_stop_grace_period_exceeds_the_shutdown_grace(production, example_env) -> None:
+    grace = production["services"]["api"]["stop_grace_period"]
+    assert grace.endswith("s") and int(grace[:-1]) > int(example_env["SHUTDOWN_GRACE_SECONDS"])
+
+
+def test_production_publishes_no_database_or_cache_port(production) -> None:
+    for name in ("db", "cache"):
+        assert "ports" not in production["services"][name], f"{name} must not be reachable from the host in production"
+    published = [name for name, service in production["services"].items() if service.get("ports")]
+    assert published == ["api"]
+
+
+def test_db_is_postgres_15_with_credentials_from_env_a_named_volume_and_a_tcp_health_check(raw, production, example_env) -> None:
+    db_raw = raw["docker-compose.yml"]["services"]["db"]
+    db = production["services"]["db"]
+    assert db["image"] == "postgres:15-alpine"
+    for postgres_name, setting in [("POSTGRES_USER", "DB_USER"), ("POSTGRES_PASSWORD", "DB_PASSWORD"), ("POSTGRES_DB", "DB_NAME")]:
+        assert db_raw["environment"][postgres_name].startswith("${" + setting)
+        assert db["environment"][postgres_name] == example_env[setting]
+    assert "pgdata:/var/lib/postgresql/data" in db["volumes"]
+    assert "pgdata" in production["volumes"]
+    test = db["healthcheck"]["test"]
+    assert test[0] == "CMD-SHELL" and "pg_isready" in test[1] and "--host=127.0.0.1" in test[1]
+
+
+def test_compose_refuses_to_start_postgres_without_a_password() -> None:
+    with pytest.raises(compose_model.InterpolationError, match="DB_PASSWORD"):
+        compose_model.load_model([PRODUCTION], {"DB_USER": "u", "DB_NAME": "n"})
+
+
+def test_cache_is_redis_7_and_healthchecked(production) -> None:
+    cache = production["services"]["cache"]
+    assert cache["image"] == "redis:7-alpine"
+    assert "redis-cli ping" in cache["healthcheck"]["test"][1]
+
+
+# The cache's command and healthcheck are shell scripts run inside redis:7-alpine; they are run
+# here with /bin/sh against stand-ins for redis-server and redis-cli that record what they got.
+def _run_in_fake_redis_image(tmp_path: Path, script: str, redis_password: str | None) -> dict[str, Any]:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    record = tmp_path / "record.json"
+    for tool in ("redis-server", "redis-cli"):
+        stub = bin_dir / tool
+        stub.write_text(
+            "#!/usr/bin/env python3\n"
+            "import json, os, sys\n"
+            f"json.dump({{'tool': {tool!r}, 'argv': sys.argv[1:], 'auth': os.environ.get('REDISCLI_AUTH')}}, open({str(record)!r}, 'w'))\n"
+            "print('PONG')\n"
+        )
+        stub.chmod(0o755)
+    environment = {"PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    if redis_password is not None:
+        environment["REDIS_PASSWORD"] = redis_password
+    completed = subprocess.run(["/bin/sh", "-c", script], env=environment, capture_output=True, text=True, timeout=30)
+    assert completed.returncode == 0, completed.stderr
+    return json.loads(record.read_text())
+
+
+@pytest.mark.parametrize("password", ["s3cret with spaces & $igns", "", None])
+def test_cache_requires_a_password_exactly_when_redis_password_is_set(tmp_path, production, password) -> None:
+    command = production["services"]["cache"]["command"]
+    assert command[:2] == ["sh", "-c"]
+    # The container sees REDIS_PASSWORD through the service's environment, filled from .env.
+    assert production["services"]["cache"]["environment"]["REDIS_PASSWORD"] == ""
+    recorded = _run_in_fake_redis_image(tmp_path, command[2], password)
+    argv = recorded["argv"]
+    assert recorded["tool"] == "redis-server"
+    assert argv[argv.index("--save") + 1] == "" and argv[argv.index("--appendonly") + 1] == "no"
+    if password:
+        assert argv[argv.index("--requirepass") + 1] == password
+    else:
+        assert "--requirepass" not in argv
+
+
+@pytest.mark.parametrize("password", ["s3cret", ""])
+def test_cache_healthcheck_authenticates_exactly_when_redis_password_is_set(tmp_path, production, password) -> None:
+    recorded = _run_in_fake_redis_image(tmp_path, production["services"]["cache"]["healthcheck"]["test"][1], password)
+    assert recorded["tool"] == "redis-cli" and recorded["argv"] == ["ping"]
+    assert recorded["auth"] == (password or None)
+
+
+def test_cache_runs_unprivileged_as_a_bounded_cache(production) -> None:
+    cache = production["services"]["cache"]
+    # The sh -c command bypasses the entrypoint's drop to the redis user, so compose sets it.
+    assert cache["user"] == "redis"
+    script = cache["command"][2]
+    assert "--maxmemory " in script and "--maxmemory-policy allkeys-lru" in script
+
+
+# --- development: docker-compose.yml + docker-compose.dev.yml -----------------------------------------
+
+
+def test_dev_api_bind_mounts_the_source_and_hot_reloads_with_polling(development) -> None:
+    api = development["services"]["api"]
+    assert {"type": "bind", "source": ".", "target": "/app"} in api["volumes"]
+    command = api["command"]
+    assert command[:2] == ["cargo", "watch"] and "--poll" in command
+    assert command[command.index("-x") + 1] == "run"
+
+
+def test_dev_cargo_watch_watches_paths_that_exist_and_everything_the_build_embeds(development) -> None:
+    command = development["services"]["api"]["command"]
+    watched = [command[i + 1] for i, word in enumerate(command) if word == "-w"]
+    for path in watched:
+        assert (REPO / path).exists(), f"cargo watch -w {path}: no such path in the repo"
+    # Files pulled into the binary at compile time must trigger a rebuild when they change.
+    for embedded in embedded_files():
+        relative = embedded.relative_to(REPO).as_posix()
+        assert any(relative == w or relative.startswith(w.rstrip("/") + "/") for w in watched), (
+            f"{relative} is compiled into the binary but cargo watch does not watch it"
+        )
+
+
+def test_dev_builds_the_dev_stage_under_its_own_tag(development, production, dockerfile) -> None:
+    for name in ("api", "migrate"):
+        service = development["services"][name]
+        assert service["build"]["target"] == "dev"
+        assert service["image"] != production["services"][name]["image"], "a dev build must not overwrite the production tag"
+    dev_stage = dockerfile.stage("dev")
+    assert any("cargo-watch" in run.arguments for run in dev_stage.all("RUN"))
+
+
+def test_dev_keeps_the_target_dir_and_registry_in_named_volumes(development, dockerfile) -> None:
+    target_dir = dockerfile.stage("dev").env()["CARGO_TARGET_DIR"]
+    for name in ("api", "migrate"):
+        volumes = development["services"][name]["volumes"]
+        mounts = {compose_model.volume_target(v): v for v in volumes}
+        assert target_dir in mounts and str(mounts[target_dir]).split(":")[0] in development["volumes"]
+        assert "/usr/local/cargo/registry" in mounts
+        assert not target_dir.startswith("/app"), "the target dir must not live in the bind-mounted source"
+    healthcheck = development["services"]["api"]["healthcheck"]["test"]
+    assert healthcheck == ["CMD", f"{target_dir}/debug/gravity-bff", "--health"]
+
+
+def test_dev_logs_at_debug_level_and_migrates_from_the_same_source(development) -> None:
+    api, migrate = development["services"]["api"], development["services"]["migrate"]
+    assert api["environment"]["LOG_LEVEL"] == "debug"
+    assert api["environment"]["RUST_LOG"] == "debug"
+    assert migrate["command"][:2] == ["cargo", "run"] and migrate["command"][-2:] == ["migrate", "up"]
+    assert migrate["volumes"] == api["volumes"]
+    assert api["depends_on"]["migrate"] == {"condition": "service_completed_successfully"}
+
+
+def test_dev_publishes_db_and_cache_on_loopback_only(development, example_env) -> None:
+    assert development["services"]["db"]["ports"] == [f"127.0.0.1:{example_env['DB_PORT']}:5432"]
+    assert development["services"]["cache"]["ports"] == [f"127.0.0.1:{example_env['REDIS_PORT']}:6379"]
+
+
+# --- tests: docker-compose.test.yml ------------------------------------------------------------------
+
+
+def test_test_file_is_self_contained(raw, testing) -> None:
+    text = TESTING.read_text(encoding="utf-8")
+    assert "${" not in text and "$" not in text.replace("$$", ""), "no interpolation: it must not need .env"
+    assert raw["docker-compose.test.yml"]["name"] == "gravity-bff-test"
+    assert set(testing["services"]) == {"db_test", "cache_test"}
+    for name, service in testing["services"].items():
+        assert "build" not in service and "env_file" not in service and "extends" not in service, name
+        assert service["networks"] == ["test"], name
+    assert "test" in testing["networks"]
+
+
+def test_test_services_use_the_agreed_ports_and_credentials(testing) -> None:
+    db, cache = testing["services"]["db_test"], testing["services"]["cache_test"]
+    assert db["image"] == "postgres:15-alpine" and cache["image"] == "redis:7-alpine"
+    assert db["ports"] == ["127.0.0.1:5433:5432"]
+    assert cache["ports"] == ["127.0.0.1:6380:6379"]
+    assert db["environment"] == {"POSTGRES_USER": "test", "POSTGRES_PASSWORD": "test", "POSTGRES_DB": "test"}
+
+
+def test_test_postgres_keeps_its_data_in_memory(testing) -> None:
+    db = testing["services"]["db_test"]
+    assert "/var/lib/postgresql/data" in db["tmpfs"]
+    assert "volumes" not in db
+
+
+def test_test_services_have_healthchecks_for_make_test_up_to_wait_on(testing) -> None:
+    db, cache = testing["services"]["db_test"], testing["services"]["cache_test"]
+    assert "pg_isready" in " ".join(db["healthcheck"]["test"])
+    assert "redis-cli ping" in " ".join(cache["healthcheck"]["test"])
+
+
+# --- the Makefile's docker targets -------------------------------------------------------------------
+
+
+def make_dry_run(target: str) -> str:
+    completed = subprocess.run(["make", "-n", "-s", target], cwd=REPO, capture_output=True, text=True, timeout=30)
+    assert completed.returncode == 0, completed.stderr
+    return completed.stdout
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+@pytest.mark.parametrize(
+    ("target", "expected"),
+    [
+        ("up", ["scripts/compose.sh", "up", "-d", "--build", "--wait"]),
+        ("dev", ["scripts/compose.sh", "-f", "docker-compose.yml", "-f", "docker-compose.dev.yml", "up", "--build"]),
+        ("down", ["scripts/compose.sh", "down"]),
+        ("test-up", ["scripts/compose.sh", "-f", "docker-compose.test.yml", "up", "-d", "--wait"]),
+        ("test-down", ["scripts/compose.sh", "-f", "docker-compose.test.yml", "down", "-v"]),
+    ],
+)
+def test_make_targets_run_compose_v2_through_the_wrapper(target: str, expected: list[str]) -> None:
+    commands = [shlex.split(line) for line in make_dry_run(target).splitlines() if "compose.sh" in line]
+    assert any(command[: len(expected)] == expected for command in commands), commands
+
+
+# --- helpers -----------------------------------------------------------------------------------------
+
+
+def named_volume_source(volume: Any) -> str | None:
+    """The named volume a service mount uses, or None for bind mounts, tmpfs and anonymous volumes."""
+    if isinstance(volume, dict):
+        return volume.get("source") if volume.get("type", "volume") == "volume" else None
+    parts = str(volume).split(":")
+    if len(parts) == 1 or parts[0].startswith((".", "/", "~", "$")):
+        return None
+    return parts[0]
+
+
+def embedded_files() -> list[Path]:
+    """Files the crate reads at compile time: include_str!/include_bytes! literals and build.rs inputs."""
+    found: list[Path] = []
+    for source in list((REPO / "src").rglob("*.rs")) + [REPO / "build.rs"]:
+        if not source.is_file():
+            continue
+        text = source.read_text(encoding="utf-8")
+        for match in re.finditer(r"include_(?:str|bytes)!\(\s*\"([^\"]+)\"\s*\)", text):
+            found.append((source.parent / match.group(1)).resolve())
+    if (REPO / "build.rs").is_file():
+        found += [path.resolve() for path in (REPO / "migrations").glob("*.sql")]
+    return found
