@@ -1,0 +1,1 @@
+DROP INDEX IF EXISTS users_created_at_id_idx;

@@ -1,0 +1,120 @@
+//! Start-up: from a `Config` to a bound listener and the shared state, then running until told
+//! to stop.
+//!
+//! `App::build` binds the port (reporting the real one when `API_PORT=0`, which the tests use),
+//! starts the Postgres keepers and the lazy Redis connection, and waits briefly for Postgres so
+//! that the first requests do not race the first connection. It does not fail when Postgres or
+//! Redis is down: the service starts, answers `/health`, reports not ready, and recovers by itself.
+
+use std::future::Future;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+use crate::cache::Cache;
+use crate::config::{Config, ConfigError};
+use crate::db::Database;
+use crate::server;
+use crate::telemetry::log::Logger;
+use crate::telemetry::metrics::Metrics;
+
+/// How long start-up waits for a first Postgres connection before serving anyway.
+const FIRST_CONNECTION_WAIT: Duration = Duration::from_secs(5);
+
+/// The handles every request may use; shared behind one `Arc`.
+pub struct AppState {
+    pub db: Database,
+    /// `None` when the cache is turned off.
+    pub cache: Option<Cache>,
+    pub metrics: Arc<Metrics>,
+    pub logger: Logger,
+}
+
+/// A service ready to run: the port is bound, the connections are coming up.
+pub struct App {
+    listener: TcpListener,
+    state: Arc<AppState>,
+    shutdown_grace: Duration,
+}
+
+/// Why the service could not start.
+#[derive(Debug)]
+pub enum StartupError {
+    /// A setting is unusable: exit code 2.
+    Config(ConfigError),
+    /// The port could not be bound, or similar: exit code 1.
+    Io(std::io::Error),
+}
+
+impl App {
+    pub async fn build(config: Config) -> Result<App, StartupError> {
+        let logger = Logger::new(config.log_level);
+        let metrics = Arc::new(Metrics::default());
+        let db = Database::start(&config.database, logger.clone()).map_err(StartupError::Config)?;
+        let cache = match &config.cache.redis {
+            None => None,
+            Some(redis) => Some(
+                Cache::connect(
+                    redis,
+                    &config.cache.key_prefix,
+                    config.cache.ttl,
+                    metrics.clone(),
+                    logger.clone(),
+                )
+                .map_err(|error| StartupError::Config(ConfigError::new("REDIS_HOST", error.to_string())))?,
+            ),
+        };
+        let address = SocketAddr::from((Ipv4Addr::UNSPECIFIED, config.api_port));
+        let listener = TcpListener::bind(address).await.map_err(StartupError::Io)?;
+        if !db.wait_until_connected(FIRST_CONNECTION_WAIT).await {
+            logger.warn(
+                "postgres is not reachable yet; serving 503 until it is",
+                &[
+                    ("host", &config.database.host),
+                    ("port", &config.database.port.to_string()),
+                ],
+            );
+        }
+        Ok(App {
+            listener,
+            state: Arc::new(AppState {
+                db,
+                cache,
+                metrics,
+                logger,
+            }),
+            shutdown_grace: config.shutdown_grace,
+        })
+    }
+
+    /// The port actually bound (useful with `API_PORT=0`).
+    pub fn port(&self) -> u16 {
+        self.listener
+            .local_addr()
+            .map(|address| address.port())
+            .unwrap_or_default()
+    }
+
+    /// Serves until `shutdown` completes, then drains in-flight requests for up to the grace period.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
+        let logger = self.state.logger.clone();
+        logger.info("listening", &[("port", &self.port().to_string())]);
+        server::serve(self.listener, self.state, shutdown, self.shutdown_grace).await;
+        logger.info("stopped", &[]);
+        logger.flush();
+        Ok(())
+    }
+}
+
+impl std::fmt::Display for StartupError {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StartupError::Config(error) => write!(formatter, "{error}"),
+            StartupError::Io(error) => write!(formatter, "cannot listen: {error}"),
+        }
+    }
+}
+
+impl std::error::Error for StartupError {}

@@ -1,0 +1,434 @@
+//! Settings from the environment, read once at start-up.
+//!
+//! The names are the contract's (`../shared/API.md`): the seed's `.env.example` names plus the
+//! pool, cache, log and shutdown settings. envy reads every variable as an optional string and this
+//! module turns each into a typed value, so that a bad setting is reported as one line naming the
+//! variable and the rule it breaks, and a secret's value is never echoed back.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Everything the service needs to know about its surroundings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The TCP port the HTTP server listens on; `0` asks the OS for a free one (tests use it).
+    pub api_port: u16,
+    pub database: DatabaseSettings,
+    pub cache: CacheSettings,
+    pub log_level: LogLevel,
+    /// How long in-flight requests may run after SIGTERM before the process exits anyway.
+    pub shutdown_grace: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct DatabaseSettings {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub password: Secret,
+    pub name: String,
+    pub ssl_mode: SslMode,
+    /// PEM bundle of the CAs that `verify-full` trusts; the public web roots when absent.
+    pub ssl_root_cert: Option<PathBuf>,
+    /// Long-lived connections kept open; requests are pipelined over them, so a few suffice.
+    pub pool_size: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct CacheSettings {
+    /// `None` when `REDIS_HOST` is empty or `CACHE_TTL_SECONDS` is 0: the service runs uncached.
+    pub redis: Option<RedisSettings>,
+    pub ttl: Duration,
+    pub key_prefix: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct RedisSettings {
+    pub host: String,
+    pub port: u16,
+    pub password: Option<Secret>,
+}
+
+/// How the connection to Postgres is secured, named as libpq names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SslMode {
+    /// Plain TCP.
+    Disable,
+    /// TLS, but any certificate is accepted: protects against eavesdropping, not impersonation.
+    Require,
+    /// TLS with the certificate checked against trusted CAs and the host name.
+    VerifyFull,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+/// A value that must never be printed: `Debug` shows a placeholder.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+/// A setting that is missing or malformed: the one line an operator sees before exit code 2.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub setting: &'static str,
+    pub problem: String,
+}
+
+/// The environment as envy sees it: every setting an optional string, typed below.
+#[derive(Debug, Default, Deserialize)]
+struct RawSettings {
+    api_port: Option<String>,
+    db_host: Option<String>,
+    db_port: Option<String>,
+    db_user: Option<String>,
+    db_password: Option<String>,
+    db_name: Option<String>,
+    db_ssl_mode: Option<String>,
+    db_ssl_root_cert: Option<String>,
+    db_pool_size: Option<String>,
+    redis_host: Option<String>,
+    redis_port: Option<String>,
+    redis_password: Option<String>,
+    cache_ttl_seconds: Option<String>,
+    cache_key_prefix: Option<String>,
+    log_level: Option<String>,
+    shutdown_grace_seconds: Option<String>,
+}
+
+/// Enough for a 2-core host to keep Postgres busy; each connection is one Postgres backend.
+const DEFAULT_POOL_SIZE: usize = 4;
+const MAX_POOL_SIZE: usize = 64;
+const DEFAULT_CACHE_TTL_SECONDS: u64 = 300;
+/// A week: long enough for any sane cache, short enough that a typo like 3000000000 is caught.
+const MAX_CACHE_TTL_SECONDS: u64 = 7 * 24 * 3600;
+const MAX_SHUTDOWN_GRACE_SECONDS: u64 = 3600;
+const MAX_KEY_PREFIX_LEN: usize = 64;
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Config::from_vars(std::env::vars())
+    }
+
+    /// Reads settings from any set of variables (the environment, or a test's own list).
+    pub fn from_vars<I>(vars: I) -> Result<Config, ConfigError>
+    where
+        I: IntoIterator<Item = (String, String)>,
+    {
+        // Only our own names are handed to envy, so that an unrelated variable with a strange
+        // value elsewhere in the environment can never stop the service from starting.
+        let ours = vars.into_iter().filter(|(name, _)| is_our_setting(name));
+        let raw: RawSettings = envy::from_iter(ours).map_err(|error| ConfigError {
+            setting: "environment",
+            problem: error.to_string(),
+        })?;
+        raw.into_config()
+    }
+}
+
+fn is_our_setting(name: &str) -> bool {
+    const NAMES: [&str; 16] = [
+        "API_PORT",
+        "DB_HOST",
+        "DB_PORT",
+        "DB_USER",
+        "DB_PASSWORD",
+        "DB_NAME",
+        "DB_SSL_MODE",
+        "DB_SSL_ROOT_CERT",
+        "DB_POOL_SIZE",
+        "REDIS_HOST",
+        "REDIS_PORT",
+        "REDIS_PASSWORD",
+        "CACHE_TTL_SECONDS",
+        "CACHE_KEY_PREFIX",
+        "LOG_LEVEL",
+        "SHUTDOWN_GRACE_SECONDS",
+    ];
+    NAMES.contains(&name)
+}
+
+impl RawSettings {
+    fn into_config(self) -> Result<Config, ConfigError> {
+        let api_port = parse_port("API_PORT", self.api_port, 8080, true)?;
+        let database = DatabaseSettings {
+            host: required("DB_HOST", self.db_host)?,
+            port: parse_port("DB_PORT", self.db_port, 5432, false)?,
+            user: required("DB_USER", self.db_user)?,
+            password: Secret(self.db_password.unwrap_or_default()),
+            name: required("DB_NAME", self.db_name)?,
+            ssl_mode: parse_ssl_mode(self.db_ssl_mode)?,
+            ssl_root_cert: non_empty(self.db_ssl_root_cert).map(PathBuf::from),
+            pool_size: parse_number(
+                "DB_POOL_SIZE",
+                self.db_pool_size,
+                DEFAULT_POOL_SIZE as u64,
+                1,
+                MAX_POOL_SIZE as u64,
+            )? as usize,
+        };
+        let ttl_seconds = parse_number(
+            "CACHE_TTL_SECONDS",
+            self.cache_ttl_seconds,
+            DEFAULT_CACHE_TTL_SECONDS,
+            0,
+            MAX_CACHE_TTL_SECONDS,
+        )?;
+        let redis_port = parse_port("REDIS_PORT", self.redis_port, 6379, false)?;
+        let redis_host = non_empty(self.redis_host);
+        let cache = CacheSettings {
+            redis: redis_host.filter(|_| ttl_seconds > 0).map(|host| RedisSettings {
+                host,
+                port: redis_port,
+                password: non_empty(self.redis_password).map(Secret),
+            }),
+            ttl: Duration::from_secs(ttl_seconds),
+            key_prefix: parse_key_prefix(self.cache_key_prefix)?,
+        };
+        Ok(Config {
+            api_port,
+            database,
+            cache,
+            log_level: parse_log_level(self.log_level)?,
+            shutdown_grace: Duration::from_secs(parse_number(
+                "SHUTDOWN_GRACE_SECONDS",
+                self.shutdown_grace_seconds,
+                10,
+                0,
+                MAX_SHUTDOWN_GRACE_SECONDS,
+            )?),
+        })
+    }
+}
+
+fn non_empty(value: Option<String>) -> Option<String> {
+    value.filter(|text| !text.trim().is_empty())
+}
+
+fn required(setting: &'static str, value: Option<String>) -> Result<String, ConfigError> {
+    non_empty(value).ok_or_else(|| ConfigError::new(setting, "is required but not set"))
+}
+
+fn parse_port(
+    setting: &'static str,
+    value: Option<String>,
+    default: u16,
+    zero_allowed: bool,
+) -> Result<u16, ConfigError> {
+    let Some(text) = non_empty(value) else {
+        return Ok(default);
+    };
+    let lowest = if zero_allowed { 0 } else { 1 };
+    match text.trim().parse::<u16>() {
+        Ok(port) if port >= lowest => Ok(port),
+        _ => Err(ConfigError::new(
+            setting,
+            format!("must be a port number from {lowest} to 65535, got {text:?}"),
+        )),
+    }
+}
+
+fn parse_number(
+    setting: &'static str,
+    value: Option<String>,
+    default: u64,
+    lowest: u64,
+    highest: u64,
+) -> Result<u64, ConfigError> {
+    let Some(text) = non_empty(value) else {
+        return Ok(default);
+    };
+    match text.trim().parse::<u64>() {
+        Ok(number) if (lowest..=highest).contains(&number) => Ok(number),
+        _ => Err(ConfigError::new(
+            setting,
+            format!("must be a whole number from {lowest} to {highest}, got {text:?}"),
+        )),
+    }
+}
+
+fn parse_ssl_mode(value: Option<String>) -> Result<SslMode, ConfigError> {
+    let Some(text) = non_empty(value) else {
+        return Ok(SslMode::Disable);
+    };
+    match text.trim() {
+        "disable" => Ok(SslMode::Disable),
+        "require" => Ok(SslMode::Require),
+        "verify-full" => Ok(SslMode::VerifyFull),
+        _ => Err(ConfigError::new(
+            "DB_SSL_MODE",
+            format!("must be disable, require or verify-full, got {text:?}"),
+        )),
+    }
+}
+
+fn parse_log_level(value: Option<String>) -> Result<LogLevel, ConfigError> {
+    let Some(text) = non_empty(value) else {
+        return Ok(LogLevel::Info);
+    };
+    match text.trim().to_ascii_lowercase().as_str() {
+        "debug" | "trace" => Ok(LogLevel::Debug),
+        "info" => Ok(LogLevel::Info),
+        "warn" | "warning" => Ok(LogLevel::Warn),
+        "error" => Ok(LogLevel::Error),
+        _ => Err(ConfigError::new(
+            "LOG_LEVEL",
+            format!("must be debug, info, warn or error, got {text:?}"),
+        )),
+    }
+}
+
+/// The prefix goes verbatim into Redis keys, so it is kept to characters that need no quoting.
+fn parse_key_prefix(value: Option<String>) -> Result<String, ConfigError> {
+    let Some(text) = non_empty(value) else {
+        return Ok("gravity".to_owned());
+    };
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':');
+    if text.len() > MAX_KEY_PREFIX_LEN || !text.chars().all(allowed) {
+        return Err(ConfigError::new(
+            "CACHE_KEY_PREFIX",
+            format!(
+                "must be 1 to {MAX_KEY_PREFIX_LEN} characters of letters, digits, '_', '-', '.' or ':', got {text:?}"
+            ),
+        ));
+    }
+    Ok(text)
+}
+
+impl ConfigError {
+    pub fn new(setting: &'static str, problem: impl Into<String>) -> ConfigError {
+        ConfigError {
+            setting,
+            problem: problem.into(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(formatter, "{} {}", self.setting, self.problem)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    /// The value itself, for the one place that must hand it to a driver.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str("Secret(***)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config_from(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let base = [("DB_HOST", "db"), ("DB_USER", "gravity"), ("DB_NAME", "gravity_db")];
+        let mut vars: Vec<(String, String)> = base.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        vars.extend(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        Config::from_vars(vars)
+    }
+
+    #[test]
+    fn defaults_follow_the_contract() {
+        let config = config_from(&[]).unwrap();
+        assert_eq!(config.api_port, 8080);
+        assert_eq!(config.database.port, 5432);
+        assert_eq!(config.database.ssl_mode, SslMode::Disable);
+        assert_eq!(config.database.pool_size, DEFAULT_POOL_SIZE);
+        assert_eq!(config.cache.ttl, Duration::from_secs(300));
+        assert_eq!(config.cache.key_prefix, "gravity");
+        assert!(config.cache.redis.is_none(), "no REDIS_HOST means no cache");
+        assert_eq!(config.log_level, LogLevel::Info);
+        assert_eq!(config.shutdown_grace, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn each_required_setting_is_named_when_missing() {
+        for missing in ["DB_HOST", "DB_USER", "DB_NAME"] {
+            let vars = [("DB_HOST", "db"), ("DB_USER", "u"), ("DB_NAME", "n")]
+                .into_iter()
+                .filter(|(name, _)| *name != missing)
+                .map(|(k, v)| (k.to_string(), v.to_string()));
+            let error = Config::from_vars(vars).unwrap_err();
+            assert_eq!(error.setting, missing);
+        }
+    }
+
+    #[test]
+    fn malformed_settings_are_named() {
+        let cases = [
+            ("API_PORT", "eighty"),
+            ("API_PORT", "70000"),
+            ("DB_PORT", "0"),
+            ("DB_SSL_MODE", "prefer-ish"),
+            ("DB_POOL_SIZE", "0"),
+            ("DB_POOL_SIZE", "1000"),
+            ("REDIS_PORT", "-1"),
+            ("CACHE_TTL_SECONDS", "-5"),
+            ("CACHE_KEY_PREFIX", "has space"),
+            ("LOG_LEVEL", "loud"),
+            ("SHUTDOWN_GRACE_SECONDS", "1.5"),
+        ];
+        for (setting, value) in cases {
+            let error = config_from(&[(setting, value)]).unwrap_err();
+            assert_eq!(error.setting, setting, "{setting}={value}");
+            assert!(error.to_string().starts_with(setting));
+        }
+    }
+
+    #[test]
+    fn a_zero_ttl_turns_the_cache_off() {
+        let config = config_from(&[("REDIS_HOST", "cache"), ("CACHE_TTL_SECONDS", "0")]).unwrap();
+        assert!(config.cache.redis.is_none());
+    }
+
+    #[test]
+    fn secrets_never_show_in_debug_output() {
+        let config = config_from(&[
+            ("DB_PASSWORD", "hunter2"),
+            ("REDIS_HOST", "cache"),
+            ("REDIS_PASSWORD", "swordfish"),
+        ])
+        .unwrap();
+        let printed = format!("{config:?}");
+        assert!(
+            !printed.contains("hunter2") && !printed.contains("swordfish"),
+            "{printed}"
+        );
+    }
+
+    #[test]
+    fn ssl_modes_are_read() {
+        assert_eq!(
+            config_from(&[("DB_SSL_MODE", "require")]).unwrap().database.ssl_mode,
+            SslMode::Require
+        );
+        assert_eq!(
+            config_from(&[("DB_SSL_MODE", "verify-full")])
+                .unwrap()
+                .database
+                .ssl_mode,
+            SslMode::VerifyFull
+        );
+    }
+}

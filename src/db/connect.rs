@@ -1,0 +1,157 @@
+//! Opening one Postgres connection as the settings say: address, credentials, and TLS.
+//!
+//! TLS uses rustls (OpenSSL does not link into a static musl binary). `require` encrypts but
+//! accepts any certificate, as libpq's `require` does; `verify-full` checks the chain against
+//! `DB_SSL_ROOT_CERT` (or the public web roots) and the host name.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use tokio_postgres::config::SslMode as PgSslMode;
+use tokio_postgres::tls::MakeTlsConnect;
+use tokio_postgres::{Client, Socket};
+use tokio_postgres_rustls::MakeRustlsConnect;
+
+use crate::config::{ConfigError, DatabaseSettings, SslMode};
+
+/// How long one connection attempt may take before it counts as failed.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// A backstop on the server side: no statement runs longer than a request may (API.md: 10 s).
+const STATEMENT_TIMEOUT_MS: u32 = 10_000;
+
+/// What every connection of the process is opened with.
+#[derive(Clone)]
+pub struct Connector {
+    config: tokio_postgres::Config,
+    tls: MakeRustlsConnect,
+}
+
+/// A connection's driver: it must be polled for the client to make progress.
+pub type Driver = tokio_postgres::Connection<Socket, <MakeRustlsConnect as MakeTlsConnect<Socket>>::Stream>;
+
+impl Connector {
+    /// Builds the connection settings; fails only on a bad `DB_SSL_ROOT_CERT`.
+    pub fn new(settings: &DatabaseSettings, application_name: &str) -> Result<Connector, ConfigError> {
+        let mut config = tokio_postgres::Config::new();
+        config
+            .host(&settings.host)
+            .port(settings.port)
+            .user(&settings.user)
+            .dbname(&settings.name)
+            .application_name(application_name)
+            .connect_timeout(CONNECT_TIMEOUT)
+            .keepalives(true)
+            .keepalives_idle(Duration::from_secs(30))
+            .options(format!("-c statement_timeout={STATEMENT_TIMEOUT_MS} -c TimeZone=UTC"))
+            .ssl_mode(match settings.ssl_mode {
+                SslMode::Disable => PgSslMode::Disable,
+                SslMode::Require | SslMode::VerifyFull => PgSslMode::Require,
+            });
+        if !settings.password.expose().is_empty() {
+            config.password(settings.password.expose());
+        }
+        let tls = MakeRustlsConnect::new(tls_config(settings)?);
+        Ok(Connector { config, tls })
+    }
+
+    /// Opens a connection. The driver must be spawned or polled by the caller.
+    pub async fn connect(&self) -> Result<(Client, Driver), tokio_postgres::Error> {
+        self.config.connect(self.tls.clone()).await
+    }
+}
+
+fn tls_config(settings: &DatabaseSettings) -> Result<ClientConfig, ConfigError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default TLS versions");
+    let config = match settings.ssl_mode {
+        SslMode::Disable | SslMode::Require => builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(EncryptOnly { provider }))
+            .with_no_client_auth(),
+        SslMode::VerifyFull => builder
+            .with_root_certificates(root_store(settings)?)
+            .with_no_client_auth(),
+    };
+    Ok(config)
+}
+
+fn root_store(settings: &DatabaseSettings) -> Result<RootCertStore, ConfigError> {
+    let mut roots = RootCertStore::empty();
+    let Some(path) = &settings.ssl_root_cert else {
+        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        return Ok(roots);
+    };
+    let unreadable = |problem: String| ConfigError::new("DB_SSL_ROOT_CERT", problem);
+    let certificates = CertificateDer::pem_file_iter(path)
+        .map_err(|error| unreadable(format!("cannot be read from {}: {error}", path.display())))?;
+    for certificate in certificates {
+        let certificate = certificate.map_err(|error| unreadable(format!("holds a malformed certificate: {error}")))?;
+        roots
+            .add(certificate)
+            .map_err(|error| unreadable(format!("holds a certificate rustls refuses: {error}")))?;
+    }
+    if roots.is_empty() {
+        return Err(unreadable(format!("{} holds no PEM certificate", path.display())));
+    }
+    Ok(roots)
+}
+
+/// libpq's `sslmode=require`: the session is encrypted and the handshake signatures are checked,
+/// but the certificate is not tied to a trusted CA or to the host name.
+#[derive(Debug)]
+struct EncryptOnly {
+    provider: Arc<CryptoProvider>,
+}
+
+impl ServerCertVerifier for EncryptOnly {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        certificate: &CertificateDer<'_>,
+        signature: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(
+            message,
+            certificate,
+            signature,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        certificate: &CertificateDer<'_>,
+        signature: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(
+            message,
+            certificate,
+            signature,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider.signature_verification_algorithms.supported_schemes()
+    }
+}

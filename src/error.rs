@@ -1,0 +1,251 @@
+//! The one error type of the request path, and its one mapping to HTTP.
+//!
+//! Variants are shaped by what the client sees, not by where the failure came from: driver errors
+//! become `Unavailable` or `Internal` through `From`, and the decisions that need context (a unique
+//! violation on the email is a conflict) are made where the query runs. `into_response` is the only
+//! place that picks a status code and writes an RFC 9457 problem body. Causes of 5xx answers are
+//! kept for the log and never sent to the client.
+
+use std::fmt;
+
+use bytes::Bytes;
+use hyper::StatusCode;
+use hyper::header::{ALLOW, HeaderValue, RETRY_AFTER};
+use serde::Serialize;
+
+use crate::http::response::{HttpResponse, problem};
+
+/// Why a request failed.
+#[derive(Debug)]
+pub enum Error {
+    /// 400: the request cannot be understood (bad JSON, bad id, bad query parameter).
+    BadRequest(String),
+    /// 404
+    NotFound(String),
+    /// 405: the path exists; `allow` lists the methods it takes.
+    MethodNotAllowed { allow: &'static str },
+    /// 408: the client stopped sending its body.
+    BodyTimeout,
+    /// 409: the request collides with existing data (an email already taken).
+    Conflict(String),
+    /// 413: the body is over the limit.
+    PayloadTooLarge,
+    /// 415: the body is not declared as JSON.
+    UnsupportedMediaType,
+    /// 422: well-formed JSON whose fields break the rules; every offending field is listed.
+    InvalidFields(Vec<FieldError>),
+    /// 503: Postgres does not answer; the client may retry shortly.
+    Unavailable(Cause),
+    /// 503 from `/ready`: Postgres does not answer; `redis` is the cache's own state.
+    NotReady { redis: &'static str, cause: Cause },
+    /// 503: the request ran past its deadline.
+    Timeout,
+    /// 500: a bug or an unexpected failure; the details go to the log only.
+    Internal(Cause),
+}
+
+/// One field that breaks a rule, as listed in a 422 body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    pub field: String,
+    pub message: &'static str,
+}
+
+/// The underlying failure behind a 5xx, for the log.
+pub type Cause = Box<dyn std::error::Error + Send + Sync>;
+
+#[derive(Serialize)]
+struct Problem<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    title: &'static str,
+    status: u16,
+    detail: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    errors: Option<&'a [FieldError]>,
+    /// Readiness members, on `/ready`'s 503 only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    postgres: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    redis: Option<&'static str>,
+}
+
+impl Error {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Error::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Error::NotFound(_) => StatusCode::NOT_FOUND,
+            Error::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            Error::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
+            Error::Conflict(_) => StatusCode::CONFLICT,
+            Error::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Error::InvalidFields(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Error::Unavailable(_) | Error::NotReady { .. } | Error::Timeout => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The failure behind a 5xx answer, which the request log records.
+    pub fn cause(&self) -> Option<&Cause> {
+        match self {
+            Error::Unavailable(cause) | Error::NotReady { cause, .. } | Error::Internal(cause) => Some(cause),
+            _ => None,
+        }
+    }
+
+    /// The problem+json response a client sees.
+    pub fn into_response(self) -> HttpResponse {
+        let status = self.status();
+        let detail = match &self {
+            Error::BadRequest(detail) | Error::NotFound(detail) | Error::Conflict(detail) => detail.as_str(),
+            Error::MethodNotAllowed { .. } => "the path does not take this method",
+            Error::BodyTimeout => "the body did not arrive in time",
+            Error::PayloadTooLarge => "the body is over 65536 bytes",
+            Error::UnsupportedMediaType => "the body must be sent as Content-Type: application/json",
+            Error::InvalidFields(_) => "some fields are invalid",
+            Error::Unavailable(_) => "the database is not answering; try again shortly",
+            Error::NotReady { .. } => "postgres is not answering",
+            Error::Timeout => "the request took too long",
+            Error::Internal(_) => "an unexpected error occurred",
+        };
+        let errors = match &self {
+            Error::InvalidFields(fields) => Some(fields.as_slice()),
+            _ => None,
+        };
+        let body = Problem {
+            kind: "about:blank",
+            title: status.canonical_reason().unwrap_or("Error"),
+            status: status.as_u16(),
+            detail,
+            errors,
+            postgres: matches!(self, Error::NotReady { .. }).then_some("down"),
+            redis: match &self {
+                Error::NotReady { redis, .. } => Some(*redis),
+                _ => None,
+            },
+        };
+        let bytes = serde_json::to_vec(&body).map(Bytes::from).unwrap_or_default();
+        let mut response = problem(status, bytes);
+        match self {
+            Error::MethodNotAllowed { allow } => {
+                response.headers_mut().insert(ALLOW, HeaderValue::from_static(allow));
+            }
+            Error::Unavailable(_) | Error::NotReady { .. } | Error::Timeout => {
+                response
+                    .headers_mut()
+                    .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            _ => {}
+        }
+        response
+    }
+
+    pub fn internal(cause: impl Into<Cause>) -> Error {
+        Error::Internal(cause.into())
+    }
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: &'static str) -> FieldError {
+        FieldError {
+            field: field.into(),
+            message,
+        }
+    }
+}
+
+impl From<tokio_postgres::Error> for Error {
+    /// A lost connection means Postgres is (for now) unavailable; anything else is unexpected.
+    fn from(error: tokio_postgres::Error) -> Error {
+        let lost_connection = error.is_closed()
+            || std::error::Error::source(&error).is_some_and(|source| source.is::<std::io::Error>())
+            // 57P01 admin shutdown, 57P03 cannot connect now, 08xxx connection exceptions.
+            || error
+                .code()
+                .is_some_and(|code| code.code().starts_with("57P") || code.code().starts_with("08"));
+        if lost_connection {
+            Error::Unavailable(Box::new(error))
+        } else {
+            Error::Internal(Box::new(error))
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Unavailable(cause) | Error::NotReady { cause, .. } => {
+                write!(formatter, "database unavailable: {}", chain(cause.as_ref()))
+            }
+            Error::Internal(cause) => write!(formatter, "internal error: {}", chain(cause.as_ref())),
+            other => write!(formatter, "{}", other.status()),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// An error and its sources on one line, for the log.
+pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let next = cause.to_string();
+        if !text.ends_with(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    async fn body_of(response: HttpResponse) -> serde_json::Value {
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_problem_body_follows_rfc_9457() {
+        let response = Error::NotFound("no user with id x".into()).into_response();
+        assert_eq!(response.status(), 404);
+        assert_eq!(response.headers()["content-type"], "application/problem+json");
+        let body = body_of(response).await;
+        assert_eq!(
+            body,
+            serde_json::json!({"type":"about:blank","title":"Not Found","status":404,"detail":"no user with id x"})
+        );
+    }
+
+    #[tokio::test]
+    async fn invalid_fields_are_each_listed() {
+        let response =
+            Error::InvalidFields(vec![FieldError::new("email", "must contain exactly one @")]).into_response();
+        assert_eq!(response.status(), 422);
+        let body = body_of(response).await;
+        assert_eq!(
+            body["errors"],
+            serde_json::json!([{"field":"email","message":"must contain exactly one @"}])
+        );
+    }
+
+    #[tokio::test]
+    async fn internal_causes_are_not_sent_to_the_client() {
+        let response = Error::internal("password=hunter2 leaked in a driver message").into_response();
+        assert_eq!(response.status(), 500);
+        let body = body_of(response).await;
+        assert!(!body.to_string().contains("hunter2"));
+    }
+
+    #[test]
+    fn method_not_allowed_carries_allow() {
+        let response = Error::MethodNotAllowed { allow: "GET, HEAD" }.into_response();
+        assert_eq!(response.headers()["allow"], "GET, HEAD");
+    }
+}

@@ -1,0 +1,172 @@
+//! Reading a JSON object from a request body, with the contract's checks in the contract's order.
+//!
+//! 415 when the body is not declared as JSON, 413 when it is over the limit (decided from
+//! `Content-Length` before reading, and enforced while reading so an oversized chunked body is
+//! never buffered), 408 when the client stops sending, 400 when it is not one JSON object or
+//! repeats a key. What the fields mean is the caller's business.
+
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderMap};
+use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
+use serde_json::Value;
+
+use crate::error::Error;
+
+/// The largest body accepted, in bytes.
+pub const BODY_LIMIT: usize = 65_536;
+
+/// How long a client may take to send a body once its headers are in; as long as the header timeout.
+pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A JSON object's members in the order sent; keys are unique.
+#[derive(Debug, Default, PartialEq)]
+pub struct JsonObject(pub Vec<(String, Value)>);
+
+/// Reads the body of a request that must carry one JSON object.
+pub async fn read_json_object(headers: &HeaderMap, body: Incoming) -> Result<JsonObject, Error> {
+    if !declares_json(headers) {
+        return Err(Error::UnsupportedMediaType);
+    }
+    let declared_length = headers
+        .get(CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|text| text.parse::<u64>().ok());
+    if declared_length.is_some_and(|length| length > BODY_LIMIT as u64) {
+        return Err(Error::PayloadTooLarge);
+    }
+    let collected = tokio::time::timeout(BODY_READ_TIMEOUT, Limited::new(body, BODY_LIMIT).collect())
+        .await
+        .map_err(|_| Error::BodyTimeout)?;
+    let bytes = match collected {
+        Ok(collected) => collected.to_bytes(),
+        Err(error) if error.is::<http_body_util::LengthLimitError>() => return Err(Error::PayloadTooLarge),
+        Err(_) => return Err(Error::BadRequest("the body could not be read".into())),
+    };
+    parse_json_object(&bytes)
+}
+
+/// `application/json`, with any parameters (`; charset=utf-8`), in any letter case.
+pub fn declares_json(headers: &HeaderMap) -> bool {
+    let Some(value) = headers.get(CONTENT_TYPE).and_then(|value| value.to_str().ok()) else {
+        return false;
+    };
+    let media_type = value.split(';').next().unwrap_or_default().trim();
+    media_type.eq_ignore_ascii_case("application/json")
+}
+
+/// Parses bytes that must hold exactly one JSON object with unique keys.
+pub fn parse_json_object(bytes: &[u8]) -> Result<JsonObject, Error> {
+    serde_json::from_slice::<JsonObject>(bytes).map_err(|error| {
+        let detail = if error.is_data() {
+            // Raised by the visitor below: valid JSON, wrong shape.
+            error.to_string()
+        } else {
+            format!("the body is not valid JSON: {error}")
+        };
+        Error::BadRequest(detail)
+    })
+}
+
+impl<'de> Deserialize<'de> for JsonObject {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<JsonObject, D::Error> {
+        deserializer.deserialize_any(ObjectVisitor)
+    }
+}
+
+struct ObjectVisitor;
+
+impl<'de> Visitor<'de> for ObjectVisitor {
+    type Value = JsonObject;
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("the body to be a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<JsonObject, A::Error> {
+        let mut members: Vec<(String, Value)> = Vec::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if members.iter().any(|(seen, _)| *seen == key) {
+                return Err(de::Error::custom(format_args!(
+                    "the key {key:?} appears more than once"
+                )));
+            }
+            let value = map.next_value::<Value>()?;
+            members.push((key, value));
+        }
+        Ok(JsonObject(members))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hyper::header::HeaderValue;
+
+    fn headers_with(content_type: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_str(content_type).unwrap());
+        headers
+    }
+
+    #[test]
+    fn json_content_types_are_recognised() {
+        for accepted in [
+            "application/json",
+            "application/json; charset=utf-8",
+            "Application/JSON;charset=UTF-8",
+        ] {
+            assert!(declares_json(&headers_with(accepted)), "{accepted}");
+        }
+        for refused in [
+            "text/plain",
+            "application/jsonx",
+            "application/x-www-form-urlencoded",
+            "",
+        ] {
+            assert!(!declares_json(&headers_with(refused)), "{refused}");
+        }
+        assert!(!declares_json(&HeaderMap::new()));
+    }
+
+    #[test]
+    fn an_object_is_parsed_in_order() {
+        let object = parse_json_object(br#"{"name":"Ada","email":null}"#).unwrap();
+        assert_eq!(object.0[0].0, "name");
+        assert_eq!(object.0[1], ("email".to_string(), Value::Null));
+    }
+
+    #[test]
+    fn anything_but_one_object_is_a_bad_request() {
+        let deep = "[".repeat(10_000);
+        for body in [
+            &b"[1,2]"[..],
+            b"\"text\"",
+            b"42",
+            b"null",
+            b"{",
+            b"{}{}",
+            b"",
+            b"\xff\xfe",
+            deep.as_bytes(),
+        ] {
+            let error = parse_json_object(body).unwrap_err();
+            assert!(
+                matches!(error, Error::BadRequest(_)),
+                "{:?}",
+                String::from_utf8_lossy(body)
+            );
+        }
+    }
+
+    #[test]
+    fn a_repeated_key_is_a_bad_request() {
+        let error = parse_json_object(br#"{"name":"a","name":"b"}"#).unwrap_err();
+        let Error::BadRequest(detail) = error else {
+            panic!("expected 400")
+        };
+        assert!(detail.contains("more than once"), "{detail}");
+    }
+}

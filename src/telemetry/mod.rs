@@ -1,0 +1,4 @@
+//! What the service tells its operators: JSON log lines and Prometheus metrics.
+
+pub mod log;
+pub mod metrics;
