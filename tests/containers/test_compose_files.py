@@ -287,6 +287,12 @@ def test_dev_cargo_watch_watches_paths_that_exist_and_everything_the_build_embed
         )
 
 
+def test_dev_compose_runs_the_same_watch_command_as_the_dev_image(development, dockerfile) -> None:
+    # `docker run gravity-bff:dev` and `make dev` must behave alike.
+    (cmd,) = dockerfile.stage("dev").all("CMD")
+    assert development["services"]["api"]["command"] == cmd.exec_form()
+
+
 def test_dev_builds_the_dev_stage_under_its_own_tag(development, production, dockerfile) -> None:
     for name in ("api", "migrate"):
         service = development["services"][name]
@@ -395,14 +401,20 @@ def named_volume_source(volume: Any) -> str | None:
 
 
 def embedded_files() -> list[Path]:
-    """Files the crate reads at compile time: include_str!/include_bytes! literals and build.rs inputs."""
+    """Files the crate reads at compile time: include_str!/include_bytes! literals in src/, and
+    build.rs itself with every repo path it opens from CARGO_MANIFEST_DIR (`.join("...")`)."""
     found: list[Path] = []
-    for source in list((REPO / "src").rglob("*.rs")) + [REPO / "build.rs"]:
-        if not source.is_file():
-            continue
+    for source in (REPO / "src").rglob("*.rs"):
         text = source.read_text(encoding="utf-8")
         for match in re.finditer(r"include_(?:str|bytes)!\(\s*\"([^\"]+)\"\s*\)", text):
             found.append((source.parent / match.group(1)).resolve())
-    if (REPO / "build.rs").is_file():
-        found += [path.resolve() for path in (REPO / "migrations").glob("*.sql")]
+    build_script = REPO / "build.rs"
+    if build_script.is_file():
+        found.append(build_script)
+        for match in re.finditer(r"\.join\(\s*\"([^\"]+)\"\s*\)", build_script.read_text(encoding="utf-8")):
+            path = REPO / match.group(1)
+            if path.is_dir():
+                found += sorted(p for p in path.rglob("*") if p.is_file())
+            elif path.is_file():
+                found.append(path)
     return found
