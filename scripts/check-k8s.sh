@@ -12,7 +12,6 @@
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-ROOT=$PWD
 REQ=tools/requirements-k8s.txt
 K8S=deploy/k8s
 
