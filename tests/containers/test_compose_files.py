@@ -126,8 +126,11 @@ def test_migrate_waits_for_a_healthy_db(production) -> None:
 
 def test_migrate_runs_the_api_image_once_against_db_5432(production) -> None:
     api, migrate = production["services"]["api"], production["services"]["migrate"]
-    assert migrate["image"] == api["image"]
-    assert migrate["build"] == api["build"]
+    # The very image api builds: same tag, built once (two builds of one tag can collide), and
+    # never pulled from a registry in its place.
+    assert migrate["image"] == api["image"] and "build" in api
+    assert "build" not in migrate
+    assert migrate["pull_policy"] == "never"
     assert migrate["command"] == ["migrate", "up"]
     assert migrate["environment"]["DB_HOST"] == "db"
     assert migrate["environment"]["DB_PORT"] == "5432"
@@ -294,10 +297,10 @@ def test_dev_compose_runs_the_same_watch_command_as_the_dev_image(development, d
 
 
 def test_dev_builds_the_dev_stage_under_its_own_tag(development, production, dockerfile) -> None:
-    for name in ("api", "migrate"):
-        service = development["services"][name]
-        assert service["build"]["target"] == "dev"
-        assert service["image"] != production["services"][name]["image"], "a dev build must not overwrite the production tag"
+    api, migrate = development["services"]["api"], development["services"]["migrate"]
+    assert api["build"]["target"] == "dev" and "build" not in migrate
+    assert migrate["image"] == api["image"]
+    assert api["image"] != production["services"]["api"]["image"], "a dev build must not overwrite the production tag"
     dev_stage = dockerfile.stage("dev")
     assert any("cargo-watch" in run.arguments for run in dev_stage.all("RUN"))
 
