@@ -26,6 +26,26 @@ DOCKERFILE = ROOT / "Dockerfile"
 
 SSL_MODES = {"disable", "require", "verify-full"}
 
+# Every environment variable the service reads (API.md, "Configuration").
+SERVICE_SETTINGS = {
+    "API_PORT",
+    "DB_HOST",
+    "DB_PORT",
+    "DB_USER",
+    "DB_PASSWORD",
+    "DB_NAME",
+    "DB_SSL_MODE",
+    "DB_SSL_ROOT_CERT",
+    "DB_POOL_SIZE",
+    "REDIS_HOST",
+    "REDIS_PORT",
+    "REDIS_PASSWORD",
+    "CACHE_TTL_SECONDS",
+    "CACHE_KEY_PREFIX",
+    "LOG_LEVEL",
+    "SHUTDOWN_GRACE_SECONDS",
+}
+
 
 # --------------------------------------------------------------------------- rendering
 

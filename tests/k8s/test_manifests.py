@@ -319,12 +319,23 @@ def test_rollout_phases_by_component_label(docs):
 
 
 def test_config_values_are_valid(config, variant, deployment, job):
+    # The service ignores names it does not know, so a typo here would silently
+    # fall back to a default: every key must be one of its settings (API.md).
+    unknown = set(config) - k8slib.SERVICE_SETTINGS
+    assert not unknown, f"ConfigMap keys the service does not read: {sorted(unknown)}"
+    for key in ("DB_HOST", "DB_USER", "DB_NAME"):
+        assert config.get(key, "").strip(), f"{key} is required by the service"
     assert config["DB_SSL_MODE"] in k8slib.SSL_MODES
     if variant != "base":
         assert config["DB_SSL_MODE"] != "disable", "a managed Postgres is reached over the network: use TLS"
-    for key in ("API_PORT", "DB_PORT", "REDIS_PORT", "DB_POOL_SIZE", "SHUTDOWN_GRACE_SECONDS"):
-        assert int(config[key]) > 0, key
-    assert int(config["CACHE_TTL_SECONDS"]) >= 0
+    for key in ("API_PORT", "DB_PORT", "REDIS_PORT"):
+        assert 1 <= int(config[key]) <= 65535, key
+    # The ranges the service accepts (src/config.rs); outside them it exits with code 2.
+    assert 1 <= int(config["DB_POOL_SIZE"]) <= 64
+    assert 0 <= int(config["CACHE_TTL_SECONDS"]) <= 7 * 24 * 3600
+    assert 1 <= int(config["SHUTDOWN_GRACE_SECONDS"]) <= 3600
+    assert config["LOG_LEVEL"].lower() in {"trace", "debug", "info", "warn", "warning", "error"}
+    assert re.fullmatch(r"[A-Za-z0-9_.:-]{1,64}", config["CACHE_KEY_PREFIX"])
     for key in config:
         assert not k8slib.SECRETISH_KEY.search(key), f"{key} belongs in the Secret, not the ConfigMap"
 
@@ -348,8 +359,10 @@ def test_secret_refs_match_the_example_secret(deployment, job):
     example = k8slib.load_files([k8slib.BASE_DIR / "secret.example.yaml"])
     secret = find(example, "Secret")
     keys = set(secret.get("stringData", {})) | set(secret.get("data", {}))
+    assert keys <= k8slib.SERVICE_SETTINGS, f"Secret keys the service does not read: {keys - k8slib.SERVICE_SETTINGS}"
     for wl in (deployment, job):
         for e in only_container(wl).get("env", []):
+            assert e["name"] in k8slib.SERVICE_SETTINGS, f"{e['name']} is not a setting of the service"
             ref = e.get("valueFrom", {}).get("secretKeyRef")
             if ref:
                 assert ref["name"] == secret["metadata"]["name"], e["name"]
