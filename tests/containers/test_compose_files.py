@@ -79,6 +79,13 @@ def test_every_healthcheck_of_the_shell_less_app_image_is_exec_form(model_name: 
 
 
 @pytest.mark.parametrize("model_name", ["production", "development", "testing"])
+def test_no_healthcheck_needs_docker_25(model_name: str, request) -> None:
+    # compose refuses start_interval on engines older than 25 (still shipped by distributions).
+    for name, service in request.getfixturevalue(model_name)["services"].items():
+        assert "start_interval" not in service.get("healthcheck", {}), name
+
+
+@pytest.mark.parametrize("model_name", ["production", "development", "testing"])
 def test_every_named_volume_and_network_used_is_declared(model_name: str, request) -> None:
     model = request.getfixturevalue(model_name)
     declared_volumes = set(model.get("volumes") or {})
