@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Checks the container system without a Docker engine, and says what it checked:
 #   1. hadolint on the Dockerfile (rules and the one justified exception in .hadolint.yaml)
-#   2. shellcheck on the container scripts
+#   2. shellcheck on the container scripts, ruff on tests/containers
 #   3. each compose file against the Compose Specification's JSON Schema, alone, and
 #      docker-compose.yml + docker-compose.dev.yml merged and interpolated as compose would
 #   4. `docker compose config` on the same files, where Compose v2 is installed (skipped otherwise)
@@ -88,6 +88,9 @@ check "hadolint: Dockerfile (config .hadolint.yaml)" \
 
 check "shellcheck: scripts/compose.sh scripts/check-containers.sh scripts/chroot-smoke.sh" \
     shellcheck scripts/compose.sh scripts/check-containers.sh scripts/chroot-smoke.sh
+
+check "ruff: tests/containers lint and format (tests/containers/ruff.toml)" \
+    bash -c 'ruff check --quiet tests/containers && ruff format --check --quiet tests/containers'
 
 for file in docker-compose.yml docker-compose.dev.yml docker-compose.test.yml; do
     check "compose schema ($spec): $file alone" \

@@ -152,9 +152,7 @@ def normalise_service(service: dict[str, Any]) -> dict[str, Any]:
                 mapping[key] = item_value if separator else None
             service[attribute] = mapping
     if isinstance(service.get("depends_on"), list):
-        service["depends_on"] = {
-            name: {"condition": "service_started"} for name in service["depends_on"]
-        }
+        service["depends_on"] = {name: {"condition": "service_started"} for name in service["depends_on"]}
     if isinstance(service.get("env_file"), str):
         service["env_file"] = [service["env_file"]]
     if isinstance(service.get("build"), str):
@@ -246,9 +244,7 @@ def merge_files(documents: list[dict[str, Any]]) -> dict[str, Any]:
                 for name, service in (value or {}).items():
                     service = service or {}
                     services[name] = (
-                        merge_service(services[name], service)
-                        if name in services
-                        else normalise_service(service)
+                        merge_service(services[name], service) if name in services else normalise_service(service)
                     )
             elif isinstance(merged.get(key), dict) and isinstance(value, dict):
                 merged[key] = merge_mappings(merged[key], value)

@@ -9,34 +9,17 @@ docker-compose.dev.yml merged over docker-compose.yml by the Compose Specificati
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import compose_model  # noqa: E402  (needs the path above)
 import dockerfile_model  # noqa: E402
-
-REPO = HERE.parent.parent
-PRODUCTION = REPO / "docker-compose.yml"
-DEVELOPMENT = REPO / "docker-compose.dev.yml"
-TESTING = REPO / "docker-compose.test.yml"
-ALL_COMPOSE_FILES = [PRODUCTION, DEVELOPMENT, TESTING]
-# The image that api and migrate are built as; anything else is a third-party image.
-APP_IMAGE_NAME = "gravity-bff"
-
-
-def compose_spec_path() -> Path:
-    """shared/ beside the repo (CI), else the vendored copy; COMPOSE_SPEC overrides both."""
-    if os.environ.get("COMPOSE_SPEC"):
-        return Path(os.environ["COMPOSE_SPEC"])
-    shared = REPO.parent / "shared" / "compose-spec.json"
-    return shared if shared.is_file() else REPO / "tools" / "compose-spec.json"
+from containers_support import ALL_COMPOSE_FILES, DEVELOPMENT, PRODUCTION, REPO, TESTING, compose_spec_path  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -74,8 +57,3 @@ def testing() -> dict[str, Any]:
 @pytest.fixture(scope="session")
 def dockerfile() -> dockerfile_model.Dockerfile:
     return dockerfile_model.parse((REPO / "Dockerfile").read_text(encoding="utf-8"))
-
-
-def is_app_service(service: dict[str, Any]) -> bool:
-    """Runs this repo's image (built from the Dockerfile), which has no shell."""
-    return "build" in service or str(service.get("image", "")).startswith(APP_IMAGE_NAME + ":")

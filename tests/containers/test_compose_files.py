@@ -15,13 +15,14 @@ import jsonschema
 import pytest
 
 import compose_model
-from conftest import (
+from containers_support import (
     ALL_COMPOSE_FILES,
     APP_IMAGE_NAME,
     DEVELOPMENT,
     PRODUCTION,
     REPO,
     TESTING,
+    embedded_files,
     is_app_service,
 )
 
@@ -113,7 +114,9 @@ def test_every_variable_the_stack_interpolates_is_in_env_example_or_has_a_defaul
     text = path.read_text(encoding="utf-8").replace("$$", "")
     for match in re.finditer(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(:?-)?", text):
         name, has_default = match.group(1), match.group(2)
-        assert has_default or name in example_env, f"{path.name} uses ${{{name}}} without a default and .env.example lacks it"
+        assert has_default or name in example_env, (
+            f"{path.name} uses ${{{name}}} without a default and .env.example lacks it"
+        )
 
 
 # --- production: docker-compose.yml ------------------------------------------------------------------
@@ -167,7 +170,9 @@ def test_api_listens_on_8080_inside_and_only_the_host_port_follows_api_port(raw,
     api = production["services"]["api"]
     assert api["environment"]["API_PORT"] == "8080"
     assert raw["docker-compose.yml"]["services"]["api"]["ports"] == ["${API_PORT:-8080}:8080"]
-    other = compose_model.load_model([PRODUCTION], {"API_PORT": "9000-9002", "DB_USER": "u", "DB_PASSWORD": "p", "DB_NAME": "n"})
+    other = compose_model.load_model(
+        [PRODUCTION], {"API_PORT": "9000-9002", "DB_USER": "u", "DB_PASSWORD": "p", "DB_NAME": "n"}
+    )
     assert other["services"]["api"]["ports"] == ["9000-9002:8080"]
     assert other["services"]["api"]["environment"]["API_PORT"] == "8080"
 
@@ -195,11 +200,17 @@ def test_production_publishes_no_database_or_cache_port(production) -> None:
     assert published == ["api"]
 
 
-def test_db_is_postgres_15_with_credentials_from_env_a_named_volume_and_a_tcp_health_check(raw, production, example_env) -> None:
+def test_db_is_postgres_15_with_credentials_from_env_a_named_volume_and_a_tcp_health_check(
+    raw, production, example_env
+) -> None:
     db_raw = raw["docker-compose.yml"]["services"]["db"]
     db = production["services"]["db"]
     assert db["image"] == "postgres:15-alpine"
-    for postgres_name, setting in [("POSTGRES_USER", "DB_USER"), ("POSTGRES_PASSWORD", "DB_PASSWORD"), ("POSTGRES_DB", "DB_NAME")]:
+    for postgres_name, setting in [
+        ("POSTGRES_USER", "DB_USER"),
+        ("POSTGRES_PASSWORD", "DB_PASSWORD"),
+        ("POSTGRES_DB", "DB_NAME"),
+    ]:
         assert db_raw["environment"][postgres_name].startswith("${" + setting)
         assert db["environment"][postgres_name] == example_env[setting]
     assert "pgdata:/var/lib/postgresql/data" in db["volumes"]
@@ -408,23 +419,3 @@ def named_volume_source(volume: Any) -> str | None:
     if len(parts) == 1 or parts[0].startswith((".", "/", "~", "$")):
         return None
     return parts[0]
-
-
-def embedded_files() -> list[Path]:
-    """Files the crate reads at compile time: include_str!/include_bytes! literals in src/, and
-    build.rs itself with every repo path it opens from CARGO_MANIFEST_DIR (`.join("...")`)."""
-    found: list[Path] = []
-    for source in (REPO / "src").rglob("*.rs"):
-        text = source.read_text(encoding="utf-8")
-        for match in re.finditer(r"include_(?:str|bytes)!\(\s*\"([^\"]+)\"\s*\)", text):
-            found.append((source.parent / match.group(1)).resolve())
-    build_script = REPO / "build.rs"
-    if build_script.is_file():
-        found.append(build_script)
-        for match in re.finditer(r"\.join\(\s*\"([^\"]+)\"\s*\)", build_script.read_text(encoding="utf-8")):
-            path = REPO / match.group(1)
-            if path.is_dir():
-                found += sorted(p for p in path.rglob("*") if p.is_file())
-            elif path.is_file():
-                found.append(path)
-    return found

@@ -19,14 +19,22 @@ def write(tmp_path: Path, name: str, text: str) -> Path:
 
 
 def test_mappings_merge_key_by_key_and_scalars_are_replaced(tmp_path) -> None:
-    base = write(tmp_path, "a.yml", """
+    base = write(
+        tmp_path,
+        "a.yml",
+        """
         services:
           web: {image: a, environment: {A: "1", B: "2"}, build: {context: ., target: runtime}}
-    """)
-    override = write(tmp_path, "b.yml", """
+    """,
+    )
+    override = write(
+        tmp_path,
+        "b.yml",
+        """
         services:
           web: {image: b, environment: [B=3, C=4], build: {target: dev}}
-    """)
+    """,
+    )
     web = compose_model.load_model([base, override])["services"]["web"]
     assert web["image"] == "b"
     assert web["environment"] == {"A": "1", "B": "3", "C": "4"}
@@ -34,20 +42,28 @@ def test_mappings_merge_key_by_key_and_scalars_are_replaced(tmp_path) -> None:
 
 
 def test_command_entrypoint_and_healthcheck_test_are_replaced_not_appended(tmp_path) -> None:
-    base = write(tmp_path, "a.yml", """
+    base = write(
+        tmp_path,
+        "a.yml",
+        """
         services:
           web:
             command: [serve]
             entrypoint: [/a]
             healthcheck: {test: [CMD, /a, --health], interval: 10s}
-    """)
-    override = write(tmp_path, "b.yml", """
+    """,
+    )
+    override = write(
+        tmp_path,
+        "b.yml",
+        """
         services:
           web:
             command: [cargo, watch]
             entrypoint: [/b]
             healthcheck: {test: [CMD, /b], start_period: 5m}
-    """)
+    """,
+    )
     web = compose_model.load_model([base, override])["services"]["web"]
     assert web["command"] == ["cargo", "watch"]
     assert web["entrypoint"] == ["/b"]
@@ -55,7 +71,10 @@ def test_command_entrypoint_and_healthcheck_test_are_replaced_not_appended(tmp_p
 
 
 def test_ports_and_volumes_are_unique_by_their_keys_other_sequences_append(tmp_path) -> None:
-    base = write(tmp_path, "a.yml", """
+    base = write(
+        tmp_path,
+        "a.yml",
+        """
         services:
           web:
             ports: ["8080:8080"]
@@ -63,8 +82,12 @@ def test_ports_and_volumes_are_unique_by_their_keys_other_sequences_append(tmp_p
             cap_drop: [ALL]
             env_file: .env
             depends_on: [db]
-    """)
-    override = write(tmp_path, "b.yml", """
+    """,
+    )
+    override = write(
+        tmp_path,
+        "b.yml",
+        """
         services:
           web:
             ports: ["8080:8080", "127.0.0.1:9000:9000"]
@@ -72,7 +95,8 @@ def test_ports_and_volumes_are_unique_by_their_keys_other_sequences_append(tmp_p
             cap_drop: [ALL, NET_RAW]
             env_file: [dev.env]
             depends_on: {cache: {condition: service_healthy}}
-    """)
+    """,
+    )
     web = compose_model.load_model([base, override])["services"]["web"]
     assert web["ports"] == ["8080:8080", "127.0.0.1:9000:9000"]
     assert web["volumes"] == ["other:/work", "logs:/logs", {"type": "bind", "source": ".", "target": "/app"}]
@@ -90,14 +114,18 @@ def test_top_level_volumes_and_new_services_are_added(tmp_path) -> None:
 
 
 def test_anchors_and_merge_keys_resolve_like_compose(tmp_path) -> None:
-    path = write(tmp_path, "a.yml", """
+    path = write(
+        tmp_path,
+        "a.yml",
+        """
         x-common: &common {read_only: true, restart: always}
         x-more: &more {cap_drop: [ALL]}
         services:
           web:
             <<: [*common, *more]
             restart: "no"
-    """)
+    """,
+    )
     web = compose_model.load_model([path])["services"]["web"]
     assert web == {"read_only": True, "restart": "no", "cap_drop": ["ALL"]}
 
@@ -129,7 +157,10 @@ def test_required_variables_fail_with_their_message(text: str, env: dict[str, st
 
 
 def test_env_files_parse_like_compose_dotenv(tmp_path) -> None:
-    path = write(tmp_path, "x.env", """
+    path = write(
+        tmp_path,
+        "x.env",
+        """
         # comment
         A=1
         export B=two words
@@ -138,7 +169,8 @@ def test_env_files_parse_like_compose_dotenv(tmp_path) -> None:
         E=value # trailing comment
         F=
         # G=commented out
-    """)
+    """,
+    )
     assert compose_model.parse_env_file(path) == {
         "A": "1", "B": "two words", "C": "single $quoted", "D": "double", "E": "value", "F": "",
     }  # fmt: skip

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO
+from containers_support import REPO
 
 WRAPPER = REPO / "scripts" / "compose.sh"
 
@@ -69,13 +69,17 @@ def test_compose_v1_is_refused_with_one_line(tmp_path) -> None:
 
 
 def test_an_engine_that_does_not_answer_fails_with_one_line(tmp_path) -> None:
-    completed = run(make_path(tmp_path, docker=DOCKER_WITH_PLUGIN), "-f", "docker-compose.test.yml", "up", "-d", "--wait")
+    completed = run(
+        make_path(tmp_path, docker=DOCKER_WITH_PLUGIN), "-f", "docker-compose.test.yml", "up", "-d", "--wait"
+    )
     assert completed.returncode != 0
     assert completed.stderr.count("\n") == 1 and "engine does not answer" in completed.stderr
     assert "docker compose" not in completed.stdout  # compose itself never ran
 
 
-@pytest.mark.parametrize("command", [["config"], ["-f", "a.yml", "-f", "b.yml", "config", "-q"], ["--profile", "x", "config", "--services"]])
+@pytest.mark.parametrize(
+    "command", [["config"], ["-f", "a.yml", "-f", "b.yml", "config", "-q"], ["--profile", "x", "config", "--services"]]
+)
 def test_commands_that_only_read_files_need_no_engine(tmp_path, command: list[str]) -> None:
     completed = run(make_path(tmp_path, docker=DOCKER_WITH_PLUGIN), *command)
     assert completed.returncode == 0, completed.stderr
@@ -92,6 +96,8 @@ def test_the_plugin_gets_the_arguments_verbatim_when_the_engine_answers(tmp_path
 
 def test_a_standalone_compose_v2_is_used_when_the_plugin_is_missing(tmp_path) -> None:
     v2 = 'if [ "$1 $2" = "version --short" ]; then echo 2.29.7; exit 0; fi; echo "docker-compose $*"\n'
-    completed = run(make_path(tmp_path, docker="export ENGINE_UP=1\n" + DOCKER_WITHOUT_PLUGIN, docker_compose=v2), "down", "-v")
+    completed = run(
+        make_path(tmp_path, docker="export ENGINE_UP=1\n" + DOCKER_WITHOUT_PLUGIN, docker_compose=v2), "down", "-v"
+    )
     assert completed.returncode == 0, completed.stderr
     assert completed.stdout.strip() == "docker-compose down -v"

@@ -3,17 +3,10 @@
 from __future__ import annotations
 
 import re
-import sys
-
-import pytest
+import tomllib
 
 import dockerfile_model
-from conftest import REPO
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - CI and the dev machines run 3.11+
-    tomllib = None
+from containers_support import REPO
 
 RUNTIME_BASES = {"gcr.io/distroless/static-debian12:nonroot", "scratch"}
 MUSL_TARGET = "x86_64-unknown-linux-musl"
@@ -34,8 +27,6 @@ def test_builder_uses_a_pinned_official_rust_image_at_least_the_crates_rust_vers
     base = dockerfile.stage("toolchain").base
     match = re.fullmatch(r"rust:(\d+)\.(\d+)(?:\.\d+)?-[a-z-]+", base)
     assert match, f"the Rust base must be an official rust:X.Y-variant tag, got {base}"
-    if tomllib is None:
-        pytest.skip("tomllib needs Python 3.11")
     manifest = tomllib.loads((REPO / "Cargo.toml").read_text(encoding="utf-8"))
     required = tuple(int(part) for part in manifest["package"]["rust-version"].split(".")[:2])
     assert (int(match.group(1)), int(match.group(2))) >= required
@@ -50,7 +41,11 @@ def test_the_dependency_build_is_its_own_cached_layer_before_the_source_is_copie
     assert cook < copy_source < build
     for index in (cook, build):
         arguments = keywords[index][1]
-        assert "--release" in arguments and "--locked" in arguments and MUSL_TARGET in arguments.replace("$MUSL_TARGET", MUSL_TARGET)
+        assert (
+            "--release" in arguments
+            and "--locked" in arguments
+            and MUSL_TARGET in arguments.replace("$MUSL_TARGET", MUSL_TARGET)
+        )
     # The build refuses to hand on a dummy (cargo-chef skeleton) or a dynamically linked binary.
     assert "--version" in keywords[build][1] and "INTERP" in keywords[build][1]
 

@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 
 import compose_model
-from conftest import REPO
-from test_compose_files import embedded_files
+from containers_support import REPO, embedded_files
 
 # The settings of API.md's "Configuration" section plus DB_SSL_ROOT_CERT (the verify-full CA
 # bundle); used as is when ../shared/API.md is not beside the repo.
@@ -84,7 +83,9 @@ def test_make_env_creates_a_private_env_with_a_random_password(tmp_path: Path) -
         created = compose_model.parse_env_file(tmp_path / ".env")
         example = compose_model.parse_env_file(tmp_path / ".env.example")
         assert stat.S_IMODE((tmp_path / ".env").stat().st_mode) == 0o600
-        assert {k: v for k, v in created.items() if k != "DB_PASSWORD"} == {k: v for k, v in example.items() if k != "DB_PASSWORD"}
+        assert {k: v for k, v in created.items() if k != "DB_PASSWORD"} == {
+            k: v for k, v in example.items() if k != "DB_PASSWORD"
+        }
         assert re.fullmatch(r"[0-9a-f]{32}", created["DB_PASSWORD"])
         passwords.append(created["DB_PASSWORD"])
     assert passwords[0] != passwords[1]
@@ -143,14 +144,29 @@ def is_excluded(relative_path: str) -> bool:
 
 @pytest.mark.parametrize(
     "path",
-    ["target/release/gravity-bff", "target", ".git/HEAD", ".env", ".env.local", ".idea/workspace.xml", "tests/containers/conftest.py"],
+    [
+        "target/release/gravity-bff",
+        "target",
+        ".git/HEAD",
+        ".env",
+        ".env.local",
+        ".idea/workspace.xml",
+        "tests/containers/conftest.py",
+    ],
 )
 def test_dockerignore_keeps_build_outputs_vcs_and_secrets_out_of_the_context(path: str) -> None:
     assert is_excluded(path)
 
 
 def test_dockerignore_keeps_everything_cargo_reads_in_the_context() -> None:
-    needed = ["Cargo.toml", "Cargo.lock", "src/main.rs", "src/lib.rs", "build.rs", "migrations/0001_initial_schema.up.sql"]
+    needed = [
+        "Cargo.toml",
+        "Cargo.lock",
+        "src/main.rs",
+        "src/lib.rs",
+        "build.rs",
+        "migrations/0001_initial_schema.up.sql",
+    ]
     needed += [path.relative_to(REPO).as_posix() for path in embedded_files()]
     needed += [path.relative_to(REPO).as_posix() for path in (REPO / "src").rglob("*.rs")]
     needed += [path.relative_to(REPO).as_posix() for path in (REPO / "tests").rglob("*.rs")]

@@ -1,0 +1,51 @@
+"""Paths and helpers shared by the container-system tests (a uniquely named module, so that
+running these tests together with another folder's conftest.py cannot mix the two up)."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+PRODUCTION = REPO / "docker-compose.yml"
+DEVELOPMENT = REPO / "docker-compose.dev.yml"
+TESTING = REPO / "docker-compose.test.yml"
+ALL_COMPOSE_FILES = [PRODUCTION, DEVELOPMENT, TESTING]
+# The image that api and migrate run; anything else is a third-party image.
+APP_IMAGE_NAME = "gravity-bff"
+
+
+def compose_spec_path() -> Path:
+    """shared/ beside the repo (CI), else the vendored copy; COMPOSE_SPEC overrides both."""
+    if os.environ.get("COMPOSE_SPEC"):
+        return Path(os.environ["COMPOSE_SPEC"])
+    shared = REPO.parent / "shared" / "compose-spec.json"
+    return shared if shared.is_file() else REPO / "tools" / "compose-spec.json"
+
+
+def is_app_service(service: dict[str, Any]) -> bool:
+    """Runs this repo's image (built from the Dockerfile), which has no shell."""
+    return "build" in service or str(service.get("image", "")).startswith(APP_IMAGE_NAME + ":")
+
+
+def embedded_files() -> list[Path]:
+    """Files the crate reads at compile time: include_str!/include_bytes! literals in src/, and
+    build.rs itself with every repo path it opens from CARGO_MANIFEST_DIR (`.join("...")`)."""
+    found: list[Path] = []
+    for source in (REPO / "src").rglob("*.rs"):
+        text = source.read_text(encoding="utf-8")
+        for match in re.finditer(r"include_(?:str|bytes)!\(\s*\"([^\"]+)\"\s*\)", text):
+            found.append((source.parent / match.group(1)).resolve())
+    build_script = REPO / "build.rs"
+    if build_script.is_file():
+        found.append(build_script)
+        for match in re.finditer(r"\.join\(\s*\"([^\"]+)\"\s*\)", build_script.read_text(encoding="utf-8")):
+            path = REPO / match.group(1)
+            if path.is_dir():
+                found += sorted(p for p in path.rglob("*") if p.is_file())
+            elif path.is_file():
+                found.append(path)
+    return found
