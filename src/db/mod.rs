@@ -268,7 +268,7 @@ impl Keeper {
                 Err(error) => {
                     failures += 1;
                     // The first failure and then one in twenty: enough to see an outage, not a flood.
-                    if failures == 1 || failures % 20 == 0 {
+                    if failures == 1 || failures.is_multiple_of(20) {
                         self.logger.warn(
                             "postgres connection failed",
                             &[

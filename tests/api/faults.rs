@@ -1,0 +1,287 @@
+//! Faults: Redis absent, dying, hanging; Postgres gone and back; backends killed; slow and
+//! hostile clients.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Mutex;
+use tokio::task::JoinHandle;
+
+use crate::helpers::{OwnRedis, eventually, free_port, spawn_app_with};
+
+#[tokio::test]
+async fn reads_succeed_from_postgres_when_redis_is_not_running() {
+    let nobody = free_port();
+    let app = spawn_app_with(|config| config.cache.redis.as_mut().unwrap().port = nobody).await;
+    let created = app.create_user(json!({"name": "Ada"})).await;
+    let path = format!("/v1/users/{}", created["id"].as_str().unwrap());
+    for _ in 0..5 {
+        let response = app.get(&path).await;
+        assert_eq!(response.status, 200);
+        assert_eq!(response.header("x-cache"), Some("MISS"));
+    }
+    assert_eq!(app.patch_json(&path, &json!({"name": "Ada K"})).await.status, 200);
+    assert_eq!(app.delete(&path).await.status, 204);
+    let ready = app.get("/ready").await;
+    assert_eq!(ready.status, 200);
+    assert_eq!(ready.json()["redis"], "down");
+    let metrics = String::from_utf8(app.get("/metrics").await.body.to_vec()).unwrap();
+    assert!(
+        !metrics.contains("gravity_cache_errors_total 0\n"),
+        "errors are counted:\n{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn reads_survive_redis_dying_and_hits_resume_when_it_returns() {
+    let port = free_port();
+    let mut redis = OwnRedis::start_on(port);
+    let app = spawn_app_with(|config| config.cache.redis.as_mut().unwrap().port = port).await;
+    let created = app.create_user(json!({"name": "Ada"})).await;
+    let path = format!("/v1/users/{}", created["id"].as_str().unwrap());
+    app.get(&path).await;
+    assert_eq!(app.get(&path).await.header("x-cache"), Some("HIT"));
+
+    redis.kill();
+    for _ in 0..20 {
+        let response = app.get(&path).await;
+        assert_eq!(response.status, 200);
+        assert_eq!(response.json()["name"], "Ada");
+    }
+
+    let _redis = OwnRedis::start_on(port);
+    let resumed = eventually(Duration::from_secs(5), async || {
+        app.get(&path).await.header("x-cache") == Some("HIT")
+    })
+    .await;
+    assert!(resumed, "hits resume without a restart");
+}
+
+#[tokio::test]
+async fn a_hanging_redis_costs_at_most_a_short_wait() {
+    let port = free_port();
+    let redis = OwnRedis::start_on(port);
+    let app = spawn_app_with(|config| config.cache.redis.as_mut().unwrap().port = port).await;
+    let created = app.create_user(json!({"name": "Ada"})).await;
+    let path = format!("/v1/users/{}", created["id"].as_str().unwrap());
+    app.get(&path).await;
+
+    signal(redis.pid(), "-STOP");
+    let started = Instant::now();
+    for _ in 0..20 {
+        assert_eq!(app.get(&path).await.status, 200);
+    }
+    let elapsed = started.elapsed();
+    signal(redis.pid(), "-CONT");
+    // 20 reads would take 20 × the cache timeout if each waited; the breaker makes it about one.
+    assert!(elapsed < Duration::from_secs(1), "20 reads took {elapsed:?}");
+}
+
+#[tokio::test]
+async fn postgres_gone_means_503_and_the_service_recovers_by_itself() {
+    let database_port = crate::helpers::Services::from_env().pg_port;
+    let proxy = Proxy::start(database_port).await;
+    let app = spawn_app_with(|config| {
+        config.database.port = proxy.port;
+        config.cache.redis = None;
+    })
+    .await;
+    let created = app.create_user(json!({"name": "Ada"})).await;
+    let path = format!("/v1/users/{}", created["id"].as_str().unwrap());
+
+    proxy.cut().await;
+    let started = Instant::now();
+    let response = app.get(&path).await;
+    response.problem(503);
+    assert_eq!(response.header("retry-after"), Some("1"));
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "no hang: {:?}",
+        started.elapsed()
+    );
+    app.post_json("/v1/users", &json!({"name": "Lost"})).await.problem(503);
+    assert_eq!(app.get("/ready").await.problem(503)["postgres"], "down");
+    assert_eq!(
+        app.get("/health").await.status,
+        200,
+        "liveness does not depend on Postgres"
+    );
+
+    proxy.restore();
+    let back = Instant::now();
+    let recovered = eventually(Duration::from_secs(2), async || app.get(&path).await.status == 200).await;
+    assert!(recovered, "success resumes within 2 s; waited {:?}", back.elapsed());
+    assert_eq!(app.get("/ready").await.status, 200);
+}
+
+#[tokio::test]
+async fn killed_backends_are_replaced_before_the_next_request() {
+    let app = spawn_app_with(|config| config.cache.redis = None).await;
+    let created = app.create_user(json!({"name": "Ada"})).await;
+    let path = format!("/v1/users/{}", created["id"].as_str().unwrap());
+    let killed: i64 = app
+        .database
+        .client
+        .query_one(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+             WHERE datname = current_database() AND application_name = 'gravity-bff'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(killed >= 1);
+    for _ in 0..10 {
+        assert_eq!(app.get(&path).await.status, 200);
+    }
+    assert_eq!(app.get("/v1/users").await.status, 200);
+}
+
+#[tokio::test]
+async fn a_client_that_trickles_its_headers_is_dropped_and_others_are_served() {
+    let app = spawn_app_with(|_| {}).await;
+    let mut slow = TcpStream::connect(("127.0.0.1", app.port)).await.unwrap();
+    slow.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+    assert_eq!(app.get("/health").await.status, 200, "others are served meanwhile");
+    let mut buffer = [0u8; 256];
+    let started = Instant::now();
+    let read = tokio::time::timeout(Duration::from_secs(8), slow.read(&mut buffer)).await;
+    let elapsed = started.elapsed();
+    match read {
+        Ok(Ok(_)) | Ok(Err(_)) => {}
+        Err(_) => panic!("the slow client was not dropped within 8 s"),
+    }
+    assert!(
+        elapsed >= Duration::from_secs(3),
+        "dropped after the header timeout, not before: {elapsed:?}"
+    );
+}
+
+#[tokio::test]
+async fn hostile_requests_get_a_4xx_or_a_closed_connection_never_a_5xx() {
+    let app = spawn_app_with(|_| {}).await;
+    let huge_header = format!(
+        "GET /health HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(1 << 20)
+    );
+    let many_params = format!(
+        "GET /v1/users?{} HTTP/1.1\r\nHost: x\r\n\r\n",
+        vec!["a=1"; 10_000].join("&")
+    );
+    let nested = format!("{}{}", "[".repeat(30_000), "]".repeat(30_000));
+    let deep_body = format!(
+        "POST /v1/users HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{nested}",
+        nested.len()
+    );
+    let requests: Vec<Vec<u8>> = vec![
+        huge_header.into_bytes(),
+        many_params.into_bytes(),
+        deep_body.into_bytes(),
+        b"GET /v1/users/\xff\xfe HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
+        b"POST /v1/users HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 10\r\n\r\n{\"name\":\"a\0\"}"
+            .to_vec(),
+        b"POST /v1/users HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 999999999999\r\n\r\n{}".to_vec(),
+        b"GARBAGE\r\n\r\n".to_vec(),
+        b"GET /health HTTP/1.0\r\n\r\n".to_vec(),
+        b"GET /v1/users?limit=1'%20OR%20'1'='1 HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
+    ];
+    for request in requests {
+        let answer = raw_exchange(app.port, &request).await;
+        let status: u16 = answer.get(9..12).and_then(|code| code.parse().ok()).unwrap_or(0);
+        assert!(
+            answer.is_empty() || (200..500).contains(&status),
+            "{:?} → {:?}",
+            String::from_utf8_lossy(&request[..request.len().min(80)]),
+            &answer[..answer.len().min(120)]
+        );
+    }
+    let pipelined =
+        b"GET /health HTTP/1.1\r\nHost: x\r\n\r\nGET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    let answer = raw_exchange(app.port, pipelined).await;
+    assert_eq!(answer.matches("HTTP/1.1 200").count(), 2, "{answer}");
+    assert_eq!(app.get("/health").await.status, 200, "the server is still fine");
+}
+
+/// Sends raw bytes, half-closes, and returns what came back (empty if the server closed).
+pub async fn raw_exchange(port: u16, request: &[u8]) -> String {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let _ = stream.write_all(request).await;
+    let _ = stream.shutdown().await;
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer)).await;
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// POSTs a body with chunked transfer encoding (no Content-Length) and returns the answer.
+pub async fn raw_chunked_post(port: u16, path: &str, body: &[u8]) -> String {
+    let mut request = format!(
+        "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    )
+    .into_bytes();
+    for chunk in body.chunks(8192) {
+        request.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+        request.extend_from_slice(chunk);
+        request.extend_from_slice(b"\r\n");
+    }
+    request.extend_from_slice(b"0\r\n\r\n");
+    raw_exchange(port, &request).await
+}
+
+fn signal(pid: u32, which: &str) {
+    let status = std::process::Command::new("kill")
+        .args([which, &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// A TCP proxy in front of Postgres that can be cut (every connection dropped, new ones refused)
+/// and restored: Postgres going away and coming back, as the service sees it.
+struct Proxy {
+    port: u16,
+    open: Arc<AtomicBool>,
+    connections: Arc<Mutex<Vec<JoinHandle<()>>>>,
+}
+
+impl Proxy {
+    async fn start(upstream_port: u16) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let open = Arc::new(AtomicBool::new(true));
+        let connections: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
+        let (accept_open, accept_connections) = (open.clone(), connections.clone());
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                if !accept_open.load(Ordering::SeqCst) {
+                    continue; // dropped at once: the connection is refused
+                }
+                let relay = tokio::spawn(async move {
+                    if let Ok(mut server) = TcpStream::connect(("127.0.0.1", upstream_port)).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+                accept_connections.lock().await.push(relay);
+            }
+        });
+        Proxy {
+            port,
+            open,
+            connections,
+        }
+    }
+
+    async fn cut(&self) {
+        self.open.store(false, Ordering::SeqCst);
+        for relay in self.connections.lock().await.drain(..) {
+            relay.abort();
+        }
+    }
+
+    fn restore(&self) {
+        self.open.store(true, Ordering::SeqCst);
+    }
+}

@@ -1,0 +1,19 @@
+//! Black-box tests of the whole service: the real server on a free port, a fresh Postgres
+//! database per test (created, migrated with the project's own migrations, dropped), and the real
+//! Redis with a key prefix of its own. Nothing is mocked.
+//!
+//! Postgres and Redis are found through TEST_PG_HOST/PORT/USER/PASSWORD and
+//! TEST_REDIS_HOST/PORT (default: 127.0.0.1:5432 as postgres, 127.0.0.1:6379).
+
+mod helpers;
+
+mod cache;
+mod cli;
+mod faults;
+mod migrations;
+mod shutdown;
+mod system;
+mod users_create;
+mod users_list;
+mod users_read;
+mod users_write;

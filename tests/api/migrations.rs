@@ -1,0 +1,169 @@
+//! Migrations: golang-migrate's bookkeeping, the dirty flag, the advisory lock.
+
+use gravity_bff::db::migrate::{MIGRATIONS, MigrateError, Migrator, SchemaState, latest_version};
+
+use crate::helpers::TestDatabase;
+
+async fn migrator(database: &TestDatabase) -> Migrator {
+    Migrator::connect(&database.config().database).await.unwrap()
+}
+
+async fn bookkeeping(database: &TestDatabase) -> Vec<(i64, bool)> {
+    database
+        .client
+        .query("SELECT version, dirty FROM schema_migrations", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect()
+}
+
+async fn has_table(database: &TestDatabase, table: &str) -> bool {
+    database
+        .client
+        .query_one("SELECT to_regclass($1) IS NOT NULL", &[&table])
+        .await
+        .unwrap()
+        .get(0)
+}
+
+#[tokio::test]
+async fn up_on_an_empty_database_applies_everything_and_records_one_clean_row() {
+    let database = TestDatabase::create_empty().await;
+    let mut migrator = migrator(&database).await;
+    let applied = migrator.up().await.unwrap();
+    assert_eq!(applied.len(), MIGRATIONS.len());
+    assert!(has_table(&database, "users").await);
+    assert_eq!(bookkeeping(&database).await, vec![(latest_version(), false)]);
+    assert_eq!(
+        migrator.state().await.unwrap(),
+        SchemaState {
+            version: Some(latest_version()),
+            dirty: false
+        }
+    );
+    assert!(migrator.up().await.unwrap().is_empty(), "a second up has nothing to do");
+}
+
+#[tokio::test]
+async fn the_table_has_golang_migrates_columns() {
+    let database = TestDatabase::create().await;
+    let columns: Vec<(String, String, String)> = database
+        .client
+        .query(
+            "SELECT column_name::text, data_type::text, is_nullable::text FROM information_schema.columns \
+             WHERE table_name = 'schema_migrations' ORDER BY ordinal_position",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| (row.get(0), row.get(1), row.get(2)))
+        .collect();
+    assert_eq!(
+        columns,
+        [
+            ("version".into(), "bigint".into(), "NO".into()),
+            ("dirty".into(), "boolean".into(), "NO".into())
+        ]
+    );
+}
+
+#[tokio::test]
+async fn down_one_then_up_again_returns_to_the_latest_version() {
+    let database = TestDatabase::create().await;
+    let mut migrator = migrator(&database).await;
+    let reverted = migrator.down(1).await.unwrap();
+    assert_eq!(reverted.len(), 1);
+    assert_eq!(bookkeeping(&database).await, vec![(latest_version() - 1, false)]);
+    let applied = migrator.up().await.unwrap();
+    assert_eq!(applied.len(), 1);
+    assert_eq!(bookkeeping(&database).await, vec![(latest_version(), false)]);
+}
+
+#[tokio::test]
+async fn down_all_leaves_an_empty_table_as_golang_migrate_does() {
+    let database = TestDatabase::create().await;
+    let mut migrator = migrator(&database).await;
+    migrator.down(MIGRATIONS.len()).await.unwrap();
+    assert!(!has_table(&database, "users").await);
+    assert_eq!(bookkeeping(&database).await, vec![]);
+    assert!(matches!(
+        migrator.down(1).await,
+        Err(MigrateError::TooFewApplied {
+            requested: 1,
+            applied: 0
+        })
+    ));
+}
+
+#[tokio::test]
+async fn a_dirty_database_is_refused() {
+    let database = TestDatabase::create().await;
+    database
+        .client
+        .batch_execute("UPDATE schema_migrations SET dirty = true")
+        .await
+        .unwrap();
+    let mut migrator = migrator(&database).await;
+    assert!(matches!(migrator.up().await, Err(MigrateError::Dirty(version)) if version == latest_version()));
+    assert!(matches!(migrator.down(1).await, Err(MigrateError::Dirty(_))));
+    migrator.force(latest_version()).await.unwrap();
+    assert_eq!(bookkeeping(&database).await, vec![(latest_version(), false)]);
+}
+
+#[tokio::test]
+async fn a_failing_migration_leaves_the_database_dirty_at_its_version() {
+    let database = TestDatabase::create().await;
+    let mut migrator = migrator(&database).await;
+    // Back to version 1, then data that the case-insensitive unique index (version 2) rejects.
+    migrator.down(MIGRATIONS.len() - 1).await.unwrap();
+    database
+        .client
+        .batch_execute("INSERT INTO users (name, email) VALUES ('a', 'Same@x.io'), ('b', 'same@x.io')")
+        .await
+        .unwrap();
+    let failed = migrator.up().await;
+    assert!(
+        matches!(failed, Err(MigrateError::Failed { version: 2, .. })),
+        "{failed:?}"
+    );
+    assert_eq!(bookkeeping(&database).await, vec![(2, true)]);
+    assert!(matches!(migrator.up().await, Err(MigrateError::Dirty(2))));
+}
+
+#[tokio::test]
+async fn two_concurrent_runs_leave_one_consistent_result() {
+    let database = TestDatabase::create_empty().await;
+    let (mut first, mut second) = (migrator(&database).await, migrator(&database).await);
+    let (a, b) = tokio::join!(first.up(), second.up());
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!(a.len() + b.len(), MIGRATIONS.len(), "each migration ran exactly once");
+    assert_eq!(bookkeeping(&database).await, vec![(latest_version(), false)]);
+}
+
+#[tokio::test]
+async fn the_binary_migrates_and_reports_status() {
+    let database = TestDatabase::create_empty().await;
+    let vars = database.services.vars(&database.name, "unused");
+    let run = move |arguments: &'static [&'static str]| {
+        let vars = vars.clone();
+        std::process::Command::new(crate::shutdown::BINARY)
+            .args(arguments)
+            .env_clear()
+            .envs(vars)
+            .output()
+            .unwrap()
+    };
+    let (up, status) = tokio::task::spawn_blocking(move || (run(&["migrate", "up"]), run(&["migrate", "status"])))
+        .await
+        .unwrap();
+    assert!(up.status.success(), "{}", String::from_utf8_lossy(&up.stderr));
+    let status_text = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        status_text.starts_with(&format!("version: {}", latest_version())),
+        "{status_text}"
+    );
+    assert!(status_text.contains("0001_initial_schema"));
+}

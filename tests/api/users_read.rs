@@ -1,0 +1,56 @@
+//! `GET /v1/users/{id}`.
+
+use serde_json::json;
+
+use crate::helpers::spawn_app;
+
+#[tokio::test]
+async fn get_returns_the_user_created() {
+    let app = spawn_app().await;
+    let created = app
+        .create_user(json!({"name": "Ada", "email": "ada@example.com"}))
+        .await;
+    let response = app.get(&format!("/v1/users/{}", created["id"].as_str().unwrap())).await;
+    assert_eq!(response.status, 200);
+    assert_eq!(response.json(), created);
+}
+
+#[tokio::test]
+async fn get_accepts_ids_in_any_letter_case() {
+    let app = spawn_app().await;
+    let created = app.create_user(json!({"name": "Ada"})).await;
+    let upper = created["id"].as_str().unwrap().to_uppercase();
+    let response = app.get(&format!("/v1/users/{upper}")).await;
+    assert_eq!(response.status, 200);
+    assert_eq!(response.json()["id"], created["id"], "responses use lower case");
+}
+
+#[tokio::test]
+async fn get_returns_400_for_a_malformed_id() {
+    let app = spawn_app().await;
+    for id in [
+        "42",
+        "not-a-uuid",
+        "5b6c1f0e9a7d4c3b8e210f4d6a7b8c9d",
+        "5b6c1f0e-9a7d-4c3b-8e21-0f4d6a7b8c9",
+        "%27%20OR%201=1",
+    ] {
+        app.get(&format!("/v1/users/{id}")).await.problem(400);
+    }
+}
+
+#[tokio::test]
+async fn get_returns_404_for_an_unknown_id() {
+    let app = spawn_app().await;
+    let problem = app
+        .get("/v1/users/5b6c1f0e-9a7d-4c3b-8e21-0f4d6a7b8c9d")
+        .await
+        .problem(404);
+    assert_eq!(problem["title"], "Not Found");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("5b6c1f0e-9a7d-4c3b-8e21-0f4d6a7b8c9d")
+    );
+}
