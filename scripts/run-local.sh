@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# `make run`: the service without Docker, against a Postgres and Redis you already run.
+# Settings come from the environment; a .env file (see .env.example) fills in what is not set.
+# Local defaults point at 127.0.0.1 rather than the compose service names db and cache.
+# Any arguments are passed to the binary (`make migrate` runs `migrate up` this way).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+if [[ -f .env ]]; then
+    # Only variables not already set are taken from .env: the environment wins.
+    while IFS='=' read -r name value; do
+        [[ "$name" =~ ^[A-Z_][A-Z0-9_]*$ ]] || continue
+        [[ -n "${!name+x}" ]] || export "$name=$value"
+    done < <(grep -E '^[A-Z_][A-Z0-9_]*=' .env)
+fi
+# The compose host names mean nothing outside compose.
+[[ "${DB_HOST:-db}" == "db" ]] && export DB_HOST=127.0.0.1
+[[ "${REDIS_HOST-cache}" == "cache" ]] && export REDIS_HOST=127.0.0.1
+export DB_USER="${DB_USER:-postgres}" DB_NAME="${DB_NAME:-gravity_db}"
+
+if [[ $# -eq 0 ]] && command -v psql >/dev/null 2>&1; then
+    # Create the database if it is missing, then apply the migrations, so `make run` just works.
+    PGPASSWORD="${DB_PASSWORD:-}" psql -h "$DB_HOST" -p "${DB_PORT:-5432}" -U "$DB_USER" -d postgres -Atqc \
+        "SELECT 1 FROM pg_database WHERE datname = '$DB_NAME'" | grep -q 1 ||
+        PGPASSWORD="${DB_PASSWORD:-}" createdb -h "$DB_HOST" -p "${DB_PORT:-5432}" -U "$DB_USER" "$DB_NAME"
+    cargo run --release --quiet -- migrate up
+fi
+exec cargo run --release --quiet -- "$@"
