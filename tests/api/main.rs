@@ -13,6 +13,7 @@ mod faults;
 mod migrations;
 mod shutdown;
 mod system;
+mod tls;
 mod users_create;
 mod users_list;
 mod users_read;
