@@ -171,6 +171,7 @@ def test_dockerignore_keeps_everything_cargo_reads_in_the_context() -> None:
     needed += [path.relative_to(REPO).as_posix() for path in (REPO / "src").rglob("*.rs")]
     needed += [path.relative_to(REPO).as_posix() for path in (REPO / "tests").rglob("*.rs")]
     needed += [path.relative_to(REPO).as_posix() for path in (REPO / "benches").rglob("*.rs")]
+    needed += [path.relative_to(REPO).as_posix() for path in (REPO / "examples").rglob("*.rs")]
     left_out = [path for path in needed if is_excluded(path)]
     assert not left_out, f".dockerignore leaves out files the build reads: {left_out}"
 
