@@ -46,8 +46,14 @@ impl Connector {
             .dbname(&settings.name)
             .application_name(application_name)
             .connect_timeout(CONNECT_TIMEOUT)
+            // A peer that vanishes without closing (a dead host, a dropped route) is noticed by TCP
+            // within about a minute rather than the kernel's default two hours, and unacknowledged
+            // writes give up after 30 s; the keeper then reconnects.
             .keepalives(true)
             .keepalives_idle(Duration::from_secs(30))
+            .keepalives_interval(Duration::from_secs(10))
+            .keepalives_retries(3)
+            .tcp_user_timeout(Duration::from_secs(30))
             .options(format!("-c statement_timeout={STATEMENT_TIMEOUT_MS} -c TimeZone=UTC"))
             .ssl_mode(match settings.ssl_mode {
                 SslMode::Disable => PgSslMode::Disable,
