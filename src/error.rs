@@ -158,18 +158,24 @@ impl FieldError {
 impl From<tokio_postgres::Error> for Error {
     /// A lost connection means Postgres is (for now) unavailable; anything else is unexpected.
     fn from(error: tokio_postgres::Error) -> Error {
-        let lost_connection = error.is_closed()
-            || std::error::Error::source(&error).is_some_and(|source| source.is::<std::io::Error>())
-            // 57P01 admin shutdown, 57P03 cannot connect now, 08xxx connection exceptions.
-            || error
-                .code()
-                .is_some_and(|code| code.code().starts_with("57P") || code.code().starts_with("08"));
-        if lost_connection {
+        if is_connection_loss(&error) {
             Error::Unavailable(Box::new(error))
         } else {
             Error::Internal(Box::new(error))
         }
     }
+}
+
+/// Whether a driver error means the connection (or the server) went away, rather than that the
+/// statement itself failed: such a read can be retried on another connection.
+pub fn is_connection_loss(error: &tokio_postgres::Error) -> bool {
+    error.is_closed()
+        || std::error::Error::source(error).is_some_and(|source| source.is::<std::io::Error>())
+        // 57P01 admin shutdown (a terminated backend), 57P02 crash shutdown, 57P03 cannot
+        // connect now, and class 08: connection exceptions.
+        || error
+            .code()
+            .is_some_and(|code| code.code().starts_with("57P") || code.code().starts_with("08"))
 }
 
 impl fmt::Display for Error {

@@ -11,27 +11,31 @@
 //! was terminated) empties the slot and reconnects with a short backoff. Requests that find no
 //! live connection wait briefly for one and then fail with 503; nothing needs a restart.
 
-/// Runs a read; if its connection turns out to be dead, runs it once more on another. Reads are
-/// safe to repeat, and this hides a terminated backend from the client. (A macro rather than a
-/// function taking an async closure, whose future could not be proven `Send` for spawning.)
+/// Runs a read, and runs it again on another connection (up to `READ_ATTEMPTS` in all) when its
+/// connection turns out to be dead. Reads are safe to repeat, and this hides a terminated backend
+/// or a restarting Postgres from the client whenever a connection comes back in time. (A macro
+/// rather than a function taking an async closure, whose future could not be proven `Send`.)
 macro_rules! read_with_retry {
     ($db:expr, |$connection:ident| $query:expr) => {{
-        let lease = $db.lease().await?;
-        let first = {
-            let $connection: &$crate::db::LiveConnection = &lease;
-            $query.await
-        };
-        match first {
-            Err(error) if error.is_closed() => {
-                drop(lease);
-                let lease = $db.lease().await?;
+        let mut attempt = 1;
+        loop {
+            let lease = $db.lease().await?;
+            let outcome = {
                 let $connection: &$crate::db::LiveConnection = &lease;
-                $query.await.map_err($crate::error::Error::from)
+                $query.await
+            };
+            match outcome {
+                Err(error) if attempt < $crate::db::READ_ATTEMPTS && $crate::error::is_connection_loss(&error) => {
+                    attempt += 1;
+                }
+                other => break other.map_err($crate::error::Error::from),
             }
-            other => other.map_err($crate::error::Error::from),
         }
     }};
 }
+
+/// How many connections a read may try when connections die under it.
+pub const READ_ATTEMPTS: u32 = 3;
 
 pub mod connect;
 pub mod migrate;

@@ -105,6 +105,21 @@ fn parse_nullable<T>(value: Value, parse: fn(Value) -> Result<T, &'static str>) 
     }
 }
 
+/// A string of at most `max_chars` characters without white space or control characters: the
+/// shared shape of an email and a URL.
+fn unspaced_text(value: Value, max_chars: usize, too_long: &'static str) -> Result<String, &'static str> {
+    let Value::String(text) = value else {
+        return Err("must be a string or null");
+    };
+    if text.chars().count() > max_chars {
+        return Err(too_long);
+    }
+    if text.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("must not contain white space or control characters");
+    }
+    Ok(text)
+}
+
 fn has_control_characters(text: &str) -> bool {
     text.chars().any(char::is_control)
 }
@@ -134,15 +149,7 @@ impl UserName {
 
 impl Email {
     pub fn parse(value: Value) -> Result<Email, &'static str> {
-        let Value::String(text) = value else {
-            return Err("must be a string or null");
-        };
-        if text.chars().count() > EMAIL_MAX_CHARS {
-            return Err("must be at most 255 characters");
-        }
-        if text.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err("must not contain white space or control characters");
-        }
+        let text = unspaced_text(value, EMAIL_MAX_CHARS, "must be at most 255 characters")?;
         let mut parts = text.split('@');
         let (Some(local), Some(domain), None) = (parts.next(), parts.next(), parts.next()) else {
             return Err("must contain exactly one @");
@@ -160,15 +167,7 @@ impl Email {
 
 impl AvatarUrl {
     pub fn parse(value: Value) -> Result<AvatarUrl, &'static str> {
-        let Value::String(text) = value else {
-            return Err("must be a string or null");
-        };
-        if text.chars().count() > AVATAR_URL_MAX_CHARS {
-            return Err("must be at most 2048 characters");
-        }
-        if text.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err("must not contain white space or control characters");
-        }
+        let text = unspaced_text(value, AVATAR_URL_MAX_CHARS, "must be at most 2048 characters")?;
         if !has_http_scheme_and_host(&text) {
             return Err("must be an http or https URL with a host");
         }
