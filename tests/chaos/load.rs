@@ -1,0 +1,505 @@
+//! The load: a fixed request rate spread over keep-alive connections, every outcome recorded.
+//!
+//! Each worker owns one HTTP/1.1 connection (hyper's client connection, so responses are parsed
+//! properly) and sends on a fixed tick. A tick that finds no connection opens one; a refused
+//! connect, a broken connection and a client-side timeout are outcomes of their own, so nothing a
+//! fault does to a request goes uncounted. The rate is fixed rather than "as fast as possible" so
+//! the service is under steady, comparable load and the two cores stay free for the faults.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
+use hyper::header::{CONTENT_TYPE, HOST, LOCATION};
+use hyper::{Method, Request};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// Longer than the service's own 10 s request deadline: a request still unanswered by then hangs.
+pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(12);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What the load sends.
+#[derive(Clone)]
+pub enum Mix {
+    /// `GET /v1/users/{id}` over these ids.
+    Reads(Arc<Vec<String>>),
+    /// Reads by id, and one list in four (lists always reach Postgres).
+    ReadsAndLists(Arc<Vec<String>>),
+    /// Reads, lists, creates, patches and deletes, with one request in ten a bad one.
+    Soak(Arc<Vec<String>>),
+}
+
+/// Why a request was sent, so that its status can be judged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Intent {
+    Read,
+    Write,
+    /// A request the service must refuse with a 4xx.
+    Bad,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    Status {
+        code: u16,
+        cache_hit: bool,
+        /// `Content-Type: application/problem+json`.
+        problem: bool,
+    },
+    /// The TCP connect failed: the service was not accepting.
+    Refused,
+    /// The connection failed after the request was sent, with no response.
+    Broken,
+    /// No answer within `CLIENT_TIMEOUT`.
+    TimedOut,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Outcome {
+    /// Sent as `X-Request-Id: chaos-{worker}-{sequence}`, so the service's log can be matched.
+    pub worker: usize,
+    pub sequence: u64,
+    /// When the request was sent, since the load started.
+    pub sent: Duration,
+    pub latency: Duration,
+    pub intent: Intent,
+    pub answer: Answer,
+}
+
+/// A running load; `stop` ends it and hands back every outcome.
+pub struct Load {
+    started: Instant,
+    stop: watch::Sender<bool>,
+    workers: Vec<JoinHandle<Vec<Outcome>>>,
+}
+
+struct Planned {
+    intent: Intent,
+    method: Method,
+    path: String,
+    body: Option<&'static [u8]>,
+    json_body: Option<String>,
+    content_type: Option<&'static str>,
+}
+
+struct Worker {
+    index: usize,
+    port: u16,
+    mix: Mix,
+    random: u64,
+    sequence: u64,
+    /// Users this worker created and may patch or delete (soak only).
+    created: Vec<String>,
+    connection: Option<SendRequest<Full<Bytes>>>,
+}
+
+impl Load {
+    /// Starts `connections` workers sending `rate` requests per second in all.
+    pub fn start(port: u16, connections: usize, rate: u32, mix: Mix) -> Load {
+        let started = Instant::now();
+        let (stop, stopped) = watch::channel(false);
+        let period = Duration::from_secs_f64(connections as f64 / f64::from(rate.max(1)));
+        let workers = (0..connections)
+            .map(|index| {
+                let worker = Worker {
+                    index,
+                    port,
+                    mix: mix.clone(),
+                    random: 0x9E37_79B9_7F4A_7C15 ^ (index as u64 + 1).wrapping_mul(0xBF58_476D_1CE4_E5B9),
+                    sequence: 0,
+                    created: Vec::new(),
+                    connection: None,
+                };
+                // Workers start spread over one period, so the rate is smooth rather than bursty.
+                let offset = period.mul_f64(index as f64 / connections as f64);
+                tokio::spawn(worker.run(started, offset, period, stopped.clone()))
+            })
+            .collect();
+        Load { started, stop, workers }
+    }
+
+    /// Time since the load started, on the same clock as `Outcome::sent`.
+    pub fn now(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    pub async fn stop(self) -> Vec<Outcome> {
+        let _ = self.stop.send(true);
+        let mut outcomes = Vec::new();
+        for worker in self.workers {
+            outcomes.extend(worker.await.expect("a load worker does not panic"));
+        }
+        outcomes.sort_by_key(|outcome| outcome.sent);
+        outcomes
+    }
+}
+
+impl Worker {
+    async fn run(
+        mut self,
+        started: Instant,
+        offset: Duration,
+        period: Duration,
+        mut stopped: watch::Receiver<bool>,
+    ) -> Vec<Outcome> {
+        let mut outcomes = Vec::new();
+        let mut ticks = tokio::time::interval_at(tokio::time::Instant::from_std(started + offset), period);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = ticks.tick() => {}
+                _ = stopped.changed() => break,
+            }
+            if *stopped.borrow() {
+                break;
+            }
+            let planned = self.plan();
+            let sent = started.elapsed();
+            let clock = Instant::now();
+            let (answer, location) = self.send(&planned).await;
+            outcomes.push(Outcome {
+                worker: self.index,
+                sequence: self.sequence,
+                sent,
+                latency: clock.elapsed(),
+                intent: planned.intent,
+                answer,
+            });
+            self.remember(&planned, answer, location);
+        }
+        outcomes
+    }
+
+    /// xorshift64*: enough randomness to mix requests, and the same sequence on every run.
+    fn next_random(&mut self) -> u64 {
+        self.random ^= self.random >> 12;
+        self.random ^= self.random << 25;
+        self.random ^= self.random >> 27;
+        self.random.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn plan(&mut self) -> Planned {
+        self.sequence += 1;
+        let roll = self.next_random() % 100;
+        let pick = self.next_random() as usize;
+        let read = |ids: &Arc<Vec<String>>| Planned::get(Intent::Read, format!("/v1/users/{}", ids[pick % ids.len()]));
+        match &self.mix {
+            Mix::Reads(ids) => read(ids),
+            Mix::ReadsAndLists(_) if roll < 25 => {
+                Planned::get(Intent::Read, format!("/v1/users?limit={}", 1 + pick % 50))
+            }
+            Mix::ReadsAndLists(ids) => read(ids),
+            Mix::Soak(ids) => {
+                let ids = ids.clone();
+                self.plan_soak(roll, pick, &ids)
+            }
+        }
+    }
+
+    /// 55% reads by id, 15% lists, 10% creates, 5% patches, 5% deletes, 10% bad requests.
+    fn plan_soak(&mut self, roll: u64, pick: usize, ids: &Arc<Vec<String>>) -> Planned {
+        match roll {
+            0..55 => Planned::get(Intent::Read, format!("/v1/users/{}", ids[pick % ids.len()])),
+            55..70 => Planned::get(Intent::Read, format!("/v1/users?limit={}", 1 + pick % 100)),
+            70..80 => Planned::json(
+                Method::POST,
+                "/v1/users".to_owned(),
+                format!(
+                    r#"{{"name":"soak {} {}","email":"soak-{}-{}@example.org"}}"#,
+                    self.index, self.sequence, self.index, self.sequence
+                ),
+            ),
+            80..85 if !self.created.is_empty() => {
+                let id = &self.created[pick % self.created.len()];
+                Planned::json(
+                    Method::PATCH,
+                    format!("/v1/users/{id}"),
+                    format!(
+                        r#"{{"name":"patched {}","avatar_url":"https://example.org/{pick}.png"}}"#,
+                        self.sequence
+                    ),
+                )
+            }
+            85..90 if !self.created.is_empty() => {
+                let id = self.created.swap_remove(pick % self.created.len());
+                Planned {
+                    intent: Intent::Write,
+                    method: Method::DELETE,
+                    path: format!("/v1/users/{id}"),
+                    body: None,
+                    json_body: None,
+                    content_type: None,
+                }
+            }
+            80..90 => Planned::get(Intent::Read, format!("/v1/users/{}", ids[pick % ids.len()])),
+            _ => Planned::bad(pick),
+        }
+    }
+
+    fn remember(&mut self, planned: &Planned, answer: Answer, location: Option<String>) {
+        if planned.method == Method::POST
+            && matches!(answer, Answer::Status { code: 201, .. })
+            && let Some(location) = location
+            && let Some(id) = location.strip_prefix("/v1/users/")
+        {
+            self.created.push(id.to_owned());
+        }
+    }
+
+    async fn send(&mut self, planned: &Planned) -> (Answer, Option<String>) {
+        let mut sender = match self.ready_connection().await {
+            Ok(sender) => sender,
+            Err(answer) => return (answer, None),
+        };
+        let body = match (&planned.json_body, planned.body) {
+            (Some(json), _) => Bytes::from(json.clone()),
+            (None, Some(bytes)) => Bytes::from_static(bytes),
+            (None, None) => Bytes::new(),
+        };
+        let mut request = Request::builder()
+            .method(planned.method.clone())
+            .uri(&planned.path)
+            .header(HOST, "127.0.0.1")
+            .header("x-request-id", format!("chaos-{}-{}", self.index, self.sequence));
+        if let Some(content_type) = planned.content_type {
+            request = request.header(CONTENT_TYPE, content_type);
+        }
+        let request = request.body(Full::new(body)).expect("a well-formed request");
+        let exchange = async {
+            let response = sender.send_request(request).await?;
+            let (parts, body) = response.into_parts();
+            body.collect().await?;
+            Ok::<_, hyper::Error>(parts)
+        };
+        match tokio::time::timeout(CLIENT_TIMEOUT, exchange).await {
+            Ok(Ok(parts)) => {
+                self.connection = Some(sender);
+                let header = |name| {
+                    parts
+                        .headers
+                        .get(name)
+                        .and_then(|value: &hyper::header::HeaderValue| value.to_str().ok())
+                };
+                let answer = Answer::Status {
+                    code: parts.status.as_u16(),
+                    cache_hit: header("x-cache") == Some("HIT"),
+                    problem: header(CONTENT_TYPE.as_str()) == Some("application/problem+json"),
+                };
+                (answer, header(LOCATION.as_str()).map(str::to_owned))
+            }
+            Ok(Err(_)) => (Answer::Broken, None),
+            Err(_) => (Answer::TimedOut, None),
+        }
+    }
+
+    /// The worker's connection, opened anew when there is none or the server closed it while idle.
+    async fn ready_connection(&mut self) -> Result<SendRequest<Full<Bytes>>, Answer> {
+        if let Some(mut sender) = self.connection.take()
+            && !sender.is_closed()
+            && sender.ready().await.is_ok()
+        {
+            return Ok(sender);
+        }
+        let connect = async {
+            let stream = TcpStream::connect(("127.0.0.1", self.port)).await.ok()?;
+            let _ = stream.set_nodelay(true);
+            let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.ok()?;
+            tokio::spawn(connection);
+            Some(sender)
+        };
+        match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
+            Ok(Some(sender)) => Ok(sender),
+            _ => Err(Answer::Refused),
+        }
+    }
+}
+
+impl Planned {
+    fn get(intent: Intent, path: String) -> Planned {
+        Planned {
+            intent,
+            method: Method::GET,
+            path,
+            body: None,
+            json_body: None,
+            content_type: None,
+        }
+    }
+
+    fn json(method: Method, path: String, body: String) -> Planned {
+        Planned {
+            intent: Intent::Write,
+            method,
+            path,
+            body: None,
+            json_body: Some(body),
+            content_type: Some("application/json"),
+        }
+    }
+
+    /// One of the bad requests a busy API sees all day; each must get a 4xx.
+    fn bad(pick: usize) -> Planned {
+        let (method, path, body, content_type): (Method, &str, Option<&'static [u8]>, Option<&'static str>) =
+            match pick % 8 {
+                0 => (Method::GET, "/v1/users/not-a-uuid", None, None),
+                1 => (
+                    Method::GET,
+                    "/v1/users/00000000-0000-4000-8000-000000000000",
+                    None,
+                    None,
+                ),
+                2 => (Method::GET, "/v1/users?limit=0", None, None),
+                3 => (Method::GET, "/v1/users?cursor=zz", None, None),
+                4 => (Method::POST, "/v1/users", Some(b"{\"name\":"), Some("application/json")),
+                5 => (
+                    Method::POST,
+                    "/v1/users",
+                    Some(b"{\"name\":\"\",\"role\":\"admin\"}"),
+                    Some("application/json"),
+                ),
+                6 => (
+                    Method::POST,
+                    "/v1/users",
+                    Some(b"name=x"),
+                    Some("application/x-www-form-urlencoded"),
+                ),
+                _ => (Method::PUT, "/v1/users", None, None),
+            };
+        Planned {
+            intent: Intent::Bad,
+            method,
+            path: path.to_owned(),
+            body,
+            json_body: None,
+            content_type,
+        }
+    }
+}
+
+/// Counted outcomes of a set of requests.
+#[derive(Debug, Default)]
+pub struct Tally {
+    pub total: usize,
+    pub by_status: BTreeMap<u16, usize>,
+    pub refused: usize,
+    pub broken: usize,
+    pub timed_out: usize,
+    pub cache_hits: usize,
+    /// Non-2xx answers without a problem+json body.
+    pub errors_without_problem: usize,
+    latencies: Vec<Duration>,
+}
+
+impl Outcome {
+    pub fn request_id(&self) -> String {
+        format!("chaos-{}-{}", self.worker, self.sequence)
+    }
+
+    pub fn is_status(&self, wanted: u16) -> bool {
+        matches!(self.answer, Answer::Status { code, .. } if code == wanted)
+    }
+
+    /// When the answer (or the failure) arrived, since the load started.
+    pub fn finished(&self) -> Duration {
+        self.sent + self.latency
+    }
+}
+
+impl Tally {
+    pub fn of<'a>(outcomes: impl IntoIterator<Item = &'a Outcome>) -> Tally {
+        let mut tally = Tally::default();
+        for outcome in outcomes {
+            tally.total += 1;
+            tally.latencies.push(outcome.latency);
+            match outcome.answer {
+                Answer::Status {
+                    code,
+                    cache_hit,
+                    problem,
+                } => {
+                    *tally.by_status.entry(code).or_default() += 1;
+                    tally.cache_hits += usize::from(cache_hit);
+                    tally.errors_without_problem += usize::from(code >= 400 && !problem);
+                }
+                Answer::Refused => tally.refused += 1,
+                Answer::Broken => tally.broken += 1,
+                Answer::TimedOut => tally.timed_out += 1,
+            }
+        }
+        tally.latencies.sort();
+        tally
+    }
+
+    /// Answers with a status in `range`.
+    pub fn count(&self, range: std::ops::RangeInclusive<u16>) -> usize {
+        self.by_status.range(range).map(|(_, count)| count).sum()
+    }
+
+    pub fn server_errors(&self) -> usize {
+        self.count(500..=599)
+    }
+
+    /// Requests that got no HTTP answer at all.
+    pub fn unanswered(&self) -> usize {
+        self.refused + self.broken + self.timed_out
+    }
+
+    pub fn percentile(&self, fraction: f64) -> Duration {
+        if self.latencies.is_empty() {
+            return Duration::ZERO;
+        }
+        let index = ((self.latencies.len() - 1) as f64 * fraction).round() as usize;
+        self.latencies[index]
+    }
+
+    pub fn max(&self) -> Duration {
+        self.latencies.last().copied().unwrap_or_default()
+    }
+
+    /// `200×1180 503×20`, and the transport failures if any.
+    pub fn statuses(&self) -> String {
+        let mut parts: Vec<String> = self
+            .by_status
+            .iter()
+            .map(|(code, count)| format!("{code}×{count}"))
+            .collect();
+        for (label, count) in [
+            ("refused", self.refused),
+            ("broken", self.broken),
+            ("timed out", self.timed_out),
+        ] {
+            if count > 0 {
+                parts.push(format!("{label}×{count}"));
+            }
+        }
+        if parts.is_empty() {
+            "none".to_owned()
+        } else {
+            parts.join(" ")
+        }
+    }
+
+    pub fn latency_summary(&self) -> String {
+        format!(
+            "p50 {}, p99 {}, max {}",
+            millis(self.percentile(0.5)),
+            millis(self.percentile(0.99)),
+            millis(self.max())
+        )
+    }
+}
+
+pub fn millis(duration: Duration) -> String {
+    let ms = duration.as_secs_f64() * 1000.0;
+    if ms < 10.0 {
+        format!("{ms:.1} ms")
+    } else {
+        format!("{ms:.0} ms")
+    }
+}

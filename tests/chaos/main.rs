@@ -1,0 +1,187 @@
+//! Chaos scenarios: the release binary under steady load while one thing goes wrong at a time.
+//!
+//! Run by `make chaos` (scripts/chaos.sh), not by `cargo test`: it needs the release binary, a
+//! private Postgres cluster it may restart, and `redis-server`s it may kill. Each scenario gets a
+//! database of its own in that cluster and a fresh service process, drives load with the client
+//! in `load`, injects its fault, and checks counted outcomes; `report` prints the figures and
+//! writes them as Markdown (the source of the tables in docs/RELIABILITY.md).
+//!
+//! Settings (environment): `CHAOS_BINARY` the service binary (required); `CHAOS_PG_BIN` the
+//! directory of initdb/pg_ctl (default /usr/lib/postgresql/15/bin); `CHAOS_RATE` requests per
+//! second (default 800); `CHAOS_SOAK_SECONDS` (default 120); `CHAOS_ONLY` a comma-separated list
+//! of scenario names; `CHAOS_REPORT` where the Markdown goes (default target/chaos/report.md).
+
+mod load;
+mod postgres;
+mod processes;
+mod report;
+mod scenarios;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use postgres::Cluster;
+use processes::{OwnRedis, Service};
+use report::Report;
+
+/// What every scenario shares: the binary, the cluster, the load settings.
+pub struct Harness {
+    pub binary: PathBuf,
+    pub cluster: Cluster,
+    pub logs: PathBuf,
+    /// Requests per second of the steady load.
+    pub rate: u32,
+    /// Keep-alive connections the load is spread over.
+    pub connections: usize,
+    pub soak: Duration,
+}
+
+/// A service started for one scenario, with the database it uses.
+pub struct Started {
+    pub service: Service,
+    pub database: String,
+}
+
+impl Harness {
+    /// A fresh database, migrated by the binary itself, and the service on it. `redis` is the
+    /// port of the scenario's own Redis, or `None` to run without a cache.
+    pub async fn start_service(&self, scenario: &str, redis: Option<&OwnRedis>, extra: &[(&str, &str)]) -> Started {
+        let database = format!("chaos_{scenario}");
+        self.cluster.create_database(&database).await;
+        let mut env = vec![
+            ("DB_HOST", "127.0.0.1".to_owned()),
+            ("DB_PORT", self.cluster.port.to_string()),
+            ("DB_USER", "postgres".to_owned()),
+            ("DB_NAME", database.clone()),
+            ("REDIS_HOST", if redis.is_some() { "127.0.0.1" } else { "" }.to_owned()),
+            ("REDIS_PORT", redis.map_or(6379, |redis| redis.port).to_string()),
+            ("CACHE_KEY_PREFIX", format!("chaos-{scenario}-{}", std::process::id())),
+            ("LOG_LEVEL", "warn".to_owned()),
+            ("SHUTDOWN_GRACE_SECONDS", "5".to_owned()),
+        ];
+        for (name, value) in extra {
+            env.retain(|(existing, _)| existing != name);
+            env.push((name, (*value).to_owned()));
+        }
+        let env: Vec<(String, String)> = env.into_iter().map(|(name, value)| (name.to_owned(), value)).collect();
+        let migrated = Command::new(&self.binary)
+            .args(["migrate", "up"])
+            .env_clear()
+            .envs(env.iter().map(|(name, value)| (name, value)))
+            .output()
+            .expect("the binary runs");
+        assert!(
+            migrated.status.success(),
+            "migrate up failed: {}",
+            String::from_utf8_lossy(&migrated.stderr)
+        );
+        let log = self.logs.join(format!("{scenario}.log"));
+        let service = Service::start(&self.binary, &env, log).await;
+        Started { service, database }
+    }
+}
+
+fn main() -> ExitCode {
+    let Some(binary) = std::env::var_os("CHAOS_BINARY").map(PathBuf::from) else {
+        eprintln!("chaos: set CHAOS_BINARY to the gravity-bff release binary (scripts/chaos.sh does)");
+        return ExitCode::from(2);
+    };
+    let setting = |name: &str, default: u64| -> u64 {
+        std::env::var(name)
+            .ok()
+            .map(|text| {
+                text.parse()
+                    .unwrap_or_else(|_| panic!("{name} must be a whole number, got {text:?}"))
+            })
+            .unwrap_or(default)
+    };
+    let pg_bin = std::env::var_os("CHAOS_PG_BIN").map_or(PathBuf::from("/usr/lib/postgresql/15/bin"), PathBuf::from);
+    let report_path = std::env::var_os("CHAOS_REPORT").map_or(PathBuf::from("target/chaos/report.md"), PathBuf::from);
+    let only: Option<Vec<String>> = std::env::var("CHAOS_ONLY")
+        .ok()
+        .filter(|text| !text.trim().is_empty())
+        .map(|text| text.split(',').map(|name| name.trim().to_owned()).collect());
+    let logs = report_path.parent().unwrap_or(Path::new(".")).join("logs");
+    std::fs::create_dir_all(&logs).expect("the chaos log directory can be created");
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("the runtime starts");
+    let started = Instant::now();
+    let harness = Arc::new(Harness {
+        binary,
+        cluster: Cluster::create(&pg_bin),
+        logs,
+        rate: setting("CHAOS_RATE", 800) as u32,
+        connections: 16,
+        soak: Duration::from_secs(setting("CHAOS_SOAK_SECONDS", 120)),
+    });
+    println!(
+        "chaos: {} at {} requests/s over {} connections; private Postgres on port {}",
+        harness.binary.display(),
+        harness.rate,
+        harness.connections,
+        harness.cluster.port
+    );
+
+    let mut reports = Vec::new();
+    for scenario in scenarios::ALL {
+        if only
+            .as_ref()
+            .is_some_and(|names| !names.iter().any(|name| name == scenario.name))
+        {
+            continue;
+        }
+        println!("\n== {} ({})", scenario.title, scenario.name);
+        let clock = Instant::now();
+        let harness_for_run = harness.clone();
+        let run = scenario.run;
+        let outcome = runtime.block_on(async move { tokio::spawn(run(harness_for_run)).await });
+        let report = match outcome {
+            Ok(report) => report,
+            Err(error) => {
+                let mut report = Report::new(scenario.title);
+                let reason = error
+                    .try_into_panic()
+                    .ok()
+                    .and_then(|panic| {
+                        panic
+                            .downcast_ref::<String>()
+                            .cloned()
+                            .or_else(|| panic.downcast_ref::<&str>().map(|text| text.to_string()))
+                    })
+                    .unwrap_or_else(|| "cancelled".to_owned());
+                report.crashed(&reason);
+                report
+            }
+        };
+        println!("  ({:.1} s)", clock.elapsed().as_secs_f64());
+        reports.push(report);
+    }
+    drop(harness);
+    runtime.shutdown_timeout(Duration::from_secs(2));
+
+    let passed = reports.iter().filter(|report| report.passed()).count();
+    let failed = reports.len() - passed;
+    let markdown: String = reports.iter().map(|report| report.markdown() + "\n").collect();
+    if let Some(parent) = report_path.parent() {
+        let _ = std::fs::create_dir_all(parent);
+    }
+    match std::fs::write(&report_path, markdown) {
+        Ok(()) => println!("\nchaos: figures written to {}", report_path.display()),
+        Err(error) => eprintln!("chaos: cannot write {}: {error}", report_path.display()),
+    }
+    for report in reports.iter().filter(|report| !report.passed()) {
+        println!("failed: {}", report.title);
+    }
+    println!("chaos: {:.0} s in all", started.elapsed().as_secs_f64());
+    println!("chaos: {passed} passed, {failed} failed");
+    if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}

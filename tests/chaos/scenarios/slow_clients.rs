@@ -1,0 +1,136 @@
+//! Slowloris: 200 connections that send a header line now and then and never finish the head.
+//! Normal clients must still be answered promptly, and the slow ones must be dropped after the
+//! 5 s header timeout, not before and not much after.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::{seconds, sent_within};
+use crate::Harness;
+use crate::load::{Load, Mix, Tally, millis};
+use crate::processes::create_users;
+use crate::report::Report;
+
+const SLOW_CLIENTS: usize = 200;
+/// The service's `server::HEADER_READ_TIMEOUT`.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+/// A trickling client sends one more header line this often, so it is never idle.
+const TRICKLE_EVERY: Duration = Duration::from_millis(500);
+/// Normal requests must stay fast while the slow clients hold their connections.
+const NORMAL_LATENCY_BOUND: Duration = Duration::from_millis(500);
+
+pub async fn slowloris(harness: Arc<Harness>) -> Report {
+    let mut report = Report::new("200 slow clients trickle their headers (slowloris)");
+    let started = harness.start_service("slow_clients", None, &[]).await;
+    let service = &started.service;
+    let ids = Arc::new(create_users(service.port, 20, "slowloris").await);
+
+    let load = Load::start(service.port, harness.connections, harness.rate, Mix::Reads(ids));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let fds_before = service.open_fds();
+    let slow_from = load.now();
+    let port = service.port;
+    let trickles: Vec<_> = (0..SLOW_CLIENTS)
+        .map(|index| tokio::spawn(trickle(port, index)))
+        .collect();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let fds_during = service.open_fds();
+    let mut dropped_after = Vec::new();
+    for trickle in trickles {
+        dropped_after.push(trickle.await.expect("a slow client task does not panic"));
+    }
+    let slow_until = load.now();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let fds_after = service.open_fds();
+    let outcomes = load.stop().await;
+
+    let normal = Tally::of(sent_within(&outcomes, slow_from..slow_until));
+    let connected = dropped_after.iter().filter(|dropped| dropped.is_some()).count();
+    let times: Vec<Duration> = dropped_after.iter().flatten().flatten().copied().collect();
+    let never_dropped = dropped_after
+        .iter()
+        .filter(|dropped| matches!(dropped, Some(None)))
+        .count();
+    let earliest = times.iter().min().copied().unwrap_or_default();
+    let latest = times.iter().max().copied().unwrap_or_default();
+
+    report.figure(
+        "slow connections opened / dropped by the service",
+        format!("{connected} / {}", times.len()),
+    );
+    report.figure(
+        "dropped after (earliest / latest)",
+        format!("{} / {}", seconds(earliest), seconds(latest)),
+    );
+    report.figure(
+        "open descriptors before / during / after",
+        format!("{fds_before} / {fds_during} / {fds_after}"),
+    );
+    report.figure("normal requests meanwhile", normal.total);
+    report.figure("their statuses", normal.statuses());
+    report.figure("their latency", normal.latency_summary());
+
+    report.check(connected == SLOW_CLIENTS, "all 200 slow connections were accepted");
+    report.check(
+        never_dropped == 0 && times.len() == SLOW_CLIENTS,
+        "every slow connection was dropped by the service",
+    );
+    report.check(
+        earliest >= HEADER_TIMEOUT - Duration::from_millis(500)
+            && latest <= HEADER_TIMEOUT + Duration::from_millis(2_500),
+        "they were dropped at the 5 s header timeout (between 4.5 s and 7.5 s), although they kept sending",
+    );
+    report.check(
+        normal.total > 0 && normal.count(200..=200) == normal.total,
+        "every normal request meanwhile was answered 200",
+    );
+    report.check(
+        normal.max() <= NORMAL_LATENCY_BOUND,
+        format!(
+            "normal requests stayed fast (max {} ≤ {})",
+            millis(normal.max()),
+            millis(NORMAL_LATENCY_BOUND)
+        ),
+    );
+    report.check(
+        fds_after <= fds_before + 4,
+        "the dropped connections' descriptors were released",
+    );
+    report
+}
+
+/// One slow client: `None` if it could not connect, `Some(None)` if the service never dropped it
+/// (within 15 s), else how long after connecting it was dropped.
+async fn trickle(port: u16, index: usize) -> Option<Option<Duration>> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).await.ok()?;
+    let connected = Instant::now();
+    if stream
+        .write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        .await
+        .is_err()
+    {
+        return Some(Some(connected.elapsed()));
+    }
+    let mut buffer = [0u8; 512];
+    let mut line = 0;
+    while connected.elapsed() < Duration::from_secs(15) {
+        tokio::select! {
+            read = stream.read(&mut buffer) => {
+                // The service closed the connection (0), reset it (error), or answered it: dropped.
+                let _ = read;
+                return Some(Some(connected.elapsed()));
+            }
+            () = tokio::time::sleep(TRICKLE_EVERY) => {
+                line += 1;
+                let header = format!("X-Trickle-{index}-{line}: still here\r\n");
+                if stream.write_all(header.as_bytes()).await.is_err() {
+                    return Some(Some(connected.elapsed()));
+                }
+            }
+        }
+    }
+    Some(None)
+}
