@@ -157,7 +157,12 @@ impl Email {
         if local.is_empty() || domain.is_empty() {
             return Err("must have text before and after the @");
         }
-        Ok(Email(text.to_lowercase()))
+        // Lower-casing can lengthen text ('İ' becomes 'i̇'), and the stored form must fit the column.
+        let lower = text.to_lowercase();
+        if lower.chars().count() > EMAIL_MAX_CHARS {
+            return Err("must be at most 255 characters");
+        }
+        Ok(Email(lower))
     }
 
     pub fn as_str(&self) -> &str {
@@ -302,6 +307,10 @@ mod tests {
         }
         let long = format!("{}@example.com", "a".repeat(250));
         assert!(Email::parse(Value::String(long)).is_err());
+        // 255 characters as sent, 455 once lower-cased: too long for the column.
+        let lengthened = format!("{}@{}", "İ".repeat(200), "x".repeat(54));
+        assert_eq!(lengthened.chars().count(), 255);
+        assert!(Email::parse(Value::String(lengthened)).is_err());
         assert!(Email::parse(Value::String("x@y".into())).is_ok());
     }
 

@@ -3,7 +3,9 @@
 //! The list is ordered newest first by `(created_at, id)`; a cursor names the last row of a page
 //! and the next page starts strictly after it, so rows inserted or deleted between requests never
 //! cause a gap or a repeat. The cursor is opaque to clients; today it is 48 hex digits: the
-//! creation time in microseconds since the Unix epoch (16) and the id (32).
+//! creation time in microseconds since the Unix epoch (16) and the id (32). Any 48 hex digits
+//! name a position, so a cursor the service did not issue is not an error: its time is clamped to
+//! what Postgres can compare (a time outside that lies before or after every stored user anyway).
 
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -13,6 +15,11 @@ use crate::error::Error;
 pub const DEFAULT_LIMIT: u8 = 20;
 pub const MAX_LIMIT: u8 = 100;
 const CURSOR_LEN: usize = 48;
+/// The earliest moment a `timestamptz` holds (4714-11-24 BC), in microseconds since the Unix epoch;
+/// binding an earlier one fails in Postgres, which would make a forged cursor a 500.
+const EARLIEST_CURSOR_MICROS: i64 = -210_866_803_200_000_000;
+/// The latest moment `OffsetDateTime` holds (9999-12-31T23:59:59.999999Z).
+const LATEST_CURSOR_MICROS: i64 = 253_402_300_799_999_999;
 
 /// Where a page of users starts and how long it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,7 +81,8 @@ impl Cursor {
         if text.len() != CURSOR_LEN || !text.bytes().all(|byte| byte.is_ascii_hexdigit()) {
             return Err(invalid());
         }
-        let micros = u64::from_str_radix(&text[..16], 16).map_err(|_| invalid())? as i64;
+        let micros = (u64::from_str_radix(&text[..16], 16).map_err(|_| invalid())? as i64)
+            .clamp(EARLIEST_CURSOR_MICROS, LATEST_CURSOR_MICROS);
         let created_at =
             OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1_000).map_err(|_| invalid())?;
         let id = Uuid::try_parse(&text[16..]).map_err(|_| invalid())?;
@@ -132,9 +140,23 @@ mod tests {
             "cursor=",
             "limit=5&limit=6",
             "limt=5",
-            "cursor=7fffffffffffffff5b6c1f0e9a7d4c3b8e210f4d6a7b8c9d",
         ] {
             assert!(PageRequest::from_query(Some(query)).is_err(), "{query}");
         }
+    }
+
+    #[test]
+    fn a_cursor_outside_the_stored_range_is_clamped_into_it() {
+        let id = "5b6c1f0e9a7d4c3b8e210f4d6a7b8c9d";
+        let latest = Cursor::decode(&format!("7fffffffffffffff{id}")).unwrap();
+        assert_eq!(latest.created_at, datetime!(9999-12-31 23:59:59.999999 UTC));
+        let earliest = Cursor::decode(&format!("8000000000000000{id}")).unwrap();
+        assert_eq!(
+            earliest.created_at.unix_timestamp_nanos() / 1_000,
+            i128::from(EARLIEST_CURSOR_MICROS)
+        );
+        // Within the range, nothing changes: -1 µs is 1969-12-31T23:59:59.999999Z.
+        let before_epoch = Cursor::decode(&format!("ffffffffffffffff{id}")).unwrap();
+        assert_eq!(before_epoch.created_at, datetime!(1969-12-31 23:59:59.999999 UTC));
     }
 }

@@ -10,6 +10,7 @@ mod helpers;
 mod cache;
 mod cli;
 mod faults;
+mod hostile;
 mod migrations;
 mod shutdown;
 mod system;
