@@ -17,7 +17,7 @@ use crate::http::body::read_json_object;
 use crate::http::response::{HIT, HttpResponse, MISS, X_CACHE, empty, json};
 use crate::users::input::{NewUser, UserPatch};
 use crate::users::page::PageRequest;
-use crate::users::{User, parse_user_id};
+use crate::users::{USER_JSON_CAPACITY, User, parse_user_id};
 
 #[derive(Serialize)]
 struct Page<'a> {
@@ -48,7 +48,8 @@ pub async fn list(state: &AppState, query: Option<&str>) -> Result<HttpResponse,
         items: &found.users,
         next_cursor: found.next.map(|cursor| cursor.encode()),
     };
-    let bytes = serde_json::to_vec(&body).map_err(Error::internal)?;
+    let mut bytes = Vec::with_capacity(64 + found.users.len() * USER_JSON_CAPACITY);
+    serde_json::to_writer(&mut bytes, &body).map_err(Error::internal)?;
     Ok(json(StatusCode::OK, bytes))
 }
 

@@ -13,6 +13,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::error::Error;
+use crate::timestamp::Rfc3339Micros;
 
 /// A stored user.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,6 +25,9 @@ pub struct User {
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
 }
+
+/// Room for a typical user's JSON, so that writing it rarely reallocates.
+pub const USER_JSON_CAPACITY: usize = 256;
 
 /// The JSON shape of a user: exactly these keys, in this order.
 #[derive(Serialize)]
@@ -48,21 +52,18 @@ impl User {
 impl Serialize for User {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut id = [0u8; uuid::fmt::Hyphenated::LENGTH];
+        let created_at = Rfc3339Micros::new(self.created_at);
+        let updated_at = Rfc3339Micros::new(self.updated_at);
         UserJson {
             id: self.id.hyphenated().encode_lower(&mut id),
             name: &self.name,
             email: self.email.as_deref(),
             avatar_url: self.avatar_url.as_deref(),
-            created_at: &timestamp(self.created_at),
-            updated_at: &timestamp(self.updated_at),
+            created_at: created_at.as_str(),
+            updated_at: updated_at.as_str(),
         }
         .serialize(serializer)
     }
-}
-
-/// RFC 3339 in UTC with the six fractional digits Postgres stores, e.g. `2026-11-24T10:34:03.123456Z`.
-pub fn timestamp(moment: OffsetDateTime) -> String {
-    crate::timestamp::rfc3339_micros(moment)
 }
 
 /// Reads a user id from a path segment: a hyphenated UUID in any letter case.
