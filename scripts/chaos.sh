@@ -7,8 +7,8 @@
 # directory, a spare port) and redis-servers of their own, never the shared services.
 #
 # Settings (environment):
-#   GRAVITY_BFF_BIN     the binary to test (default: the static musl release build, built here
-#                       if needed; the host release build when the musl target is not installed)
+#   GRAVITY_BFF_BIN     the binary to test (default: scripts/release-binary.sh builds the static
+#                       musl release build, or the host one when the musl target is missing)
 #   CHAOS_SOAK_SECONDS  soak length (default 120; 30 when CI is set)
 #   CHAOS_RATE          requests per second of the steady load (default 800)
 #   CHAOS_ONLY          comma-separated scenario names (redis-killed, redis-frozen,
@@ -32,26 +32,14 @@ if [[ $(id -u) == 0 ]]; then
 fi
 
 # ------------------------------------------------------------------------------ the binary
-if [[ -z ${GRAVITY_BFF_BIN:-} ]]; then
-    musl=x86_64-unknown-linux-musl
-    if rustup target list --installed 2>/dev/null | grep -qx "$musl" && command -v musl-gcc >/dev/null; then
-        echo "==> the static release binary (cargo build --release --target $musl)"
-        cargo build --release --locked --target "$musl" --bin gravity-bff
-        GRAVITY_BFF_BIN=target/$musl/release/gravity-bff
-    else
-        echo "==> the release binary (cargo build --release; the musl target is not installed)"
-        cargo build --release --locked --bin gravity-bff
-        GRAVITY_BFF_BIN=target/release/gravity-bff
-    fi
-fi
-[[ -x $GRAVITY_BFF_BIN ]] || fail "$GRAVITY_BFF_BIN is not an executable"
+echo "==> the release binary"
+CHAOS_BINARY=$(scripts/release-binary.sh) || fail "no release binary (see the build output above)"
+export CHAOS_BINARY
 
 # ------------------------------------------------------------------------------ run
 if [[ -n ${CI:-} ]]; then
     export CHAOS_SOAK_SECONDS=${CHAOS_SOAK_SECONDS:-30}
 fi
-export CHAOS_BINARY=$PWD/${GRAVITY_BFF_BIN#"$PWD"/}
-[[ $GRAVITY_BFF_BIN == /* ]] && CHAOS_BINARY=$GRAVITY_BFF_BIN
 export CHAOS_PG_BIN=$pg_bin
 export CHAOS_REPORT=${CHAOS_REPORT:-$PWD/target/chaos/report.md}
 
