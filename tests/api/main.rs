@@ -12,6 +12,7 @@ mod cli;
 mod faults;
 mod hostile;
 mod migrations;
+mod secrets;
 mod shutdown;
 mod system;
 mod tls;
