@@ -123,7 +123,7 @@ async fn passwords_never_appear_in_logs_bodies_headers_or_metrics() {
 #[test]
 fn bad_settings_and_failed_migrations_name_the_problem_without_the_secret() {
     let redis_port = free_port();
-    let cases: Vec<(&str, Vec<(&str, String)>, Vec<&str>)> = vec![
+    let cases: Vec<SettingsCase> = vec![
         (
             "serve with a bad DB_PORT",
             vec![("DB_PORT", "not-a-port".into())],
@@ -173,6 +173,9 @@ fn bad_settings_and_failed_migrations_name_the_problem_without_the_secret() {
         }
     }
 }
+
+/// A run of the binary: what it shows, the settings it changes, its arguments.
+type SettingsCase = (&'static str, Vec<(&'static str, String)>, Vec<&'static str>);
 
 /// The service's settings: Postgres on a port nothing listens on, the secrets set.
 fn settings(port: u16, redis_port: u16) -> Vec<(String, String)> {
