@@ -72,3 +72,13 @@ run: ## run the service against a local Postgres and Redis (settings from .env o
 
 migrate: ## apply migrations to the database named by the environment
 	scripts/run-local.sh migrate up
+
+## --- reliability: chaos and fuzzing (see docs/RELIABILITY.md) ------------------
+
+.PHONY: chaos fuzz
+
+chaos: ## the chaos scenarios against the release binary (2 min soak; CHAOS_SOAK_SECONDS, CHAOS_ONLY)
+	scripts/chaos.sh
+
+fuzz: ## the fuzz targets of tests/fuzz at 100,000 cases each (FUZZ_CASES), corpus replayed first
+	FUZZ_CASES=$${FUZZ_CASES:-100000} cargo test --locked --test fuzz

@@ -59,6 +59,8 @@ step "the static binary in an empty root (chroot)" scripts/chroot-smoke.sh targe
 step "container files (hadolint, compose schema, tests/containers)" scripts/check-containers.sh
 step "Kubernetes manifests (kustomize, kubernetes-validate, checkov, tests/k8s)" scripts/check-k8s.sh
 step "OpenAPI description" scripts/check-openapi.sh
+step "API contract (schemathesis against the release binary)" scripts/check-api-contract.sh
+step "chaos scenarios (30 s soak)" env CHAOS_SOAK_SECONDS="${CHAOS_SOAK_SECONDS:-30}" scripts/chaos.sh
 
 echo
 if ((failed > 0)); then
