@@ -30,8 +30,14 @@ TARGETS = {
 LIMITS = {
     "get_hot": "redis",
     "get_cold": "pgbench",
-    "list": "pgbench",
-    "create": "pgbench",
+    "list": "pgbench_list",
+    "create": "pgbench_insert",
+}
+LIMIT_LABELS = {
+    "redis": "redis GET",
+    "pgbench": "pgbench -S",
+    "pgbench_list": "pgbench list",
+    "pgbench_insert": "pgbench insert",
 }
 P99_CEILING_MS = 10.0
 P99_SCENARIOS = ("health", "get_hot")
@@ -92,6 +98,18 @@ def read_oha(path: Path) -> dict | None:
     }
 
 
+def read_cpu(path: Path) -> dict | None:
+    """Milliseconds of CPU per process group over one scenario, as scripts/bench.sh wrote them."""
+    if not path.exists():
+        return None
+    values = {}
+    for line in path.read_text().splitlines():
+        key, _, value = line.partition("=")
+        if key and value.strip().lstrip("-").isdigit():
+            values[key.strip()] = int(value)
+    return values
+
+
 def read_redis(folder: Path) -> dict | None:
     path = folder / "limit_redis.csv"
     if not path.exists():
@@ -107,8 +125,8 @@ def read_redis(folder: Path) -> dict | None:
     return None
 
 
-def read_pgbench(folder: Path) -> dict | None:
-    path = folder / "limit_pgbench.txt"
+def read_pgbench(folder: Path, name: str = "limit_pgbench.txt") -> dict | None:
+    path = folder / name
     if not path.exists():
         return None
     text = path.read_text()
@@ -155,7 +173,16 @@ def build(folder: Path) -> dict:
             "errors": reads["errors"] + writes["errors"],
             "write_share": writes["rps"] / total if total else None,
         }
-    limits = {"redis": read_redis(folder), "pgbench": read_pgbench(folder)}
+    limits = {
+        "redis": read_redis(folder),
+        "pgbench": read_pgbench(folder),
+        "pgbench_list": read_pgbench(folder, "limit_pgbench_list.txt"),
+        "pgbench_insert": read_pgbench(folder, "limit_pgbench_insert.txt"),
+    }
+    for name in ORDER:
+        cpu = read_cpu(folder / f"{name}.cpu")
+        if cpu and name in scenarios:
+            scenarios[name]["cpu"] = cpu
 
     rows = []
     for name in ORDER + ["mixed_reads", "mixed_writes"]:
@@ -185,7 +212,7 @@ def build(folder: Path) -> dict:
             checks.append(
                 {
                     "what": f"{row['scenario']} ≥ {row['target']:.2f} × {row['ratio_to']}",
-                    "value": f"{row['ratio']:.2f}",
+                    "value": f"{row['ratio']:.3f}",
                     "met": row["met"],
                 }
             )
@@ -224,7 +251,7 @@ def table_lines(report: dict, markdown: bool) -> list[str]:
         ratio = ""
         verdict = ""
         if "ratio" in row:
-            ratio = f"{row['ratio']:.2f} × {row['ratio_to']}"
+            ratio = f"{row['ratio']:.3f} × {row['ratio_to']}"
             if "target" in row:
                 ratio += f" (≥ {row['target']:.2f})"
                 verdict = "ok" if row["met"] else "SHORT"
@@ -236,7 +263,7 @@ def table_lines(report: dict, markdown: bool) -> list[str]:
             ratio = f"{row['ratio']:.2f} × health, {row['write_share'] * 100:.1f}% writes"
         limit = ""
         if "of_limit" in row:
-            limit_name = {"redis": "redis GET", "pgbench": "pgbench -S"}[row["limit"]]
+            limit_name = LIMIT_LABELS[row["limit"]]
             limit = f"{row['of_limit']:.2f} × {limit_name}"
         body.append(
             [
@@ -268,6 +295,51 @@ def table_lines(report: dict, markdown: bool) -> list[str]:
     return lines
 
 
+CPU_PARTS = ("service", "redis", "postgres", "oha")
+
+
+def cpu_rows(report: dict) -> list[list[str]]:
+    """CPU per request, in microseconds, of each process group; `other` is the rest of the machine."""
+    rows = []
+    for row in report["rows"]:
+        cpu = row.get("cpu")
+        requests = row["responses"] + row["errors"]
+        if not cpu or not requests:
+            continue
+        cells = [row["scenario"]]
+        known = 0
+        for part in CPU_PARTS:
+            value = cpu.get(f"{part}_ms")
+            if value is None:
+                cells.append("—")
+            else:
+                known += value
+                cells.append(f"{value * 1000 / requests:.1f}")
+        busy, idle = cpu.get("machine_busy_ms", 0), cpu.get("machine_idle_ms", 0)
+        cells.append(f"{max(busy - known, 0) * 1000 / requests:.1f}")
+        cells.append(f"{busy * 1000 / requests:.1f}")
+        cells.append(f"{100 * busy / (busy + idle):.0f}%" if busy + idle else "—")
+        rows.append(cells)
+    return rows
+
+
+def cpu_lines(report: dict, markdown: bool) -> list[str]:
+    header = ["scenario", "service", "redis", "postgres", "oha", "other", "total", "machine busy"]
+    body = cpu_rows(report)
+    if not body:
+        return []
+    if markdown:
+        lines = ["| " + " | ".join(header) + " |", "|" + "|".join([" --- "] + [" ---: "] * 7) + "|"]
+        lines.extend("| " + " | ".join(cells) + " |" for cells in body)
+        return lines
+    widths = [max(len(header[i]), *(len(cells[i]) for cells in body)) for i in range(len(header))]
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(cell.ljust(widths[i]) if i == 0 else cell.rjust(widths[i]) for i, cell in enumerate(cells))
+
+    return [line(header), line(["─" * w for w in widths])] + [line(cells) for cells in body]
+
+
 def summary_lines(report: dict) -> list[str]:
     meta, limits, memory = report["meta"], report["limits"], report["memory"]
     lines = []
@@ -281,8 +353,14 @@ def summary_lines(report: dict) -> list[str]:
     if pgbench:
         avg = f", avg {pgbench['avg_ms']:.2f} ms" if pgbench.get("avg_ms") is not None else ""
         parts.append(f"pgbench -S -M prepared -s 1 -c {meta.get('pg_clients', '?')}: {fmt_rate(pgbench['rps'])} tps{avg}")
+    for key, what in (("pgbench_list", "the list query"), ("pgbench_insert", "the insert")):
+        limit = limits.get(key)
+        if limit:
+            avg = f", avg {limit['avg_ms']:.2f} ms" if limit.get("avg_ms") is not None else ""
+            parts.append(f"pgbench -M prepared {what}: {fmt_rate(limit['rps'])} tps{avg}")
     if parts:
-        lines.append("physical limits: " + "; ".join(parts))
+        lines.append("physical limits (same machine, same run, no HTTP in the way):")
+        lines.extend(f"  {part}" for part in parts)
 
     def m(value: float | None) -> str:
         return "—" if value is None else f"{value:.1f} MiB"
@@ -318,10 +396,16 @@ def main() -> int:
     )
     load = f"load average before {meta.get('load_before', '?')}, after {meta.get('load_after', '?')}"
     terminal = [title, load, ""] + table_lines(report, markdown=False) + [""] + summary_lines(report)
+    cpu = cpu_lines(report, markdown=False)
+    if cpu:
+        terminal += ["", "CPU per request, µs (from /proc; `other` = the rest of the machine, other agents included):"] + cpu
     terminal += ["", "targets:"] + checks_lines(report)
     print("\n".join(terminal))
     markdown = [f"_{title}; {load}_", ""] + table_lines(report, markdown=True) + [""]
     markdown += [f"- {line}" for line in summary_lines(report)]
+    cpu = cpu_lines(report, markdown=True)
+    if cpu:
+        markdown += ["", "CPU per request, µs (`other` is the rest of the machine):", ""] + cpu
     markdown += ["", "Targets:", ""] + [f"- {line.strip()}" for line in checks_lines(report)]
     (folder / "table.md").write_text("\n".join(markdown) + "\n")
     (folder / "summary.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")

@@ -115,12 +115,84 @@ mem_kib() {
 }
 
 wait_http() {
-    local url="$1" i
-    for i in $(seq 100); do
+    local url="$1"
+    for _ in $(seq 100); do
         curl -fsS -o /dev/null --max-time 1 "$url" 2>/dev/null && return 0
         sleep 0.1
     done
     return 1
+}
+
+# --- CPU accounting: where the cores went during each scenario --------------------------------
+
+CLK_TCK="$(getconf CLK_TCK 2>/dev/null || echo 100)"
+# The processes whose CPU time is reported per scenario: "service:PID" "redis:PID …" "postgres:PID …".
+ACCOUNT_SERVICE=""
+ACCOUNT_REDIS=""
+
+proc_ticks() {
+    local sum=0 pid value
+    for pid in "$@"; do
+        value="$(awk '{ print $14 + $15 }' "/proc/$pid/stat" 2>/dev/null || true)"
+        sum=$((sum + ${value:-0}))
+    done
+    echo "$sum"
+}
+
+# Busy and idle ticks of the whole machine.
+machine_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9, $5 + $6 }' /proc/stat; }
+
+# CPU time of this shell's finished children (oha), in milliseconds. `times` must run in this
+# shell, not in a command substitution (a subshell has children of its own), hence the file.
+children_ms() {
+    tail -n 1 "$RESULTS/.times" | awk '{
+        total = 0
+        for (i = 1; i <= 2; i++) { split($i, part, "m"); sub("s", "", part[2]); total += part[1] * 60 + part[2] }
+        printf "%d", total * 1000
+    }'
+}
+
+# Backends of the bench database plus the WAL writer, checkpointer and background writer.
+postgres_pids() {
+    [[ -z "$BENCH_URL" ]] || return 0
+    psql -d postgres -Atc "SELECT pid FROM pg_stat_activity
+        WHERE (datname = '$DB_NAME' AND pid <> pg_backend_pid())
+           OR backend_type IN ('walwriter', 'checkpointer', 'background writer')" 2>/dev/null || true
+}
+
+ACCOUNT_START=()
+account_start() {
+    ACCOUNT_PG_PIDS="$(postgres_pids | tr '\n' ' ')"
+    local busy idle
+    read -r busy idle < <(machine_ticks)
+    times >"$RESULTS/.times"
+    # shellcheck disable=SC2086
+    ACCOUNT_START=(
+        "$(date +%s%N)" "$(proc_ticks $ACCOUNT_SERVICE)" "$(proc_ticks $ACCOUNT_REDIS)"
+        "$(proc_ticks $ACCOUNT_PG_PIDS)" "$(children_ms)" "$busy" "$idle"
+    )
+}
+
+# Writes $RESULTS/<name>.cpu: milliseconds of CPU per process group over the scenario.
+account_stop() {
+    local name="$1" end service redis postgres oha busy idle
+    end="$(date +%s%N)"
+    times >"$RESULTS/.times"
+    # shellcheck disable=SC2086
+    service="$(proc_ticks $ACCOUNT_SERVICE)" redis="$(proc_ticks $ACCOUNT_REDIS)"
+    # shellcheck disable=SC2086
+    postgres="$(proc_ticks $ACCOUNT_PG_PIDS)" oha="$(children_ms)"
+    read -r busy idle < <(machine_ticks)
+    local tick_ms=$((1000 / CLK_TCK))
+    {
+        echo "wall_ms=$(((end - ACCOUNT_START[0]) / 1000000))"
+        [[ -n "$ACCOUNT_SERVICE" ]] && echo "service_ms=$(((service - ACCOUNT_START[1]) * tick_ms))"
+        [[ -n "$ACCOUNT_REDIS" ]] && echo "redis_ms=$(((redis - ACCOUNT_START[2]) * tick_ms))"
+        [[ -n "$ACCOUNT_PG_PIDS" ]] && echo "postgres_ms=$(((postgres - ACCOUNT_START[3]) * tick_ms))"
+        echo "oha_ms=$((oha - ACCOUNT_START[4]))"
+        echo "machine_busy_ms=$(((busy - ACCOUNT_START[5]) * tick_ms))"
+        echo "machine_idle_ms=$(((idle - ACCOUNT_START[6]) * tick_ms))"
+    } >"$RESULTS/$name.cpu"
 }
 
 # --- preflight --------------------------------------------------------------------------------
@@ -181,6 +253,8 @@ fi
         echo "redis=$(redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" info server | awk -F: '/^redis_version/ { print $2 }' | tr -d '\r')"
     fi
 } >"$RESULTS/meta.env"
+# What else was running: the busiest processes just before the run.
+ps -eo pcpu,rss,comm --sort=-pcpu | head -n 12 >"$RESULTS/ps_before.txt"
 
 # --- the data: a database of its own, seeded in one statement ---------------------------------
 
@@ -228,7 +302,9 @@ run_scenario() {
     local name="$1"
     shift
     log "$name: ${DURATION}s at $CONNECTIONS connections"
+    account_start
     oha_run "$name" -c "$CONNECTIONS" "$@"
+    account_stop "$name"
 }
 
 CREATE_ARGS=(-m POST -H 'Content-Type: application/json' -d '{"name":"Bench Created"}')
@@ -241,6 +317,7 @@ run_mixed() {
     ((write_connections >= 1)) || write_connections=1
     read_connections=$((CONNECTIONS - write_connections))
     log "mixed: ${DURATION}s, reads on $read_connections connections + writes on $write_connections at once"
+    account_start
     oha_run mixed_reads -c "$read_connections" --urls-from-file "$RESULTS/urls_hot.txt" &
     read_pid=$!
     PIDS+=("$read_pid")
@@ -250,6 +327,7 @@ run_mixed() {
     local status=0
     wait "$read_pid" || status=$?
     wait "$write_pid" || status=$?
+    account_stop mixed
     local kept=() other
     for other in "${PIDS[@]}"; do [[ "$other" == "$read_pid" || "$other" == "$write_pid" ]] || kept+=("$other"); done
     PIDS=("${kept[@]}")
@@ -280,16 +358,24 @@ if [[ -z "$BENCH_URL" ]]; then
     log "limit: redis-benchmark -t get at $CONNECTIONS connections"
     redis-benchmark -h "$REDIS_HOST" -p "$REDIS_PORT" -t get -c "$CONNECTIONS" \
         -n "$((DURATION * 60000))" --csv >"$RESULTS/limit_redis.csv" 2>>"$RESULTS/stderr.log"
-    log "limit: pgbench -S -M prepared, scale 1, $PG_CLIENTS clients, ${DURATION}s"
-    createdb "$PGBENCH_DB"
+    # pgbench gets a copy of the seeded database (users and all) plus its own scale-1 tables.
+    createdb -T "$DB_NAME" "$PGBENCH_DB"
     CREATED_DBS+=("$PGBENCH_DB")
     pgbench -i -s 1 -q "$PGBENCH_DB" >/dev/null 2>&1
-    pgbench -S -M prepared -c "$PG_CLIENTS" -j "$(nproc)" -T "$DURATION" "$PGBENCH_DB" \
-        >"$RESULTS/limit_pgbench.txt" 2>>"$RESULTS/stderr.log"
+    PGBENCH=(pgbench -M prepared -c "$PG_CLIENTS" -j "$(nproc)" -T "$DURATION")
+    log "limit: pgbench -S -M prepared, scale 1, $PG_CLIENTS clients, ${DURATION}s"
+    "${PGBENCH[@]}" -S "$PGBENCH_DB" >"$RESULTS/limit_pgbench.txt" 2>>"$RESULTS/stderr.log"
+    log "limit: pgbench, the list query, $PG_CLIENTS clients, ${DURATION}s"
+    "${PGBENCH[@]}" -n -f bench/pgbench_list.sql "$PGBENCH_DB" >"$RESULTS/limit_pgbench_list.txt" 2>>"$RESULTS/stderr.log"
+    log "limit: pgbench, the insert, $PG_CLIENTS clients, ${DURATION}s"
+    "${PGBENCH[@]}" -n -f bench/pgbench_insert.sql "$PGBENCH_DB" >"$RESULTS/limit_pgbench_insert.txt" 2>>"$RESULTS/stderr.log"
     dropdb --force "$PGBENCH_DB"
 
+    ACCOUNT_REDIS="$(redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" info server | awk -F: '/^process_id/ { print $2 }' | tr -d '\r')"
+    [[ -r "/proc/${ACCOUNT_REDIS:-0}/stat" ]] || ACCOUNT_REDIS=""
     start_service cached "$PORT" 300
     SERVICE_PID="$STARTED"
+    ACCOUNT_SERVICE="$SERVICE_PID"
     sleep 1
     echo "idle_rss_kib=$(mem_kib "$SERVICE_PID" VmRSS)" >>"$RESULTS/meta.env"
 
@@ -298,7 +384,9 @@ if [[ -z "$BENCH_URL" ]]; then
         start_bg /dev/null env BARE_PORT="$((PORT + 2))" "$BARE_BIN"
         BARE_PID="$STARTED"
         wait_http "http://127.0.0.1:$((PORT + 2))/health" || die "bare_hyper did not start"
+        ACCOUNT_SERVICE="$BARE_PID"
         run_scenario bare_hyper "http://127.0.0.1:$((PORT + 2))/health"
+        ACCOUNT_SERVICE="$SERVICE_PID"
         stop_bg "$BARE_PID"
         run_scenario health "$TARGET/health"
     fi
@@ -312,7 +400,9 @@ if [[ -z "$BENCH_URL" ]]; then
         start_service "cache-off" "$((PORT + 1))" 0
         COLD_PID="$STARTED"
         sed "s|$TARGET|http://127.0.0.1:$((PORT + 1))|" "$RESULTS/urls_all.txt" >"$RESULTS/urls_cold.txt"
+        ACCOUNT_SERVICE="$COLD_PID"
         run_scenario get_cold --urls-from-file "$RESULTS/urls_cold.txt"
+        ACCOUNT_SERVICE="$SERVICE_PID"
         echo "cold_peak_rss_kib=$(mem_kib "$COLD_PID" VmHWM)" >>"$RESULTS/meta.env"
         stop_bg "$COLD_PID"
     fi
@@ -324,6 +414,7 @@ if [[ -z "$BENCH_URL" ]]; then
 else
     if [[ -n "${BENCH_PID:-}" ]]; then
         echo "idle_rss_kib=$(mem_kib "$BENCH_PID" VmRSS)" >>"$RESULTS/meta.env"
+        ACCOUNT_SERVICE="$BENCH_PID"
     fi
     wanted health && run_scenario health "$TARGET/health"
     if wanted get_hot; then
@@ -346,5 +437,7 @@ else
     fi
 fi
 echo "load_after=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$RESULTS/meta.env"
+rm -f "$RESULTS/.times"
+ps -eo pcpu,rss,comm --sort=-pcpu | head -n 12 >"$RESULTS/ps_after.txt"
 
 python3 bench/report.py "$RESULTS"
