@@ -6,8 +6,6 @@
 //! fault does to a request goes uncounted. The rate is fixed rather than "as fast as possible" so
 //! the service is under steady, comparable load and the two cores stay free for the faults.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -20,29 +18,11 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::mix::{Draw, Intent, Mix, Planned};
+
 /// Longer than the service's own 10 s request deadline: a request still unanswered by then hangs.
 pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(12);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// What the load sends.
-#[derive(Clone)]
-pub enum Mix {
-    /// `GET /v1/users/{id}` over these ids.
-    Reads(Arc<Vec<String>>),
-    /// Reads by id, and one list in four (lists always reach Postgres).
-    ReadsAndLists(Arc<Vec<String>>),
-    /// Reads, lists, creates, patches and deletes, with one request in ten a bad one.
-    Soak(Arc<Vec<String>>),
-}
-
-/// Why a request was sent, so that its status can be judged.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Intent {
-    Read,
-    Write,
-    /// A request the service must refuse with a 4xx.
-    Bad,
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Answer {
@@ -77,15 +57,6 @@ pub struct Load {
     started: Instant,
     stop: watch::Sender<bool>,
     workers: Vec<JoinHandle<Vec<Outcome>>>,
-}
-
-struct Planned {
-    intent: Intent,
-    method: Method,
-    path: String,
-    body: Option<&'static [u8]>,
-    json_body: Option<String>,
-    content_type: Option<&'static str>,
 }
 
 struct Worker {
@@ -159,7 +130,14 @@ impl Worker {
             if *stopped.borrow() {
                 break;
             }
-            let planned = self.plan();
+            self.sequence += 1;
+            let draw = Draw {
+                roll: self.next_random() % 100,
+                pick: self.next_random() as usize,
+                worker: self.index,
+                sequence: self.sequence,
+            };
+            let planned = self.mix.plan(&draw, &mut self.created);
             let sent = started.elapsed();
             let clock = Instant::now();
             let (answer, location) = self.send(&planned).await;
@@ -184,64 +162,6 @@ impl Worker {
         self.random.wrapping_mul(0x2545_F491_4F6C_DD1D)
     }
 
-    fn plan(&mut self) -> Planned {
-        self.sequence += 1;
-        let roll = self.next_random() % 100;
-        let pick = self.next_random() as usize;
-        let read = |ids: &Arc<Vec<String>>| Planned::get(Intent::Read, format!("/v1/users/{}", ids[pick % ids.len()]));
-        match &self.mix {
-            Mix::Reads(ids) => read(ids),
-            Mix::ReadsAndLists(_) if roll < 25 => {
-                Planned::get(Intent::Read, format!("/v1/users?limit={}", 1 + pick % 50))
-            }
-            Mix::ReadsAndLists(ids) => read(ids),
-            Mix::Soak(ids) => {
-                let ids = ids.clone();
-                self.plan_soak(roll, pick, &ids)
-            }
-        }
-    }
-
-    /// 55% reads by id, 15% lists, 10% creates, 5% patches, 5% deletes, 10% bad requests.
-    fn plan_soak(&mut self, roll: u64, pick: usize, ids: &Arc<Vec<String>>) -> Planned {
-        match roll {
-            0..55 => Planned::get(Intent::Read, format!("/v1/users/{}", ids[pick % ids.len()])),
-            55..70 => Planned::get(Intent::Read, format!("/v1/users?limit={}", 1 + pick % 100)),
-            70..80 => Planned::json(
-                Method::POST,
-                "/v1/users".to_owned(),
-                format!(
-                    r#"{{"name":"soak {} {}","email":"soak-{}-{}@example.org"}}"#,
-                    self.index, self.sequence, self.index, self.sequence
-                ),
-            ),
-            80..85 if !self.created.is_empty() => {
-                let id = &self.created[pick % self.created.len()];
-                Planned::json(
-                    Method::PATCH,
-                    format!("/v1/users/{id}"),
-                    format!(
-                        r#"{{"name":"patched {}","avatar_url":"https://example.org/{pick}.png"}}"#,
-                        self.sequence
-                    ),
-                )
-            }
-            85..90 if !self.created.is_empty() => {
-                let id = self.created.swap_remove(pick % self.created.len());
-                Planned {
-                    intent: Intent::Write,
-                    method: Method::DELETE,
-                    path: format!("/v1/users/{id}"),
-                    body: None,
-                    json_body: None,
-                    content_type: None,
-                }
-            }
-            80..90 => Planned::get(Intent::Read, format!("/v1/users/{}", ids[pick % ids.len()])),
-            _ => Planned::bad(pick),
-        }
-    }
-
     fn remember(&mut self, planned: &Planned, answer: Answer, location: Option<String>) {
         if planned.method == Method::POST
             && matches!(answer, Answer::Status { code: 201, .. })
@@ -257,11 +177,7 @@ impl Worker {
             Ok(sender) => sender,
             Err(answer) => return (answer, None),
         };
-        let body = match (&planned.json_body, planned.body) {
-            (Some(json), _) => Bytes::from(json.clone()),
-            (None, Some(bytes)) => Bytes::from_static(bytes),
-            (None, None) => Bytes::new(),
-        };
+        let body = planned.body.clone().map(Bytes::from).unwrap_or_default();
         let mut request = Request::builder()
             .method(planned.method.clone())
             .uri(&planned.path)
@@ -320,82 +236,6 @@ impl Worker {
     }
 }
 
-impl Planned {
-    fn get(intent: Intent, path: String) -> Planned {
-        Planned {
-            intent,
-            method: Method::GET,
-            path,
-            body: None,
-            json_body: None,
-            content_type: None,
-        }
-    }
-
-    fn json(method: Method, path: String, body: String) -> Planned {
-        Planned {
-            intent: Intent::Write,
-            method,
-            path,
-            body: None,
-            json_body: Some(body),
-            content_type: Some("application/json"),
-        }
-    }
-
-    /// One of the bad requests a busy API sees all day; each must get a 4xx.
-    fn bad(pick: usize) -> Planned {
-        let (method, path, body, content_type): (Method, &str, Option<&'static [u8]>, Option<&'static str>) =
-            match pick % 8 {
-                0 => (Method::GET, "/v1/users/not-a-uuid", None, None),
-                1 => (
-                    Method::GET,
-                    "/v1/users/00000000-0000-4000-8000-000000000000",
-                    None,
-                    None,
-                ),
-                2 => (Method::GET, "/v1/users?limit=0", None, None),
-                3 => (Method::GET, "/v1/users?cursor=zz", None, None),
-                4 => (Method::POST, "/v1/users", Some(b"{\"name\":"), Some("application/json")),
-                5 => (
-                    Method::POST,
-                    "/v1/users",
-                    Some(b"{\"name\":\"\",\"role\":\"admin\"}"),
-                    Some("application/json"),
-                ),
-                6 => (
-                    Method::POST,
-                    "/v1/users",
-                    Some(b"name=x"),
-                    Some("application/x-www-form-urlencoded"),
-                ),
-                _ => (Method::PUT, "/v1/users", None, None),
-            };
-        Planned {
-            intent: Intent::Bad,
-            method,
-            path: path.to_owned(),
-            body,
-            json_body: None,
-            content_type,
-        }
-    }
-}
-
-/// Counted outcomes of a set of requests.
-#[derive(Debug, Default)]
-pub struct Tally {
-    pub total: usize,
-    pub by_status: BTreeMap<u16, usize>,
-    pub refused: usize,
-    pub broken: usize,
-    pub timed_out: usize,
-    pub cache_hits: usize,
-    /// Non-2xx answers without a problem+json body.
-    pub errors_without_problem: usize,
-    latencies: Vec<Duration>,
-}
-
 impl Outcome {
     pub fn request_id(&self) -> String {
         format!("chaos-{}-{}", self.worker, self.sequence)
@@ -408,98 +248,5 @@ impl Outcome {
     /// When the answer (or the failure) arrived, since the load started.
     pub fn finished(&self) -> Duration {
         self.sent + self.latency
-    }
-}
-
-impl Tally {
-    pub fn of<'a>(outcomes: impl IntoIterator<Item = &'a Outcome>) -> Tally {
-        let mut tally = Tally::default();
-        for outcome in outcomes {
-            tally.total += 1;
-            tally.latencies.push(outcome.latency);
-            match outcome.answer {
-                Answer::Status {
-                    code,
-                    cache_hit,
-                    problem,
-                } => {
-                    *tally.by_status.entry(code).or_default() += 1;
-                    tally.cache_hits += usize::from(cache_hit);
-                    tally.errors_without_problem += usize::from(code >= 400 && !problem);
-                }
-                Answer::Refused => tally.refused += 1,
-                Answer::Broken => tally.broken += 1,
-                Answer::TimedOut => tally.timed_out += 1,
-            }
-        }
-        tally.latencies.sort();
-        tally
-    }
-
-    /// Answers with a status in `range`.
-    pub fn count(&self, range: std::ops::RangeInclusive<u16>) -> usize {
-        self.by_status.range(range).map(|(_, count)| count).sum()
-    }
-
-    pub fn server_errors(&self) -> usize {
-        self.count(500..=599)
-    }
-
-    /// Requests that got no HTTP answer at all.
-    pub fn unanswered(&self) -> usize {
-        self.refused + self.broken + self.timed_out
-    }
-
-    pub fn percentile(&self, fraction: f64) -> Duration {
-        if self.latencies.is_empty() {
-            return Duration::ZERO;
-        }
-        let index = ((self.latencies.len() - 1) as f64 * fraction).round() as usize;
-        self.latencies[index]
-    }
-
-    pub fn max(&self) -> Duration {
-        self.latencies.last().copied().unwrap_or_default()
-    }
-
-    /// `200×1180 503×20`, and the transport failures if any.
-    pub fn statuses(&self) -> String {
-        let mut parts: Vec<String> = self
-            .by_status
-            .iter()
-            .map(|(code, count)| format!("{code}×{count}"))
-            .collect();
-        for (label, count) in [
-            ("refused", self.refused),
-            ("broken", self.broken),
-            ("timed out", self.timed_out),
-        ] {
-            if count > 0 {
-                parts.push(format!("{label}×{count}"));
-            }
-        }
-        if parts.is_empty() {
-            "none".to_owned()
-        } else {
-            parts.join(" ")
-        }
-    }
-
-    pub fn latency_summary(&self) -> String {
-        format!(
-            "p50 {}, p99 {}, max {}",
-            millis(self.percentile(0.5)),
-            millis(self.percentile(0.99)),
-            millis(self.max())
-        )
-    }
-}
-
-pub fn millis(duration: Duration) -> String {
-    let ms = duration.as_secs_f64() * 1000.0;
-    if ms < 10.0 {
-        format!("{ms:.1} ms")
-    } else {
-        format!("{ms:.0} ms")
     }
 }

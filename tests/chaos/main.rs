@@ -3,8 +3,9 @@
 //! Run by `make chaos` (scripts/chaos.sh), not by `cargo test`: it needs the release binary, a
 //! private Postgres cluster it may restart, and `redis-server`s it may kill. Each scenario gets a
 //! database of its own in that cluster and a fresh service process, drives load with the client
-//! in `load`, injects its fault, and checks counted outcomes; `report` prints the figures and
-//! writes them as Markdown (the source of the tables in docs/RELIABILITY.md).
+//! in `load` (requests from `mix`, answers counted by `tally`), injects its fault, and checks
+//! counted outcomes; `report` prints the figures and writes them as Markdown (the source of the
+//! tables in docs/RELIABILITY.md). `postgres` and `processes` run the cluster, Redis and service.
 //!
 //! Settings (environment): `CHAOS_BINARY` the service binary (required); `CHAOS_PG_BIN` the
 //! directory of initdb/pg_ctl (default /usr/lib/postgresql/15/bin); `CHAOS_RATE` requests per
@@ -12,10 +13,12 @@
 //! of scenario names; `CHAOS_REPORT` where the Markdown goes (default target/chaos/report.md).
 
 mod load;
+mod mix;
 mod postgres;
 mod processes;
 mod report;
 mod scenarios;
+mod tally;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};

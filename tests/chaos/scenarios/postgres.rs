@@ -7,9 +7,11 @@ use std::time::Duration;
 
 use super::{seconds, sent_within};
 use crate::Harness;
-use crate::load::{Answer, Load, Mix, Tally, millis};
+use crate::load::{Answer, Load};
+use crate::mix::Mix;
 use crate::processes::{create_users, metric};
 use crate::report::Report;
+use crate::tally::{Tally, millis};
 
 /// The contract's request deadline: nothing may hang past it.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);

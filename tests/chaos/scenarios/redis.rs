@@ -5,9 +5,11 @@ use std::time::Duration;
 
 use super::{mebibytes, seconds, sent_within};
 use crate::Harness;
-use crate::load::{Answer, Load, Mix, Tally, millis};
+use crate::load::{Answer, Load};
+use crate::mix::Mix;
 use crate::processes::{OwnRedis, create_users, metric, signal};
 use crate::report::Report;
+use crate::tally::{Tally, millis};
 
 /// The service's bound on one Redis call (`cache::OPERATION_TIMEOUT`).
 const CACHE_TIMEOUT: Duration = Duration::from_millis(100);

@@ -16,9 +16,11 @@ use tokio::net::TcpStream;
 
 use super::{seconds, sent_within};
 use crate::Harness;
-use crate::load::{Answer, Load, Mix, Tally};
+use crate::load::{Answer, Load};
+use crate::mix::Mix;
 use crate::processes::{create_users, signal};
 use crate::report::Report;
+use crate::tally::Tally;
 
 const GRACE: Duration = Duration::from_secs(5);
 const SLOW_CREATES: usize = 20;

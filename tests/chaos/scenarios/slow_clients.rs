@@ -10,9 +10,11 @@ use tokio::net::TcpStream;
 
 use super::{seconds, sent_within};
 use crate::Harness;
-use crate::load::{Load, Mix, Tally, millis};
+use crate::load::Load;
+use crate::mix::Mix;
 use crate::processes::create_users;
 use crate::report::Report;
+use crate::tally::{Tally, millis};
 
 const SLOW_CLIENTS: usize = 200;
 /// The service's `server::HEADER_READ_TIMEOUT`.

@@ -6,9 +6,11 @@ use std::time::Duration;
 
 use super::{mebibytes, seconds};
 use crate::Harness;
-use crate::load::{Answer, Intent, Load, Mix, Tally};
+use crate::load::{Answer, Load};
+use crate::mix::{Intent, Mix};
 use crate::processes::{OwnRedis, create_users};
 use crate::report::Report;
+use crate::tally::Tally;
 
 /// The service's default `DB_POOL_SIZE`: the most sessions it may ever hold.
 const POOL_SIZE: i64 = 4;
@@ -29,9 +31,14 @@ pub async fn soak(harness: Arc<Harness>) -> Report {
     let fds_baseline = service.open_fds();
     let (sessions_baseline, _) = harness.cluster.service_sessions(&started.database).await;
     let mut rss_peak = rss_baseline;
+    let mut rss_every_10_seconds = Vec::new();
     while load.now() < harness.soak {
         tokio::time::sleep(Duration::from_secs(1)).await;
-        rss_peak = rss_peak.max(service.rss_kib());
+        let rss = service.rss_kib();
+        rss_peak = rss_peak.max(rss);
+        if rss_every_10_seconds.len() < load.now().as_secs() as usize / 10 {
+            rss_every_10_seconds.push(format!("{:.1}", rss as f64 / 1024.0));
+        }
     }
     let rss_end = service.rss_kib();
     let fds_end = service.open_fds();
@@ -83,6 +90,7 @@ pub async fn soak(harness: Arc<Harness>) -> Report {
             mebibytes(rss_end)
         ),
     );
+    report.figure("resident memory every 10 s (MiB)", rss_every_10_seconds.join(" "));
     report.figure(
         "open descriptors at baseline / end",
         format!("{fds_baseline} / {fds_end}"),
