@@ -102,7 +102,14 @@ pub async fn sigterm(harness: Arc<Harness>) -> Report {
         "new connections refused after",
         refused_after.map_or("never".to_owned(), seconds),
     );
-    report.figure("exit", format!("{exit:?} after {}", seconds(exited_after)));
+    let exit_status = match exit {
+        Some(status) => status.code().map_or(status.to_string(), |code| format!("code {code}")),
+        None => "still running".to_owned(),
+    };
+    report.figure(
+        "exit",
+        format!("{exit_status}, {} after the signal", seconds(exited_after)),
+    );
 
     report.check(
         created == SLOW_CREATES && stored == SLOW_CREATES as i64,
