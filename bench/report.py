@@ -402,7 +402,7 @@ def main() -> int:
     terminal += ["", "targets:"] + checks_lines(report)
     print("\n".join(terminal))
     markdown = [f"_{title}; {load}_", ""] + table_lines(report, markdown=True) + [""]
-    markdown += [f"- {line}" for line in summary_lines(report)]
+    markdown += [f"  - {line.strip()}" if line.startswith("  ") else f"- {line}" for line in summary_lines(report)]
     cpu = cpu_lines(report, markdown=True)
     if cpu:
         markdown += ["", "CPU per request, µs (`other` is the rest of the machine):", ""] + cpu

@@ -253,8 +253,16 @@ fi
         echo "redis=$(redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" info server | awk -F: '/^redis_version/ { print $2 }' | tr -d '\r')"
     fi
 } >"$RESULTS/meta.env"
-# What else was running: the busiest processes just before the run.
-ps -eo pcpu,rss,comm --sort=-pcpu | head -n 12 >"$RESULTS/ps_before.txt"
+# What else was running: the busiest processes over one second (top's second sample; ps's
+# %CPU is a lifetime average).
+busiest() {
+    if have top; then
+        top -b -n 2 -d 1 | awk '/^top -/ { sample++ } sample == 2' | sed -n '7,18p'
+    else
+        ps -eo pcpu,rss,comm --sort=-pcpu | head -n 12
+    fi
+}
+busiest >"$RESULTS/ps_before.txt"
 
 # --- the data: a database of its own, seeded in one statement ---------------------------------
 
@@ -438,6 +446,6 @@ else
 fi
 echo "load_after=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$RESULTS/meta.env"
 rm -f "$RESULTS/.times"
-ps -eo pcpu,rss,comm --sort=-pcpu | head -n 12 >"$RESULTS/ps_after.txt"
+busiest >"$RESULTS/ps_after.txt"
 
 python3 bench/report.py "$RESULTS"
