@@ -98,13 +98,12 @@ start_bg() {
 
 # Stops one process started by start_bg and forgets it.
 stop_bg() {
-    local pid="$1" kept=() other
+    local pid="$1"
     kill -TERM "$pid" 2>/dev/null || true
     for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     kill -KILL "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
-    for other in "${PIDS[@]}"; do [[ "$other" == "$pid" ]] || kept+=("$other"); done
-    PIDS=("${kept[@]}")
+    forget "$pid"
 }
 
 # VmRSS / VmHWM of a pid in KiB, or "null".
@@ -300,10 +299,23 @@ wanted() { [[ " $SCENARIOS " == *" $1 "* ]]; }
 
 # oha with the run's duration and connections; the JSON goes to $RESULTS/<name>.json.
 # -w lets requests in flight at the deadline finish, so they are not counted as errors.
+# oha catches Ctrl-C and exits normally, and bash then skips its own INT trap for a foreground
+# command; so oha runs in the background and the shell waits for it, which Ctrl-C interrupts.
 oha_run() {
-    local name="$1"
+    local name="$1" pid status=0
     shift
-    oha --no-tui --output-format json -z "${DURATION}s" -w "$@" >"$RESULTS/$name.json"
+    oha --no-tui --output-format json -z "${DURATION}s" -w "$@" >"$RESULTS/$name.json" &
+    pid=$!
+    PIDS+=("$pid")
+    wait "$pid" || status=$?
+    forget "$pid"
+    return "$status"
+}
+
+forget() {
+    local kept=() other
+    for other in "${PIDS[@]}"; do [[ "$other" == "$1" ]] || kept+=("$other"); done
+    PIDS=("${kept[@]}")
 }
 
 run_scenario() {
@@ -326,19 +338,20 @@ run_mixed() {
     read_connections=$((CONNECTIONS - write_connections))
     log "mixed: ${DURATION}s, reads on $read_connections connections + writes on $write_connections at once"
     account_start
-    oha_run mixed_reads -c "$read_connections" --urls-from-file "$RESULTS/urls_hot.txt" &
+    oha --no-tui --output-format json -z "${DURATION}s" -w -c "$read_connections" \
+        --urls-from-file "$RESULTS/urls_hot.txt" >"$RESULTS/mixed_reads.json" &
     read_pid=$!
     PIDS+=("$read_pid")
-    oha_run mixed_writes -c "$write_connections" "${CREATE_ARGS[@]}" "$TARGET/v1/users" &
+    oha --no-tui --output-format json -z "${DURATION}s" -w -c "$write_connections" \
+        "${CREATE_ARGS[@]}" "$TARGET/v1/users" >"$RESULTS/mixed_writes.json" &
     write_pid=$!
     PIDS+=("$write_pid")
     local status=0
     wait "$read_pid" || status=$?
     wait "$write_pid" || status=$?
     account_stop mixed
-    local kept=() other
-    for other in "${PIDS[@]}"; do [[ "$other" == "$read_pid" || "$other" == "$write_pid" ]] || kept+=("$other"); done
-    PIDS=("${kept[@]}")
+    forget "$read_pid"
+    forget "$write_pid"
     return "$status"
 }
 
