@@ -29,9 +29,12 @@ const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(50);
 
 pub async fn serve(listener: TcpListener, state: Arc<AppState>, shutdown: impl Future<Output = ()>, grace: Duration) {
     let mut http = http1::Builder::new();
+    // half_close: a client may shut its sending side once the request is out (as `nc -q` does)
+    // and still get its answer; hyper's default drops such a connection.
     http.timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
-        .keep_alive(true);
+        .keep_alive(true)
+        .half_close(true);
     let graceful = GracefulShutdown::new();
     let logger = state.logger.clone();
     tokio::pin!(shutdown);
