@@ -16,7 +16,7 @@ const CACHE_TIMEOUT: Duration = Duration::from_millis(100);
 /// What a read may add to the cache timeout: a Postgres lookup by primary key plus scheduling on
 /// a 2-core machine that also runs the load, Postgres and Redis. A run that overlapped another
 /// benchmark saw a 686 ms maximum here (p99 103 ms), so the bound leaves room for the machine,
-/// while a read that waited on Redis once per call would still blow through it.
+/// while a read left waiting on the frozen Redis (no timeout) would wait out the 4 s freeze.
 const DB_TIME_ALLOWANCE: Duration = Duration::from_millis(900);
 
 /// SIGKILL the cache mid-load: zero 5xx, every read answered from Postgres; when Redis is back
