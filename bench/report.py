@@ -219,7 +219,9 @@ def build(folder: Path) -> dict:
     for name in P99_SCENARIOS:
         if name in scenarios and scenarios[name]["p99_ms"] is not None:
             p99 = scenarios[name]["p99_ms"]
-            checks.append({"what": f"{name} p99 < {P99_CEILING_MS:.0f} ms", "value": f"{p99:.2f} ms", "met": p99 < P99_CEILING_MS})
+            checks.append(
+                {"what": f"{name} p99 < {P99_CEILING_MS:.0f} ms", "value": f"{p99:.2f} ms", "met": p99 < P99_CEILING_MS}
+            )
     bad = sum(row["non_2xx"] + row["errors"] for row in rows if row["scenario"] not in ("mixed",))
     checks.append({"what": "no non-2xx responses or errors", "value": str(bad), "met": bad == 0})
     memory = {
@@ -235,7 +237,9 @@ def build(folder: Path) -> dict:
         ("binary_mib", BINARY_MAX_MIB, "static binary"),
     ):
         if memory[key] is not None:
-            checks.append({"what": f"{label} ≤ {limit} MiB", "value": f"{memory[key]:.1f} MiB", "met": memory[key] <= limit})
+            checks.append(
+                {"what": f"{label} ≤ {limit} MiB", "value": f"{memory[key]:.1f} MiB", "met": memory[key] <= limit}
+            )
     return {"meta": meta, "rows": rows, "limits": limits, "memory": memory, "checks": checks}
 
 
@@ -282,13 +286,17 @@ def table_lines(report: dict, markdown: bool) -> list[str]:
         lines = ["| " + " | ".join(h or "met" for h in header) + " |"]
         lines.append("|" + "|".join([" --- "] + [" ---: "] * 5 + [" --- "] * 3) + "|")
         for cells in body:
-            lines.append("| " + " | ".join(cell.strip().replace("└", "").replace("├", "") or " " for cell in cells) + " |")
+            lines.append(
+                "| " + " | ".join(cell.strip().replace("└", "").replace("├", "") or " " for cell in cells) + " |"
+            )
         return lines
     widths = [max(len(header[i]), *(len(cells[i]) for cells in body)) for i in range(len(header))]
     right = {1, 2, 3, 4, 5}
 
     def line(cells: list[str]) -> str:
-        return "  ".join(cell.rjust(widths[i]) if i in right else cell.ljust(widths[i]) for i, cell in enumerate(cells)).rstrip()
+        return "  ".join(
+            cell.rjust(widths[i]) if i in right else cell.ljust(widths[i]) for i, cell in enumerate(cells)
+        ).rstrip()
 
     lines = [line(header), line(["─" * w for w in widths])]
     lines.extend(line(cells) for cells in body)
@@ -352,7 +360,9 @@ def summary_lines(report: dict) -> list[str]:
         )
     if pgbench:
         avg = f", avg {pgbench['avg_ms']:.2f} ms" if pgbench.get("avg_ms") is not None else ""
-        parts.append(f"pgbench -S -M prepared -s 1 -c {meta.get('pg_clients', '?')}: {fmt_rate(pgbench['rps'])} tps{avg}")
+        parts.append(
+            f"pgbench -S -M prepared -s 1 -c {meta.get('pg_clients', '?')}: {fmt_rate(pgbench['rps'])} tps{avg}"
+        )
     for key, what in (("pgbench_list", "the list query"), ("pgbench_insert", "the insert")):
         limit = limits.get(key)
         if limit:
@@ -398,7 +408,10 @@ def main() -> int:
     terminal = [title, load, ""] + table_lines(report, markdown=False) + [""] + summary_lines(report)
     cpu = cpu_lines(report, markdown=False)
     if cpu:
-        terminal += ["", "CPU per request, µs (from /proc; `other` = the rest of the machine, other agents included):"] + cpu
+        terminal += [
+            "",
+            "CPU per request, µs (from /proc; `other` = the rest of the machine, other agents included):",
+        ] + cpu
     terminal += ["", "targets:"] + checks_lines(report)
     print("\n".join(terminal))
     markdown = [f"_{title}; {load}_", ""] + table_lines(report, markdown=True) + [""]
