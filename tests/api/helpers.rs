@@ -360,6 +360,11 @@ pub struct OwnRedis {
 
 impl OwnRedis {
     pub fn start_on(port: u16) -> OwnRedis {
+        OwnRedis::start_with(port, &[])
+    }
+
+    /// Like `start_on`, with more `redis-server` arguments (such as `--requirepass`).
+    pub fn start_with(port: u16, extra: &[&str]) -> OwnRedis {
         let child = Command::new("redis-server")
             .args([
                 "--port",
@@ -371,6 +376,7 @@ impl OwnRedis {
                 "--appendonly",
                 "no",
             ])
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

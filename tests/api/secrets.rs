@@ -4,13 +4,13 @@
 //! everything it wrote or answered is searched for the markers: stdout, stderr, every response
 //! status line, header and body, `/metrics`. A client's payload must not reach the log either.
 
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::helpers::{Services, free_port};
+use crate::helpers::{OwnRedis, Services, free_port};
 use crate::shutdown::BINARY;
 
 /// URL-special characters too, in case anything ever builds a connection string from them.
@@ -22,7 +22,8 @@ const PAYLOAD: &str = "payload-marker-5c0ffee";
 #[tokio::test]
 async fn passwords_never_appear_in_logs_bodies_headers_or_metrics() {
     let redis_port = free_port();
-    let _redis = RedisWithPassword::start(redis_port, "not-the-configured-one");
+    // A Redis that wants a password other than the service's, so AUTH fails.
+    let _redis = OwnRedis::start_with(redis_port, &["--requirepass", "not-the-configured-one"]);
     let port = free_port();
     let child = Command::new(BINARY)
         .env_clear()
@@ -211,41 +212,4 @@ async fn raw_request(port: u16, method: &str, path: &str, content_type: Option<&
     let mut answer = Vec::new();
     let _ = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer)).await;
     String::from_utf8_lossy(&answer).into_owned()
-}
-
-/// A redis-server that wants a password other than the service's, so AUTH fails.
-struct RedisWithPassword(Child);
-
-impl RedisWithPassword {
-    fn start(port: u16, password: &str) -> RedisWithPassword {
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .args(["--requirepass", password])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server is installed");
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "redis-server on {port} did not start");
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        RedisWithPassword(child)
-    }
-}
-
-impl Drop for RedisWithPassword {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }

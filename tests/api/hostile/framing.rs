@@ -70,13 +70,7 @@ async fn content_length_lies_and_broken_chunking_get_a_4xx_or_a_close() {
     .await;
     assert_eq!(answer.statuses, vec![408], "{}", answer.text);
     assert!(started.elapsed() < Duration::from_secs(8), "{:?}", started.elapsed());
-    let users: i64 = app
-        .database
-        .client
-        .query_one("SELECT count(*) FROM users", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let users = crate::users_create::count_users(&app).await;
     assert_eq!(users, 0);
 }
 

@@ -156,13 +156,7 @@ async fn sql_in_every_field_and_parameter_is_only_ever_data() {
         "no statement slept: {:?}",
         started.elapsed()
     );
-    let users: i64 = app
-        .database
-        .client
-        .query_one("SELECT count(*) FROM users", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let users = crate::users_create::count_users(&app).await;
     assert!(users > SQL.len() as i64, "the table is still there and holds the users");
     assert_eq!(app.get(&target_path).await.status, 200);
 }
