@@ -91,6 +91,9 @@ impl Cache {
         let client = redis::Client::open(info)?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_millis(500)))
+            // Every call is already bounded by OPERATION_TIMEOUT; a second timer per command in
+            // the driver would only cost time on the hot path.
+            .set_response_timeout(None)
             .set_number_of_retries(1)
             .set_min_delay(Duration::from_millis(20))
             .set_max_delay(Duration::from_millis(200))

@@ -74,7 +74,8 @@ async fn dispatch(state: &AppState, route: Route, request: Request<Incoming>) ->
         (Route::Users, _) if reads => users::list(state, parts.uri.query()).await,
         (Route::Users, &Method::POST) => users::create(state, &parts.headers, body).await,
         (Route::User, method) => {
-            let (_, id) = router::resolve(parts.uri.path());
+            // The route is `/v1/users/{id}`, so the id is the last segment.
+            let id = parts.uri.path().rsplit('/').next().unwrap_or_default();
             match *method {
                 Method::GET | Method::HEAD => users::get(state, id).await,
                 Method::PATCH => users::update(state, id, &parts.headers, body).await,

@@ -68,12 +68,11 @@ impl Logger {
         write_json_string(&mut line, record.method);
         line.extend_from_slice(b",\"route\":\"");
         line.extend_from_slice(record.route.as_bytes());
-        let _ = write!(
-            line,
-            "\",\"status\":{},\"duration_ms\":{:.3},\"request_id\":\"",
-            record.status,
-            record.duration.as_secs_f64() * 1000.0
-        );
+        line.extend_from_slice(b"\",\"status\":");
+        write_decimal(&mut line, u64::from(record.status));
+        line.extend_from_slice(b",\"duration_ms\":");
+        write_milliseconds(&mut line, record.duration);
+        line.extend_from_slice(b",\"request_id\":\"");
         // Request ids are either ours or passed `request_id::is_sane`: nothing to escape.
         line.extend_from_slice(record.request_id);
         line.push(b'"');
@@ -135,6 +134,35 @@ impl Logger {
     pub fn dropped_lines() -> u64 {
         sink().dropped.load(Ordering::Relaxed)
     }
+}
+
+/// Appends `value` in decimal; the request line is written on every request, and `write!` with
+/// its formatting machinery cost more than the rest of the line.
+fn write_decimal(buffer: &mut Vec<u8>, mut value: u64) {
+    let mut digits = [0u8; 20];
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (value % 10) as u8;
+        value /= 10;
+        if value == 0 {
+            break;
+        }
+    }
+    buffer.extend_from_slice(&digits[start..]);
+}
+
+/// Appends a duration in milliseconds with three decimals (microsecond resolution), e.g. `0.123`.
+fn write_milliseconds(buffer: &mut Vec<u8>, duration: Duration) {
+    let micros = u64::try_from(duration.as_micros()).unwrap_or(u64::MAX);
+    write_decimal(buffer, micros / 1000);
+    let fraction = micros % 1000;
+    buffer.extend_from_slice(&[
+        b'.',
+        b'0' + (fraction / 100) as u8,
+        b'0' + (fraction / 10 % 10) as u8,
+        b'0' + (fraction % 10) as u8,
+    ]);
 }
 
 fn write_json_string(buffer: &mut Vec<u8>, text: &str) {
@@ -218,6 +246,19 @@ mod tests {
         assert!(!logger.enabled(LogLevel::Info));
         assert!(logger.enabled(LogLevel::Warn));
         assert!(logger.enabled(LogLevel::Error));
+    }
+
+    #[test]
+    fn numbers_are_written_as_json_numbers() {
+        let mut buffer = Vec::new();
+        write_decimal(&mut buffer, 0);
+        buffer.push(b' ');
+        write_decimal(&mut buffer, 503);
+        buffer.push(b' ');
+        write_milliseconds(&mut buffer, Duration::from_micros(123));
+        buffer.push(b' ');
+        write_milliseconds(&mut buffer, Duration::from_micros(10_000_007));
+        assert_eq!(buffer, b"0 503 0.123 10000.007");
     }
 
     #[test]
