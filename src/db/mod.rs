@@ -26,6 +26,9 @@ macro_rules! read_with_retry {
             };
             match outcome {
                 Err(error) if attempt < $crate::db::READ_ATTEMPTS && $crate::error::is_connection_loss(&error) => {
+                    // Take the dead connection out of turn now, so the next lease waits for a
+                    // live one rather than finding this one again before its keeper notices.
+                    lease.discard();
                     attempt += 1;
                 }
                 other => break other.map_err($crate::error::Error::from),
@@ -217,6 +220,20 @@ impl Deref for Lease {
 
     fn deref(&self) -> &LiveConnection {
         &self.connection
+    }
+}
+
+impl Lease {
+    /// Empties this lease's slot if it still holds this connection (and not already the keeper's
+    /// replacement): the connection was found dead while in use.
+    pub fn discard(self) {
+        let mut live = self.slot.live.write().unwrap_or_else(|poison| poison.into_inner());
+        if live
+            .as_ref()
+            .is_some_and(|current| Arc::ptr_eq(current, &self.connection))
+        {
+            *live = None;
+        }
     }
 }
 
