@@ -42,10 +42,6 @@ fn write_digits(slot: &mut [u8], mut value: u32) {
     }
 }
 
-pub fn rfc3339_micros(moment: OffsetDateTime) -> String {
-    Rfc3339Micros::new(moment).as_str().to_owned()
-}
-
 /// Appends the current time to a buffer.
 pub fn write_now(buffer: &mut Vec<u8>) {
     buffer.extend_from_slice(&Rfc3339Micros::new(OffsetDateTime::now_utc()).0);
@@ -55,6 +51,10 @@ pub fn write_now(buffer: &mut Vec<u8>) {
 mod tests {
     use super::*;
     use time::macros::datetime;
+
+    fn rfc3339_micros(moment: OffsetDateTime) -> String {
+        Rfc3339Micros::new(moment).as_str().to_owned()
+    }
 
     #[test]
     fn timestamps_have_six_fractional_digits_in_utc() {

@@ -348,6 +348,18 @@ impl Drop for TestApp {
     }
 }
 
+/// Waits until a server started as a separate process answers `/health` on `port`.
+pub async fn wait_until_serving(port: u16, within: Duration) {
+    let started = std::time::Instant::now();
+    while gravity_bff::health_check::probe(port, Duration::from_millis(200)).is_err() {
+        assert!(
+            started.elapsed() < within,
+            "the server on {port} did not come up within {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// A port nothing listens on (bound, then released).
 pub fn free_port() -> u16 {
     StdListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()

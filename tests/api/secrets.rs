@@ -5,7 +5,7 @@
 //! status line, header and body, `/metrics`. A client's payload must not reach the log either.
 
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -32,14 +32,7 @@ async fn passwords_never_appear_in_logs_bodies_headers_or_metrics() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let started = Instant::now();
-    while gravity_bff::health_check::probe(port, Duration::from_millis(200)).is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(15),
-            "the server did not come up"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    crate::helpers::wait_until_serving(port, Duration::from_secs(15)).await;
 
     let mut answers = String::new();
     let id = "5b6c1f0e-9a7d-4c3b-8e21-0f4d6a7b8c9d";

@@ -2,7 +2,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -26,14 +26,7 @@ async fn sigterm_lets_in_flight_requests_finish_refuses_new_ones_and_exits_0() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let started = Instant::now();
-    while gravity_bff::health_check::probe(port, Duration::from_millis(200)).is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "the server did not come up"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    crate::helpers::wait_until_serving(port, Duration::from_secs(10)).await;
 
     // A request whose head has arrived but whose body is still on its way: in flight.
     let body = br#"{"name":"in flight"}"#;
