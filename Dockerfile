@@ -1,13 +1,15 @@
-# syntax=docker/dockerfile:1
-#
 # The gravity-bff image, in stages:
 #   toolchain  pinned Rust + musl-gcc (the base of every build stage)
 #   chef       toolchain + cargo-chef
 #   planner    turns the manifests into recipe.json (a dependency-only description)
 #   builder    builds the dependencies from the recipe (a cached layer), then the real binary
-#   dev        toolchain + cargo-watch, for docker-compose.dev.yml (source bind-mounted, hot reload)
+#   dev        chef + cargo-watch + the dependencies' debug build, for docker-compose.dev.yml
+#              (source bind-mounted, hot reload)
 #   runtime    distroless static + the one static binary: what ships (`make image`, docker-compose.yml)
 # `runtime` is last so that a plain `docker build .` also produces the shipping image.
+# Needs BuildKit (cache mounts, COPY --chmod), and nothing beyond the engine's built-in Dockerfile
+# frontend: no `# syntax=` line, so no frontend image is fetched and a build works wherever only
+# the base images below can be pulled (or are mirrored).
 
 # ---------------------------------------------------------------------------------------------
 # Rust >= 1.93 is Cargo.toml's rust-version; the tag is pinned so a rebuild months later uses the
@@ -42,6 +44,9 @@ COPY --from=planner /app/recipe.json recipe.json
 RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     cargo chef cook --release --locked --target "$MUSL_TARGET" --recipe-path recipe.json
 COPY . .
+# The source revision for `--version` and gravity_build_info (build.rs reads REVISION; the build
+# context has no .git to ask). Declared after the dependency layer, so a new revision reuses it.
+ARG REVISION=unknown
 # The real build. cargo-chef removes its dummy artifacts of this crate after cooking, but cargo
 # decides freshness by mtime and COPY keeps the context's (possibly older) mtimes, so the sources
 # are touched first: this crate and its build script always rebuild. The checks after the build
@@ -50,7 +55,7 @@ COPY . .
 # start on the distroless static base, so it fails here instead.
 RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     find . -path ./target -prune -o -type f -name '*.rs' -exec touch {} + \
- && cargo build --release --locked --target "$MUSL_TARGET" --bin gravity-bff \
+ && REVISION="$REVISION" cargo build --release --locked --target "$MUSL_TARGET" --bin gravity-bff \
  && install -D -m 0555 "target/$MUSL_TARGET/release/gravity-bff" /out/gravity-bff \
  && version="$(/out/gravity-bff --version)" \
  && case "$version" in *gravity-bff*) ;; *) echo "refusing to ship: --version printed '$version'" >&2; exit 1 ;; esac \
@@ -60,14 +65,23 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
 # ---------------------------------------------------------------------------------------------
 # docker-compose.dev.yml runs this with the source bind-mounted on /app, the target dir and the
 # registry in named volumes (so the host's target/ is never touched), and polling, because file
-# events often do not cross bind mounts on macOS and Windows.
-FROM toolchain AS dev
+# events often do not cross bind mounts on macOS and Windows. The command is scripts/dev-watch.sh
+# from that bind mount: cargo watch with these arguments, plus a stop that lets the server drain
+# and exit 0 (cargo-watch itself does not pass SIGTERM on to the server it runs).
+FROM chef AS dev
 RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     cargo install cargo-watch --version 8.5.3 --locked
 ENV CARGO_TARGET_DIR=/cargo-target \
     API_PORT=8080
+# The debug build of every dependency, and the crates' sources, in the image (no cache mount for
+# the registry here): an empty named volume starts as a copy of what the image holds at its mount
+# point, so the first `make dev` (and every one after `make down-volumes`) compiles only this
+# crate. cook leaves its skeleton in /app; the bind mount hides it, the last command removes it.
+COPY --from=planner /app/recipe.json /tmp/recipe.json
+RUN cargo chef cook --recipe-path /tmp/recipe.json --bin gravity-bff \
+ && rm -rf /tmp/recipe.json /app/* /app/.[!.]*
 EXPOSE 8080
-CMD ["cargo", "watch", "--poll", "-w", "src", "-w", "migrations", "-w", "build.rs", "-w", "openapi.yaml", "-w", "Cargo.toml", "-w", "Cargo.lock", "-x", "run"]
+CMD ["scripts/dev-watch.sh", "--poll", "-w", "src", "-w", "migrations", "-w", "build.rs", "-w", "openapi.yaml", "-w", "Cargo.toml", "-w", "Cargo.lock", "-x", "run"]
 
 # ---------------------------------------------------------------------------------------------
 # No shell, no package manager, no libc: only CA certificates, /etc/passwd (uid 65532 "nonroot")

@@ -6,18 +6,21 @@ MUSL_TARGET := x86_64-unknown-linux-musl
 MUSL_BIN    := target/$(MUSL_TARGET)/release/gravity-bff
 COMPOSE     := scripts/compose.sh
 
-.PHONY: help up down logs ps dev test test-up test-down bench image lint build build-musl run migrate
+.PHONY: help up down down-volumes logs ps dev test test-fast test-up test-down test-containers bench image lint build build-musl run migrate
 
 help: ## list the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 ## --- the stack in Docker ---------------------------------------------------
 
-up: .env ## build the image and run the whole stack (api, db, cache, migrate) in the background
-	$(COMPOSE) up -d --build --wait
+up: ## build the image and run the whole stack (api, db, cache, migrate) in the background
+	@scripts/stack.sh up
 
-down: ## stop the stack (data volumes are kept; `docker compose down -v` drops them)
+down: ## stop the stack (data volumes are kept; `make down-volumes` drops them)
 	$(COMPOSE) down --remove-orphans
+
+down-volumes: ## stop the stack and delete its data: the pgdata volume (and make dev's cargo volumes)
+	$(COMPOSE) -f docker-compose.yml -f docker-compose.dev.yml down --volumes --remove-orphans
 
 logs: ## follow the stack's logs
 	$(COMPOSE) logs -f
@@ -25,14 +28,11 @@ logs: ## follow the stack's logs
 ps: ## show the stack's services and their health
 	$(COMPOSE) ps
 
-dev: .env ## run the stack with the API hot-reloading from the bind-mounted source
-	$(COMPOSE) -f docker-compose.yml -f docker-compose.dev.yml up --build
+dev: ## run the stack with the API hot-reloading from the bind-mounted source (Postgres/Redis on 127.0.0.1:15432/16379)
+	@scripts/stack.sh dev
 
-image: ## build the runtime image only (gravity-bff:latest)
-	DOCKER_BUILDKIT=1 docker build --target runtime -t gravity-bff:latest \
-		--build-arg VERSION=$$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1) \
-		--build-arg REVISION=$$(git rev-parse --short HEAD 2>/dev/null || echo unknown) .
-	@docker image ls gravity-bff:latest
+image: ## build the runtime image only (gravity-bff:latest; with buildx, or else through Compose v2)
+	@scripts/image.sh
 
 # A new .env gets a random DB_PASSWORD (never the example's) and is readable by its owner only.
 .env:
@@ -42,8 +42,14 @@ image: ## build the runtime image only (gravity-bff:latest)
 
 ## --- tests -----------------------------------------------------------------
 
-test: ## run every test (uses Postgres/Redis if reachable, else throwaway containers)
+test: ## run every test, about 7 min on 2 cores (uses Postgres/Redis if reachable, else throwaway containers)
 	scripts/test.sh
+
+test-fast: ## the quick path, about 2 min on 2 cores: fmt --check, clippy -D warnings, cargo test
+	@echo "make test-fast: cargo fmt --check, clippy -D warnings, cargo test (unit and tests/api); about 2 min on 2 cores"
+	cargo fmt --all -- --check
+	cargo clippy --locked --all-targets -- -D warnings
+	cargo test --locked
 
 test-up: ## start the throwaway test Postgres (5433) and Redis (6380)
 	$(COMPOSE) -f docker-compose.test.yml up -d --wait
@@ -51,19 +57,23 @@ test-up: ## start the throwaway test Postgres (5433) and Redis (6380)
 test-down: ## stop and remove the test services and their data
 	$(COMPOSE) -f docker-compose.test.yml down -v --remove-orphans
 
+test-containers: ## the container stack end to end on a real Docker engine (tests/containers_e2e)
+	scripts/test-containers.sh
+
 bench: ## load-test the service with oha and print a table (see docs/BENCHMARKS.md)
 	scripts/bench.sh
 
 ## --- local development without Docker ----------------------------------------
 
-lint: ## cargo fmt --check and clippy with warnings as errors
+lint: ## cargo fmt --check, clippy with warnings as errors, shellcheck and ruff (scripts/check-tooling.sh)
 	cargo fmt --all -- --check
 	cargo clippy --all-targets -- -D warnings
+	scripts/check-tooling.sh
 
 build: ## debug build
 	cargo build
 
-build-musl: ## the static release binary the image ships ($(MUSL_BIN))
+build-musl: ## the static release binary the image ships (target/x86_64-unknown-linux-musl/release/gravity-bff)
 	cargo build --release --locked --target $(MUSL_TARGET)
 	@ls -l $(MUSL_BIN)
 

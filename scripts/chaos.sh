@@ -2,17 +2,19 @@
 # `make chaos`: the chaos scenarios of tests/chaos against the release binary.
 #
 # Each scenario puts the service under steady load, injects one fault (Redis killed or frozen,
-# Postgres restarted or its sessions terminated, SIGTERM, 200 slow clients, a soak) and checks
-# counted outcomes. They run against a private Postgres cluster (initdb into a temporary
-# directory, a spare port) and redis-servers of their own, never the shared services.
+# Postgres restarted or its sessions terminated, SIGTERM, 200 slow clients, 100 clients that
+# never read, a soak) and checks counted outcomes. They run against a private Postgres cluster
+# (initdb into a temporary directory, a spare port) and redis-servers of their own, never the
+# shared services.
 #
 # Settings (environment):
 #   GRAVITY_BFF_BIN     the binary to test (default: scripts/release-binary.sh builds the static
 #                       musl release build, or the host one when the musl target is missing)
 #   CHAOS_SOAK_SECONDS  soak length (default 120; 30 when CI is set)
 #   CHAOS_RATE          requests per second of the steady load (default 800)
-#   CHAOS_ONLY          comma-separated scenario names (redis-killed, redis-frozen,
-#                       postgres-restart, backends-terminated, sigterm, slow-clients, soak)
+#   CHAOS_ONLY          comma-separated scenario names (redis-killed, redis-frozen, redis-full,
+#                       local-copies, postgres-restart, backends-terminated, idempotent-writes,
+#                       sigterm, slow-clients, slow-readers, soak)
 #   CHAOS_REPORT        where the figures go as Markdown (default target/chaos/report.md)
 #   CHAOS_PG_BIN        directory with initdb and pg_ctl (default: newest /usr/lib/postgresql/*/bin)
 set -euo pipefail

@@ -14,16 +14,15 @@
 # Settings: GRAVITY_BFF_BIN (the binary; default from scripts/release-binary.sh),
 # CONTRACT_SEED (default 20261124), CONTRACT_MAX_EXAMPLES per operation and phase (default 300;
 # no time budget: with one, schemathesis keeps fuzzing until the budget is spent).
-# The report (JUnit XML) and the service's log go to target/contract/.
+# The report (JUnit XML) and the service's log go to target/contract/. schemathesis comes from the
+# project's virtualenv (scripts/python.sh, tools/requirements.txt).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-REQ=tools/requirements-reliability.txt
-VENV=${GRAVITY_RELIABILITY_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/gravity-bff/reliability-tools}
-PYTHON=${PYTHON:-python3}
 SEED=${CONTRACT_SEED:-20261124}
 MAX_EXAMPLES=${CONTRACT_MAX_EXAMPLES:-300}
 OUT=target/contract
+HOOKS=$PWD/tools/schemathesis_hooks.py
 
 PG_HOST=${TEST_PG_HOST:-127.0.0.1} PG_PORT=${TEST_PG_PORT:-5432}
 PG_USER=${TEST_PG_USER:-postgres} PG_PASSWORD=${TEST_PG_PASSWORD:-}
@@ -33,19 +32,10 @@ fail() { printf 'check-api-contract: %s\n' "$*" >&2; exit 1; }
 step() { printf '\n==> %s\n' "$*"; }
 
 # ------------------------------------------------------------------------------ tools
-command -v "$PYTHON" >/dev/null || fail "$PYTHON not found (CPython 3.9+ runs schemathesis)"
 command -v psql >/dev/null || fail "psql not found (apt-get install postgresql-client); it creates and drops the database"
 command -v redis-cli >/dev/null || fail "redis-cli not found (apt-get install redis-tools); it removes the run's cache keys"
-want=$("$PYTHON" -c 'import hashlib,sys; print(hashlib.sha256(open(sys.argv[1],"rb").read()).hexdigest())' "$REQ")
-have=$(cat "$VENV/.requirements.sha256" 2>/dev/null || true)
-if [[ ! -x $VENV/bin/schemathesis || $want != "$have" ]]; then
-    step "installing $REQ into $VENV"
-    rm -rf "$VENV"
-    "$PYTHON" -m venv "$VENV" || fail "could not create a virtualenv at $VENV"
-    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$REQ" \
-        || fail "pip could not install $REQ (no access to PyPI?)"
-    echo "$want" >"$VENV/.requirements.sha256"
-fi
+VENV_BIN=$(scripts/python.sh --bin) || fail "the Python tools did not install"
+VENV=$(dirname "$VENV_BIN")
 echo "schemathesis $("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("schemathesis"))')"
 
 step "the release binary"
@@ -57,7 +47,7 @@ export PGPASSWORD=$PG_PASSWORD
 psql_admin() { psql -v ON_ERROR_STOP=1 -q -h "$PG_HOST" -p "$PG_PORT" -U "$PG_USER" -d postgres "$@"; }
 database=gravity_contract_$$
 prefix=gravity-contract-$$
-port=$("$PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+port=$("$VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 service_pid=
 cleanup() {
     if [[ -n $service_pid ]]; then
@@ -90,7 +80,9 @@ step "schemathesis: --checks all, seed $SEED, at most $MAX_EXAMPLES examples per
 status=0
 # One worker: with a fixed seed the run is then the same every time. It runs in $OUT, where
 # schemathesis and Hypothesis keep their caches (.schemathesis/, .hypothesis/).
-(cd "$OUT" && "$VENV/bin/schemathesis" run "http://127.0.0.1:$port/openapi.json" \
+# tools/schemathesis_hooks.py gives every valid Idempotency-Key a fresh suffix, as the contract
+# asks of clients (a reused key with another request is a 422).
+(cd "$OUT" && SCHEMATHESIS_HOOKS="$HOOKS" "$VENV/bin/schemathesis" run "http://127.0.0.1:$port/openapi.json" \
     --checks all \
     --phases examples,coverage,fuzzing,stateful \
     --seed "$SEED" \

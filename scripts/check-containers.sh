@@ -8,58 +8,21 @@
 #   5. pytest tests/containers: what the schema cannot see (dependency conditions, exec-form
 #      healthchecks, published ports, hardening, Dockerfile stages, .env.example, .dockerignore,
 #      scripts/compose.sh, the Makefile's docker targets)
-# Installs its pinned Python tools from tools/requirements-containers.txt when they are missing.
+# The Python tools come from the project's virtualenv (scripts/python.sh, tools/requirements.txt).
 # Exits non-zero if any check fails (all checks run either way).
-# The schema is ../shared/compose-spec.json beside the repo when present (CI), else the vendored
-# tools/compose-spec.json; COMPOSE_SPEC=path overrides both.
+# The schema is the vendored tools/compose-spec.json; COMPOSE_SPEC=path names another.
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
-requirements="tools/requirements-containers.txt"
-python="${PYTHON:-python3}"
 
 # --- tools -------------------------------------------------------------------------------------
-requirements_met() {
-    "$python" - "$requirements" <<'PY'
-import re, sys
-from importlib import metadata
-for line in open(sys.argv[1], encoding="utf-8"):
-    line = line.split("#", 1)[0].strip()
-    if not line:
-        continue
-    name, version = re.fullmatch(r"([A-Za-z0-9_.-]+)==(\S+)", line).groups()
-    try:
-        if metadata.version(name) != version:
-            sys.exit(1)
-    except metadata.PackageNotFoundError:
-        sys.exit(1)
-PY
-}
-
-if ! requirements_met; then
-    echo "==> installing the pinned tools from $requirements"
-    if ! "$python" -m pip install -q --disable-pip-version-check -r "$requirements"; then
-        # An "externally managed" system Python (PEP 668) refuses pip; use a private venv instead.
-        venv="${XDG_CACHE_HOME:-$HOME/.cache}/gravity-bff/containers-venv"
-        echo "==> pip refused; installing into the virtual environment $venv"
-        "$python" -m venv "$venv"
-        "$venv/bin/python" -m pip install -q --disable-pip-version-check -r "$requirements"
-        python="$venv/bin/python"
-    fi
-    requirements_met || { echo "check-containers: the tools in $requirements did not install" >&2; exit 1; }
-fi
-# pip puts hadolint, shellcheck and check-jsonschema in the interpreter's scripts directory (or
-# the user's, for a --user install), which need not be on PATH.
-scripts_dirs="$("$python" -c 'import os, sysconfig; print(sysconfig.get_path("scripts") + os.pathsep + sysconfig.get_path("scripts", f"{os.name}_user"))')"
-export PATH="$scripts_dirs:$PATH"
-
-spec="${COMPOSE_SPEC:-}"
-if [[ -z "$spec" ]]; then
-    spec="$(git rev-parse --show-toplevel 2>/dev/null || echo "$repo")/../shared/compose-spec.json"
-    [[ -f "$spec" ]] || spec="tools/compose-spec.json"
-fi
-export COMPOSE_SPEC="$spec"
+# hadolint, shellcheck, ruff, check-jsonschema and pytest, from the project's virtualenv.
+venv_bin="$(scripts/python.sh --bin)" || { echo "check-containers: the Python tools did not install" >&2; exit 1; }
+export PATH="$venv_bin:$PATH"
+python="$venv_bin/python"
+export COMPOSE_SPEC="${COMPOSE_SPEC:-tools/compose-spec.json}"
+spec="$COMPOSE_SPEC"
 
 # --- checks ------------------------------------------------------------------------------------
 work="$(mktemp -d)"
@@ -86,11 +49,11 @@ check() {
 check "hadolint: Dockerfile (config .hadolint.yaml)" \
     hadolint --config .hadolint.yaml Dockerfile
 
-check "shellcheck: scripts/compose.sh scripts/check-containers.sh scripts/chroot-smoke.sh" \
-    shellcheck scripts/compose.sh scripts/check-containers.sh scripts/chroot-smoke.sh
+container_scripts=(scripts/compose.sh scripts/check-containers.sh scripts/chroot-smoke.sh scripts/stack.sh scripts/image.sh scripts/dev-watch.sh scripts/test-containers.sh)
+check "shellcheck: ${container_scripts[*]}" shellcheck "${container_scripts[@]}"
 
-check "ruff: tests/containers lint and format (tests/containers/ruff.toml)" \
-    bash -c 'ruff check --quiet tests/containers && ruff format --check --quiet tests/containers'
+check "ruff: tests/containers and tests/containers_e2e lint and format (their ruff.toml)" \
+    bash -c 'ruff check --quiet tests/containers tests/containers_e2e && ruff format --check --quiet tests/containers tests/containers_e2e'
 
 for file in docker-compose.yml docker-compose.dev.yml docker-compose.test.yml; do
     check "compose schema ($spec): $file alone" \

@@ -18,6 +18,11 @@ fi
 [[ "${REDIS_HOST-cache}" == "cache" ]] && export REDIS_HOST=127.0.0.1
 export DB_USER="${DB_USER:-postgres}" DB_NAME="${DB_NAME:-gravity_db}"
 
+# The build first, with cargo's progress shown (the first release build takes a few minutes on
+# two cores); the runs below then start at once.
+echo "==> cargo build --release (the first build takes a few minutes)" >&2
+cargo build --release --locked --bin gravity-bff
+
 if [[ $# -eq 0 ]] && command -v psql >/dev/null 2>&1; then
     # Create the database if it is missing, then apply the migrations, so `make run` just works.
     PGPASSWORD="${DB_PASSWORD:-}" psql -h "$DB_HOST" -p "${DB_PORT:-5432}" -U "$DB_USER" -d postgres -Atqc \

@@ -16,27 +16,21 @@ use tokio::net::TcpListener;
 use crate::cache::Cache;
 use crate::config::{Config, ConfigError};
 use crate::db::Database;
-use crate::server;
+use crate::db::lookup_batches::LookupQueue;
+use crate::server::{self, ServerSettings, limits};
+use crate::state::AppState;
 use crate::telemetry::log::Logger;
 use crate::telemetry::metrics::Metrics;
+use crate::writes::Writes;
 
 /// How long start-up waits for a first Postgres connection before serving anyway.
 const FIRST_CONNECTION_WAIT: Duration = Duration::from_secs(5);
-
-/// The handles every request may use; shared behind one `Arc`.
-pub struct AppState {
-    pub db: Database,
-    /// `None` when the cache is turned off.
-    pub cache: Option<Cache>,
-    pub metrics: Arc<Metrics>,
-    pub logger: Logger,
-}
 
 /// A service ready to run: the port is bound, the connections are coming up.
 pub struct App {
     listener: TcpListener,
     state: Arc<AppState>,
-    shutdown_grace: Duration,
+    settings: ServerSettings,
 }
 
 /// Why the service could not start.
@@ -56,36 +50,40 @@ impl App {
         let cache = match &config.cache.redis {
             None => None,
             Some(redis) => Some(
-                Cache::connect(
-                    redis,
-                    &config.cache.key_prefix,
-                    config.cache.ttl,
-                    metrics.clone(),
-                    logger.clone(),
-                )
-                .map_err(|error| StartupError::Config(ConfigError::new("REDIS_HOST", error.to_string())))?,
+                Cache::connect(redis, &config.cache, metrics.clone(), logger.clone())
+                    .map_err(|error| StartupError::Config(ConfigError::new("REDIS_HOST", error.to_string())))?,
             ),
         };
+        let max_connections = connection_limit(&config, &logger);
         let address = SocketAddr::from((Ipv4Addr::UNSPECIFIED, config.api_port));
         let listener = TcpListener::bind(address).await.map_err(StartupError::Io)?;
         if !db.wait_until_connected(FIRST_CONNECTION_WAIT).await {
             logger.warn(
                 "postgres is not reachable yet; serving 503 until it is",
-                &[
-                    ("host", &config.database.host),
-                    ("port", &config.database.port.to_string()),
-                ],
+                &[("host", &config.database.host), ("port", &config.database.port)],
             );
         }
+        let lookups = LookupQueue::start(db.clone(), db.read_connections());
+        let writes = Writes::start(
+            db.clone(),
+            cache.clone(),
+            logger.clone(),
+            config.idempotency_sweep_every,
+        );
         Ok(App {
             listener,
             state: Arc::new(AppState {
                 db,
+                lookups,
                 cache,
+                writes,
                 metrics,
                 logger,
             }),
-            shutdown_grace: config.shutdown_grace,
+            settings: ServerSettings {
+                max_connections,
+                shutdown_grace: config.shutdown_grace,
+            },
         })
     }
 
@@ -98,14 +96,50 @@ impl App {
     }
 
     /// Serves until `shutdown` completes, then drains in-flight requests for up to the grace period.
-    pub async fn run(self, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
+    pub async fn run(self, shutdown: impl Future<Output = ()>) {
         let logger = self.state.logger.clone();
-        logger.info("listening", &[("port", &self.port().to_string())]);
-        server::serve(self.listener, self.state, shutdown, self.shutdown_grace).await;
+        logger.info(
+            "listening",
+            &[
+                ("port", &self.port()),
+                ("max_connections", &self.settings.max_connections),
+            ],
+        );
+        server::serve(self.listener, self.state, shutdown, self.settings).await;
         logger.info("stopped", &[]);
         logger.flush();
-        Ok(())
     }
+}
+
+/// `MAX_CONNECTIONS`, or its default from the descriptor limit, raised first to its hard maximum.
+fn connection_limit(config: &Config, logger: &Logger) -> usize {
+    let pool_size = config.database.pool_size;
+    let descriptors = match limits::raise_descriptor_limit() {
+        Ok(descriptors) => descriptors,
+        Err(error) => {
+            logger.warn(
+                "cannot read the descriptor limit; assuming 1024",
+                &[("error.message", &error.to_string())],
+            );
+            1024
+        }
+    };
+    let Some(chosen) = config.max_connections else {
+        return limits::default_max_connections(descriptors, pool_size);
+    };
+    let room = limits::descriptors_for_clients(descriptors, pool_size);
+    if chosen as u64 > room {
+        // Not fatal: accept errors are survived, but the operator should know.
+        logger.warn(
+            "MAX_CONNECTIONS is above what the descriptor limit leaves for clients",
+            &[
+                ("max_connections", &chosen),
+                ("descriptor_limit", &descriptors),
+                ("room_for_clients", &room),
+            ],
+        );
+    }
+    chosen
 }
 
 impl std::fmt::Display for StartupError {

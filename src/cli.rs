@@ -1,9 +1,16 @@
-//! The command line: what the binary is asked to do.
+//! The command line: what the binary is asked to do, and how a run ends.
 //!
 //! Parsing is pure (arguments in, `Command` out) so it is tested without spawning anything; `main`
-//! carries the command out. A wrong invocation is a usage error: exit code 2 and one line.
+//! carries the command out. Every way a run can fail is a `Failure`, and `Failure::exit_code` is
+//! the one place that picks the exit code: 2 for an operator's mistake (a wrong invocation, a bad
+//! setting), 1 for everything else. Either way the process prints one line, never a stack trace.
 
+use std::ffi::OsStr;
 use std::fmt;
+
+use crate::app::StartupError;
+use crate::config::ConfigError;
+use crate::db::migrate::MigrateError;
 
 /// What the binary does on this run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,7 +33,25 @@ pub enum MigrateCommand {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UsageError(pub String);
+pub struct UsageError(String);
+
+/// Why a run of the binary failed.
+#[derive(Debug)]
+pub enum Failure {
+    /// A wrong invocation.
+    Usage(UsageError),
+    /// A setting is missing or malformed.
+    Config(ConfigError),
+    /// The server could not start (a bad setting, or the port could not be bound).
+    Startup(StartupError),
+    /// `--health`: the server did not answer 200; the text says why.
+    Unhealthy(String),
+    Migrate(MigrateError),
+}
+
+/// Exit code for an operator's mistake, as the contract says.
+const EXIT_USAGE: u8 = 2;
+const EXIT_FAILURE: u8 = 1;
 
 pub const USAGE: &str = "\
 gravity-bff: the Gravity backend-for-frontend
@@ -42,16 +67,23 @@ Usage:
 
 Settings (environment): API_PORT, DB_HOST, DB_PORT, DB_USER, DB_PASSWORD, DB_NAME, DB_SSL_MODE,
 DB_SSL_ROOT_CERT, DB_POOL_SIZE, REDIS_HOST, REDIS_PORT, REDIS_PASSWORD, CACHE_TTL_SECONDS,
-CACHE_KEY_PREFIX, LOG_LEVEL, SHUTDOWN_GRACE_SECONDS. See README.md.";
+CACHE_KEY_PREFIX, CACHE_LOCAL_ENTRIES, LOG_LEVEL, SHUTDOWN_GRACE_SECONDS. See docs/API.md.";
 
 impl Command {
     pub fn parse<I, S>(arguments: I) -> Result<Command, UsageError>
     where
         I: IntoIterator<Item = S>,
-        S: AsRef<str>,
+        S: AsRef<OsStr>,
     {
         let arguments: Vec<S> = arguments.into_iter().collect();
-        let words: Vec<&str> = arguments.iter().map(AsRef::as_ref).collect();
+        let mut words: Vec<&str> = Vec::with_capacity(arguments.len());
+        for argument in &arguments {
+            let argument = argument.as_ref();
+            let word = argument
+                .to_str()
+                .ok_or_else(|| UsageError(format!("argument {argument:?} is not valid UTF-8; try --help")))?;
+            words.push(word);
+        }
         match words.as_slice() {
             [] | ["serve"] => Ok(Command::Serve),
             ["--health"] => Ok(Command::Health),
@@ -88,6 +120,53 @@ impl fmt::Display for UsageError {
     }
 }
 
+impl Failure {
+    /// The process's exit code for this failure.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Failure::Usage(_) | Failure::Config(_) => EXIT_USAGE,
+            Failure::Startup(StartupError::Config(_)) | Failure::Migrate(MigrateError::Config(_)) => EXIT_USAGE,
+            Failure::Startup(StartupError::Io(_)) | Failure::Unhealthy(_) | Failure::Migrate(_) => EXIT_FAILURE,
+        }
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Failure::Usage(error) => write!(formatter, "{error}"),
+            Failure::Config(error) => write!(formatter, "{error}"),
+            Failure::Startup(error) => write!(formatter, "{error}"),
+            Failure::Unhealthy(why) => write!(formatter, "unhealthy: {why}"),
+            Failure::Migrate(error) => write!(formatter, "migrate: {error}"),
+        }
+    }
+}
+
+impl From<UsageError> for Failure {
+    fn from(error: UsageError) -> Failure {
+        Failure::Usage(error)
+    }
+}
+
+impl From<ConfigError> for Failure {
+    fn from(error: ConfigError) -> Failure {
+        Failure::Config(error)
+    }
+}
+
+impl From<StartupError> for Failure {
+    fn from(error: StartupError) -> Failure {
+        Failure::Startup(error)
+    }
+}
+
+impl From<MigrateError> for Failure {
+    fn from(error: MigrateError) -> Failure {
+        Failure::Migrate(error)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -108,6 +187,24 @@ mod tests {
         for (arguments, expected) in cases {
             assert_eq!(Command::parse(arguments.iter()).unwrap(), expected, "{arguments:?}");
         }
+    }
+
+    #[test]
+    fn operator_mistakes_exit_2_and_other_failures_exit_1() {
+        let usage = Failure::Usage(UsageError("x".into()));
+        let setting = Failure::Config(ConfigError::new("DB_PORT", "is wrong"));
+        let unhealthy = Failure::Unhealthy("no answer".into());
+        assert_eq!(
+            (usage.exit_code(), setting.exit_code(), unhealthy.exit_code()),
+            (2, 2, 1)
+        );
+    }
+
+    #[test]
+    fn a_non_utf8_argument_is_a_usage_error() {
+        use std::os::unix::ffi::OsStrExt;
+        let argument = OsStr::from_bytes(b"\xff");
+        assert!(Command::parse([argument]).is_err());
     }
 
     #[test]

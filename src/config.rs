@@ -1,15 +1,24 @@
 //! Settings from the environment, read once at start-up.
 //!
-//! The names are the contract's (`../shared/API.md`): the seed's `.env.example` names plus the
-//! pool, cache, log and shutdown settings. envy reads every variable as an optional string and this
+//! The names are the contract's (docs/API.md): the seed's `.env.example` names plus the pool,
+//! cache, log and shutdown settings. envy reads every variable as an optional string and this
 //! module turns each into a typed value, so that a bad setting is reported as one line naming the
-//! variable and the rule it breaks, and a secret's value is never echoed back.
+//! variable and the rule it breaks, and a secret's value is never echoed back. Only the service's
+//! own names are read at all: an unrelated variable, even one that is not UTF-8, is never looked at.
 
 use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
+
+pub use crate::telemetry::log::LogLevel;
+
+/// The bound on one Redis call: Redis answers in well under a millisecond on a healthy network;
+/// anything near this is sick.
+pub(crate) const OPERATION_TIMEOUT: Duration = Duration::from_millis(100);
+/// How often each process deletes expired Idempotency-Key records.
+const IDEMPOTENCY_SWEEP_EVERY: Duration = Duration::from_secs(600);
 
 /// Everything the service needs to know about its surroundings.
 #[derive(Debug, Clone)]
@@ -21,6 +30,11 @@ pub struct Config {
     pub log_level: LogLevel,
     /// How long in-flight requests may run after SIGTERM before the process exits anyway.
     pub shutdown_grace: Duration,
+    /// How often expired Idempotency-Key records are deleted. Not a setting: tests shorten it.
+    pub idempotency_sweep_every: Duration,
+    /// Open client connections above which new ones wait in the listen backlog; `None`: derived
+    /// from the descriptor limit at start-up (`server::limits`).
+    pub max_connections: Option<usize>,
 }
 
 #[derive(Debug, Clone)]
@@ -43,6 +57,12 @@ pub struct CacheSettings {
     pub redis: Option<RedisSettings>,
     pub ttl: Duration,
     pub key_prefix: String,
+    /// In-process copies of cached bodies, kept coherent by Redis's invalidation messages;
+    /// `0` turns them off.
+    pub local_entries: usize,
+    /// The bound on one Redis call (`OPERATION_TIMEOUT`). Not read from the environment:
+    /// tests lengthen it to hold a reply in flight for as long as a race takes to set up.
+    pub call_timeout: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -61,14 +81,6 @@ pub enum SslMode {
     Require,
     /// TLS with the certificate checked against trusted CAs and the host name.
     VerifyFull,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum LogLevel {
-    Debug,
-    Info,
-    Warn,
-    Error,
 }
 
 /// A value that must never be printed: `Debug` shows a placeholder.
@@ -99,23 +111,34 @@ struct RawSettings {
     redis_password: Option<String>,
     cache_ttl_seconds: Option<String>,
     cache_key_prefix: Option<String>,
+    cache_local_entries: Option<String>,
     log_level: Option<String>,
     shutdown_grace_seconds: Option<String>,
+    max_connections: Option<String>,
 }
 
+const DEFAULT_API_PORT: u16 = 8080;
 /// Enough for a 2-core host to keep Postgres busy; each connection is one Postgres backend.
 const DEFAULT_POOL_SIZE: usize = 4;
+/// One connection for reads and one for writes, at the least.
+const MIN_POOL_SIZE: usize = 2;
 const MAX_POOL_SIZE: usize = 64;
 const DEFAULT_CACHE_TTL_SECONDS: u64 = 300;
 /// A week: long enough for any sane cache, short enough that a typo like 3000000000 is caught.
 const MAX_CACHE_TTL_SECONDS: u64 = 7 * 24 * 3600;
 const MAX_SHUTDOWN_GRACE_SECONDS: u64 = 3600;
 const MAX_KEY_PREFIX_LEN: usize = 64;
+/// A million copies of typical ~200-byte bodies is ~200 MiB: past that, a process is a cache
+/// server, not a client with a cache.
+const MAX_LOCAL_ENTRIES: usize = 1_000_000;
+/// Linux's own ceiling on descriptors per process (`fs.nr_open`): more connections than this
+/// cannot be open, so a larger value is a typo.
+const MAX_MAX_CONNECTIONS: u64 = 1 << 20;
 
 impl Config {
     /// Reads the process environment.
     pub fn from_env() -> Result<Config, ConfigError> {
-        Config::from_vars(std::env::vars())
+        Config::from_vars(own_vars_from_env()?)
     }
 
     /// Reads settings from any set of variables (the environment, or a test's own list).
@@ -134,8 +157,38 @@ impl Config {
     }
 }
 
+/// The port `--health` probes: `API_PORT` alone, so that the probe never fails because a database
+/// setting is absent. `0` cannot be probed.
+pub fn probe_port_from_env() -> Result<u16, ConfigError> {
+    let value = own_vars_from_env()?
+        .into_iter()
+        .find_map(|(name, value)| (name == "API_PORT").then_some(value));
+    parse_port("API_PORT", value, DEFAULT_API_PORT, false)
+}
+
+/// The service's own variables from the process environment. `std::env::vars` would panic on any
+/// variable that is not UTF-8, ours or not; here only a value of ours that is not UTF-8 is an error.
+fn own_vars_from_env() -> Result<Vec<(String, String)>, ConfigError> {
+    let mut ours = Vec::new();
+    for (name, value) in std::env::vars_os() {
+        let Some(name) = name.to_str().and_then(own_setting) else {
+            continue;
+        };
+        let value = value
+            .into_string()
+            .map_err(|_| ConfigError::new(name, "is not valid UTF-8"))?;
+        ours.push((name.to_owned(), value));
+    }
+    Ok(ours)
+}
+
 fn is_our_setting(name: &str) -> bool {
-    const NAMES: [&str; 16] = [
+    own_setting(name).is_some()
+}
+
+/// The name as a `'static` str when it is one of the service's settings.
+fn own_setting(name: &str) -> Option<&'static str> {
+    const NAMES: [&str; 18] = [
         "API_PORT",
         "DB_HOST",
         "DB_PORT",
@@ -150,15 +203,17 @@ fn is_our_setting(name: &str) -> bool {
         "REDIS_PASSWORD",
         "CACHE_TTL_SECONDS",
         "CACHE_KEY_PREFIX",
+        "CACHE_LOCAL_ENTRIES",
         "LOG_LEVEL",
         "SHUTDOWN_GRACE_SECONDS",
+        "MAX_CONNECTIONS",
     ];
-    NAMES.contains(&name)
+    NAMES.iter().copied().find(|known| *known == name)
 }
 
 impl RawSettings {
     fn into_config(self) -> Result<Config, ConfigError> {
-        let api_port = parse_port("API_PORT", self.api_port, 8080, true)?;
+        let api_port = parse_port("API_PORT", self.api_port, DEFAULT_API_PORT, true)?;
         let database = DatabaseSettings {
             host: required("DB_HOST", self.db_host)?,
             port: parse_port("DB_PORT", self.db_port, 5432, false)?,
@@ -171,7 +226,7 @@ impl RawSettings {
                 "DB_POOL_SIZE",
                 self.db_pool_size,
                 DEFAULT_POOL_SIZE as u64,
-                1,
+                MIN_POOL_SIZE as u64,
                 MAX_POOL_SIZE as u64,
             )? as usize,
         };
@@ -192,6 +247,14 @@ impl RawSettings {
             }),
             ttl: Duration::from_secs(ttl_seconds),
             key_prefix: parse_key_prefix(self.cache_key_prefix)?,
+            local_entries: parse_number(
+                "CACHE_LOCAL_ENTRIES",
+                self.cache_local_entries,
+                0,
+                0,
+                MAX_LOCAL_ENTRIES as u64,
+            )? as usize,
+            call_timeout: OPERATION_TIMEOUT,
         };
         Ok(Config {
             api_port,
@@ -205,6 +268,8 @@ impl RawSettings {
                 0,
                 MAX_SHUTDOWN_GRACE_SECONDS,
             )?),
+            idempotency_sweep_every: IDEMPOTENCY_SWEEP_EVERY,
+            max_connections: parse_max_connections(self.max_connections)?,
         })
     }
 }
@@ -253,6 +318,15 @@ fn parse_number(
             format!("must be a whole number from {lowest} to {highest}, got {text:?}"),
         )),
     }
+}
+
+/// Absent or empty: derived from the descriptor limit at start-up.
+fn parse_max_connections(value: Option<String>) -> Result<Option<usize>, ConfigError> {
+    let Some(text) = non_empty(value) else {
+        return Ok(None);
+    };
+    let number = parse_number("MAX_CONNECTIONS", Some(text), 0, 1, MAX_MAX_CONNECTIONS)?;
+    Ok(Some(number as usize))
 }
 
 fn parse_ssl_mode(value: Option<String>) -> Result<SslMode, ConfigError> {
@@ -321,10 +395,6 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 impl Secret {
-    pub fn new(value: impl Into<String>) -> Secret {
-        Secret(value.into())
-    }
-
     /// The value itself, for the one place that must hand it to a driver.
     pub fn expose(&self) -> &str {
         &self.0
@@ -360,6 +430,14 @@ mod tests {
         assert!(config.cache.redis.is_none(), "no REDIS_HOST means no cache");
         assert_eq!(config.log_level, LogLevel::Info);
         assert_eq!(config.shutdown_grace, Duration::from_secs(10));
+        assert_eq!(config.max_connections, None, "derived from the descriptor limit");
+    }
+
+    #[test]
+    fn max_connections_is_read() {
+        let config = config_from(&[("MAX_CONNECTIONS", " 500 ")]).unwrap();
+        assert_eq!(config.max_connections, Some(500));
+        assert_eq!(config_from(&[("MAX_CONNECTIONS", "")]).unwrap().max_connections, None);
     }
 
     #[test]
@@ -382,12 +460,18 @@ mod tests {
             ("DB_PORT", "0"),
             ("DB_SSL_MODE", "prefer-ish"),
             ("DB_POOL_SIZE", "0"),
+            ("DB_POOL_SIZE", "1"),
             ("DB_POOL_SIZE", "1000"),
             ("REDIS_PORT", "-1"),
             ("CACHE_TTL_SECONDS", "-5"),
             ("CACHE_KEY_PREFIX", "has space"),
+            ("CACHE_LOCAL_ENTRIES", "many"),
+            ("CACHE_LOCAL_ENTRIES", "2000000"),
             ("LOG_LEVEL", "loud"),
             ("SHUTDOWN_GRACE_SECONDS", "1.5"),
+            ("MAX_CONNECTIONS", "0"),
+            ("MAX_CONNECTIONS", "lots"),
+            ("MAX_CONNECTIONS", "2000000"),
         ];
         for (setting, value) in cases {
             let error = config_from(&[(setting, value)]).unwrap_err();

@@ -6,6 +6,7 @@
 //! place that picks a status code and writes an RFC 9457 problem body. Causes of 5xx answers are
 //! kept for the log and never sent to the client.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use bytes::Bytes;
@@ -13,6 +14,8 @@ use hyper::StatusCode;
 use hyper::header::{ALLOW, HeaderValue, RETRY_AFTER};
 use serde::Serialize;
 
+use crate::http::MAX_TARGET_BYTES;
+use crate::http::body::{BODY_LIMIT, BodyError};
 use crate::http::response::{HttpResponse, problem};
 
 /// Why a request failed.
@@ -30,12 +33,22 @@ pub enum Error {
     Conflict(String),
     /// 413: the body is over the limit.
     PayloadTooLarge,
+    /// 414: the request target (path and query) is over the limit.
+    UriTooLong,
     /// 415: the body is not declared as JSON.
     UnsupportedMediaType,
     /// 422: well-formed JSON whose fields break the rules; every offending field is listed.
     InvalidFields(Vec<FieldError>),
+    /// 422: an `Idempotency-Key` already used for a different request (method, path or body).
+    IdempotencyKeyReused,
     /// 503: Postgres does not answer; the client may retry shortly.
     Unavailable(Cause),
+    /// 503: a write that did not happen (cancelled by Postgres at its deadline, no connection in
+    /// time, refused before commit): nothing was written, so a retry is safe.
+    WriteNotApplied(Cause),
+    /// 503: a write whose outcome the service cannot know (its connection died after the commit
+    /// was sent, or Postgres stopped answering past the deadline).
+    WriteOutcomeUnknown(Cause),
     /// 503 from `/ready`: Postgres does not answer; `redis` is the cache's own state.
     NotReady { redis: &'static str, cause: Cause },
     /// 503: the request ran past its deadline.
@@ -44,15 +57,27 @@ pub enum Error {
     Internal(Cause),
 }
 
+/// A refused body is the client's error, each kind with its own status.
+impl From<BodyError> for Error {
+    fn from(error: BodyError) -> Error {
+        match error {
+            BodyError::NotJson => Error::UnsupportedMediaType,
+            BodyError::TooLarge => Error::PayloadTooLarge,
+            BodyError::TooSlow => Error::BodyTimeout,
+            BodyError::Malformed(detail) => Error::BadRequest(detail),
+        }
+    }
+}
+
 /// One field that breaks a rule, as listed in a 422 body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FieldError {
     pub field: String,
-    pub message: &'static str,
+    pub message: Cow<'static, str>,
 }
 
 /// The underlying failure behind a 5xx, for the log.
-pub type Cause = Box<dyn std::error::Error + Send + Sync>;
+pub(crate) type Cause = Box<dyn std::error::Error + Send + Sync>;
 
 #[derive(Serialize)]
 struct Problem<'a> {
@@ -79,35 +104,54 @@ impl Error {
             Error::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             Error::Conflict(_) => StatusCode::CONFLICT,
             Error::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::UriTooLong => StatusCode::URI_TOO_LONG,
             Error::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Error::InvalidFields(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            Error::Unavailable(_) | Error::NotReady { .. } | Error::Timeout => StatusCode::SERVICE_UNAVAILABLE,
+            Error::InvalidFields(_) | Error::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
+            Error::Unavailable(_)
+            | Error::WriteNotApplied(_)
+            | Error::WriteOutcomeUnknown(_)
+            | Error::NotReady { .. }
+            | Error::Timeout => StatusCode::SERVICE_UNAVAILABLE,
             Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     /// The failure behind a 5xx answer, which the request log records.
-    pub fn cause(&self) -> Option<&Cause> {
+    pub(crate) fn cause(&self) -> Option<&Cause> {
         match self {
-            Error::Unavailable(cause) | Error::NotReady { cause, .. } | Error::Internal(cause) => Some(cause),
+            Error::Unavailable(cause)
+            | Error::WriteNotApplied(cause)
+            | Error::WriteOutcomeUnknown(cause)
+            | Error::NotReady { cause, .. }
+            | Error::Internal(cause) => Some(cause),
             _ => None,
         }
     }
 
     /// The problem+json response a client sees.
-    pub fn into_response(self) -> HttpResponse {
+    pub(crate) fn into_response(self) -> HttpResponse {
         let status = self.status();
-        let detail = match &self {
-            Error::BadRequest(detail) | Error::NotFound(detail) | Error::Conflict(detail) => detail.as_str(),
-            Error::MethodNotAllowed { .. } => "the path does not take this method",
-            Error::BodyTimeout => "the body did not arrive in time",
-            Error::PayloadTooLarge => "the body is over 65536 bytes",
-            Error::UnsupportedMediaType => "the body must be sent as Content-Type: application/json",
-            Error::InvalidFields(_) => "some fields are invalid",
-            Error::Unavailable(_) => "the database is not answering; try again shortly",
-            Error::NotReady { .. } => "postgres is not answering",
-            Error::Timeout => "the request took too long",
-            Error::Internal(_) => "an unexpected error occurred",
+        let detail: Cow<'_, str> = match &self {
+            Error::BadRequest(detail) | Error::NotFound(detail) | Error::Conflict(detail) => detail.as_str().into(),
+            Error::MethodNotAllowed { .. } => "the path does not take this method".into(),
+            Error::BodyTimeout => "the body did not arrive in time".into(),
+            Error::PayloadTooLarge => format!("the body is over {BODY_LIMIT} bytes").into(),
+            Error::UriTooLong => format!("the path and query are over {MAX_TARGET_BYTES} bytes").into(),
+            Error::UnsupportedMediaType => "the body must be sent as Content-Type: application/json".into(),
+            Error::InvalidFields(_) => "some fields are invalid".into(),
+            Error::IdempotencyKeyReused => {
+                "this Idempotency-Key was already used for a different request (method, path or body)".into()
+            }
+            Error::Unavailable(_) => "the database is not answering; try again shortly".into(),
+            Error::WriteNotApplied(_) => {
+                "the write could not be completed in time; nothing was written, so it is safe to retry".into()
+            }
+            Error::WriteOutcomeUnknown(_) => "the database stopped answering after the write was sent: its outcome \
+                 is unknown; a retry with the same Idempotency-Key is safe and tells"
+                .into(),
+            Error::NotReady { .. } => "postgres is not answering".into(),
+            Error::Timeout => "the request took too long".into(),
+            Error::Internal(_) => "an unexpected error occurred".into(),
         };
         let errors = match &self {
             Error::InvalidFields(fields) => Some(fields.as_slice()),
@@ -117,7 +161,7 @@ impl Error {
             kind: "about:blank",
             title: status.canonical_reason().unwrap_or("Error"),
             status: status.as_u16(),
-            detail,
+            detail: &detail,
             errors,
             postgres: matches!(self, Error::NotReady { .. }).then_some("down"),
             redis: match &self {
@@ -131,7 +175,11 @@ impl Error {
             Error::MethodNotAllowed { allow } => {
                 response.headers_mut().insert(ALLOW, HeaderValue::from_static(allow));
             }
-            Error::Unavailable(_) | Error::NotReady { .. } | Error::Timeout => {
+            Error::Unavailable(_)
+            | Error::WriteNotApplied(_)
+            | Error::WriteOutcomeUnknown(_)
+            | Error::NotReady { .. }
+            | Error::Timeout => {
                 response
                     .headers_mut()
                     .insert(RETRY_AFTER, HeaderValue::from_static("1"));
@@ -141,16 +189,16 @@ impl Error {
         response
     }
 
-    pub fn internal(cause: impl Into<Cause>) -> Error {
+    pub(crate) fn internal(cause: impl Into<Cause>) -> Error {
         Error::Internal(cause.into())
     }
 }
 
 impl FieldError {
-    pub fn new(field: impl Into<String>, message: &'static str) -> FieldError {
+    pub(crate) fn new(field: impl Into<String>, message: impl Into<Cow<'static, str>>) -> FieldError {
         FieldError {
             field: field.into(),
-            message,
+            message: message.into(),
         }
     }
 }
@@ -168,7 +216,7 @@ impl From<tokio_postgres::Error> for Error {
 
 /// Whether a driver error means the connection (or the server) went away, rather than that the
 /// statement itself failed: such a read can be retried on another connection.
-pub fn is_connection_loss(error: &tokio_postgres::Error) -> bool {
+pub(crate) fn is_connection_loss(error: &tokio_postgres::Error) -> bool {
     error.is_closed()
         || std::error::Error::source(error).is_some_and(|source| source.is::<std::io::Error>())
         // 57P01 admin shutdown (a terminated backend), 57P02 crash shutdown, 57P03 cannot
@@ -184,6 +232,8 @@ impl fmt::Display for Error {
             Error::Unavailable(cause) | Error::NotReady { cause, .. } => {
                 write!(formatter, "database unavailable: {}", chain(cause.as_ref()))
             }
+            Error::WriteNotApplied(cause) => write!(formatter, "write not applied: {}", chain(cause.as_ref())),
+            Error::WriteOutcomeUnknown(cause) => write!(formatter, "write outcome unknown: {}", chain(cause.as_ref())),
             Error::Internal(cause) => write!(formatter, "internal error: {}", chain(cause.as_ref())),
             other => write!(formatter, "{}", other.status()),
         }
@@ -193,7 +243,7 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {}
 
 /// An error and its sources on one line, for the log.
-pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {

@@ -11,12 +11,12 @@ use time::{OffsetDateTime, UtcOffset};
 const LEN: usize = 27;
 
 /// A formatted timestamp, held on the stack.
-pub struct Rfc3339Micros([u8; LEN]);
+pub(crate) struct Rfc3339Micros([u8; LEN]);
 
 impl Rfc3339Micros {
     /// Formats `moment` in UTC. Years outside 0–9999 cannot be written in four digits and are
     /// clamped; the service only formats times Postgres gave it for rows it wrote, and `now`.
-    pub fn new(moment: OffsetDateTime) -> Rfc3339Micros {
+    pub(crate) fn new(moment: OffsetDateTime) -> Rfc3339Micros {
         let utc = moment.to_offset(UtcOffset::UTC);
         let mut text = *b"0000-00-00T00:00:00.000000Z";
         write_digits(&mut text[0..4], utc.year().clamp(0, 9999) as u32);
@@ -29,7 +29,7 @@ impl Rfc3339Micros {
         Rfc3339Micros(text)
     }
 
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         std::str::from_utf8(&self.0).expect("only ASCII digits and separators are written")
     }
 }
@@ -43,7 +43,7 @@ fn write_digits(slot: &mut [u8], mut value: u32) {
 }
 
 /// Appends the current time to a buffer.
-pub fn write_now(buffer: &mut Vec<u8>) {
+pub(crate) fn write_now(buffer: &mut Vec<u8>) {
     buffer.extend_from_slice(&Rfc3339Micros::new(OffsetDateTime::now_utc()).0);
 }
 

@@ -20,24 +20,27 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 use crate::config::{ConfigError, DatabaseSettings, SslMode};
 
 /// How long one connection attempt may take before it counts as failed.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// A backstop on the server side: no statement runs longer than a request may (API.md: 10 s).
-const STATEMENT_TIMEOUT_MS: u32 = 10_000;
+/// Every connection's own `statement_timeout` and `lock_timeout`, below the 10 s request
+/// deadline: no statement (and no lock wait) runs longer than this, whatever the client does. A
+/// write with this much time left relies on it; one with less sets a tighter one in its
+/// transaction (`writes::transaction`).
+pub(crate) const STATEMENT_TIMEOUT: Duration = Duration::from_secs(9);
 
 /// What every connection of the process is opened with.
 #[derive(Clone)]
-pub struct Connector {
+pub(crate) struct Connector {
     config: tokio_postgres::Config,
     tls: MakeRustlsConnect,
 }
 
 /// A connection's driver: it must be polled for the client to make progress.
-pub type Driver = tokio_postgres::Connection<Socket, <MakeRustlsConnect as MakeTlsConnect<Socket>>::Stream>;
+pub(crate) type Driver = tokio_postgres::Connection<Socket, <MakeRustlsConnect as MakeTlsConnect<Socket>>::Stream>;
 
 impl Connector {
     /// Builds the connection settings; fails only on a bad `DB_SSL_ROOT_CERT`.
-    pub fn new(settings: &DatabaseSettings, application_name: &str) -> Result<Connector, ConfigError> {
+    pub(crate) fn new(settings: &DatabaseSettings, application_name: &str) -> Result<Connector, ConfigError> {
         let mut config = tokio_postgres::Config::new();
         config
             .host(&settings.host)
@@ -54,7 +57,10 @@ impl Connector {
             .keepalives_interval(Duration::from_secs(10))
             .keepalives_retries(3)
             .tcp_user_timeout(Duration::from_secs(30))
-            .options(format!("-c statement_timeout={STATEMENT_TIMEOUT_MS} -c TimeZone=UTC"))
+            .options(format!(
+                "-c statement_timeout={milliseconds} -c lock_timeout={milliseconds} -c TimeZone=UTC",
+                milliseconds = STATEMENT_TIMEOUT.as_millis()
+            ))
             .ssl_mode(match settings.ssl_mode {
                 SslMode::Disable => PgSslMode::Disable,
                 SslMode::Require | SslMode::VerifyFull => PgSslMode::Require,
@@ -67,7 +73,7 @@ impl Connector {
     }
 
     /// Opens a connection. The driver must be spawned or polled by the caller.
-    pub async fn connect(&self) -> Result<(Client, Driver), tokio_postgres::Error> {
+    pub(crate) async fn connect(&self) -> Result<(Client, Driver), tokio_postgres::Error> {
         self.config.connect(self.tls.clone()).await
     }
 }

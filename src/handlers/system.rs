@@ -3,10 +3,11 @@
 use bytes::Bytes;
 use hyper::StatusCode;
 
-use crate::app::AppState;
 use crate::error::Error;
 use crate::http::response::{HttpResponse, PROMETHEUS_TEXT, json, with_content_type};
+use crate::state::AppState;
 use crate::telemetry::log::Logger;
+use crate::telemetry::metrics::CacheFigures;
 
 const HEALTHY: &[u8] = br#"{"status":"ok"}"#;
 
@@ -14,12 +15,12 @@ const HEALTHY: &[u8] = br#"{"status":"ok"}"#;
 const OPENAPI_JSON: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/openapi.json"));
 
 /// Liveness: touches nothing, so a slow database never gets the process restarted.
-pub fn health() -> HttpResponse {
+pub(crate) fn health() -> HttpResponse {
     json(StatusCode::OK, Bytes::from_static(HEALTHY))
 }
 
 /// Readiness: Postgres must answer; the cache is optional and only reported.
-pub async fn ready(state: &AppState) -> Result<HttpResponse, Error> {
+pub(crate) async fn ready(state: &AppState) -> Result<HttpResponse, Error> {
     let (postgres, redis) = tokio::join!(state.db.ping(), async {
         match &state.cache {
             None => "disabled",
@@ -37,11 +38,20 @@ pub async fn ready(state: &AppState) -> Result<HttpResponse, Error> {
     Ok(json(StatusCode::OK, body))
 }
 
-pub fn metrics(state: &AppState) -> HttpResponse {
-    let text = state.metrics.render(Some(state.db.stats()), Logger::dropped_lines());
+pub(crate) fn metrics(state: &AppState) -> HttpResponse {
+    let cache = state.cache.as_ref().map(|cache| CacheFigures {
+        pending_removals: cache.pending_figures(),
+        local_entries: cache.local_entries(),
+    });
+    let text = state.metrics.exposition(
+        state.db.stats(),
+        cache,
+        state.writes.waiting_creates(),
+        Logger::dropped_lines(),
+    );
     with_content_type(StatusCode::OK, PROMETHEUS_TEXT, Bytes::from(text))
 }
 
-pub fn openapi() -> HttpResponse {
+pub(crate) fn openapi() -> HttpResponse {
     json(StatusCode::OK, Bytes::from_static(OPENAPI_JSON))
 }

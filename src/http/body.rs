@@ -7,49 +7,70 @@
 
 use std::time::Duration;
 
+use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderMap};
 use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::Value;
 
-use crate::error::Error;
-
 /// The largest body accepted, in bytes.
-pub const BODY_LIMIT: usize = 65_536;
+pub(crate) const BODY_LIMIT: usize = 65_536;
 
 /// How long a client may take to send a body once its headers are in; as long as the header timeout.
-pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const BODY_READ_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why a body was refused. `crate::error` turns each into its problem response, so this module
+/// needs nothing from it.
+#[derive(Debug, PartialEq)]
+pub enum BodyError {
+    /// 415: the body is not declared as JSON.
+    NotJson,
+    /// 413: over `BODY_LIMIT`, declared or sent.
+    TooLarge,
+    /// 408: the client stopped sending before the body was complete.
+    TooSlow,
+    /// 400: unreadable, not one JSON object, or a repeated key; the detail says which.
+    Malformed(String),
+}
 
 /// A JSON object's members in the order sent; keys are unique.
 #[derive(Debug, Default, PartialEq)]
 pub struct JsonObject(pub Vec<(String, Value)>);
 
+/// A request body that holds one JSON object: the bytes as sent, and the object.
+#[derive(Debug)]
+pub(crate) struct JsonBody {
+    pub(crate) bytes: Bytes,
+    pub(crate) object: JsonObject,
+}
+
 /// Reads the body of a request that must carry one JSON object.
-pub async fn read_json_object(headers: &HeaderMap, body: Incoming) -> Result<JsonObject, Error> {
+pub(crate) async fn read_json_body(headers: &HeaderMap, body: Incoming) -> Result<JsonBody, BodyError> {
     if !declares_json(headers) {
-        return Err(Error::UnsupportedMediaType);
+        return Err(BodyError::NotJson);
     }
     let declared_length = headers
         .get(CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok())
         .and_then(|text| text.parse::<u64>().ok());
     if declared_length.is_some_and(|length| length > BODY_LIMIT as u64) {
-        return Err(Error::PayloadTooLarge);
+        return Err(BodyError::TooLarge);
     }
     let collected = tokio::time::timeout(BODY_READ_TIMEOUT, Limited::new(body, BODY_LIMIT).collect())
         .await
-        .map_err(|_| Error::BodyTimeout)?;
+        .map_err(|_| BodyError::TooSlow)?;
     let bytes = match collected {
         Ok(collected) => collected.to_bytes(),
-        Err(error) if error.is::<http_body_util::LengthLimitError>() => return Err(Error::PayloadTooLarge),
-        Err(_) => return Err(Error::BadRequest("the body could not be read".into())),
+        Err(error) if error.is::<http_body_util::LengthLimitError>() => return Err(BodyError::TooLarge),
+        Err(_) => return Err(BodyError::Malformed("the body could not be read".into())),
     };
-    parse_json_object(&bytes)
+    let object = parse_json_object(&bytes)?;
+    Ok(JsonBody { bytes, object })
 }
 
 /// `application/json`, with any parameters (`; charset=utf-8`), in any letter case.
-pub fn declares_json(headers: &HeaderMap) -> bool {
+pub(crate) fn declares_json(headers: &HeaderMap) -> bool {
     let Some(value) = headers.get(CONTENT_TYPE).and_then(|value| value.to_str().ok()) else {
         return false;
     };
@@ -58,7 +79,7 @@ pub fn declares_json(headers: &HeaderMap) -> bool {
 }
 
 /// Parses bytes that must hold exactly one JSON object with unique keys.
-pub fn parse_json_object(bytes: &[u8]) -> Result<JsonObject, Error> {
+pub fn parse_json_object(bytes: &[u8]) -> Result<JsonObject, BodyError> {
     serde_json::from_slice::<JsonObject>(bytes).map_err(|error| {
         let detail = if error.is_data() {
             // Raised by the visitor below: valid JSON, wrong shape.
@@ -66,7 +87,7 @@ pub fn parse_json_object(bytes: &[u8]) -> Result<JsonObject, Error> {
         } else {
             format!("the body is not valid JSON: {error}")
         };
-        Error::BadRequest(detail)
+        BodyError::Malformed(detail)
     })
 }
 
@@ -154,7 +175,7 @@ mod tests {
         ] {
             let error = parse_json_object(body).unwrap_err();
             assert!(
-                matches!(error, Error::BadRequest(_)),
+                matches!(error, BodyError::Malformed(_)),
                 "{:?}",
                 String::from_utf8_lossy(body)
             );
@@ -164,7 +185,7 @@ mod tests {
     #[test]
     fn a_repeated_key_is_a_bad_request() {
         let error = parse_json_object(br#"{"name":"a","name":"b"}"#).unwrap_err();
-        let Error::BadRequest(detail) = error else {
+        let BodyError::Malformed(detail) = error else {
             panic!("expected 400")
         };
         assert!(detail.contains("more than once"), "{detail}");

@@ -9,28 +9,28 @@ use hyper::header::{CONTENT_TYPE, HeaderName, HeaderValue};
 use hyper::{Response, StatusCode};
 
 /// Every response the service sends: the whole body is known before the first byte goes out.
-pub type HttpResponse = Response<Full<Bytes>>;
+pub(crate) type HttpResponse = Response<Full<Bytes>>;
 
-pub const JSON: HeaderValue = HeaderValue::from_static("application/json; charset=utf-8");
-pub const PROBLEM_JSON: HeaderValue = HeaderValue::from_static("application/problem+json");
-pub const PROMETHEUS_TEXT: HeaderValue = HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8");
-pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-pub const X_CACHE: HeaderName = HeaderName::from_static("x-cache");
-pub const HIT: HeaderValue = HeaderValue::from_static("HIT");
-pub const MISS: HeaderValue = HeaderValue::from_static("MISS");
+pub(crate) const JSON: HeaderValue = HeaderValue::from_static("application/json; charset=utf-8");
+pub(crate) const PROBLEM_JSON: HeaderValue = HeaderValue::from_static("application/problem+json");
+pub(crate) const PROMETHEUS_TEXT: HeaderValue = HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8");
+pub(crate) const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+pub(crate) const X_CACHE: HeaderName = HeaderName::from_static("x-cache");
+pub(crate) const HIT: HeaderValue = HeaderValue::from_static("HIT");
+pub(crate) const MISS: HeaderValue = HeaderValue::from_static("MISS");
 
 /// A JSON body with the given status.
-pub fn json(status: StatusCode, body: impl Into<Bytes>) -> HttpResponse {
+pub(crate) fn json(status: StatusCode, body: impl Into<Bytes>) -> HttpResponse {
     with_content_type(status, JSON, body.into())
 }
 
 /// An RFC 9457 problem body; only `Error::into_response` should need this.
-pub fn problem(status: StatusCode, body: Bytes) -> HttpResponse {
+pub(crate) fn problem(status: StatusCode, body: Bytes) -> HttpResponse {
     with_content_type(status, PROBLEM_JSON, body)
 }
 
 /// A response with a body of the given type.
-pub fn with_content_type(status: StatusCode, content_type: HeaderValue, body: Bytes) -> HttpResponse {
+pub(crate) fn with_content_type(status: StatusCode, content_type: HeaderValue, body: Bytes) -> HttpResponse {
     let mut response = Response::new(Full::new(body));
     *response.status_mut() = status;
     response.headers_mut().insert(CONTENT_TYPE, content_type);
@@ -38,7 +38,7 @@ pub fn with_content_type(status: StatusCode, content_type: HeaderValue, body: By
 }
 
 /// A response without a body (204).
-pub fn empty(status: StatusCode) -> HttpResponse {
+pub(crate) fn empty(status: StatusCode) -> HttpResponse {
     let mut response = Response::new(Full::new(Bytes::new()));
     *response.status_mut() = status;
     response

@@ -1,244 +1,229 @@
 //! JSON log lines: one per request on stdout, operational events on stderr.
 //!
 //! The contract keeps stdout for request lines alone, so log shippers can parse it without
-//! filtering. Request lines are appended to an in-memory buffer that a background thread writes
-//! out every few milliseconds: a request never waits on a slow terminal or pipe, and a burst of
-//! requests costs one `write` call instead of one per line. If the consumer stalls, the buffer is
-//! capped and excess lines are dropped (and counted) rather than growing memory without bound.
-//! Nothing logged carries a body, a password, or any client text other than a sanitised request id.
+//! filtering; `stdout_sink` writes them out in batches. A request line is `warn` when the answer
+//! was a 5xx (its cause in `error.message`) and `info` otherwise, so `LOG_LEVEL=warn` keeps every
+//! failure and drops the rest, and a storm of 4xx from a misbehaving client stays at `info`.
+//!
+//! Field names are the ones shippers and their index templates already know: the OpenTelemetry
+//! log data model and semantic conventions, and the Elastic Common Schema (ECS) where OTel names
+//! nothing. Dotted names are flat keys (`"http.route":"…"`), which both read as nested fields.
+//!
+//! | field | meaning | from |
+//! | --- | --- | --- |
+//! | `timestamp` | RFC 3339, UTC, microseconds | OTel `Timestamp` (Datadog, Loki and Vector find it by this name) |
+//! | `level` | `debug`, `info`, `warn`, `error` | the name Datadog, Loki and Grafana look for (ECS: `log.level`, OTel: `SeverityText`) |
+//! | `message` | `request`, or what happened | ECS `message` |
+//! | `http.request.method` | `GET`, … | OTel and ECS |
+//! | `http.route` | the route template, e.g. `/v1/users/{id}` | OTel |
+//! | `http.response.status_code` | a number | OTel and ECS |
+//! | `event.duration` | nanoseconds, a number | ECS (and Datadog's `duration` unit) |
+//! | `http.request.id` | the `X-Request-Id` sent back | ECS |
+//! | `trace_id`, `span_id` | W3C trace and span ids, lower-case hex | OTel's trace context in non-OTLP logs |
+//! | `gravity.cache` | `HIT` or `MISS`, on cached routes | the service's own namespace (no standard field) |
+//! | `error.message` | why a 5xx happened, with its source chain | ECS and OTel |
+//!
+//! Nothing logged carries a body, a password, or any client text other than a sanitised request
+//! id. The request line is built in a buffer each thread keeps, so writing it allocates nothing.
 
-use std::io::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Condvar, Mutex, OnceLock};
+use std::cell::RefCell;
 use std::time::Duration;
 
-use crate::config::LogLevel;
+use crate::telemetry::json_writer::{FieldValue, write_decimal, write_string};
+use crate::telemetry::stdout_sink::sink;
 
-/// How much unwritten request log may pile up before lines are dropped.
-const MAX_PENDING_BYTES: usize = 8 << 20;
-/// How long the writer waits after the first pending line, so that a burst goes out together.
-const BATCH_WINDOW: Duration = Duration::from_millis(5);
+/// A request line is usually under 400 bytes; one with a long error chain grows the buffer.
+const LINE_CAPACITY: usize = 512;
+/// A buffer grown past this by an unusual line is given back rather than kept for every request.
+const MAX_KEPT_CAPACITY: usize = 16 << 10;
+
+/// The least severe events written (`LOG_LEVEL`), in order of severity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
 
 /// The service's logger; cheap to clone.
 #[derive(Clone, Debug)]
-pub struct Logger {
+pub(crate) struct Logger {
     level: LogLevel,
 }
 
 /// The facts of one request, as its log line records them.
-pub struct RequestRecord<'a> {
-    pub method: &'a str,
-    pub route: &'a str,
-    pub status: u16,
-    pub duration: Duration,
-    pub request_id: &'a [u8],
+pub(crate) struct RequestRecord<'a> {
+    pub(crate) method: &'a str,
+    pub(crate) route: &'a str,
+    pub(crate) status: u16,
+    pub(crate) duration: Duration,
+    pub(crate) request_id: &'a [u8],
+    /// 32 lower-case hex digits.
+    pub(crate) trace_id: &'a [u8],
+    /// 16 lower-case hex digits: this request's span.
+    pub(crate) span_id: &'a [u8],
     /// `HIT` or `MISS` on cached routes.
-    pub cache: Option<&'static str>,
+    pub(crate) cache: Option<&'static str>,
     /// Why a 5xx happened (never sent to the client).
-    pub error: Option<&'a str>,
+    pub(crate) error: Option<&'a str>,
 }
 
-struct StdoutSink {
-    pending: Mutex<Vec<u8>>,
-    wake: Condvar,
-    dropped: AtomicU64,
-    /// Held while a batch goes from the buffer to stdout, so `flush` at exit waits for a batch the
-    /// writer thread has already taken.
-    writing: Mutex<()>,
-}
+/// An event's fields: names, and values of any `FieldValue` type (`&"text"`, `&port`, `&true`).
+pub(crate) type Fields<'a> = &'a [(&'a str, &'a dyn FieldValue)];
 
 impl Logger {
-    pub fn new(level: LogLevel) -> Logger {
+    pub(crate) fn new(level: LogLevel) -> Logger {
         Logger { level }
     }
 
-    pub fn enabled(&self, level: LogLevel) -> bool {
+    pub(crate) fn enabled(&self, level: LogLevel) -> bool {
         level >= self.level
     }
 
-    /// The request line, written when the level is `info` or lower.
-    pub fn request(&self, record: &RequestRecord<'_>) {
-        if !self.enabled(LogLevel::Info) {
+    /// The request line: `warn` for a 5xx, `info` otherwise.
+    pub(crate) fn request(&self, record: &RequestRecord<'_>) {
+        let level = request_level(record.status);
+        if !self.enabled(level) {
             return;
         }
-        let mut line = Vec::with_capacity(256);
-        line.extend_from_slice(b"{\"ts\":\"");
-        crate::timestamp::write_now(&mut line);
-        line.extend_from_slice(b"\",\"level\":\"info\",\"msg\":\"request\",\"method\":");
-        write_json_string(&mut line, record.method);
-        line.extend_from_slice(b",\"route\":\"");
-        line.extend_from_slice(record.route.as_bytes());
-        line.extend_from_slice(b"\",\"status\":");
-        write_decimal(&mut line, u64::from(record.status));
-        line.extend_from_slice(b",\"duration_ms\":");
-        write_milliseconds(&mut line, record.duration);
-        line.extend_from_slice(b",\"request_id\":\"");
-        // Request ids are either ours or passed `request_id::is_sane`: nothing to escape.
-        line.extend_from_slice(record.request_id);
-        line.push(b'"');
-        if let Some(cache) = record.cache {
-            line.extend_from_slice(b",\"cache\":\"");
-            line.extend_from_slice(cache.as_bytes());
-            line.push(b'"');
+        thread_local! {
+            static LINE: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(LINE_CAPACITY));
         }
-        if let Some(error) = record.error {
-            line.extend_from_slice(b",\"error\":");
-            write_json_string(&mut line, error);
-        }
-        line.extend_from_slice(b"}\n");
-        sink().append(&line);
+        LINE.with_borrow_mut(|line| {
+            line.clear();
+            write_request_line(line, level, record);
+            sink().append(line);
+            if line.capacity() > MAX_KEPT_CAPACITY {
+                *line = Vec::with_capacity(LINE_CAPACITY);
+            }
+        });
     }
 
-    pub fn debug(&self, message: &str, fields: &[(&str, &str)]) {
-        self.event(LogLevel::Debug, "debug", message, fields);
+    pub(crate) fn debug(&self, message: &str, fields: Fields<'_>) {
+        self.event(LogLevel::Debug, message, fields);
     }
 
-    pub fn info(&self, message: &str, fields: &[(&str, &str)]) {
-        self.event(LogLevel::Info, "info", message, fields);
+    pub(crate) fn info(&self, message: &str, fields: Fields<'_>) {
+        self.event(LogLevel::Info, message, fields);
     }
 
-    pub fn warn(&self, message: &str, fields: &[(&str, &str)]) {
-        self.event(LogLevel::Warn, "warn", message, fields);
-    }
-
-    pub fn error(&self, message: &str, fields: &[(&str, &str)]) {
-        self.event(LogLevel::Error, "error", message, fields);
+    pub(crate) fn warn(&self, message: &str, fields: Fields<'_>) {
+        self.event(LogLevel::Warn, message, fields);
     }
 
     /// An operational event on stderr; rare, so written at once.
-    fn event(&self, level: LogLevel, level_name: &str, message: &str, fields: &[(&str, &str)]) {
+    fn event(&self, level: LogLevel, message: &str, fields: Fields<'_>) {
         if !self.enabled(level) {
             return;
         }
         let mut line = Vec::with_capacity(160);
-        line.extend_from_slice(b"{\"ts\":\"");
-        crate::timestamp::write_now(&mut line);
-        let _ = write!(line, "\",\"level\":\"{level_name}\",\"msg\":");
-        write_json_string(&mut line, message);
-        for (key, value) in fields {
-            line.push(b',');
-            write_json_string(&mut line, key);
-            line.push(b':');
-            write_json_string(&mut line, value);
-        }
-        line.extend_from_slice(b"}\n");
-        let _ = std::io::stderr().lock().write_all(&line);
+        write_event_line(&mut line, level, message, fields);
+        let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), &line);
     }
 
     /// Writes out pending request lines now (at shutdown).
-    pub fn flush(&self) {
+    pub(crate) fn flush(&self) {
         sink().flush();
     }
 
     /// Request lines dropped because stdout could not keep up.
-    pub fn dropped_lines() -> u64 {
-        sink().dropped.load(Ordering::Relaxed)
+    pub(crate) fn dropped_lines() -> u64 {
+        sink().dropped()
     }
 }
 
-/// Appends `value` in decimal; the request line is written on every request, and `write!` with
-/// its formatting machinery cost more than the rest of the line.
-fn write_decimal(buffer: &mut Vec<u8>, mut value: u64) {
-    let mut digits = [0u8; 20];
-    let mut start = digits.len();
-    loop {
-        start -= 1;
-        digits[start] = b'0' + (value % 10) as u8;
-        value /= 10;
-        if value == 0 {
-            break;
-        }
-    }
-    buffer.extend_from_slice(&digits[start..]);
+fn request_level(status: u16) -> LogLevel {
+    if status >= 500 { LogLevel::Warn } else { LogLevel::Info }
 }
 
-/// Appends a duration in milliseconds with three decimals (microsecond resolution), e.g. `0.123`.
-fn write_milliseconds(buffer: &mut Vec<u8>, duration: Duration) {
-    let micros = u64::try_from(duration.as_micros()).unwrap_or(u64::MAX);
-    write_decimal(buffer, micros / 1000);
-    let fraction = micros % 1000;
-    buffer.extend_from_slice(&[
-        b'.',
-        b'0' + (fraction / 100) as u8,
-        b'0' + (fraction / 10 % 10) as u8,
-        b'0' + (fraction % 10) as u8,
-    ]);
+fn write_request_line(line: &mut Vec<u8>, level: LogLevel, record: &RequestRecord<'_>) {
+    write_head(line, level);
+    line.extend_from_slice(b",\"message\":\"request\",\"http.request.method\":");
+    write_string(line, record.method);
+    line.extend_from_slice(b",\"http.route\":\"");
+    line.extend_from_slice(record.route.as_bytes());
+    line.extend_from_slice(b"\",\"http.response.status_code\":");
+    write_decimal(line, u64::from(record.status));
+    line.extend_from_slice(b",\"event.duration\":");
+    write_decimal(line, u64::try_from(record.duration.as_nanos()).unwrap_or(u64::MAX));
+    // Request ids are either ours or passed `request_id::is_sane`, and trace ids are hex digits:
+    // nothing to escape.
+    line.extend_from_slice(b",\"http.request.id\":\"");
+    line.extend_from_slice(record.request_id);
+    line.extend_from_slice(b"\",\"trace_id\":\"");
+    line.extend_from_slice(record.trace_id);
+    line.extend_from_slice(b"\",\"span_id\":\"");
+    line.extend_from_slice(record.span_id);
+    line.push(b'"');
+    if let Some(cache) = record.cache {
+        line.extend_from_slice(b",\"gravity.cache\":\"");
+        line.extend_from_slice(cache.as_bytes());
+        line.push(b'"');
+    }
+    if let Some(error) = record.error {
+        line.extend_from_slice(b",\"error.message\":");
+        write_string(line, error);
+    }
+    line.extend_from_slice(b"}\n");
 }
 
-fn write_json_string(buffer: &mut Vec<u8>, text: &str) {
-    let _ = serde_json::to_writer(&mut *buffer, text);
+fn write_event_line(line: &mut Vec<u8>, level: LogLevel, message: &str, fields: Fields<'_>) {
+    write_head(line, level);
+    line.extend_from_slice(b",\"message\":");
+    write_string(line, message);
+    for (name, value) in fields {
+        line.push(b',');
+        write_string(line, name);
+        line.push(b':');
+        value.write_json(line);
+    }
+    line.extend_from_slice(b"}\n");
 }
 
-fn sink() -> &'static StdoutSink {
-    static SINK: OnceLock<&'static StdoutSink> = OnceLock::new();
-    SINK.get_or_init(|| {
-        let sink: &'static StdoutSink = Box::leak(Box::new(StdoutSink {
-            pending: Mutex::new(Vec::with_capacity(64 << 10)),
-            wake: Condvar::new(),
-            dropped: AtomicU64::new(0),
-            writing: Mutex::new(()),
-        }));
-        std::thread::Builder::new()
-            .name("log-writer".into())
-            .spawn(move || sink.write_forever())
-            .expect("the log writer thread starts");
-        sink
-    })
+/// `{"timestamp":"…","level":"…"`, the start of every line.
+fn write_head(line: &mut Vec<u8>, level: LogLevel) {
+    line.extend_from_slice(b"{\"timestamp\":\"");
+    crate::timestamp::write_now(line);
+    line.extend_from_slice(b"\",\"level\":\"");
+    line.extend_from_slice(level_name(level).as_bytes());
+    line.push(b'"');
 }
 
-impl StdoutSink {
-    fn append(&self, line: &[u8]) {
-        let mut pending = self.pending.lock().unwrap_or_else(|poison| poison.into_inner());
-        if pending.len() + line.len() > MAX_PENDING_BYTES {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
-            return;
-        }
-        let was_empty = pending.is_empty();
-        pending.extend_from_slice(line);
-        drop(pending);
-        if was_empty {
-            self.wake.notify_one();
-        }
-    }
-
-    fn write_forever(&self) {
-        let mut outgoing = Vec::with_capacity(64 << 10);
-        loop {
-            {
-                let mut pending = self.pending.lock().unwrap_or_else(|poison| poison.into_inner());
-                while pending.is_empty() {
-                    pending = self.wake.wait(pending).unwrap_or_else(|poison| poison.into_inner());
-                }
-            }
-            std::thread::sleep(BATCH_WINDOW);
-            self.swap_and_write(&mut outgoing);
-        }
-    }
-
-    fn flush(&self) {
-        let mut outgoing = Vec::new();
-        self.swap_and_write(&mut outgoing);
-    }
-
-    fn swap_and_write(&self, outgoing: &mut Vec<u8>) {
-        let _writing = self.writing.lock().unwrap_or_else(|poison| poison.into_inner());
-        {
-            let mut pending = self.pending.lock().unwrap_or_else(|poison| poison.into_inner());
-            std::mem::swap(&mut *pending, outgoing);
-        }
-        if outgoing.is_empty() {
-            return;
-        }
-        let mut stdout = std::io::stdout().lock();
-        let _ = stdout.write_all(outgoing);
-        let _ = stdout.flush();
-        outgoing.clear();
+fn level_name(level: LogLevel) -> &'static str {
+    match level {
+        LogLevel::Debug => "debug",
+        LogLevel::Info => "info",
+        LogLevel::Warn => "warn",
+        LogLevel::Error => "error",
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::{Value, json};
+
+    fn record(status: u16, error: Option<&str>) -> RequestRecord<'_> {
+        RequestRecord {
+            method: "GET",
+            route: "/v1/users/{id}",
+            status,
+            duration: Duration::from_micros(1_234),
+            request_id: b"req-1",
+            trace_id: b"4bf92f3577b34da6a3ce929d0e0e4736",
+            span_id: b"00f067aa0ba902b7",
+            cache: Some("MISS"),
+            error,
+        }
+    }
+
+    fn request_line(record: &RequestRecord<'_>) -> Value {
+        let mut line = Vec::new();
+        write_request_line(&mut line, request_level(record.status), record);
+        assert_eq!(line.last(), Some(&b'\n'), "one line");
+        serde_json::from_slice(&line).expect("the line is JSON")
+    }
 
     #[test]
     fn levels_filter_from_the_configured_one_up() {
@@ -249,22 +234,79 @@ mod tests {
     }
 
     #[test]
-    fn numbers_are_written_as_json_numbers() {
-        let mut buffer = Vec::new();
-        write_decimal(&mut buffer, 0);
-        buffer.push(b' ');
-        write_decimal(&mut buffer, 503);
-        buffer.push(b' ');
-        write_milliseconds(&mut buffer, Duration::from_micros(123));
-        buffer.push(b' ');
-        write_milliseconds(&mut buffer, Duration::from_micros(10_000_007));
-        assert_eq!(buffer, b"0 503 0.123 10000.007");
+    fn a_5xx_is_a_warning_and_anything_else_is_info() {
+        let cases = [
+            (200, LogLevel::Info),
+            (404, LogLevel::Info),
+            (499, LogLevel::Info),
+            (500, LogLevel::Warn),
+            (503, LogLevel::Warn),
+        ];
+        for (status, level) in cases {
+            assert_eq!(request_level(status), level, "{status}");
+        }
     }
 
     #[test]
-    fn json_strings_are_escaped() {
-        let mut buffer = Vec::new();
-        write_json_string(&mut buffer, "a \"quoted\"\nline");
-        assert_eq!(buffer, br#""a \"quoted\"\nline""#);
+    fn the_request_line_uses_the_names_shippers_know_and_numbers_as_numbers() {
+        let line = request_line(&record(200, None));
+        let timestamp = line["timestamp"].as_str().unwrap();
+        assert_eq!(timestamp.len(), 27, "{timestamp}");
+        let mut fields = line.as_object().unwrap().clone();
+        fields.remove("timestamp");
+        assert_eq!(
+            Value::Object(fields),
+            json!({
+                "level": "info",
+                "message": "request",
+                "http.request.method": "GET",
+                "http.route": "/v1/users/{id}",
+                "http.response.status_code": 200,
+                "event.duration": 1_234_000,
+                "http.request.id": "req-1",
+                "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736",
+                "span_id": "00f067aa0ba902b7",
+                "gravity.cache": "MISS",
+            })
+        );
+    }
+
+    #[test]
+    fn a_5xx_line_is_a_warning_with_its_cause() {
+        let line = request_line(&record(503, Some("db error: connection refused \"quoted\"")));
+        assert_eq!(line["level"], "warn");
+        assert_eq!(line["http.response.status_code"], 503);
+        assert_eq!(line["error.message"], "db error: connection refused \"quoted\"");
+        assert!(
+            line.get("error").is_none(),
+            "no top-level `error` to clash with ECS's object"
+        );
+    }
+
+    #[test]
+    fn event_fields_keep_their_json_types() {
+        let mut line = Vec::new();
+        let port: u16 = 18777;
+        let host = String::from("db");
+        write_event_line(
+            &mut line,
+            LogLevel::Warn,
+            "postgres is not reachable yet",
+            &[
+                ("host", &host),
+                ("port", &port),
+                ("attempts", &20u64),
+                ("tls", &false),
+                ("operation", &"get"),
+            ],
+        );
+        let line: Value = serde_json::from_slice(&line).unwrap();
+        assert_eq!(line["level"], "warn");
+        assert_eq!(line["message"], "postgres is not reachable yet");
+        assert_eq!(line["host"], "db");
+        assert_eq!(line["port"], 18777);
+        assert_eq!(line["attempts"], 20);
+        assert_eq!(line["tls"], false);
+        assert_eq!(line["operation"], "get");
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! Every label value is known in advance (route templates, methods, the status codes the service
 //! sends), so recording a request is three relaxed atomic additions with no lock, no map lookup
-//! and no allocation. `/metrics` renders the text format on demand.
+//! and no allocation. `/metrics` renders the text format on demand: these counters, the build,
+//! then the process (`process`) and runtime (`runtime`) figures read at that moment.
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -10,28 +11,99 @@ use std::time::Duration;
 
 use hyper::Method;
 
-use crate::db::PoolStats;
-use crate::router::Route;
+use crate::build_info::{REVISION, VERSION};
+use crate::router::{ROUTE_COUNT, Route, TEMPLATES};
+use crate::telemetry::process::ProcessStats;
+use crate::telemetry::runtime;
+
+/// Why a value stored at a user's cache key is not a body for it: the `kind` label of
+/// `gravity_cache_bad_values_total` (the cache classifies, this module counts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BadValue {
+    /// Not a Redis string (a list, a hash, …).
+    WrongType,
+    /// A string, but not a body for this id.
+    Foreign,
+    /// Longer than any user's body can be.
+    Oversized,
+}
+
+impl BadValue {
+    pub(crate) const ALL: [BadValue; 3] = [BadValue::WrongType, BadValue::Foreign, BadValue::Oversized];
+
+    /// The `kind` label of `gravity_cache_bad_values_total`.
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            BadValue::WrongType => "wrong_type",
+            BadValue::Foreign => "foreign",
+            BadValue::Oversized => "oversized",
+        }
+    }
+
+    pub(crate) fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Connection figures of one pool, for `/metrics`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct PoolStats {
+    pub(crate) size: usize,
+    pub(crate) connected: usize,
+    /// Connected with at least one query in flight (reads) or held by a writer (writes).
+    pub(crate) in_use: usize,
+    pub(crate) queries_in_flight: usize,
+}
 
 const METHODS: [&str; 6] = ["GET", "HEAD", "POST", "PATCH", "DELETE", "OTHER"];
-/// Status codes the service sends; anything else is counted under `other`.
-const STATUSES: [u16; 13] = [200, 201, 204, 400, 404, 405, 408, 409, 413, 415, 422, 500, 503];
+/// Status codes the service sends (414 and 431 only as hyper's refusals, see `server::refusals`);
+/// anything else is counted under `other`.
+const STATUSES: [u16; 15] = [
+    200, 201, 204, 400, 404, 405, 408, 409, 413, 414, 415, 422, 431, 500, 503,
+];
+/// The method slot of requests whose method is unknown (hyper refused the head) or not listed.
+const OTHER_METHOD: usize = METHODS.len() - 1;
 const STATUS_SLOTS: usize = STATUSES.len() + 1;
 /// Upper bounds in seconds: fine-grained below a millisecond, where cached reads land.
 const BUCKETS: [f64; 16] = [
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
-const ROUTES: usize = Route::ALL.len();
+
+/// The cache's current figures, for `render`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CacheFigures {
+    /// Removals pending one by one, and whether a sweep of the prefix is due or running.
+    pub(crate) pending_removals: (usize, bool),
+    /// In-process copies held, when they are on.
+    pub(crate) local_entries: Option<usize>,
+}
 
 /// Counters shared by the whole process.
-pub struct Metrics {
-    requests: [[[AtomicU64; STATUS_SLOTS]; METHODS.len()]; ROUTES],
-    durations: [Histogram; ROUTES],
-    pub cache_hits: AtomicU64,
-    pub cache_misses: AtomicU64,
-    pub cache_errors: AtomicU64,
-    /// Reads that skipped Redis because the breaker was open.
-    pub cache_bypassed: AtomicU64,
+pub(crate) struct Metrics {
+    requests: [[[AtomicU64; STATUS_SLOTS]; METHODS.len()]; ROUTE_COUNT],
+    durations: [Histogram; ROUTE_COUNT],
+    pub(crate) cache_hits: AtomicU64,
+    /// Reads answered from an in-process copy.
+    pub(crate) cache_local_hits: AtomicU64,
+    pub(crate) cache_misses: AtomicU64,
+    pub(crate) cache_errors: AtomicU64,
+    /// Reads that skipped Redis: the breaker was open, no connection was up, or cached bodies
+    /// were held back while a removal was pending.
+    pub(crate) cache_bypassed: AtomicU64,
+    /// Values that were not a body for their key, by `BadValue::index`.
+    pub(crate) cache_bad_values: [AtomicU64; BadValue::ALL.len()],
+    /// Retries of removals Redis had not confirmed.
+    pub(crate) cache_removals_retried: AtomicU64,
+    /// Sweeps of every cached body under the prefix.
+    pub(crate) cache_sweeps: AtomicU64,
+    /// Client connections open now.
+    pub(crate) connections_open: AtomicU64,
+    /// Connections closed because no byte could be written to them for the write-progress timeout.
+    pub(crate) connections_write_timed_out: AtomicU64,
+    /// Idle connections closed to make room at `MAX_CONNECTIONS`.
+    pub(crate) connections_evicted: AtomicU64,
+    /// Failed `accept` calls (out of descriptors, memory, or a client gone before it was accepted).
+    pub(crate) accept_errors: AtomicU64,
 }
 
 struct Histogram {
@@ -49,16 +121,32 @@ impl Default for Metrics {
                 sum_micros: AtomicU64::new(0),
             }),
             cache_hits: AtomicU64::new(0),
+            cache_local_hits: AtomicU64::new(0),
             cache_misses: AtomicU64::new(0),
             cache_errors: AtomicU64::new(0),
             cache_bypassed: AtomicU64::new(0),
+            cache_bad_values: std::array::from_fn(|_| AtomicU64::new(0)),
+            cache_removals_retried: AtomicU64::new(0),
+            cache_sweeps: AtomicU64::new(0),
+            connections_open: AtomicU64::new(0),
+            connections_write_timed_out: AtomicU64::new(0),
+            connections_evicted: AtomicU64::new(0),
+            accept_errors: AtomicU64::new(0),
         }
     }
 }
 
 impl Metrics {
-    pub fn record_request(&self, route: Route, method: &Method, status: u16, duration: Duration) {
-        let method_slot = method_slot(method);
+    pub(crate) fn record_request(&self, route: Route, method: &Method, status: u16, duration: Duration) {
+        self.record(route, method_slot(method), status, duration);
+    }
+
+    /// A request hyper refused before routing: route `unmatched`, method `OTHER`.
+    pub(crate) fn record_refusal(&self, status: u16, duration: Duration) {
+        self.record(Route::Unmatched, OTHER_METHOD, status, duration);
+    }
+
+    fn record(&self, route: Route, method_slot: usize, status: u16, duration: Duration) {
         let status_slot = STATUSES
             .iter()
             .position(|&known| known == status)
@@ -76,9 +164,34 @@ impl Metrics {
             .fetch_add(duration.as_micros() as u64, Ordering::Relaxed);
     }
 
-    /// The Prometheus text exposition of everything, with the pool's current figures.
-    pub fn render(&self, pool: Option<PoolStats>, dropped_log_lines: u64) -> String {
+    /// The whole `/metrics` page: `render`, then the process and runtime figures as they are now.
+    pub(crate) fn exposition(
+        &self,
+        pools: (PoolStats, PoolStats),
+        cache: Option<CacheFigures>,
+        waiting_creates: usize,
+        dropped_log_lines: u64,
+    ) -> String {
+        let mut out = self.render(pools, cache, waiting_creates, dropped_log_lines);
+        ProcessStats::read().render(&mut out);
+        runtime::render(&mut out);
+        out
+    }
+
+    /// The Prometheus text of the service's own figures, with the pools' and the cache's current ones.
+    pub(crate) fn render(
+        &self,
+        pools: (PoolStats, PoolStats),
+        cache: Option<CacheFigures>,
+        waiting_creates: usize,
+        dropped_log_lines: u64,
+    ) -> String {
         let mut out = String::with_capacity(8 << 10);
+        let _ = writeln!(
+            out,
+            "# HELP gravity_build_info The running build: its version and source revision (always 1).\n\
+             # TYPE gravity_build_info gauge\ngravity_build_info{{version=\"{VERSION}\",revision=\"{REVISION}\"}} 1"
+        );
         self.render_requests(&mut out);
         self.render_durations(&mut out);
         let counters = [
@@ -86,6 +199,11 @@ impl Metrics {
                 "gravity_cache_hits_total",
                 "Cached user reads answered from Redis.",
                 &self.cache_hits,
+            ),
+            (
+                "gravity_cache_local_hits_total",
+                "Cached user reads answered from an in-process copy (CACHE_LOCAL_ENTRIES).",
+                &self.cache_local_hits,
             ),
             (
                 "gravity_cache_misses_total",
@@ -99,38 +217,61 @@ impl Metrics {
             ),
             (
                 "gravity_cache_bypassed_total",
-                "User reads that skipped Redis while it was failing.",
+                "User reads that skipped Redis: failing, unreachable, or held back by pending removals.",
                 &self.cache_bypassed,
+            ),
+            (
+                "gravity_cache_removals_retried_total",
+                "Retries of cache removals Redis had not confirmed.",
+                &self.cache_removals_retried,
+            ),
+            (
+                "gravity_cache_sweeps_total",
+                "Removals of every cached body under the prefix (pending set overflowed, Redis restarted).",
+                &self.cache_sweeps,
             ),
         ];
         for (name, help, counter) in counters {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
             let _ = writeln!(out, "{name} {}", counter.load(Ordering::Relaxed));
         }
-        if let Some(pool) = pool {
-            let _ = writeln!(
-                out,
-                "# HELP gravity_db_pool_connections Postgres connections by state (each is shared by many requests).\n\
-                 # TYPE gravity_db_pool_connections gauge"
-            );
-            let idle = pool.connected - pool.in_use;
-            let down = pool.size - pool.connected;
-            for (state, value) in [("in_use", pool.in_use), ("idle", idle), ("down", down)] {
-                let _ = writeln!(out, "gravity_db_pool_connections{{state=\"{state}\"}} {value}");
+        let name = "gravity_cache_bad_values_total";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Cached values that were not a body for their key, replaced as misses.\n# TYPE {name} counter"
+        );
+        for kind in BadValue::ALL {
+            let count = self.cache_bad_values[kind.index()].load(Ordering::Relaxed);
+            let _ = writeln!(out, "{name}{{kind=\"{}\"}} {count}", kind.label());
+        }
+        if let Some(CacheFigures {
+            pending_removals: (pending, sweeping),
+            local_entries,
+        }) = cache
+        {
+            if let Some(entries) = local_entries {
+                let _ = writeln!(
+                    out,
+                    "# HELP gravity_cache_local_entries In-process copies (and reservations) held.\n\
+                     # TYPE gravity_cache_local_entries gauge\ngravity_cache_local_entries {entries}"
+                );
             }
             let _ = writeln!(
                 out,
-                "# HELP gravity_db_pool_size Postgres connections configured (DB_POOL_SIZE).\n\
-                 # TYPE gravity_db_pool_size gauge\ngravity_db_pool_size {}",
-                pool.size
-            );
-            let _ = writeln!(
-                out,
-                "# HELP gravity_db_queries_in_flight Queries sent to Postgres and not yet answered.\n\
-                 # TYPE gravity_db_queries_in_flight gauge\ngravity_db_queries_in_flight {}",
-                pool.queries_in_flight
+                "# HELP gravity_cache_pending_removals Cache removals not yet confirmed by Redis (cached bodies are held back meanwhile).\n\
+                 # TYPE gravity_cache_pending_removals gauge\ngravity_cache_pending_removals {pending}\n\
+                 # HELP gravity_cache_sweep_pending Whether a removal of every cached body under the prefix is due or running.\n\
+                 # TYPE gravity_cache_sweep_pending gauge\ngravity_cache_sweep_pending {}",
+                u8::from(sweeping)
             );
         }
+        self.render_connections(&mut out);
+        render_pools(&mut out, pools);
+        let _ = writeln!(
+            out,
+            "# HELP gravity_creates_waiting Creates waiting for a write connection (they go out together, coalesced).\n\
+             # TYPE gravity_creates_waiting gauge\ngravity_creates_waiting {waiting_creates}"
+        );
         let _ = writeln!(
             out,
             "# HELP gravity_log_lines_dropped_total Request log lines dropped because stdout could not keep up.\n\
@@ -139,24 +280,53 @@ impl Metrics {
         out
     }
 
+    fn render_connections(&self, out: &mut String) {
+        let _ = writeln!(
+            out,
+            "# HELP gravity_http_connections_open Client connections open now (at most MAX_CONNECTIONS).\n\
+             # TYPE gravity_http_connections_open gauge\ngravity_http_connections_open {}",
+            self.connections_open.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP gravity_http_connections_closed_total Client connections the service closed, by reason.\n\
+             # TYPE gravity_http_connections_closed_total counter"
+        );
+        for (reason, counter) in [
+            ("write_timeout", &self.connections_write_timed_out),
+            ("evicted", &self.connections_evicted),
+        ] {
+            let _ = writeln!(
+                out,
+                "gravity_http_connections_closed_total{{reason=\"{reason}\"}} {}",
+                counter.load(Ordering::Relaxed)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP gravity_http_accept_errors_total Failed accept calls (out of descriptors or memory, or a client gone).\n\
+             # TYPE gravity_http_accept_errors_total counter\ngravity_http_accept_errors_total {}",
+            self.accept_errors.load(Ordering::Relaxed)
+        );
+    }
+
     fn render_requests(&self, out: &mut String) {
         let _ = writeln!(
             out,
             "# HELP gravity_http_requests_total HTTP requests by method, route template and status.\n\
              # TYPE gravity_http_requests_total counter"
         );
-        for route in Route::ALL {
+        for (route, template) in TEMPLATES.iter().enumerate() {
             for (method_slot, method) in METHODS.iter().enumerate() {
                 for status_slot in 0..STATUS_SLOTS {
-                    let count = self.requests[route.index()][method_slot][status_slot].load(Ordering::Relaxed);
+                    let count = self.requests[route][method_slot][status_slot].load(Ordering::Relaxed);
                     if count == 0 {
                         continue;
                     }
                     let status = STATUSES.get(status_slot).map_or("other".to_owned(), u16::to_string);
                     let _ = writeln!(
                         out,
-                        "gravity_http_requests_total{{method=\"{method}\",route=\"{}\",status=\"{status}\"}} {count}",
-                        route.template()
+                        "gravity_http_requests_total{{method=\"{method}\",route=\"{template}\",status=\"{status}\"}} {count}"
                     );
                 }
             }
@@ -169,8 +339,7 @@ impl Metrics {
             out,
             "# HELP {name} Time from request head to response, by route template.\n# TYPE {name} histogram"
         );
-        for route in Route::ALL {
-            let histogram = &self.durations[route.index()];
+        for (histogram, template) in self.durations.iter().zip(TEMPLATES) {
             let counts: Vec<u64> = histogram
                 .buckets
                 .iter()
@@ -180,7 +349,6 @@ impl Metrics {
             if total == 0 {
                 continue;
             }
-            let template = route.template();
             let mut cumulative = 0;
             for (bound, count) in BUCKETS.iter().zip(&counts) {
                 cumulative += count;
@@ -194,6 +362,46 @@ impl Metrics {
     }
 }
 
+/// The read and the write pool: connections by state, size, and queries in flight.
+fn render_pools(out: &mut String, (reads, writes): (PoolStats, PoolStats)) {
+    let pools = [("read", reads), ("write", writes)];
+    let _ = writeln!(
+        out,
+        "# HELP gravity_db_pool_connections Postgres connections by pool and state (a read connection is shared by many queries, a write connection held by one write).\n\
+         # TYPE gravity_db_pool_connections gauge"
+    );
+    for (name, pool) in pools {
+        let idle = pool.connected - pool.in_use;
+        let down = pool.size - pool.connected;
+        for (state, value) in [("in_use", pool.in_use), ("idle", idle), ("down", down)] {
+            let _ = writeln!(
+                out,
+                "gravity_db_pool_connections{{pool=\"{name}\",state=\"{state}\"}} {value}"
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP gravity_db_pool_size Postgres connections configured, by pool (DB_POOL_SIZE in all).\n\
+         # TYPE gravity_db_pool_size gauge"
+    );
+    for (name, pool) in pools {
+        let _ = writeln!(out, "gravity_db_pool_size{{pool=\"{name}\"}} {}", pool.size);
+    }
+    let _ = writeln!(
+        out,
+        "# HELP gravity_db_queries_in_flight Queries sent to Postgres and not yet answered (reads), or writes holding a connection.\n\
+         # TYPE gravity_db_queries_in_flight gauge"
+    );
+    for (name, pool) in pools {
+        let _ = writeln!(
+            out,
+            "gravity_db_queries_in_flight{{pool=\"{name}\"}} {}",
+            pool.queries_in_flight
+        );
+    }
+}
+
 fn method_slot(method: &Method) -> usize {
     match *method {
         Method::GET => 0,
@@ -201,7 +409,7 @@ fn method_slot(method: &Method) -> usize {
         Method::POST => 2,
         Method::PATCH => 3,
         Method::DELETE => 4,
-        _ => 5,
+        _ => OTHER_METHOD,
     }
 }
 
@@ -212,11 +420,13 @@ mod tests {
     #[test]
     fn requests_are_counted_by_template_method_and_status() {
         let metrics = Metrics::default();
-        metrics.record_request(Route::User, &Method::GET, 404, Duration::from_micros(300));
-        metrics.record_request(Route::User, &Method::GET, 404, Duration::from_micros(300));
+        metrics.record_request(Route::User("x"), &Method::GET, 404, Duration::from_micros(300));
+        metrics.record_request(Route::User("x"), &Method::GET, 404, Duration::from_micros(300));
         metrics.record_request(Route::Users, &Method::PUT, 405, Duration::from_millis(2));
-        let text = metrics.render(None, 0);
+        metrics.record_refusal(431, Duration::from_millis(1));
+        let text = metrics.render((PoolStats::default(), PoolStats::default()), None, 0, 0);
         assert!(text.contains(r#"gravity_http_requests_total{method="GET",route="/v1/users/{id}",status="404"} 2"#));
+        assert!(text.contains(r#"gravity_http_requests_total{method="OTHER",route="unmatched",status="431"} 1"#));
         assert!(text.contains(r#"gravity_http_requests_total{method="OTHER",route="/v1/users",status="405"} 1"#));
         assert!(text.contains(r#"gravity_http_request_duration_seconds_bucket{route="/v1/users/{id}",le="0.0005"} 2"#));
         assert!(text.contains(r#"gravity_http_request_duration_seconds_count{route="/v1/users/{id}"} 2"#));
@@ -230,9 +440,16 @@ mod tests {
             in_use: 1,
             queries_in_flight: 5,
         };
-        let text = Metrics::default().render(Some(pool), 0);
-        assert!(text.contains("gravity_db_pool_connections{state=\"in_use\"} 1"));
-        assert!(text.contains("gravity_db_pool_connections{state=\"idle\"} 2"));
-        assert!(text.contains("gravity_db_pool_connections{state=\"down\"} 1"));
+        let text = Metrics::default().render((pool, PoolStats::default()), None, 0, 0);
+        assert!(text.contains("gravity_db_pool_connections{pool=\"read\",state=\"in_use\"} 1"));
+        assert!(text.contains("gravity_db_pool_connections{pool=\"read\",state=\"idle\"} 2"));
+        assert!(text.contains("gravity_db_pool_connections{pool=\"read\",state=\"down\"} 1"));
+    }
+
+    #[test]
+    fn the_build_is_named_by_version_and_revision() {
+        let text = Metrics::default().render((PoolStats::default(), PoolStats::default()), None, 0, 0);
+        let expected = format!("gravity_build_info{{version=\"{VERSION}\",revision=\"{REVISION}\"}} 1\n");
+        assert!(text.contains(&expected), "{text}");
     }
 }

@@ -1,4 +1,8 @@
 //! What the service tells its operators: JSON log lines and Prometheus metrics.
 
+mod json_writer;
 pub mod log;
 pub mod metrics;
+mod process;
+mod runtime;
+mod stdout_sink;

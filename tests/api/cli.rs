@@ -1,8 +1,11 @@
 //! The binary's command line and settings: exit codes and the one line an operator reads.
 
-use std::process::{Command, Output};
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
-use crate::helpers::{free_port, spawn_app};
+use crate::helpers::{TestDatabase, free_port, spawn_app, wait_until_serving};
 use crate::shutdown::BINARY;
 
 fn run(arguments: &[&str], vars: &[(&str, &str)]) -> Output {
@@ -24,7 +27,15 @@ const VALID: [(&str, &str); 3] = [
 fn version_and_help_say_what_they_are() {
     let version = run(&["--version"], &[]);
     assert!(version.status.success());
-    assert!(String::from_utf8_lossy(&version.stdout).starts_with("gravity-bff "));
+    assert_eq!(
+        String::from_utf8_lossy(&version.stdout).trim_end(),
+        format!(
+            "gravity-bff {} (revision {})",
+            env!("CARGO_PKG_VERSION"),
+            gravity_bff::build_info::REVISION
+        )
+    );
+    assert!(!gravity_bff::build_info::REVISION.is_empty());
     let help = run(&["--help"], &[]);
     assert!(help.status.success());
     assert!(String::from_utf8_lossy(&help.stdout).contains("migrate"));
@@ -69,6 +80,7 @@ fn each_malformed_setting_exits_2_naming_it() {
         ("CACHE_KEY_PREFIX", "bad prefix"),
         ("LOG_LEVEL", "chatty"),
         ("SHUTDOWN_GRACE_SECONDS", "-1"),
+        ("MAX_CONNECTIONS", "0"),
         ("DB_SSL_ROOT_CERT", "/nonexistent/ca.pem"),
     ];
     for (setting, value) in cases {
@@ -122,4 +134,80 @@ async fn health_exits_0_against_a_running_server() {
         .await
         .unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+}
+
+/// A value no UTF-8 decoder accepts, as `$'\xff'` gives it in a shell.
+const NOT_UTF8: &[u8] = b"\xff";
+
+#[tokio::test]
+async fn foreign_variables_that_are_not_utf8_are_never_looked_at() {
+    let database = TestDatabase::create().await;
+    let mut vars = database.services.vars(&database.name, &database.name);
+    let port = free_port();
+    vars.retain(|(name, _)| name != "API_PORT");
+    vars.push(("API_PORT".into(), port.to_string()));
+    let foreign = [
+        (OsStr::new("WEIRD"), OsStr::from_bytes(NOT_UTF8)),
+        (OsStr::from_bytes(b"W\xffIRD"), OsStr::new("a name that is not UTF-8")),
+    ];
+    let command = |arguments: &[&str]| {
+        let mut command = Command::new(BINARY);
+        command
+            .args(arguments)
+            .env_clear()
+            .envs(vars.iter().map(|(name, value)| (name, value)))
+            .envs(foreign);
+        command
+    };
+
+    let status = command(&["migrate", "status"]).output().unwrap();
+    assert_eq!(
+        status.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    assert!(String::from_utf8_lossy(&status.stdout).starts_with("version: "));
+
+    let mut server = command(&[])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until_serving(port, Duration::from_secs(15)).await;
+    let probe = command(&["--health"]).output().unwrap();
+    assert_eq!(
+        probe.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&probe.stderr)
+    );
+    assert!(server.try_wait().unwrap().is_none(), "the server is still running");
+    server.kill().unwrap();
+    let stderr = server.wait_with_output().unwrap().stderr;
+    assert!(!String::from_utf8_lossy(&stderr).contains("panicked"));
+}
+
+#[test]
+fn a_setting_of_ours_that_is_not_utf8_exits_2_with_one_line_naming_it() {
+    let cases: [(&[&str], &str); 5] = [
+        (&[], "DB_HOST"),
+        (&[], "LOG_LEVEL"),
+        (&[], "MAX_CONNECTIONS"),
+        (&["migrate", "status"], "DB_NAME"),
+        (&["--health"], "API_PORT"),
+    ];
+    for (arguments, setting) in cases {
+        let output = Command::new(BINARY)
+            .args(arguments)
+            .env_clear()
+            .envs(VALID.iter().filter(|(name, _)| *name != setting).copied())
+            .env(setting, OsStr::from_bytes(NOT_UTF8))
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2), "{setting} for {arguments:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+        assert!(stderr.contains(setting) && stderr.contains("UTF-8"), "{stderr}");
+    }
 }

@@ -1,17 +1,14 @@
 //! Faults: Redis absent, dying, hanging; Postgres gone and back; backends killed; slow and
 //! hostile clients.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Mutex;
-use tokio::task::JoinHandle;
+use tokio::net::TcpStream;
 
-use crate::helpers::{OwnRedis, eventually, free_port, spawn_app_with};
+use crate::helpers::{OwnRedis, eventually, free_port, signal, spawn_app_with};
+use crate::support::proxy::Proxy;
 
 #[tokio::test]
 async fn reads_succeed_from_postgres_when_redis_is_not_running() {
@@ -70,13 +67,13 @@ async fn a_hanging_redis_costs_at_most_a_short_wait() {
     let path = format!("/v1/users/{}", created["id"].as_str().unwrap());
     app.get(&path).await;
 
-    signal(redis.pid(), "-STOP");
+    signal(redis.pid(), "STOP");
     let started = Instant::now();
     for _ in 0..20 {
         assert_eq!(app.get(&path).await.status, 200);
     }
     let elapsed = started.elapsed();
-    signal(redis.pid(), "-CONT");
+    signal(redis.pid(), "CONT");
     // 20 reads would take 20 × the cache timeout if each waited; the breaker makes it about one.
     assert!(elapsed < Duration::from_secs(1), "20 reads took {elapsed:?}");
 }
@@ -93,7 +90,7 @@ async fn postgres_gone_means_503_and_the_service_recovers_by_itself() {
     let created = app.create_user(json!({"name": "Ada"})).await;
     let path = format!("/v1/users/{}", created["id"].as_str().unwrap());
 
-    proxy.cut().await;
+    proxy.cut();
     let started = Instant::now();
     let response = app.get(&path).await;
     response.problem(503);
@@ -229,59 +226,4 @@ pub async fn raw_chunked_post(port: u16, path: &str, body: &[u8]) -> String {
     }
     request.extend_from_slice(b"0\r\n\r\n");
     raw_exchange(port, &request).await
-}
-
-fn signal(pid: u32, which: &str) {
-    let status = std::process::Command::new("kill")
-        .args([which, &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-}
-
-/// A TCP proxy in front of Postgres that can be cut (every connection dropped, new ones refused)
-/// and restored: Postgres going away and coming back, as the service sees it.
-struct Proxy {
-    port: u16,
-    open: Arc<AtomicBool>,
-    connections: Arc<Mutex<Vec<JoinHandle<()>>>>,
-}
-
-impl Proxy {
-    async fn start(upstream_port: u16) -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let open = Arc::new(AtomicBool::new(true));
-        let connections: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
-        let (accept_open, accept_connections) = (open.clone(), connections.clone());
-        tokio::spawn(async move {
-            while let Ok((mut client, _)) = listener.accept().await {
-                if !accept_open.load(Ordering::SeqCst) {
-                    continue; // dropped at once: the connection is refused
-                }
-                let relay = tokio::spawn(async move {
-                    if let Ok(mut server) = TcpStream::connect(("127.0.0.1", upstream_port)).await {
-                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
-                    }
-                });
-                accept_connections.lock().await.push(relay);
-            }
-        });
-        Proxy {
-            port,
-            open,
-            connections,
-        }
-    }
-
-    async fn cut(&self) {
-        self.open.store(false, Ordering::SeqCst);
-        for relay in self.connections.lock().await.drain(..) {
-            relay.abort();
-        }
-    }
-
-    fn restore(&self) {
-        self.open.store(true, Ordering::SeqCst);
-    }
 }

@@ -1,8 +1,6 @@
 //! `spawn_app` and the tools the tests share.
 
-use std::net::TcpListener as StdListener;
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -18,92 +16,17 @@ use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
 use tokio::sync::oneshot;
 
-/// Where the test Postgres and Redis are.
-#[derive(Clone, Debug)]
-pub struct Services {
-    pub pg_host: String,
-    pub pg_port: u16,
-    pub pg_user: String,
-    pub pg_password: String,
-    pub redis_host: String,
-    pub redis_port: u16,
-}
+pub use crate::support::redis_server::OwnRedis;
+pub use crate::support::services::Services;
+use crate::support::services::ThrowawayDatabase;
+pub use crate::support::{free_port, signal};
 
-impl Services {
-    pub fn from_env() -> Services {
-        let var = |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.to_owned());
-        Services {
-            pg_host: var("TEST_PG_HOST", "127.0.0.1"),
-            pg_port: var("TEST_PG_PORT", "5432").parse().expect("TEST_PG_PORT is a port"),
-            pg_user: var("TEST_PG_USER", "postgres"),
-            pg_password: var("TEST_PG_PASSWORD", ""),
-            redis_host: var("TEST_REDIS_HOST", "127.0.0.1"),
-            redis_port: var("TEST_REDIS_PORT", "6379")
-                .parse()
-                .expect("TEST_REDIS_PORT is a port"),
-        }
-    }
-
-    /// Settings for the service, as the environment would give them.
-    pub fn vars(&self, database: &str, key_prefix: &str) -> Vec<(String, String)> {
-        [
-            ("API_PORT", "0".to_owned()),
-            ("DB_HOST", self.pg_host.clone()),
-            ("DB_PORT", self.pg_port.to_string()),
-            ("DB_USER", self.pg_user.clone()),
-            ("DB_PASSWORD", self.pg_password.clone()),
-            ("DB_NAME", database.to_owned()),
-            ("REDIS_HOST", self.redis_host.clone()),
-            ("REDIS_PORT", self.redis_port.to_string()),
-            ("CACHE_KEY_PREFIX", key_prefix.to_owned()),
-            ("LOG_LEVEL", "error".to_owned()),
-            ("SHUTDOWN_GRACE_SECONDS", "5".to_owned()),
-        ]
-        .into_iter()
-        .map(|(name, value)| (name.to_owned(), value))
-        .collect()
-    }
-
-    async fn admin(&self) -> tokio_postgres::Client {
-        let mut config = tokio_postgres::Config::new();
-        config
-            .host(&self.pg_host)
-            .port(self.pg_port)
-            .user(&self.pg_user)
-            .dbname("postgres")
-            .connect_timeout(Duration::from_secs(3));
-        if !self.pg_password.is_empty() {
-            config.password(&self.pg_password);
-        }
-        let (client, driver) = config.connect(tokio_postgres::NoTls).await.unwrap_or_else(|error| {
-            panic!(
-                "cannot reach the test Postgres at {}:{} as {} ({error}). Start it with \
-                 `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`, or `make test-up` \
-                 and TEST_PG_PORT=5433 TEST_PG_USER=test TEST_PG_PASSWORD=test",
-                self.pg_host, self.pg_port, self.pg_user
-            )
-        });
-        tokio::spawn(driver);
-        client
-    }
-
-    fn check_redis(&self) {
-        let address = format!("{}:{}", self.redis_host, self.redis_port);
-        let reachable = std::net::TcpStream::connect(&address).is_ok();
-        assert!(
-            reachable,
-            "cannot reach the test Redis at {address}. Start it with \
-             `redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save \"\" --appendonly no`, \
-             or `make test-up` and TEST_REDIS_PORT=6380"
-        );
-    }
-}
-
-/// A fresh, migrated database of its own, dropped when this is dropped.
+/// A fresh, migrated database of its own, dropped (with its Redis keys) when this is dropped.
 pub struct TestDatabase {
     pub name: String,
     pub services: Services,
     pub client: tokio_postgres::Client,
+    _throwaway: ThrowawayDatabase,
 }
 
 impl TestDatabase {
@@ -114,24 +37,15 @@ impl TestDatabase {
     }
 
     pub async fn create_empty() -> TestDatabase {
-        static COUNTER: AtomicU32 = AtomicU32::new(0);
         let services = Services::from_env();
-        let name = format!(
-            "gravity_test_{}_{}_{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .subsec_nanos()
-        );
-        let admin = services.admin().await;
-        admin
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .await
-            .expect("the test database is created");
-        let client = connect_to(&services, &name).await;
-        TestDatabase { name, services, client }
+        let throwaway = ThrowawayDatabase::create(services.clone(), "test").await;
+        let client = services.connect(&throwaway.name).await;
+        TestDatabase {
+            name: throwaway.name.clone(),
+            services,
+            client,
+            _throwaway: throwaway,
+        }
     }
 
     pub async fn migrate(&self) {
@@ -147,62 +61,15 @@ impl TestDatabase {
     }
 }
 
-pub async fn connect_to(services: &Services, database: &str) -> tokio_postgres::Client {
-    let mut config = tokio_postgres::Config::new();
-    config
-        .host(&services.pg_host)
-        .port(services.pg_port)
-        .user(&services.pg_user)
-        .dbname(database);
-    if !services.pg_password.is_empty() {
-        config.password(&services.pg_password);
-    }
-    let (client, driver) = config
-        .connect(tokio_postgres::NoTls)
-        .await
-        .expect("the test database accepts connections");
-    tokio::spawn(driver);
-    client
-}
-
-impl Drop for TestDatabase {
-    fn drop(&mut self) {
-        let services = self.services.clone();
-        let name = self.name.clone();
-        // Drop runs outside any async context we may block; use a thread with its own runtime.
-        let _ = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async {
-                let admin = services.admin().await;
-                let _ = admin
-                    .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                    .await;
-            });
-            if let Ok(client) = redis::Client::open(format!("redis://{}:{}/", services.redis_host, services.redis_port))
-                && let Ok(mut connection) = client.get_connection()
-            {
-                let keys: Vec<String> = redis::cmd("KEYS")
-                    .arg(format!("{name}:*"))
-                    .query(&mut connection)
-                    .unwrap_or_default();
-                if !keys.is_empty() {
-                    let _: Result<(), _> = redis::cmd("DEL").arg(keys).query(&mut connection);
-                }
-            }
-        })
-        .join();
-    }
-}
-
 /// The service running in this test's runtime, with its own database and key prefix.
 pub struct TestApp {
     pub address: String,
     pub port: u16,
-    pub database: TestDatabase,
+    /// Shared with the app's replicas; dropped with the last of them.
+    pub database: Arc<TestDatabase>,
     pub key_prefix: String,
+    /// The settings it runs with, for starting a replica.
+    pub config: Config,
     client: Client<HttpConnector, Full<Bytes>>,
     shutdown: Option<oneshot::Sender<()>>,
 }
@@ -218,22 +85,36 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
     database.services.check_redis();
     let mut config = database.config();
     adjust(&mut config);
+    start_app(Arc::new(database), config).await
+}
+
+impl TestApp {
+    /// Another instance of the service on the same database and Redis (a replica), with its
+    /// settings adjusted.
+    pub async fn spawn_replica(&self, adjust: impl FnOnce(&mut Config)) -> TestApp {
+        let mut config = self.config.clone();
+        adjust(&mut config);
+        start_app(self.database.clone(), config).await
+    }
+}
+
+async fn start_app(database: Arc<TestDatabase>, config: Config) -> TestApp {
     let key_prefix = config.cache.key_prefix.clone();
-    let app = App::build(config).await.expect("the app starts");
+    let app = App::build(config.clone()).await.expect("the app starts");
     let port = app.port();
     let (shutdown, shutdown_signal) = oneshot::channel::<()>();
     tokio::spawn(async move {
         app.run(async {
             let _ = shutdown_signal.await;
         })
-        .await
-        .expect("the server runs");
+        .await;
     });
     TestApp {
         address: format!("http://127.0.0.1:{port}"),
         port,
         database,
         key_prefix,
+        config,
         client: Client::builder(TokioExecutor::new()).build_http(),
         shutdown: Some(shutdown),
     }
@@ -282,19 +163,7 @@ impl TestApp {
         headers: &[(&str, &str)],
         body: impl Into<Bytes>,
     ) -> TestResponse {
-        let mut builder = Request::builder().method(method).uri(format!("{}{path}", self.address));
-        for (name, value) in headers {
-            builder = builder.header(*name, *value);
-        }
-        let request = builder.body(Full::new(body.into())).unwrap();
-        let response = self.client.request(request).await.expect("the server answers");
-        let (parts, body) = response.into_parts();
-        let body = body.collect().await.expect("the body arrives").to_bytes();
-        TestResponse {
-            status: parts.status,
-            headers: parts.headers,
-            body,
-        }
+        send_on(&self.client, &self.address, method, path, headers, body.into()).await
     }
 
     pub async fn get(&self, path: &str) -> TestResponse {
@@ -326,10 +195,17 @@ impl TestApp {
         response.json()
     }
 
+    /// Creates a user with just a name; its id and its path.
+    pub async fn create_named(&self, name: &str) -> (String, String) {
+        let created = self.create_user(serde_json::json!({ "name": name })).await;
+        let id = created["id"].as_str().unwrap().to_owned();
+        let path = format!("/v1/users/{id}");
+        (id, path)
+    }
+
     /// A sync Redis connection for looking at keys directly.
     pub fn redis(&self) -> redis::Connection {
-        let services = &self.database.services;
-        redis::Client::open(format!("redis://{}:{}/", services.redis_host, services.redis_port))
+        redis::Client::open(self.database.services.redis_url())
             .unwrap()
             .get_connection()
             .unwrap()
@@ -348,75 +224,122 @@ impl Drop for TestApp {
     }
 }
 
+/// A GET on a connection of its own (for a request that must run beside the test's others):
+/// the status and the JSON body.
+pub async fn http_get_json(address: &str, path: &str) -> (u16, Value) {
+    let response = one_request(address, Method::GET, path, None).await;
+    let body = serde_json::from_slice(&response.body).unwrap_or(Value::Null);
+    (response.status.as_u16(), body)
+}
+
+/// A GET's body as text, on a connection of its own.
+pub async fn http_text(address: &str, path: &str) -> String {
+    String::from_utf8_lossy(&one_request(address, Method::GET, path, None).await.body).into_owned()
+}
+
+/// A PATCH of JSON on a connection of its own: the status and the JSON body.
+pub async fn http_patch_json(address: &str, path: &str, body: &Value) -> (u16, Value) {
+    let response = one_request(address, Method::PATCH, path, Some(body)).await;
+    let body = serde_json::from_slice(&response.body).unwrap_or(Value::Null);
+    (response.status.as_u16(), body)
+}
+
+/// A POST of JSON on a connection of its own; the 201's body.
+pub async fn http_post_json(address: &str, path: &str, body: &Value) -> Value {
+    let response = one_request(address, Method::POST, path, Some(body)).await;
+    assert_eq!(response.status, 201, "{}", String::from_utf8_lossy(&response.body));
+    serde_json::from_slice(&response.body).unwrap()
+}
+
+async fn one_request(address: &str, method: Method, path: &str, json: Option<&Value>) -> TestResponse {
+    match json {
+        Some(json) => {
+            let body = serde_json::to_vec(json).unwrap();
+            http_request(address, method, path, &[("content-type", "application/json")], &body).await
+        }
+        None => http_request(address, method, path, &[], b"").await,
+    }
+}
+
+/// Any request, on a connection of its own (so it can run in a task beside the test's others).
+pub async fn http_request(
+    address: &str,
+    method: Method,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> TestResponse {
+    let client: Client<HttpConnector, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    send_on(&client, address, method, path, headers, Bytes::copy_from_slice(body)).await
+}
+
+async fn send_on(
+    client: &Client<HttpConnector, Full<Bytes>>,
+    address: &str,
+    method: Method,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Bytes,
+) -> TestResponse {
+    let mut builder = Request::builder().method(method).uri(format!("{address}{path}"));
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
+    }
+    let response = client
+        .request(builder.body(Full::new(body)).unwrap())
+        .await
+        .expect("the server answers");
+    let (parts, body) = response.into_parts();
+    let body = body.collect().await.expect("the body arrives").to_bytes();
+    TestResponse {
+        status: parts.status,
+        headers: parts.headers,
+        body,
+    }
+}
+
+/// Another Postgres session that holds the rows of `ids` locked (`SELECT … FOR UPDATE` in an open
+/// transaction) until it runs `COMMIT`.
+pub async fn lock_rows(app: &TestApp, ids: &[&str]) -> tokio_postgres::Client {
+    let locker = app.database.services.connect(&app.database.name).await;
+    locker
+        .batch_execute(&format!(
+            "BEGIN; SELECT 1 FROM users WHERE id IN ('{}') FOR UPDATE",
+            ids.join("','")
+        ))
+        .await
+        .expect("the rows are locked");
+    locker
+}
+
+/// Waits until at least `count` of the service's Postgres sessions wait on a lock.
+pub async fn wait_for_lock_waits(app: &TestApp, count: i64) {
+    let waiting = eventually(Duration::from_secs(5), async || {
+        let row = app
+            .database
+            .client
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+                 AND application_name = 'gravity-bff' AND wait_event_type = 'Lock'",
+                &[],
+            )
+            .await
+            .unwrap();
+        row.get::<_, i64>(0) >= count
+    })
+    .await;
+    assert!(waiting, "the service's writes never waited on the locked rows");
+}
+
 /// Waits until a server started as a separate process answers `/health` on `port`.
 pub async fn wait_until_serving(port: u16, within: Duration) {
     let started = std::time::Instant::now();
-    while gravity_bff::health_check::probe(port, Duration::from_millis(200)).is_err() {
+    while gravity_bff::health_probe::probe(port, Duration::from_millis(200)).is_err() {
         assert!(
             started.elapsed() < within,
             "the server on {port} did not come up within {within:?}"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// A port nothing listens on (bound, then released).
-pub fn free_port() -> u16 {
-    StdListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// A `redis-server` of the test's own on a spare port, killed when dropped.
-pub struct OwnRedis {
-    child: Child,
-}
-
-impl OwnRedis {
-    pub fn start_on(port: u16) -> OwnRedis {
-        OwnRedis::start_with(port, &[])
-    }
-
-    /// Like `start_on`, with more `redis-server` arguments (such as `--requirepass`).
-    pub fn start_with(port: u16, extra: &[&str]) -> OwnRedis {
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server is installed (apt-get install redis-server)");
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "redis-server on {port} did not start"
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        OwnRedis { child }
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for OwnRedis {
-    fn drop(&mut self) {
-        self.kill();
     }
 }
 
@@ -431,5 +354,105 @@ pub async fn eventually(within: Duration, mut check: impl AsyncFnMut() -> bool) 
             return false;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The binary as a process of its own (as a container runs it), with its stdout and stderr in
+/// files the test can read at any time without the process ever blocking on a full pipe.
+pub struct ServiceProcess {
+    child: std::process::Child,
+    pub port: u16,
+    stdout: std::path::PathBuf,
+    stderr: std::path::PathBuf,
+}
+
+impl ServiceProcess {
+    /// Starts the binary on `database` with the settings adjusted by `extra`, under
+    /// `sh -c 'ulimit -n N; exec …'` when a descriptor limit is given, and waits until it serves.
+    pub async fn start(
+        database: &TestDatabase,
+        extra: &[(&str, &str)],
+        descriptor_limit: Option<u32>,
+    ) -> ServiceProcess {
+        let port = free_port();
+        let mut vars = database.services.vars(&database.name, &database.name);
+        vars.retain(|(name, _)| name != "API_PORT" && !extra.iter().any(|(extra, _)| extra == name));
+        vars.push(("API_PORT".into(), port.to_string()));
+        vars.extend(extra.iter().map(|(name, value)| (name.to_string(), value.to_string())));
+        let scratch = std::env::temp_dir().join(format!("gravity-bff-test-{}-{port}", std::process::id()));
+        let (stdout, stderr) = (scratch.with_extension("stdout"), scratch.with_extension("stderr"));
+        let mut command = match descriptor_limit {
+            None => std::process::Command::new(crate::shutdown::BINARY),
+            Some(limit) => {
+                let mut shell = std::process::Command::new("sh");
+                shell.args([
+                    "-c",
+                    &format!("ulimit -n {limit} && exec \"$0\""),
+                    crate::shutdown::BINARY,
+                ]);
+                shell
+            }
+        };
+        let child = command
+            .env_clear()
+            .envs(vars)
+            .stdout(std::fs::File::create(&stdout).unwrap())
+            .stderr(std::fs::File::create(&stderr).unwrap())
+            .spawn()
+            .unwrap();
+        let process = ServiceProcess {
+            child,
+            port,
+            stdout,
+            stderr,
+        };
+        wait_until_serving(port, Duration::from_secs(15)).await;
+        process
+    }
+
+    /// Everything written to stderr so far: the events, one JSON line each.
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    /// The request lines written to stdout so far (the log writer flushes every few ms).
+    pub fn request_lines(&self) -> Vec<Value> {
+        std::fs::read_to_string(&self.stdout)
+            .unwrap_or_default()
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap_or_else(|_| panic!("stdout holds only JSON lines: {line}")))
+            .collect()
+    }
+
+    /// `GET path` on a connection of its own: the status and the body.
+    pub async fn get(&self, path: &str) -> (u16, String) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await.unwrap();
+        let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).await.unwrap();
+        let answer = String::from_utf8_lossy(&answer).into_owned();
+        let status = answer.get(9..12).and_then(|status| status.parse().ok()).unwrap_or(0);
+        let body = answer.split_once("\r\n\r\n").map_or("", |(_, body)| body).to_owned();
+        (status, body)
+    }
+
+    /// A figure of `/metrics` by its full name with labels, e.g. `gravity_http_connections_open`.
+    pub async fn metric(&self, series: &str) -> f64 {
+        let (_, text) = self.get("/metrics").await;
+        text.lines()
+            .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+            .and_then(|value| value.trim().parse().ok())
+            .unwrap_or(0.0)
+    }
+}
+
+impl Drop for ServiceProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.stdout);
+        let _ = std::fs::remove_file(&self.stderr);
     }
 }

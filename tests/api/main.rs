@@ -5,18 +5,31 @@
 //! Postgres and Redis are found through TEST_PG_HOST/PORT/USER/PASSWORD and
 //! TEST_REDIS_HOST/PORT (default: 127.0.0.1:5432 as postgres, 127.0.0.1:6379).
 
+#[path = "../support/mod.rs"]
+mod support;
+
 mod helpers;
 
 mod cache;
+mod cache_coherence;
 mod cli;
+mod coalesced_creates;
+mod connections;
 mod faults;
 mod hostile;
+mod idempotency;
+mod local_copies;
+mod logs;
 mod migrations;
+mod refusals;
 mod secrets;
+mod service_process;
 mod shutdown;
 mod system;
 mod tls;
+mod trace_context;
 mod users_create;
 mod users_list;
 mod users_read;
 mod users_write;
+mod write_outcomes;

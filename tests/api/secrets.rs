@@ -96,7 +96,10 @@ async fn passwords_never_appear_in_logs_bodies_headers_or_metrics() {
         stderr.contains("cache unavailable"),
         "the Redis error was logged:\n{stderr}"
     );
-    assert!(stdout.contains("\"status\":503"), "requests were logged:\n{stdout}");
+    assert!(
+        stdout.contains("\"http.response.status_code\":503"),
+        "requests were logged:\n{stdout}"
+    );
 
     for (place, text) in [
         ("stdout", &*stdout),

@@ -1,4 +1,5 @@
-//! SIGTERM with requests in flight, against the real binary (as PID 1 in a container would get it).
+//! SIGTERM and SIGHUP with requests in flight, against the real binary (as PID 1 in a container
+//! would get them).
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -13,6 +14,15 @@ pub const BINARY: &str = env!("CARGO_BIN_EXE_gravity-bff");
 
 #[tokio::test]
 async fn sigterm_lets_in_flight_requests_finish_refuses_new_ones_and_exits_0() {
+    drains_in_flight_requests_and_exits_0_on("TERM").await;
+}
+
+#[tokio::test]
+async fn sighup_is_handled_like_sigterm() {
+    drains_in_flight_requests_and_exits_0_on("HUP").await;
+}
+
+async fn drains_in_flight_requests_and_exits_0_on(signal_name: &str) {
     let database = TestDatabase::create().await;
     let port = free_port();
     let mut vars = database.services.vars(&database.name, &database.name);
@@ -23,7 +33,7 @@ async fn sigterm_lets_in_flight_requests_finish_refuses_new_ones_and_exits_0() {
         .env("API_PORT", port.to_string())
         .env("LOG_LEVEL", "info")
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     crate::helpers::wait_until_serving(port, Duration::from_secs(10)).await;
@@ -40,7 +50,7 @@ async fn sigterm_lets_in_flight_requests_finish_refuses_new_ones_and_exits_0() {
     tokio::time::sleep(Duration::from_millis(200)).await;
 
     let signalled = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args([format!("-{signal_name}"), child.id().to_string()])
         .status()
         .unwrap();
     assert!(signalled.success());
@@ -48,7 +58,7 @@ async fn sigterm_lets_in_flight_requests_finish_refuses_new_ones_and_exits_0() {
         TcpStream::connect(("127.0.0.1", port)).await.is_err()
     })
     .await;
-    assert!(refused, "new connections are refused once SIGTERM arrives");
+    assert!(refused, "new connections are refused once SIG{signal_name} arrives");
 
     in_flight.write_all(&body[5..]).await.unwrap();
     let mut answer = Vec::new();
@@ -67,14 +77,19 @@ async fn sigterm_lets_in_flight_requests_finish_refuses_new_ones_and_exits_0() {
         .unwrap()
         .unwrap();
     assert!(exit.status.success(), "exit code 0, got {:?}", exit.status);
+    let stderr = String::from_utf8(exit.stderr).unwrap();
+    assert!(
+        stderr.lines().any(|line| line.contains(r#""message":"stopped""#)),
+        "the stopped event is logged:\n{stderr}"
+    );
     let stdout = String::from_utf8(exit.stdout).unwrap();
     let posted = BufReader::new(stdout.as_bytes())
         .lines()
         .map(|line| serde_json::from_str::<serde_json::Value>(&line.unwrap()).expect("stdout holds only JSON lines"))
-        .find(|line| line["method"] == "POST")
+        .find(|line| line["http.request.method"] == "POST")
         .expect("the in-flight request was logged");
-    assert_eq!(posted["status"], 201);
-    assert_eq!(posted["route"], "/v1/users");
+    assert_eq!(posted["http.response.status_code"], 201);
+    assert_eq!(posted["http.route"], "/v1/users");
     let stored: i64 = database
         .client
         .query_one("SELECT count(*) FROM users", &[])

@@ -121,8 +121,10 @@ async fn metrics_count_requests_by_route_template_and_status() {
         "gravity_cache_hits_total 0",
         "gravity_cache_misses_total",
         "gravity_cache_errors_total 0",
-        "gravity_db_pool_connections{state=\"in_use\"}",
-        "gravity_db_pool_connections{state=\"idle\"}",
+        "gravity_db_pool_connections{pool=\"read\",state=\"in_use\"}",
+        "gravity_db_pool_connections{pool=\"write\",state=\"idle\"}",
+        "gravity_cache_pending_removals 0",
+        "gravity_cache_bad_values_total{kind=\"wrong_type\"} 0",
     ] {
         assert!(text.contains(expected), "missing {expected:?} in\n{text}");
     }
@@ -136,4 +138,69 @@ async fn the_openapi_description_is_served_as_json() {
     let spec = response.json();
     assert!(spec["openapi"].as_str().unwrap().starts_with("3.1"));
     assert!(spec["paths"]["/v1/users/{id}"].is_object());
+}
+
+#[tokio::test]
+async fn metrics_include_the_build_the_process_and_the_runtime() {
+    let app = spawn_app().await;
+    let text = String::from_utf8(app.get("/metrics").await.body.to_vec()).unwrap();
+    let build = format!(
+        "gravity_build_info{{version=\"{}\",revision=\"{}\"}} 1\n",
+        gravity_bff::build_info::VERSION,
+        gravity_bff::build_info::REVISION
+    );
+    assert!(text.contains(&build), "missing {build:?} in\n{text}");
+    for (family, kind) in [
+        ("process_cpu_seconds_total", "counter"),
+        ("process_open_fds", "gauge"),
+        ("process_max_fds", "gauge"),
+        ("process_resident_memory_bytes", "gauge"),
+        ("process_virtual_memory_bytes", "gauge"),
+        ("process_start_time_seconds", "gauge"),
+        ("gravity_runtime_workers", "gauge"),
+        ("gravity_runtime_alive_tasks", "gauge"),
+        ("gravity_runtime_global_queue_depth", "gauge"),
+        ("gravity_runtime_worker_busy_seconds_total", "counter"),
+    ] {
+        assert!(
+            text.contains(&format!("# TYPE {family} {kind}\n")),
+            "missing {family} in\n{text}"
+        );
+    }
+    let value = |name: &str| -> f64 {
+        let line = text.lines().find(|line| line.starts_with(&format!("{name} "))).unwrap();
+        line[name.len() + 1..].parse().unwrap()
+    };
+    assert!(value("process_open_fds") > 0.0 && value("process_open_fds") <= value("process_max_fds"));
+    assert!(value("process_resident_memory_bytes") > 0.0);
+}
+
+#[tokio::test]
+async fn the_served_openapi_document_keeps_the_yaml_order() {
+    let app = spawn_app().await;
+    let served = String::from_utf8(app.get("/openapi.json").await.body.to_vec()).unwrap();
+    let yaml = include_str!("../../openapi.yaml");
+    // Top-level keys start a line; paths are the keys indented by two under `paths:`.
+    let top_level: Vec<&str> = yaml
+        .lines()
+        .filter(|line| line.starts_with(|first: char| first.is_ascii_lowercase()))
+        .filter_map(|line| line.split(':').next())
+        .collect();
+    let paths: Vec<&str> = yaml
+        .lines()
+        .filter(|line| line.starts_with("  /"))
+        .filter_map(|line| line.trim().strip_suffix(':'))
+        .collect();
+    assert!(top_level.len() >= 5 && paths.len() >= 6, "{top_level:?} {paths:?}");
+    for keys in [top_level, paths] {
+        let positions: Vec<usize> = keys
+            .iter()
+            .map(|key| {
+                served
+                    .find(&format!("\"{key}\":"))
+                    .unwrap_or_else(|| panic!("{key} is served"))
+            })
+            .collect();
+        assert!(positions.is_sorted(), "served in another order than {keys:?}");
+    }
 }

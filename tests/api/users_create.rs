@@ -184,6 +184,56 @@ async fn invalid_fields_are_a_422_listing_each_field() {
 }
 
 #[tokio::test]
+async fn names_that_show_nothing_and_emails_that_hide_something_are_a_422() {
+    let app = spawn_app().await;
+    let blank_names = [
+        ("ZERO WIDTH SPACE", "\u{200b}"),
+        ("HANGUL FILLER", "\u{3164}"),
+        ("HALFWIDTH HANGUL FILLER", "\u{ffa0}\u{ffa0}"),
+        ("BRAILLE PATTERN BLANK", "\u{2800}"),
+        ("BYTE ORDER MARK", "\u{feff}"),
+        ("joiners and a word joiner", "\u{200c}\u{200d}\u{2060}"),
+        ("a right-to-left override", "\u{202e}"),
+        ("variation selectors", "\u{fe0f}\u{e0100}"),
+        ("fillers among spaces", " \u{3164} \u{3000}\u{200b} "),
+    ];
+    for (what, name) in blank_names {
+        let response = app.post_json("/v1/users", &json!({ "name": name })).await;
+        let problem = response.problem(422);
+        assert_eq!(problem["errors"][0]["field"], "name", "{what}");
+        assert_eq!(
+            problem["errors"][0]["message"], "must contain a visible character",
+            "{what}"
+        );
+    }
+    let hiding_emails = [
+        ("ZERO WIDTH SPACE", "ada\u{200b}@example.org"),
+        ("ZERO WIDTH JOINER", "ada@exa\u{200d}mple.org"),
+        ("a right-to-left override", "ada@\u{202e}gro.elpmaxe"),
+        ("a left-to-right isolate", "\u{2066}ada@example.org\u{2069}"),
+        ("a soft hyphen", "a\u{ad}da@example.org"),
+    ];
+    for (what, email) in hiding_emails {
+        let response = app
+            .post_json("/v1/users", &json!({"name": "Ada", "email": email}))
+            .await;
+        assert_eq!(response.problem(422)["errors"][0]["field"], "email", "{what}");
+    }
+    assert_eq!(count_users(&app).await, 0, "nothing was stored");
+
+    // Inside a visible name they are legitimate, and kept as sent.
+    for name in ["👩\u{200d}💻", "\u{2764}\u{fe0f}", "\u{200f}שרה", "Ada\u{200b}"] {
+        assert_eq!(app.create_user(json!({ "name": name })).await["name"], name);
+    }
+    let user = app.create_user(json!({"name": "Ada"})).await;
+    let path = format!("/v1/users/{}", user["id"].as_str().unwrap());
+    app.patch_json(&path, &json!({"name": "\u{3164}"})).await.problem(422);
+    app.patch_json(&path, &json!({"email": "ada\u{200b}@example.org"}))
+        .await
+        .problem(422);
+}
+
+#[tokio::test]
 async fn a_taken_email_is_a_409_regardless_of_case() {
     let app = spawn_app().await;
     app.create_user(json!({"name": "Ada", "email": "ada@example.com"}))

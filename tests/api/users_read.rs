@@ -54,3 +54,29 @@ async fn get_returns_404_for_an_unknown_id() {
             .contains("5b6c1f0e-9a7d-4c3b-8e21-0f4d6a7b8c9d")
     );
 }
+
+#[tokio::test]
+async fn concurrent_uncached_reads_each_get_their_own_user_or_404() {
+    let app = crate::helpers::spawn_app_with(|config| config.cache.redis = None).await;
+    let mut expected = Vec::new();
+    for number in 0..25 {
+        let user = app.create_user(json!({"name": format!("reader {number}")})).await;
+        expected.push((user["id"].as_str().unwrap().to_owned(), Some(user)));
+        expected.push((uuid_like(number), None));
+    }
+    let mut reads = tokio::task::JoinSet::new();
+    for (index, (id, _)) in expected.iter().enumerate() {
+        let (address, path) = (app.address.clone(), format!("/v1/users/{id}"));
+        reads.spawn(async move { (index, crate::helpers::http_get_json(&address, &path).await) });
+    }
+    for (index, (status, body)) in reads.join_all().await {
+        match &expected[index].1 {
+            Some(user) => assert_eq!((status, &body), (200, user)),
+            None => assert_eq!(status, 404, "{body}"),
+        }
+    }
+}
+
+fn uuid_like(number: u32) -> String {
+    format!("00000000-0000-4000-8000-{number:012}")
+}

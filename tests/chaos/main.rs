@@ -5,16 +5,18 @@
 //! database of its own in that cluster and a fresh service process, drives load with the client
 //! in `load` (requests from `mix`, answers counted by `tally`), injects its fault, and checks
 //! counted outcomes; `report` prints the figures and writes them as Markdown (the source of the
-//! tables in docs/RELIABILITY.md). `postgres` and `processes` run the cluster, Redis and service.
+//! tables in docs/RELIABILITY.md). `processes` runs the service; the private cluster and Redis come from tests/support.
 //!
 //! Settings (environment): `CHAOS_BINARY` the service binary (required); `CHAOS_PG_BIN` the
 //! directory of initdb/pg_ctl (default /usr/lib/postgresql/15/bin); `CHAOS_RATE` requests per
 //! second (default 800); `CHAOS_SOAK_SECONDS` (default 120); `CHAOS_ONLY` a comma-separated list
 //! of scenario names; `CHAOS_REPORT` where the Markdown goes (default target/chaos/report.md).
 
+#[path = "../support/mod.rs"]
+mod support;
+
 mod load;
 mod mix;
-mod postgres;
 mod processes;
 mod report;
 mod scenarios;
@@ -25,9 +27,10 @@ use std::process::{Command, ExitCode};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use postgres::Cluster;
-use processes::{OwnRedis, Service};
+use processes::Service;
 use report::Report;
+use support::cluster::Cluster;
+use support::redis_server::OwnRedis;
 
 /// What every scenario shares: the binary, the cluster, the load settings.
 pub struct Harness {
@@ -53,22 +56,7 @@ impl Harness {
     pub async fn start_service(&self, scenario: &str, redis: Option<&OwnRedis>, extra: &[(&str, &str)]) -> Started {
         let database = format!("chaos_{scenario}");
         self.cluster.create_database(&database).await;
-        let mut env = vec![
-            ("DB_HOST", "127.0.0.1".to_owned()),
-            ("DB_PORT", self.cluster.port.to_string()),
-            ("DB_USER", "postgres".to_owned()),
-            ("DB_NAME", database.clone()),
-            ("REDIS_HOST", if redis.is_some() { "127.0.0.1" } else { "" }.to_owned()),
-            ("REDIS_PORT", redis.map_or(6379, |redis| redis.port).to_string()),
-            ("CACHE_KEY_PREFIX", format!("chaos-{scenario}-{}", std::process::id())),
-            ("LOG_LEVEL", "warn".to_owned()),
-            ("SHUTDOWN_GRACE_SECONDS", "5".to_owned()),
-        ];
-        for (name, value) in extra {
-            env.retain(|(existing, _)| existing != name);
-            env.push((name, (*value).to_owned()));
-        }
-        let env: Vec<(String, String)> = env.into_iter().map(|(name, value)| (name.to_owned(), value)).collect();
+        let env = self.service_env(scenario, redis, extra);
         let migrated = Command::new(&self.binary)
             .args(["migrate", "up"])
             .env_clear()
@@ -83,6 +71,38 @@ impl Harness {
         let log = self.logs.join(format!("{scenario}.log"));
         let service = Service::start(&self.binary, &env, log).await;
         Started { service, database }
+    }
+
+    /// One more instance of `scenario`'s service, as another replica of a deployment: the same
+    /// database (already migrated by `start_service`), Redis and key prefix.
+    pub async fn start_replica(
+        &self,
+        scenario: &str,
+        replica: &str,
+        redis: Option<&OwnRedis>,
+        extra: &[(&str, &str)],
+    ) -> Service {
+        let env = self.service_env(scenario, redis, extra);
+        Service::start(&self.binary, &env, self.logs.join(format!("{scenario}-{replica}.log"))).await
+    }
+
+    fn service_env(&self, scenario: &str, redis: Option<&OwnRedis>, extra: &[(&str, &str)]) -> Vec<(String, String)> {
+        let mut env = vec![
+            ("DB_HOST", "127.0.0.1".to_owned()),
+            ("DB_PORT", self.cluster.port.to_string()),
+            ("DB_USER", "postgres".to_owned()),
+            ("DB_NAME", format!("chaos_{scenario}")),
+            ("REDIS_HOST", if redis.is_some() { "127.0.0.1" } else { "" }.to_owned()),
+            ("REDIS_PORT", redis.map_or(6379, |redis| redis.port).to_string()),
+            ("CACHE_KEY_PREFIX", format!("chaos-{scenario}-{}", std::process::id())),
+            ("LOG_LEVEL", "warn".to_owned()),
+            ("SHUTDOWN_GRACE_SECONDS", "5".to_owned()),
+        ];
+        for (name, value) in extra {
+            env.retain(|(existing, _)| existing != name);
+            env.push((name, (*value).to_owned()));
+        }
+        env.into_iter().map(|(name, value)| (name.to_owned(), value)).collect()
     }
 }
 
@@ -100,7 +120,7 @@ fn main() -> ExitCode {
             })
             .unwrap_or(default)
     };
-    let pg_bin = std::env::var_os("CHAOS_PG_BIN").map_or(PathBuf::from("/usr/lib/postgresql/15/bin"), PathBuf::from);
+    let pg_bin = std::env::var_os("CHAOS_PG_BIN").map_or_else(Cluster::default_bin, PathBuf::from);
     let report_path = std::env::var_os("CHAOS_REPORT").map_or(PathBuf::from("target/chaos/report.md"), PathBuf::from);
     let only: Option<Vec<String>> = std::env::var("CHAOS_ONLY")
         .ok()
@@ -116,7 +136,7 @@ fn main() -> ExitCode {
     let started = Instant::now();
     let harness = Arc::new(Harness {
         binary,
-        cluster: Cluster::create(&pg_bin),
+        cluster: Cluster::create(&pg_bin, "chaos"),
         logs,
         rate: setting("CHAOS_RATE", 800) as u32,
         connections: 16,

@@ -1,30 +1,15 @@
-//! The processes a scenario runs: the service under test (the release binary, exactly as it ships)
-//! and a Redis of its own, plus a small raw HTTP helper for set-up requests.
+//! The service under test (the release binary, exactly as it ships), plus a small raw HTTP helper
+//! for set-up requests. The private Postgres and Redis come from tests/support.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+
+use crate::support::free_port;
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-
-/// A port nothing listens on (bound, then released).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|address| address.port())
-        .expect("a free loopback port")
-}
-
-/// Sends a signal with kill(1): the harness needs no libc binding for four signals.
-pub fn signal(pid: u32, name: &str) {
-    let status = Command::new("kill")
-        .args([format!("-{name}"), pid.to_string()])
-        .status()
-        .expect("kill(1) runs");
-    assert!(status.success(), "kill -{name} {pid} failed");
-}
 
 /// The service under test, started from the release binary with its settings in the environment.
 pub struct Service {
@@ -110,66 +95,12 @@ impl Drop for Service {
     }
 }
 
-/// A `redis-server` of the scenario's own on a spare port, so it can be killed or frozen.
-pub struct OwnRedis {
-    child: Child,
-    pub port: u16,
-}
-
-impl OwnRedis {
-    pub async fn start() -> OwnRedis {
-        OwnRedis::start_on(free_port()).await
-    }
-
-    pub async fn start_on(port: u16) -> OwnRedis {
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server runs (apt-get install redis-server)");
-        let started = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).await.is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(5),
-                "redis-server on {port} did not start"
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        OwnRedis { child, port }
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// SIGKILL: Redis dies without a word, as on an OOM kill.
-    pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for OwnRedis {
-    fn drop(&mut self) {
-        // SIGKILL ends a stopped (SIGSTOP) process too, so a frozen Redis never outlives the run.
-        self.kill();
-    }
-}
-
 /// A response to a set-up request.
 pub struct RawResponse {
     pub status: u16,
     pub body: Vec<u8>,
+    /// `X-Cache: HIT` was among the headers.
+    pub cache_hit: bool,
 }
 
 impl RawResponse {
@@ -184,9 +115,23 @@ pub async fn get(port: u16, path: &str) -> Option<RawResponse> {
 
 /// One request on a fresh connection (`Connection: close`); `None` if there was no answer.
 pub async fn request(port: u16, method: &str, path: &str, json: Option<&str>) -> Option<RawResponse> {
+    request_with_headers(port, method, path, &[], json).await
+}
+
+/// Like `request`, with more headers (such as `Idempotency-Key`).
+pub async fn request_with_headers(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    json: Option<&str>,
+) -> Option<RawResponse> {
     let exchange = async {
         let mut stream = TcpStream::connect(("127.0.0.1", port)).await.ok()?;
         let mut head = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n");
+        for (name, value) in headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
         if let Some(body) = json {
             head.push_str(&format!(
                 "Content-Type: application/json\r\nContent-Length: {}\r\n",
@@ -201,9 +146,11 @@ pub async fn request(port: u16, method: &str, path: &str, json: Option<&str>) ->
         let split = answer.windows(4).position(|window| window == b"\r\n\r\n")?;
         let head = String::from_utf8_lossy(&answer[..split]).into_owned();
         let status = head.get(9..12)?.parse().ok()?;
+        let cache_hit = head.to_ascii_lowercase().contains("\r\nx-cache: hit");
         Some(RawResponse {
             status,
             body: answer[split + 4..].to_vec(),
+            cache_hit,
         })
     };
     tokio::time::timeout(Duration::from_secs(15), exchange)

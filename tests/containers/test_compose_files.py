@@ -276,6 +276,12 @@ def test_cache_healthcheck_authenticates_exactly_when_redis_password_is_set(tmp_
     assert recorded["auth"] == (password or None)
 
 
+def test_cache_data_dir_is_a_tmpfs_so_no_anonymous_volume_outlives_a_container(production) -> None:
+    # redis images declare VOLUME /data; without a mount there every container gets an anonymous
+    # volume that `docker compose down` (without -v) leaves behind.
+    assert any(str(entry).split(":")[0] == "/data" for entry in production["services"]["cache"]["tmpfs"])
+
+
 def test_cache_runs_unprivileged_as_a_bounded_cache(production) -> None:
     cache = production["services"]["cache"]
     # The sh -c command bypasses the entrypoint's drop to the redis user, so compose sets it.
@@ -291,8 +297,12 @@ def test_dev_api_bind_mounts_the_source_and_hot_reloads_with_polling(development
     api = development["services"]["api"]
     assert {"type": "bind", "source": ".", "target": "/app"} in api["volumes"]
     command = api["command"]
-    assert command[:2] == ["cargo", "watch"] and "--poll" in command
+    # scripts/dev-watch.sh runs `cargo watch` with the remaining arguments (and stops it cleanly).
+    assert command[0] == "scripts/dev-watch.sh" and "--poll" in command
     assert command[command.index("-x") + 1] == "run"
+    script = (REPO / command[0]).read_text(encoding="utf-8")
+    assert 'cargo watch "$@"' in script
+    assert (REPO / command[0]).stat().st_mode & 0o111, f"{command[0]} must be executable"
 
 
 def test_dev_cargo_watch_watches_paths_that_exist_and_everything_the_build_embeds(development) -> None:
@@ -344,9 +354,20 @@ def test_dev_logs_at_debug_level_and_migrates_from_the_same_source(development) 
     assert api["depends_on"]["migrate"] == {"condition": "service_completed_successfully"}
 
 
-def test_dev_publishes_db_and_cache_on_loopback_only(development, example_env) -> None:
-    assert development["services"]["db"]["ports"] == [f"127.0.0.1:{example_env['DB_PORT']}:5432"]
-    assert development["services"]["cache"]["ports"] == [f"127.0.0.1:{example_env['REDIS_PORT']}:6379"]
+def test_dev_publishes_db_and_cache_on_loopback_only_on_ports_of_their_own(raw, development, example_env) -> None:
+    assert development["services"]["db"]["ports"] == ["127.0.0.1:15432:5432"]
+    assert development["services"]["cache"]["ports"] == ["127.0.0.1:16379:6379"]
+    # Settable, and not the variables `make run` connects with (nor the ports a local server uses).
+    raw_dev = raw["docker-compose.dev.yml"]["services"]
+    assert raw_dev["db"]["ports"] == ["127.0.0.1:${DEV_DB_PORT:-15432}:5432"]
+    assert raw_dev["cache"]["ports"] == ["127.0.0.1:${DEV_REDIS_PORT:-16379}:6379"]
+    assert {example_env["DB_PORT"], example_env["REDIS_PORT"]}.isdisjoint({"15432", "16379"})
+
+
+def test_migrate_listens_nowhere_so_api_port_may_be_a_range(production) -> None:
+    # API_PORT in .env is the host side, e.g. 8080-8082 for --scale api=3; migrate reads every
+    # setting, so it gets a plain port of its own.
+    assert production["services"]["migrate"]["environment"]["API_PORT"] == "8080"
 
 
 # --- tests: docker-compose.test.yml ------------------------------------------------------------------
@@ -396,16 +417,30 @@ def make_dry_run(target: str) -> str:
 @pytest.mark.parametrize(
     ("target", "expected"),
     [
-        ("up", ["scripts/compose.sh", "up", "-d", "--build", "--wait"]),
-        ("dev", ["scripts/compose.sh", "-f", "docker-compose.yml", "-f", "docker-compose.dev.yml", "up", "--build"]),
+        ("up", ["scripts/stack.sh", "up"]),
+        ("dev", ["scripts/stack.sh", "dev"]),
         ("down", ["scripts/compose.sh", "down"]),
         ("test-up", ["scripts/compose.sh", "-f", "docker-compose.test.yml", "up", "-d", "--wait"]),
         ("test-down", ["scripts/compose.sh", "-f", "docker-compose.test.yml", "down", "-v"]),
     ],
 )
 def test_make_targets_run_compose_v2_through_the_wrapper(target: str, expected: list[str]) -> None:
-    commands = [shlex.split(line) for line in make_dry_run(target).splitlines() if "compose.sh" in line]
+    commands = [shlex.split(line) for line in make_dry_run(target).splitlines() if "scripts/" in line]
     assert any(command[: len(expected)] == expected for command in commands), commands
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_make_help_prints_no_make_syntax_and_lists_the_container_targets() -> None:
+    completed = subprocess.run(["make", "-s", "help"], cwd=REPO, capture_output=True, text=True, timeout=30)
+    assert completed.returncode == 0 and "$(" not in completed.stdout, completed.stdout
+    for target in ("up", "dev", "down-volumes", "image", "test-containers"):
+        assert f" {target} " in completed.stdout.replace("\x1b[0m", " ").replace("\x1b[1m", " "), target
+
+
+def test_env_example_documents_the_dev_ports_and_image_tags() -> None:
+    text = (REPO / ".env.example").read_text(encoding="utf-8")
+    for line in ("# DEV_DB_PORT=15432", "# DEV_REDIS_PORT=16379", "# IMAGE_TAG=latest", "# DEV_IMAGE_TAG=dev"):
+        assert line in text.splitlines(), line
 
 
 # --- helpers -----------------------------------------------------------------------------------------

@@ -13,23 +13,19 @@ import pytest
 import compose_model
 from containers_support import REPO, embedded_files
 
-# The settings of API.md's "Configuration" section plus DB_SSL_ROOT_CERT (the verify-full CA
-# bundle); used as is when ../shared/API.md is not beside the repo.
-KNOWN_SETTINGS = {
-    "API_PORT", "DB_HOST", "DB_PORT", "DB_USER", "DB_PASSWORD", "DB_NAME", "DB_SSL_MODE",
-    "DB_SSL_ROOT_CERT", "REDIS_HOST", "REDIS_PORT", "REDIS_PASSWORD", "DB_POOL_SIZE",
-    "CACHE_TTL_SECONDS", "CACHE_KEY_PREFIX", "LOG_LEVEL", "SHUTDOWN_GRACE_SECONDS",
-}  # fmt: skip
+# The settings are those of the contract's "Settings" table (docs/API.md): its first column.
+API_MD = REPO / "docs" / "API.md"
+SETTING_NAME = re.compile(r"`([A-Z][A-Z0-9_]{2,})`")
 SETTING_LINE = re.compile(r"^(#\s*)?([A-Z][A-Z0-9_]+)=(.*)$")
 
 
 def contract_settings() -> set[str]:
-    api = REPO.parent / "shared" / "API.md"
-    if not api.is_file():
-        return set(KNOWN_SETTINGS)
-    text = api.read_text(encoding="utf-8")
-    section = text.split("## Configuration", 1)[1].split("\n## ", 1)[0]
-    return set(re.findall(r"`([A-Z][A-Z0-9_]{2,})`", section)) | KNOWN_SETTINGS
+    text = API_MD.read_text(encoding="utf-8")
+    section = text.split("\n## Settings", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| `")]
+    names = {name for row in rows for name in SETTING_NAME.findall(row.split("|")[1])}
+    assert "API_PORT" in names and "DB_HOST" in names, "docs/API.md's Settings table was not found"
+    return names
 
 
 def example_settings() -> dict[str, tuple[str, bool, str]]:

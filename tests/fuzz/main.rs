@@ -19,10 +19,13 @@ use std::fmt::Debug;
 
 use gravity_bff::error::Error;
 use gravity_bff::http::body::{JsonObject, parse_json_object};
+use gravity_bff::http::trace_context::{TRACEPARENT, TraceContext};
 use gravity_bff::router::{Route, resolve};
-use gravity_bff::users::input::{NewUser, UserPatch};
-use gravity_bff::users::page::{Cursor, PageRequest};
-use gravity_bff::users::parse_user_id;
+use gravity_bff::user::input::{NewUser, UserPatch};
+use gravity_bff::user::page::{Cursor, PageRequest};
+use gravity_bff::user::parse_user_id;
+use gravity_bff::user::visibility::{INVISIBLE, has_visible_character, is_invisible};
+use hyper::header::{HeaderMap, HeaderValue};
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
 use serde_json::Value;
@@ -73,7 +76,7 @@ fn check_body(bytes: &[u8]) {
             assert_eq!(members.len(), object.0.len(), "keys are unique");
             check_user_input(object);
         }
-        Err(error) => assert_client_error(&error, &String::from_utf8_lossy(bytes)),
+        Err(error) => assert_client_error(&Error::from(error), &String::from_utf8_lossy(bytes)),
     }
 }
 
@@ -119,6 +122,7 @@ fn check_name(name: &str) {
     assert_eq!(name, name.trim(), "{name:?} is stored trimmed");
     assert!((1..=255).contains(&name.chars().count()), "{name:?}");
     assert!(!name.chars().any(char::is_control), "{name:?}");
+    assert!(has_visible_character(name), "{name:?} shows something");
 }
 
 fn check_email(email: &str) {
@@ -129,19 +133,54 @@ fn check_email(email: &str) {
         !local.is_empty() && !domain.is_empty() && !domain.contains('@'),
         "{email:?}"
     );
+    assert!(!email.chars().any(is_invisible), "{email:?} hides nothing");
 }
 
 fn check_path(path: &str) {
-    let (route, id) = resolve(path);
-    if route == Route::User {
+    if let Route::User(id) = resolve(path) {
         assert!(
             !id.is_empty() && !id.contains('/') && path.ends_with(id),
             "{path:?} → {id:?}"
         );
         check_user_id(id);
-    } else {
-        assert_eq!(id, "", "{path:?}");
     }
+}
+
+/// Any `traceparent` a client can send: the answer is always a valid one of the service's own
+/// span, and the caller's trace is kept only when its header passed the specification's rules.
+fn check_traceparent(bytes: &[u8]) {
+    let Ok(value) = HeaderValue::from_bytes(bytes) else {
+        return; // not a header value: hyper refuses the request before the service sees it
+    };
+    let mut headers = HeaderMap::new();
+    headers.insert(TRACEPARENT, value);
+    let trace = TraceContext::continue_or_start(&headers);
+    let sent = trace.traceparent();
+    let sent = sent.as_bytes();
+    let lower_hex = |digits: &[u8]| digits.iter().all(|digit| matches!(digit, b'0'..=b'9' | b'a'..=b'f'));
+    let all_zeros = |digits: &[u8]| digits.iter().all(|&digit| digit == b'0');
+    assert_eq!(sent.len(), 55, "{sent:?}");
+    assert!(
+        sent.starts_with(b"00-") && sent[35] == b'-' && sent[52] == b'-',
+        "{sent:?}"
+    );
+    assert!(lower_hex(&sent[3..35]) && !all_zeros(&sent[3..35]), "{sent:?}");
+    assert!(lower_hex(&sent[36..52]) && !all_zeros(&sent[36..52]), "{sent:?}");
+    assert!(&sent[53..] == b"00" || &sent[53..] == b"01", "{sent:?}");
+    if bytes.get(3..35) == Some(trace.trace_id().as_slice()) {
+        // Continued: the caller's header must have been valid.
+        assert!(
+            bytes.len() >= 55 && &bytes[..2] != b"ff" && lower_hex(&bytes[..2]),
+            "{bytes:?}"
+        );
+        assert!(!all_zeros(&bytes[3..35]) && !all_zeros(&bytes[36..52]), "{bytes:?}");
+        assert!(lower_hex(&bytes[36..52]) && lower_hex(&bytes[53..55]), "{bytes:?}");
+        assert_ne!(&sent[36..52], &bytes[36..52], "the service's span is its own");
+    }
+    // What the service sends, it would itself continue.
+    let mut again = HeaderMap::new();
+    again.insert(TRACEPARENT, trace.traceparent());
+    assert_eq!(TraceContext::continue_or_start(&again).trace_id(), trace.trace_id());
 }
 
 /// JSON members a user body might have: the real fields, read-only and unknown ones, any value.
@@ -176,8 +215,59 @@ fn members() -> impl Strategy<Value = Vec<(String, Value)>> {
     })
 }
 
+/// A character that shows nothing: white space, a control, or one of the invisible ranges.
+fn blank_character() -> impl Strategy<Value = char> {
+    prop_oneof![
+        4 => prop::sample::select(INVISIBLE.to_vec()).prop_flat_map(|(first, last)| prop::char::range(first, last)),
+        1 => prop::sample::select(vec![' ', '\t', '\u{a0}', '\u{3000}', '\u{2028}']),
+    ]
+}
+
+/// Inserts each character at a position in `text` chosen by its index.
+fn insert_at(text: &str, inserted: &[(prop::sample::Index, char)]) -> String {
+    let mut chars: Vec<char> = text.chars().collect();
+    for (index, c) in inserted {
+        let at = index.index(chars.len() + 1);
+        chars.insert(at, *c);
+    }
+    chars.into_iter().collect()
+}
+
 proptest! {
     #![proptest_config(config())]
+
+    #[test]
+    fn names_that_show_nothing_are_a_422(blank in prop::collection::vec(blank_character(), 1..40)) {
+        let name: String = blank.into_iter().collect();
+        let object = JsonObject(vec![("name".to_owned(), Value::String(name.clone()))]);
+        prop_assert!(NewUser::parse(object).is_err(), "{:?} was accepted", name);
+    }
+
+    #[test]
+    fn invisible_characters_inside_a_visible_name_are_kept(
+        name in spec::name(),
+        inserted in prop::collection::vec((any::<prop::sample::Index>(), blank_character().prop_filter("not white space", |c| is_invisible(*c))), 1..4),
+    ) {
+        let trimmed = name.trim();
+        prop_assume!(trimmed.chars().count() + inserted.len() <= 255);
+        let with_hidden = insert_at(trimmed, &inserted);
+        let object = JsonObject(vec![("name".to_owned(), Value::String(with_hidden.clone()))]);
+        let parsed = NewUser::parse(object);
+        prop_assert!(parsed.is_ok(), "{:?}: {:?}", with_hidden, parsed);
+    }
+
+    #[test]
+    fn an_email_with_a_hidden_character_is_a_422(
+        email in spec::email(),
+        inserted in prop::collection::vec((any::<prop::sample::Index>(), blank_character()), 1..3),
+    ) {
+        let hidden = insert_at(&email, &inserted);
+        let object = JsonObject(vec![
+            ("name".to_owned(), Value::String("x".to_owned())),
+            ("email".to_owned(), Value::String(hidden.clone())),
+        ]);
+        prop_assert!(NewUser::parse(object).is_err(), "{:?} was accepted", hidden);
+    }
 
     #[test]
     fn user_ids_parse_or_get_a_400(segment in prop_oneof![corpus::mutated_text("user_id"), any::<String>()]) {
@@ -200,6 +290,11 @@ proptest! {
         // The same object as bytes, through the body parser as a request would go.
         let bytes = serde_json::to_vec(&Value::Object(members.into_iter().collect())).unwrap();
         check_body(&bytes);
+    }
+
+    #[test]
+    fn traceparents_are_continued_only_when_valid(bytes in prop_oneof![corpus::mutated("traceparent"), any::<Vec<u8>>()]) {
+        check_traceparent(&bytes);
     }
 
     #[test]
@@ -248,5 +343,8 @@ fn every_corpus_input_replays_clean() {
     }
     for input in corpus::load("path") {
         check_path(&String::from_utf8_lossy(&input));
+    }
+    for input in corpus::load("traceparent") {
+        check_traceparent(&input);
     }
 }

@@ -9,7 +9,7 @@ skipped, loudly.
 from __future__ import annotations
 
 import sys
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -30,7 +30,7 @@ def _variants() -> list[str]:
     return names
 
 
-@lru_cache(maxsize=None)
+@cache
 def _docs(variant: str) -> tuple:
     if variant == "base":
         if k8slib.renderer() is None:

@@ -12,9 +12,10 @@ import re
 import shlex
 import shutil
 import subprocess
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import yaml
 
@@ -26,7 +27,7 @@ DOCKERFILE = ROOT / "Dockerfile"
 
 SSL_MODES = {"disable", "require", "verify-full"}
 
-# Every environment variable the service reads (API.md, "Configuration").
+# Every environment variable the service reads (docs/API.md, "Settings").
 SERVICE_SETTINGS = {
     "API_PORT",
     "DB_HOST",
@@ -42,8 +43,10 @@ SERVICE_SETTINGS = {
     "REDIS_PASSWORD",
     "CACHE_TTL_SECONDS",
     "CACHE_KEY_PREFIX",
+    "CACHE_LOCAL_ENTRIES",
     "LOG_LEVEL",
     "SHUTDOWN_GRACE_SECONDS",
+    "MAX_CONNECTIONS",
 }
 
 

@@ -1,5 +1,5 @@
 """What the Kubernetes schema cannot see: that the manifests agree with the service
-(API.md), with the image (Dockerfile) and with each other.
+(docs/API.md), with the image (Dockerfile) and with each other.
 
 Run: scripts/check-k8s.sh (installs the tools), or `python -m pytest tests/k8s`.
 """
@@ -26,7 +26,7 @@ def api_port(config: dict[str, str]) -> int:
 def test_probes_use_the_service_routes_on_api_port(deployment, config):
     c = only_container(deployment)
     port = api_port(config)
-    assert port == 8080, "API.md: the container listens on 8080"
+    assert port == 8080, "docs/API.md: the container listens on 8080"
     assert {p["containerPort"] for p in c["ports"]} == {port}
 
     expected = {"livenessProbe": "/health", "readinessProbe": "/ready", "startupProbe": "/health"}
@@ -320,7 +320,7 @@ def test_rollout_phases_by_component_label(docs):
 
 def test_config_values_are_valid(config, variant, deployment, job):
     # The service ignores names it does not know, so a typo here would silently
-    # fall back to a default: every key must be one of its settings (API.md).
+    # fall back to a default: every key must be one of its settings (docs/API.md).
     unknown = set(config) - k8slib.SERVICE_SETTINGS
     assert not unknown, f"ConfigMap keys the service does not read: {sorted(unknown)}"
     for key in ("DB_HOST", "DB_USER", "DB_NAME"):

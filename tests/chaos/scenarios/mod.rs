@@ -1,15 +1,20 @@
 //! The scenarios, in the order they run: one fault each, under steady load.
 
+mod coherence;
+mod idempotent_writes;
 mod postgres;
 mod redis;
+mod replicas;
 mod shutdown;
 mod slow_clients;
+mod slow_readers;
 mod soak;
 
 use std::future::Future;
 use std::ops::Range;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::Harness;
@@ -25,7 +30,7 @@ pub struct Scenario {
     pub run: Run,
 }
 
-pub const ALL: [Scenario; 7] = [
+pub const ALL: [Scenario; 11] = [
     Scenario {
         name: "redis-killed",
         title: "Redis dies mid-load (SIGKILL), then comes back",
@@ -35,6 +40,16 @@ pub const ALL: [Scenario; 7] = [
         name: "redis-frozen",
         title: "Redis hangs (SIGSTOP), then resumes (SIGCONT)",
         run: |harness| Box::pin(redis::frozen(harness)),
+    },
+    Scenario {
+        name: "redis-full",
+        title: "Writes and reads while Redis is full (noeviction), then freed",
+        run: |harness| Box::pin(coherence::redis_full_then_freed(harness)),
+    },
+    Scenario {
+        name: "local-copies",
+        title: "Two replicas with local copies, writes and reads through both",
+        run: |harness| Box::pin(replicas::two_replicas_with_local_copies(harness)),
     },
     Scenario {
         name: "postgres-restart",
@@ -47,6 +62,11 @@ pub const ALL: [Scenario; 7] = [
         run: |harness| Box::pin(postgres::backends_terminated(harness)),
     },
     Scenario {
+        name: "idempotent-writes",
+        title: "Creates with Idempotency-Key, retried through killed sessions and a Postgres restart",
+        run: |harness| Box::pin(idempotent_writes::retried_creates(harness)),
+    },
+    Scenario {
         name: "sigterm",
         title: "SIGTERM under load",
         run: |harness| Box::pin(shutdown::sigterm(harness)),
@@ -55,6 +75,11 @@ pub const ALL: [Scenario; 7] = [
         name: "slow-clients",
         title: "200 slow clients trickle their headers (slowloris)",
         run: |harness| Box::pin(slow_clients::slowloris(harness)),
+    },
+    Scenario {
+        name: "slow-readers",
+        title: "100 clients pipeline 300 requests each and never read (slow readers)",
+        run: |harness| Box::pin(slow_readers::slow_readers(harness)),
     },
     Scenario {
         name: "soak",
@@ -70,6 +95,73 @@ fn sent_within(outcomes: &[Outcome], window: Range<Duration>) -> impl Iterator<I
 
 fn seconds(duration: Duration) -> String {
     format!("{:.2} s", duration.as_secs_f64())
+}
+
+/// The users a reader picks, one after another: a xorshift sequence from its seed.
+struct RandomUsers {
+    state: u64,
+    users: usize,
+}
+
+impl RandomUsers {
+    fn new(seed: u64, users: usize) -> RandomUsers {
+        RandomUsers {
+            state: seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1,
+            users,
+        }
+    }
+
+    fn next(&mut self) -> usize {
+        self.state ^= self.state << 13;
+        self.state ^= self.state >> 7;
+        self.state ^= self.state << 17;
+        (self.state % self.users as u64) as usize
+    }
+}
+
+/// PATCHes the user's name to `v{version}`; whether the service acknowledged it (200).
+async fn set_version(port: u16, id: &str, version: u64) -> bool {
+    let body = format!(r#"{{"name":"v{version}"}}"#);
+    crate::processes::request(port, "PATCH", &format!("/v1/users/{id}"), Some(&body))
+        .await
+        .is_some_and(|response| response.status == 200)
+}
+
+/// One writer of the coherence scenarios: round after round, with `pause` between rounds, writes
+/// the next version to its share of the users (`(writer, writers)`: every `writers`-th of `ids`,
+/// from `writer` on) until `stop`; `acknowledged(user, version)` after each 200, and anything
+/// else counted in `failed`.
+async fn write_versions(
+    port: u16,
+    ids: &[String],
+    (writer, writers): (usize, usize),
+    pause: Duration,
+    stop: &AtomicBool,
+    failed: &AtomicU64,
+    mut acknowledged: impl FnMut(usize, u64),
+) {
+    let mine: Vec<usize> = (writer..ids.len()).step_by(writers).collect();
+    let mut version = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        version += 1;
+        for &user in &mine {
+            if set_version(port, &ids[user], version).await {
+                acknowledged(user, version);
+            } else {
+                failed.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        tokio::time::sleep(pause).await;
+    }
+}
+
+/// The version a user's name carries (`v{version}`, as the writers set it; 0 for the first name).
+fn version_in(response: &crate::processes::RawResponse) -> u64 {
+    response.json()["name"]
+        .as_str()
+        .and_then(|name| name.strip_prefix('v'))
+        .and_then(|number| number.split_whitespace().next()?.parse::<u64>().ok())
+        .unwrap_or(0)
 }
 
 /// `MiB` with one decimal, from KiB.

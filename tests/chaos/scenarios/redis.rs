@@ -7,11 +7,13 @@ use super::{mebibytes, seconds, sent_within};
 use crate::Harness;
 use crate::load::{Answer, Load};
 use crate::mix::Mix;
-use crate::processes::{OwnRedis, create_users, metric, signal};
+use crate::processes::{create_users, metric};
 use crate::report::Report;
+use crate::support::redis_server::OwnRedis;
+use crate::support::signal;
 use crate::tally::{Tally, millis};
 
-/// The service's bound on one Redis call (`cache::OPERATION_TIMEOUT`).
+/// The service's bound on one Redis call (`config::OPERATION_TIMEOUT`).
 const CACHE_TIMEOUT: Duration = Duration::from_millis(100);
 /// What a read may add to the cache timeout: a Postgres lookup by primary key plus scheduling on
 /// a 2-core machine that also runs the load, Postgres and Redis. A run that overlapped another
@@ -23,7 +25,7 @@ const DB_TIME_ALLOWANCE: Duration = Duration::from_millis(900);
 /// on its port, hits resume without restarting the service.
 pub async fn killed(harness: Arc<Harness>) -> Report {
     let mut report = Report::new("Redis dies mid-load (SIGKILL), then comes back");
-    let mut redis = OwnRedis::start().await;
+    let mut redis = OwnRedis::start();
     let started = harness.start_service("redis_killed", Some(&redis), &[]).await;
     let ids = Arc::new(create_users(started.service.port, 50, "cached").await);
 
@@ -33,7 +35,7 @@ pub async fn killed(harness: Arc<Harness>) -> Report {
     redis.kill();
     tokio::time::sleep(Duration::from_secs(3)).await;
     let back_at = load.now();
-    let _redis = OwnRedis::start_on(redis.port).await;
+    let _redis = OwnRedis::start_on(redis.port);
     tokio::time::sleep(Duration::from_secs(4)).await;
     let outcomes = load.stop().await;
 
@@ -110,7 +112,7 @@ pub async fn killed(harness: Arc<Harness>) -> Report {
 /// completing within the cache timeout plus the database time, and nothing may pile up.
 pub async fn frozen(harness: Arc<Harness>) -> Report {
     let mut report = Report::new("Redis hangs (SIGSTOP), then resumes (SIGCONT)");
-    let redis = OwnRedis::start().await;
+    let redis = OwnRedis::start();
     let started = harness.start_service("redis_frozen", Some(&redis), &[]).await;
     let service = &started.service;
     let ids = Arc::new(create_users(service.port, 50, "frozen").await);

@@ -18,8 +18,9 @@ use super::{seconds, sent_within};
 use crate::Harness;
 use crate::load::{Answer, Load};
 use crate::mix::Mix;
-use crate::processes::{create_users, signal};
+use crate::processes::create_users;
 use crate::report::Report;
+use crate::support::signal;
 use crate::tally::Tally;
 
 const GRACE: Duration = Duration::from_secs(5);
@@ -190,10 +191,10 @@ async fn wait_until_refused(port: u16) -> Option<Duration> {
 fn logged_statuses(log: &str) -> HashMap<String, u16> {
     log.lines()
         .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-        .filter(|line| line["msg"] == "request")
+        .filter(|line| line["message"] == "request")
         .filter_map(|line| {
-            let id = line["request_id"].as_str()?.to_owned();
-            let status = u16::try_from(line["status"].as_u64()?).ok()?;
+            let id = line["http.request.id"].as_str()?.to_owned();
+            let status = u16::try_from(line["http.response.status_code"].as_u64()?).ok()?;
             id.starts_with("chaos-").then_some((id, status))
         })
         .collect()

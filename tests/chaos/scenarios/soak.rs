@@ -8,8 +8,9 @@ use super::{mebibytes, seconds};
 use crate::Harness;
 use crate::load::{Answer, Load};
 use crate::mix::{Intent, Mix};
-use crate::processes::{OwnRedis, create_users};
+use crate::processes::create_users;
 use crate::report::Report;
+use crate::support::redis_server::OwnRedis;
 use crate::tally::Tally;
 
 /// The service's default `DB_POOL_SIZE`: the most sessions it may ever hold.
@@ -17,7 +18,7 @@ const POOL_SIZE: i64 = 4;
 
 pub async fn soak(harness: Arc<Harness>) -> Report {
     let mut report = Report::new("Soak: mixed traffic with 10% bad requests");
-    let redis = OwnRedis::start().await;
+    let redis = OwnRedis::start();
     let started = harness.start_service("soak", Some(&redis), &[]).await;
     let service = &started.service;
     let ids = Arc::new(create_users(service.port, 200, "soak-seed").await);

@@ -1,0 +1,141 @@
+//! The cache's calls to Redis and their accounting: each bounded by `config::OPERATION_TIMEOUT`, a
+//! timeout or a lost connection opening the breaker (and dropping the in-process copies), every
+//! failure counted and logged without flooding.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use bytes::Bytes;
+use redis::RedisError;
+use redis::aio::MultiplexedConnection;
+use uuid::Uuid;
+
+use super::keys::KeyBuf;
+use super::link::{CallOutcome, is_transport_failure};
+use super::stored_value::LeaseToken;
+use super::{Inner, LEASE_MILLISECONDS};
+use crate::user::MAX_USER_JSON_LEN;
+
+impl Inner {
+    pub(super) fn ttl(&self) -> Duration {
+        Duration::from_secs(self.ttl_seconds)
+    }
+
+    pub(super) fn drop_local_copy(&self, id: Uuid) {
+        if let Some(local) = &self.local {
+            local.remove(id);
+        }
+    }
+
+    /// `GETRANGE key 0 MAX` (at most the largest body plus one byte), and with `with_lifetime` the
+    /// key's remaining time to live in the same round trip (a local copy must not outlive it).
+    pub(super) async fn read_body(
+        &self,
+        connection: &mut MultiplexedConnection,
+        generation: u64,
+        key: &KeyBuf,
+        with_lifetime: bool,
+    ) -> Result<(Bytes, Duration), Option<RedisError>> {
+        if !with_lifetime {
+            let mut command = redis::cmd("GETRANGE");
+            command.arg(key.as_bytes()).arg(0).arg(MAX_USER_JSON_LEN);
+            let read = command.query_async::<Bytes>(connection);
+            return self
+                .bounded("get", generation, read)
+                .await
+                .map(|bytes| (bytes, Duration::ZERO));
+        }
+        let mut pipeline = redis::pipe();
+        pipeline
+            .cmd("GETRANGE")
+            .arg(key.as_bytes())
+            .arg(0)
+            .arg(MAX_USER_JSON_LEN)
+            .cmd("PTTL")
+            .arg(key.as_bytes());
+        let read = pipeline.query_async::<(Bytes, i64)>(connection);
+        let (bytes, milliseconds) = self.bounded("get", generation, read).await?;
+        Ok((bytes, Duration::from_millis(u64::try_from(milliseconds).unwrap_or(0))))
+    }
+
+    /// A connection for a read or a fill, unless cached bodies are held back, the breaker is open,
+    /// or there is no connection.
+    pub(super) fn usable_connection(&self) -> Option<(MultiplexedConnection, u64)> {
+        if self.pending.holds_back() || !self.breaker.allows() {
+            return None;
+        }
+        self.link.connection()
+    }
+
+    /// Opens the breaker; in-process copies go with it (Redis may have changed unseen).
+    fn breaker_opens(&self) {
+        if self.breaker.record_failure()
+            && let Some(local) = &self.local
+        {
+            local.invalidate_all();
+        }
+    }
+
+    /// Sets this reader's lease where no live body or lease is (`TAKE_LEASE`); over whatever is
+    /// there when the reader found it bad (`replace_bad`).
+    pub(super) async fn take_lease(
+        &self,
+        connection: &mut MultiplexedConnection,
+        generation: u64,
+        key: &KeyBuf,
+        replace_bad: bool,
+    ) -> Option<LeaseToken> {
+        let token = LeaseToken::new();
+        let mut invocation = self.lease_script.key(key.as_bytes());
+        invocation
+            .arg(token.as_bytes())
+            .arg(LEASE_MILLISECONDS)
+            .arg(u8::from(replace_bad));
+        let call = invocation.invoke_async::<i64>(connection);
+        match self.bounded("lease", generation, call).await {
+            Ok(1) => Some(token),
+            _ => None,
+        }
+    }
+
+    /// Runs one call within `OPERATION_TIMEOUT`. A timeout or a transport failure opens the
+    /// breaker; every failure is counted and logged (rate-limited). `Err(Some(error))` is Redis
+    /// refusing the command, `Err(None)` no answer.
+    pub(super) async fn bounded<T>(
+        &self,
+        operation: &'static str,
+        generation: u64,
+        call: impl Future<Output = redis::RedisResult<T>>,
+    ) -> Result<T, Option<RedisError>> {
+        let (problem, refusal) = match tokio::time::timeout(self.call_timeout, call).await {
+            Ok(Ok(value)) => {
+                self.link.report(generation, CallOutcome::Answered);
+                self.breaker.record_success();
+                return Ok(value);
+            }
+            Ok(Err(error)) if error.code() == Some("WRONGTYPE") => {
+                // One key's problem: not a failure of Redis.
+                self.link.report(generation, CallOutcome::Answered);
+                return Err(Some(error));
+            }
+            Ok(Err(error)) if !is_transport_failure(&error) => {
+                self.link.report(generation, CallOutcome::Answered);
+                (error.to_string(), Some(error))
+            }
+            Ok(Err(error)) => {
+                self.link.report(generation, CallOutcome::Broken);
+                self.breaker_opens();
+                (error.to_string(), None)
+            }
+            Err(_) => {
+                self.link.report(generation, CallOutcome::TimedOut);
+                self.breaker_opens();
+                (format!("no answer within {} ms", self.call_timeout.as_millis()), None)
+            }
+        };
+        self.metrics.cache_errors.fetch_add(1, Ordering::Relaxed);
+        self.complaints
+            .warn("cache unavailable; serving from postgres", operation, &problem);
+        Err(refusal)
+    }
+}

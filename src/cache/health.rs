@@ -1,0 +1,129 @@
+//! How the cache copes with a sick Redis: a breaker that stops reads from waiting on it, and
+//! complaints logged at most once per `LOG_EVERY` with a count of the ones held back.
+//!
+//! Only failures of Redis itself open the breaker (no answer in time, a lost connection, a Redis
+//! refusing writes). A bad value at one key is that key's problem and never counts here.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::telemetry::log::Logger;
+
+/// How long reads skip the cache after a failure before one request probes it again.
+pub(crate) const OPEN_FOR: Duration = Duration::from_secs(1);
+const LOG_EVERY: Duration = Duration::from_secs(5);
+
+/// Closed (0), or open until a moment in milliseconds since `epoch`.
+pub(crate) struct Breaker {
+    open_until: AtomicU64,
+    epoch: Instant,
+}
+
+/// Logs a message at most once per `LOG_EVERY`, counting the ones held back.
+pub(crate) struct Complaints {
+    logger: Logger,
+    last_logged: AtomicU64,
+    held_back: AtomicU64,
+    epoch: Instant,
+}
+
+impl Breaker {
+    pub(crate) fn new() -> Breaker {
+        Breaker {
+            open_until: AtomicU64::new(0),
+            epoch: Instant::now(),
+        }
+    }
+
+    fn now(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    /// Whether a call may go to Redis now. When the open period has passed, exactly one caller
+    /// wins the right to probe; the rest keep skipping until the probe reports.
+    pub(crate) fn allows(&self) -> bool {
+        let open_until = self.open_until.load(Ordering::Relaxed);
+        open_until == 0 || self.allows_at(open_until, self.now())
+    }
+
+    fn allows_at(&self, open_until: u64, now: u64) -> bool {
+        if now < open_until {
+            return false;
+        }
+        let probe_until = now + OPEN_FOR.as_millis() as u64;
+        self.open_until
+            .compare_exchange(open_until, probe_until, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    }
+
+    /// Closes the breaker; `true` if it was open.
+    pub(crate) fn record_success(&self) -> bool {
+        // Read first: a healthy cache never writes this shared cache line.
+        self.open_until.load(Ordering::Relaxed) != 0 && self.open_until.swap(0, Ordering::Relaxed) != 0
+    }
+
+    /// Opens the breaker; `true` if it was closed.
+    pub(crate) fn record_failure(&self) -> bool {
+        let until = (self.now() + OPEN_FOR.as_millis() as u64).max(1);
+        self.open_until.swap(until, Ordering::Relaxed) == 0
+    }
+}
+
+impl Complaints {
+    pub(crate) fn new(logger: Logger) -> Complaints {
+        Complaints {
+            logger,
+            last_logged: AtomicU64::new(0),
+            held_back: AtomicU64::new(0),
+            epoch: Instant::now(),
+        }
+    }
+
+    /// Logs `message` unless something was logged in the last `LOG_EVERY`.
+    pub(crate) fn warn(&self, message: &str, operation: &str, problem: &str) {
+        let now = (self.epoch.elapsed().as_millis() as u64).max(1);
+        let last = self.last_logged.load(Ordering::Relaxed);
+        let due = last == 0 || now.saturating_sub(last) >= LOG_EVERY.as_millis() as u64;
+        if !due
+            || self
+                .last_logged
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            self.held_back.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let held_back = self.held_back.swap(0, Ordering::Relaxed);
+        self.logger.warn(
+            message,
+            &[
+                ("operation", &operation),
+                ("error.message", &problem),
+                ("similar_errors_not_logged", &held_back),
+            ],
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_breaker_opens_on_failure_and_lets_one_probe_through() {
+        let breaker = Breaker::new();
+        assert!(breaker.allows());
+        assert!(breaker.record_failure());
+        assert!(!breaker.allows());
+        let open_until = breaker.open_until.load(Ordering::Relaxed);
+        let after = open_until + 1;
+        assert!(
+            breaker.allows_at(open_until, after),
+            "the first caller after the open period probes"
+        );
+        let probing = breaker.open_until.load(Ordering::Relaxed);
+        assert!(!breaker.allows_at(probing, after), "the others wait for the probe");
+        assert!(breaker.record_success());
+        assert!(breaker.allows());
+    }
+}

@@ -1,0 +1,242 @@
+//! In-process copies of cached bodies (`CACHE_LOCAL_ENTRIES`), kept coherent by Redis itself.
+//!
+//! The copies are only as good as the invalidations that remove them, so every rule here is
+//! about never keeping a copy Redis has since changed:
+//! - **A copy is stored only if nothing invalidated its key since its Redis read was sent.** The
+//!   reader reserves the key (a placeholder with a token) *before* sending its read; an
+//!   invalidation of the key removes the placeholder; the copy is stored only into its own
+//!   placeholder. Invalidations are applied by the tracking connection's reader as they arrive,
+//!   in wire order (`tracking`), so whichever comes first, the copy or the invalidation, the
+//!   invalidation wins.
+//! - **Anything that may have lost an invalidation drops every copy** and serves none until the
+//!   tracking connection is healthy again (`flush`): its loss, a PING it does not answer in time,
+//!   a null invalidation (Redis flushed), the breaker opening.
+//! - **Bounded**: at most `CACHE_LOCAL_ENTRIES` copies (a full shard drops an arbitrary one), each
+//!   no longer than the largest body a user can have, and none outlives the time-to-live Redis
+//!   reported for the key when it was read.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use uuid::Uuid;
+
+/// Shards, so that concurrent requests rarely contend on one lock.
+const SHARDS: usize = 16;
+
+pub(crate) struct LocalCopies {
+    shards: [Mutex<Shard>; SHARDS],
+    capacity_per_shard: usize,
+    /// Whether copies may be served and stored: the tracking connection is up and healthy.
+    tracking_healthy: AtomicBool,
+    /// Tokens for placeholders, unique for the process's life.
+    next_token: AtomicU64,
+    /// Changes whenever copies may have been missed (a flush) or tracking is set up again: a
+    /// reservation made under another epoch is never filled.
+    epoch: AtomicU64,
+}
+
+#[derive(Default)]
+struct Shard {
+    entries: HashMap<Uuid, Entry, BuildHasherDefault<DefaultHasher>>,
+}
+
+enum Entry {
+    /// A reader's Redis read is on its way; only that reader may turn this into a copy.
+    Reserved(u64),
+    Copy {
+        body: Bytes,
+        expires: Instant,
+    },
+}
+
+/// A reader's claim on a key, taken before its Redis read is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Reservation {
+    token: u64,
+    epoch: u64,
+}
+
+impl LocalCopies {
+    pub(crate) fn new(capacity: usize) -> LocalCopies {
+        LocalCopies {
+            shards: std::array::from_fn(|_| Mutex::new(Shard::default())),
+            capacity_per_shard: capacity.div_ceil(SHARDS).max(1),
+            tracking_healthy: AtomicBool::new(false),
+            next_token: AtomicU64::new(1),
+            epoch: AtomicU64::new(0),
+        }
+    }
+
+    /// Whether copies may be served and stored now.
+    pub(crate) fn usable(&self) -> bool {
+        self.tracking_healthy.load(Ordering::Acquire)
+    }
+
+    /// The copy of a body, if there is a live one.
+    pub(crate) fn get(&self, id: Uuid) -> Option<Bytes> {
+        if !self.usable() {
+            return None;
+        }
+        match self.shard(id).entries.get(&id) {
+            Some(Entry::Copy { body, expires }) if *expires > Instant::now() => Some(body.clone()),
+            _ => None,
+        }
+    }
+
+    /// Reserves `id` for a copy of what the Redis read about to be sent returns.
+    pub(crate) fn reserve(&self, id: Uuid) -> Option<Reservation> {
+        // The epoch first: a flush that races this makes the reservation worthless.
+        let epoch = self.epoch.load(Ordering::Acquire);
+        if !self.usable() {
+            return None;
+        }
+        let token = self.next_token.fetch_add(1, Ordering::Relaxed);
+        let mut shard = self.shard(id);
+        if !shard.entries.contains_key(&id) && shard.entries.len() >= self.capacity_per_shard {
+            let evicted = shard.entries.keys().next().copied();
+            if let Some(evicted) = evicted {
+                shard.entries.remove(&evicted);
+            }
+        }
+        shard.entries.insert(id, Entry::Reserved(token));
+        Some(Reservation { token, epoch })
+    }
+
+    /// Stores the copy into its reservation, unless an invalidation or a flush removed it since.
+    pub(crate) fn store(&self, id: Uuid, reservation: Reservation, body: Bytes, lifetime: Duration) {
+        let mut shard = self.shard(id);
+        if !self.usable() || self.epoch.load(Ordering::Acquire) != reservation.epoch {
+            return;
+        }
+        if let Some(entry) = shard.entries.get_mut(&id)
+            && matches!(entry, Entry::Reserved(token) if *token == reservation.token)
+        {
+            *entry = Entry::Copy {
+                body,
+                expires: Instant::now() + lifetime,
+            };
+        }
+    }
+
+    /// Drops the copy (or reservation) of `id`: an invalidation, or this process's own write.
+    pub(crate) fn remove(&self, id: Uuid) {
+        self.shard(id).entries.remove(&id);
+    }
+
+    /// Drops every copy and reservation, and serves none until `resume`: invalidations may have
+    /// been missed.
+    pub(crate) fn flush(&self) {
+        self.tracking_healthy.store(false, Ordering::Release);
+        self.invalidate_all();
+    }
+
+    /// Drops every copy and reservation (Redis said everything changed), staying usable.
+    pub(crate) fn invalidate_all(&self) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        for shard in &self.shards {
+            lock(shard).entries.clear();
+        }
+    }
+
+    /// Tracking is (again) known to deliver every invalidation: copies may be used.
+    pub(crate) fn resume(&self) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        self.tracking_healthy.store(true, Ordering::Release);
+    }
+
+    /// How many entries (copies and reservations) are held.
+    pub(crate) fn len(&self) -> usize {
+        self.shards.iter().map(|shard| lock(shard).entries.len()).sum()
+    }
+
+    fn shard(&self, id: Uuid) -> MutexGuard<'_, Shard> {
+        let index = BuildHasherDefault::<DefaultHasher>::default().hash_one(id) as usize % SHARDS;
+        lock(&self.shards[index])
+    }
+}
+
+fn lock(shard: &Mutex<Shard>) -> MutexGuard<'_, Shard> {
+    shard.lock().unwrap_or_else(|poison| poison.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIFETIME: Duration = Duration::from_secs(60);
+
+    fn healthy(capacity: usize) -> LocalCopies {
+        let copies = LocalCopies::new(capacity);
+        copies.resume();
+        copies
+    }
+
+    #[test]
+    fn a_copy_is_stored_into_its_own_reservation_and_served() {
+        let copies = healthy(100);
+        let id = Uuid::from_u128(1);
+        let reservation = copies.reserve(id).unwrap();
+        assert_eq!(copies.get(id), None, "a reservation is not a copy");
+        copies.store(id, reservation, Bytes::from_static(b"body"), LIFETIME);
+        assert_eq!(copies.get(id), Some(Bytes::from_static(b"body")));
+    }
+
+    #[test]
+    fn an_invalidation_between_the_read_and_the_store_wins() {
+        let copies = healthy(100);
+        let id = Uuid::from_u128(1);
+        let reservation = copies.reserve(id).unwrap();
+        copies.remove(id); // the invalidation arrives while the read's answer is on its way
+        copies.store(id, reservation, Bytes::from_static(b"old"), LIFETIME);
+        assert_eq!(copies.get(id), None);
+        let newer = copies.reserve(id).unwrap();
+        copies.store(id, reservation, Bytes::from_static(b"old"), LIFETIME);
+        assert_eq!(copies.get(id), None, "an older reader cannot fill a newer reservation");
+        copies.store(id, newer, Bytes::from_static(b"new"), LIFETIME);
+        assert_eq!(copies.get(id), Some(Bytes::from_static(b"new")));
+    }
+
+    #[test]
+    fn a_flush_drops_everything_and_serves_nothing_until_tracking_resumes() {
+        let copies = healthy(100);
+        let id = Uuid::from_u128(1);
+        let reservation = copies.reserve(id).unwrap();
+        copies.store(id, reservation, Bytes::from_static(b"body"), LIFETIME);
+        copies.flush();
+        assert_eq!((copies.get(id), copies.reserve(id), copies.len()), (None, None, 0));
+        copies.resume();
+        assert_eq!(copies.get(id), None, "nothing survived the flush");
+    }
+
+    #[test]
+    fn a_reservation_from_before_a_flush_is_never_filled() {
+        let copies = healthy(100);
+        let id = Uuid::from_u128(1);
+        let before = copies.reserve(id).unwrap();
+        copies.flush();
+        copies.resume();
+        // A reservation re-made at the same key by the old reader's token cannot exist, but even
+        // a reservation that survived a racing clear is from the old epoch.
+        copies.store(id, before, Bytes::from_static(b"old"), LIFETIME);
+        assert_eq!(copies.get(id), None);
+    }
+
+    #[test]
+    fn copies_expire_and_the_count_is_bounded() {
+        let copies = healthy(SHARDS);
+        let id = Uuid::from_u128(1);
+        let reservation = copies.reserve(id).unwrap();
+        copies.store(id, reservation, Bytes::from_static(b"body"), Duration::ZERO);
+        assert_eq!(copies.get(id), None, "an expired copy is not served");
+        for n in 0..10_000 {
+            let id = Uuid::from_u128(n);
+            let reservation = copies.reserve(id).unwrap();
+            copies.store(id, reservation, Bytes::from_static(b"body"), LIFETIME);
+        }
+        assert!(copies.len() <= SHARDS, "{} entries", copies.len());
+    }
+}

@@ -1,0 +1,287 @@
+//! The Redis cache of user bodies: cache-aside, optional, never the reason a request fails, and
+//! never the reason a read contradicts an acknowledged write.
+//!
+//! Only this module knows the key format: `{prefix}:user:{id}` holds the exact response body of
+//! `GET /v1/users/{id}`. The rules, and where they live:
+//! - **A hit is one bounded read.** `GETRANGE key 0 MAX` returns the stored bytes, never more than
+//!   the largest body a user can have plus one byte, so a huge value cannot grow the process.
+//!   `stored_value` tells a body for that id from a fill lease, nothing, or a bad value.
+//! - **Fills cannot store the past.** A miss leaves a lease token at the key (`SET NX PX`) before
+//!   Postgres is read; the fill stores the body only if its token is still there (one Lua call).
+//!   A write's removal deletes the token, so a read that fetched the row before a write and fills
+//!   after it finds nothing to replace. The next read after a write fills again at once.
+//! - **Removals are never dropped** (`pending`, `repair`): a plain `DEL`, which Redis accepts even when full;
+//!   one that fails joins the pending set, which is retried until Redis confirms, and while anything
+//!   is pending this process serves and stores no cached body.
+//! - **Bad values are one key's problem**: a wrong type, foreign bytes or an oversized value is a
+//!   miss, overwritten by the reader's lease (and then its fill), counted, and never opens the
+//!   breaker.
+//! - **A sick Redis costs little** (`calls`, `health`, `link`): every call is bounded by
+//!   `config::OPERATION_TIMEOUT`; a timeout or a lost connection opens the breaker, so reads skip Redis
+//!   for a second instead of waiting on it each time; a stalled connection is replaced.
+//! - **In-process copies** (`local`, `tracking`; `CACHE_LOCAL_ENTRIES` > 0) answer hot reads
+//!   without a round trip, kept coherent by Redis's own invalidation messages.
+
+mod calls;
+mod health;
+mod keys;
+mod link;
+mod local;
+mod pending;
+mod repair;
+mod stored_value;
+mod tracking;
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use bytes::Bytes;
+use redis::{ConnectionAddr, IntoConnectionInfo, ProtocolVersion, RedisConnectionInfo, Script};
+use uuid::Uuid;
+
+use crate::config::{CacheSettings, RedisSettings};
+use crate::telemetry::log::Logger;
+use crate::telemetry::metrics::Metrics;
+use crate::user::MAX_USER_JSON_LEN;
+use health::{Breaker, Complaints};
+use keys::KeyBuf;
+use link::RedisLink;
+use local::LocalCopies;
+use pending::PendingRemovals;
+pub(crate) use stored_value::BadValue;
+pub(crate) use stored_value::LeaseToken;
+use stored_value::{Stored, classify};
+
+/// How long a reader's fill lease lives: longer than any read of Postgres takes (9 s at most), so
+/// a slow reader's lease does not expire under it; a crashed reader's lease only delays fills.
+const LEASE_MILLISECONDS: u64 = 10_000;
+/// The most removals one `DEL` retries, and the keys one sweep step takes.
+const REPAIR_BATCH: usize = 1_000;
+/// A repair call may take longer than a request's call: it is off the request path.
+const REPAIR_TIMEOUT: Duration = Duration::from_millis(1_000);
+
+/// Stores the body only while the reader's own lease is at the key. `pcall`, so that a value of
+/// another type there makes the fill a no-op rather than an error.
+const FILL_IF_LEASED: &str = r"
+local held = redis.pcall('GET', KEYS[1])
+if held == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+  return 1
+end
+return 0";
+
+/// Sets the reader's lease (ARGV[1], for ARGV[2] ms) unless a live body or another reader's live
+/// lease is at the key: a non-empty string with a time to live (every value this service stores
+/// has one). So a lease also replaces a value of another type, one the reader found bad
+/// (ARGV[3] = 1), an empty string (which the reader's `GETRANGE` cannot tell from no key), and a
+/// value planted without a time to live, which would otherwise block fills of that key forever.
+/// `STRLEN`, not `GET`: a huge value is never copied.
+const TAKE_LEASE: &str = r"
+if ARGV[3] ~= '1' and redis.call('TYPE', KEYS[1]).ok == 'string'
+  and redis.call('STRLEN', KEYS[1]) > 0 and redis.call('PTTL', KEYS[1]) >= 0 then
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1";
+
+/// What a lookup found.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Lookup {
+    /// The stored body, to be sent as it is.
+    Hit(Bytes),
+    /// Read Postgres; with a lease, the body may then be filled in.
+    Miss(Option<LeaseToken>),
+}
+
+/// Handle to the cache; cheap to clone.
+#[derive(Clone)]
+pub(crate) struct Cache {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    link: RedisLink,
+    /// `{prefix}:user:`
+    user_prefix: String,
+    ttl_seconds: u64,
+    /// `OPERATION_TIMEOUT`, unless a test lengthened it (`CacheSettings::call_timeout`).
+    call_timeout: Duration,
+    fill_script: Script,
+    lease_script: Script,
+    breaker: Breaker,
+    pending: Arc<PendingRemovals>,
+    /// In-process copies, when `CACHE_LOCAL_ENTRIES` > 0.
+    local: Option<Arc<LocalCopies>>,
+    metrics: Arc<Metrics>,
+    complaints: Complaints,
+}
+
+impl Cache {
+    /// Starts connecting in the background, and the repairer of pending removals; never fails on
+    /// an unreachable Redis (the first calls just miss).
+    pub(crate) fn connect(
+        settings: &RedisSettings,
+        cache_settings: &CacheSettings,
+        metrics: Arc<Metrics>,
+        logger: Logger,
+    ) -> redis::RedisResult<Cache> {
+        let client = |protocol: ProtocolVersion| -> redis::RedisResult<redis::Client> {
+            let mut redis_settings = RedisConnectionInfo::default()
+                .set_skip_set_lib_name()
+                .set_protocol(protocol);
+            if let Some(password) = &settings.password {
+                redis_settings = redis_settings.set_password(password.expose());
+            }
+            let info = ConnectionAddr::Tcp(settings.host.clone(), settings.port)
+                .into_connection_info()?
+                .set_redis_settings(redis_settings);
+            redis::Client::open(info)
+        };
+        let user_prefix = format!("{}:user:", cache_settings.key_prefix);
+        let local_entries = cache_settings.local_entries;
+        let pending = Arc::new(PendingRemovals::default());
+        let link = RedisLink::start(
+            client(ProtocolVersion::RESP2)?,
+            pending.clone(),
+            metrics.clone(),
+            logger.clone(),
+        );
+        let local = if local_entries > 0 {
+            let local = Arc::new(LocalCopies::new(local_entries));
+            tracking::start(
+                client(ProtocolVersion::RESP3)?,
+                user_prefix.clone(),
+                local.clone(),
+                logger.clone(),
+            );
+            Some(local)
+        } else {
+            None
+        };
+        let cache = Cache {
+            inner: Arc::new(Inner {
+                link,
+                user_prefix,
+                ttl_seconds: cache_settings.ttl.as_secs(),
+                call_timeout: cache_settings.call_timeout,
+                fill_script: Script::new(FILL_IF_LEASED),
+                lease_script: Script::new(TAKE_LEASE),
+                breaker: Breaker::new(),
+                pending,
+                local,
+                metrics,
+                complaints: Complaints::new(logger),
+            }),
+        };
+        tokio::spawn(repair::repair(Arc::downgrade(&cache.inner)));
+        Ok(cache)
+    }
+
+    /// The cached body of a user, or a miss (with a lease when this reader may fill it).
+    pub(crate) async fn lookup(&self, id: Uuid) -> Lookup {
+        let inner = &*self.inner;
+        let local = inner.local.as_deref().filter(|_| !inner.pending.holds_back());
+        if let Some(body) = local.and_then(|local| local.get(id)) {
+            inner.metrics.cache_local_hits.fetch_add(1, Ordering::Relaxed);
+            return Lookup::Hit(body);
+        }
+        let Some((mut connection, generation)) = inner.usable_connection() else {
+            inner.metrics.cache_bypassed.fetch_add(1, Ordering::Relaxed);
+            return Lookup::Miss(None);
+        };
+        let key = KeyBuf::body(&inner.user_prefix, id);
+        // Reserved before the read is sent, so an invalidation racing the read wins.
+        let reservation = local.and_then(|local| local.reserve(id));
+        let read = inner
+            .read_body(&mut connection, generation, &key, reservation.is_some())
+            .await;
+        let stored = match read {
+            Ok((bytes, lifetime)) => match classify(&bytes, id, MAX_USER_JSON_LEN) {
+                Stored::Body => {
+                    inner.metrics.cache_hits.fetch_add(1, Ordering::Relaxed);
+                    if let (Some(local), Some(reservation)) = (local, reservation) {
+                        local.store(id, reservation, bytes.clone(), lifetime.min(inner.ttl()));
+                    }
+                    return Lookup::Hit(bytes);
+                }
+                stored => stored,
+            },
+            Err(Some(error)) if error.code() == Some("WRONGTYPE") => Stored::Bad(BadValue::WrongType),
+            Err(_) => return Lookup::Miss(None),
+        };
+        inner.metrics.cache_misses.fetch_add(1, Ordering::Relaxed);
+        let lease = match stored {
+            // Nothing (or an empty string), or another reader's lease: the script decides.
+            Stored::Absent | Stored::Lease => inner.take_lease(&mut connection, generation, &key, false).await,
+            Stored::Bad(bad) => {
+                inner.metrics.cache_bad_values[bad.index()].fetch_add(1, Ordering::Relaxed);
+                inner.take_lease(&mut connection, generation, &key, true).await
+            }
+            Stored::Body => None,
+        };
+        Lookup::Miss(lease)
+    }
+
+    /// Stores a body read from Postgres, if this reader's lease is still at the key.
+    pub(crate) async fn fill(&self, id: Uuid, lease: LeaseToken, body: &Bytes) {
+        let inner = &*self.inner;
+        let Some((mut connection, generation)) = inner.usable_connection() else {
+            return;
+        };
+        let key = KeyBuf::body(&inner.user_prefix, id);
+        let mut invocation = inner.fill_script.key(key.as_bytes());
+        invocation
+            .arg(lease.as_bytes())
+            .arg(body.as_ref())
+            .arg(inner.ttl_seconds);
+        let call = invocation.invoke_async::<i64>(&mut connection);
+        let _ = inner.bounded("fill", generation, call).await;
+    }
+
+    /// Forgets a user after a write has committed. A removal Redis does not confirm joins the
+    /// pending set, which holds cached bodies back until it is retried successfully; with the
+    /// breaker open it goes there at once rather than waiting on a Redis known to be failing.
+    pub(crate) async fn remove(&self, id: Uuid) {
+        let inner = &*self.inner;
+        let connection = if inner.breaker.allows() {
+            inner.link.connection()
+        } else {
+            None
+        };
+        let Some((mut connection, generation)) = connection else {
+            inner.pending.add(id);
+            return;
+        };
+        let key = KeyBuf::body(&inner.user_prefix, id);
+        let mut command = redis::cmd("DEL");
+        command.arg(key.as_bytes());
+        let call = command.query_async::<i64>(&mut connection);
+        if inner.bounded("remove", generation, call).await.is_err() {
+            inner.pending.add(id);
+        }
+        // Once Redis has removed it (or the removal is pending, which holds every copy back): a
+        // read that fetched the old body before the DEL must not leave it here after the answer.
+        inner.drop_local_copy(id);
+    }
+
+    /// Whether Redis answers a PING now (for `/ready`).
+    pub(crate) async fn ping(&self) -> bool {
+        let Some((mut connection, _)) = self.inner.link.connection() else {
+            return false;
+        };
+        let command = redis::cmd("PING");
+        let call = command.query_async::<String>(&mut connection);
+        matches!(tokio::time::timeout(self.inner.call_timeout, call).await, Ok(Ok(_)))
+    }
+
+    /// Pending removals remembered one by one, and whether a sweep is due or running.
+    pub(crate) fn pending_figures(&self) -> (usize, bool) {
+        self.inner.pending.figures()
+    }
+
+    /// How many in-process copies (and reservations) are held, when they are on.
+    pub(crate) fn local_entries(&self) -> Option<usize> {
+        self.inner.local.as_ref().map(|local| local.len())
+    }
+}

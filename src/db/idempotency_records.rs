@@ -1,0 +1,163 @@
+//! The `idempotency_keys` table: claiming a key, recording the response, replaying it, and
+//! sweeping expired records. SQL beside the function that runs it.
+//!
+//! A key is claimed at the start of the write's transaction (the claim row is invisible to others
+//! until the commit, and a concurrent claim of the same key waits on it), and the response is
+//! recorded in the same transaction just before the commit. So a record exists exactly when its
+//! write does. The fingerprint is computed by Postgres (`sha256`), so no hashing code ships here.
+
+use std::time::Duration;
+
+use tokio_postgres::types::Type;
+use tokio_postgres::{Client, Statement};
+
+use crate::db::keeper::LiveConnection;
+
+/// How long a record is replayed; afterwards the key is free again.
+pub(crate) const RECORD_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+
+/// How many expired records one sweep statement deletes, so a sweep never holds many row locks.
+const SWEEP_BATCH: i64 = 1_000;
+
+/// Inserts the claim, or takes over an expired record; a live record (or a concurrent claim that
+/// then commits) leaves nothing returned. A concurrent claim still in progress makes this wait.
+const CLAIM: &str = "INSERT INTO idempotency_keys (key, fingerprint) VALUES ($1, sha256($2)) \
+     ON CONFLICT (key) DO UPDATE SET fingerprint = EXCLUDED.fingerprint, status = NULL, body = NULL, \
+       location = NULL, created_at = now() \
+     WHERE idempotency_keys.created_at < now() - make_interval(secs => $3) \
+     RETURNING key";
+
+const RECORD: &str = "UPDATE idempotency_keys SET status = $2, body = $3, location = $4 WHERE key = $1";
+
+const LOOK_UP: &str = "SELECT fingerprint = sha256($2), status, body, location FROM idempotency_keys \
+     WHERE key = $1 AND created_at >= now() - make_interval(secs => $3) AND status IS NOT NULL";
+
+const SWEEP: &str = "DELETE FROM idempotency_keys WHERE key IN ( \
+       SELECT key FROM idempotency_keys WHERE created_at < now() - make_interval(secs => $2) LIMIT $1 \
+     )";
+
+pub(crate) struct IdempotencyStatements {
+    claim: Statement,
+    record: Statement,
+    look_up: Statement,
+    sweep: Statement,
+}
+
+/// A first response, as recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct StoredResponse {
+    pub(crate) status: u16,
+    pub(crate) body: Vec<u8>,
+    pub(crate) location: Option<String>,
+}
+
+/// What a look-up found.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Recorded {
+    /// The same request was made before: here is its response.
+    Same(StoredResponse),
+    /// The key was used for another request.
+    Different,
+    /// No live record (never used, expired, or its write rolled back).
+    Nothing,
+}
+
+impl IdempotencyStatements {
+    pub(crate) async fn prepare(client: &Client) -> Result<IdempotencyStatements, tokio_postgres::Error> {
+        Ok(IdempotencyStatements {
+            claim: client
+                .prepare_typed(CLAIM, &[Type::TEXT, Type::BYTEA, Type::FLOAT8])
+                .await?,
+            record: client
+                .prepare_typed(RECORD, &[Type::TEXT, Type::INT2, Type::BYTEA, Type::TEXT])
+                .await?,
+            look_up: client
+                .prepare_typed(LOOK_UP, &[Type::TEXT, Type::BYTEA, Type::FLOAT8])
+                .await?,
+            sweep: client.prepare_typed(SWEEP, &[Type::INT8, Type::FLOAT8]).await?,
+        })
+    }
+}
+
+fn lifetime_seconds() -> f64 {
+    RECORD_LIFETIME.as_secs_f64()
+}
+
+/// Claims `key` for the request whose fingerprint input is `request`; `false` when a live
+/// record holds it.
+pub(crate) async fn claim(
+    connection: &LiveConnection,
+    key: &str,
+    request: &[u8],
+) -> Result<bool, tokio_postgres::Error> {
+    let rows = connection
+        .client
+        .query(
+            &connection.statements.idempotency.claim,
+            &[&key, &request, &lifetime_seconds()],
+        )
+        .await?;
+    Ok(!rows.is_empty())
+}
+
+/// Records the response of the claimed key, inside the write's transaction.
+pub(crate) async fn record(
+    connection: &LiveConnection,
+    key: &str,
+    response: &StoredResponse,
+) -> Result<(), tokio_postgres::Error> {
+    let status = i16::try_from(response.status).unwrap_or(i16::MAX);
+    connection
+        .client
+        .execute(
+            &connection.statements.idempotency.record,
+            &[&key, &status, &response.body, &response.location],
+        )
+        .await?;
+    Ok(())
+}
+
+/// What is recorded for `key`, compared with the request at hand.
+pub(crate) async fn look_up(
+    connection: &LiveConnection,
+    key: &str,
+    request: &[u8],
+) -> Result<Recorded, tokio_postgres::Error> {
+    let row = connection
+        .client
+        .query_opt(
+            &connection.statements.idempotency.look_up,
+            &[&key, &request, &lifetime_seconds()],
+        )
+        .await?;
+    let Some(row) = row else {
+        return Ok(Recorded::Nothing);
+    };
+    if !row.try_get::<_, bool>(0)? {
+        return Ok(Recorded::Different);
+    }
+    let status: i16 = row.try_get(1)?;
+    Ok(Recorded::Same(StoredResponse {
+        status: u16::try_from(status).unwrap_or_default(),
+        body: row.try_get(2)?,
+        location: row.try_get(3)?,
+    }))
+}
+
+/// Deletes expired records, a batch at a time; returns how many were deleted.
+pub(crate) async fn sweep_expired(connection: &LiveConnection) -> Result<u64, tokio_postgres::Error> {
+    let mut deleted = 0;
+    loop {
+        let batch = connection
+            .client
+            .execute(
+                &connection.statements.idempotency.sweep,
+                &[&SWEEP_BATCH, &lifetime_seconds()],
+            )
+            .await?;
+        deleted += batch;
+        if batch < SWEEP_BATCH as u64 {
+            return Ok(deleted);
+        }
+    }
+}

@@ -1,0 +1,144 @@
+//! Keeping one connection slot connected: connect, prepare every statement, publish the ready
+//! connection in the slot, drive it, and when it dies (Postgres restarted, the backend was
+//! terminated, a user discarded it) empty the slot and reconnect with a short capped backoff.
+//! Both pools are made of such slots.
+
+use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use tokio::sync::{Notify, watch};
+use tokio_postgres::Client;
+
+use super::Statements;
+use super::connect::{Connector, Driver};
+use crate::telemetry::log::Logger;
+
+/// Reconnect backoff: first retry almost at once, then doubling up to the cap. The cap keeps the
+/// recovery after Postgres returns well under a second.
+const RECONNECT_MIN: Duration = Duration::from_millis(50);
+const RECONNECT_MAX: Duration = Duration::from_millis(500);
+
+/// One connection's place in a pool: empty while (re)connecting.
+#[derive(Default)]
+pub(crate) struct Slot {
+    live: RwLock<Option<Arc<LiveConnection>>>,
+    /// Queries sent on this slot's connection and not yet answered (read pool), or 1 while a
+    /// writer holds it (write pool).
+    pub(crate) in_flight: AtomicUsize,
+}
+
+/// A connected client with its statements prepared.
+pub(crate) struct LiveConnection {
+    pub(crate) client: Client,
+    pub(crate) statements: Statements,
+}
+
+impl Slot {
+    /// The slot's connection, if it is up and not known to be closed.
+    pub(crate) fn connection(&self) -> Option<Arc<LiveConnection>> {
+        let connection = self.live.read().unwrap_or_else(|poison| poison.into_inner()).clone()?;
+        (!connection.client.is_closed()).then_some(connection)
+    }
+
+    /// Empties the slot if it still holds `connection` (and not already the keeper's replacement).
+    /// Dropping the last handle to the client closes it; the keeper then reconnects.
+    pub(crate) fn discard(&self, connection: &Arc<LiveConnection>) {
+        let mut live = self.live.write().unwrap_or_else(|poison| poison.into_inner());
+        if live.as_ref().is_some_and(|current| Arc::ptr_eq(current, connection)) {
+            *live = None;
+        }
+    }
+
+    fn store(&self, connection: Option<Arc<LiveConnection>>) {
+        *self.live.write().unwrap_or_else(|poison| poison.into_inner()) = connection;
+    }
+}
+
+/// Keeps one slot connected for as long as the `Database` lives.
+pub(crate) struct Keeper {
+    /// `read 0`, `write 1`, …: for the log.
+    pub(crate) name: String,
+    pub(crate) slot: Arc<Slot>,
+    pub(crate) connector: Connector,
+    /// Woken whenever this slot gets a fresh connection.
+    pub(crate) connected: Arc<Notify>,
+    pub(crate) stopped: watch::Receiver<()>,
+    pub(crate) logger: Logger,
+}
+
+impl Keeper {
+    pub(crate) async fn run(self) {
+        let mut stopped = self.stopped.clone();
+        let mut backoff = RECONNECT_MIN;
+        let mut failures: u32 = 0;
+        loop {
+            let attempt = tokio::select! {
+                attempt = self.open() => attempt,
+                _ = stopped.changed() => return,
+            };
+            match attempt {
+                Ok((connection, driver)) => {
+                    if failures > 0 {
+                        self.logger
+                            .info("postgres connection restored", &[("slot", &self.name)]);
+                    }
+                    failures = 0;
+                    backoff = RECONNECT_MIN;
+                    self.slot.store(Some(connection));
+                    self.connected.notify_waiters();
+                    let outcome = tokio::select! {
+                        outcome = driver => outcome,
+                        _ = stopped.changed() => return,
+                    };
+                    self.slot.store(None);
+                    let reason = match outcome {
+                        Ok(()) => "closed by the server".to_owned(),
+                        Err(error) => crate::error::chain(&error),
+                    };
+                    self.logger.warn(
+                        "postgres connection lost",
+                        &[("slot", &self.name), ("error.message", &reason)],
+                    );
+                }
+                Err(error) => {
+                    failures += 1;
+                    // The first failure and then one in twenty: enough to see an outage, not a flood.
+                    if failures == 1 || failures.is_multiple_of(20) {
+                        self.logger.warn(
+                            "postgres connection failed",
+                            &[
+                                ("slot", &self.name),
+                                ("attempts", &failures),
+                                ("error.message", &crate::error::chain(&error)),
+                            ],
+                        );
+                    }
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => {}
+                _ = stopped.changed() => return,
+            }
+            backoff = (backoff * 2).min(RECONNECT_MAX);
+        }
+    }
+
+    /// Connects and prepares; the driver runs alongside while statements are prepared.
+    async fn open(&self) -> Result<(Arc<LiveConnection>, Driver), tokio_postgres::Error> {
+        let (client, mut driver) = self.connector.connect().await?;
+        let prepared = {
+            let prepare = Statements::prepare(&client);
+            tokio::pin!(prepare);
+            tokio::select! {
+                prepared = &mut prepare => prepared,
+                ended = &mut driver => {
+                    ended?;
+                    prepare.await
+                }
+            }
+        };
+        let statements = prepared?;
+        Ok((Arc::new(LiveConnection { client, statements }), driver))
+    }
+}

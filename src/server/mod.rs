@@ -1,0 +1,274 @@
+//! The accept loop, the life of a client connection, and graceful shutdown.
+//!
+//! Each accepted connection is served by hyper's HTTP/1 connection with two timeouts: the request
+//! head must arrive within 5 s (hyper's header-read timeout, which also ends idle keep-alives),
+//! and an answer must make progress within 10 s ([`write_timeout`]). At most `MAX_CONNECTIONS`
+//! are open; at the cap the accept loop closes the least recently active one without a request
+//! in progress, or leaves new clients in the listen backlog when every connection is busy
+//! ([`connections`]). Requests that hyper refuses before routing are still counted and logged
+//! ([`refusals`]). On shutdown the listener is closed first, so new connections are refused at
+//! once, then in-flight requests get up to the grace period to finish; idle keep-alive
+//! connections close immediately.
+
+mod connections;
+pub(crate) mod limits;
+mod refusals;
+mod write_timeout;
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::io;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use hyper::StatusCode;
+use hyper::header::{CONNECTION, HeaderValue};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::handlers;
+use crate::http::response;
+use crate::state::AppState;
+use crate::telemetry::log::Logger;
+use connections::{Registry, Tracked};
+use write_timeout::{TimedWrites, WRITE_PROGRESS_TIMEOUT, WriteStalled};
+
+/// The contract's header timeout: a client slower than this to send its request head is dropped.
+pub(crate) const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// hyper's per-connection buffer: a request head must fit in it (431 otherwise), and it bounds
+/// how much of the answers hyper queues before waiting for the socket. hyper's default, 400 KiB,
+/// let a client that sends a large head slowly hold that much of the process's memory for the 5 s
+/// header timeout: 200 such clients took the release binary from 3.4 to 85 MiB resident. 16 KiB
+/// is Node.js's limit for a head; hyper refuses a head once its buffer holds this much and the
+/// head is still incomplete, so heads up to 16 KiB always pass, and none over 32 KiB does.
+const CONNECTION_BUFFER_BYTES: usize = 16 << 10;
+
+/// After an `accept` that failed for want of descriptors or memory, wait up to this long before
+/// the next, rather than spinning on a listener that stays readable.
+const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(50);
+
+/// Failed `accept`s are logged at most this often; the line says how many were not.
+const ACCEPT_ERROR_LOG_INTERVAL: Duration = Duration::from_secs(5);
+
+/// At the cap with every connection busy, look again this often: a request ending makes its
+/// connection closable but, to keep requests cheap, signals nobody.
+const ROOM_RECHECK: Duration = Duration::from_millis(20);
+
+/// How the server treats its clients.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ServerSettings {
+    /// Open client connections above which new ones wait in the listen backlog.
+    pub(crate) max_connections: usize,
+    /// How long in-flight requests may run after shutdown begins.
+    pub(crate) shutdown_grace: Duration,
+}
+
+pub(crate) async fn serve(
+    listener: TcpListener,
+    state: Arc<AppState>,
+    shutdown: impl Future<Output = ()>,
+    settings: ServerSettings,
+) {
+    let mut http = http1::Builder::new();
+    // half_close: a client may shut its sending side once the request is out (as `nc -q` does)
+    // and still get its answer; hyper's default drops such a connection.
+    http.timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .max_buf_size(CONNECTION_BUFFER_BYTES)
+        .keep_alive(true)
+        .half_close(true);
+    let graceful = GracefulShutdown::new();
+    let registry = Registry::new();
+    let mut accept_errors = AcceptErrors::default();
+    tokio::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            stream = next_client(&listener, &registry, settings.max_connections, &state, &mut accept_errors) => stream,
+            () = &mut shutdown => break,
+        };
+        serve_client(stream, &http, &graceful, &registry, &state);
+    }
+    drop(listener);
+    let logger = &state.logger;
+    logger.info(
+        "shutting down; draining in-flight requests",
+        &[("grace_seconds", &settings.shutdown_grace.as_secs())],
+    );
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(settings.shutdown_grace) => {
+            logger.warn("grace period over; closing the remaining connections", &[]);
+        }
+    }
+}
+
+/// Serves one client on a task of its own, registered (and so closable for room) until it ends.
+fn serve_client(
+    stream: TcpStream,
+    http: &http1::Builder,
+    graceful: &GracefulShutdown,
+    registry: &Arc<Registry>,
+    state: &Arc<AppState>,
+) {
+    let connection = registry.register();
+    state.metrics.connections_open.fetch_add(1, Ordering::Relaxed);
+    let tracked = connection.tracked.clone();
+    let service = {
+        let (state, tracked) = (state.clone(), tracked.clone());
+        service_fn(move |request| {
+            let (state, tracked) = (state.clone(), tracked.clone());
+            async move {
+                let Some(_in_progress) = tracked.begin_request() else {
+                    // Chosen to make room just as this request arrived: it is not run, and
+                    // the connection closes as an idle keep-alive close would have closed it.
+                    return Ok::<_, Infallible>(closing(StatusCode::SERVICE_UNAVAILABLE));
+                };
+                Ok(handlers::handle(state, request).await)
+            }
+        })
+    };
+    let io = TokioIo::new(TimedWrites::new(stream, WRITE_PROGRESS_TIMEOUT));
+    let served = graceful.watch(http.serve_connection(io, service));
+    let state = state.clone();
+    tokio::spawn(async move {
+        tokio::select! {
+            served = served => {
+                if let Err(error) = served {
+                    connection_ended_with(&error, &state, &tracked);
+                }
+            }
+            // Dropping the connection closes it (abortively if its writes were stuck).
+            () = tracked.evicted() => {
+                state.metrics.connections_evicted.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        state.metrics.connections_open.fetch_sub(1, Ordering::Relaxed);
+        drop(connection);
+    });
+}
+
+fn closing(status: StatusCode) -> response::HttpResponse {
+    let mut response = response::empty(status);
+    response
+        .headers_mut()
+        .insert(CONNECTION, HeaderValue::from_static("close"));
+    response
+}
+
+/// The next client, once there is room for it.
+async fn next_client(
+    listener: &TcpListener,
+    registry: &Registry,
+    max_connections: usize,
+    state: &AppState,
+    errors: &mut AcceptErrors,
+) -> TcpStream {
+    loop {
+        make_room(registry, max_connections).await;
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                // Responses are written whole; Nagle's algorithm would only delay them.
+                let _ = stream.set_nodelay(true);
+                write_timeout::bound_send_buffer(&stream);
+                return stream;
+            }
+            Err(error) => {
+                state.metrics.accept_errors.fetch_add(1, Ordering::Relaxed);
+                errors.log(&error, &state.logger);
+                if is_out_of_resources(&error) {
+                    // Free a descriptor if an idle connection holds one and go on once it is
+                    // closed; otherwise let the system breathe before trying again.
+                    if registry.evict_least_recently_active() {
+                        let _ = tokio::time::timeout(ACCEPT_ERROR_PAUSE, registry.wait_for_a_close()).await;
+                    } else {
+                        tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Returns once fewer than `max_connections` are open, closing idle ones to get there.
+async fn make_room(registry: &Registry, max_connections: usize) {
+    loop {
+        let open = registry.open();
+        if open < max_connections {
+            return;
+        }
+        // Connections already told to close count towards the room being made.
+        if registry.closing() <= open - max_connections {
+            registry.evict_least_recently_active();
+        }
+        let _ = tokio::time::timeout(ROOM_RECHECK, registry.wait_for_a_close()).await;
+    }
+}
+
+/// Why a connection ended with an error: a refused request is counted and logged as a request;
+/// a stuck writer is counted; the rest (clients gone, header timeouts) are routine.
+fn connection_ended_with(error: &hyper::Error, state: &AppState, tracked: &Tracked) {
+    if let Some(status) = refusals::refusal_status(error) {
+        refusals::record(state, status, error, tracked.idle_for());
+    } else if is_write_stall(error) {
+        state
+            .metrics
+            .connections_write_timed_out
+            .fetch_add(1, Ordering::Relaxed);
+        state
+            .logger
+            .debug("closed a connection that read nothing for 10 s", &[]);
+    } else {
+        state.logger.debug(
+            "connection ended with an error",
+            &[("error.message", &error.to_string())],
+        );
+    }
+}
+
+fn is_write_stall(error: &hyper::Error) -> bool {
+    std::error::Error::source(error)
+        .and_then(|source| source.downcast_ref::<io::Error>())
+        .and_then(io::Error::get_ref)
+        .is_some_and(|inner| inner.is::<WriteStalled>())
+}
+
+/// Errors that say the process is out of something, where trying again at once would spin.
+fn is_out_of_resources(error: &io::Error) -> bool {
+    matches!(
+        error.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+    )
+}
+
+/// Logs failed `accept`s at most once per interval, with the count of those it did not log.
+#[derive(Default)]
+struct AcceptErrors {
+    last_logged: Option<Instant>,
+    suppressed: u64,
+}
+
+impl AcceptErrors {
+    fn log(&mut self, error: &io::Error, logger: &Logger) {
+        let due = self
+            .last_logged
+            .is_none_or(|last| last.elapsed() >= ACCEPT_ERROR_LOG_INTERVAL);
+        if !due {
+            self.suppressed += 1;
+            return;
+        }
+        logger.warn(
+            "accept failed",
+            &[
+                ("error.message", &error.to_string()),
+                ("suppressed_since_last", &self.suppressed),
+            ],
+        );
+        self.last_logged = Some(Instant::now());
+        self.suppressed = 0;
+    }
+}

@@ -1,0 +1,70 @@
+//! Requests hyper refuses before the service sees them, so that they are counted and logged too.
+//!
+//! When a request head cannot be parsed, hyper 1 answers by itself and then ends the connection
+//! with the parse error: the service's handler never runs, so without this module such requests
+//! would leave no log line and no metric. What hyper sends (hyper 1.x,
+//! `proto::h1::role::Server::on_error`) is a status line and `content-length: 0` with a `date`
+//! header: no body, no `X-Request-Id`, and nothing in hyper's API can change that response or
+//! replace it, because it is written before the error reaches the service. Its statuses:
+//! - 400 for a bad method, request target, version or header (folded headers, a space before the
+//!   colon, a duplicate or malformed `Content-Length`, a `Transfer-Encoding` other than `chunked`
+//!   last, both length headers);
+//! - 431 for a head that does not fit the connection's 16 KiB buffer, or with more than 100
+//!   headers;
+//! - 414 for a request target over 65,534 bytes, which cannot happen here since such a head does
+//!   not fit the buffer (targets over 8 KiB get the service's own 414, with a problem body);
+//! - and nothing at all for the HTTP/2 preface sent over HTTP/1, which is closed without a word.
+
+use std::time::Duration;
+
+use hyper::StatusCode;
+use hyper::header::HeaderMap;
+
+use crate::http::trace_context::TraceContext;
+use crate::router::Route;
+use crate::state::AppState;
+use crate::telemetry::log::RequestRecord;
+
+/// The status hyper answered a refused request with, or `None` if the error is not a refusal
+/// (the client went away, a timeout, an I/O error) or hyper sent nothing.
+pub(crate) fn refusal_status(error: &hyper::Error) -> Option<StatusCode> {
+    if !error.is_parse() || error.is_parse_version_h2() {
+        return None;
+    }
+    if error.is_parse_too_large() {
+        // hyper's API tells "too large" apart from the rest but not a long target (414) from a
+        // large head (431); its message does. With today's buffer only 431 occurs (pinned by
+        // tests/api/refusals.rs); the 414 stays right if the buffer ever grows past 64 KiB.
+        return Some(if error.to_string().contains("URI too long") {
+            StatusCode::URI_TOO_LONG
+        } else {
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
+        });
+    }
+    // hyper answers every other parse error of a request head with 400, except its own internal
+    // errors, which its message names.
+    if error.to_string().contains("internal error") {
+        return None;
+    }
+    Some(StatusCode::BAD_REQUEST)
+}
+
+/// Counts and logs a refused request as a request of the `unmatched` route: its method is unknown
+/// (`-`), it carried no request id hyper could read (empty), it starts a trace of its own (no
+/// `traceparent` could be read either), and its duration runs from the connection's last activity.
+pub(crate) fn record(state: &AppState, status: StatusCode, error: &hyper::Error, duration: Duration) {
+    state.metrics.record_refusal(status.as_u16(), duration);
+    let reason = error.to_string();
+    let trace = TraceContext::continue_or_start(&HeaderMap::new());
+    state.logger.request(&RequestRecord {
+        method: "-",
+        route: Route::Unmatched.template(),
+        status: status.as_u16(),
+        duration,
+        request_id: b"",
+        trace_id: trace.trace_id(),
+        span_id: trace.span_id(),
+        cache: None,
+        error: Some(&reason),
+    });
+}

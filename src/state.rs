@@ -1,0 +1,25 @@
+//! The handles every request shares: Postgres, the cache, metrics and the logger.
+//!
+//! A leaf of the module graph: `app` builds an `AppState`, `server` hands it to every connection,
+//! and the handlers read it; none of those is imported from here, so imports run one way.
+
+use std::sync::Arc;
+
+use crate::cache::Cache;
+use crate::db::Database;
+use crate::db::lookup_batches::LookupQueue;
+use crate::telemetry::log::Logger;
+use crate::telemetry::metrics::Metrics;
+use crate::writes::Writes;
+
+/// Shared behind one `Arc` by every connection and request.
+pub(crate) struct AppState {
+    pub(crate) db: Database,
+    /// Coalesced lookups of single users by id (the uncached reads).
+    pub(crate) lookups: LookupQueue,
+    /// `None` when the cache is turned off.
+    pub(crate) cache: Option<Cache>,
+    pub(crate) writes: Writes,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) logger: Logger,
+}

@@ -1,0 +1,100 @@
+//! Where request lines go: an in-memory buffer that a background thread writes to stdout.
+//!
+//! A request never waits on a slow terminal or pipe, and a burst of requests costs one `write`
+//! call instead of one per line. If the consumer stalls, the buffer is capped and excess lines
+//! are dropped (and counted) rather than growing memory without bound. Two buffers are swapped
+//! between the requests and the writer, so in steady state nothing is allocated.
+
+use std::io::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Condvar, Mutex, OnceLock};
+use std::time::Duration;
+
+/// How much unwritten request log may pile up before lines are dropped.
+const MAX_PENDING_BYTES: usize = 8 << 20;
+/// How long the writer waits after the first pending line, so that a burst goes out together.
+const BATCH_WINDOW: Duration = Duration::from_millis(5);
+
+pub(crate) struct StdoutSink {
+    pending: Mutex<Vec<u8>>,
+    wake: Condvar,
+    dropped: AtomicU64,
+    /// Held while a batch goes from the buffer to stdout, so `flush` at exit waits for a batch the
+    /// writer thread has already taken.
+    writing: Mutex<()>,
+}
+
+/// The process's one sink; its writer thread starts with the first line.
+pub(crate) fn sink() -> &'static StdoutSink {
+    static SINK: OnceLock<&'static StdoutSink> = OnceLock::new();
+    SINK.get_or_init(|| {
+        let sink: &'static StdoutSink = Box::leak(Box::new(StdoutSink {
+            pending: Mutex::new(Vec::with_capacity(64 << 10)),
+            wake: Condvar::new(),
+            dropped: AtomicU64::new(0),
+            writing: Mutex::new(()),
+        }));
+        std::thread::Builder::new()
+            .name("log-writer".into())
+            .spawn(move || sink.write_forever())
+            .expect("the log writer thread starts");
+        sink
+    })
+}
+
+impl StdoutSink {
+    /// Queues one whole line (its newline included).
+    pub(crate) fn append(&self, line: &[u8]) {
+        let mut pending = self.pending.lock().unwrap_or_else(|poison| poison.into_inner());
+        if pending.len() + line.len() > MAX_PENDING_BYTES {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let was_empty = pending.is_empty();
+        pending.extend_from_slice(line);
+        drop(pending);
+        if was_empty {
+            self.wake.notify_one();
+        }
+    }
+
+    /// Lines dropped because stdout could not keep up.
+    pub(crate) fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Writes out what is pending now (at shutdown).
+    pub(crate) fn flush(&self) {
+        let mut outgoing = Vec::new();
+        self.swap_and_write(&mut outgoing);
+    }
+
+    fn write_forever(&self) {
+        let mut outgoing = Vec::with_capacity(64 << 10);
+        loop {
+            {
+                let mut pending = self.pending.lock().unwrap_or_else(|poison| poison.into_inner());
+                while pending.is_empty() {
+                    pending = self.wake.wait(pending).unwrap_or_else(|poison| poison.into_inner());
+                }
+            }
+            std::thread::sleep(BATCH_WINDOW);
+            self.swap_and_write(&mut outgoing);
+        }
+    }
+
+    fn swap_and_write(&self, outgoing: &mut Vec<u8>) {
+        let _writing = self.writing.lock().unwrap_or_else(|poison| poison.into_inner());
+        {
+            let mut pending = self.pending.lock().unwrap_or_else(|poison| poison.into_inner());
+            std::mem::swap(&mut *pending, outgoing);
+        }
+        if outgoing.is_empty() {
+            return;
+        }
+        let mut stdout = std::io::stdout().lock();
+        let _ = stdout.write_all(outgoing);
+        let _ = stdout.flush();
+        outgoing.clear();
+    }
+}

@@ -1,0 +1,179 @@
+//! Writes that tell the truth: every create, update and delete goes through here.
+//!
+//! - **The deadline is Postgres's to enforce.** Each write runs in a transaction whose statement
+//!   and lock timeouts are the time the request has left (`transaction`), so a write that cannot
+//!   finish is cancelled by Postgres and the client's 503 means nothing was written.
+//! - **A write, once sent, finishes.** It runs in a task of its own, together with its cache
+//!   removal; the request only waits for it (`progress` says what the request may tell the client
+//!   if it stops waiting first).
+//! - **Writes never share a connection with reads**, and writes to one row (or with one
+//!   Idempotency-Key) queue in the process (`row_locks`), so a row lock held elsewhere delays only
+//!   the writes of that row.
+//! - **A write alone** (`single`): updates, deletes and keyed creates, each in its own transaction.
+//! - **Creates are coalesced** (`create_batches`): those that arrive together become one statement
+//!   and one commit.
+//! - **`Idempotency-Key`** (`idempotency`): the key is claimed, and the response recorded, in the
+//!   write's own transaction; a repeat replays the record.
+
+mod create_batches;
+mod idempotency;
+mod progress;
+mod row_locks;
+mod single;
+mod transaction;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use hyper::StatusCode;
+use uuid::Uuid;
+
+use crate::cache::Cache;
+use crate::db::Database;
+use crate::db::idempotency_records;
+use crate::error::Error;
+use crate::telemetry::log::Logger;
+use crate::user::User;
+use crate::user::input::{NewUser, UserPatch};
+use create_batches::CreateQueue;
+pub(crate) use idempotency::IdempotencyKey;
+pub(crate) use progress::WriteWatch;
+use row_locks::RowLocks;
+
+/// The write side of the service; cheap to clone.
+#[derive(Clone)]
+pub(crate) struct Writes {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: Database,
+    cache: Option<Cache>,
+    row_locks: RowLocks,
+    creates: CreateQueue,
+}
+
+/// A write as the handlers hand it over.
+#[derive(Debug)]
+pub(crate) enum WriteRequest {
+    Create(NewUser),
+    Update { id: Uuid, patch: UserPatch },
+    Delete { id: Uuid },
+}
+
+/// What a write answers: the response the client gets (and, with a key, every repeat).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct WriteResponse {
+    pub(crate) status: StatusCode,
+    pub(crate) body: Bytes,
+    /// `Location` of a created user.
+    pub(crate) location: Option<String>,
+    /// `true` when this is an earlier request's response, replayed for its Idempotency-Key.
+    pub(crate) replayed: bool,
+}
+
+impl Writes {
+    /// Starts the create batcher and the sweep of expired Idempotency-Key records.
+    pub(crate) fn start(db: Database, cache: Option<Cache>, logger: Logger, sweep_every: Duration) -> Writes {
+        let creates = CreateQueue::start(db.clone());
+        tokio::spawn(sweep_expired_keys(db.clone(), logger, sweep_every));
+        Writes {
+            inner: Arc::new(Inner {
+                db,
+                cache,
+                row_locks: RowLocks::default(),
+                creates,
+            }),
+        }
+    }
+
+    /// Creates waiting for a write connection, to be coalesced.
+    pub(crate) fn waiting_creates(&self) -> usize {
+        self.inner.creates.waiting()
+    }
+
+    /// Runs a write to completion in a task of its own and answers with its response. The caller
+    /// may stop waiting (deadline, client gone): `watch` then tells what it may say.
+    pub(crate) async fn perform(
+        &self,
+        request: WriteRequest,
+        key: Option<IdempotencyKey>,
+        watch: &WriteWatch,
+    ) -> Result<WriteResponse, Error> {
+        let (progress, waiting) = watch.start();
+        let outcome = match (request, key) {
+            (WriteRequest::Create(user), None) => self.inner.creates.submit(user, progress).await,
+            (request, key) => {
+                let inner = self.inner.clone();
+                tokio::spawn(async move { inner.write_alone(request, key, &progress).await })
+                    .await
+                    .unwrap_or_else(|panic| Err(Error::internal(panic.to_string())))
+            }
+        };
+        drop(waiting);
+        outcome
+    }
+}
+
+impl WriteRequest {
+    /// The user a write changes (and whose cached body it must remove); `None` for a create.
+    fn user_id(&self) -> Option<Uuid> {
+        match self {
+            WriteRequest::Create(_) => None,
+            WriteRequest::Update { id, .. } | WriteRequest::Delete { id } => Some(*id),
+        }
+    }
+}
+
+impl WriteResponse {
+    fn new(status: StatusCode, body: Bytes) -> WriteResponse {
+        WriteResponse {
+            status,
+            body,
+            location: None,
+            replayed: false,
+        }
+    }
+}
+
+fn user_response(status: StatusCode, user: &User) -> WriteResponse {
+    WriteResponse::new(status, user.to_json())
+}
+
+fn created_response(user: &User) -> WriteResponse {
+    WriteResponse {
+        location: Some(format!("/v1/users/{}", user.id.hyphenated())),
+        ..user_response(StatusCode::CREATED, user)
+    }
+}
+
+pub(crate) fn not_found(id: Uuid) -> Error {
+    Error::NotFound(format!("no user with id {}", id.hyphenated()))
+}
+
+/// Deletes expired Idempotency-Key records every `every`, for as long as the process runs. Every
+/// replica does it; they do not get in each other's way (each deletes a batch at a time).
+async fn sweep_expired_keys(db: Database, logger: Logger, every: Duration) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let deadline = tokio::time::Instant::now() + transaction::MAX_STATEMENT_TIME;
+        let Ok(mut connection) = db.checkout_writer(deadline).await else {
+            continue;
+        };
+        match idempotency_records::sweep_expired(&connection).await {
+            Ok(deleted) => {
+                connection.mark_clean();
+                if deleted > 0 {
+                    logger.info("expired idempotency keys deleted", &[("count", &deleted)]);
+                }
+            }
+            Err(error) => logger.warn(
+                "expired idempotency keys could not be deleted",
+                &[("error.message", &crate::error::chain(&error))],
+            ),
+        }
+    }
+}

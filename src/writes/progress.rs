@@ -1,0 +1,144 @@
+//! How far a write has got, shared between the request that asked for it and the task that runs
+//! it, so that whoever gives up first — the request at its deadline, a client that went away, or
+//! the task when the request is gone — knows what the client may be told.
+//!
+//! A write is `Queued` until the task sends its first statement, then `Sent`. The request may
+//! abandon a queued write (then it is never sent, and "nothing was written" is the truth); once
+//! sent, the task runs it to completion whatever happens to the request, and a request that gives
+//! up then can only say the outcome is unknown.
+
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use tokio::time::Instant;
+
+use crate::error::Error;
+
+const QUEUED: u8 = 0;
+const SENT: u8 = 1;
+const ABANDONED: u8 = 2;
+
+/// One write's progress.
+#[derive(Debug)]
+pub(crate) struct WriteProgress {
+    state: AtomicU8,
+    deadline: Instant,
+}
+
+/// The per-request view: the request's deadline, and the progress of the write it started (if
+/// any). Lives on the request envelope's stack; only a write allocates its progress.
+#[derive(Debug)]
+pub(crate) struct WriteWatch {
+    deadline: Instant,
+    progress: OnceLock<Arc<WriteProgress>>,
+}
+
+/// Held by the request while it waits for its write: dropping it (the client went away, the
+/// deadline passed) abandons the write if it has not been sent yet.
+pub(crate) struct WaitingForWrite {
+    progress: Arc<WriteProgress>,
+}
+
+impl WriteWatch {
+    pub(crate) fn new(deadline: Instant) -> WriteWatch {
+        WriteWatch {
+            deadline,
+            progress: OnceLock::new(),
+        }
+    }
+
+    /// Starts tracking this request's write.
+    pub(crate) fn start(&self) -> (Arc<WriteProgress>, WaitingForWrite) {
+        let progress = self
+            .progress
+            .get_or_init(|| {
+                Arc::new(WriteProgress {
+                    state: AtomicU8::new(QUEUED),
+                    deadline: self.deadline,
+                })
+            })
+            .clone();
+        let waiting = WaitingForWrite {
+            progress: progress.clone(),
+        };
+        (progress, waiting)
+    }
+
+    /// The error for a request that ran out of time: a read's plain timeout, a write that never
+    /// went out (nothing written), or a write already sent (outcome unknown).
+    pub(crate) fn timed_out(&self) -> Error {
+        match self.progress.get() {
+            None => Error::Timeout,
+            Some(progress) if progress.abandon() => {
+                Error::WriteNotApplied("the request deadline passed before the write was sent".into())
+            }
+            Some(_) => Error::WriteOutcomeUnknown("the request deadline passed while the write was in progress".into()),
+        }
+    }
+}
+
+impl WriteProgress {
+    pub(crate) fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
+    /// Called by the task just before it sends the write: `false` if the request gave up first,
+    /// and the write must not be sent.
+    pub(crate) fn mark_sent(&self) -> bool {
+        match self
+            .state
+            .compare_exchange(QUEUED, SENT, Ordering::AcqRel, Ordering::Acquire)
+        {
+            Ok(_) => true,
+            Err(state) => state == SENT,
+        }
+    }
+
+    /// Called by the request when it gives up: `true` if the write had not been sent (and now
+    /// never will be), `false` if it was already on its way.
+    fn abandon(&self) -> bool {
+        match self
+            .state
+            .compare_exchange(QUEUED, ABANDONED, Ordering::AcqRel, Ordering::Acquire)
+        {
+            Ok(_) => true,
+            Err(state) => state == ABANDONED,
+        }
+    }
+}
+
+impl Drop for WaitingForWrite {
+    fn drop(&mut self) {
+        self.progress.abandon();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_write_abandoned_before_it_is_sent_is_never_sent() {
+        let watch = WriteWatch::new(Instant::now());
+        let (progress, waiting) = watch.start();
+        drop(waiting);
+        assert!(!progress.mark_sent());
+        assert!(matches!(watch.timed_out(), Error::WriteNotApplied(_)));
+    }
+
+    #[test]
+    fn a_write_sent_before_the_deadline_has_an_unknown_outcome_at_the_deadline() {
+        let watch = WriteWatch::new(Instant::now());
+        let (progress, waiting) = watch.start();
+        assert!(progress.mark_sent());
+        drop(waiting);
+        assert!(progress.mark_sent(), "the task may go on");
+        assert!(matches!(watch.timed_out(), Error::WriteOutcomeUnknown(_)));
+    }
+
+    #[test]
+    fn a_request_without_a_write_simply_timed_out() {
+        let watch = WriteWatch::new(Instant::now());
+        assert!(matches!(watch.timed_out(), Error::Timeout));
+    }
+}

@@ -1,0 +1,192 @@
+//! A write's statements on its own connection, and what their failures mean for the client.
+//!
+//! Postgres enforces each write's deadline: its `statement_timeout` and `lock_timeout` are the
+//! time the request has left, less a margin for the commit and the answer, and never more than
+//! `STATEMENT_TIMEOUT`, so a write that cannot finish in time is cancelled by Postgres itself and
+//! its failure is a definite "nothing was written".
+//!
+//! A single-statement write with the whole cap left (the common case: it did not wait long for its
+//! turn) is sent alone and autocommits, bounded by the connection's own timeouts, which are that
+//! cap: one round trip. Postgres sends the statement's completion only after the commit, so an
+//! answer means it is durable; a connection lost once the statement was sent leaves the outcome
+//! unknown. A write with less time left, or of more than one statement (a keyed write), runs in
+//! a transaction: `BEGIN` carries the shorter timeouts in the same round trip as the first
+//! statement, and the commit is sent only after the statements succeeded, so the one moment whose
+//! failure leaves the outcome unknown is the commit's own round trip.
+
+use std::future::Future;
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tokio_postgres::error::SqlState;
+
+use crate::db::connect::STATEMENT_TIMEOUT;
+use crate::db::write_pool::WriteConnection;
+use crate::error::{Error, is_connection_loss};
+
+/// Kept free before the deadline for the commit and the answer to travel.
+const COMMIT_MARGIN: Duration = Duration::from_millis(250);
+/// The longest a write's statements may take, whatever the deadline: every connection's own
+/// timeouts, below the 10 s request deadline by more than the commit margin.
+pub(crate) const MAX_STATEMENT_TIME: Duration = STATEMENT_TIMEOUT;
+/// A write with less time than this left is not started: it could not finish.
+const LEAST_USEFUL_TIME: Duration = Duration::from_millis(20);
+
+/// Where a failure happened, which decides what the client is told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stage {
+    /// An autocommitted statement: Postgres's own error means it rolled back; a lost connection
+    /// leaves the outcome unknown.
+    Autocommit,
+    /// Before the commit was sent: the transaction dies with any failure, nothing is written.
+    BeforeCommit,
+    /// The commit itself: a lost connection leaves the outcome unknown.
+    Commit,
+}
+
+/// How long this write's statements may run, or `None` when too little time is left to start.
+pub(crate) fn budget(deadline: Instant) -> Option<Duration> {
+    let left = deadline
+        .saturating_duration_since(Instant::now())
+        .saturating_sub(COMMIT_MARGIN)
+        .min(MAX_STATEMENT_TIME);
+    (left >= LEAST_USEFUL_TIME).then_some(left)
+}
+
+/// Runs a write of one statement, committed: autocommitted when `budget` is the whole cap (the
+/// connection's own timeouts bound it), else between `BEGIN` with the budget and `COMMIT`. An
+/// outcome that wrote nothing (no row matched, a taken email left to `ON CONFLICT`) commits
+/// nothing either way. `failed` decides what a statement's driver error means at its stage.
+pub(crate) async fn run_alone<T>(
+    connection: &mut WriteConnection,
+    budget: Duration,
+    statement: impl AsyncFnOnce(&WriteConnection) -> Result<T, tokio_postgres::Error>,
+    failed: impl FnOnce(tokio_postgres::Error, Stage) -> Error,
+) -> Result<T, Error> {
+    if budget < MAX_STATEMENT_TIME {
+        let outcome = begin_with(connection, budget, statement(connection)).await;
+        return match outcome {
+            Ok(value) => commit(connection).await.map(|()| value),
+            Err(error) => {
+                roll_back(connection).await;
+                Err(failed(error, Stage::BeforeCommit))
+            }
+        };
+    }
+    if connection.client.is_closed() {
+        return Err(Error::WriteNotApplied(
+            "the write connection was lost before the write was sent".into(),
+        ));
+    }
+    match statement(connection).await {
+        Ok(value) => {
+            connection.mark_clean();
+            Ok(value)
+        }
+        Err(error) => {
+            // Postgres answered (and rolled the statement back): the connection is usable.
+            if error.code().is_some() {
+                connection.mark_clean();
+            }
+            Err(failed(error, Stage::Autocommit))
+        }
+    }
+}
+
+/// Sends `BEGIN` with the timeouts and `first` in one round trip; returns `first`'s outcome.
+pub(crate) async fn begin_with<T>(
+    connection: &WriteConnection,
+    budget: Duration,
+    first: impl Future<Output = Result<T, tokio_postgres::Error>>,
+) -> Result<T, tokio_postgres::Error> {
+    preceded_by(connection, "BEGIN; ", budget, first).await
+}
+
+/// Runs a later statement of a transaction with the time the write has left as its timeouts, set
+/// in the same round trip: Postgres's timeouts count per statement, so without this each statement
+/// of a keyed write could take the whole budget again. With no time left the statement gets 1 ms,
+/// so Postgres cancels it and the transaction writes nothing.
+pub(crate) async fn then_within<T>(
+    connection: &WriteConnection,
+    deadline: Instant,
+    statement: impl Future<Output = Result<T, tokio_postgres::Error>>,
+) -> Result<T, tokio_postgres::Error> {
+    let left = budget(deadline).unwrap_or(Duration::from_millis(1));
+    preceded_by(connection, "", left, statement).await
+}
+
+/// Sends `{prefix}SET LOCAL statement_timeout …; SET LOCAL lock_timeout …` (both `budget`) and then
+/// `statement`, pipelined in one round trip; returns the statement's outcome.
+async fn preceded_by<T>(
+    connection: &WriteConnection,
+    prefix: &str,
+    budget: Duration,
+    statement: impl Future<Output = Result<T, tokio_postgres::Error>>,
+) -> Result<T, tokio_postgres::Error> {
+    let milliseconds = budget.as_millis().max(1);
+    let sql = format!("{prefix}SET LOCAL statement_timeout = {milliseconds}; SET LOCAL lock_timeout = {milliseconds}");
+    let set = connection.client.batch_execute(&sql);
+    // Biased: the SET must be polled (and so sent) first.
+    let (set, outcome) = tokio::join!(biased; set, statement);
+    set?;
+    outcome
+}
+
+/// Commits; the connection is clean again once Postgres has answered.
+pub(crate) async fn commit(connection: &mut WriteConnection) -> Result<(), Error> {
+    connection
+        .client
+        .batch_execute("COMMIT")
+        .await
+        .map_err(|error| failure(error, Stage::Commit))?;
+    connection.mark_clean();
+    Ok(())
+}
+
+/// Rolls back after a failure or a decision not to write. If even that fails, the connection is
+/// left unclean and is discarded rather than reused.
+pub(crate) async fn roll_back(connection: &mut WriteConnection) {
+    if connection.client.batch_execute("ROLLBACK").await.is_ok() {
+        connection.mark_clean();
+    }
+}
+
+/// What a driver error at `stage` means for the client. Callers decide the errors that are the
+/// client's own (a taken email) before this.
+pub(crate) fn failure(error: tokio_postgres::Error, stage: Stage) -> Error {
+    let cancelled_in_time = error.code().is_some_and(|code| {
+        *code == SqlState::QUERY_CANCELED
+            || *code == SqlState::LOCK_NOT_AVAILABLE
+            || *code == SqlState::T_R_SERIALIZATION_FAILURE
+            || *code == SqlState::T_R_DEADLOCK_DETECTED
+    });
+    match stage {
+        // The commit may have happened before the connection went: nobody can say.
+        Stage::Commit | Stage::Autocommit if is_connection_loss(&error) => Error::WriteOutcomeUnknown(Box::new(error)),
+        // Postgres answered the commit with an error: it rolled back.
+        Stage::Commit => Error::WriteNotApplied(Box::new(error)),
+        Stage::BeforeCommit | Stage::Autocommit if cancelled_in_time || is_connection_loss(&error) => {
+            Error::WriteNotApplied(Box::new(error))
+        }
+        Stage::BeforeCommit | Stage::Autocommit => Error::Internal(Box::new(error)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_budget_leaves_the_commit_margin_and_never_exceeds_the_cap() {
+        let now = Instant::now();
+        assert_eq!(budget(now + Duration::from_secs(10)), Some(MAX_STATEMENT_TIME));
+        let three_seconds = budget(now + Duration::from_secs(3)).unwrap();
+        assert!(
+            three_seconds <= Duration::from_secs(3) - COMMIT_MARGIN,
+            "{three_seconds:?}"
+        );
+        assert!(three_seconds > Duration::from_secs(2), "{three_seconds:?}");
+        assert_eq!(budget(now + COMMIT_MARGIN), None, "no time left for the statement");
+        assert_eq!(budget(now), None);
+    }
+}

@@ -1,0 +1,116 @@
+//! Creates that arrive together share one statement and one commit, and each request is answered
+//! exactly as if it had been alone.
+
+use std::collections::HashSet;
+
+use hyper::Method;
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, TestResponse, eventually, http_request, lock_rows, spawn_app, wait_for_lock_waits};
+
+/// Holds every write connection of the app (each waits on a locked row), runs `creates` while
+/// they are held, so that all of them queue, then lets go; returns the answers in order.
+async fn create_while_writers_are_busy(app: &TestApp, creates: &[Value]) -> Vec<TestResponse> {
+    let mut blockers = Vec::new();
+    for number in 0..2 {
+        blockers.push(app.create_user(json!({"name": format!("blocker {number}")})).await);
+    }
+    let ids: Vec<&str> = blockers.iter().map(|user| user["id"].as_str().unwrap()).collect();
+    let locker = lock_rows(app, &ids).await;
+    let mut patches = tokio::task::JoinSet::new();
+    for id in &ids {
+        let (address, path) = (app.address.clone(), format!("/v1/users/{id}"));
+        patches.spawn(
+            async move { crate::helpers::http_patch_json(&address, &path, &json!({"name": "unblocked"})).await },
+        );
+    }
+    wait_for_lock_waits(app, 2).await;
+
+    let mut requests = Vec::new();
+    for create in creates {
+        let (address, body) = (app.address.clone(), serde_json::to_vec(create).unwrap());
+        requests.push(tokio::spawn(async move {
+            http_request(
+                &address,
+                Method::POST,
+                "/v1/users",
+                &[("content-type", "application/json")],
+                &body,
+            )
+            .await
+        }));
+    }
+    let all_queued = eventually(std::time::Duration::from_secs(5), async || {
+        let metrics = String::from_utf8(app.get("/metrics").await.body.to_vec()).unwrap();
+        metrics.contains(&format!("gravity_creates_waiting {}", creates.len()))
+    })
+    .await;
+    assert!(all_queued, "every create queued for a write connection");
+    locker.batch_execute("COMMIT").await.unwrap();
+    patches.join_all().await;
+    let mut answers = Vec::new();
+    for request in requests {
+        answers.push(request.await.unwrap());
+    }
+    answers
+}
+
+#[tokio::test]
+async fn creates_queued_together_share_one_commit_and_each_gets_its_own_answer() {
+    let app = spawn_app().await;
+    let mut creates: Vec<Value> = (0..10)
+        .map(|number| json!({"name": format!("batched {number}"), "email": format!("b{number}@example.com")}))
+        .collect();
+    creates.push(json!({"name": "same email, first or second", "email": "twice@example.com"}));
+    creates.push(json!({"name": "same email, first or second", "email": "TWICE@example.com"}));
+    let answers = create_while_writers_are_busy(&app, &creates).await;
+
+    let mut created_at = HashSet::new();
+    let mut ids = HashSet::new();
+    for (create, answer) in creates.iter().zip(&answers).take(10) {
+        assert_eq!(answer.status, 201, "{}", String::from_utf8_lossy(&answer.body));
+        let user = answer.json();
+        assert_eq!(user["name"], create["name"]);
+        assert_eq!(user["email"], create["email"]);
+        assert_eq!(
+            answer.header("location").unwrap(),
+            format!("/v1/users/{}", user["id"].as_str().unwrap())
+        );
+        created_at.insert(user["created_at"].as_str().unwrap().to_owned());
+        ids.insert(user["id"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(ids.len(), 10, "every create got a user of its own");
+    assert_eq!(
+        created_at.len(),
+        1,
+        "they were written in one transaction: {created_at:?}"
+    );
+    let same_email: Vec<u16> = answers[10..].iter().map(|answer| answer.status.as_u16()).collect();
+    assert!(
+        same_email == [201, 409] || same_email == [409, 201],
+        "one email in one batch: one 201 and one 409, got {same_email:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_batch_that_fails_for_one_row_is_run_again_row_by_row() {
+    let app = spawn_app().await;
+    app.database
+        .client
+        .batch_execute(
+            "CREATE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$ \
+             BEGIN IF NEW.name = 'poison' THEN RAISE EXCEPTION 'poisoned row'; END IF; RETURN NEW; END $$; \
+             CREATE TRIGGER refuse_poison BEFORE INSERT ON users FOR EACH ROW EXECUTE FUNCTION refuse_poison()",
+        )
+        .await
+        .unwrap();
+    let creates = [
+        json!({"name": "healthy 1"}),
+        json!({"name": "poison"}),
+        json!({"name": "healthy 2"}),
+    ];
+    let answers = create_while_writers_are_busy(&app, &creates).await;
+    assert_eq!(answers[0].status, 201);
+    assert_eq!(answers[1].status, 500, "only the bad row fails");
+    assert_eq!(answers[2].status, 201);
+}

@@ -1,0 +1,176 @@
+//! Clients that hold connections without playing along: ones that stop reading their answers, and
+//! more idle connections than the process has descriptors for.
+
+use std::time::{Duration, Instant};
+
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+use crate::helpers::{ServiceProcess, TestDatabase, eventually};
+
+/// The service's write-progress timeout (`server::write_timeout::WRITE_PROGRESS_TIMEOUT`).
+const WRITE_PROGRESS_TIMEOUT: Duration = Duration::from_secs(10);
+const SLOW_READERS: usize = 100;
+const PIPELINED: usize = 300;
+/// A probe of `/health` must be answered within this while the slow readers hold their connections.
+const HEALTH_BOUND: Duration = Duration::from_millis(100);
+/// By then the service has filled every slow reader's buffers (hyper's and the kernel's, about
+/// 25 answers each) even as a debug build on a busy machine, and is only waiting.
+const BUFFERS_FULL: Duration = Duration::from_secs(6);
+/// Kernel pages are 4 KiB on the machines the tests run on.
+const PAGE: u64 = 4096;
+
+#[tokio::test]
+async fn clients_that_stop_reading_are_dropped_after_the_write_timeout_and_their_memory_freed() {
+    // Arrange: 100 users, so each answer is a full page of about 26 KB.
+    let database = TestDatabase::create().await;
+    database
+        .client
+        .execute(
+            "INSERT INTO users (name, email, avatar_url) SELECT 'user ' || n || ' with a name of some length', \
+             'user' || n || '@example.org', 'https://img.example.org/avatars/' || n || '.png' \
+             FROM generate_series(1, 100) AS n",
+            &[],
+        )
+        .await
+        .unwrap();
+    let service = ServiceProcess::start(&database, &[], None).await;
+    let baseline = tcp_memory_pages();
+
+    // Act: 100 connections each send 300 requests for a page of 100 users, and never read.
+    let started = Instant::now();
+    let pipeline = "GET /v1/users?limit=100 HTTP/1.1\r\nHost: x\r\n\r\n".repeat(PIPELINED);
+    let mut readers = Vec::new();
+    for _ in 0..SLOW_READERS {
+        let mut stream = TcpStream::connect(("127.0.0.1", service.port)).await.unwrap();
+        stream.write_all(pipeline.as_bytes()).await.unwrap();
+        readers.push(tokio::spawn(wait_for_reset(stream, started)));
+    }
+    // Meanwhile: /health is answered, and kernel memory stays bounded.
+    let mut probes = Vec::new();
+    let mut peak = baseline;
+    while !readers.iter().all(|reader| reader.is_finished()) {
+        assert!(
+            started.elapsed() < Duration::from_secs(40),
+            "the slow readers were not all dropped"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        peak = peak.max(tcp_memory_pages());
+        let probe = Instant::now();
+        assert_eq!(service.get("/health").await.0, 200);
+        probes.push((probe - started, probe.elapsed()));
+    }
+    let mut dropped_after = Vec::new();
+    for reader in readers {
+        dropped_after.push(reader.await.unwrap());
+    }
+
+    // Assert: each was dropped once it had read nothing for the timeout, and not before.
+    let earliest = *dropped_after.iter().min().unwrap();
+    let latest = *dropped_after.iter().max().unwrap();
+    assert!(earliest >= WRITE_PROGRESS_TIMEOUT, "dropped after {earliest:?}");
+    assert!(
+        latest <= WRITE_PROGRESS_TIMEOUT + Duration::from_secs(15),
+        "dropped after {latest:?}"
+    );
+    // While the service is still filling the buffers it is busy (30,000 pages asked for); once
+    // they are full the stuck connections cost nothing, and /health must be prompt.
+    let slowest = probes.iter().map(|(_, took)| *took).max().unwrap();
+    assert!(slowest < Duration::from_secs(1), "/health took {slowest:?}: {probes:?}");
+    let stuck: Vec<Duration> = probes
+        .iter()
+        .filter(|(at, _)| (BUFFERS_FULL..earliest).contains(at))
+        .map(|(_, took)| *took)
+        .collect();
+    assert!(stuck.len() >= 4, "{probes:?}");
+    assert!(stuck.iter().all(|took| *took < HEALTH_BOUND), "{probes:?}");
+    // Without the bounded send buffer, each socket grew to 4 MiB: 389 MiB for these 100.
+    let grown = peak.saturating_sub(baseline) * PAGE;
+    assert!(grown < 64 << 20, "kernel TCP memory grew by {} MiB", grown >> 20);
+    let settled = eventually(Duration::from_secs(5), async || {
+        tcp_memory_pages().saturating_sub(baseline) * PAGE < 16 << 20
+    })
+    .await;
+    assert!(
+        settled,
+        "kernel TCP memory is {} pages, {baseline} before",
+        tcp_memory_pages()
+    );
+    let timed_out = "gravity_http_connections_closed_total{reason=\"write_timeout\"}";
+    assert_eq!(service.metric(timed_out).await, SLOW_READERS as f64);
+    assert_eq!(
+        service.metric("gravity_http_connections_open").await,
+        1.0,
+        "only /metrics' own"
+    );
+}
+
+#[tokio::test]
+async fn with_256_descriptors_and_300_idle_connections_the_probes_are_answered_and_the_log_stays_short() {
+    let database = TestDatabase::create().await;
+    let service = ServiceProcess::start(&database, &[("LOG_LEVEL", "info")], Some(256)).await;
+    // 256 descriptors, less 64 + DB_POOL_SIZE (4) in reserve.
+    assert!(
+        service.stderr().contains(r#""max_connections":188"#),
+        "{}",
+        service.stderr()
+    );
+
+    let mut idle = Vec::new();
+    for _ in 0..300 {
+        idle.push(TcpStream::connect(("127.0.0.1", service.port)).await.unwrap());
+    }
+    for _ in 0..5 {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let port = service.port.to_string();
+        let probe = tokio::task::spawn_blocking(move || {
+            std::process::Command::new(crate::shutdown::BINARY)
+                .arg("--health")
+                .env_clear()
+                .env("API_PORT", port)
+                .output()
+                .unwrap()
+        })
+        .await
+        .unwrap();
+        assert!(probe.status.success(), "{}", String::from_utf8_lossy(&probe.stderr));
+        assert_eq!(service.get("/health").await.0, 200);
+    }
+
+    let open = service.metric("gravity_http_connections_open").await;
+    assert!(open <= 188.0, "{open} connections open");
+    let evicted = service
+        .metric("gravity_http_connections_closed_total{reason=\"evicted\"}")
+        .await;
+    assert!(evicted >= 300.0 - 188.0, "{evicted} idle connections closed for room");
+    let events = service.stderr();
+    assert!(events.lines().count() <= 3, "{events}");
+    assert!(
+        !events.contains("accept failed"),
+        "the cap keeps accept from running out of descriptors: {events}"
+    );
+    drop(idle);
+}
+
+/// Waits without reading until the service resets the connection; returns when, after `started`.
+async fn wait_for_reset(stream: TcpStream, started: Instant) -> Duration {
+    loop {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        // The reset sets the socket's pending error; reading would make this a reader.
+        if matches!(stream.take_error(), Ok(Some(_)) | Err(_)) {
+            return started.elapsed();
+        }
+    }
+}
+
+/// `mem` of the `TCP:` line of /proc/net/sockstat: pages of kernel memory held by TCP sockets.
+fn tcp_memory_pages() -> u64 {
+    let sockstat = std::fs::read_to_string("/proc/net/sockstat").expect("/proc/net/sockstat is readable");
+    let line = sockstat
+        .lines()
+        .find(|line| line.starts_with("TCP:"))
+        .expect("sockstat has a TCP line");
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    let at = fields.iter().position(|field| *field == "mem").expect("a mem field");
+    fields[at + 1].parse().expect("mem is a number")
+}

@@ -1,0 +1,271 @@
+//! In-process copies (`CACHE_LOCAL_ENTRIES`): served without a round trip, dropped by the
+//! process's own writes before it answers, dropped by Redis's invalidations when another replica
+//! writes, and all dropped when the tracking connection is lost or stops answering, or Redis is flushed.
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::helpers::{OwnRedis, TestApp, eventually, http_get_json, spawn_app_with};
+use crate::support::proxy::Proxy;
+
+const ENTRIES: usize = 1_000;
+/// The service's own bound on a Redis call (`config::OPERATION_TIMEOUT`).
+const SERVICE_CALL_TIMEOUT: Duration = Duration::from_millis(100);
+
+async fn metric(app: &TestApp, name: &str) -> u64 {
+    let text = String::from_utf8(app.get("/metrics").await.body.to_vec()).unwrap();
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("{name} is not in /metrics"))
+}
+
+/// Reads `path` until the replica serves it from its own memory.
+async fn until_local_hit(app: &TestApp, path: &str) {
+    let served_locally = eventually(Duration::from_secs(5), async || {
+        let before = metric(app, "gravity_cache_local_hits_total").await;
+        app.get(path).await;
+        metric(app, "gravity_cache_local_hits_total").await > before
+    })
+    .await;
+    assert!(served_locally, "{path} was never served from a local copy");
+}
+
+/// A replica keeping local copies whose Redis connections all go through a proxy the test can
+/// stall or cut, with `call_timeout` as its bound on a Redis call, and a replica without copies
+/// that reaches the same Redis directly.
+async fn reader_behind_a_proxy_and_a_direct_writer(call_timeout: Duration) -> (OwnRedis, Proxy, TestApp, TestApp) {
+    let redis = OwnRedis::start();
+    let proxy = Proxy::start(redis.port).await;
+    let reader = spawn_app_with(|config| {
+        config.cache.local_entries = ENTRIES;
+        config.cache.call_timeout = call_timeout;
+        config.cache.redis.as_mut().unwrap().port = proxy.port;
+    })
+    .await;
+    let writer = reader
+        .spawn_replica(|config| {
+            config.cache.local_entries = 0;
+            config.cache.redis.as_mut().unwrap().port = redis.port;
+        })
+        .await;
+    (redis, proxy, reader, writer)
+}
+
+#[tokio::test]
+async fn a_copy_is_served_locally_and_a_write_of_this_replica_drops_it_before_answering() {
+    let app = spawn_app_with(|config| config.cache.local_entries = ENTRIES).await;
+    let path = format!(
+        "/v1/users/{}",
+        app.create_user(json!({"name": "Ada"})).await["id"].as_str().unwrap()
+    );
+    until_local_hit(&app, &path).await;
+    let local = app.get(&path).await;
+    assert_eq!(
+        (local.header("x-cache"), local.json()["name"].clone()),
+        (Some("HIT"), json!("Ada"))
+    );
+
+    for round in 0..20 {
+        let name = format!("Ada {round}");
+        assert_eq!(app.patch_json(&path, &json!({"name": name})).await.status, 200);
+        assert_eq!(app.get(&path).await.json()["name"], name.as_str(), "round {round}");
+    }
+}
+
+#[tokio::test]
+async fn another_replicas_write_reaches_this_replicas_copy_within_the_invalidation_delay() {
+    let reader = spawn_app_with(|config| config.cache.local_entries = ENTRIES).await;
+    let writer = reader.spawn_replica(|_| {}).await;
+    let path = format!(
+        "/v1/users/{}",
+        reader.create_user(json!({"name": "v0"})).await["id"].as_str().unwrap()
+    );
+    let mut worst = Duration::ZERO;
+    for round in 1..=20 {
+        until_local_hit(&reader, &path).await;
+        let name = format!("v{round}");
+        assert_eq!(writer.patch_json(&path, &json!({"name": name})).await.status, 200);
+        let written = Instant::now();
+        let fresh = eventually(Duration::from_secs(2), async || {
+            reader.get(&path).await.json()["name"] == name.as_str()
+        })
+        .await;
+        assert!(fresh, "round {round}: the reader never saw the write");
+        worst = worst.max(written.elapsed());
+        // From then on it never goes back.
+        for _ in 0..5 {
+            assert_eq!(reader.get(&path).await.json()["name"], name.as_str(), "round {round}");
+        }
+    }
+    assert!(worst < Duration::from_millis(500), "an invalidation took {worst:?}");
+}
+
+#[tokio::test]
+async fn a_copy_read_before_a_write_whose_invalidation_arrives_first_is_never_kept() {
+    let (_redis, proxy, reader, writer) = reader_behind_a_proxy_and_a_direct_writer(Duration::from_secs(10)).await;
+    let created = reader.create_user(json!({"name": "held-in-flight"})).await;
+    let path = format!("/v1/users/{}", created["id"].as_str().unwrap());
+    writer.get(&path).await; // Redis holds the old body now.
+    // Redis told the reader of that fill over its tracking connection, and the message may still be
+    // on its way (it would remove the reservation below before the race begins). The connection
+    // delivers in order, so a later invalidation, of a marker the reader holds a copy of, having
+    // taken effect means this one has too; it also shows that tracking is up.
+    let marker = format!(
+        "/v1/users/{}",
+        reader.create_user(json!({"name": "marker"})).await["id"]
+            .as_str()
+            .unwrap()
+    );
+    until_local_hit(&reader, &marker).await;
+    assert_eq!(
+        writer
+            .patch_json(&marker, &json!({"name": "marker moved"}))
+            .await
+            .status,
+        200
+    );
+    let caught_up = eventually(Duration::from_secs(5), async || {
+        reader.get(&marker).await.json()["name"] == "marker moved"
+    })
+    .await;
+    assert!(caught_up, "the reader applied the marker's invalidation");
+    // Reading the marker may have left a copy of it; a second write takes that away, so that from
+    // here on the only entry can be the race's own reservation.
+    assert_eq!(
+        writer.patch_json(&marker, &json!({"name": "marker gone"})).await.status,
+        200
+    );
+    assert!(copies_dropped(&reader).await, "the marker's copy went");
+
+    // The reader reserves its local copy and reads Redis; the answer (the old body) is held...
+    proxy.hold_reply_containing(b"held-in-flight");
+    let paused = {
+        let (address, path) = (reader.address.clone(), path.clone());
+        tokio::spawn(async move { http_get_json(&address, &path).await })
+    };
+    proxy.holding().await;
+    assert_eq!(
+        metric(&reader, "gravity_cache_local_entries").await,
+        1,
+        "the reservation"
+    );
+    // ...while another replica writes; its invalidation reaches the reader first and removes the
+    // reservation. (The reader's bound on a Redis call is 10 s here, so the held read is still
+    // waiting however long this takes on a loaded machine.)
+    assert_eq!(writer.patch_json(&path, &json!({"name": "written"})).await.status, 200);
+    let invalidated = eventually(Duration::from_secs(1), async || {
+        metric(&reader, "gravity_cache_local_entries").await == 0
+    })
+    .await;
+    assert!(invalidated, "the invalidation reached the reader");
+    proxy.release();
+    let (status, body) = paused.await.unwrap();
+    assert_eq!(
+        (status, body["name"].clone()),
+        (200, json!("held-in-flight")),
+        "it began before the write"
+    );
+    assert_eq!(
+        metric(&reader, "gravity_cache_local_entries").await,
+        0,
+        "the old body was not kept"
+    );
+    for _ in 0..20 {
+        assert_eq!(
+            reader.get(&path).await.json()["name"],
+            "written",
+            "the old body was kept locally"
+        );
+    }
+}
+
+/// A replica keeping local copies on a Redis of the test's own, and the path of a user it holds a
+/// copy of (its only one).
+async fn a_local_copy_on_own_redis(name: &str) -> (OwnRedis, TestApp, String) {
+    let redis = OwnRedis::start();
+    let port = redis.port;
+    let reader = spawn_app_with(move |config| {
+        config.cache.local_entries = ENTRIES;
+        config.cache.redis.as_mut().unwrap().port = port;
+    })
+    .await;
+    let path = format!(
+        "/v1/users/{}",
+        reader.create_user(json!({ "name": name })).await["id"]
+            .as_str()
+            .unwrap()
+    );
+    until_local_hit(&reader, &path).await;
+    assert_eq!(metric(&reader, "gravity_cache_local_entries").await, 1);
+    (redis, reader, path)
+}
+
+/// Whether the replica drops every copy within 2 s.
+async fn copies_dropped(reader: &TestApp) -> bool {
+    eventually(Duration::from_secs(2), async || {
+        metric(reader, "gravity_cache_local_entries").await == 0
+    })
+    .await
+}
+
+#[tokio::test]
+async fn losing_the_tracking_connection_drops_every_copy_until_it_is_back() {
+    let (redis, reader, path) = a_local_copy_on_own_redis("tracked").await;
+
+    let killed: u64 = redis::cmd("CLIENT")
+        .arg(&["KILL", "TYPE", "normal", "SKIPME", "yes"][..])
+        .query(&mut redis.connection())
+        .unwrap();
+    assert!(killed >= 2, "the service's connections were killed ({killed})");
+    assert!(
+        copies_dropped(&reader).await,
+        "the copies went with the tracking connection"
+    );
+    until_local_hit(&reader, &path).await;
+}
+
+#[tokio::test]
+async fn a_stalled_tracking_connection_drops_every_copy_within_the_ping_timeout() {
+    let (_redis, proxy, reader, writer) = reader_behind_a_proxy_and_a_direct_writer(SERVICE_CALL_TIMEOUT).await;
+    let path = format!(
+        "/v1/users/{}",
+        reader.create_user(json!({"name": "before stall"})).await["id"]
+            .as_str()
+            .unwrap()
+    );
+    until_local_hit(&reader, &path).await;
+
+    proxy.stall();
+    assert_eq!(
+        writer.patch_json(&path, &json!({"name": "during stall"})).await.status,
+        200
+    );
+    let written = Instant::now();
+    let fresh = eventually(Duration::from_secs(3), async || {
+        reader.get(&path).await.json()["name"] == "during stall"
+    })
+    .await;
+    let lag = written.elapsed();
+    assert!(fresh, "the reader kept serving its old copy");
+    assert!(
+        lag < Duration::from_millis(1_000),
+        "the old copy was served for {lag:?}"
+    );
+    for _ in 0..10 {
+        assert_eq!(reader.get(&path).await.json()["name"], "during stall");
+    }
+    proxy.resume();
+}
+
+#[tokio::test]
+async fn a_flush_of_redis_drops_every_copy_and_copies_are_made_again_at_once() {
+    let (redis, reader, path) = a_local_copy_on_own_redis("flushed").await;
+
+    // Redis tells a tracking client of a flush with a null invalidation: every key changed.
+    let () = redis::cmd("FLUSHALL").query(&mut redis.connection()).unwrap();
+    assert!(copies_dropped(&reader).await, "the copies outlived the flush of Redis");
+    // Tracking itself was never interrupted, so the next reads fill Redis and the copy again.
+    until_local_hit(&reader, &path).await;
+    assert_eq!(reader.get(&path).await.json()["name"], "flushed");
+}

@@ -1,0 +1,140 @@
+//! What the binary writes: one JSON request line per request on stdout, at `warn` for a 5xx with
+//! its cause and `info` otherwise, under the field names log shippers know; JSON events on stderr
+//! whose numbers are JSON numbers.
+
+use serde_json::Value;
+
+use crate::faults::raw_exchange;
+use crate::helpers::{Services, TestDatabase, free_port};
+use crate::service_process::ServiceProcess;
+
+const CALLER_TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+
+#[tokio::test]
+async fn a_503_is_logged_at_warn_with_its_cause_when_only_warnings_are_logged() {
+    let closed_port = free_port();
+    let service = ServiceProcess::start(settings(&[
+        ("DB_PORT", &closed_port.to_string()),
+        ("REDIS_HOST", ""),
+        ("LOG_LEVEL", "warn"),
+    ]))
+    .await;
+
+    let failed = get(service.port, "/v1/users/5b6c1f0e-9a7d-4c3b-8e21-0f4d6a7b8c9d", &[]).await;
+    let healthy = get(service.port, "/health", &[]).await;
+    let finished = service.stop_with("TERM").await;
+
+    assert_eq!((status(&failed), status(&healthy)), (503, 200));
+    assert!(finished.status.success(), "{:?}", finished.status);
+    let lines = finished.request_lines();
+    assert_eq!(lines.len(), 1, "only the 503 is logged at warn:\n{}", finished.stdout);
+    let line = &lines[0];
+    assert_eq!(line["level"], "warn");
+    assert_eq!(line["http.response.status_code"], 503);
+    assert_eq!(line["http.route"], "/v1/users/{id}");
+    let cause = line["error.message"].as_str().expect("the cause is logged");
+    assert!(cause.contains("Postgres"), "{cause}");
+}
+
+#[tokio::test]
+async fn request_lines_carry_the_callers_trace_under_the_names_shippers_know() {
+    let database = TestDatabase::create().await;
+    let mut vars = database.services.vars(&database.name, &database.name);
+    vars.push(("LOG_LEVEL".into(), "info".into()));
+    let service = ServiceProcess::start(vars).await;
+    let traceparent = format!("00-{CALLER_TRACE_ID}-00f067aa0ba902b7-01");
+
+    let answer = get(
+        service.port,
+        "/health",
+        &[("traceparent", &traceparent), ("x-request-id", "logs-1")],
+    )
+    .await;
+    let finished = service.stop_with("TERM").await;
+
+    let sent = header(&answer, "traceparent").expect("traceparent is returned");
+    let [version, trace_id, span_id, flags] = sent.split('-').collect::<Vec<_>>()[..] else {
+        panic!("{sent}")
+    };
+    assert_eq!((version, trace_id, flags), ("00", CALLER_TRACE_ID, "01"));
+    let lines = finished.request_lines();
+    let line = lines
+        .iter()
+        .find(|line| line["http.request.id"] == "logs-1")
+        .expect("the request is logged");
+    let mut fields = line.as_object().unwrap().clone();
+    let timestamp = fields.remove("timestamp").expect("timestamp");
+    assert!(timestamp.as_str().unwrap().ends_with('Z'), "{timestamp}");
+    let duration = fields.remove("event.duration").expect("event.duration");
+    assert!(duration.as_u64().unwrap() > 0, "nanoseconds, as a number: {duration}");
+    assert_eq!(
+        Value::Object(fields),
+        serde_json::json!({
+            "level": "info",
+            "message": "request",
+            "http.request.method": "GET",
+            "http.route": "/health",
+            "http.response.status_code": 200,
+            "http.request.id": "logs-1",
+            "trace_id": CALLER_TRACE_ID,
+            "span_id": span_id,
+        })
+    );
+}
+
+#[tokio::test]
+async fn events_write_numbers_as_json_numbers() {
+    // The most MAX_CONNECTIONS allows, more than any descriptor limit leaves room for: a warning.
+    let service = ServiceProcess::start(settings(&[
+        ("LOG_LEVEL", "info"),
+        ("REDIS_HOST", ""),
+        ("MAX_CONNECTIONS", "1048576"),
+    ]))
+    .await;
+    let port = service.port;
+    let finished = service.stop_with("TERM").await;
+
+    assert!(finished.status.success(), "{:?}", finished.status);
+    for event in finished.events() {
+        assert!(event["timestamp"].is_string() && event["level"].is_string(), "{event}");
+        assert!(event["message"].is_string(), "{event}");
+    }
+    assert_eq!(finished.event("listening")["port"], port);
+    let draining = finished.event("shutting down; draining in-flight requests");
+    assert_eq!(draining["grace_seconds"], 5);
+    let too_many = finished.event("MAX_CONNECTIONS is above what the descriptor limit leaves for clients");
+    assert_eq!(too_many["max_connections"], 1_048_576);
+    assert!(too_many["descriptor_limit"].is_u64(), "{too_many}");
+    assert!(too_many["room_for_clients"].is_u64(), "{too_many}");
+}
+
+/// The test settings against the `postgres` database, with some replaced.
+fn settings(replaced: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut vars = Services::from_env().vars("postgres", "gravity-logs-test");
+    for (name, value) in replaced {
+        vars.retain(|(existing, _)| existing != name);
+        vars.push(((*name).to_owned(), (*value).to_owned()));
+    }
+    vars
+}
+
+async fn get(port: u16, path: &str, headers: &[(&str, &str)]) -> String {
+    let mut request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    raw_exchange(port, request.as_bytes()).await
+}
+
+fn status(answer: &str) -> u16 {
+    answer.get(9..12).and_then(|code| code.parse().ok()).unwrap_or(0)
+}
+
+fn header<'a>(answer: &'a str, name: &str) -> Option<&'a str> {
+    let head = answer.split("\r\n\r\n").next()?;
+    head.lines().skip(1).find_map(|line| {
+        let (field, value) = line.split_once(':')?;
+        field.eq_ignore_ascii_case(name).then(|| value.trim())
+    })
+}

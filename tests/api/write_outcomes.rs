@@ -1,0 +1,288 @@
+//! Writes tell the truth: a write that cannot finish in time is cancelled by Postgres and its 503
+//! says nothing was written; an outcome the service cannot know is called unknown; a write, once
+//! sent, finishes (cache removal included) even if its client goes away; and a write waiting on a
+//! locked row delays nothing else.
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+use crate::helpers::{TestApp, eventually, http_get_json, lock_rows, spawn_app, spawn_app_with, wait_for_lock_waits};
+use crate::support::cluster::Cluster;
+use crate::support::proxy::Proxy;
+use crate::support::services::Services;
+
+#[tokio::test]
+async fn a_patch_of_a_row_locked_past_the_deadline_gets_503_and_nothing_is_written() {
+    let app = spawn_app().await;
+    let (id, path) = app.create_named("Ada").await;
+    let locker = lock_rows(&app, &[&id]).await;
+
+    let started = Instant::now();
+    let response = app.patch_json(&path, &json!({"name": "never written"})).await;
+    let elapsed = started.elapsed();
+    let problem = response.problem(503);
+    assert!(
+        problem["detail"].as_str().unwrap().contains("nothing was written"),
+        "{problem}"
+    );
+    assert!(
+        elapsed >= Duration::from_secs(8) && elapsed <= Duration::from_millis(10_500),
+        "answered after {elapsed:?}"
+    );
+
+    locker.batch_execute("COMMIT").await.unwrap();
+    assert_eq!(
+        name_in_database(&app, &id).await,
+        "Ada",
+        "Postgres still has the old row"
+    );
+    for _ in 0..3 {
+        assert_eq!(app.get(&path).await.json()["name"], "Ada");
+    }
+}
+
+#[tokio::test]
+async fn a_write_that_waited_for_its_turn_is_cancelled_by_postgres_within_the_time_it_has_left() {
+    let app = spawn_app().await;
+    let (id, path) = app.create_named("Ada").await;
+    let locker = lock_rows(&app, &[&id]).await;
+
+    // The first PATCH waits on the lock with the whole statement budget (9 s). The second, sent a
+    // second later, queues behind it in the process for about 8 s: it has under 2 s left, and
+    // Postgres must be told so, or it would still be waiting when its deadline passes.
+    let first_body = json!({"name": "first"});
+    let first = app.patch_json(&path, &first_body);
+    let second = async {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let started = Instant::now();
+        let response = app.patch_json(&path, &json!({"name": "second"})).await;
+        (response, started.elapsed())
+    };
+    let (first, (second, second_took)) = tokio::join!(first, second);
+
+    for (what, response) in [("first", first), ("second", second)] {
+        let problem = response.problem(503);
+        assert!(
+            problem["detail"].as_str().unwrap().contains("nothing was written"),
+            "{what}: {problem}"
+        );
+    }
+    assert!(
+        second_took <= Duration::from_millis(10_500),
+        "the second PATCH answered after {second_took:?}"
+    );
+    locker.batch_execute("COMMIT").await.unwrap();
+    assert_eq!(name_in_database(&app, &id).await, "Ada");
+    assert_eq!(app.get(&path).await.json()["name"], "Ada");
+}
+
+#[tokio::test]
+async fn a_patch_whose_connection_is_lost_once_it_was_sent_is_called_unknown_and_reads_agree_with_postgres() {
+    let postgres = Proxy::start(Services::from_env().pg_port).await;
+    let app = spawn_app_with(|config| config.database.port = postgres.port).await;
+    let (id, path) = app.create_named("Ada").await;
+    app.get(&path).await;
+    assert_eq!(
+        app.get(&path).await.header("x-cache"),
+        Some("HIT"),
+        "the old body is cached"
+    );
+
+    // The statement reaches Postgres (which commits it); its answer never reaches the service.
+    postgres.cut_after_client_sends(b"sent, then cut");
+    let problem = app
+        .patch_json(&path, &json!({"name": "sent, then cut"}))
+        .await
+        .problem(503);
+    assert!(problem["detail"].as_str().unwrap().contains("unknown"), "{problem}");
+
+    let in_postgres = name_in_database(&app, &id).await;
+    let agree = eventually(Duration::from_secs(5), async || {
+        let response = app.get(&path).await;
+        response.status == 200 && response.json()["name"] == in_postgres.as_str()
+    })
+    .await;
+    assert!(agree, "reads agree with what Postgres holds ({in_postgres:?})");
+    for _ in 0..3 {
+        assert_eq!(app.get(&path).await.json()["name"], in_postgres.as_str());
+    }
+}
+
+#[tokio::test]
+async fn writes_while_postgres_is_frozen_tell_their_clients_the_truth() {
+    let cluster = Cluster::create(&Cluster::default_bin(), "frozen");
+    let app = app_on_cluster(&cluster).await;
+    let kept = app.create_user(json!({"name": "before"})).await;
+    let kept_path = format!("/v1/users/{}", kept["id"].as_str().unwrap());
+    app.get(&kept_path).await;
+    assert_eq!(app.get(&kept_path).await.header("x-cache"), Some("HIT"));
+
+    cluster.freeze();
+    let (create, patch) = (
+        json!({"name": "created while frozen"}),
+        json!({"name": "patched while frozen"}),
+    );
+    let (created, patched) = tokio::join!(app.post_json("/v1/users", &create), app.patch_json(&kept_path, &patch));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    cluster.thaw();
+
+    let database = cluster.client("gravity").await;
+    let stored_created: i64 = database
+        .query_one("SELECT count(*) FROM users WHERE name = 'created while frozen'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    agrees(&created, stored_created == 1, "the create");
+    let patched_now = eventually(Duration::from_secs(5), async || {
+        let row = database
+            .query_one(
+                "SELECT name FROM users WHERE id = $1::text::uuid",
+                &[&kept["id"].as_str().unwrap()],
+            )
+            .await
+            .unwrap();
+        row.get::<_, String>(0) == "patched while frozen"
+    })
+    .await;
+    agrees(&patched, patched_now, "the patch");
+
+    // Once the writes have finished, every read agrees with the row.
+    let row_name = |database: tokio_postgres::Client| async move {
+        database
+            .query_one(
+                "SELECT name FROM users WHERE id = $1::text::uuid",
+                &[&kept["id"].as_str().unwrap()],
+            )
+            .await
+            .unwrap()
+            .get::<_, String>(0)
+    };
+    let expected = row_name(database).await;
+    let settled = eventually(Duration::from_secs(5), async || {
+        app.get(&kept_path).await.json()["name"] == expected
+    })
+    .await;
+    assert!(settled, "reads agree with the row once the write finished");
+    for _ in 0..20 {
+        assert_eq!(app.get(&kept_path).await.json()["name"], expected.as_str());
+    }
+}
+
+#[tokio::test]
+async fn a_patch_whose_client_goes_away_still_removes_the_cached_body() {
+    let app = spawn_app().await;
+    let (id, path) = app.create_named("Ada").await;
+    app.get(&path).await;
+    assert_eq!(app.get(&path).await.header("x-cache"), Some("HIT"));
+    let locker = lock_rows(&app, &[&id]).await;
+
+    let body = r#"{"name":"Ada King"}"#;
+    let mut client = TcpStream::connect(("127.0.0.1", app.port)).await.unwrap();
+    let request = format!(
+        "PATCH {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    client.write_all(request.as_bytes()).await.unwrap();
+    wait_for_lock_waits(&app, 1).await;
+    drop(client);
+    locker.batch_execute("COMMIT").await.unwrap();
+
+    let removed = eventually(Duration::from_secs(5), async || {
+        let stored: Option<Vec<u8>> = redis::Commands::get(&mut app.redis(), app.cache_key(&id)).unwrap();
+        stored.is_none()
+    })
+    .await;
+    assert!(
+        removed,
+        "the write finished and removed the cached body although its client had gone"
+    );
+    assert_eq!(name_in_database(&app, &id).await, "Ada King");
+    assert_eq!(app.get(&path).await.json()["name"], "Ada King");
+}
+
+#[tokio::test]
+async fn a_write_waiting_on_a_locked_row_delays_no_unrelated_request() {
+    let app = spawn_app_with(|config| config.cache.redis = None).await;
+    let locked = app.create_user(json!({"name": "locked"})).await;
+    let locked_id = locked["id"].as_str().unwrap().to_owned();
+    let mut others = Vec::new();
+    for number in 0..40 {
+        others.push(app.create_user(json!({"name": format!("other {number}")})).await);
+    }
+    let locker = lock_rows(&app, &[&locked_id]).await;
+    let lock_taken = Instant::now();
+    let waiting_write = {
+        let address = app.address.clone();
+        let path = format!("/v1/users/{locked_id}");
+        tokio::spawn(async move { crate::helpers::http_patch_json(&address, &path, &json!({"name": "finally"})).await })
+    };
+    wait_for_lock_waits(&app, 1).await;
+
+    for other in &others {
+        let started = Instant::now();
+        let (status, _) = http_get_json(&app.address, &format!("/v1/users/{}", other["id"].as_str().unwrap())).await;
+        let took = started.elapsed();
+        assert_eq!(status, 200);
+        assert!(took < Duration::from_millis(100), "an unrelated read took {took:?}");
+    }
+    let started = Instant::now();
+    assert_eq!(app.get("/ready").await.status, 200);
+    assert!(
+        started.elapsed() < Duration::from_millis(100),
+        "/ready took {:?}",
+        started.elapsed()
+    );
+
+    tokio::time::sleep(Duration::from_secs(6).saturating_sub(lock_taken.elapsed())).await;
+    locker.batch_execute("COMMIT").await.unwrap();
+    let (status, body) = waiting_write.await.unwrap();
+    assert_eq!((status, body["name"].clone()), (200, json!("finally")));
+}
+
+/// A 2xx means the write is in Postgres; a 503 that does not say "unknown" means it is not.
+fn agrees(response: &crate::helpers::TestResponse, stored: bool, what: &str) {
+    let status = response.status.as_u16();
+    let unknown = status == 503
+        && response.json()["detail"]
+            .as_str()
+            .is_some_and(|detail| detail.contains("unknown"));
+    match status {
+        200 | 201 => assert!(stored, "{what} was acknowledged but is not in Postgres"),
+        503 if unknown => {}
+        503 => assert!(
+            !stored,
+            "{what} got a 503 saying nothing was written, yet it is in Postgres"
+        ),
+        other => panic!("{what} got {other}: {}", String::from_utf8_lossy(&response.body)),
+    }
+}
+
+async fn name_in_database(app: &TestApp, id: &str) -> String {
+    app.database
+        .client
+        .query_one("SELECT name FROM users WHERE id = $1::text::uuid", &[&id])
+        .await
+        .unwrap()
+        .get(0)
+}
+
+/// The service on a database of its own in `cluster`, migrated.
+pub async fn app_on_cluster(cluster: &Cluster) -> TestApp {
+    cluster.create_database("gravity").await;
+    let services = crate::support::services::Services {
+        pg_host: "127.0.0.1".into(),
+        pg_port: cluster.port,
+        pg_user: "postgres".into(),
+        pg_password: String::new(),
+        ..crate::support::services::Services::from_env()
+    };
+    let database = gravity_bff::Config::from_vars(services.vars("gravity", "unused"))
+        .unwrap()
+        .database;
+    let mut migrator = gravity_bff::db::migrate::Migrator::connect(&database).await.unwrap();
+    migrator.up().await.unwrap();
+    spawn_app_with(move |config| config.database = database).await
+}

@@ -1,0 +1,31 @@
+//! What every test harness of the project shares: free ports, signals, a `redis-server` of its
+//! own, the test Postgres and Redis named by the environment with throwaway databases on them,
+//! and a private Postgres cluster that a test may stop, freeze or restart.
+//!
+//! Included with `#[path = "../support/mod.rs"] mod support;` by tests/api and tests/chaos (as
+//! hyper's examples share their `support` module); not every harness uses every piece.
+#![allow(dead_code)]
+
+pub mod cluster;
+pub mod proxy;
+pub mod redis_server;
+pub mod services;
+
+use std::process::Command;
+
+/// A loopback port nothing listens on (bound, then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+        .expect("a free loopback port")
+}
+
+/// Sends a signal by name (`STOP`, `CONT`, `TERM`, `KILL`, …) with kill(1).
+pub fn signal(pid: u32, name: &str) {
+    let status = Command::new("kill")
+        .args([format!("-{name}"), pid.to_string()])
+        .status()
+        .expect("kill(1) runs");
+    assert!(status.success(), "kill -{name} {pid} failed");
+}

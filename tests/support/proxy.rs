@@ -1,0 +1,235 @@
+//! A TCP proxy a test puts between the service and Postgres or Redis, to make the network fail
+//! in the ways real ones do: cut (every connection dropped, new ones refused), stalled (nothing
+//! forwarded in either direction, connections left open: a frozen middlebox), holding one reply
+//! (the first server reply that contains a marker is held back, with everything after it on that
+//! connection, until released: a read paused between its row and what it does next), or cutting
+//! a connection right after forwarding a client message that contains a marker (a commit sent,
+//! its answer lost).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinHandle;
+
+pub struct Proxy {
+    pub port: u16,
+    shared: Arc<Shared>,
+    accept: JoinHandle<()>,
+}
+
+#[derive(Default)]
+struct Shared {
+    refusing: AtomicBool,
+    /// `true` while stalled; relays wait for it to turn `false`.
+    stalled: Mutex<Option<watch::Sender<bool>>>,
+    stall_watch: Mutex<Option<watch::Receiver<bool>>>,
+    relays: Mutex<Vec<JoinHandle<()>>>,
+    /// The marker whose first server reply is held, and whether it was seen.
+    hold_marker: Mutex<Option<Vec<u8>>>,
+    holding: Notify,
+    held: AtomicBool,
+    release: Notify,
+    released: AtomicBool,
+    /// The marker after whose client message the connection is cut.
+    cut_after: Mutex<Option<Vec<u8>>>,
+    cut_done: Notify,
+}
+
+impl Proxy {
+    pub async fn start(upstream_port: u16) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("the proxy binds");
+        let port = listener.local_addr().expect("the proxy has an address").port();
+        let (stall_sender, stall_receiver) = watch::channel(false);
+        let shared = Arc::new(Shared::default());
+        *shared.stalled.lock().unwrap() = Some(stall_sender);
+        *shared.stall_watch.lock().unwrap() = Some(stall_receiver);
+        let accept_shared = shared.clone();
+        let accept = tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                if accept_shared.refusing.load(Ordering::SeqCst) {
+                    continue; // dropped at once: the connection is refused
+                }
+                let relay_shared = accept_shared.clone();
+                let relay = tokio::spawn(async move {
+                    if let Ok(server) = TcpStream::connect(("127.0.0.1", upstream_port)).await {
+                        relay_connection(client, server, relay_shared).await;
+                    }
+                });
+                accept_shared.relays.lock().unwrap().push(relay);
+            }
+        });
+        Proxy { port, shared, accept }
+    }
+
+    /// Drops every connection and refuses new ones: the server is gone.
+    pub fn cut(&self) {
+        self.shared.refusing.store(true, Ordering::SeqCst);
+        for relay in self.shared.relays.lock().unwrap().drain(..) {
+            relay.abort();
+        }
+    }
+
+    /// Accepts connections again after `cut`.
+    pub fn restore(&self) {
+        self.shared.refusing.store(false, Ordering::SeqCst);
+    }
+
+    /// Stops forwarding anything, in both directions, on every connection (new ones too).
+    pub fn stall(&self) {
+        self.set_stalled(true);
+    }
+
+    /// Forwards again, in order, what was held while stalled.
+    pub fn resume(&self) {
+        self.set_stalled(false);
+    }
+
+    fn set_stalled(&self, stalled: bool) {
+        if let Some(sender) = self.shared.stalled.lock().unwrap().as_ref() {
+            sender.send_replace(stalled);
+        }
+    }
+
+    /// Holds back the first server reply that contains `marker` (and everything after it on that
+    /// connection) until `release`.
+    pub fn hold_reply_containing(&self, marker: &[u8]) {
+        self.shared.held.store(false, Ordering::SeqCst);
+        self.shared.released.store(false, Ordering::SeqCst);
+        *self.shared.hold_marker.lock().unwrap() = Some(marker.to_vec());
+    }
+
+    /// Waits until a reply is being held.
+    pub async fn holding(&self) {
+        loop {
+            let notified = self.shared.holding.notified();
+            if self.shared.held.load(Ordering::SeqCst) {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// Lets the held reply go on.
+    pub fn release(&self) {
+        self.shared.released.store(true, Ordering::SeqCst);
+        self.shared.release.notify_waiters();
+    }
+
+    /// Cuts the connection right after forwarding the first client message that contains
+    /// `marker`: the server gets it, the client never hears back.
+    pub fn cut_after_client_sends(&self, marker: &[u8]) {
+        *self.shared.cut_after.lock().unwrap() = Some(marker.to_vec());
+    }
+
+    /// Waits until `cut_after_client_sends` has cut.
+    pub async fn cut_done(&self) {
+        loop {
+            let notified = self.shared.cut_done.notified();
+            if self.shared.cut_after.lock().unwrap().is_none() {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.accept.abort();
+        for relay in self.shared.relays.lock().unwrap().drain(..) {
+            relay.abort();
+        }
+    }
+}
+
+async fn relay_connection(client: TcpStream, server: TcpStream, shared: Arc<Shared>) {
+    let (client_read, client_write) = client.into_split();
+    let (server_read, server_write) = server.into_split();
+    let stall = shared
+        .stall_watch
+        .lock()
+        .unwrap()
+        .clone()
+        .expect("the stall watch exists");
+    let upstream = pump(
+        client_read,
+        server_write,
+        shared.clone(),
+        stall.clone(),
+        Direction::ToServer,
+    );
+    let downstream = pump(server_read, client_write, shared, stall, Direction::ToClient);
+    // Either side closing ends the connection; the other direction is dropped with it.
+    tokio::select! {
+        _ = upstream => {}
+        _ = downstream => {}
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Direction {
+    ToServer,
+    ToClient,
+}
+
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    shared: Arc<Shared>,
+    mut stall: watch::Receiver<bool>,
+    direction: Direction,
+) {
+    let mut buffer = vec![0u8; 64 * 1024];
+    // The tail of the previous chunk, so a marker split across two reads is still found.
+    let mut tail: Vec<u8> = Vec::new();
+    loop {
+        let read = match from.read(&mut buffer).await {
+            Ok(0) | Err(_) => return,
+            Ok(read) => read,
+        };
+        let chunk = &buffer[..read];
+        let mut window = std::mem::take(&mut tail);
+        window.extend_from_slice(chunk);
+        tail = window[window.len().saturating_sub(64)..].to_vec();
+        // A stall holds whatever arrives until it is lifted.
+        while *stall.borrow_and_update() {
+            if stall.changed().await.is_err() {
+                return;
+            }
+        }
+        if direction == Direction::ToClient && take_marker(&shared.hold_marker, &window) {
+            shared.held.store(true, Ordering::SeqCst);
+            shared.holding.notify_waiters();
+            loop {
+                let released = shared.release.notified();
+                if shared.released.load(Ordering::SeqCst) {
+                    break;
+                }
+                released.await;
+            }
+        }
+        if to.write_all(chunk).await.is_err() {
+            return;
+        }
+        if direction == Direction::ToServer && take_marker(&shared.cut_after, &window) {
+            let _ = to.flush().await;
+            shared.cut_done.notify_waiters();
+            return;
+        }
+    }
+}
+
+/// Whether `window` contains the armed marker; disarms it when it does.
+fn take_marker(marker: &Mutex<Option<Vec<u8>>>, window: &[u8]) -> bool {
+    let mut armed = marker.lock().unwrap();
+    let found = armed
+        .as_ref()
+        .is_some_and(|marker| window.windows(marker.len()).any(|part| part == marker.as_slice()));
+    if found {
+        *armed = None;
+    }
+    found
+}
