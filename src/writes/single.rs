@@ -16,12 +16,16 @@ use hyper::StatusCode;
 use super::idempotency::IdempotencyKey;
 use super::progress::WriteProgress;
 use super::row_locks::RowKey;
-use super::transaction::{self, Stage};
+use super::transaction::{self, MAX_STATEMENT_TIME, Stage};
 use super::{Inner, WriteRequest, WriteResponse, created_response, not_found, user_response};
 use crate::db::idempotency_records::{self, Recorded, StoredResponse};
 use crate::db::user_queries::{self, NewUserColumns, email_taken, is_email_conflict};
 use crate::db::write_pool::WriteConnection;
 use crate::error::Error;
+
+/// How long a statement whose outcome is unknown may still commit: Postgres cancels any of the
+/// service's statements after `MAX_STATEMENT_TIME`; the rest covers its way there.
+const UNSETTLED_WINDOW: Duration = MAX_STATEMENT_TIME.saturating_add(Duration::from_secs(1));
 
 impl Inner {
     /// One write in a transaction of its own: the path of updates, deletes and keyed creates.
@@ -52,11 +56,14 @@ impl Inner {
             Some(key) => self.write_once_keyed(&mut connection, &request, key, progress).await,
         };
         // The row may have changed unless the write definitely did not happen: forget the cached
-        // body before anyone is told anything.
-        let maybe_written = matches!(outcome, Ok(ref response) if !response.replayed)
-            || matches!(outcome, Err(Error::WriteOutcomeUnknown(_)));
-        if let (Some(id), Some(cache), true) = (request.user_id(), &self.cache, maybe_written) {
-            cache.remove(id).await;
+        // body before anyone is told anything. A statement whose outcome is unknown may still
+        // commit after this, so its key is kept from being filled until it no longer can.
+        if let (Some(id), Some(cache)) = (request.user_id(), &self.cache) {
+            match &outcome {
+                Ok(response) if !response.replayed => cache.remove(id).await,
+                Err(Error::WriteOutcomeUnknown(_)) => cache.remove_unsettled(id, UNSETTLED_WINDOW).await,
+                _ => {}
+            }
         }
         outcome
     }

@@ -80,7 +80,7 @@ async fn a_write_that_waited_for_its_turn_is_cancelled_by_postgres_within_the_ti
 }
 
 #[tokio::test]
-async fn a_patch_whose_connection_is_lost_once_it_was_sent_is_called_unknown_and_reads_agree_with_postgres() {
+async fn a_patch_whose_connection_is_lost_once_it_was_sent_is_called_unknown_and_no_read_contradicts_its_late_commit() {
     let postgres = Proxy::start(Services::from_env().pg_port).await;
     let app = spawn_app_with(|config| config.database.port = postgres.port).await;
     let (id, path) = app.create_named("Ada").await;
@@ -91,24 +91,58 @@ async fn a_patch_whose_connection_is_lost_once_it_was_sent_is_called_unknown_and
         "the old body is cached"
     );
 
-    // The statement reaches Postgres (which commits it); its answer never reaches the service.
+    // The statement reaches Postgres, which runs it; its answer never reaches the service. The
+    // row is locked meanwhile, so the statement commits only after the client has its 503 and
+    // has read the user again: the service must not cache what it read before that commit.
+    let locker = lock_rows(&app, &[&id]).await;
     postgres.cut_after_client_sends(b"sent, then cut");
     let problem = app
         .patch_json(&path, &json!({"name": "sent, then cut"}))
         .await
         .problem(503);
     assert!(problem["detail"].as_str().unwrap().contains("unknown"), "{problem}");
+    wait_for_lock_waits(&app, 1).await;
 
-    let in_postgres = name_in_database(&app, &id).await;
-    let agree = eventually(Duration::from_secs(5), async || {
-        let response = app.get(&path).await;
-        response.status == 200 && response.json()["name"] == in_postgres.as_str()
+    let key = app.cache_key(&id);
+    let fence_ms: i64 = redis::cmd("PTTL").arg(&key).query(&mut app.redis()).unwrap();
+    assert!(
+        fence_ms > 0 && fence_ms <= 10_000,
+        "the key is kept from fills while the write may still commit ({fence_ms} ms left)"
+    );
+    for _ in 0..3 {
+        assert_eq!(
+            app.get(&path).await.json()["name"],
+            "Ada",
+            "before the commit, reads agree with Postgres"
+        );
+    }
+
+    locker.batch_execute("COMMIT").await.unwrap();
+    let committed = eventually(Duration::from_secs(5), async || {
+        name_in_database(&app, &id).await == "sent, then cut"
     })
     .await;
-    assert!(agree, "reads agree with what Postgres holds ({in_postgres:?})");
+    assert!(
+        committed,
+        "the statement sent before the cut committed once the lock was gone"
+    );
     for _ in 0..3 {
-        assert_eq!(app.get(&path).await.json()["name"], in_postgres.as_str());
+        assert_eq!(
+            app.get(&path).await.json()["name"],
+            "sent, then cut",
+            "after the late commit, no read serves the body cached before it"
+        );
     }
+    let cached_again = eventually(Duration::from_secs(12), async || {
+        app.get(&path).await;
+        app.get(&path).await.header("x-cache") == Some("HIT")
+    })
+    .await;
+    assert!(
+        cached_again,
+        "once the write can no longer commit, the next read fills the key again"
+    );
+    assert_eq!(app.get(&path).await.json()["name"], "sent, then cut");
 }
 
 #[tokio::test]
