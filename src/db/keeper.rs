@@ -124,21 +124,26 @@ impl Keeper {
         }
     }
 
-    /// Connects and prepares; the driver runs alongside while statements are prepared.
     async fn open(&self) -> Result<(Arc<LiveConnection>, Driver), tokio_postgres::Error> {
-        let (client, mut driver) = self.connector.connect().await?;
-        let prepared = {
-            let prepare = Statements::prepare(&client);
-            tokio::pin!(prepare);
-            tokio::select! {
-                prepared = &mut prepare => prepared,
-                ended = &mut driver => {
-                    ended?;
-                    prepare.await
-                }
-            }
-        };
-        let statements = prepared?;
-        Ok((Arc::new(LiveConnection { client, statements }), driver))
+        open(&self.connector).await
     }
+}
+
+/// Connects and prepares; the driver runs alongside while statements are prepared. The caller
+/// drives the returned driver for as long as it uses the connection.
+pub(crate) async fn open(connector: &Connector) -> Result<(Arc<LiveConnection>, Driver), tokio_postgres::Error> {
+    let (client, mut driver) = connector.connect().await?;
+    let prepared = {
+        let prepare = Statements::prepare(&client);
+        tokio::pin!(prepare);
+        tokio::select! {
+            prepared = &mut prepare => prepared,
+            ended = &mut driver => {
+                ended?;
+                prepare.await
+            }
+        }
+    };
+    let statements = prepared?;
+    Ok((Arc::new(LiveConnection { client, statements }), driver))
 }

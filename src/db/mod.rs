@@ -1,7 +1,8 @@
 //! Postgres: `DB_POOL_SIZE` long-lived connections, split between reads and writes.
 //!
 //! Reads share their connections, pipelined (`read_pool`); each write takes a connection of its
-//! own for its transaction (`write_pool`), so a write waiting on a row lock never stalls a read.
+//! own for its transaction (`write_pool`), so a write waiting on a row lock never stalls a read
+//! (and, with extra connections opened while all of them are stuck, no unrelated write either).
 //! Every connection slot has a keeper task (`keeper`) that connects, prepares every statement
 //! once, and reconnects with a short backoff when the connection dies; requests that find no live
 //! connection wait briefly for one and then fail with 503, and nothing needs a restart.
@@ -116,6 +117,7 @@ impl Database {
         let writes = Arc::new(WritePool::new(
             spawn_pool("write", write_count, &write_changed),
             write_changed,
+            connector.clone(),
         ));
         Ok(Database {
             inner: Arc::new(Inner {
@@ -157,7 +159,10 @@ impl Database {
 
     /// The read and the write pool's figures.
     pub(crate) fn stats(&self) -> (PoolStats, PoolStats) {
-        (stats_of(&self.inner.reads.slots), stats_of(&self.inner.writes.slots))
+        let mut writes = stats_of(&self.inner.writes.slots);
+        writes.extra = self.inner.writes.extra_connections();
+        writes.queries_in_flight += writes.extra;
+        (stats_of(&self.inner.reads.slots), writes)
     }
 }
 

@@ -5,57 +5,110 @@
 //! connection: a writer checks one out, runs its transaction, and hands it back. A connection whose
 //! transaction did not end cleanly (the writer stopped half-way, or the connection failed) is
 //! discarded instead of handed back, so no later writer inherits an open transaction.
+//!
+//! Writes to one row queue in the process, so one locked row holds at most one connection; but
+//! as many locked rows as there are write connections would hold them all, and every unrelated
+//! write would wait behind them for up to the lock timeout. So when every write connection has
+//! been held longer than any ordinary write takes (`STUCK_AFTER`), a writer opens an extra
+//! connection for itself (at most `EXTRA_MAX` at once), which is closed when its write ends.
+//! Under load alone connections are held briefly, so extras are opened only for writes stuck in
+//! Postgres (a row lock, a slow statement).
 
 use std::ops::Deref;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::ACQUIRE_WAIT;
-use super::keeper::{LiveConnection, Slot};
+use super::connect::Connector;
+use super::keeper::{self, LiveConnection, Slot};
 use crate::error::Error;
+
+/// A write connection held this long is taken to be stuck in Postgres: an ordinary write holds
+/// one for a millisecond or two.
+pub(crate) const STUCK_AFTER: Duration = Duration::from_millis(100);
+/// The most extra write connections open at once (per process).
+pub(crate) const EXTRA_MAX: usize = 8;
 
 pub(crate) struct WritePool {
     pub(crate) slots: Box<[Arc<Slot>]>,
-    /// Indexes of the slots no writer holds.
-    free: Mutex<Vec<usize>>,
-    /// Woken when a slot is handed back or a keeper connects one.
+    state: Mutex<State>,
+    /// Woken when a slot is handed back, an extra connection closes, or a keeper connects one.
     pub(crate) changed: Arc<Notify>,
+    connector: Connector,
+}
+
+struct State {
+    /// Indexes of the slots no writer holds.
+    free: Vec<usize>,
+    /// When each slot was checked out, while a writer holds it.
+    held_since: Vec<Option<Instant>>,
+    /// Extra connections open (or being opened).
+    extra: usize,
 }
 
 /// A write connection held by one writer until dropped.
 pub(crate) struct WriteConnection {
     pool: Arc<WritePool>,
-    index: usize,
+    /// The slot it came from, or `None` for an extra connection.
+    index: Option<usize>,
     connection: Arc<LiveConnection>,
     /// Set once the writer's transaction has ended (committed or rolled back) on this connection.
     clean: bool,
 }
 
+/// What a writer can do now.
+enum Turn {
+    Slot(WriteConnection),
+    /// An extra connection was reserved for this writer: open it.
+    OpenExtra,
+    /// Wait for a change, or until `recheck` (when the held connections will count as stuck).
+    Wait {
+        any_up: bool,
+        recheck: Option<Instant>,
+    },
+}
+
 impl WritePool {
-    pub(crate) fn new(slots: Box<[Arc<Slot>]>, changed: Arc<Notify>) -> WritePool {
-        let free = (0..slots.len()).collect();
+    pub(crate) fn new(slots: Box<[Arc<Slot>]>, changed: Arc<Notify>, connector: Connector) -> WritePool {
+        let state = State {
+            free: (0..slots.len()).collect(),
+            held_since: vec![None; slots.len()],
+            extra: 0,
+        };
         WritePool {
             slots,
-            free: Mutex::new(free),
+            state: Mutex::new(state),
             changed,
+            connector,
         }
     }
 
     /// A live write connection of this writer's own. Waits for one until `deadline` while others
-    /// hold them, but only `ACQUIRE_WAIT` while none is up (Postgres is away: say so soon).
+    /// hold them (opening an extra one when they are all stuck), but only `ACQUIRE_WAIT` while
+    /// none is up (Postgres is away: say so soon).
     pub(crate) async fn checkout(self: &Arc<Self>, deadline: Instant) -> Result<WriteConnection, Error> {
         let mut none_up_since: Option<Instant> = None;
+        let mut extras_allowed = true;
         loop {
             let changed = self.changed.notified();
             tokio::pin!(changed);
             changed.as_mut().enable();
-            if let Some(connection) = self.try_checkout() {
-                return Ok(connection);
-            }
-            let any_up = self.slots.iter().any(|slot| slot.connection().is_some());
+            let (any_up, recheck) = match self.take_turn(extras_allowed) {
+                Turn::Slot(connection) => return Ok(connection),
+                Turn::OpenExtra => match self.open_extra(deadline).await {
+                    Some(connection) => return Ok(connection),
+                    // Postgres refused one more connection: wait for the pool's own.
+                    None => {
+                        extras_allowed = false;
+                        continue;
+                    }
+                },
+                Turn::Wait { any_up, recheck } => (any_up, recheck),
+            };
             let give_up_at = if any_up {
                 none_up_since = None;
                 deadline
@@ -63,7 +116,8 @@ impl WritePool {
                 let since = *none_up_since.get_or_insert_with(Instant::now);
                 deadline.min(since + ACQUIRE_WAIT)
             };
-            if tokio::time::timeout_at(give_up_at, changed).await.is_err() {
+            let wake_at = recheck.map_or(give_up_at, |recheck| recheck.min(give_up_at));
+            if tokio::time::timeout_at(wake_at, changed).await.is_err() && wake_at == give_up_at {
                 let why = if any_up {
                     "no write connection to Postgres became free in time"
                 } else {
@@ -74,20 +128,84 @@ impl WritePool {
         }
     }
 
-    fn try_checkout(self: &Arc<Self>) -> Option<WriteConnection> {
-        let mut free = self.free.lock().unwrap_or_else(|poison| poison.into_inner());
-        let position = free
-            .iter()
-            .position(|&index| self.slots[index].connection().is_some())?;
-        let index = free.swap_remove(position);
-        let connection = self.slots[index].connection()?;
-        self.slots[index].in_flight.store(1, Ordering::Relaxed);
-        Some(WriteConnection {
-            pool: self.clone(),
-            index,
-            connection,
-            clean: false,
-        })
+    fn take_turn(self: &Arc<Self>, extras_allowed: bool) -> Turn {
+        let mut state = self.state();
+        let now = Instant::now();
+        let live = |index: usize| self.slots[index].connection();
+        let free_live = state.free.iter().position(|&index| live(index).is_some());
+        if let Some(position) = free_live {
+            let index = state.free.swap_remove(position);
+            if let Some(connection) = live(index) {
+                state.held_since[index] = Some(now);
+                self.slots[index].in_flight.store(1, Ordering::Relaxed);
+                return Turn::Slot(WriteConnection {
+                    pool: self.clone(),
+                    index: Some(index),
+                    connection,
+                    clean: false,
+                });
+            }
+        }
+        // No live slot is free: every live one is held. When was the latest taken?
+        let latest_held = (0..self.slots.len())
+            .filter(|&index| live(index).is_some())
+            .filter_map(|index| state.held_since[index])
+            .max();
+        let Some(latest_held) = latest_held else {
+            return Turn::Wait {
+                any_up: false,
+                recheck: None,
+            };
+        };
+        if !extras_allowed || state.extra >= EXTRA_MAX {
+            return Turn::Wait {
+                any_up: true,
+                recheck: None,
+            };
+        }
+        let stuck_at = latest_held + STUCK_AFTER;
+        if now >= stuck_at {
+            state.extra += 1;
+            Turn::OpenExtra
+        } else {
+            Turn::Wait {
+                any_up: true,
+                recheck: Some(stuck_at),
+            }
+        }
+    }
+
+    /// Opens the extra connection reserved by `take_turn`; `None` (and the reservation returned)
+    /// if Postgres does not take it before the deadline.
+    async fn open_extra(self: &Arc<Self>, deadline: Instant) -> Option<WriteConnection> {
+        let opened = tokio::time::timeout_at(deadline, keeper::open(&self.connector)).await;
+        match opened {
+            Ok(Ok((connection, driver))) => {
+                // Ends when the connection is closed, i.e. when the writer drops it.
+                tokio::spawn(async move {
+                    let _ = driver.await;
+                });
+                Some(WriteConnection {
+                    pool: self.clone(),
+                    index: None,
+                    connection,
+                    clean: false,
+                })
+            }
+            _ => {
+                self.state().extra -= 1;
+                None
+            }
+        }
+    }
+
+    /// Extra connections open now.
+    pub(crate) fn extra_connections(&self) -> usize {
+        self.state().extra
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|poison| poison.into_inner())
     }
 }
 
@@ -109,16 +227,20 @@ impl Deref for WriteConnection {
 
 impl Drop for WriteConnection {
     fn drop(&mut self) {
-        let slot = &self.pool.slots[self.index];
-        if !self.clean {
-            slot.discard(&self.connection);
+        match self.index {
+            Some(index) => {
+                let slot = &self.pool.slots[index];
+                if !self.clean {
+                    slot.discard(&self.connection);
+                }
+                slot.in_flight.store(0, Ordering::Relaxed);
+                let mut state = self.pool.state();
+                state.held_since[index] = None;
+                state.free.push(index);
+            }
+            // Closed once this last handle to its client is gone.
+            None => self.pool.state().extra -= 1,
         }
-        slot.in_flight.store(0, Ordering::Relaxed);
-        self.pool
-            .free
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
-            .push(self.index);
         self.pool.changed.notify_waiters();
     }
 }

@@ -53,6 +53,8 @@ pub(crate) struct PoolStats {
     /// Connected with at least one query in flight (reads) or held by a writer (writes).
     pub(crate) in_use: usize,
     pub(crate) queries_in_flight: usize,
+    /// Extra write connections open beside the pool's own (`db::write_pool`); 0 for reads.
+    pub(crate) extra: usize,
 }
 
 const METHODS: [&str; 6] = ["GET", "HEAD", "POST", "PATCH", "DELETE", "OTHER"];
@@ -400,6 +402,13 @@ fn render_pools(out: &mut String, (reads, writes): (PoolStats, PoolStats)) {
             pool.queries_in_flight
         );
     }
+    let _ = writeln!(
+        out,
+        "# HELP gravity_db_write_extra_connections Write connections open beside the pool's own: opened while every write connection is stuck (a row lock, a slow statement), closed when their write ends.\n\
+         # TYPE gravity_db_write_extra_connections gauge\n\
+         gravity_db_write_extra_connections {}",
+        writes.extra
+    );
 }
 
 fn method_slot(method: &Method) -> usize {
@@ -439,11 +448,17 @@ mod tests {
             connected: 3,
             in_use: 1,
             queries_in_flight: 5,
+            extra: 0,
         };
-        let text = Metrics::default().render((pool, PoolStats::default()), None, 0, 0);
+        let writes = PoolStats {
+            extra: 3,
+            ..PoolStats::default()
+        };
+        let text = Metrics::default().render((pool, writes), None, 0, 0);
         assert!(text.contains("gravity_db_pool_connections{pool=\"read\",state=\"in_use\"} 1"));
         assert!(text.contains("gravity_db_pool_connections{pool=\"read\",state=\"idle\"} 2"));
         assert!(text.contains("gravity_db_pool_connections{pool=\"read\",state=\"down\"} 1"));
+        assert!(text.contains("gravity_db_write_extra_connections 3\n"));
     }
 
     #[test]

@@ -276,6 +276,68 @@ async fn a_write_waiting_on_a_locked_row_delays_no_unrelated_request() {
     assert_eq!((status, body["name"].clone()), (200, json!("finally")));
 }
 
+#[tokio::test]
+async fn writes_waiting_on_more_locked_rows_than_there_are_write_connections_delay_no_unrelated_write() {
+    // The default pool: two write connections. Four locked rows, each with a PATCH waiting on it.
+    let app = spawn_app_with(|config| config.cache.redis = None).await;
+    let mut locked_ids = Vec::new();
+    for number in 0..4 {
+        locked_ids.push(app.create_named(&format!("locked {number}")).await.0);
+    }
+    let (other_id, other_path) = app.create_named("unrelated").await;
+    let locked: Vec<&str> = locked_ids.iter().map(String::as_str).collect();
+    let locker = lock_rows(&app, &locked).await;
+    let waiting_writes: Vec<_> = locked_ids
+        .iter()
+        .map(|id| {
+            let address = app.address.clone();
+            let path = format!("/v1/users/{id}");
+            tokio::spawn(
+                async move { crate::helpers::http_patch_json(&address, &path, &json!({"name": "finally"})).await },
+            )
+        })
+        .collect();
+    wait_for_lock_waits(&app, 4).await;
+    let metrics = String::from_utf8_lossy(&app.get("/metrics").await.body).into_owned();
+    assert!(
+        metrics.contains("gravity_db_write_extra_connections 2\n"),
+        "two extra connections hold the writes the pool could not: {}",
+        metrics
+            .lines()
+            .filter(|line| line.contains("gravity_db_"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+
+    for number in 0..10 {
+        let started = Instant::now();
+        let patched = app
+            .patch_json(&other_path, &json!({"name": format!("unrelated {number}")}))
+            .await;
+        let created = app
+            .post_json("/v1/users", &json!({"name": format!("new {number}")}))
+            .await;
+        let took = started.elapsed();
+        assert_eq!((patched.status.as_u16(), created.status.as_u16()), (200, 201));
+        assert!(
+            took < Duration::from_secs(1),
+            "an unrelated PATCH and POST took {took:?} while four rows were locked"
+        );
+    }
+    assert_eq!(name_in_database(&app, &other_id).await, "unrelated 9");
+
+    locker.batch_execute("COMMIT").await.unwrap();
+    for waiting in waiting_writes {
+        let (status, body) = waiting.await.unwrap();
+        assert_eq!((status, body["name"].clone()), (200, json!("finally")));
+    }
+    let closed = eventually(Duration::from_secs(5), async || {
+        String::from_utf8_lossy(&app.get("/metrics").await.body).contains("gravity_db_write_extra_connections 0\n")
+    })
+    .await;
+    assert!(closed, "the extra connections are closed once their writes end");
+}
+
 /// A 2xx means the write is in Postgres; a 503 that does not say "unknown" means it is not.
 fn agrees(response: &crate::helpers::TestResponse, stored: bool, what: &str) {
     let status = response.status.as_u16();
