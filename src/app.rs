@@ -113,7 +113,8 @@ impl App {
 
 /// `MAX_CONNECTIONS`, or its default from the descriptor limit, raised first to its hard maximum.
 fn connection_limit(config: &Config, logger: &Logger) -> usize {
-    let pool_size = config.database.pool_size;
+    // The most Postgres connections the process opens: its pool and the extra write connections.
+    let postgres_connections = config.database.pool_size + config.database.extra_write_connections;
     let descriptors = match limits::raise_descriptor_limit() {
         Ok(descriptors) => descriptors,
         Err(error) => {
@@ -125,9 +126,9 @@ fn connection_limit(config: &Config, logger: &Logger) -> usize {
         }
     };
     let Some(chosen) = config.max_connections else {
-        return limits::default_max_connections(descriptors, pool_size);
+        return limits::default_max_connections(descriptors, postgres_connections);
     };
-    let room = limits::descriptors_for_clients(descriptors, pool_size);
+    let room = limits::descriptors_for_clients(descriptors, postgres_connections);
     if chosen as u64 > room {
         // Not fatal: accept errors are survived, but the operator should know.
         logger.warn(

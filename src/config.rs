@@ -49,6 +49,9 @@ pub struct DatabaseSettings {
     pub ssl_root_cert: Option<PathBuf>,
     /// Long-lived connections kept open; requests are pipelined over them, so a few suffice.
     pub pool_size: usize,
+    /// Extra write connections a process may open at once while all of its write connections are
+    /// stuck in Postgres (`db::write_pool`); 0 never opens one.
+    pub extra_write_connections: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -106,6 +109,7 @@ struct RawSettings {
     db_ssl_mode: Option<String>,
     db_ssl_root_cert: Option<String>,
     db_pool_size: Option<String>,
+    db_extra_write_connections: Option<String>,
     redis_host: Option<String>,
     redis_port: Option<String>,
     redis_password: Option<String>,
@@ -123,6 +127,10 @@ const DEFAULT_POOL_SIZE: usize = 4;
 /// One connection for reads and one for writes, at the least.
 const MIN_POOL_SIZE: usize = 2;
 const MAX_POOL_SIZE: usize = 64;
+/// Four rows locked at once beyond the default pool's two write connections before unrelated
+/// writes wait.
+const DEFAULT_EXTRA_WRITE_CONNECTIONS: usize = 4;
+const MAX_EXTRA_WRITE_CONNECTIONS: usize = 64;
 const DEFAULT_CACHE_TTL_SECONDS: u64 = 300;
 /// A week: long enough for any sane cache, short enough that a typo like 3000000000 is caught.
 const MAX_CACHE_TTL_SECONDS: u64 = 7 * 24 * 3600;
@@ -188,7 +196,7 @@ fn is_our_setting(name: &str) -> bool {
 
 /// The name as a `'static` str when it is one of the service's settings.
 fn own_setting(name: &str) -> Option<&'static str> {
-    const NAMES: [&str; 18] = [
+    const NAMES: [&str; 19] = [
         "API_PORT",
         "DB_HOST",
         "DB_PORT",
@@ -198,6 +206,7 @@ fn own_setting(name: &str) -> Option<&'static str> {
         "DB_SSL_MODE",
         "DB_SSL_ROOT_CERT",
         "DB_POOL_SIZE",
+        "DB_EXTRA_WRITE_CONNECTIONS",
         "REDIS_HOST",
         "REDIS_PORT",
         "REDIS_PASSWORD",
@@ -228,6 +237,13 @@ impl RawSettings {
                 DEFAULT_POOL_SIZE as u64,
                 MIN_POOL_SIZE as u64,
                 MAX_POOL_SIZE as u64,
+            )? as usize,
+            extra_write_connections: parse_number(
+                "DB_EXTRA_WRITE_CONNECTIONS",
+                self.db_extra_write_connections,
+                DEFAULT_EXTRA_WRITE_CONNECTIONS as u64,
+                0,
+                MAX_EXTRA_WRITE_CONNECTIONS as u64,
             )? as usize,
         };
         let ttl_seconds = parse_number(
@@ -425,6 +441,7 @@ mod tests {
         assert_eq!(config.database.port, 5432);
         assert_eq!(config.database.ssl_mode, SslMode::Disable);
         assert_eq!(config.database.pool_size, DEFAULT_POOL_SIZE);
+        assert_eq!(config.database.extra_write_connections, 4);
         assert_eq!(config.cache.ttl, Duration::from_secs(300));
         assert_eq!(config.cache.key_prefix, "gravity");
         assert!(config.cache.redis.is_none(), "no REDIS_HOST means no cache");
@@ -462,6 +479,8 @@ mod tests {
             ("DB_POOL_SIZE", "0"),
             ("DB_POOL_SIZE", "1"),
             ("DB_POOL_SIZE", "1000"),
+            ("DB_EXTRA_WRITE_CONNECTIONS", "65"),
+            ("DB_EXTRA_WRITE_CONNECTIONS", "-1"),
             ("REDIS_PORT", "-1"),
             ("CACHE_TTL_SECONDS", "-5"),
             ("CACHE_KEY_PREFIX", "has space"),

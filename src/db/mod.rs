@@ -118,6 +118,7 @@ impl Database {
             spawn_pool("write", write_count, &write_changed),
             write_changed,
             connector.clone(),
+            settings.extra_write_connections,
         ));
         Ok(Database {
             inner: Arc::new(Inner {

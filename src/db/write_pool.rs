@@ -10,7 +10,8 @@
 //! as many locked rows as there are write connections would hold them all, and every unrelated
 //! write would wait behind them for up to the lock timeout. So when every write connection has
 //! been held longer than any ordinary write takes (`STUCK_AFTER`), a writer opens an extra
-//! connection for itself (at most `EXTRA_MAX` at once), which is closed when its write ends.
+//! connection for itself (at most `DB_EXTRA_WRITE_CONNECTIONS` at once), which is closed when its
+//! write ends.
 //! Under load alone connections are held briefly, so extras are opened only for writes stuck in
 //! Postgres (a row lock, a slow statement).
 
@@ -30,8 +31,6 @@ use crate::error::Error;
 /// A write connection held this long is taken to be stuck in Postgres: an ordinary write holds
 /// one for a millisecond or two.
 pub(crate) const STUCK_AFTER: Duration = Duration::from_millis(100);
-/// The most extra write connections open at once (per process).
-pub(crate) const EXTRA_MAX: usize = 8;
 
 pub(crate) struct WritePool {
     pub(crate) slots: Box<[Arc<Slot>]>,
@@ -39,6 +38,8 @@ pub(crate) struct WritePool {
     /// Woken when a slot is handed back, an extra connection closes, or a keeper connects one.
     pub(crate) changed: Arc<Notify>,
     connector: Connector,
+    /// `DB_EXTRA_WRITE_CONNECTIONS`.
+    extra_max: usize,
 }
 
 struct State {
@@ -73,7 +74,12 @@ enum Turn {
 }
 
 impl WritePool {
-    pub(crate) fn new(slots: Box<[Arc<Slot>]>, changed: Arc<Notify>, connector: Connector) -> WritePool {
+    pub(crate) fn new(
+        slots: Box<[Arc<Slot>]>,
+        changed: Arc<Notify>,
+        connector: Connector,
+        extra_max: usize,
+    ) -> WritePool {
         let state = State {
             free: (0..slots.len()).collect(),
             held_since: vec![None; slots.len()],
@@ -84,6 +90,7 @@ impl WritePool {
             state: Mutex::new(state),
             changed,
             connector,
+            extra_max,
         }
     }
 
@@ -157,7 +164,7 @@ impl WritePool {
                 recheck: None,
             };
         };
-        if !extras_allowed || state.extra >= EXTRA_MAX {
+        if !extras_allowed || state.extra >= self.extra_max {
             return Turn::Wait {
                 any_up: true,
                 recheck: None,

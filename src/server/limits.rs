@@ -47,16 +47,17 @@ pub(crate) fn raise_descriptor_limit() -> io::Result<u64> {
     Ok(wanted)
 }
 
-/// The contract's default `MAX_CONNECTIONS` for a descriptor limit and Postgres pool size.
-pub(crate) fn default_max_connections(descriptor_limit: u64, pool_size: usize) -> usize {
-    let reserved = RESERVED_DESCRIPTORS + pool_size as u64;
+/// The contract's default `MAX_CONNECTIONS` for a descriptor limit and the most Postgres
+/// connections the process opens.
+pub(crate) fn default_max_connections(descriptor_limit: u64, postgres_connections: usize) -> usize {
+    let reserved = RESERVED_DESCRIPTORS + postgres_connections as u64;
     let available = usize::try_from(descriptor_limit.saturating_sub(reserved)).unwrap_or(usize::MAX);
     available.clamp(DEFAULT_MAX_CONNECTIONS_FLOOR, DEFAULT_MAX_CONNECTIONS_CEILING)
 }
 
 /// The most connections a descriptor limit leaves room for, to warn about a setting above it.
-pub(crate) fn descriptors_for_clients(descriptor_limit: u64, pool_size: usize) -> u64 {
-    descriptor_limit.saturating_sub(RESERVED_DESCRIPTORS + pool_size as u64)
+pub(crate) fn descriptors_for_clients(descriptor_limit: u64, postgres_connections: usize) -> u64 {
+    descriptor_limit.saturating_sub(RESERVED_DESCRIPTORS + postgres_connections as u64)
 }
 
 #[cfg(test)]

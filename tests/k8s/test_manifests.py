@@ -272,21 +272,24 @@ def test_pdb_and_service_select_only_server_pods(docs, deployment, job):
 
 
 def test_connection_budget_fits_postgres(docs, deployment, config):
-    """(maxReplicas + maxSurge + 2 draining) x DB_POOL_SIZE + 1 migrate Job must fit the
-    budget recorded on the HPA, which must fit under Postgres max_connections."""
+    """(maxReplicas + maxSurge + 2 draining) x (DB_POOL_SIZE + DB_EXTRA_WRITE_CONNECTIONS)
+    + 1 migrate Job must fit the budget recorded on the HPA, which must fit under Postgres
+    max_connections. The extra write connections default to 4 when the ConfigMap omits them."""
     hpa = find(docs, "HorizontalPodAutoscaler", "gravity-bff")
     ann = hpa["metadata"]["annotations"]
     max_conn = int(ann["gravity-bff/postgres-max-connections"])
     budget = int(ann["gravity-bff/postgres-connection-budget"])
     pool = int(config["DB_POOL_SIZE"])
+    per_replica = pool + int(config.get("DB_EXTRA_WRITE_CONNECTIONS", "4"))
     surge = int(deployment["spec"]["strategy"]["rollingUpdate"]["maxSurge"])
     draining = 2
-    worst = (hpa["spec"]["maxReplicas"] + surge + draining) * pool + 1
+    worst = (hpa["spec"]["maxReplicas"] + surge + draining) * per_replica + 1
     superuser_reserved = 3  # PostgreSQL's default superuser_reserved_connections
     assert budget <= max_conn - superuser_reserved
     assert worst <= budget, (
         f"worst case {worst} Postgres connections exceeds the budget {budget}: lower "
-        f"maxReplicas or DB_POOL_SIZE, or raise max_connections and the annotations"
+        f"maxReplicas, DB_POOL_SIZE or DB_EXTRA_WRITE_CONNECTIONS, or raise max_connections "
+        f"and the annotations"
     )
     assert pool >= 1
 
