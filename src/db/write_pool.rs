@@ -183,27 +183,29 @@ impl WritePool {
     }
 
     /// Opens the extra connection reserved by `take_turn`; `None` (and the reservation returned)
-    /// if Postgres does not take it before the deadline.
+    /// if Postgres does not take it before the deadline. The reservation is returned as well if
+    /// the writer stops waiting meanwhile (this future is dropped).
     async fn open_extra(self: &Arc<Self>, deadline: Instant) -> Option<WriteConnection> {
+        let mut reservation = ExtraReservation {
+            pool: self,
+            handed_on: false,
+        };
         let opened = tokio::time::timeout_at(deadline, keeper::open(&self.connector)).await;
-        match opened {
-            Ok(Ok((connection, driver))) => {
-                // Ends when the connection is closed, i.e. when the writer drops it.
-                tokio::spawn(async move {
-                    let _ = driver.await;
-                });
-                Some(WriteConnection {
-                    pool: self.clone(),
-                    index: None,
-                    connection,
-                    clean: false,
-                })
-            }
-            _ => {
-                self.state().extra -= 1;
-                None
-            }
-        }
+        let Ok(Ok((connection, driver))) = opened else {
+            return None;
+        };
+        // Ends when the connection is closed, i.e. when the writer drops it.
+        tokio::spawn(async move {
+            let _ = driver.await;
+        });
+        // From here the connection gives the reservation back when it is dropped.
+        reservation.handed_on = true;
+        Some(WriteConnection {
+            pool: self.clone(),
+            index: None,
+            connection,
+            clean: false,
+        })
     }
 
     /// Extra connections open now.
@@ -213,6 +215,22 @@ impl WritePool {
 
     fn state(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|poison| poison.into_inner())
+    }
+}
+
+/// An extra connection counted in `State::extra` that is not open yet: given back when dropped,
+/// unless it was handed on to the `WriteConnection` it became.
+struct ExtraReservation<'pool> {
+    pool: &'pool WritePool,
+    handed_on: bool,
+}
+
+impl Drop for ExtraReservation<'_> {
+    fn drop(&mut self) {
+        if !self.handed_on {
+            self.pool.state().extra -= 1;
+            self.pool.changed.notify_waiters();
+        }
     }
 }
 
