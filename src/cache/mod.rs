@@ -11,7 +11,7 @@
 //!   A write's removal deletes the token, so a read that fetched the row before a write and fills
 //!   after it finds nothing to replace. The next read after a write fills again at once. After
 //!   a write whose outcome is unknown (it may still commit), the key holds a fence instead, a
-//!   lease nobody holds, until that write can no longer commit (`remove_unsettled`).
+//!   lease nobody holds, until that write can no longer commit (`unsettled`).
 //! - **Removals are never dropped** (`pending`, `repair`): a plain `DEL`, which Redis accepts even when full;
 //!   one that fails joins the pending set, which is retried until Redis confirms, and while anything
 //!   is pending this process serves and stores no cached body.
@@ -33,6 +33,7 @@ mod pending;
 mod repair;
 mod stored_value;
 mod tracking;
+mod unsettled;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -78,11 +79,17 @@ return 0";
 /// has one). So a lease also replaces a value of another type, one the reader found bad
 /// (ARGV[3] = 1), an empty string (which the reader's `GETRANGE` cannot tell from no key), and a
 /// value planted without a time to live, which would otherwise block fills of that key forever.
-/// `STRLEN`, not `GET`: a huge value is never copied.
+/// A value found bad is replaced only if it is not a live lease by now (another reader's, or the
+/// fence of a write whose outcome is unknown: `stored_value`'s `lease:` prefix). `STRLEN` and a
+/// six-byte `GETRANGE`, not `GET`: a huge value is never copied.
 const TAKE_LEASE: &str = r"
-if ARGV[3] ~= '1' and redis.call('TYPE', KEYS[1]).ok == 'string'
-  and redis.call('STRLEN', KEYS[1]) > 0 and redis.call('PTTL', KEYS[1]) >= 0 then
-  return 0
+if redis.call('TYPE', KEYS[1]).ok == 'string' and redis.call('PTTL', KEYS[1]) >= 0 then
+  if ARGV[3] ~= '1' and redis.call('STRLEN', KEYS[1]) > 0 then
+    return 0
+  end
+  if redis.call('GETRANGE', KEYS[1], 0, 5) == 'lease:' then
+    return 0
+  end
 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1";
@@ -265,45 +272,6 @@ impl Cache {
         // Once Redis has removed it (or the removal is pending, which holds every copy back): a
         // read that fetched the old body before the DEL must not leave it here after the answer.
         inner.drop_local_copy(id);
-    }
-
-    /// Forgets a user after a write whose outcome is unknown: its statement reached Postgres, or
-    /// may have, and can still commit for up to `window` after the service stopped hearing from
-    /// it. A removal alone would let the next read store the row as it was before that late
-    /// commit, for the whole time to live. So the key holds a fence for `window` instead: a value
-    /// every reader takes for another reader's fill in progress, so reads go to Postgres and none
-    /// stores a body. Once the window is over the key is removed again, which also covers a fence
-    /// Redis did not take (that removal is pending meanwhile, as in `remove`).
-    pub(crate) async fn remove_unsettled(&self, id: Uuid, window: Duration) {
-        let inner = &*self.inner;
-        let connection = if inner.breaker.allows() {
-            inner.link.connection()
-        } else {
-            None
-        };
-        let fenced = match connection {
-            Some((mut connection, generation)) => {
-                let key = KeyBuf::body(&inner.user_prefix, id);
-                let mut command = redis::cmd("SET");
-                command
-                    .arg(key.as_bytes())
-                    .arg(LeaseToken::new().as_bytes())
-                    .arg("PX")
-                    .arg(u64::try_from(window.as_millis()).unwrap_or(u64::MAX));
-                let call = command.query_async::<()>(&mut connection);
-                inner.bounded("fence", generation, call).await.is_ok()
-            }
-            None => false,
-        };
-        if !fenced {
-            inner.pending.add(id);
-        }
-        inner.drop_local_copy(id);
-        let cache = self.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(window).await;
-            cache.remove(id).await;
-        });
     }
 
     /// Whether Redis answers a PING now (for `/ready`).

@@ -31,6 +31,8 @@ use crate::error::Error;
 /// A write connection held this long is taken to be stuck in Postgres: an ordinary write holds
 /// one for a millisecond or two.
 pub(crate) const STUCK_AFTER: Duration = Duration::from_millis(100);
+/// After an extra connection could not be opened, none is tried for this long.
+const EXTRA_PAUSE: Duration = Duration::from_millis(1_000);
 
 pub(crate) struct WritePool {
     pub(crate) slots: Box<[Arc<Slot>]>,
@@ -49,6 +51,8 @@ struct State {
     held_since: Vec<Option<Instant>>,
     /// Extra connections open (or being opened).
     extra: usize,
+    /// After Postgres refused an extra connection, none is tried again before this.
+    no_extra_until: Option<Instant>,
 }
 
 /// A write connection held by one writer until dropped.
@@ -84,6 +88,7 @@ impl WritePool {
             free: (0..slots.len()).collect(),
             held_since: vec![None; slots.len()],
             extra: 0,
+            no_extra_until: None,
         };
         WritePool {
             slots,
@@ -139,19 +144,21 @@ impl WritePool {
         let mut state = self.state();
         let now = Instant::now();
         let live = |index: usize| self.slots[index].connection();
-        let free_live = state.free.iter().position(|&index| live(index).is_some());
-        if let Some(position) = free_live {
-            let index = state.free.swap_remove(position);
-            if let Some(connection) = live(index) {
-                state.held_since[index] = Some(now);
-                self.slots[index].in_flight.store(1, Ordering::Relaxed);
-                return Turn::Slot(WriteConnection {
-                    pool: self.clone(),
-                    index: Some(index),
-                    connection,
-                    clean: false,
-                });
-            }
+        let free_live = state
+            .free
+            .iter()
+            .enumerate()
+            .find_map(|(position, &index)| Some((position, index, live(index)?)));
+        if let Some((position, index, connection)) = free_live {
+            state.free.swap_remove(position);
+            state.held_since[index] = Some(now);
+            self.slots[index].in_flight.store(1, Ordering::Relaxed);
+            return Turn::Slot(WriteConnection {
+                pool: self.clone(),
+                index: Some(index),
+                connection,
+                clean: false,
+            });
         }
         // No live slot is free: every live one is held. When was the latest taken?
         let latest_held = (0..self.slots.len())
@@ -164,7 +171,8 @@ impl WritePool {
                 recheck: None,
             };
         };
-        if !extras_allowed || state.extra >= self.extra_max {
+        let paused = state.no_extra_until.is_some_and(|until| now < until);
+        if !extras_allowed || paused || state.extra >= self.extra_max {
             return Turn::Wait {
                 any_up: true,
                 recheck: None,
@@ -183,15 +191,19 @@ impl WritePool {
     }
 
     /// Opens the extra connection reserved by `take_turn`; `None` (and the reservation returned)
-    /// if Postgres does not take it before the deadline. The reservation is returned as well if
+    /// if Postgres does not take it within `ACQUIRE_WAIT` or before the deadline. The reservation is returned as well if
     /// the writer stops waiting meanwhile (this future is dropped).
     async fn open_extra(self: &Arc<Self>, deadline: Instant) -> Option<WriteConnection> {
         let mut reservation = ExtraReservation {
             pool: self,
             handed_on: false,
         };
-        let opened = tokio::time::timeout_at(deadline, keeper::open(&self.connector)).await;
+        // Not the whole deadline: a pool connection may well come free meanwhile.
+        let give_up_at = deadline.min(Instant::now() + ACQUIRE_WAIT);
+        let opened = tokio::time::timeout_at(give_up_at, keeper::open(&self.connector)).await;
         let Ok(Ok((connection, driver))) = opened else {
+            // Postgres is refusing (e.g. at max_connections) or slow: let the pool's own serve.
+            self.state().no_extra_until = Some(Instant::now() + EXTRA_PAUSE);
             return None;
         };
         // Ends when the connection is closed, i.e. when the writer drops it.

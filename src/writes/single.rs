@@ -55,6 +55,8 @@ impl Inner {
             None => self.write_once(&mut connection, &request, progress).await,
             Some(key) => self.write_once_keyed(&mut connection, &request, key, progress).await,
         };
+        // The row's turn is kept until the cache step is done; the connection is not needed.
+        drop(connection);
         // The row may have changed unless the write definitely did not happen: forget the cached
         // body before anyone is told anything. A statement whose outcome is unknown may still
         // commit after this, so its key is kept from being filled until it no longer can.
