@@ -254,6 +254,43 @@ async fn bytes_that_are_not_a_body_for_the_id_are_a_miss_replaced_and_counted() 
 }
 
 #[tokio::test]
+async fn a_bad_value_that_became_a_fence_while_it_was_being_read_is_left_in_place() {
+    let proxy = Proxy::start(Services::from_env().redis_port).await;
+    let app = spawn_app_with(|config| {
+        config.cache.redis.as_mut().unwrap().port = proxy.port;
+        config.cache.call_timeout = Duration::from_secs(10);
+    })
+    .await;
+    let created = app.create_user(json!({"name": "Ada"})).await;
+    let path = user_path(&created);
+    let key = app.cache_key(created["id"].as_str().unwrap());
+    let _: () = app.redis().set(&key, "planted, not a body").unwrap();
+
+    // The reader finds the bad value... and meanwhile a write whose outcome is unknown fences
+    // the key (a lease nobody holds, for as long as that write may still commit).
+    proxy.hold_reply_containing(b"planted, not a body");
+    let read = {
+        let address = app.address.clone();
+        tokio::spawn(async move { http_get_json(&address, &path).await })
+    };
+    proxy.holding().await;
+    let fence = "lease:0123456789abcdef";
+    let _: () = redis::cmd("SET")
+        .arg(&key)
+        .arg(fence)
+        .arg("PX")
+        .arg(10_000)
+        .query(&mut app.redis())
+        .unwrap();
+    proxy.release();
+
+    let (status, body) = read.await.unwrap();
+    assert_eq!((status, body["name"].clone()), (200, json!("Ada")));
+    let stored: String = app.redis().get(&key).unwrap();
+    assert_eq!(stored, fence, "the reader's lease (and fill) did not replace the fence");
+}
+
+#[tokio::test]
 async fn an_empty_value_or_a_lease_planted_without_expiry_never_keeps_a_user_out_of_the_cache() {
     let app = spawn_app().await;
     let ada = app.create_user(json!({"name": "Ada"})).await;
