@@ -181,6 +181,20 @@ impl Cluster {
         (row.get(0), row.get(1))
     }
 
+    /// Terminates every session the service holds on `database` (`pg_terminate_backend`); how many.
+    pub async fn terminate_service_sessions(&self, database: &str) -> i64 {
+        self.client("postgres")
+            .await
+            .query_one(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+                 WHERE datname = $1 AND application_name = 'gravity-bff'",
+                &[&database],
+            )
+            .await
+            .expect("the service's sessions can be terminated")
+            .get(0)
+    }
+
     /// Runs one of the cluster's programs, as the postgres user when the harness is root.
     fn pg(&self, program: &str, args: &[&str], what: &str) -> Output {
         let path = self.bin.join(program);

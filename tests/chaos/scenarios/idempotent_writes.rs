@@ -44,17 +44,7 @@ pub async fn retried_creates(harness: Arc<Harness>) -> Report {
     }
 
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let admin = harness.cluster.client("postgres").await;
-    let terminated: i64 = admin
-        .query_one(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
-             WHERE datname = $1 AND application_name = 'gravity-bff'",
-            &[&started.database],
-        )
-        .await
-        .expect("sessions can be terminated")
-        .get(0);
-    drop(admin);
+    let terminated = harness.cluster.terminate_service_sessions(&started.database).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let cluster = harness.clone();
     tokio::task::spawn_blocking(move || cluster.cluster.stop("fast"))

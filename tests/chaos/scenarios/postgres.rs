@@ -104,21 +104,11 @@ pub async fn backends_terminated(harness: Arc<Harness>) -> Report {
     let started = harness.start_service("backends_terminated", None, &[]).await;
     let port = started.service.port;
     let ids = Arc::new(create_users(port, 50, "terminated").await);
-    let admin = harness.cluster.client("postgres").await;
-
     let load = Load::start(port, harness.connections, harness.rate, Mix::ReadsAndLists(ids));
     tokio::time::sleep(Duration::from_secs(2)).await;
     let (sessions_before, _) = harness.cluster.service_sessions(&started.database).await;
     let killed_at = load.now();
-    let killed: i64 = admin
-        .query_one(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
-             WHERE datname = $1 AND application_name = 'gravity-bff'",
-            &[&started.database],
-        )
-        .await
-        .expect("pg_terminate_backend runs")
-        .get(0);
+    let killed = harness.cluster.terminate_service_sessions(&started.database).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let outcomes = load.stop().await;
     let (sessions_after, _) = harness.cluster.service_sessions(&started.database).await;
