@@ -175,11 +175,8 @@ impl Error {
             Error::MethodNotAllowed { allow } => {
                 response.headers_mut().insert(ALLOW, HeaderValue::from_static(allow));
             }
-            Error::Unavailable(_)
-            | Error::WriteNotApplied(_)
-            | Error::WriteOutcomeUnknown(_)
-            | Error::NotReady { .. }
-            | Error::Timeout => {
+            // Every 503 says when to come back.
+            _ if status == StatusCode::SERVICE_UNAVAILABLE => {
                 response
                     .headers_mut()
                     .insert(RETRY_AFTER, HeaderValue::from_static("1"));

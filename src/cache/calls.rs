@@ -17,10 +17,6 @@ use super::{Inner, LEASE_MILLISECONDS};
 use crate::user::MAX_USER_JSON_LEN;
 
 impl Inner {
-    pub(super) fn ttl(&self) -> Duration {
-        Duration::from_secs(self.ttl_seconds)
-    }
-
     pub(super) fn drop_local_copy(&self, id: Uuid) {
         if let Some(local) = &self.local {
             local.remove(id);
@@ -61,7 +57,16 @@ impl Inner {
     /// A connection for a read or a fill, unless cached bodies are held back, the breaker is open,
     /// or there is no connection.
     pub(super) fn usable_connection(&self) -> Option<(MultiplexedConnection, u64)> {
-        if self.pending.holds_back() || !self.breaker.allows() {
+        if self.pending.holds_back() {
+            return None;
+        }
+        self.live_connection()
+    }
+
+    /// The shared connection, unless the breaker is open or there is none: for removals and
+    /// fences, which go out even while cached bodies are held back.
+    pub(super) fn live_connection(&self) -> Option<(MultiplexedConnection, u64)> {
+        if !self.breaker.allows() {
             return None;
         }
         self.link.connection()

@@ -113,7 +113,8 @@ struct Inner {
     link: RedisLink,
     /// `{prefix}:user:`
     user_prefix: String,
-    ttl_seconds: u64,
+    /// `CACHE_TTL_SECONDS`.
+    ttl: Duration,
     /// `OPERATION_TIMEOUT`, unless a test lengthened it (`CacheSettings::call_timeout`).
     call_timeout: Duration,
     fill_script: Script,
@@ -172,7 +173,7 @@ impl Cache {
             inner: Arc::new(Inner {
                 link,
                 user_prefix,
-                ttl_seconds: cache_settings.ttl.as_secs(),
+                ttl: cache_settings.ttl,
                 call_timeout: cache_settings.call_timeout,
                 fill_script: Script::new(FILL_IF_LEASED),
                 lease_script: Script::new(TAKE_LEASE),
@@ -190,12 +191,16 @@ impl Cache {
     /// The cached body of a user, or a miss (with a lease when this reader may fill it).
     pub(crate) async fn lookup(&self, id: Uuid) -> Lookup {
         let inner = &*self.inner;
-        let local = inner.local.as_deref().filter(|_| !inner.pending.holds_back());
+        if inner.pending.holds_back() {
+            inner.metrics.cache_bypassed.fetch_add(1, Ordering::Relaxed);
+            return Lookup::Miss(None);
+        }
+        let local = inner.local.as_deref();
         if let Some(body) = local.and_then(|local| local.get(id)) {
             inner.metrics.cache_local_hits.fetch_add(1, Ordering::Relaxed);
             return Lookup::Hit(body);
         }
-        let Some((mut connection, generation)) = inner.usable_connection() else {
+        let Some((mut connection, generation)) = inner.live_connection() else {
             inner.metrics.cache_bypassed.fetch_add(1, Ordering::Relaxed);
             return Lookup::Miss(None);
         };
@@ -210,7 +215,7 @@ impl Cache {
                 Stored::Body => {
                     inner.metrics.cache_hits.fetch_add(1, Ordering::Relaxed);
                     if let (Some(local), Some(reservation)) = (local, reservation) {
-                        local.store(id, reservation, bytes.clone(), lifetime.min(inner.ttl()));
+                        local.store(id, reservation, bytes.clone(), lifetime.min(inner.ttl));
                     }
                     return Lookup::Hit(bytes);
                 }
@@ -243,7 +248,7 @@ impl Cache {
         invocation
             .arg(lease.as_bytes())
             .arg(body.as_ref())
-            .arg(inner.ttl_seconds);
+            .arg(inner.ttl.as_secs());
         let call = invocation.invoke_async::<i64>(&mut connection);
         let _ = inner.bounded("fill", generation, call).await;
     }
@@ -253,12 +258,7 @@ impl Cache {
     /// breaker open it goes there at once rather than waiting on a Redis known to be failing.
     pub(crate) async fn remove(&self, id: Uuid) {
         let inner = &*self.inner;
-        let connection = if inner.breaker.allows() {
-            inner.link.connection()
-        } else {
-            None
-        };
-        let Some((mut connection, generation)) = connection else {
+        let Some((mut connection, generation)) = inner.live_connection() else {
             inner.pending.add(id);
             return;
         };

@@ -54,10 +54,10 @@ impl Inner {
     async fn fence(&self, id: Uuid, until: Instant) -> bool {
         let left = until.saturating_duration_since(Instant::now());
         let milliseconds = u64::try_from(left.as_millis()).unwrap_or(u64::MAX);
-        if milliseconds == 0 || !self.breaker.allows() {
+        if milliseconds == 0 {
             return false;
         }
-        let Some((mut connection, generation)) = self.link.connection() else {
+        let Some((mut connection, generation)) = self.live_connection() else {
             return false;
         };
         let key = KeyBuf::body(&self.user_prefix, id);

@@ -74,7 +74,7 @@ impl Keeper {
         let mut failures: u32 = 0;
         loop {
             let attempt = tokio::select! {
-                attempt = self.open() => attempt,
+                attempt = open(&self.connector) => attempt,
                 _ = stopped.changed() => return,
             };
             match attempt {
@@ -122,10 +122,6 @@ impl Keeper {
             }
             backoff = (backoff * 2).min(RECONNECT_MAX);
         }
-    }
-
-    async fn open(&self) -> Result<(Arc<LiveConnection>, Driver), tokio_postgres::Error> {
-        open(&self.connector).await
     }
 }
 

@@ -19,7 +19,6 @@ use crate::user::page::{Cursor, PageRequest};
 
 /// The users statements of one connection.
 pub(crate) struct UserStatements {
-    find: Statement,
     find_many: Statement,
     insert_one: Statement,
     insert_many: Statement,
@@ -35,8 +34,6 @@ pub(crate) struct UserPage {
     pub(crate) users: Vec<User>,
     pub(crate) next: Option<Cursor>,
 }
-
-const FIND_USER: &str = "SELECT id, name, email, avatar_url, created_at, updated_at FROM users WHERE id = $1";
 
 /// The users of a batch of concurrent lookups by id, in any order; missing ids are simply absent.
 const FIND_USERS: &str =
@@ -92,7 +89,6 @@ const EMAIL_CONSTRAINTS: [&str; 2] = ["users_email_key", "users_email_lower_key"
 impl UserStatements {
     pub(crate) async fn prepare(client: &Client) -> Result<UserStatements, tokio_postgres::Error> {
         Ok(UserStatements {
-            find: client.prepare(FIND_USER).await?,
             find_many: client.prepare_typed(FIND_USERS, &[Type::UUID_ARRAY]).await?,
             insert_one: client
                 .prepare_typed(INSERT_USER, &[Type::TEXT, Type::TEXT, Type::TEXT])
@@ -121,13 +117,6 @@ impl TryFrom<&Row> for User {
             updated_at: row.try_get(5)?,
         })
     }
-}
-
-pub(crate) async fn find_user(db: &Database, id: Uuid) -> Result<Option<User>, Error> {
-    let row = read_with_retry!(db.reads(), |connection| connection
-        .client
-        .query_opt(&connection.statements.users.find, &[&id]))?;
-    Ok(row.as_ref().map(User::try_from).transpose()?)
 }
 
 /// The users among `ids` (read on the shared read connections, retried when one dies).

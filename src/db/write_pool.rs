@@ -45,9 +45,7 @@ pub(crate) struct WritePool {
 }
 
 struct State {
-    /// Indexes of the slots no writer holds.
-    free: Vec<usize>,
-    /// When each slot was checked out, while a writer holds it.
+    /// When each slot was checked out, while a writer holds it (`None`: the slot is free).
     held_since: Vec<Option<Instant>>,
     /// Extra connections open (or being opened).
     extra: usize,
@@ -85,7 +83,6 @@ impl WritePool {
         extra_max: usize,
     ) -> WritePool {
         let state = State {
-            free: (0..slots.len()).collect(),
             held_since: vec![None; slots.len()],
             extra: 0,
             no_extra_until: None,
@@ -144,13 +141,10 @@ impl WritePool {
         let mut state = self.state();
         let now = Instant::now();
         let live = |index: usize| self.slots[index].connection();
-        let free_live = state
-            .free
-            .iter()
-            .enumerate()
-            .find_map(|(position, &index)| Some((position, index, live(index)?)));
-        if let Some((position, index, connection)) = free_live {
-            state.free.swap_remove(position);
+        let free_live = (0..self.slots.len())
+            .filter(|&index| state.held_since[index].is_none())
+            .find_map(|index| Some((index, live(index)?)));
+        if let Some((index, connection)) = free_live {
             state.held_since[index] = Some(now);
             self.slots[index].in_flight.store(1, Ordering::Relaxed);
             return Turn::Slot(WriteConnection {
@@ -271,9 +265,7 @@ impl Drop for WriteConnection {
                     slot.discard(&self.connection);
                 }
                 slot.in_flight.store(0, Ordering::Relaxed);
-                let mut state = self.pool.state();
-                state.held_since[index] = None;
-                state.free.push(index);
+                self.pool.state().held_since[index] = None;
             }
             // Closed once this last handle to its client is gone.
             None => self.pool.state().extra -= 1,

@@ -33,15 +33,15 @@ pub(crate) async fn handle(state: Arc<AppState>, request: Request<Incoming>) -> 
     let started = Instant::now();
     let request_id = request_id::choose(request.headers().get(X_REQUEST_ID));
     let trace = TraceContext::continue_or_start(request.headers());
-    let method = request.method().clone();
     let (parts, body) = request.into_parts();
     let target_length = parts.uri.path_and_query().map_or(0, |target| target.as_str().len());
-    let watch = WriteWatch::new(tokio::time::Instant::from_std(started) + REQUEST_TIMEOUT);
+    let deadline = tokio::time::Instant::from_std(started) + REQUEST_TIMEOUT;
+    let watch = WriteWatch::new(deadline);
     let (route, outcome) = if target_length > MAX_TARGET_BYTES {
         (Route::Unmatched, Err(Error::UriTooLong))
     } else {
         let route = router::resolve(parts.uri.path());
-        match tokio::time::timeout(REQUEST_TIMEOUT, dispatch(&state, route, &parts, body, &watch)).await {
+        match tokio::time::timeout_at(deadline, dispatch(&state, route, &parts, body, &watch)).await {
             Ok(outcome) => (route, outcome),
             Err(_) => (route, Err(watch.timed_out())),
         }
@@ -55,9 +55,9 @@ pub(crate) async fn handle(state: Arc<AppState>, request: Request<Incoming>) -> 
     };
     let duration = started.elapsed();
     let status = response.status().as_u16();
-    state.metrics.record_request(route, &method, status, duration);
+    state.metrics.record_request(route, &parts.method, status, duration);
     state.logger.request(&RequestRecord {
-        method: method.as_str(),
+        method: parts.method.as_str(),
         route: route.template(),
         status,
         duration,

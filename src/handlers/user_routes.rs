@@ -82,8 +82,8 @@ pub(crate) async fn update(
     let patch = UserPatch::parse(body.object)?;
     if patch.is_empty() {
         // `{}` changes nothing, so nothing is written (nor recorded) and `updated_at` stays.
-        let user = store::find_user(&state.db, id).await?.ok_or_else(|| not_found(id))?;
-        return Ok(json(StatusCode::OK, user.to_json()));
+        let user = state.lookups.find(id).await?.ok_or_else(|| not_found(id))?;
+        return Ok(json(StatusCode::OK, user));
     }
     let key = IdempotencyKey::from_headers(headers, "PATCH", &user_path(id), &body.bytes)?;
     let written = state

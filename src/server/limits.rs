@@ -50,9 +50,10 @@ pub(crate) fn raise_descriptor_limit() -> io::Result<u64> {
 /// The contract's default `MAX_CONNECTIONS` for a descriptor limit and the most Postgres
 /// connections the process opens.
 pub(crate) fn default_max_connections(descriptor_limit: u64, postgres_connections: usize) -> usize {
-    let reserved = RESERVED_DESCRIPTORS + postgres_connections as u64;
-    let available = usize::try_from(descriptor_limit.saturating_sub(reserved)).unwrap_or(usize::MAX);
-    available.clamp(DEFAULT_MAX_CONNECTIONS_FLOOR, DEFAULT_MAX_CONNECTIONS_CEILING)
+    let available = descriptors_for_clients(descriptor_limit, postgres_connections);
+    usize::try_from(available)
+        .unwrap_or(usize::MAX)
+        .clamp(DEFAULT_MAX_CONNECTIONS_FLOOR, DEFAULT_MAX_CONNECTIONS_CEILING)
 }
 
 /// The most connections a descriptor limit leaves room for, to warn about a setting above it.

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::sync::{mpsc, oneshot};
 
 use super::progress::WriteProgress;
-use super::single::statement_failure_at;
+use super::single::{start_budget, statement_failure_at};
 use super::transaction;
 use super::{WriteResponse, created_response};
 use crate::db::Database;
@@ -98,20 +98,15 @@ async fn run_batch(mut connection: WriteConnection, batch: Vec<QueuedCreate>) {
     let mut budget = transaction::MAX_STATEMENT_TIME;
     let mut sending = Vec::with_capacity(batch.len());
     for create in batch {
-        let Some(own_budget) = transaction::budget(create.progress.deadline()) else {
-            let _ = create.answer.send(Err(Error::WriteNotApplied(
-                "too little of the request's time was left to start the write".into(),
-            )));
-            continue;
-        };
-        if !create.progress.mark_sent() {
-            let _ = create.answer.send(Err(Error::WriteNotApplied(
-                "the request was abandoned before the write was sent".into(),
-            )));
-            continue;
+        match start_budget(&create.progress) {
+            Ok(own_budget) => {
+                budget = budget.min(own_budget);
+                sending.push(create);
+            }
+            Err(not_started) => {
+                let _ = create.answer.send(Err(not_started));
+            }
         }
-        budget = budget.min(own_budget);
-        sending.push(create);
     }
     if sending.is_empty() {
         connection.mark_clean();

@@ -441,10 +441,7 @@ impl ServiceProcess {
     /// A figure of `/metrics` by its full name with labels, e.g. `gravity_http_connections_open`.
     pub async fn metric(&self, series: &str) -> f64 {
         let (_, text) = self.get("/metrics").await;
-        text.lines()
-            .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
-            .and_then(|value| value.trim().parse().ok())
-            .unwrap_or(0.0)
+        crate::support::metric_value(&text, series).unwrap_or(0.0)
     }
 }
 

@@ -15,9 +15,7 @@ const SERVICE_CALL_TIMEOUT: Duration = Duration::from_millis(100);
 
 async fn metric(app: &TestApp, name: &str) -> u64 {
     let text = String::from_utf8(app.get("/metrics").await.body.to_vec()).unwrap();
-    text.lines()
-        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or_else(|| panic!("{name} is not in /metrics"))
+    crate::support::metric_value(&text, name).unwrap_or_else(|| panic!("{name} is not in /metrics")) as u64
 }
 
 /// Reads `path` until the replica serves it from its own memory.

@@ -181,8 +181,5 @@ pub async fn create_users(port: u16, count: usize, label: &str) -> Vec<String> {
 /// A figure from `/metrics`, such as `gravity_cache_hits_total`.
 pub async fn metric(port: u16, name: &str) -> Option<f64> {
     let response = get(port, "/metrics").await?;
-    let text = String::from_utf8_lossy(&response.body).into_owned();
-    text.lines()
-        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
-        .and_then(|value| value.trim().parse().ok())
+    crate::support::metric_value(&String::from_utf8_lossy(&response.body), name)
 }

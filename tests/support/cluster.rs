@@ -195,18 +195,21 @@ impl Cluster {
             .get(0)
     }
 
-    /// Runs one of the cluster's programs, as the postgres user when the harness is root.
+    /// Runs one of the cluster's programs (`command`) in its folder.
     fn pg(&self, program: &str, args: &[&str], what: &str) -> Output {
+        run(self.command(program).args(args).current_dir(&self.dir), what)
+    }
+
+    /// One of the cluster's programs, run as the postgres user when the harness is root.
+    fn command(&self, program: &str) -> Command {
         let path = self.bin.join(program);
-        let mut command = if self.as_postgres_user {
+        if self.as_postgres_user {
             let mut command = Command::new("runuser");
             command.args(["-u", "postgres", "--"]).arg(&path);
             command
         } else {
             Command::new(&path)
-        };
-        command.args(args).current_dir(&self.dir);
-        run(&mut command, what)
+        }
     }
 }
 
@@ -214,18 +217,9 @@ impl Drop for Cluster {
     fn drop(&mut self) {
         // A frozen server ignores pg_ctl; wake it first.
         self.thaw();
-        let path = self.bin.join("pg_ctl");
         let data = self.data_dir();
         let arguments = ["-D", data.as_str(), "-m", "immediate", "-w", "stop"];
-        let _ = if self.as_postgres_user {
-            Command::new("runuser")
-                .args(["-u", "postgres", "--"])
-                .arg(&path)
-                .args(arguments)
-                .output()
-        } else {
-            Command::new(&path).args(arguments).output()
-        };
+        let _ = self.command("pg_ctl").args(arguments).output();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

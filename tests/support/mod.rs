@@ -13,6 +13,14 @@ pub mod services;
 
 use std::process::Command;
 
+/// The value of one series of a `/metrics` page, by its full name with labels, e.g.
+/// `gravity_cache_hits_total` or `gravity_db_queries_in_flight{pool="read"}`.
+pub fn metric_value(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|value| value.trim().parse().ok())
+}
+
 /// A loopback port nothing listens on (bound, then released).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

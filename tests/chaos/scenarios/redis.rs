@@ -130,7 +130,7 @@ pub async fn frozen(harness: Arc<Harness>) -> Report {
     signal(redis.pid(), "CONT");
     tokio::time::sleep(Duration::from_secs(3)).await;
     let outcomes = load.stop().await;
-    let in_flight = metric(service.port, "gravity_db_queries_in_flight")
+    let in_flight = metric(service.port, r#"gravity_db_queries_in_flight{pool="read"}"#)
         .await
         .unwrap_or(-1.0);
 
