@@ -83,10 +83,55 @@ MSG
     fi
 }
 
+# `make dev` in the foreground, stopped by one `compose stop`. Compose's own Ctrl-C handling is
+# racy: in Compose v2.40 one SIGINT reaches two handlers, and when the context cancellation is seen
+# first the other takes the same signal for a second Ctrl-C and kills every container (SIGKILL:
+# exit 137, no drain). So `compose up` runs in a process group of its own, out of the terminal's
+# reach (its stdin is /dev/null: no keyboard menu, no SIGTTIN), and Ctrl-C, SIGTERM or a closed
+# terminal here end that client first (a build or start still under way ends with it; the
+# containers run on) and then run `compose stop`: each service gets SIGTERM and its
+# stop_grace_period. A second Ctrl-C while stopping kills the services instead.
+up_pid=""
+signal_status=0
+
+# The handler of the first Ctrl-C, SIGTERM or hangup; $1 is the exit status it stands for.
+# shellcheck disable=SC2329 # called by the traps of run_in_foreground
+stop_all() {
+    signal_status=$1
+    trap 'echo "make $mode: killing the services" >&2; compose kill >/dev/null 2>&1 || true' INT TERM HUP
+    echo "make $mode: stopping the services (Ctrl-C again to kill them)" >&2
+    kill -KILL -- "-$up_pid" 2>/dev/null || true
+    wait "$up_pid" 2>/dev/null || true
+    compose stop || true
+}
+
+run_in_foreground() {
+    local status
+    set -m # job control: the background job below gets a process group of its own
+    COMPOSE_MENU=false compose up "$@" </dev/null &
+    up_pid=$!
+    set +m
+    trap 'stop_all 130' INT
+    trap 'stop_all 143' TERM
+    trap 'stop_all 129' HUP
+    # A trapped signal interrupts `wait` (status > 128) and runs its handler.
+    while :; do
+        status=0
+        wait "$up_pid" 2>/dev/null || status=$?
+        kill -0 "$up_pid" 2>/dev/null || break
+    done
+    trap - INT TERM HUP
+    return $((signal_status != 0 ? signal_status : status))
+}
+
 status=0
-compose up "${up_options[@]}" "$@" || status=$?
-# 130/143: stopped with Ctrl-C or SIGTERM (the normal end of `make dev`).
-if ((status != 0 && status != 130 && status != 143)); then
+if [[ "$mode" == dev ]]; then
+    run_in_foreground "${up_options[@]}" "$@" || status=$?
+else
+    compose up "${up_options[@]}" "$@" || status=$?
+fi
+# 129/130/143: stopped with a hangup, Ctrl-C or SIGTERM (the normal end of `make dev`).
+if ((status != 0 && status != 129 && status != 130 && status != 143)); then
     explain
 fi
 exit "$status"

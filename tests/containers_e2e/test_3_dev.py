@@ -2,7 +2,8 @@
 
 It comes up healthy with Postgres and Redis on host ports of its own; an edit of a source file (the
 `/health` body, in the scratch copy) is rebuilt by cargo-watch and served; Ctrl-C stops it with
-every container exiting 0 and the api draining first."""
+every container exiting 0 and the api draining first (scripts/stack.sh stops them with one
+`docker compose stop`)."""
 
 from __future__ import annotations
 
@@ -84,11 +85,14 @@ def test_make_dev_serves_reloads_an_edit_and_stops_cleanly(project: Project) -> 
             os.killpg(dev.pid, signal.SIGKILL)
             dev.wait()
 
-    for service in ("api", "migrate", "db", "cache"):
-        container = project.container(service)
-        assert container["State"]["Status"] == "exited", service
-        assert container["State"]["ExitCode"] == 0, f"{service} exited {container['State']['ExitCode']}"
     api_log = project.compose(DEVELOPMENT, "logs", "--no-log-prefix", "api").stdout
+    # One `compose stop` from scripts/stack.sh, never Compose's own Ctrl-C handling (which may kill).
+    assert "make dev: stopping the services" in log_path.read_text(), log_path.read_text()[-3000:]
+    for service in ("api", "migrate", "db", "cache"):
+        state = project.container(service)["State"]
+        why = f"{service}: {state}\napi log:\n{api_log[-3000:]}\nmake dev:\n{log_path.read_text()[-3000:]}"
+        assert state["Status"] == "exited", why
+        assert state["ExitCode"] == 0, why
     # cargo-watch restarted the server once (the edit); the last server run must have drained.
     last_run = api_log.rsplit('"listening"', 1)[-1]
     assert "draining in-flight requests" in last_run and '"stopped"' in last_run, api_log[-3000:]
