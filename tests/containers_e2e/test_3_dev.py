@@ -34,6 +34,11 @@ HEALTH_SOURCE = "src/handlers/system.rs"
 HEALTH_BODY = b'{"status":"ok"}'
 
 
+def default_interrupt() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGQUIT, signal.SIG_DFL)
+
+
 def test_make_dev_serves_reloads_an_edit_and_stops_cleanly(project: Project) -> None:
     api_port, db_port, redis_port = free_ports(3, project.ports)
     project.variables.update(API_PORT=str(api_port), DEV_DB_PORT=str(db_port), DEV_REDIS_PORT=str(redis_port))
@@ -45,7 +50,11 @@ def test_make_dev_serves_reloads_an_edit_and_stops_cleanly(project: Project) -> 
             env=project.environment(),
             stdout=log,
             stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group, so "Ctrl-C" reaches make and compose alike
+            start_new_session=True,  # its own process group, as a terminal's foreground job
+            # A shell starts a command from the terminal with Ctrl-C's default action; whoever ran
+            # these tests may have started them with SIGINT ignored (any `cmd &` of a script does),
+            # which make and bash inherit and then can neither handle nor reset.
+            preexec_fn=default_interrupt,
         )
     try:
         started = time.monotonic()
