@@ -14,7 +14,7 @@ use crate::db::Database;
 use crate::db::keeper::LiveConnection;
 use crate::error::Error;
 use crate::user::User;
-use crate::user::input::UserPatch;
+use crate::user::input::{NewUser, UserPatch};
 use crate::user::page::{Cursor, PageRequest};
 
 /// The users statements of one connection.
@@ -133,6 +133,25 @@ pub(crate) struct NewUserColumns<'a> {
     pub(crate) names: Vec<&'a str>,
     pub(crate) emails: Vec<Option<&'a str>>,
     pub(crate) avatar_urls: Vec<Option<&'a str>>,
+}
+
+impl<'a> NewUserColumns<'a> {
+    /// The columns of `users`, in their order.
+    pub(crate) fn of(users: impl ExactSizeIterator<Item = &'a NewUser>) -> Self {
+        let mut columns = NewUserColumns {
+            names: Vec::with_capacity(users.len()),
+            emails: Vec::with_capacity(users.len()),
+            avatar_urls: Vec::with_capacity(users.len()),
+        };
+        for user in users {
+            columns.names.push(user.name.as_str());
+            columns.emails.push(user.email.as_ref().map(|email| email.as_str()));
+            columns
+                .avatar_urls
+                .push(user.avatar_url.as_ref().map(|url| url.as_str()));
+        }
+        columns
+    }
 }
 
 /// Inserts a batch (alone, or inside the caller's transaction); one entry per input row, in

@@ -112,17 +112,7 @@ async fn run_batch(mut connection: WriteConnection, batch: Vec<QueuedCreate>) {
         connection.mark_clean();
         return;
     }
-    let columns = NewUserColumns {
-        names: sending.iter().map(|create| create.user.name.as_str()).collect(),
-        emails: sending
-            .iter()
-            .map(|create| create.user.email.as_ref().map(|email| email.as_str()))
-            .collect(),
-        avatar_urls: sending
-            .iter()
-            .map(|create| create.user.avatar_url.as_ref().map(|url| url.as_str()))
-            .collect(),
-    };
+    let columns = NewUserColumns::of(sending.iter().map(|create| &create.user));
     let inserted = transaction::run_alone(
         &mut connection,
         budget,
@@ -158,11 +148,7 @@ async fn run_one_by_one(connection: &mut WriteConnection, batch: Vec<QueuedCreat
                 "too little of the request's time was left to retry the write alone".into(),
             )),
             Some(budget) => {
-                let columns = NewUserColumns {
-                    names: vec![create.user.name.as_str()],
-                    emails: vec![create.user.email.as_ref().map(|email| email.as_str())],
-                    avatar_urls: vec![create.user.avatar_url.as_ref().map(|url| url.as_str())],
-                };
+                let columns = NewUserColumns::of(std::iter::once(&create.user));
                 let inserted = transaction::run_alone(
                     connection,
                     budget,

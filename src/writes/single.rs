@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use hyper::StatusCode;
+use tokio::time::Instant;
 
 use super::idempotency::IdempotencyKey;
 use super::progress::WriteProgress;
@@ -96,43 +97,49 @@ impl Inner {
     ) -> Result<WriteResponse, Error> {
         let budget = start_budget(progress)?;
         let claim = idempotency_records::claim(connection, &key.key, &key.request);
-        let claimed = transaction::begin_with(connection, budget, claim).await;
-        match claimed {
-            Ok(true) => {}
+        let inside = match transaction::begin_with(connection, budget, claim).await {
+            Ok(true) => run_keyed(connection, request, key, progress.deadline()).await,
             Ok(false) => {
                 transaction::roll_back(connection).await;
                 return replay(connection, key).await;
             }
-            Err(error) => {
-                transaction::roll_back(connection).await;
-                return Err(transaction::failure(error, Stage::BeforeCommit));
-            }
-        }
-        let deadline = progress.deadline();
-        let response = match transaction::then_within(connection, deadline, run_statement(connection, request)).await {
-            Ok(Ok(response)) => response,
-            Ok(Err(refused)) => {
-                transaction::roll_back(connection).await;
-                return Err(refused);
+            Err(error) => Err(transaction::failure(error, Stage::BeforeCommit)),
+        };
+        match inside {
+            Ok(response) => {
+                transaction::commit(connection).await?;
+                Ok(response)
             }
             Err(error) => {
                 transaction::roll_back(connection).await;
-                return Err(statement_failure(error));
+                Err(error)
             }
-        };
-        let stored = StoredResponse {
-            status: response.status.as_u16(),
-            body: response.body.to_vec(),
-            location: response.location.clone(),
-        };
-        let recorded = idempotency_records::record(connection, &key.key, &stored);
-        if let Err(error) = transaction::then_within(connection, deadline, recorded).await {
-            transaction::roll_back(connection).await;
-            return Err(transaction::failure(error, Stage::BeforeCommit));
         }
-        transaction::commit(connection).await?;
-        Ok(response)
     }
+}
+
+/// The statement of a keyed write and the record of its response, inside the transaction that
+/// claimed the key; the caller commits or rolls back.
+async fn run_keyed(
+    connection: &WriteConnection,
+    request: &WriteRequest,
+    key: &IdempotencyKey,
+    deadline: Instant,
+) -> Result<WriteResponse, Error> {
+    let statement = run_statement(connection, request);
+    let response = transaction::then_within(connection, deadline, statement)
+        .await
+        .map_err(statement_failure)??;
+    let stored = StoredResponse {
+        status: response.status.as_u16(),
+        body: response.body.to_vec(),
+        location: response.location.clone(),
+    };
+    let recorded = idempotency_records::record(connection, &key.key, &stored);
+    transaction::then_within(connection, deadline, recorded)
+        .await
+        .map_err(|error| transaction::failure(error, Stage::BeforeCommit))?;
+    Ok(response)
 }
 
 /// The time the first statement may take, after marking the write as sent; a write abandoned by
@@ -156,11 +163,7 @@ async fn run_statement(
 ) -> Result<Result<WriteResponse, Error>, tokio_postgres::Error> {
     let outcome = match request {
         WriteRequest::Create(user) => {
-            let columns = NewUserColumns {
-                names: vec![user.name.as_str()],
-                emails: vec![user.email.as_ref().map(|email| email.as_str())],
-                avatar_urls: vec![user.avatar_url.as_ref().map(|url| url.as_str())],
-            };
+            let columns = NewUserColumns::of(std::iter::once(user));
             let created = user_queries::insert_users(connection, &columns).await?;
             match created.into_iter().next().flatten() {
                 Some(user) => Ok(created_response(&user)),
