@@ -2,7 +2,6 @@
 //! removal survives every way Redis can fail, and a bad value is one key's problem. Each fault is
 //! injected for real, on a `redis-server` (or a proxy in front of one) of the test's own.
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use redis::Commands;
@@ -12,6 +11,7 @@ use crate::helpers::{
     OwnRedis, Services, TestApp, TestDatabase, eventually, free_port, http_get_json, http_post_json, http_text, signal,
     spawn_app, spawn_app_with,
 };
+use crate::service_process::ServiceProcess;
 use crate::support::proxy::Proxy;
 
 /// How long a recovered cache may take to serve hits again (the repairer's backoff is at most
@@ -317,19 +317,8 @@ async fn an_empty_value_or_a_lease_planted_without_expiry_never_keeps_a_user_out
 #[tokio::test]
 async fn a_200_mb_value_is_a_miss_and_never_read_into_memory() {
     let database = TestDatabase::create().await;
-    let port = free_port();
-    let mut vars = database.services.vars(&database.name, &database.name);
-    vars.retain(|(name, _)| name != "API_PORT");
-    let mut service = Command::new(crate::shutdown::BINARY)
-        .env_clear()
-        .envs(vars)
-        .env("API_PORT", port.to_string())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    crate::helpers::wait_until_serving(port, Duration::from_secs(10)).await;
-    let address = format!("http://127.0.0.1:{port}");
+    let service = ServiceProcess::on(&database, &[], None).await;
+    let address = format!("http://127.0.0.1:{}", service.port);
     let created = http_post_json(&address, "/v1/users", &json!({"name": "Ada"})).await;
     let id = created["id"].as_str().unwrap().to_owned();
     let mut redis = redis::Client::open(database.services.redis_url())
@@ -346,8 +335,7 @@ async fn a_200_mb_value_is_a_miss_and_never_read_into_memory() {
     }
     let resident_kib = resident_kib(service.id());
     let metrics = http_text(&address, "/metrics").await;
-    let _ = service.kill();
-    let _ = service.wait();
+    drop(service);
     assert!(
         resident_kib < 32 * 1024,
         "resident memory {resident_kib} KiB after a 200 MB value"
