@@ -16,16 +16,16 @@
 #                       local-copies, postgres-restart, backends-terminated, idempotent-writes,
 #                       sigterm, slow-clients, slow-readers, soak)
 #   CHAOS_REPORT        where the figures go as Markdown (default target/chaos/report.md)
-#   CHAOS_PG_BIN        directory with initdb and pg_ctl (default: newest /usr/lib/postgresql/*/bin)
+#   PG_BIN              directory with initdb and pg_ctl (default: newest /usr/lib/postgresql/*/bin; as for tests/api)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 fail() { printf 'chaos: %s\n' "$*" >&2; exit 1; }
 
 # ------------------------------------------------------------------------------ programs
-pg_bin=${CHAOS_PG_BIN:-$(find /usr/lib/postgresql -maxdepth 2 -name bin -type d 2>/dev/null | sort -V | tail -n 1)}
+pg_bin=${PG_BIN:-$(find /usr/lib/postgresql -maxdepth 2 -name bin -type d 2>/dev/null | sort -V | tail -n 1)}
 [[ -n $pg_bin && -x $pg_bin/initdb && -x $pg_bin/pg_ctl ]] \
-    || fail "initdb/pg_ctl not found (looked in ${pg_bin:-/usr/lib/postgresql/*/bin}); apt-get install postgresql, or set CHAOS_PG_BIN"
+    || fail "initdb/pg_ctl not found (looked in ${pg_bin:-/usr/lib/postgresql/*/bin}); apt-get install postgresql, or set PG_BIN"
 command -v redis-server >/dev/null || fail "redis-server not found; apt-get install redis-server"
 if [[ $(id -u) == 0 ]]; then
     # initdb and pg_ctl refuse to run as root: the scenarios run them as the postgres user.
@@ -42,7 +42,7 @@ export CHAOS_BINARY
 if [[ -n ${CI:-} ]]; then
     export CHAOS_SOAK_SECONDS=${CHAOS_SOAK_SECONDS:-30}
 fi
-export CHAOS_PG_BIN=$pg_bin
+export PG_BIN=$pg_bin
 export CHAOS_REPORT=${CHAOS_REPORT:-$PWD/target/chaos/report.md}
 
 echo "==> building the chaos harness (tests/chaos)"

@@ -7,8 +7,8 @@
 //! counted outcomes; `report` prints the figures and writes them as Markdown (the source of the
 //! tables in docs/RELIABILITY.md). `processes` runs the service; the private cluster and Redis come from tests/support.
 //!
-//! Settings (environment): `CHAOS_BINARY` the service binary (required); `CHAOS_PG_BIN` the
-//! directory of initdb/pg_ctl (default /usr/lib/postgresql/15/bin); `CHAOS_RATE` requests per
+//! Settings (environment): `CHAOS_BINARY` the service binary (required); `PG_BIN` the
+//! directory of initdb/pg_ctl (default the newest /usr/lib/postgresql/*/bin, as for tests/api); `CHAOS_RATE` requests per
 //! second (default 800); `CHAOS_SOAK_SECONDS` (default 120); `CHAOS_ONLY` a comma-separated list
 //! of scenario names; `CHAOS_REPORT` where the Markdown goes (default target/chaos/report.md).
 
@@ -120,7 +120,7 @@ fn main() -> ExitCode {
             })
             .unwrap_or(default)
     };
-    let pg_bin = std::env::var_os("CHAOS_PG_BIN").map_or_else(Cluster::default_bin, PathBuf::from);
+    let pg_bin = Cluster::default_bin();
     let report_path = std::env::var_os("CHAOS_REPORT").map_or(PathBuf::from("target/chaos/report.md"), PathBuf::from);
     let only: Option<Vec<String>> = std::env::var("CHAOS_ONLY")
         .ok()
