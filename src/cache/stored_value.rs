@@ -65,11 +65,7 @@ impl LeaseToken {
         let bits = crate::http::unique_bits::next();
         let mut token = [0u8; LEASE_LEN];
         token[..LEASE_PREFIX.len()].copy_from_slice(LEASE_PREFIX);
-        for (position, byte) in bits[..8].iter().enumerate() {
-            let at = LEASE_PREFIX.len() + 2 * position;
-            token[at] = HEX_DIGITS[usize::from(byte >> 4)];
-            token[at + 1] = HEX_DIGITS[usize::from(byte & 0xf)];
-        }
+        crate::http::unique_bits::write_lower_hex(&bits[..8], &mut token[LEASE_PREFIX.len()..]);
         LeaseToken(token)
     }
 
@@ -77,8 +73,6 @@ impl LeaseToken {
         &self.0
     }
 }
-
-const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
 
 #[cfg(test)]
 mod tests {

@@ -124,12 +124,8 @@ fn is_hex_id(digits: &[u8]) -> bool {
 /// `bytes` as lower-case hex digits; all zeros, the one invalid id, becomes `…01` (a one-in-2^64
 /// draw at worst).
 fn hex_id<const DIGITS: usize>(bytes: &[u8]) -> [u8; DIGITS] {
-    const DIGIT: &[u8; 16] = b"0123456789abcdef";
     let mut text = [b'0'; DIGITS];
-    for (pair, byte) in text.chunks_exact_mut(2).zip(bytes) {
-        pair[0] = DIGIT[usize::from(byte >> 4)];
-        pair[1] = DIGIT[usize::from(byte & 0x0f)];
-    }
+    unique_bits::write_lower_hex(bytes, &mut text);
     if text.iter().all(|&digit| digit == b'0') {
         text[DIGITS - 1] = b'1';
     }

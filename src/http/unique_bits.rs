@@ -28,6 +28,15 @@ pub(crate) fn next() -> [u8; 16] {
     bytes
 }
 
+/// Writes `bytes` into `text` as lower-case hex, two digits a byte, as far as `text` reaches.
+pub(crate) fn write_lower_hex(bytes: &[u8], text: &mut [u8]) {
+    const DIGIT: &[u8; 16] = b"0123456789abcdef";
+    for (pair, byte) in text.chunks_exact_mut(2).zip(bytes) {
+        pair[0] = DIGIT[usize::from(byte >> 4)];
+        pair[1] = DIGIT[usize::from(byte & 0x0f)];
+    }
+}
+
 /// A counter value no other call in the process gets.
 fn next_count() -> u64 {
     static SHARED: AtomicU64 = AtomicU64::new(0);
@@ -57,6 +66,13 @@ fn splitmix64(mut state: u64) -> u64 {
 mod tests {
     use super::*;
     use std::collections::HashSet;
+
+    #[test]
+    fn hex_is_lower_case_two_digits_a_byte_as_far_as_the_text_reaches() {
+        let mut text = [b'.'; 6];
+        write_lower_hex(&[0xab, 0x09, 0xf0, 0x11], &mut text);
+        assert_eq!(&text, b"ab09f0");
+    }
 
     #[test]
     fn values_and_their_first_halves_never_repeat_across_threads() {
