@@ -109,7 +109,11 @@ async fn start_app(database: Arc<TestDatabase>, config: Config) -> TestApp {
         })
         .await;
     });
-    TestApp {
+    let redis_answers = match &config.cache.redis {
+        Some(redis) => redis_answers_ping(redis.host.clone(), redis.port).await,
+        None => false,
+    };
+    let app = TestApp {
         address: format!("http://127.0.0.1:{port}"),
         port,
         database,
@@ -117,7 +121,45 @@ async fn start_app(database: Arc<TestDatabase>, config: Config) -> TestApp {
         config,
         client: Client::builder(TokioExecutor::new()).build_http(),
         shutdown: Some(shutdown),
+    };
+    // The service connects to Redis in the background and serves uncached until it has; on a busy
+    // machine a test's first reads could come sooner. When its Redis answers (a test that means
+    // Redis to be down, stalled or refusing gives one that does not), the test starts once the
+    // cache is live.
+    if redis_answers {
+        let live = eventually(Duration::from_secs(10), async || {
+            app.get("/ready")
+                .await
+                .body
+                .windows(12)
+                .any(|part| part == br#""redis":"ok""#)
+        })
+        .await;
+        assert!(
+            live,
+            "the service did not connect to its Redis within 10 s, though Redis answers"
+        );
     }
+    app
+}
+
+/// Whether a Redis at `host:port` answers PING (without a password) within a second.
+async fn redis_answers_ping(host: String, port: u16) -> bool {
+    tokio::task::spawn_blocking(move || {
+        let second = Duration::from_secs(1);
+        let Ok(client) = redis::Client::open(format!("redis://{host}:{port}/")) else {
+            return false;
+        };
+        let Ok(mut connection) = client.get_connection_with_timeout(second) else {
+            return false;
+        };
+        let _ = connection.set_read_timeout(Some(second));
+        redis::cmd("PING")
+            .query::<String>(&mut connection)
+            .is_ok_and(|answer| answer == "PONG")
+    })
+    .await
+    .unwrap_or(false)
 }
 
 /// What a test sees of a response.
