@@ -33,6 +33,11 @@ impl KeyBuf {
     pub(crate) fn as_bytes(&self) -> &[u8] {
         &self.bytes[..self.len]
     }
+
+    /// The id as the key spells it (hyphenated, lower case): the key's last 36 bytes.
+    pub(crate) fn id_text(&self) -> &[u8] {
+        &self.bytes[self.len - uuid::fmt::Hyphenated::LENGTH..self.len]
+    }
 }
 
 /// The id at the end of a body key under `user_prefix`, if it is one.

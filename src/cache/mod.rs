@@ -211,7 +211,7 @@ impl Cache {
             .read_body(&mut connection, generation, &key, reservation.is_some())
             .await;
         let stored = match read {
-            Ok((bytes, lifetime)) => match classify(&bytes, id, MAX_USER_JSON_LEN) {
+            Ok((bytes, lifetime)) => match classify(&bytes, &key, MAX_USER_JSON_LEN) {
                 Stored::Body => {
                     inner.metrics.cache_hits.fetch_add(1, Ordering::Relaxed);
                     if let (Some(local), Some(reservation)) = (local, reservation) {

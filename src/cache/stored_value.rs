@@ -7,7 +7,7 @@
 //! the hot path, and it catches values written by anything else (a wrong key, another program,
 //! a truncated copy). Leases start with a prefix no JSON body can have.
 
-use uuid::Uuid;
+use super::keys::KeyBuf;
 
 pub(crate) use crate::telemetry::metrics::BadValue;
 
@@ -30,8 +30,8 @@ pub(crate) enum Stored {
 pub(crate) struct LeaseToken([u8; LEASE_LEN]);
 
 /// Classifies the first `max_len + 1` bytes of a string value (what `GETRANGE key 0 max_len`
-/// returns), for the key of `id`.
-pub(crate) fn classify(bytes: &[u8], id: Uuid, max_len: usize) -> Stored {
+/// returns) read at `key`.
+pub(crate) fn classify(bytes: &[u8], key: &KeyBuf, max_len: usize) -> Stored {
     if bytes.is_empty() {
         return Stored::Absent;
     }
@@ -41,22 +41,20 @@ pub(crate) fn classify(bytes: &[u8], id: Uuid, max_len: usize) -> Stored {
     if bytes.len() > max_len {
         return Stored::Bad(BadValue::Oversized);
     }
-    if is_body_of(bytes, id) {
+    if is_body_of(bytes, key.id_text()) {
         Stored::Body
     } else {
         Stored::Bad(BadValue::Foreign)
     }
 }
 
-fn is_body_of(bytes: &[u8], id: Uuid) -> bool {
-    const OPEN: &[u8] = b"{\"id\":\"";
-    const ID_LEN: usize = uuid::fmt::Hyphenated::LENGTH;
-    let mut expected = [0u8; OPEN.len() + ID_LEN + 1];
-    expected[..OPEN.len()].copy_from_slice(OPEN);
-    id.hyphenated()
-        .encode_lower(&mut expected[OPEN.len()..OPEN.len() + ID_LEN]);
-    expected[OPEN.len() + ID_LEN] = b'"';
-    bytes.starts_with(&expected) && bytes.ends_with(b"}")
+/// `{"id":"<id_text>"` … `}`: the id as the key already spells it, so it is not formatted again.
+fn is_body_of(bytes: &[u8], id_text: &[u8]) -> bool {
+    bytes
+        .strip_prefix(b"{\"id\":\"")
+        .and_then(|rest| rest.strip_prefix(id_text))
+        .is_some_and(|rest| rest.starts_with(b"\""))
+        && bytes.ends_with(b"}")
 }
 
 impl LeaseToken {
@@ -77,12 +75,14 @@ impl LeaseToken {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use uuid::Uuid;
 
     const ID: Uuid = Uuid::from_u128(0x5b6c1f0e_9a7d_4c3b_8e21_0f4d6a7b8c9d);
 
     #[test]
     fn values_are_told_apart_by_their_bytes() {
         let body = br#"{"id":"5b6c1f0e-9a7d-4c3b-8e21-0f4d6a7b8c9d","name":"Ada"}"#;
+        let key = KeyBuf::body("p:user:", ID);
         let lease = LeaseToken::new();
         let other_id = br#"{"id":"00000000-9a7d-4c3b-8e21-0f4d6a7b8c9d","name":"Ada"}"#;
         let cases: [(&[u8], Stored); 7] = [
@@ -96,13 +96,13 @@ mod tests {
         ];
         for (bytes, expected) in cases {
             assert_eq!(
-                classify(bytes, ID, 1_000),
+                classify(bytes, &key, 1_000),
                 expected,
                 "{:?}",
                 String::from_utf8_lossy(bytes)
             );
         }
-        assert_eq!(classify(body, ID, 20), Stored::Bad(BadValue::Oversized));
+        assert_eq!(classify(body, &key, 20), Stored::Bad(BadValue::Oversized));
     }
 
     #[test]
