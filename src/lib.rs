@@ -22,11 +22,13 @@
 //! - [`error`]: the one error type and its mapping to problem+json responses.
 //! - `telemetry`: JSON logs and Prometheus metrics.
 //! - [`health_probe`]: the `--health` command; `timestamp`: the one timestamp format;
-//!   [`build_info`]: the version and source revision of this build.
+//!   [`build_info`]: the version and source revision of this build; `backoff`: the one
+//!   exponential back-off of every retry loop.
 //!
 //! What is `pub` is what the binary, the black-box tests and the property tests use.
 
 pub mod app;
+mod backoff;
 pub mod build_info;
 mod cache;
 pub mod cli;

@@ -54,17 +54,17 @@ impl Inner {
         Ok((bytes, Duration::from_millis(u64::try_from(milliseconds).unwrap_or(0))))
     }
 
-    /// A connection for a read or a fill, unless cached bodies are held back, the breaker is open,
-    /// or there is no connection.
-    pub(super) fn usable_connection(&self) -> Option<(MultiplexedConnection, u64)> {
-        if self.pending.holds_back() {
+    /// A connection for a read or a fill, unless the breaker is open, there is no connection, or
+    /// its Redis may still hold bodies from its past (`link`).
+    pub(super) fn serving_connection(&self) -> Option<(MultiplexedConnection, u64)> {
+        if !self.breaker.allows() {
             return None;
         }
-        self.live_connection()
+        self.link.serving_connection()
     }
 
-    /// The shared connection, unless the breaker is open or there is none: for removals and
-    /// fences, which go out even while cached bodies are held back.
+    /// The shared connection, unless the breaker is open or there is none: for fences, which go
+    /// out whether or not its Redis serves bodies yet.
     pub(super) fn live_connection(&self) -> Option<(MultiplexedConnection, u64)> {
         if !self.breaker.allows() {
             return None;

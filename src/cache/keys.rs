@@ -1,5 +1,6 @@
 //! The cache's key formats, built on the stack: the hot path makes no heap allocation for a key.
-//! `{prefix}:user:{id}` holds a user's body (or a reader's fill lease).
+//! `{prefix}:user:{id}` holds a user's body (or a reader's fill lease, or a writer's fence);
+//! `{prefix}:instance` names the Redis instance whose bodies are known to be current (`sweep`).
 
 use uuid::Uuid;
 
@@ -38,6 +39,11 @@ impl KeyBuf {
     pub(crate) fn id_text(&self) -> &[u8] {
         &self.bytes[self.len - uuid::fmt::Hyphenated::LENGTH..self.len]
     }
+}
+
+/// `{prefix}:instance`.
+pub(crate) fn instance_key(prefix: &str) -> Vec<u8> {
+    format!("{prefix}:instance").into_bytes()
 }
 
 /// The id at the end of a body key under `user_prefix`, if it is one.

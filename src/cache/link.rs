@@ -1,32 +1,31 @@
 //! The connection to Redis: one multiplexed connection that every request shares, replaced when
-//! it fails or stops answering, and a check at every (re)connection for a Redis that restarted.
+//! it fails or stops answering, and a check at every (re)connection of which Redis it reached.
 //!
 //! Three timeouts in a row, or any transport error, retire the connection: a Redis behind a
 //! stalled proxy never reports an error, it just stops answering, and a fresh connection is the
 //! only way out. Reconnecting happens in one background task at a time with a capped backoff;
 //! meanwhile callers find no connection and fail fast (the breaker then keeps reads away).
 //!
-//! A Redis that restarted may have come back with data it had persisted — including bodies that
-//! acknowledged writes removed after the snapshot. So a new connection whose server has another
-//! `run_id` than the last one seen makes the pending removals sweep the whole prefix before any
-//! cached body is served again (`PendingRemovals::require_sweep`), and it is only published after
-//! that is recorded.
+//! A new connection is published at once for fences, but serves cached bodies only once the Redis
+//! behind it is known to hold nothing older than the writes acknowledged before it: its `run_id`
+//! must be the one recorded at `{prefix}:instance`, or a sweep must have made it so (`sweep`).
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Client, RedisError};
 
-use super::pending::PendingRemovals;
+use super::sweep::sweep;
+use crate::backoff::Backoff;
 use crate::telemetry::log::Logger;
 use crate::telemetry::metrics::Metrics;
 
 /// Connecting (TCP, AUTH, the `INFO` check) may take this long before the attempt counts as failed.
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
-const RECONNECT_MIN: Duration = Duration::from_millis(20);
-const RECONNECT_MAX: Duration = Duration::from_millis(500);
+const RECONNECT_FIRST: Duration = Duration::from_millis(20);
+const RECONNECT_CAP: Duration = Duration::from_millis(500);
 /// Timeouts in a row after which the connection is taken for stalled and replaced.
 const TIMEOUTS_BEFORE_REPLACING: u32 = 3;
 
@@ -41,10 +40,15 @@ struct Inner {
     config: AsyncConnectionConfig,
     current: RwLock<Option<(MultiplexedConnection, u64)>>,
     generation: AtomicU64,
+    /// The generation whose Redis is known to hold no body older than an acknowledged write; only
+    /// that connection serves and fills cached bodies.
+    serving: AtomicU64,
     connecting: AtomicBool,
     timeouts_in_a_row: AtomicU32,
-    last_run_id: Mutex<Option<String>>,
-    pending: Arc<PendingRemovals>,
+    /// `{prefix}:user:`, what a sweep removes.
+    user_prefix: String,
+    /// `{prefix}:instance`: the `run_id` of the Redis whose bodies are current.
+    instance_key: Vec<u8>,
     metrics: Arc<Metrics>,
     logger: Logger,
 }
@@ -63,7 +67,8 @@ impl RedisLink {
     /// Starts connecting in the background; never fails on an unreachable Redis.
     pub(crate) fn start(
         client: Client,
-        pending: Arc<PendingRemovals>,
+        user_prefix: String,
+        instance_key: Vec<u8>,
         metrics: Arc<Metrics>,
         logger: Logger,
     ) -> RedisLink {
@@ -80,16 +85,23 @@ impl RedisLink {
                 config,
                 current: RwLock::new(None),
                 generation: AtomicU64::new(0),
+                serving: AtomicU64::new(0),
                 connecting: AtomicBool::new(false),
                 timeouts_in_a_row: AtomicU32::new(0),
-                last_run_id: Mutex::new(None),
-                pending,
+                user_prefix,
+                instance_key,
                 metrics,
                 logger,
             }),
         };
         link.ensure_connecting();
         link
+    }
+
+    /// The current connection, if its Redis may serve cached bodies (see the module doc).
+    pub(crate) fn serving_connection(&self) -> Option<(MultiplexedConnection, u64)> {
+        self.connection()
+            .filter(|(_, generation)| *generation == self.inner.serving.load(Ordering::Acquire))
     }
 
     /// The current connection and its generation, or `None` while (re)connecting.
@@ -140,25 +152,29 @@ impl RedisLink {
         }
         let inner = self.inner.clone();
         tokio::spawn(async move {
-            let mut backoff = RECONNECT_MIN;
+            let mut backoff = Backoff::new(RECONNECT_FIRST, RECONNECT_CAP);
             let mut failures = 0u32;
-            loop {
+            let opened = loop {
                 match tokio::time::timeout(CONNECT_TIMEOUT, inner.open()).await {
-                    Ok(Ok(())) => break,
+                    Ok(Ok(opened)) => break opened,
                     Ok(Err(error)) => inner.connect_failed(&mut failures, &error.to_string()),
                     Err(_) => inner.connect_failed(&mut failures, "no answer in time"),
                 }
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(RECONNECT_MAX);
-            }
+                tokio::time::sleep(backoff.next_wait()).await;
+            };
             inner.connecting.store(false, Ordering::Release);
+            if let Some((connection, generation, run_id)) = opened {
+                inner.sweep_until_current(connection, generation, &run_id).await;
+            }
         });
     }
 }
 
 impl Inner {
-    /// Connects, checks for a restarted server, and publishes the connection.
-    async fn open(&self) -> Result<(), RedisError> {
+    /// Connects and publishes the connection. It serves at once if its Redis is the instance
+    /// recorded as current; otherwise the connection, its generation and the Redis's `run_id` come
+    /// back for a sweep.
+    async fn open(&self) -> Result<Option<(MultiplexedConnection, u64, String)>, RedisError> {
         let mut connection = self
             .client
             .get_multiplexed_async_connection_with_config(&self.config)
@@ -167,25 +183,54 @@ impl Inner {
         let run_id = info
             .lines()
             .find_map(|line| line.strip_prefix("run_id:"))
-            .map(|id| id.trim().to_owned());
-        let restarted = {
-            let mut last = self.last_run_id.lock().unwrap_or_else(|poison| poison.into_inner());
-            let restarted = matches!((&*last, &run_id), (Some(before), Some(now)) if before != now);
-            if run_id.is_some() {
-                *last = run_id;
-            }
-            restarted
+            .map(|id| id.trim().to_owned())
+            .unwrap_or_default();
+        let recorded = match redis::cmd("GET")
+            .arg(&self.instance_key)
+            .query_async::<Option<Vec<u8>>>(&mut connection)
+            .await
+        {
+            Ok(recorded) => recorded,
+            // Something else at the key: not a record, and the sweep's record replaces it.
+            Err(error) if error.code() == Some("WRONGTYPE") => None,
+            Err(error) => return Err(error),
         };
-        if restarted {
-            self.logger.warn(
-                "redis restarted; removing every cached body under the prefix before serving any",
-                &[],
-            );
-            self.pending.require_sweep();
-        }
         let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
-        *self.current.write().unwrap_or_else(|poison| poison.into_inner()) = Some((connection, generation));
-        Ok(())
+        *self.current.write().unwrap_or_else(|poison| poison.into_inner()) = Some((connection.clone(), generation));
+        if !run_id.is_empty() && recorded.as_deref() == Some(run_id.as_bytes()) {
+            self.serving.store(generation, Ordering::Release);
+            return Ok(None);
+        }
+        Ok(Some((connection, generation, run_id)))
+    }
+
+    /// Sweeps a Redis not recorded as current, trying again until it succeeds or the connection is
+    /// replaced; then lets the connection serve.
+    async fn sweep_until_current(&self, mut connection: MultiplexedConnection, generation: u64, run_id: &str) {
+        self.logger.warn(
+            "redis is not the instance recorded as current (a first start, a restart, a failover or \
+             a flush); removing every cached body under the prefix before serving any",
+            &[("run_id", &run_id)],
+        );
+        let mut backoff = Backoff::new(RECONNECT_FIRST, RECONNECT_CAP);
+        while self.generation.load(Ordering::Acquire) == generation {
+            match sweep(&mut connection, &self.user_prefix, &self.instance_key, run_id).await {
+                Ok(()) => {
+                    self.metrics.cache_sweeps.fetch_add(1, Ordering::Relaxed);
+                    self.serving.store(generation, Ordering::Release);
+                    self.logger.info("cached bodies swept; the cache is in use", &[]);
+                    return;
+                }
+                Err(problem) => {
+                    self.metrics.cache_errors.fetch_add(1, Ordering::Relaxed);
+                    self.logger.warn(
+                        "sweeping the cache failed; trying again",
+                        &[("error.message", &problem)],
+                    );
+                    tokio::time::sleep(backoff.next_wait()).await;
+                }
+            }
+        }
     }
 
     fn connect_failed(&self, failures: &mut u32, problem: &str) {

@@ -8,9 +8,14 @@
 //!   placeholder. Invalidations are applied by the tracking connection's reader as they arrive,
 //!   in wire order (`tracking`), so whichever comes first, the copy or the invalidation, the
 //!   invalidation wins.
+//! - **A copy is served only while the tracking connection vouches for it**: a PING sent on it
+//!   less than `VOUCHED_FOR` ago has been answered. Redis writes every invalidation for a change it
+//!   made before a PING ahead of that PING's answer, on the same connection, so a copy served now
+//!   misses at most the changes of the last `VOUCHED_FOR`: a write's fence is raised before the
+//!   write commits, so another replica's copy can lag an acknowledged write by less than that.
 //! - **Anything that may have lost an invalidation drops every copy** and serves none until the
-//!   tracking connection is healthy again (`flush`): its loss, a PING it does not answer in time,
-//!   a null invalidation (Redis flushed), the breaker opening.
+//!   tracking connection is set up again (`flush`): its loss, a null invalidation (Redis flushed),
+//!   the breaker opening.
 //! - **Bounded**: at most `CACHE_LOCAL_ENTRIES` copies (a full shard drops an arbitrary one), each
 //!   no longer than the largest body a user can have, and none outlives the time-to-live Redis
 //!   reported for the key when it was read.
@@ -27,11 +32,18 @@ use uuid::Uuid;
 /// Shards, so that concurrent requests rarely contend on one lock.
 const SHARDS: usize = 16;
 
+/// How long an answered PING on the tracking connection vouches for the copies, counted from when
+/// it was sent: the most a copy may lag a change Redis made (`tracking` PINGs 4 times as often).
+pub(crate) const VOUCHED_FOR: Duration = Duration::from_millis(100);
+
 pub(crate) struct LocalCopies {
     shards: [Mutex<Shard>; SHARDS],
     capacity_per_shard: usize,
-    /// Whether copies may be served and stored: the tracking connection is up and healthy.
+    /// Whether copies may be stored: the tracking connection is up.
     tracking_healthy: AtomicBool,
+    /// When (µs after `clock`) the latest answered PING on the tracking connection was sent.
+    vouched_at: AtomicU64,
+    clock: Instant,
     /// Tokens for placeholders, unique for the process's life.
     next_token: AtomicU64,
     /// Changes whenever copies may have been missed (a flush) or tracking is set up again: a
@@ -66,14 +78,31 @@ impl LocalCopies {
             shards: std::array::from_fn(|_| Mutex::new(Shard::default())),
             capacity_per_shard: capacity.div_ceil(SHARDS).max(1),
             tracking_healthy: AtomicBool::new(false),
+            vouched_at: AtomicU64::new(0),
+            clock: Instant::now(),
             next_token: AtomicU64::new(1),
             epoch: AtomicU64::new(0),
         }
     }
 
-    /// Whether copies may be served and stored now.
+    /// Whether copies may be served and stored now: tracking is up and vouched for them lately.
     pub(crate) fn usable(&self) -> bool {
         self.tracking_healthy.load(Ordering::Acquire)
+            && self
+                .micros_now()
+                .saturating_sub(self.vouched_at.load(Ordering::Acquire))
+                < VOUCHED_FOR.as_micros() as u64
+    }
+
+    /// A PING sent at `sent` came back on the tracking connection: every invalidation Redis made
+    /// before it has been applied.
+    pub(crate) fn vouch(&self, sent: Instant) {
+        let sent = u64::try_from(sent.saturating_duration_since(self.clock).as_micros()).unwrap_or(u64::MAX);
+        self.vouched_at.fetch_max(sent, Ordering::AcqRel);
+    }
+
+    fn micros_now(&self) -> u64 {
+        u64::try_from(self.clock.elapsed().as_micros()).unwrap_or(u64::MAX)
     }
 
     /// The copy of a body, if there is a live one.
@@ -172,6 +201,7 @@ mod tests {
     fn healthy(capacity: usize) -> LocalCopies {
         let copies = LocalCopies::new(capacity);
         copies.resume();
+        copies.vouch(Instant::now());
         copies
     }
 
@@ -210,6 +240,21 @@ mod tests {
         assert_eq!((copies.get(id), copies.reserve(id), copies.len()), (None, None, 0));
         copies.resume();
         assert_eq!(copies.get(id), None, "nothing survived the flush");
+    }
+
+    #[test]
+    fn copies_are_served_only_while_a_recent_ping_vouches_for_them() {
+        let copies = healthy(100);
+        let id = Uuid::from_u128(1);
+        let reservation = copies.reserve(id).unwrap();
+        copies.store(id, reservation, Bytes::from_static(b"body"), LIFETIME);
+        assert!(copies.get(id).is_some());
+        copies.vouched_at.store(0, Ordering::Relaxed);
+        std::thread::sleep(VOUCHED_FOR);
+        assert_eq!(copies.get(id), None, "no PING answered lately: no copy is served");
+        assert_eq!(copies.reserve(id), None, "nor reserved");
+        copies.vouch(Instant::now());
+        assert!(copies.get(id).is_some(), "a fresh answer vouches again");
     }
 
     #[test]

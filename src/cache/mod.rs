@@ -1,39 +1,38 @@
-//! The Redis cache of user bodies: cache-aside, optional, never the reason a request fails, and
-//! never the reason a read contradicts an acknowledged write.
+//! The Redis cache of user bodies: cache-aside, optional for reads, and never the reason a read
+//! through any replica contradicts an acknowledged write.
 //!
 //! Only this module knows the key format: `{prefix}:user:{id}` holds the exact response body of
 //! `GET /v1/users/{id}`. The rules, and where they live:
 //! - **A hit is one bounded read.** `GETRANGE key 0 MAX` returns the stored bytes, never more than
 //!   the largest body a user can have plus one byte, so a huge value cannot grow the process.
-//!   `stored_value` tells a body for that id from a fill lease, nothing, or a bad value.
+//!   `stored_value` tells a body for that id from a fill lease, a fence, nothing, or a bad value.
 //! - **Fills cannot store the past.** A miss leaves a lease token at the key (`SET NX PX`) before
 //!   Postgres is read; the fill stores the body only if its token is still there (one Lua call).
-//!   A write's removal deletes the token, so a read that fetched the row before a write and fills
-//!   after it finds nothing to replace. The next read after a write fills again at once. After
-//!   a write whose outcome is unknown (it may still commit), the key holds a fence instead, a
-//!   lease nobody holds, until that write can no longer commit (`unsettled`).
-//! - **Removals are never dropped** (`pending`, `repair`): a plain `DEL`, which Redis accepts even when full;
-//!   one that fails joins the pending set, which is retried until Redis confirms, and while anything
-//!   is pending this process serves and stores no cached body.
+//! - **Writes fence first** (`fence`): before a write can commit, a fence replaces whatever is at
+//!   the key, in the one Redis every replica reads, and it stays until the write has committed
+//!   and lifted it, or until it could no longer commit. If Redis does not take the fence, the write
+//!   is refused.
+//! - **A Redis with a past is swept** (`link`, `sweep`): a restarted, failed-over or flushed
+//!   Redis serves no cached body until every body under the prefix is gone.
 //! - **Bad values are one key's problem**: a wrong type, foreign bytes or an oversized value is a
 //!   miss, overwritten by the reader's lease (and then its fill), counted, and never opens the
 //!   breaker.
-//! - **A sick Redis costs little** (`calls`, `health`, `link`): every call is bounded by
-//!   `config::OPERATION_TIMEOUT`; a timeout or a lost connection opens the breaker, so reads skip Redis
-//!   for a second instead of waiting on it each time; a stalled connection is replaced.
+//! - **A sick Redis costs reads little** (`calls`, `health`, `link`): every call is bounded by
+//!   `config::OPERATION_TIMEOUT`; a timeout or a lost connection opens the breaker, so reads skip
+//!   Redis for a second instead of waiting on it each time; a stalled connection is replaced.
 //! - **In-process copies** (`local`, `tracking`; `CACHE_LOCAL_ENTRIES` > 0) answer hot reads
-//!   without a round trip, kept coherent by Redis's own invalidation messages.
+//!   without a round trip, kept coherent by Redis's own invalidation messages, and served only
+//!   while the tracking connection has proven within the last 100 ms that it delivers them.
 
 mod calls;
+mod fence;
 mod health;
 mod keys;
 mod link;
 mod local;
-mod pending;
-mod repair;
 mod stored_value;
+mod sweep;
 mod tracking;
-mod unsettled;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -47,11 +46,11 @@ use crate::config::{CacheSettings, RedisSettings};
 use crate::telemetry::log::Logger;
 use crate::telemetry::metrics::Metrics;
 use crate::user::MAX_USER_JSON_LEN;
+pub(crate) use fence::Fence;
 use health::{Breaker, Complaints};
 use keys::KeyBuf;
 use link::RedisLink;
 use local::LocalCopies;
-use pending::PendingRemovals;
 pub(crate) use stored_value::BadValue;
 pub(crate) use stored_value::LeaseToken;
 use stored_value::{Stored, classify};
@@ -59,10 +58,6 @@ use stored_value::{Stored, classify};
 /// How long a reader's fill lease lives: longer than any read of Postgres takes (9 s at most), so
 /// a slow reader's lease does not expire under it; a crashed reader's lease only delays fills.
 const LEASE_MILLISECONDS: u64 = 10_000;
-/// The most removals one `DEL` retries, and the keys one sweep step takes.
-const REPAIR_BATCH: usize = 1_000;
-/// A repair call may take longer than a request's call: it is off the request path.
-const REPAIR_TIMEOUT: Duration = Duration::from_millis(1_000);
 
 /// Stores the body only while the reader's own lease is at the key. `pcall`, so that a value of
 /// another type there makes the fill a no-op rather than an error.
@@ -79,15 +74,16 @@ return 0";
 /// has one). So a lease also replaces a value of another type, one the reader found bad
 /// (ARGV[3] = 1), an empty string (which the reader's `GETRANGE` cannot tell from no key), and a
 /// value planted without a time to live, which would otherwise block fills of that key forever.
-/// A value found bad is replaced only if it is not a live lease by now (another reader's, or the
-/// fence of a write whose outcome is unknown: `stored_value`'s `lease:` prefix). `STRLEN` and a
-/// six-byte `GETRANGE`, not `GET`: a huge value is never copied.
+/// A value found bad is replaced only if it is not a live lease or fence by now (`stored_value`'s
+/// `lease:` and `fence:` prefixes). `STRLEN` and a six-byte `GETRANGE`, not `GET`: a huge value is
+/// never copied.
 const TAKE_LEASE: &str = r"
 if redis.call('TYPE', KEYS[1]).ok == 'string' and redis.call('PTTL', KEYS[1]) >= 0 then
   if ARGV[3] ~= '1' and redis.call('STRLEN', KEYS[1]) > 0 then
     return 0
   end
-  if redis.call('GETRANGE', KEYS[1], 0, 5) == 'lease:' then
+  local kind = redis.call('GETRANGE', KEYS[1], 0, 5)
+  if kind == 'lease:' or kind == 'fence:' then
     return 0
   end
 end
@@ -119,8 +115,9 @@ struct Inner {
     call_timeout: Duration,
     fill_script: Script,
     lease_script: Script,
+    raise_fence_script: Script,
+    lift_fence_script: Script,
     breaker: Breaker,
-    pending: Arc<PendingRemovals>,
     /// In-process copies, when `CACHE_LOCAL_ENTRIES` > 0.
     local: Option<Arc<LocalCopies>>,
     metrics: Arc<Metrics>,
@@ -128,8 +125,8 @@ struct Inner {
 }
 
 impl Cache {
-    /// Starts connecting in the background, and the repairer of pending removals; never fails on
-    /// an unreachable Redis (the first calls just miss).
+    /// Starts connecting in the background; never fails on an unreachable Redis (the first reads
+    /// just miss, the first writes are refused).
     pub(crate) fn connect(
         settings: &RedisSettings,
         cache_settings: &CacheSettings,
@@ -150,10 +147,10 @@ impl Cache {
         };
         let user_prefix = format!("{}:user:", cache_settings.key_prefix);
         let local_entries = cache_settings.local_entries;
-        let pending = Arc::new(PendingRemovals::default());
         let link = RedisLink::start(
             client(ProtocolVersion::RESP2)?,
-            pending.clone(),
+            user_prefix.clone(),
+            keys::instance_key(&cache_settings.key_prefix),
             metrics.clone(),
             logger.clone(),
         );
@@ -177,30 +174,26 @@ impl Cache {
                 call_timeout: cache_settings.call_timeout,
                 fill_script: Script::new(FILL_IF_LEASED),
                 lease_script: Script::new(TAKE_LEASE),
+                raise_fence_script: Script::new(fence::RAISE_FENCE),
+                lift_fence_script: Script::new(fence::LIFT_FENCE),
                 breaker: Breaker::new(),
-                pending,
                 local,
                 metrics,
                 complaints: Complaints::new(logger),
             }),
         };
-        tokio::spawn(repair::repair(Arc::downgrade(&cache.inner)));
         Ok(cache)
     }
 
     /// The cached body of a user, or a miss (with a lease when this reader may fill it).
     pub(crate) async fn lookup(&self, id: Uuid) -> Lookup {
         let inner = &*self.inner;
-        if inner.pending.holds_back() {
-            inner.metrics.cache_bypassed.fetch_add(1, Ordering::Relaxed);
-            return Lookup::Miss(None);
-        }
         let local = inner.local.as_deref();
         if let Some(body) = local.and_then(|local| local.get(id)) {
             inner.metrics.cache_local_hits.fetch_add(1, Ordering::Relaxed);
             return Lookup::Hit(body);
         }
-        let Some((mut connection, generation)) = inner.live_connection() else {
+        let Some((mut connection, generation)) = inner.serving_connection() else {
             inner.metrics.cache_bypassed.fetch_add(1, Ordering::Relaxed);
             return Lookup::Miss(None);
         };
@@ -226,8 +219,11 @@ impl Cache {
         };
         inner.metrics.cache_misses.fetch_add(1, Ordering::Relaxed);
         let lease = match stored {
-            // Nothing (or an empty string), or another reader's lease: the script decides.
-            Stored::Absent | Stored::Lease => inner.take_lease(&mut connection, generation, &key, false).await,
+            // Nothing (or an empty string), another reader's lease or a write's fence: the script
+            // decides (a live lease or fence stays, and the reader fills nothing).
+            Stored::Absent | Stored::Lease | Stored::Fence => {
+                inner.take_lease(&mut connection, generation, &key, false).await
+            }
             Stored::Bad(bad) => {
                 inner.metrics.cache_bad_values[bad.index()].fetch_add(1, Ordering::Relaxed);
                 inner.take_lease(&mut connection, generation, &key, true).await
@@ -240,7 +236,7 @@ impl Cache {
     /// Stores a body read from Postgres, if this reader's lease is still at the key.
     pub(crate) async fn fill(&self, id: Uuid, lease: LeaseToken, body: &Bytes) {
         let inner = &*self.inner;
-        let Some((mut connection, generation)) = inner.usable_connection() else {
+        let Some((mut connection, generation)) = inner.serving_connection() else {
             return;
         };
         let key = KeyBuf::body(&inner.user_prefix, id);
@@ -253,27 +249,6 @@ impl Cache {
         let _ = inner.bounded("fill", generation, call).await;
     }
 
-    /// Forgets a user after a write has committed. A removal Redis does not confirm joins the
-    /// pending set, which holds cached bodies back until it is retried successfully; with the
-    /// breaker open it goes there at once rather than waiting on a Redis known to be failing.
-    pub(crate) async fn remove(&self, id: Uuid) {
-        let inner = &*self.inner;
-        let Some((mut connection, generation)) = inner.live_connection() else {
-            inner.pending.add(id);
-            return;
-        };
-        let key = KeyBuf::body(&inner.user_prefix, id);
-        let mut command = redis::cmd("DEL");
-        command.arg(key.as_bytes());
-        let call = command.query_async::<i64>(&mut connection);
-        if inner.bounded("remove", generation, call).await.is_err() {
-            inner.pending.add(id);
-        }
-        // Once Redis has removed it (or the removal is pending, which holds every copy back): a
-        // read that fetched the old body before the DEL must not leave it here after the answer.
-        inner.drop_local_copy(id);
-    }
-
     /// Whether Redis answers a PING now (for `/ready`).
     pub(crate) async fn ping(&self) -> bool {
         let Some((mut connection, _)) = self.inner.link.connection() else {
@@ -282,11 +257,6 @@ impl Cache {
         let command = redis::cmd("PING");
         let call = command.query_async::<String>(&mut connection);
         matches!(tokio::time::timeout(self.inner.call_timeout, call).await, Ok(Ok(_)))
-    }
-
-    /// Pending removals remembered one by one, and whether a sweep is due or running.
-    pub(crate) fn pending_figures(&self) -> (usize, bool) {
-        self.inner.pending.figures()
     }
 
     /// How many in-process copies (and reservations) are held, when they are on.

@@ -1,11 +1,12 @@
 //! What a value at a body key can be, told apart from its bytes alone: the body of that user (a
-//! hit), a reader's fill lease (someone is filling it: a miss), nothing (a miss), or something
-//! that is not a body for that id (a bad value: a miss that is replaced and counted).
+//! hit), a reader's fill lease (someone is filling it: a miss), a writer's fence (a write is on
+//! its way: a miss that fills nothing), nothing (a miss), or something that is not a body for that
+//! id (a bad value: a miss that is replaced and counted).
 //!
 //! A body for `id` is recognised by its frame: it starts with `{"id":"<id in lower case>"` and
 //! ends with `}`, as every body the service writes does. That is a few dozen byte comparisons on
 //! the hot path, and it catches values written by anything else (a wrong key, another program,
-//! a truncated copy). Leases start with a prefix no JSON body can have.
+//! a truncated copy). Leases and fences start with prefixes no JSON body can have.
 
 use super::keys::KeyBuf;
 
@@ -14,7 +15,11 @@ pub(crate) use crate::telemetry::metrics::BadValue;
 /// What a fill lease's value starts with.
 const LEASE_PREFIX: &[u8] = b"lease:";
 /// `lease:` and 16 hex digits.
-const LEASE_LEN: usize = LEASE_PREFIX.len() + 16;
+const LEASE_LEN: usize = LEASE_PREFIX.len() + TOKEN_LEN;
+/// What a fence's value starts with; the tokens of the writes it stands for follow.
+pub(crate) const FENCE_PREFIX: &[u8] = b"fence:";
+/// Hex digits in a lease's or a fence's token.
+const TOKEN_LEN: usize = 16;
 
 /// What was found at a body key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,12 +27,17 @@ pub(crate) enum Stored {
     Body,
     Absent,
     Lease,
+    Fence,
     Bad(BadValue),
 }
 
 /// A reader's claim on a key it may fill; only the holder of the same token may store a body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) struct LeaseToken([u8; LEASE_LEN]);
+
+/// One write's part of a fence: the fence stays until every write that raised it has lifted it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct FenceToken([u8; TOKEN_LEN]);
 
 /// Classifies the first `max_len + 1` bytes of a string value (what `GETRANGE key 0 max_len`
 /// returns) read at `key`.
@@ -37,6 +47,10 @@ pub(crate) fn classify(bytes: &[u8], key: &KeyBuf, max_len: usize) -> Stored {
     }
     if bytes.starts_with(LEASE_PREFIX) && bytes.len() == LEASE_LEN {
         return Stored::Lease;
+    }
+    let tokens = bytes.len().wrapping_sub(FENCE_PREFIX.len());
+    if bytes.starts_with(FENCE_PREFIX) && tokens > 0 && tokens.is_multiple_of(TOKEN_LEN) {
+        return Stored::Fence;
     }
     if bytes.len() > max_len {
         return Stored::Bad(BadValue::Oversized);
@@ -60,16 +74,34 @@ fn is_body_of(bytes: &[u8], id_text: &[u8]) -> bool {
 impl LeaseToken {
     /// A token no other reader, in this process or another, holds (`unique_bits`).
     pub(crate) fn new() -> LeaseToken {
-        let bits = crate::http::unique_bits::next();
         let mut token = [0u8; LEASE_LEN];
         token[..LEASE_PREFIX.len()].copy_from_slice(LEASE_PREFIX);
-        crate::http::unique_bits::write_lower_hex(&bits[..8], &mut token[LEASE_PREFIX.len()..]);
+        token[LEASE_PREFIX.len()..].copy_from_slice(&unique_hex());
         LeaseToken(token)
     }
 
     pub(crate) fn as_bytes(&self) -> &[u8] {
         &self.0
     }
+}
+
+impl FenceToken {
+    /// A token no other write, in this process or another, holds (`unique_bits`).
+    pub(crate) fn new() -> FenceToken {
+        FenceToken(unique_hex())
+    }
+
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+/// 64 process-unique, randomly seeded bits as lower-case hex.
+fn unique_hex() -> [u8; TOKEN_LEN] {
+    let bits = crate::http::unique_bits::next();
+    let mut hex = [0u8; TOKEN_LEN];
+    crate::http::unique_bits::write_lower_hex(&bits[..TOKEN_LEN / 2], &mut hex);
+    hex
 }
 
 #[cfg(test)]
@@ -85,10 +117,15 @@ mod tests {
         let key = KeyBuf::body("p:user:", ID);
         let lease = LeaseToken::new();
         let other_id = br#"{"id":"00000000-9a7d-4c3b-8e21-0f4d6a7b8c9d","name":"Ada"}"#;
-        let cases: [(&[u8], Stored); 7] = [
+        let one_write = [FENCE_PREFIX, FenceToken::new().as_bytes()].concat();
+        let two_writes = [one_write.as_slice(), FenceToken::new().as_bytes()].concat();
+        let cases: [(&[u8], Stored); 10] = [
             (body, Stored::Body),
             (b"", Stored::Absent),
             (lease.as_bytes(), Stored::Lease),
+            (&one_write, Stored::Fence),
+            (&two_writes, Stored::Fence),
+            (b"fence:", Stored::Bad(BadValue::Foreign)),
             (other_id, Stored::Bad(BadValue::Foreign)),
             (b"hello", Stored::Bad(BadValue::Foreign)),
             (&body[..body.len() - 1], Stored::Bad(BadValue::Foreign)),

@@ -3,28 +3,30 @@
 //! the driver's reader hands each push to `Invalidations::send` as it arrives, in wire order, so a
 //! copy is dropped before anything read after the push is handled.
 //!
-//! The connection is trusted only while it provably delivers: copies are served from the moment
-//! tracking is set up and a PING has come back, a PING goes out every `PING_EVERY`, and one not
-//! answered within `PING_TIMEOUT` (a stalled link that reports no error), a lost connection, or a
-//! null invalidation drops every copy. Then it reconnects, with a capped backoff.
+//! The connection is trusted only while it provably delivers: a PING goes out every `PING_EVERY`,
+//! and each answer vouches for the copies for `local::VOUCHED_FOR` from when it was sent, so a
+//! stalled link (or a stalled process) stops copies from being served within that time. A PING
+//! not answered within `PING_TIMEOUT`, a lost connection, or a null invalidation drops every copy;
+//! then it reconnects, with a capped backoff.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use redis::aio::{AsyncPushSender, MultiplexedConnection, SendError};
 use redis::{AsyncConnectionConfig, Client, PushInfo, PushKind, Value};
 
 use super::keys::id_of_key;
-use super::local::LocalCopies;
+use super::local::{LocalCopies, VOUCHED_FOR};
+use crate::backoff::Backoff;
 use crate::telemetry::log::Logger;
 
-const PING_EVERY: Duration = Duration::from_millis(100);
-/// A PING not answered within this drops every copy: the most a stalled connection can make a
-/// copy lag a write.
+/// A quarter of `VOUCHED_FOR`, so that a healthy connection always has a recent answer in hand.
+const PING_EVERY: Duration = VOUCHED_FOR.checked_div(4).expect("a nonzero divisor");
+/// A PING not answered within this counts as a lost connection: it is replaced.
 pub(crate) const PING_TIMEOUT: Duration = Duration::from_millis(500);
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
-const RECONNECT_MIN: Duration = Duration::from_millis(50);
-const RECONNECT_MAX: Duration = Duration::from_secs(1);
+const RECONNECT_FIRST: Duration = Duration::from_millis(50);
+const RECONNECT_CAP: Duration = Duration::from_secs(1);
 
 /// Applies Redis's pushes to the copies, inside the connection's reader.
 struct Invalidations {
@@ -58,7 +60,7 @@ impl AsyncPushSender for Invalidations {
 /// Keeps the tracking connection up for as long as the process runs.
 pub(crate) fn start(client: Client, user_prefix: String, local: Arc<LocalCopies>, logger: Logger) {
     tokio::spawn(async move {
-        let mut backoff = RECONNECT_MIN;
+        let mut backoff = Backoff::new(RECONNECT_FIRST, RECONNECT_CAP);
         let mut failures = 0u32;
         loop {
             local.flush();
@@ -68,9 +70,9 @@ pub(crate) fn start(client: Client, user_prefix: String, local: Arc<LocalCopies>
                         logger.info("redis invalidation tracking restored; local copies in use again", &[]);
                     }
                     failures = 0;
-                    backoff = RECONNECT_MIN;
+                    backoff.reset();
                     local.resume();
-                    let problem = watch_health(connection).await;
+                    let problem = watch_health(connection, &local).await;
                     local.flush();
                     logger.warn(
                         "redis invalidation tracking lost; local copies dropped until it is back",
@@ -86,8 +88,7 @@ pub(crate) fn start(client: Client, user_prefix: String, local: Arc<LocalCopies>
                     log_failure(&logger, failures, "no answer in time");
                 }
             }
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(RECONNECT_MAX);
+            tokio::time::sleep(backoff.next_wait()).await;
         }
     });
 }
@@ -113,19 +114,20 @@ async fn subscribe(
         .arg(user_prefix)
         .query_async::<()>(&mut connection)
         .await?;
-    redis::cmd("PING").query_async::<()>(&mut connection).await?;
     Ok(connection)
 }
 
-/// PINGs until one fails or is not answered in time; returns why.
-async fn watch_health(mut connection: MultiplexedConnection) -> String {
+/// PINGs until one fails or is not answered in time, each answer vouching for the copies; returns
+/// why it stopped.
+async fn watch_health(mut connection: MultiplexedConnection, local: &LocalCopies) -> String {
     let mut ticks = tokio::time::interval(PING_EVERY);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
         let ping = redis::cmd("PING");
+        let sent = Instant::now();
         match tokio::time::timeout(PING_TIMEOUT, ping.query_async::<()>(&mut connection)).await {
-            Ok(Ok(())) => {}
+            Ok(Ok(())) => local.vouch(sent),
             Ok(Err(error)) => return error.to_string(),
             Err(_) => return format!("no answer to PING within {} ms", PING_TIMEOUT.as_millis()),
         }

@@ -28,6 +28,10 @@ pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// transaction (`writes::transaction`).
 pub(crate) const STATEMENT_TIMEOUT: Duration = Duration::from_secs(9);
 
+/// How long data sent to Postgres may stay unacknowledged before the connection is dropped: so a
+/// statement that is sent reaches Postgres within this long, or never.
+pub(crate) const TCP_USER_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// What every connection of the process is opened with.
 #[derive(Clone)]
 pub(crate) struct Connector {
@@ -56,7 +60,7 @@ impl Connector {
             .keepalives_idle(Duration::from_secs(30))
             .keepalives_interval(Duration::from_secs(10))
             .keepalives_retries(3)
-            .tcp_user_timeout(Duration::from_secs(30))
+            .tcp_user_timeout(TCP_USER_TIMEOUT)
             .options(format!(
                 "-c statement_timeout={milliseconds} -c lock_timeout={milliseconds} -c TimeZone=UTC",
                 milliseconds = STATEMENT_TIMEOUT.as_millis()

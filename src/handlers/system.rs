@@ -40,7 +40,6 @@ pub(crate) async fn ready(state: &AppState) -> Result<HttpResponse, Error> {
 
 pub(crate) fn metrics(state: &AppState) -> HttpResponse {
     let cache = state.cache.as_ref().map(|cache| CacheFigures {
-        pending_removals: cache.pending_figures(),
         local_entries: cache.local_entries(),
     });
     let text = state.metrics.exposition(

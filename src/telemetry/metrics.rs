@@ -74,8 +74,6 @@ const BUCKETS: [f64; 16] = [
 /// The cache's current figures, for `render`.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct CacheFigures {
-    /// Removals pending one by one, and whether a sweep of the prefix is due or running.
-    pub(crate) pending_removals: (usize, bool),
     /// In-process copies held, when they are on.
     pub(crate) local_entries: Option<usize>,
 }
@@ -89,13 +87,14 @@ pub(crate) struct Metrics {
     pub(crate) cache_local_hits: AtomicU64,
     pub(crate) cache_misses: AtomicU64,
     pub(crate) cache_errors: AtomicU64,
-    /// Reads that skipped Redis: the breaker was open, no connection was up, or cached bodies
-    /// were held back while a removal was pending.
+    /// Reads that skipped Redis: the breaker was open, no connection was up, or its Redis was
+    /// not yet swept of its past.
     pub(crate) cache_bypassed: AtomicU64,
     /// Values that were not a body for their key, by `BadValue::index`.
     pub(crate) cache_bad_values: [AtomicU64; BadValue::ALL.len()],
-    /// Retries of removals Redis had not confirmed.
-    pub(crate) cache_removals_retried: AtomicU64,
+    /// Write fences whose lift Redis did not answer before the write had to answer: each keeps
+    /// its user out of the cache until it expires.
+    pub(crate) cache_fences_left: AtomicU64,
     /// Sweeps of every cached body under the prefix.
     pub(crate) cache_sweeps: AtomicU64,
     /// Client connections open now.
@@ -128,7 +127,7 @@ impl Default for Metrics {
             cache_errors: AtomicU64::new(0),
             cache_bypassed: AtomicU64::new(0),
             cache_bad_values: std::array::from_fn(|_| AtomicU64::new(0)),
-            cache_removals_retried: AtomicU64::new(0),
+            cache_fences_left: AtomicU64::new(0),
             cache_sweeps: AtomicU64::new(0),
             connections_open: AtomicU64::new(0),
             connections_write_timed_out: AtomicU64::new(0),
@@ -219,17 +218,17 @@ impl Metrics {
             ),
             (
                 "gravity_cache_bypassed_total",
-                "User reads that skipped Redis: failing, unreachable, or held back by pending removals.",
+                "User reads that skipped Redis: failing, unreachable, or not yet swept of its past.",
                 &self.cache_bypassed,
             ),
             (
-                "gravity_cache_removals_retried_total",
-                "Retries of cache removals Redis had not confirmed.",
-                &self.cache_removals_retried,
+                "gravity_cache_fences_left_total",
+                "Write fences Redis did not confirm lifting in time; each expires by itself.",
+                &self.cache_fences_left,
             ),
             (
                 "gravity_cache_sweeps_total",
-                "Removals of every cached body under the prefix (pending set overflowed, Redis restarted).",
+                "Removals of every cached body under the prefix from a Redis not recorded as current (restarted, failed over, flushed).",
                 &self.cache_sweeps,
             ),
         ];
@@ -247,24 +246,13 @@ impl Metrics {
             let _ = writeln!(out, "{name}{{kind=\"{}\"}} {count}", kind.label());
         }
         if let Some(CacheFigures {
-            pending_removals: (pending, sweeping),
-            local_entries,
+            local_entries: Some(entries),
         }) = cache
         {
-            if let Some(entries) = local_entries {
-                let _ = writeln!(
-                    out,
-                    "# HELP gravity_cache_local_entries In-process copies (and reservations) held.\n\
-                     # TYPE gravity_cache_local_entries gauge\ngravity_cache_local_entries {entries}"
-                );
-            }
             let _ = writeln!(
                 out,
-                "# HELP gravity_cache_pending_removals Cache removals not yet confirmed by Redis (cached bodies are held back meanwhile).\n\
-                 # TYPE gravity_cache_pending_removals gauge\ngravity_cache_pending_removals {pending}\n\
-                 # HELP gravity_cache_sweep_pending Whether a removal of every cached body under the prefix is due or running.\n\
-                 # TYPE gravity_cache_sweep_pending gauge\ngravity_cache_sweep_pending {}",
-                u8::from(sweeping)
+                "# HELP gravity_cache_local_entries In-process copies (and reservations) held.\n\
+                 # TYPE gravity_cache_local_entries gauge\ngravity_cache_local_entries {entries}"
             );
         }
         self.render_connections(&mut out);

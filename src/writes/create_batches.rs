@@ -116,6 +116,7 @@ async fn run_batch(mut connection: WriteConnection, batch: Vec<QueuedCreate>) {
     let inserted = transaction::run_alone(
         &mut connection,
         budget,
+        no_fence,
         async |connection| user_queries::insert_users(connection, &columns).await,
         statement_failure_at,
     )
@@ -152,6 +153,7 @@ async fn run_one_by_one(connection: &mut WriteConnection, batch: Vec<QueuedCreat
                 let inserted = transaction::run_alone(
                     connection,
                     budget,
+                    no_fence,
                     async |connection| user_queries::insert_users(connection, &columns).await,
                     statement_failure_at,
                 )
@@ -174,4 +176,9 @@ fn shared_failure(error: &Error) -> Error {
         Error::Internal(_) => Error::Internal(cause),
         _ => Error::WriteNotApplied(cause),
     }
+}
+
+/// A new user cannot be cached yet, so a create needs no fence before it commits.
+async fn no_fence() -> Result<(), Error> {
+    Ok(())
 }

@@ -3,9 +3,10 @@
 //! - **The deadline is Postgres's to enforce.** Each write runs in a transaction whose statement
 //!   and lock timeouts are the time the request has left (`transaction`), so a write that cannot
 //!   finish is cancelled by Postgres and the client's 503 means nothing was written.
-//! - **A write, once sent, finishes.** It runs in a task of its own, together with its cache
-//!   removal; the request only waits for it (`progress` says what the request may tell the client
-//!   if it stops waiting first).
+//! - **A write, once sent, finishes.** It runs in a task of its own; the request only waits for it
+//!   (`progress` says what the request may tell the client if it stops waiting first).
+//! - **No replica serves a user older than an acknowledged write** (`fencing`): a write of a user
+//!   fences the user's cache key before it can commit (or is refused), and lifts the fence after.
 //! - **Writes never share a connection with reads**, and writes to one row (or with one
 //!   Idempotency-Key) queue in the process (`row_locks`), so a row lock held elsewhere delays only
 //!   the writes of that row.
@@ -16,6 +17,7 @@
 //!   write's own transaction; a repeat replays the record.
 
 mod create_batches;
+mod fencing;
 mod idempotency;
 mod progress;
 mod row_locks;

@@ -5,8 +5,9 @@
 //! (`transaction::run_alone`: autocommitted, or in a transaction when it has less than the whole
 //! statement budget left); with a key, in a transaction that claims the key in the same round
 //! trip as `BEGIN`, runs the statement, records its response and commits; a key already claimed
-//! is replayed (or refused, for another request). Whatever happened, a write that may
-//! have changed a row removes its cached body before anyone is told anything.
+//! is replayed (or refused, for another request). The user's cache key is fenced before anything
+//! can commit (before an autocommitted statement is sent, or before `COMMIT`), and the fence is
+//! lifted before anyone is told the write happened (`fencing`).
 
 use std::time::Duration;
 
@@ -14,19 +15,16 @@ use bytes::Bytes;
 use hyper::StatusCode;
 use tokio::time::Instant;
 
+use super::fencing::Fencing;
 use super::idempotency::IdempotencyKey;
 use super::progress::WriteProgress;
 use super::row_locks::RowKey;
-use super::transaction::{self, MAX_STATEMENT_TIME, Stage};
+use super::transaction::{self, Stage};
 use super::{Inner, WriteRequest, WriteResponse, created_response, not_found, user_response};
 use crate::db::idempotency_records::{self, Recorded, StoredResponse};
 use crate::db::user_queries::{self, NewUserColumns, email_taken, is_email_conflict};
 use crate::db::write_pool::WriteConnection;
 use crate::error::Error;
-
-/// How long a statement whose outcome is unknown may still commit: Postgres cancels any of the
-/// service's statements after `MAX_STATEMENT_TIME`; the rest covers its way there.
-const UNSETTLED_WINDOW: Duration = MAX_STATEMENT_TIME.saturating_add(Duration::from_secs(1));
 
 impl Inner {
     /// One write in a transaction of its own: the path of updates, deletes and keyed creates.
@@ -52,68 +50,65 @@ impl Inner {
         let (_key_turn, _row_turn, mut connection) = tokio::time::timeout_at(deadline, queued)
             .await
             .map_err(|_| Error::WriteNotApplied("the write waited for its turn past the deadline".into()))??;
+        let mut fencing = Fencing::new(self.cache.as_ref(), request.user_id(), deadline);
         let outcome = match &key {
-            None => self.write_once(&mut connection, &request, progress).await,
-            Some(key) => self.write_once_keyed(&mut connection, &request, key, progress).await,
+            None => write_once(&mut connection, &request, progress, &mut fencing).await,
+            Some(key) => write_once_keyed(&mut connection, &request, key, progress, &mut fencing).await,
         };
-        // The row's turn is kept until the cache step is done; the connection is not needed.
+        // The row's turn is kept until the fence is settled; the connection is not needed.
         drop(connection);
-        // The row may have changed unless the write definitely did not happen: forget the cached
-        // body before anyone is told anything. A statement whose outcome is unknown may still
-        // commit after this, so its key is kept from being filled until it no longer can.
-        if let (Some(id), Some(cache)) = (request.user_id(), &self.cache) {
-            match &outcome {
-                Ok(response) if !response.replayed => cache.remove(id).await,
-                Err(Error::WriteOutcomeUnknown(_)) => cache.remove_unsettled(id, UNSETTLED_WINDOW).await,
-                _ => {}
-            }
-        }
+        fencing.settle(&outcome).await;
         outcome
     }
+}
 
-    async fn write_once(
-        &self,
-        connection: &mut WriteConnection,
-        request: &WriteRequest,
-        progress: &WriteProgress,
-    ) -> Result<WriteResponse, Error> {
-        let budget = start_budget(progress)?;
-        let outcome = transaction::run_alone(
-            connection,
-            budget,
-            async |connection| run_statement(connection, request).await,
-            statement_failure_at,
-        )
-        .await;
-        outcome?
-    }
+async fn write_once(
+    connection: &mut WriteConnection,
+    request: &WriteRequest,
+    progress: &WriteProgress,
+    fencing: &mut Fencing<'_>,
+) -> Result<WriteResponse, Error> {
+    let budget = start_budget(progress)?;
+    let outcome = transaction::run_alone(
+        connection,
+        budget,
+        async || fencing.raise().await,
+        async |connection| run_statement(connection, request).await,
+        statement_failure_at,
+    )
+    .await;
+    outcome?
+}
 
-    async fn write_once_keyed(
-        &self,
-        connection: &mut WriteConnection,
-        request: &WriteRequest,
-        key: &IdempotencyKey,
-        progress: &WriteProgress,
-    ) -> Result<WriteResponse, Error> {
-        let budget = start_budget(progress)?;
-        let claim = idempotency_records::claim(connection, &key.key, &key.request);
-        let inside = match transaction::begin_with(connection, budget, claim).await {
-            Ok(true) => run_keyed(connection, request, key, progress.deadline()).await,
-            Ok(false) => {
-                transaction::roll_back(connection).await;
-                return replay(connection, key).await;
-            }
-            Err(error) => Err(transaction::failure(error, Stage::BeforeCommit)),
-        };
-        match inside {
-            Ok(response) => {
-                transaction::commit(connection).await?;
-                Ok(response)
-            }
-            Err(error) => {
-                transaction::roll_back(connection).await;
-                Err(error)
-            }
+async fn write_once_keyed(
+    connection: &mut WriteConnection,
+    request: &WriteRequest,
+    key: &IdempotencyKey,
+    progress: &WriteProgress,
+    fencing: &mut Fencing<'_>,
+) -> Result<WriteResponse, Error> {
+    let budget = start_budget(progress)?;
+    let claim = idempotency_records::claim(connection, &key.key, &key.request);
+    let inside = match transaction::begin_with(connection, budget, claim).await {
+        Ok(true) => run_keyed(connection, request, key, progress.deadline()).await,
+        Ok(false) => {
+            transaction::roll_back(connection).await;
+            return replay(connection, key).await;
+        }
+        Err(error) => Err(transaction::failure(error, Stage::BeforeCommit)),
+    };
+    let ready = match inside {
+        Ok(response) => fencing.raise().await.map(|()| response),
+        Err(error) => Err(error),
+    };
+    match ready {
+        Ok(response) => {
+            transaction::commit(connection).await?;
+            Ok(response)
+        }
+        Err(error) => {
+            transaction::roll_back(connection).await;
+            Err(error)
         }
     }
 }

@@ -25,7 +25,7 @@ use crate::db::write_pool::WriteConnection;
 use crate::error::{Error, is_connection_loss};
 
 /// Kept free before the deadline for the commit and the answer to travel.
-const COMMIT_MARGIN: Duration = Duration::from_millis(250);
+pub(crate) const COMMIT_MARGIN: Duration = Duration::from_millis(250);
 /// The longest a write's statements may take, whatever the deadline: every connection's own
 /// timeouts, below the 10 s request deadline by more than the commit margin.
 pub(crate) const MAX_STATEMENT_TIME: Duration = STATEMENT_TIMEOUT;
@@ -56,20 +56,27 @@ pub(crate) fn budget(deadline: Instant) -> Option<Duration> {
 /// Runs a write of one statement, committed: autocommitted when `budget` is the whole cap (the
 /// connection's own timeouts bound it), else between `BEGIN` with the budget and `COMMIT`. An
 /// outcome that wrote nothing (no row matched, a taken email left to `ON CONFLICT`) commits
-/// nothing either way. `failed` decides what a statement's driver error means at its stage.
+/// nothing either way. `before_commit` runs before anything can commit (before the statement, when
+/// it autocommits); its failure means nothing is sent, or the transaction is rolled back. `failed`
+/// decides what a statement's driver error means at its stage.
 pub(crate) async fn run_alone<T>(
     connection: &mut WriteConnection,
     budget: Duration,
+    before_commit: impl AsyncFnOnce() -> Result<(), Error>,
     statement: impl AsyncFnOnce(&WriteConnection) -> Result<T, tokio_postgres::Error>,
     failed: impl FnOnce(tokio_postgres::Error, Stage) -> Error,
 ) -> Result<T, Error> {
     if budget < MAX_STATEMENT_TIME {
         let outcome = begin_with(connection, budget, statement(connection)).await;
-        return match outcome {
+        let ready = match outcome {
+            Ok(value) => before_commit().await.map(|()| value),
+            Err(error) => Err(failed(error, Stage::BeforeCommit)),
+        };
+        return match ready {
             Ok(value) => commit(connection).await.map(|()| value),
             Err(error) => {
                 roll_back(connection).await;
-                Err(failed(error, Stage::BeforeCommit))
+                Err(error)
             }
         };
     }
@@ -78,6 +85,7 @@ pub(crate) async fn run_alone<T>(
             "the write connection was lost before the write was sent".into(),
         ));
     }
+    before_commit().await?;
     match statement(connection).await {
         Ok(value) => {
             connection.mark_clean();

@@ -11,7 +11,7 @@ use crate::helpers::{OwnRedis, eventually, free_port, signal, spawn_app_with};
 use crate::support::proxy::Proxy;
 
 #[tokio::test]
-async fn reads_succeed_from_postgres_when_redis_is_not_running() {
+async fn without_redis_reads_succeed_from_postgres_and_changes_are_refused_with_nothing_written() {
     let nobody = free_port();
     let app = spawn_app_with(|config| config.cache.redis.as_mut().unwrap().port = nobody).await;
     let created = app.create_user(json!({"name": "Ada"})).await;
@@ -21,8 +21,16 @@ async fn reads_succeed_from_postgres_when_redis_is_not_running() {
         assert_eq!(response.status, 200);
         assert_eq!(response.header("x-cache"), Some("MISS"));
     }
-    assert_eq!(app.patch_json(&path, &json!({"name": "Ada K"})).await.status, 200);
-    assert_eq!(app.delete(&path).await.status, 204);
+    // Other replicas may still read the cache; without Redis none of them could be warned.
+    for refused in [
+        app.patch_json(&path, &json!({"name": "Ada K"})).await,
+        app.delete(&path).await,
+    ] {
+        let detail = refused.problem(503)["detail"].as_str().unwrap().to_owned();
+        assert!(detail.contains("nothing was written"), "{detail}");
+        assert_eq!(refused.header("retry-after"), Some("1"));
+    }
+    assert_eq!(app.get(&path).await.json()["name"], "Ada", "nothing was written");
     let ready = app.get("/ready").await;
     assert_eq!(ready.status, 200);
     assert_eq!(ready.json()["redis"], "down");

@@ -224,7 +224,7 @@ async fn losing_the_tracking_connection_drops_every_copy_until_it_is_back() {
 }
 
 #[tokio::test]
-async fn a_stalled_tracking_connection_drops_every_copy_within_the_ping_timeout() {
+async fn a_stalled_tracking_connection_stops_copies_being_served_within_the_vouching_time() {
     let (_redis, proxy, reader, writer) = reader_behind_a_proxy_and_a_direct_writer(SERVICE_CALL_TIMEOUT).await;
     let path = format!(
         "/v1/users/{}",
@@ -246,9 +246,11 @@ async fn a_stalled_tracking_connection_drops_every_copy_within_the_ping_timeout(
     .await;
     let lag = written.elapsed();
     assert!(fresh, "the reader kept serving its old copy");
+    // The copy stops being served 100 ms after the last answered PING was sent; the rest is a
+    // debug build's request on a busy machine (make chaos holds the release binary to 150 ms).
     assert!(
-        lag < Duration::from_millis(1_000),
-        "the old copy was served for {lag:?}"
+        lag < Duration::from_millis(300),
+        "the old copy was served for {lag:?} after the write's answer"
     );
     for _ in 0..10 {
         assert_eq!(reader.get(&path).await.json()["name"], "during stall");

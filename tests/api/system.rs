@@ -123,7 +123,7 @@ async fn metrics_count_requests_by_route_template_and_status() {
         "gravity_cache_errors_total 0",
         "gravity_db_pool_connections{pool=\"read\",state=\"in_use\"}",
         "gravity_db_pool_connections{pool=\"write\",state=\"idle\"}",
-        "gravity_cache_pending_removals 0",
+        "gravity_cache_fences_left_total 0",
         "gravity_cache_bad_values_total{kind=\"wrong_type\"} 0",
     ] {
         assert!(text.contains(expected), "missing {expected:?} in\n{text}");

@@ -1,8 +1,9 @@
 //! A TCP proxy a test puts between the service and Postgres or Redis, to make the network fail
 //! in the ways real ones do: cut (every connection dropped, new ones refused), stalled (nothing
 //! forwarded in either direction, connections left open: a frozen middlebox), holding one reply
-//! (the first server reply that contains a marker is held back, with everything after it on that
-//! connection, until released: a read paused between its row and what it does next), or cutting
+//! or request (the first server reply, or client message, that contains a marker is held back,
+//! with everything after it on that connection, until released: a read paused between its row and
+//! what it does next, a statement slow to reach the server), or cutting
 //! a connection right after forwarding a client message that contains a marker (a commit sent,
 //! its answer lost).
 
@@ -27,8 +28,8 @@ struct Shared {
     stalled: Mutex<Option<watch::Sender<bool>>>,
     stall_watch: Mutex<Option<watch::Receiver<bool>>>,
     relays: Mutex<Vec<JoinHandle<()>>>,
-    /// The marker whose first server reply is held, and whether it was seen.
-    hold_marker: Mutex<Option<Vec<u8>>>,
+    /// The direction and marker of the first message to hold, and whether it was seen.
+    hold_marker: Mutex<Option<(Direction, Vec<u8>)>>,
     holding: Notify,
     held: AtomicBool,
     release: Notify,
@@ -96,9 +97,19 @@ impl Proxy {
     /// Holds back the first server reply that contains `marker` (and everything after it on that
     /// connection) until `release`.
     pub fn hold_reply_containing(&self, marker: &[u8]) {
+        self.hold(Direction::ToClient, marker);
+    }
+
+    /// Holds back the first client message that contains `marker` (and everything after it on
+    /// that connection) until `release`: the server has not seen it.
+    pub fn hold_request_containing(&self, marker: &[u8]) {
+        self.hold(Direction::ToServer, marker);
+    }
+
+    fn hold(&self, direction: Direction, marker: &[u8]) {
         self.shared.held.store(false, Ordering::SeqCst);
         self.shared.released.store(false, Ordering::SeqCst);
-        *self.shared.hold_marker.lock().unwrap() = Some(marker.to_vec());
+        *self.shared.hold_marker.lock().unwrap() = Some((direction, marker.to_vec()));
     }
 
     /// Waits until a reply is being held.
@@ -200,7 +211,7 @@ async fn pump(
                 return;
             }
         }
-        if direction == Direction::ToClient && take_marker(&shared.hold_marker, &window) {
+        if take_hold(&shared.hold_marker, direction, &window) {
             shared.held.store(true, Ordering::SeqCst);
             shared.holding.notify_waiters();
             loop {
@@ -220,6 +231,18 @@ async fn pump(
             return;
         }
     }
+}
+
+/// Whether `window`, going `direction`, contains the armed hold's marker; disarms it when it does.
+fn take_hold(hold: &Mutex<Option<(Direction, Vec<u8>)>>, direction: Direction, window: &[u8]) -> bool {
+    let mut armed = hold.lock().unwrap();
+    let found = armed.as_ref().is_some_and(|(held_direction, marker)| {
+        *held_direction == direction && window.windows(marker.len()).any(|part| part == marker.as_slice())
+    });
+    if found {
+        *armed = None;
+    }
+    found
 }
 
 /// Whether `window` contains the armed marker; disarms it when it does.

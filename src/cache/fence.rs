@@ -1,0 +1,156 @@
+//! Fences: how a write keeps every replica from serving the user as it was before the write.
+//!
+//! Before a write can commit, the writer raises a fence at the user's key. The fence replaces
+//! whatever is there (a body, a reader's lease), so from then on no replica can hit the old body,
+//! and no reader can store one it read before the commit: a fill stores only over its own lease,
+//! and a lease is never taken over a fence. Readers that find a fence read Postgres and fill
+//! nothing. After the commit the writer lifts its part of the fence before it answers, and the next
+//! read fills the key again. This is the memcache paper's lease turned around: the writer, not the
+//! reader, holds the key while the truth is changing.
+//!
+//! - **If Redis does not take the fence, the write is refused** (nothing was written): no other
+//!   replica could be warned, and only Redis can warn them.
+//! - **A fence outlives any commit it stands for** (`lifetime`, chosen by the writer from the
+//!   database's own timeouts), so a write whose outcome is unknown, whose lift Redis never
+//!   answered, or whose process died is covered until it can no longer commit; then the fence
+//!   expires and the key fills again.
+//! - **Writers of one user on different replicas share one fence**: its value is `fence:` and one
+//!   token per write, and it lasts until the last of them lifts it (or the longest lifetime).
+//! - **Lifting learns whether the fence held.** If the writer's token is gone (Redis restarted,
+//!   flushed or evicted it), a reader may have stored a body read before the commit, so the lift
+//!   removes whatever is at the key instead. A lift Redis does not answer is tried again until the
+//!   writer must answer; then the fence, still in place, does the rest.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use redis::RedisError;
+use tokio::time::Instant;
+use uuid::Uuid;
+
+use super::Cache;
+use super::keys::KeyBuf;
+use super::stored_value::FenceToken;
+use crate::backoff::Backoff;
+
+/// Adds a write's token (ARGV[1]) to the fence at the key, or replaces whatever else is there with
+/// a fence of that token; the fence lives ARGV[2] ms, or longer if it already did. `pcall`: a value
+/// of another type is simply replaced.
+pub(super) const RAISE_FENCE: &str = r"
+local held = redis.pcall('GET', KEYS[1])
+local tokens = ''
+local lifetime = tonumber(ARGV[2])
+if type(held) == 'string' and string.sub(held, 1, 6) == 'fence:' then
+  tokens = string.sub(held, 7)
+  lifetime = math.max(lifetime, redis.call('PTTL', KEYS[1]))
+end
+redis.call('SET', KEYS[1], 'fence:' .. tokens .. ARGV[1], 'PX', lifetime)
+return 1";
+
+/// Takes the write's token (ARGV[1]) out of the fence, removing the key with the last token;
+/// returns 1 if the token was there (the fence held). Without it: another write's fence is left in
+/// place, anything else is removed (it may have been stored while the fence was gone).
+pub(super) const LIFT_FENCE: &str = r"
+local held = redis.pcall('GET', KEYS[1])
+if type(held) == 'string' and string.sub(held, 1, 6) == 'fence:' then
+  for at = 7, #held, 16 do
+    if string.sub(held, at, at + 15) == ARGV[1] then
+      local rest = string.sub(held, 7, at - 1) .. string.sub(held, at + 16)
+      if rest == '' then
+        redis.call('DEL', KEYS[1])
+      else
+        redis.pcall('SET', KEYS[1], 'fence:' .. rest, 'KEEPTTL')
+      end
+      return 1
+    end
+  end
+  return 0
+end
+redis.call('DEL', KEYS[1])
+return 0";
+
+/// The first wait before a lift is tried again; doubled after each failure up to the cap.
+const LIFT_RETRY_FIRST: Duration = Duration::from_millis(20);
+const LIFT_RETRY_CAP: Duration = Duration::from_millis(200);
+
+/// A write's fence at one user's key, raised and not yet lifted.
+#[derive(Debug)]
+pub(crate) struct Fence {
+    id: Uuid,
+    token: FenceToken,
+}
+
+/// Redis did not take a write's fence, so the write must not be sent.
+#[derive(Debug)]
+pub(crate) struct FenceRefused(String);
+
+impl Cache {
+    /// Raises a fence at `id`'s key for `lifetime`: the write may go ahead only with `Ok`.
+    pub(crate) async fn raise_fence(&self, id: Uuid, lifetime: Duration) -> Result<Fence, FenceRefused> {
+        let inner = &*self.inner;
+        let Some((mut connection, generation)) = inner.live_connection() else {
+            return Err(FenceRefused(
+                "redis failed within the last second or is not connected".into(),
+            ));
+        };
+        let token = FenceToken::new();
+        let key = KeyBuf::body(&inner.user_prefix, id);
+        let mut invocation = inner.raise_fence_script.key(key.as_bytes());
+        invocation
+            .arg(token.as_bytes())
+            .arg(u64::try_from(lifetime.as_millis()).unwrap_or(u64::MAX));
+        let call = invocation.invoke_async::<i64>(&mut connection);
+        match inner.bounded("raise fence", generation, call).await {
+            Ok(_) => {
+                // Redis tells the other replicas (their tracking connections); this one drops its copy now.
+                inner.drop_local_copy(id);
+                Ok(Fence { id, token })
+            }
+            Err(refusal) => Err(FenceRefused::because(refusal, inner.call_timeout)),
+        }
+    }
+
+    /// Lifts a write's fence after its commit (or after it definitely wrote nothing), trying again
+    /// until Redis answers or `until`. `false` when Redis never answered: the fence then stays
+    /// until it expires.
+    pub(crate) async fn lift_fence(&self, fence: Fence, until: Instant) -> bool {
+        let inner = &*self.inner;
+        let key = KeyBuf::body(&inner.user_prefix, fence.id);
+        let mut backoff = Backoff::new(LIFT_RETRY_FIRST, LIFT_RETRY_CAP);
+        loop {
+            // Not held back by the breaker: the lift is worth a try whenever there is a connection.
+            if let Some((mut connection, generation)) = inner.link.connection() {
+                let mut invocation = inner.lift_fence_script.key(key.as_bytes());
+                invocation.arg(fence.token.as_bytes());
+                let call = invocation.invoke_async::<i64>(&mut connection);
+                if inner.bounded("lift fence", generation, call).await.is_ok() {
+                    inner.drop_local_copy(fence.id);
+                    return true;
+                }
+            }
+            let wait = backoff.next_wait();
+            if Instant::now() + wait >= until {
+                inner.metrics.cache_fences_left.fetch_add(1, Ordering::Relaxed);
+                return false;
+            }
+            tokio::time::sleep(wait).await;
+        }
+    }
+}
+
+impl FenceRefused {
+    fn because(refusal: Option<RedisError>, call_timeout: Duration) -> FenceRefused {
+        FenceRefused(match refusal {
+            Some(error) => format!("redis refused it: {error}"),
+            None => format!("redis did not answer within {} ms", call_timeout.as_millis()),
+        })
+    }
+}
+
+impl std::fmt::Display for FenceRefused {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(formatter, "the cache did not take the write's fence: {}", self.0)
+    }
+}
+
+impl std::error::Error for FenceRefused {}

@@ -1,0 +1,80 @@
+//! Sweeps: removing every cached body under the prefix from a Redis whose contents cannot be
+//! trusted, before any replica serves from it.
+//!
+//! A Redis that restarted (or failed over, or was flushed) may hold bodies it restored from disk
+//! that writes acknowledged since then had removed, and it has lost the fences of writes still on
+//! their way. The link finds out at every (re)connection (`link`): the key `{prefix}:instance`
+//! names the Redis instance (`run_id`) whose bodies are known to be current. Any other value, or
+//! none, and the connection is used for fences only until a sweep has removed every body and lease
+//! under the prefix and recorded the instance. Fences are left in place: they stand for writes
+//! still on their way. Whichever replica sweeps first, every replica (a new one included) sees the
+//! record, so no replica serves a restored body.
+
+use redis::aio::MultiplexedConnection;
+use std::time::Duration;
+
+use super::keys::id_of_key;
+
+/// The keys one `SCAN` step looks at, and the most one call removes.
+const SWEEP_BATCH: usize = 1_000;
+/// A sweep call may take longer than a request's call: it is off the request path.
+const SWEEP_CALL_TIMEOUT: Duration = Duration::from_millis(1_000);
+
+/// Removes the keys given unless they hold a fence.
+const REMOVE_UNLESS_FENCED: &str = r"
+local removed = 0
+for _, key in ipairs(KEYS) do
+  if redis.call('TYPE', key).ok ~= 'string' or redis.call('GETRANGE', key, 0, 5) ~= 'fence:' then
+    removed = removed + redis.call('UNLINK', key)
+  end
+end
+return removed";
+
+/// Removes every body and lease under `user_prefix` (`SCAN` the keyspace, then the script above on
+/// what it found) and then records `run_id` at `instance_key`; `Ok` once the scan came back to its
+/// start and the record is written.
+pub(super) async fn sweep(
+    connection: &mut MultiplexedConnection,
+    user_prefix: &str,
+    instance_key: &[u8],
+    run_id: &str,
+) -> Result<(), String> {
+    let pattern = format!("{user_prefix}*");
+    let script = redis::Script::new(REMOVE_UNLESS_FENCED);
+    let mut cursor: u64 = 0;
+    loop {
+        let mut scan = redis::cmd("SCAN");
+        scan.arg(cursor)
+            .arg("MATCH")
+            .arg(&pattern)
+            .arg("COUNT")
+            .arg(SWEEP_BATCH);
+        let (next, keys) = bounded(scan.query_async::<(u64, Vec<Vec<u8>>)>(connection)).await?;
+        let ours: Vec<&Vec<u8>> = keys
+            .iter()
+            .filter(|key| id_of_key(user_prefix.as_bytes(), key).is_some())
+            .collect();
+        if !ours.is_empty() {
+            let mut invocation = script.prepare_invoke();
+            for key in ours {
+                invocation.key(key.as_slice());
+            }
+            bounded(invocation.invoke_async::<i64>(connection)).await?;
+        }
+        if next == 0 {
+            break;
+        }
+        cursor = next;
+    }
+    let mut record = redis::cmd("SET");
+    record.arg(instance_key).arg(run_id);
+    bounded(record.query_async::<()>(connection)).await
+}
+
+async fn bounded<T>(call: impl Future<Output = redis::RedisResult<T>>) -> Result<T, String> {
+    match tokio::time::timeout(SWEEP_CALL_TIMEOUT, call).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(error)) => Err(error.to_string()),
+        Err(_) => Err(format!("no answer within {} ms", SWEEP_CALL_TIMEOUT.as_millis())),
+    }
+}
