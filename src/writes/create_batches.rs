@@ -4,17 +4,20 @@
 //! No timer: a batch is whatever has queued while the previous batches held the connections, so
 //! a lone create goes out at once and a burst shares commits. Each request is answered from its
 //! own row exactly as if it had been alone: a taken email is that request's 409 (and of two
-//! requests with one email in a batch, one gets 201 and the other 409). If the batch statement
-//! fails for another reason, its rows are run again one by one so that one bad row cannot fail
-//! the others; if Postgres cancelled it at the deadline or the connection failed, every row gets
-//! that answer. Creates with an Idempotency-Key are not batched (they need a transaction of their
+//! requests with one email in a batch, one gets 201 and the other 409). A batch of several waits
+//! at most `BATCH_LOCK_WAIT` for a row lock (an email another session is inserting and has not
+//! committed); if it waited longer, or failed for a reason of one row, its rows run again one by
+//! one, so that one such row fails or delays no other. If Postgres cancelled it at the deadline or
+//! the connection failed, every row gets that answer. Creates with an Idempotency-Key are not batched (they need a transaction of their
 //! own to claim the key). The rows of one batch share `created_at` (the transaction's start), so
 //! the list orders them by id, as it orders any equal timestamps.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
+use tokio_postgres::error::SqlState;
 
 use super::progress::WriteProgress;
 use super::single::{start_budget, statement_failure_at};
@@ -29,6 +32,10 @@ use crate::user::input::NewUser;
 /// The most creates one statement carries: large enough to share a flush among many, small
 /// enough that one batch never holds its connection long.
 const MAX_BATCH: usize = 256;
+/// How long a batch of several creates may wait for a row lock: far longer than an insert takes
+/// without contention, short enough that an email held by another session's open transaction
+/// delays the rest of its batch only briefly before they go one by one.
+const BATCH_LOCK_WAIT: Duration = Duration::from_millis(100);
 
 /// Hands creates to the batcher task.
 pub(crate) struct CreateQueue {
@@ -113,12 +120,18 @@ async fn run_batch(mut connection: WriteConnection, batch: Vec<QueuedCreate>) {
         return;
     }
     let columns = NewUserColumns::of(sending.iter().map(|create| &create.user));
+    let several = sending.len() > 1;
+    let waited_for_a_lock = AtomicBool::new(false);
     let inserted = transaction::run_alone(
         &mut connection,
         budget,
+        several.then_some(BATCH_LOCK_WAIT),
         no_fence,
         async |connection| user_queries::insert_users(connection, &columns).await,
-        statement_failure_at,
+        |error, stage| {
+            waited_for_a_lock.store(is_lock_timeout(&error), Ordering::Relaxed);
+            statement_failure_at(error, stage)
+        },
     )
     .await;
     match inserted {
@@ -128,8 +141,11 @@ async fn run_batch(mut connection: WriteConnection, batch: Vec<QueuedCreate>) {
                 let _ = create.answer.send(answer);
             }
         }
-        // Not a timeout, a lost connection or a failed commit: something about one row. Each alone.
-        Err(Error::Internal(_)) if sending.len() > 1 => run_one_by_one(&mut connection, sending).await,
+        // Something about one row: a row that fails, or an email locked by another session.
+        Err(Error::Internal(_)) if several => run_one_by_one(&mut connection, sending).await,
+        Err(_) if several && waited_for_a_lock.load(Ordering::Relaxed) => {
+            run_one_by_one(&mut connection, sending).await
+        }
         Err(error) => answer_all(sending, &error),
     }
 }
@@ -141,31 +157,59 @@ fn answer_all(batch: Vec<QueuedCreate>, error: &Error) {
     }
 }
 
-/// Runs each create alone, after a batch statement failed.
+/// Runs each create alone, after a batch statement failed: first each with the batch's short lock
+/// wait, so that a locked email holds up no other create; then those that waited for a lock, with
+/// the time each has left.
 async fn run_one_by_one(connection: &mut WriteConnection, batch: Vec<QueuedCreate>) {
+    let mut locked = Vec::new();
     for create in batch {
-        let answer = match transaction::budget(create.progress.deadline()) {
-            None => Err(Error::WriteNotApplied(
-                "too little of the request's time was left to retry the write alone".into(),
-            )),
-            Some(budget) => {
-                let columns = NewUserColumns::of(std::iter::once(&create.user));
-                let inserted = transaction::run_alone(
-                    connection,
-                    budget,
-                    no_fence,
-                    async |connection| user_queries::insert_users(connection, &columns).await,
-                    statement_failure_at,
-                )
-                .await;
-                inserted.and_then(|rows| {
-                    let user = rows.into_iter().next().flatten().ok_or_else(email_taken)?;
-                    Ok(created_response(&user))
-                })
+        match insert_alone(connection, &create, Some(BATCH_LOCK_WAIT)).await {
+            (_, true) => locked.push(create),
+            (answer, false) => {
+                let _ = create.answer.send(answer);
             }
-        };
+        }
+    }
+    for create in locked {
+        let (answer, _) = insert_alone(connection, &create, None).await;
         let _ = create.answer.send(answer);
     }
+}
+
+/// One create alone, waiting at most `lock_wait` for a row lock; the answer, and whether the
+/// insert gave up waiting for a lock.
+async fn insert_alone(
+    connection: &mut WriteConnection,
+    create: &QueuedCreate,
+    lock_wait: Option<Duration>,
+) -> (Result<WriteResponse, Error>, bool) {
+    let Some(budget) = transaction::budget(create.progress.deadline()) else {
+        let late = "too little of the request's time was left to retry the write alone";
+        return (Err(Error::WriteNotApplied(late.into())), false);
+    };
+    let columns = NewUserColumns::of(std::iter::once(&create.user));
+    let waited_for_a_lock = AtomicBool::new(false);
+    let inserted = transaction::run_alone(
+        connection,
+        budget,
+        lock_wait,
+        no_fence,
+        async |connection| user_queries::insert_users(connection, &columns).await,
+        |error, stage| {
+            waited_for_a_lock.store(is_lock_timeout(&error), Ordering::Relaxed);
+            statement_failure_at(error, stage)
+        },
+    )
+    .await;
+    let answer = inserted.and_then(|rows| {
+        let user = rows.into_iter().next().flatten().ok_or_else(email_taken)?;
+        Ok(created_response(&user))
+    });
+    (answer, waited_for_a_lock.load(Ordering::Relaxed))
+}
+
+fn is_lock_timeout(error: &tokio_postgres::Error) -> bool {
+    error.code() == Some(&SqlState::LOCK_NOT_AVAILABLE)
 }
 
 /// The batch's failure again, for each of its requests (causes cannot be cloned; their text can).

@@ -72,6 +72,7 @@ async fn write_once(
     let outcome = transaction::run_alone(
         connection,
         budget,
+        None,
         async || fencing.raise().await,
         async |connection| run_statement(connection, request).await,
         statement_failure_at,

@@ -56,18 +56,21 @@ pub(crate) fn budget(deadline: Instant) -> Option<Duration> {
 /// Runs a write of one statement, committed: autocommitted when `budget` is the whole cap (the
 /// connection's own timeouts bound it), else between `BEGIN` with the budget and `COMMIT`. An
 /// outcome that wrote nothing (no row matched, a taken email left to `ON CONFLICT`) commits
-/// nothing either way. `before_commit` runs before anything can commit (before the statement, when
-/// it autocommits); its failure means nothing is sent, or the transaction is rolled back. `failed`
-/// decides what a statement's driver error means at its stage.
+/// nothing either way. `lock_wait`, when given, is how long the statement may wait for a lock if
+/// that is shorter than its budget. `before_commit` runs before anything can commit (before the
+/// statement, when it autocommits); its failure means nothing is sent, or the transaction is
+/// rolled back. `failed` decides what a statement's driver error means at its stage.
 pub(crate) async fn run_alone<T>(
     connection: &mut WriteConnection,
     budget: Duration,
+    lock_wait: Option<Duration>,
     before_commit: impl AsyncFnOnce() -> Result<(), Error>,
     statement: impl AsyncFnOnce(&WriteConnection) -> Result<T, tokio_postgres::Error>,
     failed: impl FnOnce(tokio_postgres::Error, Stage) -> Error,
 ) -> Result<T, Error> {
+    let lock_wait = lock_wait.unwrap_or(budget).min(budget);
     if budget < MAX_STATEMENT_TIME {
-        let outcome = begin_with(connection, budget, statement(connection)).await;
+        let outcome = preceded_by(connection, "BEGIN; ", budget, lock_wait, statement(connection)).await;
         let ready = match outcome {
             Ok(value) => before_commit().await.map(|()| value),
             Err(error) => Err(failed(error, Stage::BeforeCommit)),
@@ -86,14 +89,28 @@ pub(crate) async fn run_alone<T>(
         ));
     }
     before_commit().await?;
-    match statement(connection).await {
+    let (outcome, reset) = if lock_wait < budget {
+        // The session's lock timeout, lowered for this statement and put back, all in its round trip.
+        let lower = format!("SET lock_timeout = {}", lock_wait.as_millis().max(1));
+        let (lowered, outcome, reset) = tokio::join!(biased;
+            connection.client.batch_execute(&lower),
+            statement(connection),
+            connection.client.batch_execute("RESET lock_timeout"),
+        );
+        (lowered.and(outcome), reset.is_ok())
+    } else {
+        (statement(connection).await, true)
+    };
+    match outcome {
         Ok(value) => {
-            connection.mark_clean();
+            if reset {
+                connection.mark_clean();
+            }
             Ok(value)
         }
         Err(error) => {
             // Postgres answered (and rolled the statement back): the connection is usable.
-            if error.code().is_some() {
+            if error.code().is_some() && reset {
                 connection.mark_clean();
             }
             Err(failed(error, Stage::Autocommit))
@@ -107,7 +124,7 @@ pub(crate) async fn begin_with<T>(
     budget: Duration,
     first: impl Future<Output = Result<T, tokio_postgres::Error>>,
 ) -> Result<T, tokio_postgres::Error> {
-    preceded_by(connection, "BEGIN; ", budget, first).await
+    preceded_by(connection, "BEGIN; ", budget, budget, first).await
 }
 
 /// Runs a later statement of a transaction with the time the write has left as its timeouts, set
@@ -120,19 +137,23 @@ pub(crate) async fn then_within<T>(
     statement: impl Future<Output = Result<T, tokio_postgres::Error>>,
 ) -> Result<T, tokio_postgres::Error> {
     let left = budget(deadline).unwrap_or(Duration::from_millis(1));
-    preceded_by(connection, "", left, statement).await
+    preceded_by(connection, "", left, left, statement).await
 }
 
-/// Sends `{prefix}SET LOCAL statement_timeout …; SET LOCAL lock_timeout …` (both `budget`) and then
-/// `statement`, pipelined in one round trip; returns the statement's outcome.
+/// Sends `{prefix}SET LOCAL statement_timeout = budget; SET LOCAL lock_timeout = lock_wait` and
+/// then `statement`, pipelined in one round trip; returns the statement's outcome.
 async fn preceded_by<T>(
     connection: &WriteConnection,
     prefix: &str,
     budget: Duration,
+    lock_wait: Duration,
     statement: impl Future<Output = Result<T, tokio_postgres::Error>>,
 ) -> Result<T, tokio_postgres::Error> {
-    let milliseconds = budget.as_millis().max(1);
-    let sql = format!("{prefix}SET LOCAL statement_timeout = {milliseconds}; SET LOCAL lock_timeout = {milliseconds}");
+    let sql = format!(
+        "{prefix}SET LOCAL statement_timeout = {}; SET LOCAL lock_timeout = {}",
+        budget.as_millis().max(1),
+        lock_wait.as_millis().max(1)
+    );
     let set = connection.client.batch_execute(&sql);
     // Biased: the SET must be polled (and so sent) first.
     let (set, outcome) = tokio::join!(biased; set, statement);

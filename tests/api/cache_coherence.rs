@@ -251,7 +251,11 @@ async fn writers_of_one_user_on_two_replicas_share_its_fence_so_one_lifting_neve
     b_to_redis.resume();
 
     // Once it expires, the next read fills the key again.
-    let _: () = redis::cmd("PEXPIRE").arg(&key).arg(1).query(&mut redis.connection()).unwrap();
+    let _: () = redis::cmd("PEXPIRE")
+        .arg(&key)
+        .arg(1)
+        .query(&mut redis.connection())
+        .unwrap();
     let cached = eventually(Duration::from_secs(2), async || {
         a.get(&path).await;
         a.get(&path).await.header("x-cache") == Some("HIT")

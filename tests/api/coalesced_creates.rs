@@ -5,12 +5,22 @@ use std::collections::HashSet;
 
 use hyper::Method;
 use serde_json::{Value, json};
+use tokio::task::JoinHandle;
 
 use crate::helpers::{TestApp, TestResponse, eventually, http_request, lock_rows, spawn_app, wait_for_lock_waits};
 
 /// Holds every write connection of the app (each waits on a locked row), runs `creates` while
 /// they are held, so that all of them queue, then lets go; returns the answers in order.
 async fn create_while_writers_are_busy(app: &TestApp, creates: &[Value]) -> Vec<TestResponse> {
+    let mut answers = Vec::new();
+    for request in queue_while_writers_are_busy(app, creates).await {
+        answers.push(request.await.unwrap());
+    }
+    answers
+}
+
+/// As `create_while_writers_are_busy`, returning the requests on their way once they go out.
+async fn queue_while_writers_are_busy(app: &TestApp, creates: &[Value]) -> Vec<JoinHandle<TestResponse>> {
     let mut blockers = Vec::new();
     for number in 0..2 {
         blockers.push(app.create_user(json!({"name": format!("blocker {number}")})).await);
@@ -48,11 +58,7 @@ async fn create_while_writers_are_busy(app: &TestApp, creates: &[Value]) -> Vec<
     assert!(all_queued, "every create queued for a write connection");
     locker.batch_execute("COMMIT").await.unwrap();
     patches.join_all().await;
-    let mut answers = Vec::new();
-    for request in requests {
-        answers.push(request.await.unwrap());
-    }
-    answers
+    requests
 }
 
 #[tokio::test]
@@ -113,4 +119,42 @@ async fn a_batch_that_fails_for_one_row_is_run_again_row_by_row() {
     assert_eq!(answers[0].status, 201);
     assert_eq!(answers[1].status, 500, "only the bad row fails");
     assert_eq!(answers[2].status, 201);
+}
+
+#[tokio::test]
+async fn an_email_locked_by_another_session_neither_fails_nor_holds_up_the_rest_of_its_batch() {
+    let app = spawn_app().await;
+    // Another session is inserting this email and has not committed.
+    let holder = app.database.services.connect(&app.database.name).await;
+    holder
+        .batch_execute("BEGIN; INSERT INTO users (name, email) VALUES ('holder', 'held@example.com')")
+        .await
+        .unwrap();
+    let mut creates: Vec<Value> = (0..39)
+        .map(|number| json!({"name": format!("unrelated {number}"), "email": format!("u{number}@example.com")}))
+        .collect();
+    creates.push(json!({"name": "same email as the open insert", "email": "held@example.com"}));
+    let mut requests = queue_while_writers_are_busy(&app, &creates).await;
+    let held = requests.pop().unwrap();
+
+    // While the other session still holds the email, every unrelated create has its answer.
+    for (number, request) in requests.into_iter().enumerate() {
+        let answer = request.await.unwrap();
+        assert_eq!(
+            answer.status,
+            201,
+            "create {number}: {}",
+            String::from_utf8_lossy(&answer.body)
+        );
+    }
+    assert!(
+        !held.is_finished(),
+        "the create of the held email waits for the other session"
+    );
+    holder.batch_execute("COMMIT").await.unwrap();
+    assert_eq!(
+        held.await.unwrap().status,
+        409,
+        "the email was taken by the other session"
+    );
 }
