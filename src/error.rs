@@ -11,7 +11,7 @@ use std::fmt;
 
 use bytes::Bytes;
 use hyper::StatusCode;
-use hyper::header::{ALLOW, HeaderValue, RETRY_AFTER};
+use hyper::header::{ALLOW, CONNECTION, HeaderValue, RETRY_AFTER};
 use serde::Serialize;
 
 use crate::http::MAX_TARGET_BYTES;
@@ -29,6 +29,9 @@ pub enum Error {
     MethodNotAllowed { allow: &'static str },
     /// 408: the client stopped sending its body.
     BodyTimeout,
+    /// 408: the body arrived so slowly, at the connection limit, that the connection is closed for
+    /// room.
+    BodyCutShort,
     /// 409: the request collides with existing data (an email already taken).
     Conflict(String),
     /// 413: the body is over the limit.
@@ -46,6 +49,12 @@ pub enum Error {
     /// 503: a write that did not happen (cancelled by Postgres at its deadline, no connection in
     /// time, refused before commit): nothing was written, so a retry is safe.
     WriteNotApplied(Cause),
+    /// 503: a write refused before it was sent because the cache every replica reads could not be
+    /// fenced (`cache::fence`): nothing was written.
+    WriteRefused(Cause),
+    /// 503: the request arrived on a connection just chosen to close for room at the connection
+    /// limit; it was not run.
+    NoRoom,
     /// 503: a write whose outcome the service cannot know (its connection died after the commit
     /// was sent, or Postgres stopped answering past the deadline).
     WriteOutcomeUnknown(Cause),
@@ -64,6 +73,7 @@ impl From<BodyError> for Error {
             BodyError::NotJson => Error::UnsupportedMediaType,
             BodyError::TooLarge => Error::PayloadTooLarge,
             BodyError::TooSlow => Error::BodyTimeout,
+            BodyError::CutShort => Error::BodyCutShort,
             BodyError::Malformed(detail) => Error::BadRequest(detail),
         }
     }
@@ -101,7 +111,7 @@ impl Error {
             Error::BadRequest(_) => StatusCode::BAD_REQUEST,
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            Error::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
+            Error::BodyTimeout | Error::BodyCutShort => StatusCode::REQUEST_TIMEOUT,
             Error::Conflict(_) => StatusCode::CONFLICT,
             Error::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Error::UriTooLong => StatusCode::URI_TOO_LONG,
@@ -109,6 +119,8 @@ impl Error {
             Error::InvalidFields(_) | Error::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             Error::Unavailable(_)
             | Error::WriteNotApplied(_)
+            | Error::WriteRefused(_)
+            | Error::NoRoom
             | Error::WriteOutcomeUnknown(_)
             | Error::NotReady { .. }
             | Error::Timeout => StatusCode::SERVICE_UNAVAILABLE,
@@ -121,6 +133,7 @@ impl Error {
         match self {
             Error::Unavailable(cause)
             | Error::WriteNotApplied(cause)
+            | Error::WriteRefused(cause)
             | Error::WriteOutcomeUnknown(cause)
             | Error::NotReady { cause, .. }
             | Error::Internal(cause) => Some(cause),
@@ -135,6 +148,9 @@ impl Error {
             Error::BadRequest(detail) | Error::NotFound(detail) | Error::Conflict(detail) => detail.as_str().into(),
             Error::MethodNotAllowed { .. } => "the path does not take this method".into(),
             Error::BodyTimeout => "the body did not arrive in time".into(),
+            Error::BodyCutShort => "the body arrived too slowly while the service needed the connection for \
+                 others; the connection is closed"
+                .into(),
             Error::PayloadTooLarge => format!("the body is over {BODY_LIMIT} bytes").into(),
             Error::UriTooLong => format!("the path and query are over {MAX_TARGET_BYTES} bytes").into(),
             Error::UnsupportedMediaType => "the body must be sent as Content-Type: application/json".into(),
@@ -146,6 +162,12 @@ impl Error {
             Error::WriteNotApplied(_) => {
                 "the write could not be completed in time; nothing was written, so it is safe to retry".into()
             }
+            Error::WriteRefused(_) => "the cache that every replica reads could not be told of this write, \
+                 so it was not made; nothing was written, so it is safe to retry"
+                .into(),
+            Error::NoRoom => "the service is at its connection limit and closed this connection to make room; \
+                 nothing was done, so it is safe to send the request again"
+                .into(),
             Error::WriteOutcomeUnknown(_) => "the database stopped answering after the write was sent: its outcome \
                  is unknown; a retry with the same Idempotency-Key is safe and tells"
                 .into(),
@@ -171,6 +193,11 @@ impl Error {
         };
         let bytes = serde_json::to_vec(&body).map(Bytes::from).unwrap_or_default();
         let mut response = problem(status, bytes);
+        if matches!(self, Error::BodyCutShort | Error::NoRoom) {
+            response
+                .headers_mut()
+                .insert(CONNECTION, HeaderValue::from_static("close"));
+        }
         match self {
             Error::MethodNotAllowed { allow } => {
                 response.headers_mut().insert(ALLOW, HeaderValue::from_static(allow));
@@ -230,6 +257,7 @@ impl fmt::Display for Error {
                 write!(formatter, "database unavailable: {}", chain(cause.as_ref()))
             }
             Error::WriteNotApplied(cause) => write!(formatter, "write not applied: {}", chain(cause.as_ref())),
+            Error::WriteRefused(cause) => write!(formatter, "write refused: {}", chain(cause.as_ref())),
             Error::WriteOutcomeUnknown(cause) => write!(formatter, "write outcome unknown: {}", chain(cause.as_ref())),
             Error::Internal(cause) => write!(formatter, "internal error: {}", chain(cause.as_ref())),
             other => write!(formatter, "{}", other.status()),

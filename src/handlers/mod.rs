@@ -17,6 +17,7 @@ use hyper::header::HeaderValue;
 use hyper::{Method, Request};
 
 use crate::error::Error;
+use crate::http::body::Arrival;
 use crate::http::response::{HttpResponse, X_CACHE, X_REQUEST_ID};
 use crate::http::trace_context::{TRACEPARENT, TraceContext};
 use crate::http::{MAX_TARGET_BYTES, request_id};
@@ -28,8 +29,9 @@ use crate::writes::WriteWatch;
 /// The contract's deadline: a request that takes longer gets 503.
 pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Answers one request; never fails (every error becomes a response).
-pub(crate) async fn handle(state: Arc<AppState>, request: Request<Incoming>) -> HttpResponse {
+/// Answers one request; never fails (every error becomes a response). `arrival` is its
+/// connection, as reading a body needs it.
+pub(crate) async fn handle(state: Arc<AppState>, request: Request<Incoming>, arrival: &dyn Arrival) -> HttpResponse {
     let started = Instant::now();
     let request_id = request_id::choose(request.headers().get(X_REQUEST_ID));
     let trace = TraceContext::continue_or_start(request.headers());
@@ -41,11 +43,35 @@ pub(crate) async fn handle(state: Arc<AppState>, request: Request<Incoming>) -> 
         (Route::Unmatched, Err(Error::UriTooLong))
     } else {
         let route = router::resolve(parts.uri.path());
-        match tokio::time::timeout_at(deadline, dispatch(&state, route, &parts, body, &watch)).await {
+        let handled = dispatch(&state, route, &parts, body, &watch, arrival);
+        match tokio::time::timeout_at(deadline, handled).await {
             Ok(outcome) => (route, outcome),
             Err(_) => (route, Err(watch.timed_out())),
         }
     };
+    respond(&state, &parts, started, route, outcome, (request_id, trace))
+}
+
+/// Answers a request that is not run (`refusal` says why), as any other is answered: logged,
+/// counted, with its request id and trace.
+pub(crate) fn refuse(state: &AppState, request: Request<Incoming>, refusal: Error) -> HttpResponse {
+    let started = Instant::now();
+    let request_id = request_id::choose(request.headers().get(X_REQUEST_ID));
+    let trace = TraceContext::continue_or_start(request.headers());
+    let (parts, _) = request.into_parts();
+    let route = router::resolve(parts.uri.path());
+    respond(state, &parts, started, route, Err(refusal), (request_id, trace))
+}
+
+/// Turns an outcome into the response, stamps it, and records the request.
+fn respond(
+    state: &AppState,
+    parts: &hyper::http::request::Parts,
+    started: Instant,
+    route: Route<'_>,
+    outcome: Result<HttpResponse, Error>,
+    (request_id, trace): (HeaderValue, TraceContext),
+) -> HttpResponse {
     let (mut response, failure) = match outcome {
         Ok(response) => (response, None),
         Err(error) => {
@@ -76,6 +102,9 @@ pub(crate) async fn handle(state: Arc<AppState>, request: Request<Incoming>) -> 
 fn failure_cause(error: &Error) -> Option<Cow<'static, str>> {
     match error {
         Error::Timeout => Some(Cow::Borrowed("the request ran past its 10 s deadline")),
+        Error::NoRoom => Some(Cow::Borrowed(
+            "the connection was chosen to close for room as the request arrived",
+        )),
         _ => error
             .cause()
             .map(|cause| Cow::Owned(crate::error::chain(cause.as_ref()))),
@@ -93,6 +122,7 @@ async fn dispatch(
     parts: &hyper::http::request::Parts,
     body: Incoming,
     watch: &WriteWatch,
+    arrival: &dyn Arrival,
 ) -> Result<HttpResponse, Error> {
     let reads = parts.method == Method::GET || parts.method == Method::HEAD;
     match (route, &parts.method) {
@@ -101,9 +131,11 @@ async fn dispatch(
         (Route::Metrics, _) if reads => Ok(system::metrics(state)),
         (Route::OpenApi, _) if reads => Ok(system::openapi()),
         (Route::Users, _) if reads => user_routes::list(state, parts.uri.query()).await,
-        (Route::Users, &Method::POST) => user_routes::create(state, &parts.headers, body, watch).await,
+        (Route::Users, &Method::POST) => user_routes::create(state, &parts.headers, (body, arrival), watch).await,
         (Route::User(id), _) if reads => user_routes::get(state, id).await,
-        (Route::User(id), &Method::PATCH) => user_routes::update(state, id, &parts.headers, body, watch).await,
+        (Route::User(id), &Method::PATCH) => {
+            user_routes::update(state, id, &parts.headers, (body, arrival), watch).await
+        }
         (Route::User(id), &Method::DELETE) => user_routes::delete(state, id, &parts.headers, watch).await,
         (Route::Unmatched, _) => Err(Error::NotFound("nothing is served at this path".into())),
         (route, _) => Err(Error::MethodNotAllowed { allow: route.allow() }),

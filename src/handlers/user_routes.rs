@@ -11,7 +11,7 @@ use uuid::Uuid;
 use crate::cache::Lookup;
 use crate::db::user_queries as store;
 use crate::error::Error;
-use crate::http::body::read_json_body;
+use crate::http::body::{Arrival, read_json_body};
 use crate::http::response::{HIT, HttpResponse, MISS, X_CACHE, empty, json};
 use crate::state::AppState;
 use crate::user::input::{NewUser, UserPatch};
@@ -60,10 +60,10 @@ pub(crate) async fn list(state: &AppState, query: Option<&str>) -> Result<HttpRe
 pub(crate) async fn create(
     state: &AppState,
     headers: &HeaderMap,
-    body: Incoming,
+    (body, arrival): (Incoming, &dyn Arrival),
     watch: &WriteWatch,
 ) -> Result<HttpResponse, Error> {
-    let body = read_json_body(headers, body).await?;
+    let body = read_json_body(headers, body, arrival).await?;
     let new_user = NewUser::parse(body.object)?;
     let key = IdempotencyKey::from_headers(headers, "POST", "/v1/users", &body.bytes)?;
     let written = state.writes.perform(WriteRequest::Create(new_user), key, watch).await?;
@@ -74,11 +74,11 @@ pub(crate) async fn update(
     state: &AppState,
     id: &str,
     headers: &HeaderMap,
-    body: Incoming,
+    (body, arrival): (Incoming, &dyn Arrival),
     watch: &WriteWatch,
 ) -> Result<HttpResponse, Error> {
     let id = parse_user_id(id)?;
-    let body = read_json_body(headers, body).await?;
+    let body = read_json_body(headers, body, arrival).await?;
     let patch = UserPatch::parse(body.object)?;
     if patch.is_empty() {
         // `{}` changes nothing, so nothing is written (nor recorded) and `updated_at` stays.

@@ -2,13 +2,18 @@
 //!
 //! 415 when the body is not declared as JSON, 413 when it is over the limit (decided from
 //! `Content-Length` before reading, and enforced while reading so an oversized chunked body is
-//! never buffered), 408 when the client stops sending, 400 when it is not one JSON object or
+//! never buffered), 408 when the client stops sending (a gap of `BODY_IDLE_TIMEOUT` between two
+//! chunks, or the whole body taking `BODY_TIME_LIMIT`), 400 when it is not one JSON object or
 //! repeats a key. What the fields mean is the caller's business.
+//!
+//! While a body is arriving, its connection may be closed for room (`Arrival`): a client that
+//! sends its body slowly holds a connection as an idle one does, and at the connection limit
+//! it is treated like one.
 
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Limited};
+use bytes::{Bytes, BytesMut};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderMap};
 use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
@@ -17,8 +22,25 @@ use serde_json::Value;
 /// The largest body accepted, in bytes.
 pub(crate) const BODY_LIMIT: usize = 65_536;
 
-/// How long a client may take to send a body once its headers are in; as long as the header timeout.
-pub(crate) const BODY_READ_TIMEOUT: Duration = Duration::from_secs(5);
+/// The longest gap between two chunks of a body (or before the first): as long as the header
+/// timeout.
+pub(crate) const BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(5);
+/// The longest a whole body may take, however steadily it trickles: well within the 10 s request
+/// deadline, so that the client is told 408 rather than 503.
+pub(crate) const BODY_TIME_LIMIT: Duration = Duration::from_secs(8);
+
+/// The connection a body arrives on, as far as reading the body is concerned. At the connection
+/// limit the server may close a connection whose body has stalled, as it closes idle ones.
+pub(crate) trait Arrival: Sync {
+    /// The body is being read from now on; `false` if the connection is already closing.
+    fn receiving(&self) -> bool;
+    /// A chunk arrived.
+    fn chunk_arrived(&self);
+    /// The body is complete; `false` if the connection was chosen to close meanwhile.
+    fn received(&self) -> bool;
+    /// Completes once the connection is chosen to close while the body is being read.
+    fn cut_short(&self) -> tokio::sync::futures::Notified<'_>;
+}
 
 /// Why a body was refused. `crate::error` turns each into its problem response, so this module
 /// needs nothing from it.
@@ -30,6 +52,9 @@ pub enum BodyError {
     TooLarge,
     /// 408: the client stopped sending before the body was complete.
     TooSlow,
+    /// 408: the body was arriving so slowly, while the server was at its connection limit, that
+    /// its connection was closed for room.
+    CutShort,
     /// 400: unreadable, not one JSON object, or a repeated key; the detail says which.
     Malformed(String),
 }
@@ -46,7 +71,11 @@ pub(crate) struct JsonBody {
 }
 
 /// Reads the body of a request that must carry one JSON object.
-pub(crate) async fn read_json_body(headers: &HeaderMap, body: Incoming) -> Result<JsonBody, BodyError> {
+pub(crate) async fn read_json_body(
+    headers: &HeaderMap,
+    body: Incoming,
+    arrival: &dyn Arrival,
+) -> Result<JsonBody, BodyError> {
     if !declares_json(headers) {
         return Err(BodyError::NotJson);
     }
@@ -57,16 +86,43 @@ pub(crate) async fn read_json_body(headers: &HeaderMap, body: Incoming) -> Resul
     if declared_length.is_some_and(|length| length > BODY_LIMIT as u64) {
         return Err(BodyError::TooLarge);
     }
-    let collected = tokio::time::timeout(BODY_READ_TIMEOUT, Limited::new(body, BODY_LIMIT).collect())
-        .await
-        .map_err(|_| BodyError::TooSlow)?;
-    let bytes = match collected {
-        Ok(collected) => collected.to_bytes(),
-        Err(error) if error.is::<http_body_util::LengthLimitError>() => return Err(BodyError::TooLarge),
-        Err(_) => return Err(BodyError::Malformed("the body could not be read".into())),
+    if !arrival.receiving() {
+        return Err(BodyError::CutShort);
+    }
+    let collected = tokio::select! {
+        biased;
+        () = arrival.cut_short() => Err(BodyError::CutShort),
+        collected = tokio::time::timeout(BODY_TIME_LIMIT, collect(body, arrival)) => {
+            collected.unwrap_or(Err(BodyError::TooSlow))
+        }
     };
+    if !arrival.received() {
+        return Err(BodyError::CutShort);
+    }
+    let bytes = collected?;
     let object = parse_json_object(&bytes)?;
     Ok(JsonBody { bytes, object })
+}
+
+/// The body's bytes, at most `BODY_LIMIT` of them, each chunk within `BODY_IDLE_TIMEOUT` of the
+/// one before.
+async fn collect(mut body: Incoming, arrival: &dyn Arrival) -> Result<Bytes, BodyError> {
+    let mut bytes = BytesMut::new();
+    loop {
+        let frame = match tokio::time::timeout(BODY_IDLE_TIMEOUT, body.frame()).await {
+            Err(_) => return Err(BodyError::TooSlow),
+            Ok(None) => return Ok(bytes.freeze()),
+            Ok(Some(Err(_))) => return Err(BodyError::Malformed("the body could not be read".into())),
+            Ok(Some(Ok(frame))) => frame,
+        };
+        arrival.chunk_arrived();
+        if let Ok(data) = frame.into_data() {
+            if bytes.len() + data.len() > BODY_LIMIT {
+                return Err(BodyError::TooLarge);
+            }
+            bytes.extend_from_slice(&data);
+        }
+    }
 }
 
 /// `application/json`, with any parameters (`; charset=utf-8`), in any letter case.

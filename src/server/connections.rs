@@ -4,9 +4,10 @@
 //! when a request starts, two stores when it ends: nothing shared between connections is touched
 //! per request). The `Registry` lists the entries; its lock is taken only when a connection opens
 //! or closes, and by the accept loop when it needs room. At `MAX_CONNECTIONS`, the least recently
-//! active connection that has no request in progress (an idle keep-alive, a client still sending
-//! its head, or one that stopped reading its answers) is told to close. A connection with a
-//! request in its handler is never chosen, so a request that has started always gets its answer.
+//! active connection that is not being served is told to close: an idle keep-alive, a client
+//! still sending its head, one that stopped reading its answers, or one whose request body has
+//! not advanced for `SLOW_BODY_GAP`. A request being handled is never interrupted; one whose body
+//! is cut short gets its answer (408) before the connection closes.
 
 use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -14,12 +15,21 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
+use crate::http::body::Arrival;
+
 /// No request in the handler: idle between requests, reading a head, or writing an answer.
 const IDLE: u8 = 0;
 /// A request is in the handler.
 const BUSY: u8 = 1;
 /// Chosen to make room: the connection closes, and no further request on it is run.
 const EVICTED: u8 = 2;
+/// A request in the handler is waiting for its body.
+const RECEIVING: u8 = 3;
+
+/// A body that has not advanced for this long makes its connection as closable as an idle one:
+/// far longer than any pause of a client that is sending, far shorter than the 5 s a body may
+/// pause before its 408, so that slow uploaders cannot fill the connection limit.
+pub(crate) const SLOW_BODY_GAP: Duration = Duration::from_secs(1);
 
 /// All open client connections.
 pub(crate) struct Registry {
@@ -37,10 +47,13 @@ pub(crate) struct Registry {
 /// One connection's state, shared by its task and its requests.
 pub(crate) struct Tracked {
     state: AtomicU8,
-    /// Microseconds after the registry's epoch when the connection opened or last finished a request.
+    /// Microseconds after the registry's epoch when the connection opened, last finished a
+    /// request, or last received a chunk of a body.
     last_active: AtomicU64,
-    /// Told once when the connection is chosen to make room.
+    /// Told once when the connection, not serving a request, is chosen to make room.
     evicted: Notify,
+    /// Told once when the connection is chosen to make room while its request's body arrives.
+    body_cut_short: Notify,
     /// Position in the registry, fixed for the connection's life.
     slot: usize,
     epoch: Instant,
@@ -96,6 +109,7 @@ impl Registry {
             state: AtomicU8::new(IDLE),
             last_active: AtomicU64::new(micros_since(self.epoch)),
             evicted: Notify::new(),
+            body_cut_short: Notify::new(),
             slot,
             epoch: self.epoch,
         });
@@ -107,28 +121,39 @@ impl Registry {
         }
     }
 
-    /// Tells the least recently active connection without a request in progress to close.
-    /// Returns false when every connection is busy with a request.
+    /// Tells the least recently active connection that is not being served (see the module doc)
+    /// to close. Returns false when every connection is busy with a request.
     pub(crate) fn evict_least_recently_active(&self) -> bool {
         let entries = self.lock();
+        let stalled_before = micros_since(self.epoch).saturating_sub(SLOW_BODY_GAP.as_micros() as u64);
         // A connection may start a request between the scan and the exchange; then look again.
         for _ in 0..3 {
             let candidate = entries
                 .slots
                 .iter()
                 .flatten()
-                .filter(|connection| connection.state.load(Ordering::Relaxed) == IDLE)
-                .min_by_key(|connection| connection.last_active.load(Ordering::Relaxed));
-            let Some(candidate) = candidate else {
+                .map(|connection| {
+                    let state = connection.state.load(Ordering::Relaxed);
+                    (connection, state, connection.last_active.load(Ordering::Relaxed))
+                })
+                .filter(|(_, state, last_active)| {
+                    *state == IDLE || (*state == RECEIVING && *last_active <= stalled_before)
+                })
+                .min_by_key(|(_, _, last_active)| *last_active);
+            let Some((candidate, state, _)) = candidate else {
                 return false;
             };
             if candidate
                 .state
-                .compare_exchange(IDLE, EVICTED, Ordering::AcqRel, Ordering::Relaxed)
+                .compare_exchange(state, EVICTED, Ordering::AcqRel, Ordering::Relaxed)
                 .is_ok()
             {
                 self.closing.fetch_add(1, Ordering::Relaxed);
-                candidate.evicted.notify_one();
+                if state == RECEIVING {
+                    candidate.body_cut_short.notify_one();
+                } else {
+                    candidate.evicted.notify_one();
+                }
                 return true;
             }
         }
@@ -162,19 +187,54 @@ impl Tracked {
         Duration::from_micros(now.saturating_sub(self.last_active.load(Ordering::Relaxed)))
     }
 
-    /// Completes when the connection has been chosen to close.
+    /// Completes when the connection has been chosen to close while not serving a request.
     pub(crate) async fn evicted(&self) {
         self.evicted.notified().await;
+    }
+
+    /// Whether the connection was chosen to close for room.
+    pub(crate) fn was_evicted(&self) -> bool {
+        self.state.load(Ordering::Relaxed) == EVICTED
+    }
+
+    fn mark_active(&self) {
+        self.last_active.store(micros_since(self.epoch), Ordering::Relaxed);
+    }
+
+    fn switch(&self, from: u8, to: u8) -> bool {
+        self.state
+            .compare_exchange(from, to, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+    }
+}
+
+impl Arrival for Tracked {
+    fn receiving(&self) -> bool {
+        self.mark_active();
+        self.switch(BUSY, RECEIVING)
+    }
+
+    fn chunk_arrived(&self) {
+        self.mark_active();
+    }
+
+    fn received(&self) -> bool {
+        self.switch(RECEIVING, BUSY)
+    }
+
+    fn cut_short(&self) -> tokio::sync::futures::Notified<'_> {
+        self.body_cut_short.notified()
     }
 }
 
 impl Drop for RequestInProgress<'_> {
     fn drop(&mut self) {
         let connection = self.connection;
-        connection
-            .last_active
-            .store(micros_since(connection.epoch), Ordering::Relaxed);
-        connection.state.store(IDLE, Ordering::Release);
+        connection.mark_active();
+        // A connection chosen to close stays so: it closes after this answer.
+        if !connection.switch(BUSY, IDLE) {
+            connection.switch(RECEIVING, IDLE);
+        }
     }
 }
 
@@ -227,6 +287,26 @@ mod tests {
         assert_eq!(newer.tracked.state.load(Ordering::Relaxed), IDLE);
         drop(request);
         assert_eq!(busy.tracked.state.load(Ordering::Relaxed), IDLE);
+    }
+
+    #[tokio::test]
+    async fn a_body_that_stalled_makes_its_connection_closable_and_its_reader_is_told() {
+        let registry = Registry::new();
+        let uploading = registry.register();
+        let _request = uploading.tracked.begin_request().unwrap();
+        assert!(uploading.tracked.receiving());
+        assert!(
+            !registry.evict_least_recently_active(),
+            "a body that is arriving keeps its connection"
+        );
+        let stalled = micros_since(registry.epoch).saturating_sub(SLOW_BODY_GAP.as_micros() as u64 + 1);
+        uploading.tracked.last_active.store(stalled, Ordering::Relaxed);
+        assert!(registry.evict_least_recently_active(), "a stalled one does not");
+        tokio::time::timeout(std::time::Duration::from_secs(1), uploading.tracked.cut_short())
+            .await
+            .expect("the body's reader is told");
+        assert!(!uploading.tracked.received(), "the body is cut short");
+        assert!(uploading.tracked.was_evicted());
     }
 
     #[tokio::test]

@@ -3,9 +3,9 @@
 //! Each accepted connection is served by hyper's HTTP/1 connection with two timeouts: the request
 //! head must arrive within 5 s (hyper's header-read timeout, which also ends idle keep-alives),
 //! and an answer must make progress within 10 s ([`write_timeout`]). At most `MAX_CONNECTIONS`
-//! are open; at the cap the accept loop closes the least recently active one without a request
-//! in progress, or leaves new clients in the listen backlog when every connection is busy
-//! ([`connections`]). Requests that hyper refuses before routing are still counted and logged
+//! are served; a client that arrives at the cap makes the least recently active connection not
+//! being served close, or waits (and the clients after it in the listen backlog) while every
+//! connection is busy ([`connections`]). Requests that hyper refuses before routing are still counted and logged
 //! ([`refusals`]). On shutdown the listener is closed first, so new connections are refused at
 //! once, then in-flight requests get up to the grace period to finish; idle keep-alive
 //! connections close immediately.
@@ -22,16 +22,14 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use hyper::StatusCode;
-use hyper::header::{CONNECTION, HeaderValue};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpStream};
 
+use crate::error::Error;
 use crate::handlers;
-use crate::http::response;
 use crate::state::AppState;
 use crate::telemetry::log::Logger;
 use connections::{Registry, Tracked};
@@ -124,11 +122,11 @@ fn serve_client(
             let (state, tracked) = (state.clone(), tracked.clone());
             async move {
                 let Some(_in_progress) = tracked.begin_request() else {
-                    // Chosen to make room just as this request arrived: it is not run, and
-                    // the connection closes as an idle keep-alive close would have closed it.
-                    return Ok::<_, Infallible>(closing(StatusCode::SERVICE_UNAVAILABLE));
+                    // Chosen to make room just as this request arrived: it is not run, and is
+                    // answered (and logged) as such before the connection closes.
+                    return Ok::<_, Infallible>(handlers::refuse(&state, request, Error::NoRoom));
                 };
-                Ok(handlers::handle(state, request).await)
+                Ok(handlers::handle(state, request, tracked.as_ref()).await)
             }
         })
     };
@@ -143,24 +141,18 @@ fn serve_client(
                 }
             }
             // Dropping the connection closes it (abortively if its writes were stuck).
-            () = tracked.evicted() => {
-                state.metrics.connections_evicted.fetch_add(1, Ordering::Relaxed);
-            }
+            () = tracked.evicted() => {}
+        }
+        if tracked.was_evicted() {
+            state.metrics.connections_evicted.fetch_add(1, Ordering::Relaxed);
         }
         state.metrics.connections_open.fetch_sub(1, Ordering::Relaxed);
         drop(connection);
     });
 }
 
-fn closing(status: StatusCode) -> response::HttpResponse {
-    let mut response = response::empty(status);
-    response
-        .headers_mut()
-        .insert(CONNECTION, HeaderValue::from_static("close"));
-    response
-}
-
-/// The next client, once there is room for it.
+/// The next client, once there is room for it: a client that arrives at the cap closes the least
+/// recently active connection not being served, or waits until one can be closed.
 async fn next_client(
     listener: &TcpListener,
     registry: &Registry,
@@ -169,12 +161,12 @@ async fn next_client(
     errors: &mut AcceptErrors,
 ) -> TcpStream {
     loop {
-        make_room(registry, max_connections).await;
         match listener.accept().await {
             Ok((stream, _)) => {
                 // Responses are written whole; Nagle's algorithm would only delay them.
                 let _ = stream.set_nodelay(true);
                 write_timeout::bound_send_buffer(&stream);
+                make_room(registry, max_connections).await;
                 return stream;
             }
             Err(error) => {
@@ -194,7 +186,7 @@ async fn next_client(
     }
 }
 
-/// Returns once fewer than `max_connections` are open, closing idle ones to get there.
+/// Returns once fewer than `max_connections` are open, closing closable ones to get there.
 async fn make_room(registry: &Registry, max_connections: usize) {
     loop {
         let open = registry.open();

@@ -48,7 +48,7 @@ impl<'a> Fencing<'a> {
         let fence = cache
             .raise_fence(id, lifetime)
             .await
-            .map_err(|refused| Error::WriteNotApplied(Box::new(refused)))?;
+            .map_err(|refused| Error::WriteRefused(Box::new(refused)))?;
         self.raised = Some(fence);
         Ok(())
     }

@@ -25,6 +25,7 @@ mod refusals;
 mod secrets;
 mod service_process;
 mod shutdown;
+mod slow_bodies;
 mod system;
 mod tls;
 mod trace_context;
