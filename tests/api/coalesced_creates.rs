@@ -26,7 +26,7 @@ async fn queue_while_writers_are_busy(app: &TestApp, creates: &[Value]) -> Vec<J
         blockers.push(app.create_user(json!({"name": format!("blocker {number}")})).await);
     }
     let ids: Vec<&str> = blockers.iter().map(|user| user["id"].as_str().unwrap()).collect();
-    let locker = lock_rows(app, &ids).await;
+    let locker = lock_rows(&app.database, &ids).await;
     let mut patches = tokio::task::JoinSet::new();
     for id in &ids {
         let (address, path) = (app.address.clone(), format!("/v1/users/{id}"));
@@ -34,7 +34,7 @@ async fn queue_while_writers_are_busy(app: &TestApp, creates: &[Value]) -> Vec<J
             async move { crate::helpers::http_patch_json(&address, &path, &json!({"name": "unblocked"})).await },
         );
     }
-    wait_for_lock_waits(app, 2).await;
+    wait_for_lock_waits(&app.database, 2).await;
 
     let mut requests = Vec::new();
     for create in creates {

@@ -342,8 +342,8 @@ async fn send_on(
 
 /// Another Postgres session that holds the rows of `ids` locked (`SELECT … FOR UPDATE` in an open
 /// transaction) until it runs `COMMIT`.
-pub async fn lock_rows(app: &TestApp, ids: &[&str]) -> tokio_postgres::Client {
-    let locker = app.database.services.connect(&app.database.name).await;
+pub async fn lock_rows(database: &TestDatabase, ids: &[&str]) -> tokio_postgres::Client {
+    let locker = database.services.connect(&database.name).await;
     locker
         .batch_execute(&format!(
             "BEGIN; SELECT 1 FROM users WHERE id IN ('{}') FOR UPDATE",
@@ -355,10 +355,9 @@ pub async fn lock_rows(app: &TestApp, ids: &[&str]) -> tokio_postgres::Client {
 }
 
 /// Waits until at least `count` of the service's Postgres sessions wait on a lock.
-pub async fn wait_for_lock_waits(app: &TestApp, count: i64) {
+pub async fn wait_for_lock_waits(database: &TestDatabase, count: i64) {
     let waiting = eventually(Duration::from_secs(5), async || {
-        let row = app
-            .database
+        let row = database
             .client
             .query_one(
                 "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \

@@ -184,7 +184,7 @@ async fn a_keyed_write_whose_claim_waited_gets_only_the_time_left_for_its_statem
         .batch_execute("BEGIN; INSERT INTO idempotency_keys (key, fingerprint) VALUES ('slow-claim', '\\x00')")
         .await
         .unwrap();
-    let locker = crate::helpers::lock_rows(&app, &[&id]).await;
+    let locker = crate::helpers::lock_rows(&app.database, &[&id]).await;
     let release_claim = async {
         tokio::time::sleep(Duration::from_secs(5)).await;
         claimer.batch_execute("ROLLBACK").await.unwrap();

@@ -8,7 +8,10 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::helpers::{TestDatabase, free_port};
+use crate::helpers::{
+    TestDatabase, eventually, free_port, http_get_json, http_request, lock_rows, wait_for_lock_waits,
+};
+use crate::service_process::ServiceProcess;
 
 pub const BINARY: &str = env!("CARGO_BIN_EXE_gravity-bff");
 
@@ -97,4 +100,94 @@ async fn drains_in_flight_requests_and_exits_0_on(signal_name: &str) {
         .unwrap()
         .get(0);
     assert_eq!(stored, 1);
+}
+
+#[tokio::test]
+async fn a_patch_still_waiting_when_the_grace_runs_out_is_never_contradicted_by_the_cache_when_it_commits_later() {
+    a_write_abandoned_at_shutdown_that_commits_later_is_never_contradicted(hyper::Method::PATCH).await;
+}
+
+#[tokio::test]
+async fn a_delete_still_waiting_when_the_grace_runs_out_is_never_contradicted_by_the_cache_when_it_commits_later() {
+    a_write_abandoned_at_shutdown_that_commits_later_is_never_contradicted(hyper::Method::DELETE).await;
+}
+
+/// A write waits on a row another session holds locked; the service gets SIGTERM with a grace of
+/// 1 s and exits before the write is done. Postgres still runs the statement, which commits once
+/// the lock is gone, after the process has exited. A replica started then must not serve the user
+/// as it was cached before.
+async fn a_write_abandoned_at_shutdown_that_commits_later_is_never_contradicted(method: hyper::Method) {
+    let database = TestDatabase::create().await;
+    let service = ServiceProcess::on(&database, &[("SHUTDOWN_GRACE_SECONDS", "1")], None).await;
+    let address = format!("http://127.0.0.1:{}", service.port);
+    let created = crate::helpers::http_post_json(&address, "/v1/users", &serde_json::json!({"name": "before"})).await;
+    let id = created["id"].as_str().unwrap().to_owned();
+    let path = format!("/v1/users/{id}");
+    http_get_json(&address, &path).await;
+    assert_eq!(
+        http_request(&address, hyper::Method::GET, &path, &[], b"")
+            .await
+            .header("x-cache"),
+        Some("HIT")
+    );
+
+    let locker = lock_rows(&database, &[&id]).await;
+    let write = {
+        let (address, path, method) = (address.clone(), path.clone(), method.clone());
+        tokio::spawn(async move {
+            let body = br#"{"name":"committed after the exit"}"#;
+            let (headers, body): (&[(&str, &str)], &[u8]) = if method == hyper::Method::PATCH {
+                (&[("content-type", "application/json")], body)
+            } else {
+                (&[], b"")
+            };
+            http_request(&address, method, &path, headers, body).await
+        })
+    };
+    wait_for_lock_waits(&database, 1).await;
+    let finished = service.stop_with("TERM").await;
+    assert!(
+        finished.status.success(),
+        "exit 0 after the grace: {:?}",
+        finished.status
+    );
+    write.abort();
+
+    locker.batch_execute("COMMIT").await.unwrap();
+    let committed = eventually(Duration::from_secs(5), async || {
+        let row = database
+            .client
+            .query_opt("SELECT name FROM users WHERE id = $1::text::uuid", &[&id])
+            .await
+            .unwrap();
+        match method {
+            hyper::Method::PATCH => row.is_some_and(|row| row.get::<_, String>(0) == "committed after the exit"),
+            _ => row.is_none(),
+        }
+    })
+    .await;
+    assert!(
+        committed,
+        "the statement sent before the exit committed once the lock was gone"
+    );
+
+    let replica = ServiceProcess::on(&database, &[], None).await;
+    let replica_address = format!("http://127.0.0.1:{}", replica.port);
+    for _ in 0..3 {
+        let read = http_request(&replica_address, hyper::Method::GET, &path, &[], b"").await;
+        match method {
+            hyper::Method::PATCH => assert_eq!(
+                read.json()["name"],
+                "committed after the exit",
+                "{:?}",
+                read.header("x-cache")
+            ),
+            _ => assert_eq!(
+                read.status,
+                404,
+                "the deleted user was served ({:?})",
+                read.header("x-cache")
+            ),
+        }
+    }
 }

@@ -18,7 +18,7 @@ use crate::support::services::Services;
 async fn a_patch_of_a_row_locked_past_the_deadline_gets_503_and_nothing_is_written() {
     let app = spawn_app().await;
     let (id, path) = app.create_named("Ada").await;
-    let locker = lock_rows(&app, &[&id]).await;
+    let locker = lock_rows(&app.database, &[&id]).await;
 
     let started = Instant::now();
     let response = app.patch_json(&path, &json!({"name": "never written"})).await;
@@ -48,7 +48,7 @@ async fn a_patch_of_a_row_locked_past_the_deadline_gets_503_and_nothing_is_writt
 async fn a_write_that_waited_for_its_turn_is_cancelled_by_postgres_within_the_time_it_has_left() {
     let app = spawn_app().await;
     let (id, path) = app.create_named("Ada").await;
-    let locker = lock_rows(&app, &[&id]).await;
+    let locker = lock_rows(&app.database, &[&id]).await;
 
     // The first PATCH waits on the lock with the whole statement budget (9 s). The second, sent a
     // second later, queues behind it in the process for about 8 s: it has under 2 s left, and
@@ -94,14 +94,14 @@ async fn a_patch_whose_connection_is_lost_once_it_was_sent_is_called_unknown_and
     // The statement reaches Postgres, which runs it; its answer never reaches the service. The
     // row is locked meanwhile, so the statement commits only after the client has its 503 and
     // has read the user again: the service must not cache what it read before that commit.
-    let locker = lock_rows(&app, &[&id]).await;
+    let locker = lock_rows(&app.database, &[&id]).await;
     postgres.cut_after_client_sends(b"sent, then cut");
     let problem = app
         .patch_json(&path, &json!({"name": "sent, then cut"}))
         .await
         .problem(503);
     assert!(problem["detail"].as_str().unwrap().contains("unknown"), "{problem}");
-    wait_for_lock_waits(&app, 1).await;
+    wait_for_lock_waits(&app.database, 1).await;
 
     let key = app.cache_key(&id);
     let fence: String = redis::cmd("GET").arg(&key).query(&mut app.redis()).unwrap();
@@ -216,7 +216,7 @@ async fn a_patch_whose_client_goes_away_still_removes_the_cached_body() {
     let (id, path) = app.create_named("Ada").await;
     app.get(&path).await;
     assert_eq!(app.get(&path).await.header("x-cache"), Some("HIT"));
-    let locker = lock_rows(&app, &[&id]).await;
+    let locker = lock_rows(&app.database, &[&id]).await;
 
     let body = r#"{"name":"Ada King"}"#;
     let mut client = TcpStream::connect(("127.0.0.1", app.port)).await.unwrap();
@@ -225,7 +225,7 @@ async fn a_patch_whose_client_goes_away_still_removes_the_cached_body() {
         body.len()
     );
     client.write_all(request.as_bytes()).await.unwrap();
-    wait_for_lock_waits(&app, 1).await;
+    wait_for_lock_waits(&app.database, 1).await;
     drop(client);
     locker.batch_execute("COMMIT").await.unwrap();
 
@@ -251,14 +251,14 @@ async fn a_write_waiting_on_a_locked_row_delays_no_unrelated_request() {
     for number in 0..40 {
         others.push(app.create_user(json!({"name": format!("other {number}")})).await);
     }
-    let locker = lock_rows(&app, &[&locked_id]).await;
+    let locker = lock_rows(&app.database, &[&locked_id]).await;
     let lock_taken = Instant::now();
     let waiting_write = {
         let address = app.address.clone();
         let path = format!("/v1/users/{locked_id}");
         tokio::spawn(async move { crate::helpers::http_patch_json(&address, &path, &json!({"name": "finally"})).await })
     };
-    wait_for_lock_waits(&app, 1).await;
+    wait_for_lock_waits(&app.database, 1).await;
 
     for other in &others {
         let started = Instant::now();
@@ -291,7 +291,7 @@ async fn writes_waiting_on_more_locked_rows_than_there_are_write_connections_del
     }
     let (other_id, other_path) = app.create_named("unrelated").await;
     let locked: Vec<&str> = locked_ids.iter().map(String::as_str).collect();
-    let locker = lock_rows(&app, &locked).await;
+    let locker = lock_rows(&app.database, &locked).await;
     let waiting_writes: Vec<_> = locked_ids
         .iter()
         .map(|id| {
@@ -302,7 +302,7 @@ async fn writes_waiting_on_more_locked_rows_than_there_are_write_connections_del
             )
         })
         .collect();
-    wait_for_lock_waits(&app, 4).await;
+    wait_for_lock_waits(&app.database, 4).await;
     let metrics = String::from_utf8_lossy(&app.get("/metrics").await.body).into_owned();
     assert!(
         metrics.contains("gravity_db_write_extra_connections 2\n"),
