@@ -13,7 +13,7 @@
 #   CHAOS_SOAK_SECONDS  soak length (default 120; 30 when CI is set)
 #   CHAOS_RATE          requests per second of the steady load (default 800)
 #   CHAOS_ONLY          comma-separated scenario names (redis-killed, redis-frozen, redis-full,
-#                       local-copies, postgres-restart, backends-terminated, idempotent-writes,
+#                       fleet, fleet-copies, postgres-restart, backends-terminated, idempotent-writes,
 #                       sigterm, slow-clients, slow-readers, soak)
 #   CHAOS_REPORT        where the figures go as Markdown (default target/chaos/report.md)
 #   PG_BIN              directory with initdb and pg_ctl (default: newest /usr/lib/postgresql/*/bin; as for tests/api)

@@ -63,15 +63,6 @@ impl Inner {
         self.link.serving_connection()
     }
 
-    /// The shared connection, unless the breaker is open or there is none: for fences, which go
-    /// out whether or not its Redis serves bodies yet.
-    pub(super) fn live_connection(&self) -> Option<(MultiplexedConnection, u64)> {
-        if !self.breaker.allows() {
-            return None;
-        }
-        self.link.connection()
-    }
-
     /// Opens the breaker; in-process copies go with it (Redis may have changed unseen).
     fn breaker_opens(&self) {
         if self.breaker.record_failure()

@@ -18,8 +18,10 @@
 //!   token per write, and it lasts until the last of them lifts it (or the longest lifetime).
 //! - **Lifting learns whether the fence held.** If the writer's token is gone (Redis restarted,
 //!   flushed or evicted it), a reader may have stored a body read before the commit, so the lift
-//!   removes whatever is at the key instead. A lift Redis does not answer is tried again until the
-//!   writer must answer; then the fence, still in place, does the rest.
+//!   removes whatever is at the key instead. A lift Redis does not answer is tried again for
+//!   `LIFT_PATIENCE` (long enough for the connection to a restarted Redis to come back, whose
+//!   lift then removes what readers stored meanwhile); after that the fence, still in place in a
+//!   Redis that is frozen or out of reach, does the rest.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -69,6 +71,9 @@ end
 redis.call('DEL', KEYS[1])
 return 0";
 
+/// How long a lift is tried again before the write answers anyway: more than the link takes to
+/// reconnect (at most 500 ms between tries), so a restarted Redis is reached again in time.
+const LIFT_PATIENCE: Duration = Duration::from_secs(1);
 /// The first wait before a lift is tried again; doubled after each failure up to the cap.
 const LIFT_RETRY_FIRST: Duration = Duration::from_millis(20);
 const LIFT_RETRY_CAP: Duration = Duration::from_millis(200);
@@ -88,10 +93,10 @@ impl Cache {
     /// Raises a fence at `id`'s key for `lifetime`: the write may go ahead only with `Ok`.
     pub(crate) async fn raise_fence(&self, id: Uuid, lifetime: Duration) -> Result<Fence, FenceRefused> {
         let inner = &*self.inner;
-        let Some((mut connection, generation)) = inner.live_connection() else {
-            return Err(FenceRefused(
-                "redis failed within the last second or is not connected".into(),
-            ));
+        // Not held back by the breaker: one slow answer to a read must not refuse every write for
+        // a second; each write finds out for itself, within the call timeout.
+        let Some((mut connection, generation)) = inner.link.connection() else {
+            return Err(FenceRefused("redis is not connected".into()));
         };
         let token = FenceToken::new();
         let key = KeyBuf::body(&inner.user_prefix, id);
@@ -111,9 +116,10 @@ impl Cache {
     }
 
     /// Lifts a write's fence after its commit (or after it definitely wrote nothing), trying again
-    /// until Redis answers or `until`. `false` when Redis never answered: the fence then stays
-    /// until it expires.
+    /// until Redis answers, for `LIFT_PATIENCE` at most and not past `until`. `false` when Redis
+    /// never answered: the fence then stays until it expires.
     pub(crate) async fn lift_fence(&self, fence: Fence, until: Instant) -> bool {
+        let until = until.min(Instant::now() + LIFT_PATIENCE);
         let inner = &*self.inner;
         let key = KeyBuf::body(&inner.user_prefix, fence.id);
         let mut backoff = Backoff::new(LIFT_RETRY_FIRST, LIFT_RETRY_CAP);

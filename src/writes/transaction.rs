@@ -88,7 +88,11 @@ pub(crate) async fn run_alone<T>(
             "the write connection was lost before the write was sent".into(),
         ));
     }
-    before_commit().await?;
+    if let Err(refused) = before_commit().await {
+        // Nothing was sent: the connection is as it was.
+        connection.mark_clean();
+        return Err(refused);
+    }
     let (outcome, reset) = if lock_wait < budget {
         // The session's lock timeout, lowered for this statement and put back, all in its round trip.
         let lower = format!("SET lock_timeout = {}", lock_wait.as_millis().max(1));

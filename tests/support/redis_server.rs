@@ -58,6 +58,14 @@ impl OwnRedis {
         self.child = spawn(self.port, &self.dir, &self.extra);
     }
 
+    /// Starts it again on the same port and arguments with nothing of what it persisted.
+    pub fn restart_empty(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+        std::fs::create_dir_all(&self.dir).expect("the Redis directory can be created");
+        self.child = spawn(self.port, &self.dir, &self.extra);
+    }
+
     /// A connection for looking at and changing its state directly.
     pub fn connection(&self) -> redis::Connection {
         redis::Client::open(format!("redis://127.0.0.1:{}/", self.port))

@@ -1,10 +1,10 @@
 //! The scenarios, in the order they run: one fault each, under steady load.
 
 mod coherence;
+mod fleet;
 mod idempotent_writes;
 mod postgres;
 mod redis;
-mod replicas;
 mod shutdown;
 mod slow_clients;
 mod slow_readers;
@@ -30,7 +30,7 @@ pub struct Scenario {
     pub run: Run,
 }
 
-pub const ALL: [Scenario; 11] = [
+pub const ALL: [Scenario; 12] = [
     Scenario {
         name: "redis-killed",
         title: "Redis dies mid-load (SIGKILL), then comes back",
@@ -47,9 +47,14 @@ pub const ALL: [Scenario; 11] = [
         run: |harness| Box::pin(coherence::redis_full_then_freed(harness)),
     },
     Scenario {
-        name: "local-copies",
-        title: "Two replicas with local copies, writes and reads through both",
-        run: |harness| Box::pin(replicas::two_replicas_with_local_copies(harness)),
+        name: "fleet",
+        title: "A fleet of three replicas under every Redis fault and a writer's shutdown",
+        run: |harness| Box::pin(fleet::fleet_without_copies(harness)),
+    },
+    Scenario {
+        name: "fleet-copies",
+        title: "The same fleet with in-process copies on",
+        run: |harness| Box::pin(fleet::fleet_with_copies(harness)),
     },
     Scenario {
         name: "postgres-restart",

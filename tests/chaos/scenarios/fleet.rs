@@ -1,0 +1,493 @@
+//! The fleet tells one truth: three replicas of the release binary on one Redis and one database,
+//! PATCHes and DELETEs through one (the writer, whose own path to Redis runs through a proxy), reads
+//! through the two others, while Redis and the writer fail in every way the service knows of: Redis
+//! frozen; refusing writes (out of memory, no replicas, read-only, writes paused); the writer's path
+//! to Redis stalled or cut while the readers still reach it; Redis restarted empty and with its
+//! data; the writer shut down, with a grace of 0 s and of 1 s, while writes wait on locked rows
+//! and commit after it has exited.
+//!
+//! No read may return a user older than a write acknowledged before the read was sent: with
+//! in-process copies off, allowing 5 ms for measurement; with copies on, 150 ms. A write that the
+//! service did not acknowledge but the database committed (the shutdown faults) counts as
+//! acknowledged from the moment the scenario sees it in the database. Every read must succeed;
+//! every write must be acknowledged or get a 503 that says nothing was written or that the outcome
+//! is unknown.
+
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::Harness;
+use crate::processes::{Service, create_users, metric, request};
+use crate::report::Report;
+use crate::scenarios::{RandomUsers, version_in};
+use crate::support::proxy::Proxy;
+use crate::support::redis_server::OwnRedis;
+use crate::support::signal;
+
+const USERS: usize = 40;
+const WRITERS: usize = 4;
+const READERS: usize = 8;
+/// How long each fault lasts, and how long the fleet runs well between two.
+const FAULT_FOR: Duration = Duration::from_millis(2_500);
+const SETTLE_FOR: Duration = Duration::from_millis(2_000);
+/// A deleted user's version: newer than any name.
+const DELETED: u64 = u64::MAX;
+/// Acknowledgements kept per user: far more than are made within the bound.
+const ACKS_KEPT: usize = 64;
+
+/// The faults, in the order they are injected.
+#[derive(Debug, Clone, Copy)]
+enum Fault {
+    Frozen,
+    OutOfMemory,
+    NoReplicas,
+    ReadOnly,
+    WritesPaused,
+    WriterPathStalled,
+    WriterPathCut,
+    RestartedEmpty,
+    RestartedWithData,
+    WriterShutDown { grace_seconds: u64 },
+}
+
+const FAULTS: [Fault; 11] = [
+    Fault::Frozen,
+    Fault::OutOfMemory,
+    Fault::NoReplicas,
+    Fault::ReadOnly,
+    Fault::WritesPaused,
+    Fault::WriterPathStalled,
+    Fault::WriterPathCut,
+    Fault::RestartedEmpty,
+    Fault::RestartedWithData,
+    Fault::WriterShutDown { grace_seconds: 0 },
+    Fault::WriterShutDown { grace_seconds: 1 },
+];
+
+/// What every writer and reader shares.
+struct Shared {
+    ids: Vec<String>,
+    /// Per user, its acknowledged versions with when each was known, oldest first.
+    acks: Vec<Mutex<Vec<(u64, Instant)>>>,
+    /// Per user, the next version to write.
+    next_version: Vec<AtomicU64>,
+    /// The writer replica's port (it changes when the writer is replaced).
+    writer_port: AtomicU16,
+    reader_ports: [u16; 2],
+    /// How late a read may still return an older user than an acknowledged write.
+    bound: Duration,
+    stop: AtomicBool,
+    tally: Mutex<Tally>,
+}
+
+/// What happened during one phase.
+#[derive(Default, Clone)]
+struct Tally {
+    acknowledged: u64,
+    refused: u64,
+    unknown: u64,
+    unanswered_writes: u64,
+    untruthful_writes: u64,
+    reads: u64,
+    failed_reads: u64,
+    stale_within_bound: u64,
+    stale_beyond_bound: u64,
+    latest_stale: Duration,
+}
+
+pub async fn fleet_without_copies(harness: Arc<Harness>) -> Report {
+    run(harness, "fleet", &[], Duration::from_millis(5)).await
+}
+
+pub async fn fleet_with_copies(harness: Arc<Harness>) -> Report {
+    run(
+        harness,
+        "fleet_copies",
+        &[("CACHE_LOCAL_ENTRIES", "1000")],
+        Duration::from_millis(150),
+    )
+    .await
+}
+
+async fn run(harness: Arc<Harness>, scenario: &str, copies: &[(&str, &str)], bound: Duration) -> Report {
+    let title = if copies.is_empty() {
+        "A fleet of three: no replica contradicts an acknowledged write, under every Redis fault and shutdown"
+    } else {
+        "The same with in-process copies on (CACHE_LOCAL_ENTRIES)"
+    };
+    let mut report = Report::new(title);
+    let mut redis = OwnRedis::start_with(
+        crate::support::free_port(),
+        &["--appendonly", "yes", "--appendfsync", "always"],
+    );
+    let writer_path = Proxy::start(redis.port).await;
+    let writer_env = |grace: u64| writer_settings(grace, writer_path.port, copies);
+    let started = harness
+        .start_service(
+            scenario,
+            Some(&redis),
+            &as_refs(&writer_env(shutdown_grace_after(None))),
+        )
+        .await;
+    let mut writer = started.service;
+    let readers = [
+        harness.start_replica(scenario, "b", Some(&redis), copies).await,
+        harness.start_replica(scenario, "c", Some(&redis), copies).await,
+    ];
+    let ids = create_users(writer.port, USERS, "v0").await;
+    let shared = Arc::new(Shared {
+        acks: ids.iter().map(|_| Mutex::new(Vec::new())).collect(),
+        next_version: ids.iter().map(|_| AtomicU64::new(1)).collect(),
+        ids,
+        writer_port: AtomicU16::new(writer.port),
+        reader_ports: [readers[0].port, readers[1].port],
+        bound,
+        stop: AtomicBool::new(false),
+        tally: Mutex::new(Tally::default()),
+    });
+    let database = harness.cluster.client(&started.database).await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for writer in 0..WRITERS {
+        tasks.spawn(write_loop(shared.clone(), writer));
+    }
+    for reader in 0..READERS {
+        tasks.spawn(read_loop(shared.clone(), reader as u64));
+    }
+
+    tokio::time::sleep(SETTLE_FOR).await;
+    record(&mut report, "before any fault", take_tally(&shared));
+    for (index, fault) in FAULTS.into_iter().enumerate() {
+        match fault {
+            Fault::WriterShutDown { .. } => {
+                let settings = writer_env(shutdown_grace_after(Some(index)));
+                writer = shut_down_the_writer(&harness, scenario, &redis, &shared, &database, writer, &settings).await;
+            }
+            fault => {
+                inject(fault, &mut redis, &writer_path);
+                tokio::time::sleep(FAULT_FOR).await;
+                recover(fault, &mut redis, &writer_path);
+            }
+        }
+        tokio::time::sleep(SETTLE_FOR).await;
+        record(&mut report, &describe(fault), take_tally(&shared));
+    }
+    shared.stop.store(true, Ordering::Relaxed);
+    tasks.join_all().await;
+    let mut local_hits = Vec::new();
+    for reader in &readers {
+        local_hits.push(
+            metric(reader.port, "gravity_cache_local_hits_total")
+                .await
+                .unwrap_or(0.0),
+        );
+    }
+    report.figure(
+        "reads answered from an in-process copy, replica B / C",
+        format!("{} / {}", local_hits[0], local_hits[1]),
+    );
+    if !copies.is_empty() {
+        report.check(
+            local_hits.iter().all(|&hits| hits > 0.0),
+            "both reading replicas served reads from their in-process copies",
+        );
+    }
+    drop(writer);
+    drop(readers);
+    report
+}
+
+/// The writer's settings: its Redis is the proxy, its grace the one its shutdown fault tests.
+fn writer_settings(grace_seconds: u64, proxy_port: u16, copies: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut settings = vec![
+        ("SHUTDOWN_GRACE_SECONDS".to_owned(), grace_seconds.to_string()),
+        ("REDIS_PORT".to_owned(), proxy_port.to_string()),
+    ];
+    settings.extend(
+        copies
+            .iter()
+            .map(|(name, value)| ((*name).to_owned(), (*value).to_owned())),
+    );
+    settings
+}
+
+/// The grace of the next shutdown fault after the fault at `index` (from the start: `None`), so
+/// that each writer is started with the grace it will be shut down with.
+fn shutdown_grace_after(index: Option<usize>) -> u64 {
+    let from = index.map_or(0, |index| index + 1);
+    FAULTS[from..]
+        .iter()
+        .find_map(|fault| match fault {
+            Fault::WriterShutDown { grace_seconds } => Some(*grace_seconds),
+            _ => None,
+        })
+        .unwrap_or(5)
+}
+
+fn as_refs(settings: &[(String, String)]) -> Vec<(&str, &str)> {
+    settings
+        .iter()
+        .map(|(name, value)| (name.as_str(), value.as_str()))
+        .collect()
+}
+
+fn inject(fault: Fault, redis: &mut OwnRedis, writer_path: &Proxy) {
+    match fault {
+        Fault::Frozen => signal(redis.pid(), "STOP"),
+        Fault::OutOfMemory => config_set(redis, "maxmemory", "1"),
+        Fault::NoReplicas => config_set(redis, "min-replicas-to-write", "1"),
+        Fault::ReadOnly => {
+            // A replica of a master that does not exist: it keeps its data and refuses writes.
+            let nobody = crate::support::free_port().to_string();
+            let _: () = redis::cmd("REPLICAOF")
+                .arg("127.0.0.1")
+                .arg(nobody)
+                .query(&mut redis.connection())
+                .expect("REPLICAOF");
+        }
+        Fault::WritesPaused => {
+            let milliseconds = FAULT_FOR.as_millis().to_string();
+            let _: () = redis::cmd("CLIENT")
+                .arg(&["PAUSE", milliseconds.as_str(), "WRITE"][..])
+                .query(&mut redis.connection())
+                .expect("CLIENT PAUSE");
+        }
+        Fault::WriterPathStalled => writer_path.stall(),
+        Fault::WriterPathCut => writer_path.cut(),
+        Fault::RestartedEmpty | Fault::RestartedWithData => redis.kill(),
+        Fault::WriterShutDown { .. } => unreachable!("handled by shut_down_the_writer"),
+    }
+}
+
+fn recover(fault: Fault, redis: &mut OwnRedis, writer_path: &Proxy) {
+    match fault {
+        Fault::Frozen => signal(redis.pid(), "CONT"),
+        Fault::OutOfMemory => config_set(redis, "maxmemory", "0"),
+        Fault::NoReplicas => config_set(redis, "min-replicas-to-write", "0"),
+        Fault::ReadOnly => {
+            let _: () = redis::cmd("REPLICAOF")
+                .arg(&["NO", "ONE"][..])
+                .query(&mut redis.connection())
+                .expect("REPLICAOF NO ONE");
+        }
+        Fault::WritesPaused => {}
+        Fault::WriterPathStalled => writer_path.resume(),
+        Fault::WriterPathCut => writer_path.restore(),
+        Fault::RestartedEmpty => redis.restart_empty(),
+        Fault::RestartedWithData => redis.restart(),
+        Fault::WriterShutDown { .. } => unreachable!("handled by shut_down_the_writer"),
+    }
+}
+
+fn describe(fault: Fault) -> String {
+    match fault {
+        Fault::Frozen => "Redis frozen (SIGSTOP)".into(),
+        Fault::OutOfMemory => "Redis out of memory (maxmemory 1, noeviction: OOM)".into(),
+        Fault::NoReplicas => "Redis refusing writes (min-replicas-to-write: NOREPLICAS)".into(),
+        Fault::ReadOnly => "Redis read-only (a replica: READONLY)".into(),
+        Fault::WritesPaused => "Redis pausing writes (CLIENT PAUSE WRITE)".into(),
+        Fault::WriterPathStalled => "the writer's path to Redis stalled, the readers' not".into(),
+        Fault::WriterPathCut => "the writer's path to Redis cut, the readers' not".into(),
+        Fault::RestartedEmpty => "Redis killed, restarted empty".into(),
+        Fault::RestartedWithData => "Redis killed, restarted with its data (AOF)".into(),
+        Fault::WriterShutDown { grace_seconds } => format!(
+            "the writer shut down (SIGTERM, grace {grace_seconds} s) with writes waiting on locked rows, which commit after it exited"
+        ),
+    }
+}
+
+fn config_set(redis: &OwnRedis, name: &str, value: &str) {
+    let _: () = redis::cmd("CONFIG")
+        .arg(&["SET", name, value][..])
+        .query(&mut redis.connection())
+        .expect("CONFIG SET");
+}
+
+/// Locks two users' rows, lets writes to them queue on the writer, stops the writer (its grace
+/// runs out with the writes still waiting), starts a new writer, then releases the rows: the
+/// statements the old writer sent commit after it exited. What they wrote counts as acknowledged
+/// from the moment it is seen in the database.
+async fn shut_down_the_writer(
+    harness: &Harness,
+    scenario: &str,
+    redis: &OwnRedis,
+    shared: &Shared,
+    database: &tokio_postgres::Client,
+    mut writer: Service,
+    next_settings: &[(String, String)],
+) -> Service {
+    let locked = [&shared.ids[0], &shared.ids[1]];
+    let locker = harness.cluster.client(&format!("chaos_{scenario}")).await;
+    locker
+        .batch_execute(&format!(
+            "BEGIN; SELECT 1 FROM users WHERE id IN ('{}', '{}') FOR UPDATE",
+            locked[0], locked[1]
+        ))
+        .await
+        .expect("the rows are locked");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    signal(writer.pid(), "TERM");
+    let exited = writer.wait_exit(Duration::from_secs(10)).await;
+    assert!(exited.is_some_and(|status| status.success()), "the writer exits 0");
+    let replacement = harness
+        .start_replica(scenario, "writer", Some(redis), &as_refs(next_settings))
+        .await;
+    shared.writer_port.store(replacement.port, Ordering::Relaxed);
+    locker.batch_execute("COMMIT").await.expect("the rows are released");
+    // The statements sent before the exit commit now; from when they are seen, they count.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for user in [0, 1] {
+        let row = database
+            .query_opt("SELECT name FROM users WHERE id = $1::text::uuid", &[&shared.ids[user]])
+            .await
+            .expect("the database answers");
+        let version = match row {
+            None => DELETED,
+            Some(row) => version_of(&row.get::<_, String>(0)),
+        };
+        acknowledge(shared, user, version);
+    }
+    replacement
+}
+
+fn version_of(name: &str) -> u64 {
+    name.strip_prefix('v')
+        .and_then(|number| number.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+fn acknowledge(shared: &Shared, user: usize, version: u64) {
+    let mut acks = shared.acks[user].lock().unwrap();
+    acks.push((version, Instant::now()));
+    if acks.len() > ACKS_KEPT {
+        acks.remove(0);
+    }
+}
+
+fn take_tally(shared: &Shared) -> Tally {
+    std::mem::take(&mut *shared.tally.lock().unwrap())
+}
+
+/// Writes its share of the users over and over through the writer; one in twenty writes of a user
+/// after the first round is a DELETE, after which the user is left alone.
+async fn write_loop(shared: Arc<Shared>, writer: usize) {
+    let mine: Vec<usize> = (writer..shared.ids.len()).step_by(WRITERS).collect();
+    let mut deleted = vec![false; shared.ids.len()];
+    let mut round = 0u64;
+    while !shared.stop.load(Ordering::Relaxed) {
+        round += 1;
+        for &user in &mine {
+            if deleted[user] || shared.stop.load(Ordering::Relaxed) {
+                continue;
+            }
+            let port = shared.writer_port.load(Ordering::Relaxed);
+            let path = format!("/v1/users/{}", shared.ids[user]);
+            // Users 0 and 1 are the shutdown faults' locked rows: never deleted.
+            let delete = user > 1 && round > 3 && (round + user as u64).is_multiple_of(20);
+            let (version, response) = if delete {
+                (DELETED, request(port, "DELETE", &path, None).await)
+            } else {
+                let version = shared.next_version[user].fetch_add(1, Ordering::Relaxed);
+                let body = format!(r#"{{"name":"v{version}"}}"#);
+                (version, request(port, "PATCH", &path, Some(&body)).await)
+            };
+            let acknowledged = response
+                .as_ref()
+                .is_some_and(|response| matches!(response.status, 200 | 204));
+            if acknowledged {
+                acknowledge(&shared, user, version);
+                deleted[user] = delete;
+            }
+            let mut tally = shared.tally.lock().unwrap();
+            match response {
+                _ if acknowledged => tally.acknowledged += 1,
+                Some(response) if response.status == 503 => {
+                    let detail = response.json()["detail"].as_str().unwrap_or_default().to_owned();
+                    if detail.contains("nothing was written") {
+                        tally.refused += 1;
+                    } else if detail.contains("unknown") {
+                        tally.unknown += 1;
+                    } else {
+                        tally.untruthful_writes += 1;
+                    }
+                }
+                Some(_) => tally.untruthful_writes += 1,
+                // The writer went away (the shutdown faults): the outcome is unknown.
+                None => tally.unanswered_writes += 1,
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+async fn read_loop(shared: Arc<Shared>, seed: u64) {
+    let mut users = RandomUsers::new(seed, shared.ids.len());
+    let port = shared.reader_ports[seed as usize % 2];
+    while !shared.stop.load(Ordering::Relaxed) {
+        let user = users.next();
+        let acks_before_sending = shared.acks[user].lock().unwrap().clone();
+        let sent = Instant::now();
+        let response = request(port, "GET", &format!("/v1/users/{}", shared.ids[user]), None).await;
+        let version = match &response {
+            Some(response) if response.status == 200 => version_in(response),
+            Some(response) if response.status == 404 => DELETED,
+            _ => {
+                let mut tally = shared.tally.lock().unwrap();
+                tally.reads += 1;
+                tally.failed_reads += 1;
+                continue;
+            }
+        };
+        let mut tally = shared.tally.lock().unwrap();
+        tally.reads += 1;
+        // The oldest acknowledgement of a newer version than the one read: how long before the
+        // read it was made says how stale the read was.
+        let Some(&(_, acknowledged_at)) = acks_before_sending.iter().find(|(acked, _)| *acked > version) else {
+            continue;
+        };
+        let late_by = sent.saturating_duration_since(acknowledged_at);
+        if late_by > shared.bound {
+            tally.stale_beyond_bound += 1;
+        } else {
+            tally.stale_within_bound += 1;
+        }
+        tally.latest_stale = tally.latest_stale.max(late_by);
+    }
+}
+
+fn record(report: &mut Report, phase: &str, tally: Tally) {
+    report.figure(
+        format!("{phase}: writes acknowledged / refused (nothing written) / unknown / unanswered"),
+        format!(
+            "{} / {} / {} / {}",
+            tally.acknowledged, tally.refused, tally.unknown, tally.unanswered_writes
+        ),
+    );
+    report.figure(
+        format!("{phase}: reads / stale within the bound / latest stale read after its acknowledgement"),
+        format!(
+            "{} / {} / {:.1} ms",
+            tally.reads,
+            tally.stale_within_bound,
+            tally.latest_stale.as_secs_f64() * 1e3
+        ),
+    );
+    report.check(
+        tally.stale_beyond_bound == 0,
+        format!(
+            "{phase}: no read returned a user older than a write acknowledged before it was sent ({} did)",
+            tally.stale_beyond_bound
+        ),
+    );
+    report.check(
+        tally.failed_reads == 0,
+        format!("{phase}: every read succeeded ({} failed)", tally.failed_reads),
+    );
+    report.check(
+        tally.untruthful_writes == 0,
+        format!(
+            "{phase}: every write was acknowledged or told its client nothing was written or the outcome is unknown ({} were not)",
+            tally.untruthful_writes
+        ),
+    );
+}
