@@ -124,25 +124,49 @@ impl RandomUsers {
     }
 }
 
-/// PATCHes the user's name to `v{version}`; whether the service acknowledged it (200).
-async fn set_version(port: u16, id: &str, version: u64) -> bool {
+/// How the service answered a write.
+enum WriteAnswer {
+    Acknowledged,
+    /// 503 saying nothing was written (e.g. Redis would not take the write's fence).
+    Refused,
+    /// Anything else.
+    Failed,
+}
+
+/// PATCHes the user's name to `v{version}`.
+async fn set_version(port: u16, id: &str, version: u64) -> WriteAnswer {
     let body = format!(r#"{{"name":"v{version}"}}"#);
-    crate::processes::request(port, "PATCH", &format!("/v1/users/{id}"), Some(&body))
-        .await
-        .is_some_and(|response| response.status == 200)
+    match crate::processes::request(port, "PATCH", &format!("/v1/users/{id}"), Some(&body)).await {
+        Some(response) if response.status == 200 => WriteAnswer::Acknowledged,
+        Some(response)
+            if response.status == 503
+                && response.json()["detail"]
+                    .as_str()
+                    .is_some_and(|detail| detail.contains("nothing was written")) =>
+        {
+            WriteAnswer::Refused
+        }
+        _ => WriteAnswer::Failed,
+    }
+}
+
+/// What a writer of the coherence scenarios counts besides its acknowledgements.
+pub struct WriteCounts {
+    pub refused: AtomicU64,
+    pub failed: AtomicU64,
 }
 
 /// One writer of the coherence scenarios: round after round, with `pause` between rounds, writes
 /// the next version to its share of the users (`(writer, writers)`: every `writers`-th of `ids`,
-/// from `writer` on) until `stop`; `acknowledged(user, version)` after each 200, and anything
-/// else counted in `failed`.
+/// from `writer` on) until `stop`; `acknowledged(user, version)` after each 200, and the rest
+/// counted as refused (nothing written) or failed.
 async fn write_versions(
     port: u16,
     ids: &[String],
     (writer, writers): (usize, usize),
     pause: Duration,
     stop: &AtomicBool,
-    failed: &AtomicU64,
+    counts: &WriteCounts,
     mut acknowledged: impl FnMut(usize, u64),
 ) {
     let mine: Vec<usize> = (writer..ids.len()).step_by(writers).collect();
@@ -150,10 +174,14 @@ async fn write_versions(
     while !stop.load(Ordering::Relaxed) {
         version += 1;
         for &user in &mine {
-            if set_version(port, &ids[user], version).await {
-                acknowledged(user, version);
-            } else {
-                failed.fetch_add(1, Ordering::Relaxed);
+            match set_version(port, &ids[user], version).await {
+                WriteAnswer::Acknowledged => acknowledged(user, version),
+                WriteAnswer::Refused => {
+                    counts.refused.fetch_add(1, Ordering::Relaxed);
+                }
+                WriteAnswer::Failed => {
+                    counts.failed.fetch_add(1, Ordering::Relaxed);
+                }
             }
         }
         tokio::time::sleep(pause).await;
