@@ -1,32 +1,26 @@
-//! Fences: how a write keeps every replica from serving the user as it was before the write.
+//! Fences: how a write keeps every replica from serving the user as it was before the write (the
+//! memcache paper's lease turned around, Meta's "remote markers": the writer, not a reader, holds
+//! the key while the truth is changing).
 //!
-//! Before a write can commit, the writer raises a fence at the user's key. The fence replaces
-//! whatever is there (a body, a reader's lease), so from then on no replica can hit the old body,
-//! and no reader can store one it read before the commit: a fill stores only over its own lease,
-//! and a lease is never taken over a fence. Readers that find a fence read Postgres and fill
-//! nothing. After the commit the writer lifts its part of the fence before it answers, and the next
-//! read fills the key again. This is the memcache paper's lease turned around: the writer, not the
-//! reader, holds the key while the truth is changing.
-//!
-//! - **If Redis does not take the fence, the write is refused** (nothing was written): no other
-//!   replica could be warned, and only Redis can warn them.
-//! - **A fence outlives any commit it stands for** (`lifetime`, chosen by the writer from the
-//!   database's own timeouts), so a write whose outcome is unknown, whose lift Redis never
-//!   answered, or whose process died is covered until it can no longer commit; then the fence
-//!   expires and the key fills again.
-//! - **Writers of one user on different replicas share one fence**: its value is `fence:` and one
-//!   token per write, and it lasts until the last of them lifts it (or the longest lifetime).
-//! - **Lifting learns whether the fence held.** If the writer's token is gone (Redis restarted,
-//!   flushed or evicted it), a reader may have stored a body read before the commit, so the lift
-//!   removes whatever is at the key instead. A lift Redis does not answer is tried again for
-//!   `LIFT_PATIENCE` (long enough for the connection to a restarted Redis to come back, whose
-//!   lift then removes what readers stored meanwhile); after that the fence, still in place in a
-//!   Redis that is frozen or out of reach, does the rest.
+//! - **Raised before the write can commit**, a fence replaces whatever is at the key (a body, a
+//!   reader's lease). No replica can then hit the old body or fill one it read before the commit:
+//!   a fill stores only over its own lease, and no lease is taken over a fence. Readers that find
+//!   one read Postgres and fill nothing. **If Redis does not take it, the write is refused**: no
+//!   other replica could be warned, and only Redis can warn them.
+//! - **It outlives any commit it stands for** (`lifetime`, chosen by the writer from the
+//!   database's timeouts), so a write whose outcome is unknown, whose lift went unanswered, or
+//!   whose process died is covered until it can no longer commit; then it expires.
+//! - **Writers of one user on different replicas share it**: its value is `fence:` and a token per
+//!   write, and it lasts until the last of them lifts its part (or the longest lifetime).
+//! - **Lifting learns whether it held.** If the writer's token is gone (Redis restarted, flushed or
+//!   evicted it), a reader may have stored a body read before the commit, so the lift removes
+//!   whatever is at the key. An unanswered lift is tried again for `LIFT_PATIENCE` (long enough to
+//!   reach a restarted Redis again); after that the fence, still in a Redis that is frozen or out
+//!   of reach, does the rest.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use redis::RedisError;
 use tokio::time::Instant;
 use uuid::Uuid;
 
@@ -34,6 +28,7 @@ use super::Cache;
 use super::keys::KeyBuf;
 use super::stored_value::FenceToken;
 use crate::backoff::Backoff;
+use crate::error::Error;
 
 /// Adds a write's token (ARGV[1]) to the fence at the key, or replaces whatever else is there with
 /// a fence of that token; the fence lives ARGV[2] ms, or longer if it already did. `pcall`: a value
@@ -85,18 +80,15 @@ pub(crate) struct Fence {
     token: FenceToken,
 }
 
-/// Redis did not take a write's fence, so the write must not be sent.
-#[derive(Debug)]
-pub(crate) struct FenceRefused(String);
-
 impl Cache {
-    /// Raises a fence at `id`'s key for `lifetime`: the write may go ahead only with `Ok`.
-    pub(crate) async fn raise_fence(&self, id: Uuid, lifetime: Duration) -> Result<Fence, FenceRefused> {
+    /// Raises a fence at `id`'s key for `lifetime`: the write may go ahead only with `Ok`; else it
+    /// is refused, since no other replica could be warned.
+    pub(crate) async fn raise_fence(&self, id: Uuid, lifetime: Duration) -> Result<Fence, Error> {
         let inner = &*self.inner;
         // Not held back by the breaker: one slow answer to a read must not refuse every write for
         // a second; each write finds out for itself, within the call timeout.
         let Some((mut connection, generation)) = inner.link.connection() else {
-            return Err(FenceRefused("redis is not connected".into()));
+            return Err(refused("redis is not connected".into()));
         };
         let token = FenceToken::new();
         let key = KeyBuf::body(&inner.user_prefix, id);
@@ -111,7 +103,11 @@ impl Cache {
                 inner.drop_local_copy(id);
                 Ok(Fence { id, token })
             }
-            Err(refusal) => Err(FenceRefused::because(refusal, inner.call_timeout)),
+            Err(Some(error)) => Err(refused(format!("redis refused it: {error}"))),
+            Err(None) => Err(refused(format!(
+                "no answer within {} ms",
+                inner.call_timeout.as_millis()
+            ))),
         }
     }
 
@@ -144,19 +140,6 @@ impl Cache {
     }
 }
 
-impl FenceRefused {
-    fn because(refusal: Option<RedisError>, call_timeout: Duration) -> FenceRefused {
-        FenceRefused(match refusal {
-            Some(error) => format!("redis refused it: {error}"),
-            None => format!("redis did not answer within {} ms", call_timeout.as_millis()),
-        })
-    }
+fn refused(why: String) -> Error {
+    Error::WriteRefused(format!("the cache did not take the write's fence: {why}").into())
 }
-
-impl std::fmt::Display for FenceRefused {
-    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(formatter, "the cache did not take the write's fence: {}", self.0)
-    }
-}
-
-impl std::error::Error for FenceRefused {}

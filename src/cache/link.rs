@@ -185,16 +185,10 @@ impl Inner {
             .find_map(|line| line.strip_prefix("run_id:"))
             .map(|id| id.trim().to_owned())
             .unwrap_or_default();
-        let recorded = match redis::cmd("GET")
-            .arg(&self.instance_key)
-            .query_async::<Option<Vec<u8>>>(&mut connection)
-            .await
-        {
-            Ok(recorded) => recorded,
-            // Something else at the key: not a record, and the sweep's record replaces it.
-            Err(error) if error.code() == Some("WRONGTYPE") => None,
-            Err(error) => return Err(error),
-        };
+        // Anything but a record (another type at the key, an error) means a sweep: always safe.
+        let mut get = redis::cmd("GET");
+        get.arg(&self.instance_key);
+        let recorded = get.query_async::<Option<Vec<u8>>>(&mut connection).await.ok().flatten();
         let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
         *self.current.write().unwrap_or_else(|poison| poison.into_inner()) = Some((connection.clone(), generation));
         if !run_id.is_empty() && recorded.as_deref() == Some(run_id.as_bytes()) {

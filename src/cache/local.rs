@@ -87,22 +87,21 @@ impl LocalCopies {
 
     /// Whether copies may be served and stored now: tracking is up and vouched for them lately.
     pub(crate) fn usable(&self) -> bool {
-        self.tracking_healthy.load(Ordering::Acquire)
-            && self
-                .micros_now()
-                .saturating_sub(self.vouched_at.load(Ordering::Acquire))
-                < VOUCHED_FOR.as_micros() as u64
+        let vouched_for = self
+            .micros(Instant::now())
+            .saturating_sub(self.vouched_at.load(Ordering::Acquire));
+        self.tracking_healthy.load(Ordering::Acquire) && vouched_for < VOUCHED_FOR.as_micros() as u64
     }
 
     /// A PING sent at `sent` came back on the tracking connection: every invalidation Redis made
     /// before it has been applied.
     pub(crate) fn vouch(&self, sent: Instant) {
-        let sent = u64::try_from(sent.saturating_duration_since(self.clock).as_micros()).unwrap_or(u64::MAX);
-        self.vouched_at.fetch_max(sent, Ordering::AcqRel);
+        self.vouched_at.fetch_max(self.micros(sent), Ordering::AcqRel);
     }
 
-    fn micros_now(&self) -> u64 {
-        u64::try_from(self.clock.elapsed().as_micros()).unwrap_or(u64::MAX)
+    /// `at` in µs after `clock`.
+    fn micros(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.clock).as_micros()).unwrap_or(u64::MAX)
     }
 
     /// The copy of a body, if there is a live one.

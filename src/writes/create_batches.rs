@@ -27,6 +27,7 @@ use crate::db::Database;
 use crate::db::user_queries::{self, NewUserColumns, email_taken};
 use crate::db::write_pool::WriteConnection;
 use crate::error::Error;
+use crate::user::User;
 use crate::user::input::NewUser;
 
 /// The most creates one statement carries: large enough to share a flush among many, small
@@ -119,21 +120,9 @@ async fn run_batch(mut connection: WriteConnection, batch: Vec<QueuedCreate>) {
         connection.mark_clean();
         return;
     }
-    let columns = NewUserColumns::of(sending.iter().map(|create| &create.user));
     let several = sending.len() > 1;
-    let waited_for_a_lock = AtomicBool::new(false);
-    let inserted = transaction::run_alone(
-        &mut connection,
-        budget,
-        several.then_some(BATCH_LOCK_WAIT),
-        no_fence,
-        async |connection| user_queries::insert_users(connection, &columns).await,
-        |error, stage| {
-            waited_for_a_lock.store(is_lock_timeout(&error), Ordering::Relaxed);
-            statement_failure_at(error, stage)
-        },
-    )
-    .await;
+    let (inserted, waited_for_a_lock) =
+        insert(&mut connection, &sending, budget, several.then_some(BATCH_LOCK_WAIT)).await;
     match inserted {
         Ok(rows) => {
             for (create, row) in sending.into_iter().zip(rows) {
@@ -143,9 +132,7 @@ async fn run_batch(mut connection: WriteConnection, batch: Vec<QueuedCreate>) {
         }
         // Something about one row: a row that fails, or an email locked by another session.
         Err(Error::Internal(_)) if several => run_one_by_one(&mut connection, sending).await,
-        Err(_) if several && waited_for_a_lock.load(Ordering::Relaxed) => {
-            run_one_by_one(&mut connection, sending).await
-        }
+        Err(_) if several && waited_for_a_lock => run_one_by_one(&mut connection, sending).await,
         Err(error) => answer_all(sending, &error),
     }
 }
@@ -187,7 +174,23 @@ async fn insert_alone(
         let late = "too little of the request's time was left to retry the write alone";
         return (Err(Error::WriteNotApplied(late.into())), false);
     };
-    let columns = NewUserColumns::of(std::iter::once(&create.user));
+    let (inserted, waited_for_a_lock) = insert(connection, std::slice::from_ref(create), budget, lock_wait).await;
+    let answer = inserted.and_then(|rows| {
+        let user = rows.into_iter().next().flatten().ok_or_else(email_taken)?;
+        Ok(created_response(&user))
+    });
+    (answer, waited_for_a_lock)
+}
+
+/// Inserts the creates in one statement: a row per create (`None` for a taken email), and whether
+/// the statement gave up waiting for a row lock.
+async fn insert(
+    connection: &mut WriteConnection,
+    creates: &[QueuedCreate],
+    budget: Duration,
+    lock_wait: Option<Duration>,
+) -> (Result<Vec<Option<User>>, Error>, bool) {
+    let columns = NewUserColumns::of(creates.iter().map(|create| &create.user));
     let waited_for_a_lock = AtomicBool::new(false);
     let inserted = transaction::run_alone(
         connection,
@@ -196,20 +199,12 @@ async fn insert_alone(
         no_fence,
         async |connection| user_queries::insert_users(connection, &columns).await,
         |error, stage| {
-            waited_for_a_lock.store(is_lock_timeout(&error), Ordering::Relaxed);
+            waited_for_a_lock.store(error.code() == Some(&SqlState::LOCK_NOT_AVAILABLE), Ordering::Relaxed);
             statement_failure_at(error, stage)
         },
     )
     .await;
-    let answer = inserted.and_then(|rows| {
-        let user = rows.into_iter().next().flatten().ok_or_else(email_taken)?;
-        Ok(created_response(&user))
-    });
-    (answer, waited_for_a_lock.load(Ordering::Relaxed))
-}
-
-fn is_lock_timeout(error: &tokio_postgres::Error) -> bool {
-    error.code() == Some(&SqlState::LOCK_NOT_AVAILABLE)
+    (inserted, waited_for_a_lock.into_inner())
 }
 
 /// The batch's failure again, for each of its requests (causes cannot be cloned; their text can).

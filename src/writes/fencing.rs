@@ -45,11 +45,7 @@ impl<'a> Fencing<'a> {
             return Ok(());
         };
         let lifetime = self.deadline.saturating_duration_since(Instant::now()) + FENCE_BEYOND_DEADLINE;
-        let fence = cache
-            .raise_fence(id, lifetime)
-            .await
-            .map_err(|refused| Error::WriteRefused(Box::new(refused)))?;
-        self.raised = Some(fence);
+        self.raised = Some(cache.raise_fence(id, lifetime).await?);
         Ok(())
     }
 

@@ -88,11 +88,8 @@ pub(crate) async fn run_alone<T>(
             "the write connection was lost before the write was sent".into(),
         ));
     }
-    if let Err(refused) = before_commit().await {
-        // Nothing was sent: the connection is as it was.
-        connection.mark_clean();
-        return Err(refused);
-    }
+    // Nothing is sent if it fails: the connection is as it was.
+    before_commit().await.inspect_err(|_| connection.mark_clean())?;
     let (outcome, reset) = if lock_wait < budget {
         // The session's lock timeout, lowered for this statement and put back, all in its round trip.
         let lower = format!("SET lock_timeout = {}", lock_wait.as_millis().max(1));
@@ -105,21 +102,11 @@ pub(crate) async fn run_alone<T>(
     } else {
         (statement(connection).await, true)
     };
-    match outcome {
-        Ok(value) => {
-            if reset {
-                connection.mark_clean();
-            }
-            Ok(value)
-        }
-        Err(error) => {
-            // Postgres answered (and rolled the statement back): the connection is usable.
-            if error.code().is_some() && reset {
-                connection.mark_clean();
-            }
-            Err(failed(error, Stage::Autocommit))
-        }
+    // Postgres answered (a failed statement was rolled back): the connection is usable.
+    if reset && outcome.as_ref().map_or_else(|error| error.code().is_some(), |_| true) {
+        connection.mark_clean();
     }
+    outcome.map_err(|error| failed(error, Stage::Autocommit))
 }
 
 /// Sends `BEGIN` with the timeouts and `first` in one round trip; returns `first`'s outcome.
