@@ -14,6 +14,7 @@
 #   CHAOS_RATE          requests per second of the steady load (default 800)
 #   CHAOS_ONLY          comma-separated scenario names (redis-killed, redis-frozen, redis-full,
 #                       fleet, fleet-copies, postgres-restart, backends-terminated, idempotent-writes,
+#                       slow-uploaders,
 #                       sigterm, slow-clients, slow-readers, soak)
 #   CHAOS_REPORT        where the figures go as Markdown (default target/chaos/report.md)
 #   PG_BIN              directory with initdb and pg_ctl (default: newest /usr/lib/postgresql/*/bin; as for tests/api)

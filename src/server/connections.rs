@@ -4,10 +4,10 @@
 //! when a request starts, two stores when it ends: nothing shared between connections is touched
 //! per request). The `Registry` lists the entries; its lock is taken only when a connection opens
 //! or closes, and by the accept loop when it needs room. At `MAX_CONNECTIONS`, the least recently
-//! active connection that is not being served is told to close: an idle keep-alive, a client
-//! still sending its head, one that stopped reading its answers, or one whose request body has
-//! not advanced for `SLOW_BODY_GAP`. A request being handled is never interrupted; one whose body
-//! is cut short gets its answer (408) before the connection closes.
+//! active connection that is not being served and has been quiet for `QUIET_FOR` is told to
+//! close: an idle keep-alive, a client still sending its head, one that stopped reading its
+//! answers, or one whose request body has stalled. A request being handled is never interrupted;
+//! one whose body is cut short gets its answer (408) before the connection closes.
 
 use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -26,10 +26,12 @@ const EVICTED: u8 = 2;
 /// A request in the handler is waiting for its body.
 const RECEIVING: u8 = 3;
 
-/// A body that has not advanced for this long makes its connection as closable as an idle one:
-/// far longer than any pause of a client that is sending, far shorter than the 5 s a body may
-/// pause before its 408, so that slow uploaders cannot fill the connection limit.
-pub(crate) const SLOW_BODY_GAP: Duration = Duration::from_secs(1);
+/// How long a connection must have been quiet (nothing received, no request finished) before it
+/// may be closed for room: a client that is sending delivers something many times a second, and
+/// one just accepted has its head read first; but slow uploaders, which may pause up to the 5 s
+/// that earns a 408, must not be able to fill the connection limit. It also bounds how fast room
+/// is made: every connection at the cap can be replaced once per this long.
+pub(crate) const QUIET_FOR: Duration = Duration::from_millis(100);
 
 /// All open client connections.
 pub(crate) struct Registry {
@@ -125,7 +127,7 @@ impl Registry {
     /// to close. Returns false when every connection is busy with a request.
     pub(crate) fn evict_least_recently_active(&self) -> bool {
         let entries = self.lock();
-        let stalled_before = micros_since(self.epoch).saturating_sub(SLOW_BODY_GAP.as_micros() as u64);
+        let quiet_since = micros_since(self.epoch).saturating_sub(QUIET_FOR.as_micros() as u64);
         // A connection may start a request between the scan and the exchange; then look again.
         for _ in 0..3 {
             let candidate = entries
@@ -137,7 +139,7 @@ impl Registry {
                     (connection, state, connection.last_active.load(Ordering::Relaxed))
                 })
                 .filter(|(_, state, last_active)| {
-                    *state == IDLE || (*state == RECEIVING && *last_active <= stalled_before)
+                    (*state == IDLE || *state == RECEIVING) && *last_active <= quiet_since
                 })
                 .min_by_key(|(_, _, last_active)| *last_active);
             let Some((candidate, state, _)) = candidate else {
@@ -274,6 +276,9 @@ mod tests {
             .tracked
             .begin_request()
             .expect("an idle connection takes a request");
+        let just_opened = registry.register();
+        tokio::time::sleep(QUIET_FOR).await;
+        just_opened.tracked.mark_active();
 
         assert!(registry.evict_least_recently_active());
         assert_eq!(oldest.tracked.state.load(Ordering::Relaxed), EVICTED);
@@ -285,6 +290,11 @@ mod tests {
             "no request runs on it any more"
         );
         assert_eq!(newer.tracked.state.load(Ordering::Relaxed), IDLE);
+        assert!(registry.evict_least_recently_active(), "the next quiet one goes next");
+        assert!(
+            !registry.evict_least_recently_active(),
+            "one active within the last 100 ms is not closed"
+        );
         drop(request);
         assert_eq!(busy.tracked.state.load(Ordering::Relaxed), IDLE);
     }
@@ -299,7 +309,7 @@ mod tests {
             !registry.evict_least_recently_active(),
             "a body that is arriving keeps its connection"
         );
-        let stalled = micros_since(registry.epoch).saturating_sub(SLOW_BODY_GAP.as_micros() as u64 + 1);
+        let stalled = micros_since(registry.epoch).saturating_sub(QUIET_FOR.as_micros() as u64 + 1);
         uploading.tracked.last_active.store(stalled, Ordering::Relaxed);
         assert!(registry.evict_least_recently_active(), "a stalled one does not");
         tokio::time::timeout(std::time::Duration::from_secs(1), uploading.tracked.cut_short())

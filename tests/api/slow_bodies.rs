@@ -1,6 +1,6 @@
 //! Bodies that arrive slowly: a pause of 5 s between two chunks, or a whole body taking over 8 s,
 //! gets 408; a body that keeps coming within those is read. At the connection limit, a body that
-//! has stalled for a second makes its connection as closable as an idle one, and its request is
+//! has stalled for 100 ms makes its connection as closable as an idle one, and its request is
 //! answered 408 before the connection closes.
 
 use std::time::{Duration, Instant};

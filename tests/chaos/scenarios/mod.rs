@@ -30,7 +30,7 @@ pub struct Scenario {
     pub run: Run,
 }
 
-pub const ALL: [Scenario; 12] = [
+pub const ALL: [Scenario; 13] = [
     Scenario {
         name: "redis-killed",
         title: "Redis dies mid-load (SIGKILL), then comes back",
@@ -80,6 +80,11 @@ pub const ALL: [Scenario; 12] = [
         name: "slow-clients",
         title: "200 slow clients trickle their headers (slowloris)",
         run: |harness| Box::pin(slow_clients::slowloris(harness)),
+    },
+    Scenario {
+        name: "slow-uploaders",
+        title: "200 clients upload their bodies slowly against MAX_CONNECTIONS=50",
+        run: |harness| Box::pin(slow_clients::slow_uploaders(harness)),
     },
     Scenario {
         name: "slow-readers",

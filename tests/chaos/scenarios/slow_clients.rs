@@ -136,3 +136,103 @@ async fn trickle(port: u16, index: usize) -> Option<Option<Duration>> {
     }
     Some(None)
 }
+
+/// The connection limit of the slow-uploaders scenario, and how many upload slowly against it.
+const UPLOAD_LIMIT: usize = 50;
+const SLOW_UPLOADERS: usize = 200;
+/// An uploader sends one more byte of its body this often: never the 5 s pause that earns a 408,
+/// always longer than the 250 ms after which a stalled body's connection may be closed for room.
+const UPLOAD_BYTE_EVERY: Duration = Duration::from_secs(2);
+const UPLOADERS_FOR: Duration = Duration::from_secs(15);
+/// An honest client asks for `/health` this often, each time on a new connection.
+const PROBE_EVERY: Duration = Duration::from_millis(250);
+
+/// 200 clients upload their bodies a byte every 2 s against `MAX_CONNECTIONS=50`, reconnecting
+/// whenever the service closes them: an honest client must still be served, and the uploads it
+/// displaces must be told why.
+pub async fn slow_uploaders(harness: Arc<Harness>) -> Report {
+    let mut report = Report::new("200 clients upload their bodies slowly against MAX_CONNECTIONS=50");
+    let limit = UPLOAD_LIMIT.to_string();
+    let started = harness
+        .start_service("slow_uploaders", None, &[("MAX_CONNECTIONS", &limit)])
+        .await;
+    let port = started.service.port;
+    let until = Instant::now() + UPLOADERS_FOR;
+    let uploaders: Vec<_> = (0..SLOW_UPLOADERS)
+        .map(|_| tokio::spawn(upload_slowly_until(port, until)))
+        .collect();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let mut probes = Vec::new();
+    while Instant::now() + Duration::from_secs(3) < until {
+        let sent = Instant::now();
+        let answered = tokio::time::timeout(Duration::from_secs(3), crate::processes::get(port, "/health")).await;
+        let ok = matches!(answered, Ok(Some(response)) if response.status == 200);
+        probes.push((ok, sent.elapsed()));
+        tokio::time::sleep(PROBE_EVERY.saturating_sub(sent.elapsed())).await;
+    }
+    let mut cut_short = 0;
+    for uploader in uploaders {
+        cut_short += uploader.await.expect("an uploader task does not panic");
+    }
+    let answered = probes.iter().filter(|(ok, _)| *ok).count();
+    let mut latencies: Vec<Duration> = probes.iter().filter(|(ok, _)| *ok).map(|(_, took)| *took).collect();
+    latencies.sort();
+    let median = latencies.get(latencies.len() / 2).copied().unwrap_or(Duration::MAX);
+    let share = answered as f64 / probes.len().max(1) as f64;
+    report.figure(
+        "honest /health probes answered 200",
+        format!("{answered} of {}", probes.len()),
+    );
+    report.figure(
+        "their latency: median / worst",
+        format!(
+            "{} / {}",
+            millis(median),
+            millis(latencies.last().copied().unwrap_or_default())
+        ),
+    );
+    report.figure("uploads cut short with a 408 to make room", cut_short);
+    report.check(
+        share >= 0.8,
+        format!("at least 80 % of the probes were answered 200 ({:.0} %)", share * 100.0),
+    );
+    report.check(
+        median < Duration::from_secs(1),
+        format!("their median latency was under 1 s ({})", millis(median)),
+    );
+    report.check(
+        cut_short > 0,
+        "stalled uploads were closed for room, each told so with a 408",
+    );
+    report
+}
+
+/// Uploads a body a byte at a time until `until`, reconnecting whenever the service answers or
+/// closes; returns how many of its uploads were answered 408.
+async fn upload_slowly_until(port: u16, until: Instant) -> u64 {
+    let mut cut_short = 0;
+    while Instant::now() < until {
+        let Ok(stream) = TcpStream::connect(("127.0.0.1", port)).await else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let (mut reader, mut writer) = stream.into_split();
+        let head = "POST /v1/users HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n";
+        if writer.write_all(head.as_bytes()).await.is_err() {
+            continue;
+        }
+        let mut answer = [0u8; 12];
+        let answered = loop {
+            tokio::select! {
+                read = reader.read(&mut answer) => break matches!(read, Ok(count) if count >= 12 && &answer[9..12] == b"408"),
+                () = tokio::time::sleep(UPLOAD_BYTE_EVERY) => {
+                    if Instant::now() >= until || writer.write_all(b" ").await.is_err() {
+                        break false;
+                    }
+                }
+            }
+        };
+        cut_short += u64::from(answered);
+    }
+    cut_short
+}
