@@ -50,7 +50,6 @@ impl App {
     pub async fn build(config: Config) -> Result<App, StartupError> {
         let logger = Logger::new(config.log_level);
         let metrics = Arc::new(Metrics::default());
-        let auth = Auth::start(&config.authentication, metrics.clone(), &logger).map_err(StartupError::Config)?;
         let db = Database::start(&config.database, logger.clone()).map_err(StartupError::Config)?;
         let cache = match &config.cache.redis {
             None => None,
@@ -59,6 +58,7 @@ impl App {
                     .map_err(|error| StartupError::Config(ConfigError::new("REDIS_HOST", error.to_string())))?,
             ),
         };
+        let auth = Auth::start(&config.authentication, metrics.clone(), &logger).map_err(StartupError::Config)?;
         let max_connections = connection_limit(&config, &logger);
         let address = SocketAddr::from((Ipv4Addr::UNSPECIFIED, config.api_port));
         let listener = TcpListener::bind(address).await.map_err(StartupError::Io)?;

@@ -45,9 +45,11 @@ pub(super) struct KeyStore {
     logger: Logger,
 }
 
-#[derive(Default)]
 struct Fetching {
+    /// A fetch is running (from the start: the first one begins as the store is made).
     under_way: bool,
+    /// A request asked for a fetch that has not started yet.
+    requested: bool,
     /// When a token's unknown `kid` last caused a fetch.
     last_for_unknown_key: Option<Instant>,
 }
@@ -64,7 +66,11 @@ impl KeyStore {
             current: RwLock::new(None),
             source: KeySetSource::new(settings.keys.clone(), settings.issuer.clone()),
             settings,
-            fetching: Mutex::new(Fetching::default()),
+            fetching: Mutex::new(Fetching {
+                under_way: true,
+                requested: false,
+                last_for_unknown_key: None,
+            }),
             finished: watch::Sender::new(0),
             wake: Arc::new(Notify::new()),
             tokens,
@@ -86,14 +92,14 @@ impl KeyStore {
         self.current.read().unwrap_or_else(|poison| poison.into_inner()).clone()
     }
 
-    /// Waits for a fetch of the keys for a token whose `kid` the current set lacks: the one
-    /// under way, or a new one if none was caused this way within the interval. `false` when
-    /// no fetch finished for it.
+    /// Waits for a fetch of the keys for a token whose `kid` the current set lacks (or while
+    /// none is held): the one under way or asked for, or a new one if none was caused this way
+    /// within the interval. `false` when no fetch finished for it.
     pub(super) async fn fetch_for_unknown_key(&self) -> bool {
         let mut finished = self.finished.subscribe();
         {
             let mut fetching = self.fetching.lock().unwrap_or_else(|poison| poison.into_inner());
-            if !fetching.under_way {
+            if !fetching.under_way && !fetching.requested {
                 let recent = fetching
                     .last_for_unknown_key
                     .is_some_and(|at| at.elapsed() < self.settings.unknown_key_fetch_every);
@@ -101,6 +107,7 @@ impl KeyStore {
                     return false;
                 }
                 fetching.last_for_unknown_key = Some(Instant::now());
+                fetching.requested = true;
                 self.wake.notify_one();
             }
         }
@@ -111,7 +118,11 @@ impl KeyStore {
 
     /// One fetch; `true` when it brought a usable set.
     async fn fetch_once(&self) -> bool {
-        self.set_under_way(true);
+        {
+            let mut fetching = self.fetching.lock().unwrap_or_else(|poison| poison.into_inner());
+            fetching.under_way = true;
+            fetching.requested = false;
+        }
         let fetched = match tokio::time::timeout(FETCH_TIMEOUT, self.source.fetch()).await {
             Ok(Ok(document)) => KeySet::parse(&document, &self.settings),
             Ok(Err(error)) => Err(error),
@@ -136,7 +147,10 @@ impl KeyStore {
             }
         };
         self.metrics.record_key_fetch(succeeded);
-        self.set_under_way(false);
+        self.fetching
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .under_way = false;
         self.finished.send_modify(|count| *count += 1);
         succeeded
     }
@@ -163,13 +177,6 @@ impl KeyStore {
             }
             Some(_) => {}
         }
-    }
-
-    fn set_under_way(&self, under_way: bool) {
-        self.fetching
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
-            .under_way = under_way;
     }
 }
 
