@@ -87,12 +87,13 @@ impl Auth {
         })
     }
 
-    /// The caller of a request to a route that needs `scope`, or why it may not proceed.
-    pub(crate) async fn authorize(&self, headers: &HeaderMap, scope: Scope) -> Result<Caller, Error> {
+    /// Whether a request may use a route that needs `scope`. `caller` names the token's
+    /// principal as soon as the token is verified, so that a 403 is logged with whom it refused.
+    pub(crate) async fn authorize(&self, headers: &HeaderMap, scope: Scope, caller: &mut Caller) -> Result<(), Error> {
         let Some(bearer) = &self.bearer else {
-            return Ok(Caller::default());
+            return Ok(());
         };
-        let outcome = bearer.authorize(headers, scope).await;
+        let outcome = bearer.authorize(headers, scope, caller).await;
         let refused = match &outcome {
             Ok(_) => None,
             Err(Error::Bearer(refusal)) => Some(refusal.index()),
@@ -122,7 +123,7 @@ impl Auth {
 }
 
 impl Bearer {
-    async fn authorize(&self, headers: &HeaderMap, scope: Scope) -> Result<Caller, Error> {
+    async fn authorize(&self, headers: &HeaderMap, scope: Scope, caller: &mut Caller) -> Result<(), Error> {
         let token = bearer_token(headers)?.ok_or(Refusal::NoToken)?;
         let digest = TokenDigest::of(token);
         let now = jsonwebtoken::get_current_timestamp();
@@ -134,10 +135,12 @@ impl Bearer {
                 principal
             }
         };
-        if !principal.grants.allow(scope) {
+        let allowed = principal.grants.allow(scope);
+        *caller = Caller(Some(principal));
+        if !allowed {
             return Err(Refusal::InsufficientScope(scope.name()).into());
         }
-        Ok(Caller(Some(principal)))
+        Ok(())
     }
 
     /// Verifies a token not seen before; a `kid` the held keys lack (or holding none at all)

@@ -132,7 +132,7 @@ async fn serve(
 ) -> Result<HttpResponse, Error> {
     let action = Action::of(route, &parts.method)?;
     if let Some(scope) = action.scope() {
-        *caller = state.auth.authorize(&parts.headers, scope).await?;
+        state.auth.authorize(&parts.headers, scope, caller).await?;
     }
     let subject = caller.subject();
     let headers = &parts.headers;

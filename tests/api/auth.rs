@@ -598,9 +598,10 @@ async fn the_request_line_names_the_tokens_subject_and_nothing_logs_a_token() {
     let address = format!("http://127.0.0.1:{}", service.port);
     let good = key.token(&claims("auth0|alice \"the admin\"", READ_WRITE));
     let expired = key.token(&with(&claims("bob", READ_WRITE), "exp", json!(now() - 600)));
+    let unscoped = key.token(&claims("carol", "openid"));
 
     let mut statuses = Vec::new();
-    for token in [&good, &expired] {
+    for token in [&good, &expired, &unscoped] {
         let authorization = format!("Bearer {token}");
         let headers = [("authorization", authorization.as_str())];
         let response = crate::helpers::http_request(&address, Method::GET, "/v1/users", &headers, b"").await;
@@ -608,16 +609,17 @@ async fn the_request_line_names_the_tokens_subject_and_nothing_logs_a_token() {
     }
     let finished = service.stop_with("TERM").await;
 
-    assert_eq!(statuses, vec![200, 401]);
+    assert_eq!(statuses, vec![200, 401, 403]);
     let lines: Vec<Value> = finished
         .request_lines()
         .into_iter()
         .filter(|line| line["http.route"] == "/v1/users")
         .collect();
-    assert_eq!(lines.len(), 2, "{}", finished.stdout);
+    assert_eq!(lines.len(), 3, "{}", finished.stdout);
     assert_eq!(lines[0]["user.id"], "auth0|alice \"the admin\"");
-    assert!(lines[1].get("user.id").is_none(), "a refused token names nobody");
-    for token in [&good, &expired] {
+    assert!(lines[1].get("user.id").is_none(), "a token that is not accepted names nobody");
+    assert_eq!(lines[2]["user.id"], "carol", "a 403 names whom it refused");
+    for token in [&good, &expired, &unscoped] {
         let (_, signature) = token.rsplit_once('.').unwrap();
         assert!(!finished.stdout.contains(signature) && !finished.stderr.contains(signature));
     }

@@ -32,7 +32,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting {
         name: "BENCH_HOT_IDS",
         default: "100",
-        meaning: "ids that `get_hot` and `get_hot_local` read",
+        meaning: "ids that `get_hot`, `get_hot_auth` and `get_hot_local` read",
     },
     Setting {
         name: "BENCH_PG_CLIENTS",
