@@ -11,7 +11,8 @@
 # 127.0.0.1:5432 as postgres), and the Redis at TEST_REDIS_HOST/PORT with a key prefix of its
 # own (its keys are deleted afterwards). Authentication is on, as it ships: tools/dev_issuer.py
 # makes a key whose set the service reads from a file, and schemathesis sends a token of it
-# with both scopes (and checks that the user operations refuse requests without it).
+# with both scopes through the document's security scheme (tools/schemathesis.toml), and checks
+# that the user operations refuse requests without it.
 #
 # Settings: GRAVITY_BFF_BIN (the binary; default from scripts/release-binary.sh),
 # CONTRACT_SEED (default 20261124), CONTRACT_MAX_EXAMPLES per operation and phase (default 300;
@@ -25,6 +26,7 @@ SEED=${CONTRACT_SEED:-20261124}
 MAX_EXAMPLES=${CONTRACT_MAX_EXAMPLES:-300}
 OUT=target/contract
 HOOKS=$PWD/tools/schemathesis_hooks.py
+CONFIG=$PWD/tools/schemathesis.toml
 
 PG_HOST=${TEST_PG_HOST:-127.0.0.1} PG_PORT=${TEST_PG_PORT:-5432}
 PG_USER=${TEST_PG_USER:-postgres} PG_PASSWORD=${TEST_PG_PASSWORD:-}
@@ -71,7 +73,8 @@ export DB_NAME=$database REDIS_HOST=$REDIS_HOST REDIS_PORT=$REDIS_PORT CACHE_KEY
 command -v openssl >/dev/null || fail "openssl not found (apt-get install openssl); it makes the run's token issuer key"
 "$VENV/bin/python" tools/dev_issuer.py keys "$issuer"
 export AUTH_ISSUER=https://issuer.contract.test AUTH_AUDIENCE=gravity-bff-contract AUTH_JWKS_URL=file://$issuer/jwks.json
-token=$("$VENV/bin/python" tools/dev_issuer.py token "$issuer" "$AUTH_ISSUER" "$AUTH_AUDIENCE" "users:read users:write")
+CONTRACT_TOKEN=$("$VENV/bin/python" tools/dev_issuer.py token "$issuer" "$AUTH_ISSUER" "$AUTH_AUDIENCE" "users:read users:write")
+export CONTRACT_TOKEN # read by tools/schemathesis.toml
 "$BIN" migrate up
 mkdir -p "$OUT"
 "$BIN" >"$OUT/service.log" 2>&1 &
@@ -90,9 +93,9 @@ status=0
 # schemathesis and Hypothesis keep their caches (.schemathesis/, .hypothesis/).
 # tools/schemathesis_hooks.py gives every valid Idempotency-Key a fresh suffix, as the contract
 # asks of clients (a reused key with another request is a 422).
-(cd "$OUT" && SCHEMATHESIS_HOOKS="$HOOKS" "$VENV/bin/schemathesis" run "http://127.0.0.1:$port/openapi.json" \
+(cd "$OUT" && SCHEMATHESIS_HOOKS="$HOOKS" "$VENV/bin/schemathesis" --config-file "$CONFIG" \
+    run "http://127.0.0.1:$port/openapi.json" \
     --checks all \
-    --header "Authorization: Bearer $token" \
     --phases examples,coverage,fuzzing,stateful \
     --seed "$SEED" \
     --max-examples "$MAX_EXAMPLES" \

@@ -83,12 +83,13 @@ pub(crate) async fn update(
     let id = parse_user_id(id)?;
     let body = read_json_body(headers, body).await?;
     let patch = UserPatch::parse(body.object)?;
+    // A malformed key is a 400 even when there is nothing to write.
+    let key = IdempotencyKey::from_headers(headers, subject, "PATCH", &user_path(id), &body.bytes)?;
     if patch.is_empty() {
         // `{}` changes nothing, so nothing is written (nor recorded) and `updated_at` stays.
         let user = state.lookups.find(id).await?.ok_or_else(|| not_found(id))?;
         return Ok(json(StatusCode::OK, user));
     }
-    let key = IdempotencyKey::from_headers(headers, subject, "PATCH", &user_path(id), &body.bytes)?;
     let written = state
         .writes
         .perform(WriteRequest::Update { id, patch }, key, watch)

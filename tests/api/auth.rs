@@ -617,7 +617,10 @@ async fn the_request_line_names_the_tokens_subject_and_nothing_logs_a_token() {
         .collect();
     assert_eq!(lines.len(), 3, "{}", finished.stdout);
     assert_eq!(lines[0]["user.id"], "auth0|alice \"the admin\"");
-    assert!(lines[1].get("user.id").is_none(), "a token that is not accepted names nobody");
+    assert!(
+        lines[1].get("user.id").is_none(),
+        "a token that is not accepted names nobody"
+    );
     assert_eq!(lines[2]["user.id"], "carol", "a 403 names whom it refused");
     for token in [&good, &expired, &unscoped] {
         let (_, signature) = token.rsplit_once('.').unwrap();
