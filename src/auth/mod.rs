@@ -28,7 +28,7 @@ use hyper::header::HeaderMap;
 
 use crate::config::{Authentication, ConfigError};
 use crate::error::Error;
-use crate::http::bearer::{KEYS_UNAVAILABLE_INDEX, Refusal, TokenProblem, bearer_token};
+use crate::http::bearer::{KEYS_UNAVAILABLE_INDEX, Refusal, TokenProblem, b64token, bearer_token};
 use crate::telemetry::log::Logger;
 use crate::telemetry::metrics::{AuthFigures, Metrics};
 use key_store::KeyStore;
@@ -130,7 +130,7 @@ impl Bearer {
         let principal = match self.tokens.get(&digest, now) {
             Some(principal) => principal,
             None => {
-                let principal = Arc::new(self.verify(token).await?);
+                let principal = Arc::new(self.verify(b64token(token)?).await?);
                 self.tokens.remember(digest, principal.clone(), now);
                 principal
             }

@@ -9,6 +9,8 @@
 //! field put tokens into logs and browser history. The scheme is case-insensitive (`bearer` is
 //! as good as `Bearer`); a header given twice is a malformed request (400, `invalid_request`);
 //! another scheme (`Basic …`) is no bearer token at all (401 without an error code, as §3.1 asks).
+//! Reading the token (`bearer_token`) only finds it; its syntax (`b64token`) is checked apart, so
+//! that a token verified before, and remembered by its digest, is not scanned again.
 
 use hyper::StatusCode;
 use hyper::header::{AUTHORIZATION, HeaderMap, HeaderValue};
@@ -80,8 +82,10 @@ const CHALLENGE: HeaderValue = HeaderValue::from_static("Bearer");
 const INVALID_REQUEST: HeaderValue = HeaderValue::from_static("Bearer error=\"invalid_request\"");
 const INVALID_TOKEN: HeaderValue = HeaderValue::from_static("Bearer error=\"invalid_token\"");
 
-/// The bearer token of a request: `Ok(None)` when it sent none (no header, or another scheme).
-pub fn bearer_token(headers: &HeaderMap) -> Result<Option<&str>, Refusal> {
+/// The bearer token of a request, as sent: `Ok(None)` when it sent none (no header, or another
+/// scheme). An empty token or one over `MAX_TOKEN_BYTES` is refused here; `b64token` checks the
+/// rest of its syntax.
+pub fn bearer_token(headers: &HeaderMap) -> Result<Option<&[u8]>, Refusal> {
     let mut values = headers.get_all(AUTHORIZATION).iter();
     let Some(value) = values.next() else {
         return Ok(None);
@@ -102,22 +106,36 @@ pub fn bearer_token(headers: &HeaderMap) -> Result<Option<&str>, Refusal> {
     if token.len() > MAX_TOKEN_BYTES {
         return Err(Refusal::InvalidToken(TokenProblem::Oversized));
     }
-    if !is_b64token(token) {
+    if token.is_empty() {
         return Err(Refusal::InvalidToken(TokenProblem::Malformed));
     }
-    // `is_b64token` admits ASCII only.
-    Ok(std::str::from_utf8(token).ok())
+    Ok(Some(token))
 }
 
-/// RFC 6750's `b64token`: `1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
-fn is_b64token(token: &[u8]) -> bool {
+/// The token as text when it is RFC 6750's `b64token`:
+/// `1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
+pub fn b64token(token: &[u8]) -> Result<&str, Refusal> {
     let body_end = token.len() - token.iter().rev().take_while(|&&byte| byte == b'=').count();
     let body = &token[..body_end];
-    !body.is_empty()
-        && body
-            .iter()
-            .all(|&byte| byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~' | b'+' | b'/'))
+    let valid = !body.is_empty() && body.iter().all(|&byte| B64TOKEN[usize::from(byte)]);
+    // A b64token is ASCII, so it is text.
+    std::str::from_utf8(token)
+        .ok()
+        .filter(|_| valid)
+        .ok_or(Refusal::InvalidToken(TokenProblem::Malformed))
 }
+
+/// Which bytes a `b64token` is made of, by value: one load per byte of every request's token.
+const B64TOKEN: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        let c = byte as u8;
+        table[byte] = c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~' | b'+' | b'/');
+        byte += 1;
+    }
+    table
+};
 
 impl Refusal {
     pub fn status(self) -> StatusCode {
@@ -185,12 +203,16 @@ impl TokenProblem {
 mod tests {
     use super::*;
 
+    /// The token a request with these `Authorization` values carries, syntax checked.
     fn token_of(values: &[&str]) -> Result<Option<String>, Refusal> {
         let mut headers = HeaderMap::new();
         for value in values {
             headers.append(AUTHORIZATION, HeaderValue::from_str(value).unwrap());
         }
-        bearer_token(&headers).map(|token| token.map(str::to_owned))
+        match bearer_token(&headers)? {
+            None => Ok(None),
+            Some(token) => b64token(token).map(|token| Some(token.to_owned())),
+        }
     }
 
     #[test]

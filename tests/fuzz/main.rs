@@ -18,7 +18,7 @@ mod spec;
 use std::fmt::Debug;
 
 use gravity_bff::error::Error;
-use gravity_bff::http::bearer::{MAX_TOKEN_BYTES, bearer_token};
+use gravity_bff::http::bearer::{MAX_TOKEN_BYTES, b64token, bearer_token};
 use gravity_bff::http::body::{JsonObject, parse_json_object};
 use gravity_bff::http::trace_context::{TRACEPARENT, TraceContext};
 use gravity_bff::router::{Route, resolve};
@@ -232,14 +232,18 @@ fn check_authorization(bytes: &[u8]) {
     };
     let mut headers = HeaderMap::new();
     headers.insert(hyper::header::AUTHORIZATION, value);
-    match bearer_token(&headers) {
-        Ok(Some(token)) => {
-            assert!(bytes[..7].eq_ignore_ascii_case(b"bearer "), "{bytes:?}");
-            assert!(!token.is_empty() && token.len() <= MAX_TOKEN_BYTES, "{bytes:?}");
-            let b64token = |c: char| c.is_ascii_alphanumeric() || "-._~+/=".contains(c);
-            assert!(token.chars().all(b64token) && !token.starts_with('='), "{token:?}");
+    let token = match bearer_token(&headers) {
+        Ok(Some(token)) => token,
+        Ok(None) => return,
+        Err(refusal) => return assert_client_error(&Error::from(refusal), &bytes),
+    };
+    assert!(bytes[..7].eq_ignore_ascii_case(b"bearer "), "{bytes:?}");
+    assert!(!token.is_empty() && token.len() <= MAX_TOKEN_BYTES, "{bytes:?}");
+    match b64token(token) {
+        Ok(text) => {
+            let allowed = |c: char| c.is_ascii_alphanumeric() || "-._~+/=".contains(c);
+            assert!(text.chars().all(allowed) && !text.starts_with('='), "{text:?}");
         }
-        Ok(None) => {}
         Err(refusal) => assert_client_error(&Error::from(refusal), &bytes),
     }
 }
