@@ -314,14 +314,13 @@ impl Metrics {
     /// Refusals by reason always (a service with authentication off refuses nothing); the key
     /// fetches and gauges when authentication is on.
     fn render_auth(&self, out: &mut String, auth: Option<AuthFigures>) {
-        let name = "gravity_auth_refusals_total";
-        let _ = writeln!(
+        render_labelled_counters(
             out,
-            "# HELP {name} Requests refused for their credentials (400, 401, 403; 503 while no keys are held), by reason.\n# TYPE {name} counter"
+            "gravity_auth_refusals_total",
+            "Requests refused for their credentials (400, 401, 403; 503 while no keys are held), by reason.",
+            "reason",
+            REFUSAL_REASONS.iter().zip(&self.auth_refusals),
         );
-        for (reason, counter) in REFUSAL_REASONS.iter().zip(&self.auth_refusals) {
-            let _ = writeln!(out, "{name}{{reason=\"{reason}\"}} {}", counter.load(Ordering::Relaxed));
-        }
         let Some(AuthFigures {
             keys,
             tokens_remembered,
@@ -329,18 +328,13 @@ impl Metrics {
         else {
             return;
         };
-        let name = "gravity_auth_key_fetches_total";
-        let _ = writeln!(
+        render_labelled_counters(
             out,
-            "# HELP {name} Fetches of the issuer's key set, by outcome (a failed one keeps the keys held).\n# TYPE {name} counter"
+            "gravity_auth_key_fetches_total",
+            "Fetches of the issuer's key set, by outcome (a failed one keeps the keys held).",
+            "outcome",
+            ["ok", "failed"].iter().zip(&self.auth_key_fetches),
         );
-        for (outcome, counter) in ["ok", "failed"].iter().zip(&self.auth_key_fetches) {
-            let _ = writeln!(
-                out,
-                "{name}{{outcome=\"{outcome}\"}} {}",
-                counter.load(Ordering::Relaxed)
-            );
-        }
         let _ = writeln!(
             out,
             "# HELP gravity_auth_keys The issuer's keys held (0: none fetched yet, protected routes answer 503).\n\
@@ -429,6 +423,20 @@ impl Metrics {
             let _ = writeln!(out, "{name}_sum{{route=\"{template}\"}} {sum}");
             let _ = writeln!(out, "{name}_count{{route=\"{template}\"}} {total}");
         }
+    }
+}
+
+/// A counter family with one label: its help, its type, and one series per value.
+fn render_labelled_counters<'a>(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    label: &str,
+    series: impl Iterator<Item = (&'a &'a str, &'a AtomicU64)>,
+) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+    for (value, counter) in series {
+        let _ = writeln!(out, "{name}{{{label}=\"{value}\"}} {}", counter.load(Ordering::Relaxed));
     }
 }
 
@@ -527,6 +535,39 @@ mod tests {
         assert!(text.contains("gravity_db_pool_connections{pool=\"read\",state=\"idle\"} 2"));
         assert!(text.contains("gravity_db_pool_connections{pool=\"read\",state=\"down\"} 1"));
         assert!(text.contains("gravity_db_write_extra_connections 3\n"));
+    }
+
+    #[test]
+    fn authentication_is_counted_by_reason_and_its_gauges_shown_only_when_on() {
+        let metrics = Metrics::default();
+        metrics.record_auth_refusal(0);
+        metrics.record_auth_refusal(0);
+        metrics.record_key_fetch(false);
+        let mut off = String::new();
+        metrics.render_auth(&mut off, None);
+        assert!(
+            off.contains(r#"gravity_auth_refusals_total{reason="no_token"} 2"#),
+            "{off}"
+        );
+        assert!(
+            off.contains(r#"gravity_auth_refusals_total{reason="keys_unavailable"} 0"#),
+            "{off}"
+        );
+        assert!(!off.contains("gravity_auth_keys"), "{off}");
+        let mut on = String::new();
+        let figures = AuthFigures {
+            keys: 2,
+            tokens_remembered: 7,
+        };
+        metrics.render_auth(&mut on, Some(figures));
+        assert!(
+            on.contains(r#"gravity_auth_key_fetches_total{outcome="failed"} 1"#),
+            "{on}"
+        );
+        assert!(
+            on.contains("gravity_auth_keys 2\n") && on.contains("gravity_auth_tokens_remembered 7\n"),
+            "{on}"
+        );
     }
 
     #[test]

@@ -14,6 +14,7 @@ use crate::support::issuer::{
     Algorithm, JwksServer, READ_WRITE, SigningKey, b64, claims, jwks, now, signing_input, with,
 };
 use crate::support::metric_value;
+use crate::users_create::count_users;
 
 /// Both scopes, for `user-1`, signed by `key`.
 fn token(key: &SigningKey) -> String {
@@ -26,17 +27,6 @@ async fn app_with_one_key() -> (TestApp, JwksServer, SigningKey) {
     let server = JwksServer::start(jwks(&[&key])).await;
     let app = spawn_app_with_auth(&server.jwks_url(), |_| {}).await;
     (app, server, key)
-}
-
-/// The number of users in the app's database.
-async fn users_in_database(app: &TestApp) -> i64 {
-    let row = app
-        .database
-        .client
-        .query_one("SELECT count(*) FROM users", &[])
-        .await
-        .unwrap();
-    row.get(0)
 }
 
 async fn metric(app: &TestApp, series: &str) -> f64 {
@@ -72,7 +62,7 @@ async fn every_user_route_needs_a_token_and_the_operational_routes_stay_open() {
     for path in ["/health", "/ready", "/metrics", "/openapi.json"] {
         assert_eq!(app.get(path).await.status, 200, "{path}");
     }
-    assert_eq!(users_in_database(&app).await, 0);
+    assert_eq!(count_users(&app).await, 0);
     assert_eq!(
         metric(&app, r#"gravity_auth_refusals_total{reason="no_token"}"#).await,
         8.0
@@ -112,7 +102,7 @@ async fn a_token_with_both_scopes_reads_and_writes_users_whatever_the_key_type()
         assert_eq!(patched.status, 200, "{}", key.kid);
         assert_eq!(caller.delete(&path).await.status, 204, "{}", key.kid);
     }
-    assert_eq!(users_in_database(&app).await, 0);
+    assert_eq!(count_users(&app).await, 0);
 }
 
 #[tokio::test]
@@ -205,7 +195,7 @@ async fn each_bad_token_is_refused_with_invalid_token_and_writes_nothing() {
         let after = metric(&app, &format!("gravity_auth_refusals_total{{reason=\"{reason}\"}}")).await;
         assert_eq!(after - before, 1.0, "{name} is counted as {reason}");
     }
-    assert_eq!(users_in_database(&app).await, 0, "no refused request wrote anything");
+    assert_eq!(count_users(&app).await, 0, "no refused request wrote anything");
 }
 
 #[tokio::test]
@@ -297,7 +287,7 @@ async fn a_token_without_the_routes_scope_is_403_insufficient_scope() {
     assert_eq!(app.with_token(&reader).get(&path).await.status, 200);
     let after = app.with_token(&reader).get(&path).await.json();
     assert_eq!(after["name"], "Ada", "no 403 changed anything");
-    assert_eq!(users_in_database(&app).await, 1);
+    assert_eq!(count_users(&app).await, 1);
     assert_eq!(
         metric(&app, r#"gravity_auth_refusals_total{reason="insufficient_scope"}"#).await,
         7.0
@@ -340,7 +330,7 @@ async fn an_idempotency_key_replayed_by_another_subject_never_gets_the_first_ans
         .unwrap()
         .get(0);
     assert_eq!(owner, "alice");
-    assert_eq!(users_in_database(&app).await, 1);
+    assert_eq!(count_users(&app).await, 1);
 }
 
 #[tokio::test]
@@ -486,25 +476,26 @@ async fn a_service_that_never_had_keys_answers_503_until_the_issuer_comes_up() {
     assert_eq!(app.get("/ready").await.json()["auth"], "ok");
 }
 
+/// `GET /v1/users` on an app whose issuer is `server` itself (no `AUTH_JWKS_URL`: its keys come
+/// by OpenID discovery), with a token of `key` for that issuer.
+async fn read_through_discovery(server: &JwksServer, key: &SigningKey) -> crate::helpers::TestResponse {
+    let issuer = server.issuer_url();
+    let settings = [
+        ("AUTH_DISABLED", ""),
+        ("AUTH_ISSUER", issuer.as_str()),
+        ("AUTH_AUDIENCE", crate::helpers::AUDIENCE),
+    ];
+    let app = spawn_app_with_settings(&settings, |_| {}).await;
+    let token = key.token(&with(&claims("user-1", READ_WRITE), "iss", json!(issuer)));
+    app.with_token(&token).get("/v1/users").await
+}
+
 #[tokio::test]
 async fn keys_are_found_by_openid_discovery_at_the_issuer() {
     let key = SigningKey::generate(Algorithm::Rs256, "key-1");
     let server = JwksServer::start(jwks(&[&key])).await;
-    let issuer = server.issuer_url();
-    let app = spawn_app_with_settings(
-        &[
-            ("AUTH_DISABLED", ""),
-            ("AUTH_ISSUER", &issuer),
-            ("AUTH_AUDIENCE", crate::helpers::AUDIENCE),
-        ],
-        |_| {},
-    )
-    .await;
 
-    let response = app
-        .with_token(&key.token(&with(&claims("user-1", READ_WRITE), "iss", json!(issuer))))
-        .get("/v1/users")
-        .await;
+    let response = read_through_discovery(&server, &key).await;
 
     assert_eq!(response.status, 200, "{:?}", response.body);
     assert_eq!(server.fetches(), 1);
@@ -515,21 +506,8 @@ async fn a_discovery_document_that_names_another_issuer_brings_no_keys() {
     let key = SigningKey::generate(Algorithm::Es256, "key-1");
     let server = JwksServer::start(jwks(&[&key])).await;
     server.claim_issuer("https://impostor.test");
-    let issuer = server.issuer_url();
-    let app = spawn_app_with_settings(
-        &[
-            ("AUTH_DISABLED", ""),
-            ("AUTH_ISSUER", &issuer),
-            ("AUTH_AUDIENCE", crate::helpers::AUDIENCE),
-        ],
-        |_| {},
-    )
-    .await;
 
-    let response = app
-        .with_token(&key.token(&with(&claims("user-1", READ_WRITE), "iss", json!(issuer))))
-        .get("/v1/users")
-        .await;
+    let response = read_through_discovery(&server, &key).await;
 
     response.problem(503);
     assert_eq!(server.fetches(), 0, "the key set named by an impostor is never read");
