@@ -34,7 +34,7 @@ use crate::telemetry::metrics::{AuthFigures, Metrics};
 use key_store::KeyStore;
 pub(crate) use scopes::Scope;
 use token_cache::{RememberedTokens, TokenDigest};
-pub(crate) use verify::Principal;
+use verify::Principal;
 
 /// The authentication of the process; cheap to clone.
 #[derive(Clone)]

@@ -605,3 +605,31 @@ async fn the_request_line_names_the_tokens_subject_and_nothing_logs_a_token() {
         assert!(!finished.stdout.contains(signature) && !finished.stderr.contains(signature));
     }
 }
+
+#[tokio::test]
+async fn authentication_off_is_a_warning_at_start_up_and_said_by_ready() {
+    let database = crate::helpers::TestDatabase::create().await;
+    let service = crate::service_process::ServiceProcess::on(
+        &database,
+        &[("AUTH_DISABLED", "true"), ("LOG_LEVEL", "warn")],
+        None,
+    )
+    .await;
+
+    let (status, ready) = service.get("/ready").await;
+    let (listed, _) = service.get("/v1/users").await;
+    let finished = service.stop_with("TERM").await;
+
+    assert_eq!((status, listed), (200, 200), "{ready}");
+    assert_eq!(serde_json::from_str::<Value>(&ready).unwrap()["auth"], "disabled");
+    let warning = finished
+        .events()
+        .into_iter()
+        .find(|event| {
+            event["message"]
+                .as_str()
+                .is_some_and(|message| message.starts_with("authentication is off"))
+        })
+        .unwrap_or_else(|| panic!("no warning in:\n{}", finished.stderr));
+    assert_eq!(warning["level"], "warn");
+}
