@@ -143,7 +143,7 @@ async fn answers_to_other_origins_carry_no_cors_header_but_vary_by_origin() {
     let caller = app.with_token(&token);
     for origin in [None, Some("https://evil.example.com")] {
         let headers: Vec<(&str, &str)> = origin.map(|origin| ("origin", origin)).into_iter().collect();
-        let response = caller.request(Method::GET, "/v1/users", &headers, "").await;
+        let response = caller.get_with("/v1/users", &headers).await;
         assert_eq!(response.status, 200, "{origin:?}");
         assert_eq!(cors_headers(&response), Vec::<String>::new(), "{origin:?}");
         assert_eq!(

@@ -303,33 +303,37 @@ pub struct WithToken<'a> {
 }
 
 impl WithToken<'_> {
-    /// Any request, with the token beside `headers`.
-    pub async fn request(
-        &self,
-        method: Method,
-        path: &str,
-        headers: &[(&str, &str)],
-        body: impl Into<Bytes>,
-    ) -> TestResponse {
-        let mut all = vec![("authorization", self.authorization.as_str())];
-        all.extend_from_slice(headers);
-        self.app.request(method, path, &all, body).await
+    pub async fn get(&self, path: &str) -> TestResponse {
+        self.get_with(path, &[]).await
     }
 
-    pub async fn get(&self, path: &str) -> TestResponse {
-        self.request(Method::GET, path, &[], Bytes::new()).await
+    /// A GET with more headers beside the token.
+    pub async fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> TestResponse {
+        self.app
+            .request(Method::GET, path, &self.and(headers), Bytes::new())
+            .await
     }
 
     pub async fn delete(&self, path: &str) -> TestResponse {
-        self.request(Method::DELETE, path, &[], Bytes::new()).await
+        self.app
+            .request(Method::DELETE, path, &self.and(&[]), Bytes::new())
+            .await
     }
 
     /// A JSON body sent with `method`, and any more headers.
     pub async fn send_json(&self, method: Method, path: &str, headers: &[(&str, &str)], body: &Value) -> TestResponse {
-        let mut all = vec![("content-type", "application/json")];
-        all.extend_from_slice(headers);
-        self.request(method, path, &all, serde_json::to_vec(body).unwrap())
+        let mut all = self.and(headers);
+        all.push(("content-type", "application/json"));
+        self.app
+            .request(method, path, &all, serde_json::to_vec(body).unwrap())
             .await
+    }
+
+    /// The token's header and `headers`.
+    fn and<'h>(&'h self, headers: &[(&'h str, &'h str)]) -> Vec<(&'h str, &'h str)> {
+        let mut all = vec![("authorization", self.authorization.as_str())];
+        all.extend_from_slice(headers);
+        all
     }
 }
 
