@@ -38,7 +38,7 @@ image: ## build the runtime image only (gravity-bff:latest; with buildx, or else
 .env:
 	@umask 077 && password=$$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n') \
 		&& sed "s/^DB_PASSWORD=.*/DB_PASSWORD=$$password/" .env.example > .env
-	@echo "created .env from .env.example with a random DB_PASSWORD; review it before exposing anything"
+	@echo "created .env from .env.example with a random DB_PASSWORD and AUTH_DISABLED=true: authentication is off until AUTH_ISSUER and AUTH_AUDIENCE are set (README, Authentication); review it before exposing anything"
 
 ## --- tests -----------------------------------------------------------------
 

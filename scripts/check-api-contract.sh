@@ -9,7 +9,10 @@
 # The service runs on a fresh database of its own (created, migrated with `gravity-bff migrate
 # up`, dropped afterwards) on the Postgres named by TEST_PG_HOST/PORT/USER/PASSWORD (default
 # 127.0.0.1:5432 as postgres), and the Redis at TEST_REDIS_HOST/PORT with a key prefix of its
-# own (its keys are deleted afterwards).
+# own (its keys are deleted afterwards). Authentication is on, as it ships: tools/dev_issuer.py
+# makes a key whose set the service reads from a file, and schemathesis sends a token of it
+# with both scopes through the document's security scheme (tools/schemathesis.toml), and checks
+# that the user operations refuse requests without it.
 #
 # Settings: GRAVITY_BFF_BIN (the binary; default from scripts/release-binary.sh),
 # CONTRACT_SEED (default 20261124), CONTRACT_MAX_EXAMPLES per operation and phase (default 300;
@@ -23,6 +26,7 @@ SEED=${CONTRACT_SEED:-20261124}
 MAX_EXAMPLES=${CONTRACT_MAX_EXAMPLES:-300}
 OUT=target/contract
 HOOKS=$PWD/tools/schemathesis_hooks.py
+CONFIG=$PWD/tools/schemathesis.toml
 
 PG_HOST=${TEST_PG_HOST:-127.0.0.1} PG_PORT=${TEST_PG_PORT:-5432}
 PG_USER=${TEST_PG_USER:-postgres} PG_PASSWORD=${TEST_PG_PASSWORD:-}
@@ -49,11 +53,13 @@ database=gravity_contract_$$
 prefix=gravity-contract-$$
 port=$("$VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 service_pid=
+issuer=$(mktemp -d)
 cleanup() {
     if [[ -n $service_pid ]]; then
         kill "$service_pid" 2>/dev/null || true
         wait "$service_pid" 2>/dev/null || true
     fi
+    rm -rf "$issuer"
     psql_admin -c "DROP DATABASE IF EXISTS $database WITH (FORCE)" >/dev/null 2>&1 || true
     redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" --scan --pattern "$prefix:*" 2>/dev/null \
         | xargs -r -n 100 redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" del >/dev/null 2>&1 || true
@@ -64,6 +70,11 @@ step "the service on 127.0.0.1:$port, database $database"
 psql_admin -c "CREATE DATABASE $database" || fail "cannot create a database on $PG_HOST:$PG_PORT as $PG_USER"
 export API_PORT=$port DB_HOST=$PG_HOST DB_PORT=$PG_PORT DB_USER=$PG_USER DB_PASSWORD=$PG_PASSWORD
 export DB_NAME=$database REDIS_HOST=$REDIS_HOST REDIS_PORT=$REDIS_PORT CACHE_KEY_PREFIX=$prefix LOG_LEVEL=warn
+command -v openssl >/dev/null || fail "openssl not found (apt-get install openssl); it makes the run's token issuer key"
+"$VENV/bin/python" tools/dev_issuer.py keys "$issuer"
+export AUTH_ISSUER=https://issuer.contract.test AUTH_AUDIENCE=gravity-bff-contract AUTH_JWKS_URL=file://$issuer/jwks.json
+CONTRACT_TOKEN=$("$VENV/bin/python" tools/dev_issuer.py token "$issuer" "$AUTH_ISSUER" "$AUTH_AUDIENCE" "users:read users:write")
+export CONTRACT_TOKEN # read by tools/schemathesis.toml
 "$BIN" migrate up
 mkdir -p "$OUT"
 "$BIN" >"$OUT/service.log" 2>&1 &
@@ -82,7 +93,8 @@ status=0
 # schemathesis and Hypothesis keep their caches (.schemathesis/, .hypothesis/).
 # tools/schemathesis_hooks.py gives every valid Idempotency-Key a fresh suffix, as the contract
 # asks of clients (a reused key with another request is a 422).
-(cd "$OUT" && SCHEMATHESIS_HOOKS="$HOOKS" "$VENV/bin/schemathesis" run "http://127.0.0.1:$port/openapi.json" \
+(cd "$OUT" && SCHEMATHESIS_HOOKS="$HOOKS" "$VENV/bin/schemathesis" --config-file "$CONFIG" \
+    run "http://127.0.0.1:$port/openapi.json" \
     --checks all \
     --phases examples,coverage,fuzzing,stateful \
     --seed "$SEED" \

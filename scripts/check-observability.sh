@@ -7,9 +7,11 @@
 #
 # The binary is $GRAVITY_BFF_BIN, else the debug build (built when missing). It runs against the
 # Postgres and Redis named by TEST_PG_HOST/PORT/USER/PASSWORD and TEST_REDIS_HOST/PORT (default
-# 127.0.0.1:5432 as postgres, and 127.0.0.1:6379) and only reads: it needs no schema.
-# Tools: promtool (Debian: apt-get install prometheus), curl; openapi-spec-validator from the
-# project's virtualenv (scripts/python.sh).
+# 127.0.0.1:5432 as postgres, and 127.0.0.1:6379) and only reads: it needs no schema. It
+# checks bearer tokens of a key made for the run (tools/dev_issuer.py), so the authentication
+# figures and the request line's `user.id` are checked too.
+# Tools: promtool (Debian: apt-get install prometheus), curl, openssl; openapi-spec-validator from
+# the project's virtualenv (scripts/python.sh).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -19,6 +21,7 @@ die() { say "$*"; exit 1; }
 # ------------------------------------------------------------------------------ tools
 command -v promtool >/dev/null || die "promtool not found (Debian: apt-get install prometheus)"
 command -v curl >/dev/null || die "curl not found"
+command -v openssl >/dev/null || die "openssl not found (apt-get install openssl)"
 venv_bin=$(scripts/python.sh --bin) || die "the Python tools did not install"
 validator=$venv_bin/openapi-spec-validator
 
@@ -47,6 +50,9 @@ export DB_HOST=${TEST_PG_HOST:-127.0.0.1} DB_PORT=${TEST_PG_PORT:-5432} DB_NAME=
 export DB_USER=${TEST_PG_USER:-postgres} DB_PASSWORD=${TEST_PG_PASSWORD:-}
 export REDIS_HOST=${TEST_REDIS_HOST:-127.0.0.1} REDIS_PORT=${TEST_REDIS_PORT:-6379}
 export CACHE_KEY_PREFIX=gravity-observability-$$
+"$venv_bin/python" tools/dev_issuer.py keys "$work/issuer"
+export AUTH_ISSUER=https://issuer.observability.test AUTH_AUDIENCE=gravity-bff AUTH_JWKS_URL=file://$work/issuer/jwks.json
+token=$("$venv_bin/python" tools/dev_issuer.py token "$work/issuer" "$AUTH_ISSUER" "$AUTH_AUDIENCE" users:read observer)
 "$binary" >"$work/stdout" 2>"$work/stderr" &
 service_pid=$!
 for _ in $(seq 1 150); do
@@ -68,6 +74,7 @@ fetch GET "$base/health" /dev/null
 fetch GET "$base/nowhere" /dev/null
 fetch PUT "$base/health" /dev/null
 fetch GET "$base/v1/users/not-a-uuid" /dev/null
+curl --silent --max-time 10 --output /dev/null --header "Authorization: Bearer $token" "$base/v1/users/not-a-uuid"
 fetch GET "$base/metrics" "$work/metrics.txt"
 fetch GET "$base/openapi.json" "$work/openapi.json"
 
@@ -76,7 +83,8 @@ failed=0
 say "promtool check metrics ($(promtool --version 2>&1 | head -n1))"
 promtool check metrics <"$work/metrics.txt" || { say "promtool rejected /metrics"; failed=1; }
 for family in gravity_build_info process_open_fds process_max_fds process_resident_memory_bytes \
-    process_cpu_seconds_total process_start_time_seconds gravity_runtime_workers; do
+    process_cpu_seconds_total process_start_time_seconds gravity_runtime_workers \
+    gravity_auth_refusals_total gravity_auth_keys gravity_auth_tokens_remembered; do
     grep -q "^# TYPE $family " "$work/metrics.txt" || { say "/metrics has no $family"; failed=1; }
 done
 
@@ -91,6 +99,8 @@ say "every line on stdout and stderr is a JSON object"
 "$venv_bin/python" tools/json_lines.py "$work/stdout" "$work/stderr" || failed=1
 grep -q '"trace_id":"4bf92f3577b34da6a3ce929d0e0e4736"' "$work/stdout" \
     || { say "no request line carries the trace id sent in traceparent"; failed=1; }
+grep -q '"user.id":"observer"' "$work/stdout" || { say "no request line names the token's subject"; failed=1; }
+! grep -qF "${token##*.}" "$work/stdout" "$work/stderr" || { say "a token's signature was logged"; failed=1; }
 
 ((failed == 0)) || die "failed"
 say "ok: /metrics is promtool-clean, /openapi.json is valid OpenAPI 3.1, every log line is JSON"

@@ -17,6 +17,12 @@ fi
 [[ "${DB_HOST:-db}" == "db" ]] && export DB_HOST=127.0.0.1
 [[ "${REDIS_HOST-cache}" == "cache" ]] && export REDIS_HOST=127.0.0.1
 export DB_USER="${DB_USER:-postgres}" DB_NAME="${DB_NAME:-gravity_db}"
+# A local run checks no token unless it is told which issuer to trust; the service refuses to
+# serve with neither AUTH_ISSUER nor AUTH_DISABLED=true, so say it here, and say it loudly.
+[[ -n "${AUTH_ISSUER:-}${AUTH_DISABLED:-}" ]] || export AUTH_DISABLED=true
+if [[ $# -eq 0 && "${AUTH_DISABLED:-}" == true ]]; then
+    echo "make run: authentication is off (AUTH_DISABLED=true): anyone who reaches port ${API_PORT:-8080} may read and change every user; README, Authentication, says how to turn it on" >&2
+fi
 
 # The build first, with cargo's progress shown (the first release build takes a few minutes on
 # two cores); the runs below then start at once.

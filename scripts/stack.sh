@@ -41,6 +41,10 @@ if command -v docker >/dev/null 2>&1 && ! "${probe[@]}" >/dev/null 2>&1; then
 fi
 
 [[ -f .env ]] || make --no-print-directory -s .env
+# Said on every start, not only when .env is made: the stack then checks no token at all.
+if grep -qE '^AUTH_DISABLED=true[[:space:]]*$' .env; then
+    echo "make $mode: authentication is off (AUTH_DISABLED=true in .env): anyone who reaches the api may read and change every user; README, Authentication, says how to turn it on" >&2
+fi
 
 # --- run, and on failure say why ----------------------------------------------------------------
 compose() { scripts/compose.sh "${files[@]}" "$@"; }

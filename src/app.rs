@@ -2,9 +2,11 @@
 //! to stop.
 //!
 //! `App::build` binds the port (reporting the real one when `API_PORT=0`, which the tests use),
-//! starts the Postgres keepers and the lazy Redis connection, and waits briefly for Postgres so
-//! that the first requests do not race the first connection. It does not fail when Postgres or
-//! Redis is down: the service starts, answers `/health`, reports not ready, and recovers by itself.
+//! starts the Postgres keepers, the lazy Redis connection and the fetching of the token issuer's
+//! keys, and waits briefly for Postgres so that the first requests do not race the first
+//! connection. It does not fail when Postgres, Redis or the issuer is down: the service starts,
+//! answers `/health`, reports not ready, and recovers by itself. It does refuse to start when
+//! told neither which tokens to accept nor to accept none (`AUTH_ISSUER`, `AUTH_DISABLED`).
 
 use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -13,10 +15,12 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 
+use crate::auth::Auth;
 use crate::cache::Cache;
 use crate::config::{Config, ConfigError};
 use crate::db::Database;
 use crate::db::lookup_batches::LookupQueue;
+use crate::http::cors::CorsPolicy;
 use crate::server::{self, ServerSettings, limits};
 use crate::state::AppState;
 use crate::telemetry::log::Logger;
@@ -54,6 +58,7 @@ impl App {
                     .map_err(|error| StartupError::Config(ConfigError::new("REDIS_HOST", error.to_string())))?,
             ),
         };
+        let auth = Auth::start(&config.authentication, metrics.clone(), &logger).map_err(StartupError::Config)?;
         let max_connections = connection_limit(&config, &logger);
         let address = SocketAddr::from((Ipv4Addr::UNSPECIFIED, config.api_port));
         let listener = TcpListener::bind(address).await.map_err(StartupError::Io)?;
@@ -77,6 +82,8 @@ impl App {
                 lookups,
                 cache,
                 writes,
+                auth,
+                cors: CorsPolicy::new(&config.cors_allowed_origins),
                 metrics,
                 logger,
             }),

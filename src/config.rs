@@ -5,6 +5,9 @@
 //! module turns each into a typed value, so that a bad setting is reported as one line naming the
 //! variable and the rule it breaks, and a secret's value is never echoed back. Only the service's
 //! own names are read at all: an unrelated variable, even one that is not UTF-8, is never looked at.
+//! Who may call the service (authentication and CORS) is `access`.
+
+mod access;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -12,7 +15,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub use crate::http::cors::AllowedOrigin;
 pub use crate::telemetry::log::LogLevel;
+pub use access::{Authentication, BearerSettings, KeySource};
 
 /// The bound on one Redis call: Redis answers in well under a millisecond on a healthy network;
 /// anything near this is sick.
@@ -35,6 +40,10 @@ pub struct Config {
     /// Open client connections above which new ones wait in the listen backlog; `None`: derived
     /// from the descriptor limit at start-up (`server::limits`).
     pub max_connections: Option<usize>,
+    /// Whether requests need a bearer token, and whose.
+    pub authentication: Authentication,
+    /// Origins whose pages may call the API (`CORS_ALLOWED_ORIGINS`); none: no CORS headers.
+    pub cors_allowed_origins: Vec<AllowedOrigin>,
 }
 
 #[derive(Debug, Clone)]
@@ -119,6 +128,11 @@ struct RawSettings {
     log_level: Option<String>,
     shutdown_grace_seconds: Option<String>,
     max_connections: Option<String>,
+    auth_issuer: Option<String>,
+    auth_audience: Option<String>,
+    auth_jwks_url: Option<String>,
+    auth_disabled: Option<String>,
+    cors_allowed_origins: Option<String>,
 }
 
 const DEFAULT_API_PORT: u16 = 8080;
@@ -196,7 +210,7 @@ fn is_our_setting(name: &str) -> bool {
 
 /// The name as a `'static` str when it is one of the service's settings.
 fn own_setting(name: &str) -> Option<&'static str> {
-    const NAMES: [&str; 19] = [
+    const NAMES: [&str; 24] = [
         "API_PORT",
         "DB_HOST",
         "DB_PORT",
@@ -216,12 +230,24 @@ fn own_setting(name: &str) -> Option<&'static str> {
         "LOG_LEVEL",
         "SHUTDOWN_GRACE_SECONDS",
         "MAX_CONNECTIONS",
+        "AUTH_ISSUER",
+        "AUTH_AUDIENCE",
+        "AUTH_JWKS_URL",
+        "AUTH_DISABLED",
+        "CORS_ALLOWED_ORIGINS",
     ];
     NAMES.iter().copied().find(|known| *known == name)
 }
 
 impl RawSettings {
     fn into_config(self) -> Result<Config, ConfigError> {
+        let access = access::AccessVars {
+            auth_issuer: self.auth_issuer,
+            auth_audience: self.auth_audience,
+            auth_jwks_url: self.auth_jwks_url,
+            auth_disabled: self.auth_disabled,
+            cors_allowed_origins: self.cors_allowed_origins,
+        };
         let api_port = parse_port("API_PORT", self.api_port, DEFAULT_API_PORT, true)?;
         let database = DatabaseSettings {
             host: required("DB_HOST", self.db_host)?,
@@ -286,6 +312,8 @@ impl RawSettings {
             )?),
             idempotency_sweep_every: IDEMPOTENCY_SWEEP_EVERY,
             max_connections: parse_max_connections(self.max_connections)?,
+            authentication: access.authentication()?,
+            cors_allowed_origins: access.allowed_origins()?,
         })
     }
 }
@@ -448,6 +476,14 @@ mod tests {
         assert_eq!(config.log_level, LogLevel::Info);
         assert_eq!(config.shutdown_grace, Duration::from_secs(10));
         assert_eq!(config.max_connections, None, "derived from the descriptor limit");
+        assert!(
+            matches!(config.authentication, Authentication::NotConfigured),
+            "secure by default: no choice made, nothing served"
+        );
+        assert!(
+            config.cors_allowed_origins.is_empty(),
+            "no CORS headers unless origins are listed"
+        );
     }
 
     #[test]
@@ -491,6 +527,9 @@ mod tests {
             ("MAX_CONNECTIONS", "0"),
             ("MAX_CONNECTIONS", "lots"),
             ("MAX_CONNECTIONS", "2000000"),
+            ("AUTH_DISABLED", "maybe"),
+            ("AUTH_ISSUER", "not a url"),
+            ("CORS_ALLOWED_ORIGINS", "*"),
         ];
         for (setting, value) in cases {
             let error = config_from(&[(setting, value)]).unwrap_err();

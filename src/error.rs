@@ -11,10 +11,11 @@ use std::fmt;
 
 use bytes::Bytes;
 use hyper::StatusCode;
-use hyper::header::{ALLOW, CONNECTION, HeaderValue, RETRY_AFTER};
+use hyper::header::{ALLOW, CONNECTION, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
 use serde::Serialize;
 
 use crate::http::MAX_TARGET_BYTES;
+use crate::http::bearer::Refusal;
 use crate::http::body::{BODY_LIMIT, BodyError};
 use crate::http::response::{HttpResponse, problem};
 
@@ -23,6 +24,9 @@ use crate::http::response::{HttpResponse, problem};
 pub enum Error {
     /// 400: the request cannot be understood (bad JSON, bad id, bad query parameter).
     BadRequest(String),
+    /// 400, 401 or 403 with `WWW-Authenticate` (RFC 6750): no bearer token, a bad one, or one
+    /// without the scope the route needs.
+    Bearer(Refusal),
     /// 404
     NotFound(String),
     /// 405: the path exists; `allow` lists the methods it takes.
@@ -58,8 +62,16 @@ pub enum Error {
     /// 503: a write whose outcome the service cannot know (its connection died after the commit
     /// was sent, or Postgres stopped answering past the deadline).
     WriteOutcomeUnknown(Cause),
-    /// 503 from `/ready`: Postgres does not answer; `redis` is the cache's own state.
-    NotReady { redis: &'static str, cause: Cause },
+    /// 503 from `/ready`: Postgres does not answer, or authentication has no keys yet; each
+    /// member names its part's state.
+    NotReady {
+        postgres: &'static str,
+        redis: &'static str,
+        auth: &'static str,
+        cause: Cause,
+    },
+    /// 503: authentication is on and the issuer's keys have not been fetched yet.
+    KeysUnavailable,
     /// 503: the request ran past its deadline.
     Timeout,
     /// 500: a bug or an unexpected failure; the details go to the log only.
@@ -76,6 +88,12 @@ impl From<BodyError> for Error {
             BodyError::CutShort => Error::BodyCutShort,
             BodyError::Malformed(detail) => Error::BadRequest(detail),
         }
+    }
+}
+
+impl From<Refusal> for Error {
+    fn from(refusal: Refusal) -> Error {
+        Error::Bearer(refusal)
     }
 }
 
@@ -103,12 +121,15 @@ struct Problem<'a> {
     postgres: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     redis: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    auth: Option<&'static str>,
 }
 
 impl Error {
     pub fn status(&self) -> StatusCode {
         match self {
             Error::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Error::Bearer(refusal) => refusal.status(),
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Error::BodyTimeout | Error::BodyCutShort => StatusCode::REQUEST_TIMEOUT,
@@ -123,6 +144,7 @@ impl Error {
             | Error::NoRoom
             | Error::WriteOutcomeUnknown(_)
             | Error::NotReady { .. }
+            | Error::KeysUnavailable
             | Error::Timeout => StatusCode::SERVICE_UNAVAILABLE,
             Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -146,6 +168,7 @@ impl Error {
         let status = self.status();
         let detail: Cow<'_, str> = match &self {
             Error::BadRequest(detail) | Error::NotFound(detail) | Error::Conflict(detail) => detail.as_str().into(),
+            Error::Bearer(refusal) => refusal.detail().into(),
             Error::MethodNotAllowed { .. } => "the path does not take this method".into(),
             Error::BodyTimeout => "the body did not arrive in time".into(),
             Error::BodyCutShort => "the body arrived too slowly while the service needed the connection for \
@@ -171,7 +194,12 @@ impl Error {
             Error::WriteOutcomeUnknown(_) => "the database stopped answering after the write was sent: its outcome \
                  is unknown; a retry with the same Idempotency-Key is safe and tells"
                 .into(),
-            Error::NotReady { .. } => "postgres is not answering".into(),
+            Error::NotReady { postgres: "down", .. } => "postgres is not answering".into(),
+            Error::NotReady { .. } => "the token issuer's keys have not been fetched yet".into(),
+            Error::KeysUnavailable => {
+                "the token issuer's keys have not been fetched yet, so no token can be checked; try again shortly"
+                    .into()
+            }
             Error::Timeout => "the request took too long".into(),
             Error::Internal(_) => "an unexpected error occurred".into(),
         };
@@ -185,9 +213,16 @@ impl Error {
             status: status.as_u16(),
             detail: &detail,
             errors,
-            postgres: matches!(self, Error::NotReady { .. }).then_some("down"),
+            postgres: match &self {
+                Error::NotReady { postgres, .. } => Some(*postgres),
+                _ => None,
+            },
             redis: match &self {
                 Error::NotReady { redis, .. } => Some(*redis),
+                _ => None,
+            },
+            auth: match &self {
+                Error::NotReady { auth, .. } => Some(*auth),
                 _ => None,
             },
         };
@@ -201,6 +236,9 @@ impl Error {
         match self {
             Error::MethodNotAllowed { allow } => {
                 response.headers_mut().insert(ALLOW, HeaderValue::from_static(allow));
+            }
+            Error::Bearer(refusal) => {
+                response.headers_mut().insert(WWW_AUTHENTICATE, refusal.challenge());
             }
             // Every 503 says when to come back.
             _ if status == StatusCode::SERVICE_UNAVAILABLE => {
@@ -253,9 +291,8 @@ pub(crate) fn is_connection_loss(error: &tokio_postgres::Error) -> bool {
 impl fmt::Display for Error {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Unavailable(cause) | Error::NotReady { cause, .. } => {
-                write!(formatter, "database unavailable: {}", chain(cause.as_ref()))
-            }
+            Error::Unavailable(cause) => write!(formatter, "database unavailable: {}", chain(cause.as_ref())),
+            Error::NotReady { cause, .. } => write!(formatter, "not ready: {}", chain(cause.as_ref())),
             Error::WriteNotApplied(cause) => write!(formatter, "write not applied: {}", chain(cause.as_ref())),
             Error::WriteRefused(cause) => write!(formatter, "write refused: {}", chain(cause.as_ref())),
             Error::WriteOutcomeUnknown(cause) => write!(formatter, "write outcome unknown: {}", chain(cause.as_ref())),
@@ -322,6 +359,35 @@ mod tests {
         assert_eq!(response.status(), 500);
         let body = body_of(response).await;
         assert!(!body.to_string().contains("hunter2"));
+    }
+
+    #[tokio::test]
+    async fn a_bearer_refusal_carries_its_challenge_and_never_a_token() {
+        use crate::http::bearer::TokenProblem;
+        let cases = [
+            (Refusal::NoToken, 401, "Bearer"),
+            (Refusal::RepeatedHeader, 400, "Bearer error=\"invalid_request\""),
+            (
+                Refusal::InvalidToken(TokenProblem::Expired),
+                401,
+                "Bearer error=\"invalid_token\"",
+            ),
+            (
+                Refusal::InsufficientScope("users:write"),
+                403,
+                "Bearer error=\"insufficient_scope\", scope=\"users:write\"",
+            ),
+        ];
+        for (refusal, status, challenge) in cases {
+            let response = Error::Bearer(refusal).into_response();
+            assert_eq!(response.status(), status);
+            assert_eq!(response.headers()["www-authenticate"], challenge);
+            assert_eq!(body_of(response).await["status"], status);
+        }
+        let unavailable = Error::KeysUnavailable.into_response();
+        assert_eq!(unavailable.status(), 503);
+        assert_eq!(unavailable.headers()["retry-after"], "1");
+        assert!(unavailable.headers().get("www-authenticate").is_none());
     }
 
     #[test]

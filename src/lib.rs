@@ -11,8 +11,10 @@
 //! - `handlers`: the per-request envelope (request id, deadline, metrics, log) and the dispatch
 //!   from route and method to a handler; [`router`] resolves paths to routes.
 //! - `state`: the handles every request shares.
+//! - `auth`: bearer tokens from the OpenID Connect issuer, verified in the process, the scope
+//!   each route needs, and the issuer's keys (fetched, cached, refreshed).
 //! - [`http`]: response builders, request ids, W3C trace context, reading JSON bodies under the
-//!   size limit.
+//!   size limit, bearer tokens in `Authorization` and the refusals of RFC 6750, CORS.
 //! - [`user`]: the user resource: its JSON form, the input rules (and which characters show
 //!   nothing), pagination cursors.
 //! - `writes`: every create, update and delete: deadlines Postgres enforces, writes that finish,
@@ -28,6 +30,7 @@
 //! What is `pub` is what the binary, the black-box tests and the property tests use.
 
 pub mod app;
+mod auth;
 mod backoff;
 pub mod build_info;
 mod cache;

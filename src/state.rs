@@ -1,13 +1,16 @@
-//! The handles every request shares: Postgres, the cache, metrics and the logger.
+//! The handles every request shares: Postgres, the cache, authentication, the CORS policy,
+//! metrics and the logger.
 //!
 //! A leaf of the module graph: `app` builds an `AppState`, `server` hands it to every connection,
 //! and the handlers read it; none of those is imported from here, so imports run one way.
 
 use std::sync::Arc;
 
+use crate::auth::Auth;
 use crate::cache::Cache;
 use crate::db::Database;
 use crate::db::lookup_batches::LookupQueue;
+use crate::http::cors::CorsPolicy;
 use crate::telemetry::log::Logger;
 use crate::telemetry::metrics::Metrics;
 use crate::writes::Writes;
@@ -20,6 +23,9 @@ pub(crate) struct AppState {
     /// `None` when the cache is turned off.
     pub(crate) cache: Option<Cache>,
     pub(crate) writes: Writes,
+    pub(crate) auth: Auth,
+    /// `None` when no origin is allowed: no CORS headers at all.
+    pub(crate) cors: Option<CorsPolicy>,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) logger: Logger,
 }

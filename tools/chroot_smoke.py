@@ -2,8 +2,10 @@
 directory (no libc, no /etc, no /dev, no shell: less than even distroless static gives it),
 chroot'ed and running as the image's non-root uid 65532, must
   * be statically linked (`file`, `ldd`),
-  * answer --version, and exit 2 with one line on a bad setting,
-  * serve GET /health -> 200 {"status":"ok"} to a client outside the chroot,
+  * answer --version, and exit 2 with one line on a bad setting, and on neither AUTH_ISSUER nor
+    AUTH_DISABLED=true (secure by default),
+  * serve GET /health -> 200 {"status":"ok"} to a client outside the chroot, with authentication
+    on and its issuer unreachable: /ready -> 503 "auth":"no_keys", GET /v1/users -> 401,
   * pass `--health` (the image's HEALTHCHECK) from inside the chroot,
   * stop on SIGTERM with exit code 0,
   * fail `--health` with exit code 1 (and one line on stderr) once nothing listens.
@@ -31,6 +33,8 @@ import urllib.request
 from pathlib import Path
 
 RUNTIME_UID = 65532
+# The Postgres the server is pointed at; no Redis (the cache is off).
+DATABASE = {"DB_HOST": "127.0.0.1", "DB_USER": "postgres", "DB_NAME": "postgres", "REDIS_HOST": ""}
 # Longer than the server's default SHUTDOWN_GRACE_SECONDS (10), so a clean shutdown has time.
 STOP_TIMEOUT_SECONDS = 15
 START_TIMEOUT_SECONDS = 15
@@ -87,6 +91,14 @@ def is_health_ok(content_type: str, body: bytes) -> bool:
     try:
         return content_type.lower().startswith("application/json") and json.loads(body) == {"status": "ok"}
     except ValueError:
+        return False
+
+
+def waits_for_keys(status: int, body: bytes) -> bool:
+    """Whether /ready says the service is up but has no key set of its token issuer yet."""
+    try:
+        return status == 503 and json.loads(body).get("auth") == "no_keys"
+    except (ValueError, AttributeError):
         return False
 
 
@@ -156,6 +168,11 @@ class Smoke:
             raise Failed(f"a bad setting must print exactly one line on stderr, got: {bad.stderr}")
         ok(f"bad setting (API_PORT=not-a-port) -> exit 2: {bad.stderr.strip()}")
 
+        unguarded = self.once(DATABASE, "serve")
+        if unguarded.returncode != 2 or not one_line(unguarded.stderr) or "AUTH_DISABLED" not in unguarded.stderr:
+            raise Failed(f"serving without AUTH_ISSUER or AUTH_DISABLED must exit 2 naming both, got {unguarded}")
+        ok(f"neither AUTH_ISSUER nor AUTH_DISABLED=true -> exit 2: {unguarded.stderr.strip()}")
+
         port = str(free_port())
         self.serve(port)
         self.stop()
@@ -168,13 +185,10 @@ class Smoke:
         ok(f"--health with nothing listening -> exit 1: {down.stderr.strip()}")
 
     def serve(self, port: str) -> None:
-        environment = {
-            "API_PORT": port,
-            "DB_HOST": "127.0.0.1",
-            "DB_USER": "postgres",
-            "DB_NAME": "postgres",
-            "REDIS_HOST": "",
-        }
+        # Tokens are checked, and the issuer is down (nothing listens on its port): the service
+        # must still start, and say why it cannot serve users yet.
+        issuer = f"https://127.0.0.1:{free_port()}/realms/gravity"
+        environment = {"API_PORT": port, **DATABASE, "AUTH_ISSUER": issuer, "AUTH_AUDIENCE": "gravity-bff"}
         with open(self.logs / "server.stdout", "w") as out, open(self.logs / "server.stderr", "w") as err:
             command = jail_command(self.chroot, self.jail, environment, ["serve"])
             self.server = subprocess.Popen(command, stdout=out, stderr=err)
@@ -196,6 +210,15 @@ class Smoke:
         if not is_health_ok(content_type, body):
             raise Failed(f'GET /health is not {{"status":"ok"}} as application/json: {content_type} {body!r}')
         ok(f"GET /health from outside the chroot -> 200 {body.decode(errors='replace')}")
+
+        base = f"http://127.0.0.1:{port}"
+        ready = get_health(f"{base}/ready")
+        if ready is None or not waits_for_keys(ready[0], ready[2]):
+            raise Failed(f"GET /ready with the issuer down must be 503 with auth no_keys, got {ready}")
+        users = get_health(f"{base}/v1/users")
+        if users is None or users[0] != 401 or not users[1].startswith("application/problem+json"):
+            raise Failed(f"GET /v1/users without a token must be a 401 problem, got {users}")
+        ok("issuer down: /ready -> 503 (auth no_keys), GET /v1/users without a token -> 401")
 
         # The process really is the jailed, unprivileged one.
         pid = self.server.pid

@@ -6,7 +6,9 @@ Exit 0 and one line when the rules hold; otherwise one line per problem on stder
 The rules: the document is plain JSON data (the served /openapi.json is this file converted);
 every pattern compiles in both Python's and Rust's regex; every operation has a unique
 operationId, takes X-Request-Id and documents the statuses any route may answer (500, 503 with
-Retry-After, and 400/404/413/415/422 where its parameters and body call for them), with
+Retry-After, and 400/404/413/415/422 where its parameters and body call for them; an operation
+that needs a token names a declared security scheme and documents 401 and 403, each with
+WWW-Authenticate), with
 application/problem+json errors and a required X-Request-Id on every response; GET routes
 answer HEAD; links name real operations and their parameters; examples match their schemas
 (formats too); and schemathesis loads every operation.
@@ -149,6 +151,8 @@ class Rules:
             self.fail(f"{where}: has query parameters but does not document 400")
         if ("header", "X-Request-Id") not in names:
             self.fail(f"{where}: does not take the X-Request-Id request header")
+        if op.get("security"):
+            self.check_security(where, op["security"], responses)
         for code, resp in responses.items():
             self.check_response(where, method, code, self.deref(resp))
 
@@ -165,6 +169,18 @@ class Rules:
         for media in r.get("content") or {}:
             if code.startswith(("4", "5")) and media != "application/problem+json":
                 self.fail(f"{where} {code}: errors are application/problem+json, not {media}")
+
+    def check_security(self, where: str, security: list, responses: dict) -> None:
+        declared = (self.doc.get("components") or {}).get("securitySchemes") or {}
+        for requirement in security:
+            for scheme in requirement:
+                if scheme not in declared:
+                    self.fail(f"{where}: security names the undeclared scheme {scheme!r}")
+        for code in ("401", "403"):
+            if code not in responses:
+                self.fail(f"{where}: needs a token but does not document {code}")
+            elif "WWW-Authenticate" not in (self.deref(responses[code]).get("headers") or {}):
+                self.fail(f"{where} {code}: no WWW-Authenticate header (RFC 6750)")
 
     def parameters(self, op: dict, item: dict) -> list[dict]:
         return [self.deref(p) for p in (item.get("parameters") or []) + (op.get("parameters") or [])]

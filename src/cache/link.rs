@@ -201,24 +201,23 @@ impl Inner {
     /// Sweeps a Redis not recorded as current, trying again until it succeeds or the connection is
     /// replaced; then lets the connection serve.
     async fn sweep_until_current(&self, mut connection: MultiplexedConnection, generation: u64, run_id: &str) {
-        self.logger.warn(
-            "redis is not the instance recorded as current (a first start, a restart, a failover or \
-             a flush); removing every cached body under the prefix before serving any",
-            &[("run_id", &run_id)],
-        );
         let mut backoff = Backoff::new(RECONNECT_FIRST, RECONNECT_CAP);
         while self.generation.load(Ordering::Acquire) == generation {
             match sweep(&mut connection, &self.user_prefix, &self.instance_key, run_id).await {
                 Ok(()) => {
                     self.metrics.cache_sweeps.fetch_add(1, Ordering::Relaxed);
                     self.serving.store(generation, Ordering::Release);
-                    self.logger.info("cached bodies swept; the cache is in use", &[]);
+                    self.logger.info(
+                        "redis was not the instance recorded as current (a first start, a restart, a \
+                         failover or a flush): every cached body under the prefix removed before serving any",
+                        &[("run_id", &run_id)],
+                    );
                     return;
                 }
                 Err(problem) => {
                     self.metrics.cache_errors.fetch_add(1, Ordering::Relaxed);
                     self.logger.warn(
-                        "sweeping the cache failed; trying again",
+                        "sweeping a redis not recorded as current failed; serving no cached body until it succeeds",
                         &[("error.message", &problem)],
                     );
                     tokio::time::sleep(backoff.next_wait()).await;

@@ -5,6 +5,8 @@
 //! until the commit, and a concurrent claim of the same key waits on it), and the response is
 //! recorded in the same transaction just before the commit. So a record exists exactly when its
 //! write does. The fingerprint is computed by Postgres (`sha256`), so no hashing code ships here.
+//! A record belongs to the subject that claimed it: a look-up by another subject finds a record
+//! for a different request, never its response.
 
 use std::time::Duration;
 
@@ -21,16 +23,17 @@ const SWEEP_BATCH: i64 = 1_000;
 
 /// Inserts the claim, or takes over an expired record; a live record (or a concurrent claim that
 /// then commits) leaves nothing returned. A concurrent claim still in progress makes this wait.
-const CLAIM: &str = "INSERT INTO idempotency_keys (key, fingerprint) VALUES ($1, sha256($2)) \
-     ON CONFLICT (key) DO UPDATE SET fingerprint = EXCLUDED.fingerprint, status = NULL, body = NULL, \
-       location = NULL, created_at = now() \
-     WHERE idempotency_keys.created_at < now() - make_interval(secs => $3) \
+const CLAIM: &str = "INSERT INTO idempotency_keys (key, subject, fingerprint) VALUES ($1, $2, sha256($3)) \
+     ON CONFLICT (key) DO UPDATE SET subject = EXCLUDED.subject, fingerprint = EXCLUDED.fingerprint, \
+       status = NULL, body = NULL, location = NULL, created_at = now() \
+     WHERE idempotency_keys.created_at < now() - make_interval(secs => $4) \
      RETURNING key";
 
 const RECORD: &str = "UPDATE idempotency_keys SET status = $2, body = $3, location = $4 WHERE key = $1";
 
-const LOOK_UP: &str = "SELECT fingerprint = sha256($2), status, body, location FROM idempotency_keys \
-     WHERE key = $1 AND created_at >= now() - make_interval(secs => $3) AND status IS NOT NULL";
+const LOOK_UP: &str = "SELECT subject = $2 AND fingerprint = sha256($3), status, body, location \
+     FROM idempotency_keys \
+     WHERE key = $1 AND created_at >= now() - make_interval(secs => $4) AND status IS NOT NULL";
 
 const SWEEP: &str = "DELETE FROM idempotency_keys WHERE key IN ( \
        SELECT key FROM idempotency_keys WHERE created_at < now() - make_interval(secs => $2) LIMIT $1 \
@@ -41,6 +44,13 @@ pub(crate) struct IdempotencyStatements {
     record: Statement,
     look_up: Statement,
     sweep: Statement,
+}
+
+/// What a record is found by: the key, and the subject it belongs to ('' for anonymous callers).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct RecordKey {
+    pub(crate) subject: String,
+    pub(crate) key: String,
 }
 
 /// A first response, as recorded.
@@ -56,7 +66,7 @@ pub(crate) struct StoredResponse {
 pub(crate) enum Recorded {
     /// The same request was made before: here is its response.
     Same(StoredResponse),
-    /// The key was used for another request.
+    /// The key was used for another request, or by another subject.
     Different,
     /// No live record (never used, expired, or its write rolled back).
     Nothing,
@@ -66,13 +76,13 @@ impl IdempotencyStatements {
     pub(crate) async fn prepare(client: &Client) -> Result<IdempotencyStatements, tokio_postgres::Error> {
         Ok(IdempotencyStatements {
             claim: client
-                .prepare_typed(CLAIM, &[Type::TEXT, Type::BYTEA, Type::FLOAT8])
+                .prepare_typed(CLAIM, &[Type::TEXT, Type::TEXT, Type::BYTEA, Type::FLOAT8])
                 .await?,
             record: client
                 .prepare_typed(RECORD, &[Type::TEXT, Type::INT2, Type::BYTEA, Type::TEXT])
                 .await?,
             look_up: client
-                .prepare_typed(LOOK_UP, &[Type::TEXT, Type::BYTEA, Type::FLOAT8])
+                .prepare_typed(LOOK_UP, &[Type::TEXT, Type::TEXT, Type::BYTEA, Type::FLOAT8])
                 .await?,
             sweep: client.prepare_typed(SWEEP, &[Type::INT8, Type::FLOAT8]).await?,
         })
@@ -87,14 +97,14 @@ fn lifetime_seconds() -> f64 {
 /// record holds it.
 pub(crate) async fn claim(
     connection: &LiveConnection,
-    key: &str,
+    key: &RecordKey,
     request: &[u8],
 ) -> Result<bool, tokio_postgres::Error> {
     let rows = connection
         .client
         .query(
             &connection.statements.idempotency.claim,
-            &[&key, &request, &lifetime_seconds()],
+            &[&key.key, &key.subject, &request, &lifetime_seconds()],
         )
         .await?;
     Ok(!rows.is_empty())
@@ -103,7 +113,7 @@ pub(crate) async fn claim(
 /// Records the response of the claimed key, inside the write's transaction.
 pub(crate) async fn record(
     connection: &LiveConnection,
-    key: &str,
+    key: &RecordKey,
     response: &StoredResponse,
 ) -> Result<(), tokio_postgres::Error> {
     let status = i16::try_from(response.status).unwrap_or(i16::MAX);
@@ -111,23 +121,23 @@ pub(crate) async fn record(
         .client
         .execute(
             &connection.statements.idempotency.record,
-            &[&key, &status, &response.body, &response.location],
+            &[&key.key, &status, &response.body, &response.location],
         )
         .await?;
     Ok(())
 }
 
-/// What is recorded for `key`, compared with the request at hand.
+/// What is recorded for `key`, compared with the request at hand and its subject.
 pub(crate) async fn look_up(
     connection: &LiveConnection,
-    key: &str,
+    key: &RecordKey,
     request: &[u8],
 ) -> Result<Recorded, tokio_postgres::Error> {
     let row = connection
         .client
         .query_opt(
             &connection.statements.idempotency.look_up,
-            &[&key, &request, &lifetime_seconds()],
+            &[&key.key, &key.subject, &request, &lifetime_seconds()],
         )
         .await?;
     let Some(row) = row else {

@@ -1,9 +1,12 @@
 //! Request handling: the per-request envelope and the dispatch from route and method to handler.
 //!
 //! `handle` is what the server calls for every request. It picks the request id, continues or
-//! starts the trace, runs the handler under the request deadline, turns an `Error` into its
-//! problem response, stamps the request id and `traceparent`, and records the request in the
-//! metrics and the log. Handlers themselves only speak HTTP for their route.
+//! starts the trace, answers a CORS preflight from an allowed origin, runs the handler under the
+//! request deadline, turns an `Error` into its problem response, stamps the request id,
+//! `traceparent` and the CORS headers, and records the request in the metrics and the log.
+//! `Action` is the one table of what each route and method does and which scope it needs; the
+//! caller is authorized before its handler runs. Handlers themselves only speak HTTP for their
+//! route.
 
 mod system;
 mod user_routes;
@@ -16,8 +19,10 @@ use hyper::body::Incoming;
 use hyper::header::HeaderValue;
 use hyper::{Method, Request};
 
+use crate::auth::{Caller, Scope};
 use crate::error::Error;
 use crate::http::body::Arrival;
+use crate::http::cors::CorsPolicy;
 use crate::http::response::{HttpResponse, X_CACHE, X_REQUEST_ID};
 use crate::http::trace_context::{TRACEPARENT, TraceContext};
 use crate::http::{MAX_TARGET_BYTES, request_id};
@@ -29,73 +34,119 @@ use crate::writes::WriteWatch;
 /// The contract's deadline: a request that takes longer gets 503.
 pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// What a request asks for, once its route and method are known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Action<'a> {
+    Health,
+    Ready,
+    Metrics,
+    OpenApi,
+    ListUsers,
+    CreateUser,
+    GetUser(&'a str),
+    UpdateUser(&'a str),
+    DeleteUser(&'a str),
+}
+
+/// What the envelope takes from a request's head before anything runs, and stamps on its answer.
+struct Envelope {
+    started: Instant,
+    request_id: HeaderValue,
+    trace: TraceContext,
+    allowed_origin: Option<HeaderValue>,
+}
+
 /// Answers one request; never fails (every error becomes a response). `arrival` is its
 /// connection, as reading a body needs it.
 pub(crate) async fn handle(state: Arc<AppState>, request: Request<Incoming>, arrival: &dyn Arrival) -> HttpResponse {
-    let started = Instant::now();
-    let request_id = request_id::choose(request.headers().get(X_REQUEST_ID));
-    let trace = TraceContext::continue_or_start(request.headers());
+    let envelope = Envelope::open(&state, &request);
     let (parts, body) = request.into_parts();
     let target_length = parts.uri.path_and_query().map_or(0, |target| target.as_str().len());
-    let deadline = tokio::time::Instant::from_std(started) + REQUEST_TIMEOUT;
+    let deadline = tokio::time::Instant::from_std(envelope.started) + REQUEST_TIMEOUT;
     let watch = WriteWatch::new(deadline);
+    let mut caller = Caller::default();
     let (route, outcome) = if target_length > MAX_TARGET_BYTES {
         (Route::Unmatched, Err(Error::UriTooLong))
     } else {
         let route = router::resolve(parts.uri.path());
-        let handled = dispatch(&state, route, &parts, body, &watch, arrival);
-        match tokio::time::timeout_at(deadline, handled).await {
-            Ok(outcome) => (route, outcome),
-            Err(_) => (route, Err(watch.timed_out())),
+        let preflight = envelope
+            .allowed_origin
+            .as_ref()
+            .and_then(|_| CorsPolicy::preflight(&parts.method, &parts.headers, route.allow()));
+        match preflight {
+            Some(preflight) => (route, Ok(preflight)),
+            None => {
+                let served = serve(&state, route, &parts, (body, arrival), &watch, &mut caller);
+                match tokio::time::timeout_at(deadline, served).await {
+                    Ok(outcome) => (route, outcome),
+                    Err(_) => (route, Err(watch.timed_out())),
+                }
+            }
         }
     };
-    respond(&state, &parts, started, route, outcome, (request_id, trace))
+    envelope.close(&state, &parts, route, outcome, &caller)
 }
 
 /// Answers a request that is not run (`refusal` says why), as any other is answered: logged,
-/// counted, with its request id and trace.
+/// counted, with its request id, trace and CORS headers.
 pub(crate) fn refuse(state: &AppState, request: Request<Incoming>, refusal: Error) -> HttpResponse {
-    let started = Instant::now();
-    let request_id = request_id::choose(request.headers().get(X_REQUEST_ID));
-    let trace = TraceContext::continue_or_start(request.headers());
+    let envelope = Envelope::open(state, &request);
     let (parts, _) = request.into_parts();
     let route = router::resolve(parts.uri.path());
-    respond(state, &parts, started, route, Err(refusal), (request_id, trace))
+    envelope.close(state, &parts, route, Err(refusal), &Caller::default())
 }
 
-/// Turns an outcome into the response, stamps it, and records the request.
-fn respond(
-    state: &AppState,
-    parts: &hyper::http::request::Parts,
-    started: Instant,
-    route: Route<'_>,
-    outcome: Result<HttpResponse, Error>,
-    (request_id, trace): (HeaderValue, TraceContext),
-) -> HttpResponse {
-    let (mut response, failure) = match outcome {
-        Ok(response) => (response, None),
-        Err(error) => {
-            let failure = failure_cause(&error);
-            (error.into_response(), failure)
+impl Envelope {
+    fn open(state: &AppState, request: &Request<Incoming>) -> Envelope {
+        Envelope {
+            started: Instant::now(),
+            request_id: request_id::choose(request.headers().get(X_REQUEST_ID)),
+            trace: TraceContext::continue_or_start(request.headers()),
+            allowed_origin: state
+                .cors
+                .as_ref()
+                .and_then(|cors| cors.allowed_origin(request.headers())),
         }
-    };
-    let duration = started.elapsed();
-    let status = response.status().as_u16();
-    state.metrics.record_request(route, &parts.method, status, duration);
-    state.logger.request(&RequestRecord {
-        method: parts.method.as_str(),
-        route: route.template(),
-        status,
-        duration,
-        request_id: request_id.as_bytes(),
-        trace_id: trace.trace_id(),
-        span_id: trace.span_id(),
-        cache: response.headers().get(X_CACHE).map(cache_label),
-        error: failure.as_deref(),
-    });
-    response.headers_mut().insert(X_REQUEST_ID, request_id);
-    response.headers_mut().insert(TRACEPARENT, trace.traceparent());
-    response
+    }
+
+    /// Turns an outcome into the response, stamps it, and records the request.
+    fn close(
+        self,
+        state: &AppState,
+        parts: &hyper::http::request::Parts,
+        route: Route<'_>,
+        outcome: Result<HttpResponse, Error>,
+        caller: &Caller,
+    ) -> HttpResponse {
+        let (mut response, failure) = match outcome {
+            Ok(response) => (response, None),
+            Err(error) => {
+                let failure = failure_cause(&error);
+                (error.into_response(), failure)
+            }
+        };
+        let duration = self.started.elapsed();
+        let status = response.status().as_u16();
+        state.metrics.record_request(route, &parts.method, status, duration);
+        state.logger.request(&RequestRecord {
+            method: parts.method.as_str(),
+            route: route.template(),
+            status,
+            duration,
+            request_id: self.request_id.as_bytes(),
+            trace_id: self.trace.trace_id(),
+            span_id: self.trace.span_id(),
+            cache: response.headers().get(X_CACHE).map(cache_label),
+            user_id: caller.user_id(),
+            error: failure.as_deref(),
+        });
+        response.headers_mut().insert(X_REQUEST_ID, self.request_id);
+        response.headers_mut().insert(TRACEPARENT, self.trace.traceparent());
+        if state.cors.is_some() {
+            CorsPolicy::mark(&mut response, self.allowed_origin);
+        }
+        response
+    }
 }
 
 /// Why a request failed, for its log line: the source chain behind a 5xx, never sent to the client.
@@ -115,29 +166,101 @@ fn cache_label(value: &HeaderValue) -> &'static str {
     if value == "HIT" { "HIT" } else { "MISS" }
 }
 
-/// Finds the handler for a route and method; 404 and 405 are decided here for every route.
-async fn dispatch(
+/// Authorizes the caller for what the request asks, then runs its handler. `caller` is filled in
+/// as soon as it is known, so the log line names it even if the handler runs out of time.
+async fn serve(
     state: &AppState,
     route: Route<'_>,
     parts: &hyper::http::request::Parts,
-    body: Incoming,
+    body: (Incoming, &dyn Arrival),
     watch: &WriteWatch,
-    arrival: &dyn Arrival,
+    caller: &mut Caller,
 ) -> Result<HttpResponse, Error> {
-    let reads = parts.method == Method::GET || parts.method == Method::HEAD;
-    match (route, &parts.method) {
-        (Route::Health, _) if reads => Ok(system::health()),
-        (Route::Ready, _) if reads => system::ready(state).await,
-        (Route::Metrics, _) if reads => Ok(system::metrics(state)),
-        (Route::OpenApi, _) if reads => Ok(system::openapi()),
-        (Route::Users, _) if reads => user_routes::list(state, parts.uri.query()).await,
-        (Route::Users, &Method::POST) => user_routes::create(state, &parts.headers, (body, arrival), watch).await,
-        (Route::User(id), _) if reads => user_routes::get(state, id).await,
-        (Route::User(id), &Method::PATCH) => {
-            user_routes::update(state, id, &parts.headers, (body, arrival), watch).await
+    let action = Action::of(route, &parts.method)?;
+    if let Some(scope) = action.scope() {
+        state.auth.authorize(&parts.headers, scope, caller).await?;
+    }
+    let subject = caller.subject();
+    let headers = &parts.headers;
+    match action {
+        Action::Health => Ok(system::health()),
+        Action::Ready => system::ready(state).await,
+        Action::Metrics => Ok(system::metrics(state)),
+        Action::OpenApi => Ok(system::openapi()),
+        Action::ListUsers => user_routes::list(state, parts.uri.query()).await,
+        Action::CreateUser => user_routes::create(state, subject, headers, body, watch).await,
+        Action::GetUser(id) => user_routes::get(state, id).await,
+        Action::UpdateUser(id) => user_routes::update(state, subject, id, headers, body, watch).await,
+        Action::DeleteUser(id) => user_routes::delete(state, subject, id, headers, watch).await,
+    }
+}
+
+impl<'a> Action<'a> {
+    /// The action of a route and method; 404 and 405 are decided here for every route.
+    fn of(route: Route<'a>, method: &Method) -> Result<Action<'a>, Error> {
+        let reads = method == Method::GET || method == Method::HEAD;
+        match (route, method) {
+            (Route::Health, _) if reads => Ok(Action::Health),
+            (Route::Ready, _) if reads => Ok(Action::Ready),
+            (Route::Metrics, _) if reads => Ok(Action::Metrics),
+            (Route::OpenApi, _) if reads => Ok(Action::OpenApi),
+            (Route::Users, _) if reads => Ok(Action::ListUsers),
+            (Route::Users, &Method::POST) => Ok(Action::CreateUser),
+            (Route::User(id), _) if reads => Ok(Action::GetUser(id)),
+            (Route::User(id), &Method::PATCH) => Ok(Action::UpdateUser(id)),
+            (Route::User(id), &Method::DELETE) => Ok(Action::DeleteUser(id)),
+            (Route::Unmatched, _) => Err(Error::NotFound("nothing is served at this path".into())),
+            (route, _) => Err(Error::MethodNotAllowed { allow: route.allow() }),
         }
-        (Route::User(id), &Method::DELETE) => user_routes::delete(state, id, &parts.headers, watch).await,
-        (Route::Unmatched, _) => Err(Error::NotFound("nothing is served at this path".into())),
-        (route, _) => Err(Error::MethodNotAllowed { allow: route.allow() }),
+    }
+
+    /// The scope the caller's token must grant. The operational routes stay open: probes,
+    /// scrapers and API tooling carry no user's token, and none of them shows user data.
+    fn scope(self) -> Option<Scope> {
+        match self {
+            Action::Health | Action::Ready | Action::Metrics | Action::OpenApi => None,
+            Action::ListUsers | Action::GetUser(_) => Some(Scope::UsersRead),
+            Action::CreateUser | Action::UpdateUser(_) | Action::DeleteUser(_) => Some(Scope::UsersWrite),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_user_route_needs_its_scope_and_the_operational_ones_none() {
+        let cases = [
+            (Route::Health, Method::GET, None),
+            (Route::Ready, Method::HEAD, None),
+            (Route::Metrics, Method::GET, None),
+            (Route::OpenApi, Method::GET, None),
+            (Route::Users, Method::GET, Some(Scope::UsersRead)),
+            (Route::Users, Method::HEAD, Some(Scope::UsersRead)),
+            (Route::Users, Method::POST, Some(Scope::UsersWrite)),
+            (Route::User("x"), Method::GET, Some(Scope::UsersRead)),
+            (Route::User("x"), Method::PATCH, Some(Scope::UsersWrite)),
+            (Route::User("x"), Method::DELETE, Some(Scope::UsersWrite)),
+        ];
+        for (route, method, scope) in cases {
+            assert_eq!(Action::of(route, &method).unwrap().scope(), scope, "{method} {route:?}");
+        }
+    }
+
+    #[test]
+    fn unknown_paths_and_methods_are_refused_before_any_token_is_looked_at() {
+        assert!(matches!(
+            Action::of(Route::Unmatched, &Method::GET),
+            Err(Error::NotFound(_))
+        ));
+        assert!(matches!(
+            Action::of(Route::Users, &Method::PUT),
+            Err(Error::MethodNotAllowed { .. })
+        ));
+        assert!(matches!(
+            Action::of(Route::User("x"), &Method::OPTIONS),
+            Err(Error::MethodNotAllowed { .. })
+        ));
     }
 }

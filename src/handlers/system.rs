@@ -3,7 +3,8 @@
 use bytes::Bytes;
 use hyper::StatusCode;
 
-use crate::error::Error;
+use crate::auth::Readiness;
+use crate::error::{Cause, Error};
 use crate::http::response::{HttpResponse, PROMETHEUS_TEXT, json, with_content_type};
 use crate::state::AppState;
 use crate::telemetry::log::Logger;
@@ -19,7 +20,9 @@ pub(crate) fn health() -> HttpResponse {
     json(StatusCode::OK, Bytes::from_static(HEALTHY))
 }
 
-/// Readiness: Postgres must answer; the cache is optional and only reported.
+/// Readiness: Postgres must answer, and with authentication on the issuer's keys must have been
+/// fetched once (a replica without them could only answer 503); the cache is optional and only
+/// reported.
 pub(crate) async fn ready(state: &AppState) -> Result<HttpResponse, Error> {
     let (postgres, redis) = tokio::join!(state.db.ping(), async {
         match &state.cache {
@@ -28,13 +31,26 @@ pub(crate) async fn ready(state: &AppState) -> Result<HttpResponse, Error> {
             Some(_) => "down",
         }
     });
+    let auth = state.auth.readiness();
+    let not_ready = |postgres, cause: Cause| Error::NotReady {
+        postgres,
+        redis,
+        auth: auth.label(),
+        cause,
+    };
     if let Err(error) = postgres {
-        return Err(Error::NotReady {
-            redis,
-            cause: Box::new(error),
-        });
+        return Err(not_ready("down", Box::new(error)));
     }
-    let body = format!(r#"{{"status":"ready","postgres":"ok","redis":"{redis}"}}"#);
+    if auth == Readiness::NoKeys {
+        return Err(not_ready(
+            "ok",
+            "no key set of the token issuer has been fetched yet".into(),
+        ));
+    }
+    let body = format!(
+        r#"{{"status":"ready","postgres":"ok","redis":"{redis}","auth":"{}"}}"#,
+        auth.label()
+    );
     Ok(json(StatusCode::OK, body))
 }
 
@@ -45,6 +61,7 @@ pub(crate) fn metrics(state: &AppState) -> HttpResponse {
     let text = state.metrics.exposition(
         state.db.stats(),
         cache,
+        state.auth.figures(),
         state.writes.waiting_creates(),
         Logger::dropped_lines(),
     );

@@ -57,21 +57,24 @@ pub(crate) async fn list(state: &AppState, query: Option<&str>) -> Result<HttpRe
     Ok(json(StatusCode::OK, bytes))
 }
 
+/// `subject` owns the request's Idempotency-Key (the empty subject when nobody is authenticated).
 pub(crate) async fn create(
     state: &AppState,
+    subject: &str,
     headers: &HeaderMap,
     (body, arrival): (Incoming, &dyn Arrival),
     watch: &WriteWatch,
 ) -> Result<HttpResponse, Error> {
     let body = read_json_body(headers, body, arrival).await?;
     let new_user = NewUser::parse(body.object)?;
-    let key = IdempotencyKey::from_headers(headers, "POST", "/v1/users", &body.bytes)?;
+    let key = IdempotencyKey::from_headers(headers, subject, "POST", "/v1/users", &body.bytes)?;
     let written = state.writes.perform(WriteRequest::Create(new_user), key, watch).await?;
     write_response(written)
 }
 
 pub(crate) async fn update(
     state: &AppState,
+    subject: &str,
     id: &str,
     headers: &HeaderMap,
     (body, arrival): (Incoming, &dyn Arrival),
@@ -80,12 +83,13 @@ pub(crate) async fn update(
     let id = parse_user_id(id)?;
     let body = read_json_body(headers, body, arrival).await?;
     let patch = UserPatch::parse(body.object)?;
+    // A malformed key is a 400 even when there is nothing to write.
+    let key = IdempotencyKey::from_headers(headers, subject, "PATCH", &user_path(id), &body.bytes)?;
     if patch.is_empty() {
         // `{}` changes nothing, so nothing is written (nor recorded) and `updated_at` stays.
         let user = state.lookups.find(id).await?.ok_or_else(|| not_found(id))?;
         return Ok(json(StatusCode::OK, user));
     }
-    let key = IdempotencyKey::from_headers(headers, "PATCH", &user_path(id), &body.bytes)?;
     let written = state
         .writes
         .perform(WriteRequest::Update { id, patch }, key, watch)
@@ -95,12 +99,13 @@ pub(crate) async fn update(
 
 pub(crate) async fn delete(
     state: &AppState,
+    subject: &str,
     id: &str,
     headers: &HeaderMap,
     watch: &WriteWatch,
 ) -> Result<HttpResponse, Error> {
     let id = parse_user_id(id)?;
-    let key = IdempotencyKey::from_headers(headers, "DELETE", &user_path(id), b"")?;
+    let key = IdempotencyKey::from_headers(headers, subject, "DELETE", &user_path(id), b"")?;
     let written = state.writes.perform(WriteRequest::Delete { id }, key, watch).await?;
     write_response(written)
 }

@@ -1,9 +1,11 @@
-//! HTTP plumbing shared by every handler: response builders, request ids, trace context, and
-//! reading bodies.
+//! HTTP plumbing shared by every handler: response builders, request ids, trace context,
+//! reading bodies, bearer tokens in `Authorization`, and CORS.
 //!
 //! Nothing here knows about users or databases; handlers combine these pieces.
 
+pub mod bearer;
 pub mod body;
+pub mod cors;
 pub mod request_id;
 pub mod response;
 pub mod trace_context;

@@ -65,6 +65,7 @@ pub(crate) fn record(state: &AppState, status: StatusCode, error: &hyper::Error,
         trace_id: trace.trace_id(),
         span_id: trace.span_id(),
         cache: None,
+        user_id: None,
         error: Some(&reason),
     });
 }

@@ -21,10 +21,12 @@
 //! | `http.request.id` | the `X-Request-Id` sent back | ECS |
 //! | `trace_id`, `span_id` | W3C trace and span ids, lower-case hex | OTel's trace context in non-OTLP logs |
 //! | `gravity.cache` | `HIT` or `MISS`, on cached routes | the service's own namespace (no standard field) |
+//! | `user.id` | the verified token's `sub`, on routes that need a token | OTel and ECS `user.id` |
 //! | `error.message` | why a 5xx happened, with its source chain | ECS and OTel |
 //!
-//! Nothing logged carries a body, a password, or any client text other than a sanitised request
-//! id. The request line is built in a buffer each thread keeps, so writing it allocates nothing.
+//! Nothing logged carries a body, a password, a token, or any client text other than a sanitised
+//! request id (and `user.id`, which the issuer signed). The request line is built in a buffer
+//! each thread keeps, so writing it allocates nothing.
 
 use std::cell::RefCell;
 use std::time::Duration;
@@ -65,6 +67,8 @@ pub(crate) struct RequestRecord<'a> {
     pub(crate) span_id: &'a [u8],
     /// `HIT` or `MISS` on cached routes.
     pub(crate) cache: Option<&'static str>,
+    /// `sub` of the request's verified token.
+    pub(crate) user_id: Option<&'a str>,
     /// Why a 5xx happened (never sent to the client).
     pub(crate) error: Option<&'a str>,
 }
@@ -161,6 +165,10 @@ fn write_request_line(line: &mut Vec<u8>, level: LogLevel, record: &RequestRecor
         line.extend_from_slice(cache.as_bytes());
         line.push(b'"');
     }
+    if let Some(user_id) = record.user_id {
+        line.extend_from_slice(b",\"user.id\":");
+        write_string(line, user_id);
+    }
     if let Some(error) = record.error {
         line.extend_from_slice(b",\"error.message\":");
         write_string(line, error);
@@ -214,6 +222,7 @@ mod tests {
             trace_id: b"4bf92f3577b34da6a3ce929d0e0e4736",
             span_id: b"00f067aa0ba902b7",
             cache: Some("MISS"),
+            user_id: Some("auth0|5f7c\"quoted\""),
             error,
         }
     }
@@ -267,6 +276,7 @@ mod tests {
                 "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736",
                 "span_id": "00f067aa0ba902b7",
                 "gravity.cache": "MISS",
+                "user.id": "auth0|5f7c\"quoted\"",
             })
         );
     }

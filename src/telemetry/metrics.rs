@@ -12,6 +12,7 @@ use std::time::Duration;
 use hyper::Method;
 
 use crate::build_info::{REVISION, VERSION};
+use crate::http::bearer::REFUSAL_REASONS;
 use crate::router::{ROUTE_COUNT, Route, TEMPLATES};
 use crate::telemetry::process::ProcessStats;
 use crate::telemetry::runtime;
@@ -60,8 +61,8 @@ pub(crate) struct PoolStats {
 const METHODS: [&str; 6] = ["GET", "HEAD", "POST", "PATCH", "DELETE", "OTHER"];
 /// Status codes the service sends (414 and 431 only as hyper's refusals, see `server::refusals`);
 /// anything else is counted under `other`.
-const STATUSES: [u16; 15] = [
-    200, 201, 204, 400, 404, 405, 408, 409, 413, 414, 415, 422, 431, 500, 503,
+const STATUSES: [u16; 17] = [
+    200, 201, 204, 400, 401, 403, 404, 405, 408, 409, 413, 414, 415, 422, 431, 500, 503,
 ];
 /// The method slot of requests whose method is unknown (hyper refused the head) or not listed.
 const OTHER_METHOD: usize = METHODS.len() - 1;
@@ -76,6 +77,15 @@ const BUCKETS: [f64; 16] = [
 pub(crate) struct CacheFigures {
     /// In-process copies held, when they are on.
     pub(crate) local_entries: Option<usize>,
+}
+
+/// Authentication's current figures, for `exposition` (when it is on).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct AuthFigures {
+    /// The issuer's keys held (0 until the first fetch succeeds).
+    pub(crate) keys: usize,
+    /// Verified tokens remembered.
+    pub(crate) tokens_remembered: usize,
 }
 
 /// Counters shared by the whole process.
@@ -105,6 +115,10 @@ pub(crate) struct Metrics {
     pub(crate) connections_evicted: AtomicU64,
     /// Failed `accept` calls (out of descriptors, memory, or a client gone before it was accepted).
     pub(crate) accept_errors: AtomicU64,
+    /// Requests refused for their credentials, by `http::bearer::REFUSAL_REASONS`.
+    auth_refusals: [AtomicU64; REFUSAL_REASONS.len()],
+    /// Fetches of the issuer's keys that succeeded, and that failed.
+    auth_key_fetches: [AtomicU64; 2],
 }
 
 struct Histogram {
@@ -133,6 +147,8 @@ impl Default for Metrics {
             connections_write_timed_out: AtomicU64::new(0),
             connections_evicted: AtomicU64::new(0),
             accept_errors: AtomicU64::new(0),
+            auth_refusals: std::array::from_fn(|_| AtomicU64::new(0)),
+            auth_key_fetches: std::array::from_fn(|_| AtomicU64::new(0)),
         }
     }
 }
@@ -145,6 +161,17 @@ impl Metrics {
     /// A request hyper refused before routing: route `unmatched`, method `OTHER`.
     pub(crate) fn record_refusal(&self, status: u16, duration: Duration) {
         self.record(Route::Unmatched, OTHER_METHOD, status, duration);
+    }
+
+    /// A request refused for its credentials, by its position in `REFUSAL_REASONS`.
+    pub(crate) fn record_auth_refusal(&self, reason: usize) {
+        if let Some(counter) = self.auth_refusals.get(reason) {
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    pub(crate) fn record_key_fetch(&self, succeeded: bool) {
+        self.auth_key_fetches[usize::from(!succeeded)].fetch_add(1, Ordering::Relaxed);
     }
 
     fn record(&self, route: Route, method_slot: usize, status: u16, duration: Duration) {
@@ -170,10 +197,12 @@ impl Metrics {
         &self,
         pools: (PoolStats, PoolStats),
         cache: Option<CacheFigures>,
+        auth: Option<AuthFigures>,
         waiting_creates: usize,
         dropped_log_lines: u64,
     ) -> String {
         let mut out = self.render(pools, cache, waiting_creates, dropped_log_lines);
+        self.render_auth(&mut out, auth);
         ProcessStats::read().render(&mut out);
         runtime::render(&mut out);
         out
@@ -270,6 +299,39 @@ impl Metrics {
         out
     }
 
+    /// Refusals by reason always (a service with authentication off refuses nothing); the key
+    /// fetches and gauges when authentication is on.
+    fn render_auth(&self, out: &mut String, auth: Option<AuthFigures>) {
+        render_labelled_counters(
+            out,
+            "gravity_auth_refusals_total",
+            "Requests refused for their credentials (400, 401, 403; 503 while no keys are held), by reason.",
+            "reason",
+            REFUSAL_REASONS.iter().zip(&self.auth_refusals),
+        );
+        let Some(AuthFigures {
+            keys,
+            tokens_remembered,
+        }) = auth
+        else {
+            return;
+        };
+        render_labelled_counters(
+            out,
+            "gravity_auth_key_fetches_total",
+            "Fetches of the issuer's key set, by outcome (a failed one keeps the keys held).",
+            "outcome",
+            ["ok", "failed"].iter().zip(&self.auth_key_fetches),
+        );
+        let _ = writeln!(
+            out,
+            "# HELP gravity_auth_keys The issuer's keys held (0: none fetched yet, protected routes answer 503).\n\
+             # TYPE gravity_auth_keys gauge\ngravity_auth_keys {keys}\n\
+             # HELP gravity_auth_tokens_remembered Verified tokens remembered until they expire.\n\
+             # TYPE gravity_auth_tokens_remembered gauge\ngravity_auth_tokens_remembered {tokens_remembered}"
+        );
+    }
+
     fn render_connections(&self, out: &mut String) {
         let _ = writeln!(
             out,
@@ -349,6 +411,20 @@ impl Metrics {
             let _ = writeln!(out, "{name}_sum{{route=\"{template}\"}} {sum}");
             let _ = writeln!(out, "{name}_count{{route=\"{template}\"}} {total}");
         }
+    }
+}
+
+/// A counter family with one label: its help, its type, and one series per value.
+fn render_labelled_counters<'a>(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    label: &str,
+    series: impl Iterator<Item = (&'a &'a str, &'a AtomicU64)>,
+) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+    for (value, counter) in series {
+        let _ = writeln!(out, "{name}{{{label}=\"{value}\"}} {}", counter.load(Ordering::Relaxed));
     }
 }
 
@@ -447,6 +523,39 @@ mod tests {
         assert!(text.contains("gravity_db_pool_connections{pool=\"read\",state=\"idle\"} 2"));
         assert!(text.contains("gravity_db_pool_connections{pool=\"read\",state=\"down\"} 1"));
         assert!(text.contains("gravity_db_write_extra_connections 3\n"));
+    }
+
+    #[test]
+    fn authentication_is_counted_by_reason_and_its_gauges_shown_only_when_on() {
+        let metrics = Metrics::default();
+        metrics.record_auth_refusal(0);
+        metrics.record_auth_refusal(0);
+        metrics.record_key_fetch(false);
+        let mut off = String::new();
+        metrics.render_auth(&mut off, None);
+        assert!(
+            off.contains(r#"gravity_auth_refusals_total{reason="no_token"} 2"#),
+            "{off}"
+        );
+        assert!(
+            off.contains(r#"gravity_auth_refusals_total{reason="keys_unavailable"} 0"#),
+            "{off}"
+        );
+        assert!(!off.contains("gravity_auth_keys"), "{off}");
+        let mut on = String::new();
+        let figures = AuthFigures {
+            keys: 2,
+            tokens_remembered: 7,
+        };
+        metrics.render_auth(&mut on, Some(figures));
+        assert!(
+            on.contains(r#"gravity_auth_key_fetches_total{outcome="failed"} 1"#),
+            "{on}"
+        );
+        assert!(
+            on.contains("gravity_auth_keys 2\n") && on.contains("gravity_auth_tokens_remembered 7\n"),
+            "{on}"
+        );
     }
 
     #[test]

@@ -1,33 +1,37 @@
 //! The `Idempotency-Key` request header (IETF httpapi Idempotency-Key draft): what a valid key
 //! is, and what identifies the request it was first used for.
 //!
-//! The key is the header's value verbatim: 1–255 visible ASCII characters. Keys are global to
-//! the service (there are no API users to scope them to), so clients should use random ones such
-//! as UUIDs. The request is identified by its method, its path (with the user id in lower case,
-//! so letter case does not make two requests differ) and its body's exact bytes; Postgres hashes
-//! that with SHA-256 into the record's fingerprint.
+//! The key is the header's value verbatim: 1–255 visible ASCII characters. A key belongs to the
+//! subject that used it first (the token's `sub`, or nobody with authentication off): another
+//! subject's repeat is refused like a different request, never answered with the first one's
+//! response. Clients should use random keys such as UUIDs. The request is identified by its
+//! method, its path (with the user id in lower case, so letter case does not make two requests
+//! differ) and its body's exact bytes; Postgres hashes that with SHA-256 into the record's
+//! fingerprint.
 
 use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
 
 use hyper::header::{HeaderMap, HeaderName};
 
+use crate::db::idempotency_records::RecordKey;
 use crate::error::Error;
 
 pub(crate) const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
 pub(crate) const MAX_KEY_LEN: usize = 255;
 
-/// A request's key and what the request was.
+/// A request's key, whose it is, and what the request was.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct IdempotencyKey {
-    pub(crate) key: String,
+    pub(crate) key: RecordKey,
     /// Method, canonical path and body: what the fingerprint is made of.
     pub(crate) request: Vec<u8>,
 }
 
 impl IdempotencyKey {
-    /// The request's key, if it sent one; a malformed key is a 400.
+    /// The request's key, if it sent one, owned by `subject`; a malformed key is a 400.
     pub(crate) fn from_headers(
         headers: &HeaderMap,
+        subject: &str,
         method: &str,
         canonical_path: &str,
         body: &[u8],
@@ -53,7 +57,10 @@ impl IdempotencyKey {
         request.push(b'\n');
         request.extend_from_slice(body);
         Ok(Some(IdempotencyKey {
-            key: String::from_utf8_lossy(bytes).into_owned(),
+            key: RecordKey {
+                subject: subject.to_owned(),
+                key: String::from_utf8_lossy(bytes).into_owned(),
+            },
             request,
         }))
     }
@@ -74,7 +81,7 @@ mod tests {
         for value in values {
             headers.append(IDEMPOTENCY_KEY, HeaderValue::from_str(value).unwrap());
         }
-        IdempotencyKey::from_headers(&headers, "POST", "/v1/users", b"{}")
+        IdempotencyKey::from_headers(&headers, "auth0|alice", "POST", "/v1/users", b"{}")
     }
 
     #[test]
@@ -86,7 +93,8 @@ mod tests {
             "\"quoted\"",
             longest.as_str(),
         ] {
-            assert_eq!(key_of(&[good]).unwrap().unwrap().key, good);
+            let key = key_of(&[good]).unwrap().unwrap().key;
+            assert_eq!((key.key.as_str(), key.subject.as_str()), (good, "auth0|alice"));
         }
         let too_long = "k".repeat(MAX_KEY_LEN + 1);
         for bad in ["", "has space", "tab\there", too_long.as_str()] {

@@ -82,6 +82,9 @@ fn each_malformed_setting_exits_2_naming_it() {
         ("SHUTDOWN_GRACE_SECONDS", "-1"),
         ("MAX_CONNECTIONS", "0"),
         ("DB_SSL_ROOT_CERT", "/nonexistent/ca.pem"),
+        ("AUTH_DISABLED", "yes"),
+        ("AUTH_ISSUER", "issuer.example.com"),
+        ("CORS_ALLOWED_ORIGINS", "*"),
     ];
     for (setting, value) in cases {
         let mut vars = VALID.to_vec();
@@ -95,6 +98,46 @@ fn each_malformed_setting_exits_2_naming_it() {
         assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
         assert!(stderr.contains(setting), "{stderr}");
     }
+}
+
+#[test]
+fn serving_without_an_issuer_or_auth_disabled_exits_2_naming_both() {
+    let port = free_port().to_string();
+    let mut vars = VALID.to_vec();
+    vars.push(("API_PORT", &port));
+    for extra in [None, Some(("AUTH_DISABLED", "false")), Some(("AUTH_AUDIENCE", "api"))] {
+        let mut vars = vars.clone();
+        vars.extend(extra);
+        let output = run(&["serve"], &vars);
+        assert_eq!(output.status.code(), Some(2), "{extra:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+        assert!(
+            stderr.contains("AUTH_ISSUER") && stderr.contains("AUTH_DISABLED"),
+            "{stderr}"
+        );
+        assert!(
+            std::net::TcpStream::connect(("127.0.0.1", port.parse::<u16>().unwrap())).is_err(),
+            "nothing was served"
+        );
+    }
+}
+
+#[tokio::test]
+async fn migrate_needs_no_authentication_settings() {
+    let database = TestDatabase::create().await;
+    let mut vars = database.services.vars(&database.name, &database.name);
+    vars.retain(|(name, _)| !name.starts_with("AUTH_"));
+    let output = tokio::task::spawn_blocking(move || {
+        let vars: Vec<(&str, &str)> = vars
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_str()))
+            .collect();
+        run(&["migrate", "status"], &vars)
+    })
+    .await
+    .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
 }
 
 #[test]

@@ -144,8 +144,10 @@ async fn with_256_descriptors_and_300_idle_connections_the_probes_are_answered_a
         .metric("gravity_http_connections_closed_total{reason=\"evicted\"}")
         .await;
     assert!(evicted >= 300.0 - 184.0, "{evicted} idle connections closed for room");
+    // Start-up's own events (listening, authentication off, the cache's first sweep) and nothing
+    // for the 300 connections.
     let events = service.stderr();
-    assert!(events.lines().count() <= 3, "{events}");
+    assert!(events.lines().count() <= 4, "{events}");
     assert!(
         !events.contains("accept failed"),
         "the cap keeps accept from running out of descriptors: {events}"

@@ -16,6 +16,7 @@ use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
 use tokio::sync::oneshot;
 
+pub use crate::support::issuer::{AUDIENCE, ISSUER};
 pub use crate::support::redis_server::OwnRedis;
 pub use crate::support::services::Services;
 use crate::support::services::ThrowawayDatabase;
@@ -57,7 +58,19 @@ impl TestDatabase {
     }
 
     pub fn config(&self) -> Config {
-        Config::from_vars(self.services.vars(&self.name, &self.name)).unwrap()
+        self.config_with(&[])
+    }
+
+    /// The settings with some replaced (an empty value unsets one).
+    pub fn config_with(&self, changes: &[(&str, &str)]) -> Config {
+        let mut vars = self.services.vars(&self.name, &self.name);
+        vars.retain(|(name, _)| !changes.iter().any(|(changed, _)| changed == name));
+        vars.extend(
+            changes
+                .iter()
+                .map(|(name, value)| (name.to_string(), value.to_string())),
+        );
+        Config::from_vars(vars).unwrap()
     }
 }
 
@@ -81,9 +94,26 @@ pub async fn spawn_app() -> TestApp {
 
 /// Like `spawn_app`, with the settings adjusted first (another Redis, no cache, …).
 pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
+    spawn_app_with_settings(&[], adjust).await
+}
+
+/// The real server checking bearer tokens of the tests' issuer (tests/support/issuer.rs), whose
+/// keys are at `jwks_url` (any `AUTH_JWKS_URL`); `adjust` may shorten its key fetch intervals.
+pub async fn spawn_app_with_auth(jwks_url: &str, adjust: impl FnOnce(&mut Config)) -> TestApp {
+    let authentication = [
+        ("AUTH_DISABLED", ""),
+        ("AUTH_ISSUER", ISSUER),
+        ("AUTH_AUDIENCE", AUDIENCE),
+        ("AUTH_JWKS_URL", jwks_url),
+    ];
+    spawn_app_with_settings(&authentication, adjust).await
+}
+
+/// The real server with settings changed as the environment would change them, then adjusted.
+pub async fn spawn_app_with_settings(changes: &[(&str, &str)], adjust: impl FnOnce(&mut Config)) -> TestApp {
     let database = TestDatabase::create().await;
     database.services.check_redis();
-    let mut config = database.config();
+    let mut config = database.config_with(changes);
     adjust(&mut config);
     start_app(Arc::new(database), config).await
 }
@@ -255,6 +285,55 @@ impl TestApp {
 
     pub fn cache_key(&self, id: &str) -> String {
         format!("{}:user:{id}", self.key_prefix)
+    }
+
+    /// Requests that carry `Authorization: Bearer {token}`.
+    pub fn with_token(&self, token: &str) -> WithToken<'_> {
+        WithToken {
+            app: self,
+            authorization: format!("Bearer {token}"),
+        }
+    }
+}
+
+/// Requests to an app with a bearer token.
+pub struct WithToken<'a> {
+    app: &'a TestApp,
+    authorization: String,
+}
+
+impl WithToken<'_> {
+    pub async fn get(&self, path: &str) -> TestResponse {
+        self.get_with(path, &[]).await
+    }
+
+    /// A GET with more headers beside the token.
+    pub async fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> TestResponse {
+        self.app
+            .request(Method::GET, path, &self.and(headers), Bytes::new())
+            .await
+    }
+
+    pub async fn delete(&self, path: &str) -> TestResponse {
+        self.app
+            .request(Method::DELETE, path, &self.and(&[]), Bytes::new())
+            .await
+    }
+
+    /// A JSON body sent with `method`, and any more headers.
+    pub async fn send_json(&self, method: Method, path: &str, headers: &[(&str, &str)], body: &Value) -> TestResponse {
+        let mut all = self.and(headers);
+        all.push(("content-type", "application/json"));
+        self.app
+            .request(method, path, &all, serde_json::to_vec(body).unwrap())
+            .await
+    }
+
+    /// The token's header and `headers`.
+    fn and<'h>(&'h self, headers: &[(&'h str, &'h str)]) -> Vec<(&'h str, &'h str)> {
+        let mut all = vec![("authorization", self.authorization.as_str())];
+        all.extend_from_slice(headers);
+        all
     }
 }
 

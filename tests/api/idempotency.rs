@@ -92,10 +92,13 @@ async fn the_same_key_with_another_request_is_a_422_and_changes_nothing() {
 async fn a_malformed_key_is_a_400() {
     let app = spawn_app().await;
     let long = "k".repeat(256);
+    let (_, user) = app.create_named("Grace").await;
     for key in ["", "has space", long.as_str()] {
         send(&app, Method::POST, "/v1/users", key, r#"{"name":"Ada"}"#)
             .await
             .problem(400);
+        // Even a PATCH that would change nothing.
+        send(&app, Method::PATCH, &user, key, "{}").await.problem(400);
     }
     assert_eq!(count_named(&app, "Ada").await, 0);
 }

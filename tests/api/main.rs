@@ -10,11 +10,13 @@ mod support;
 
 mod helpers;
 
+mod auth;
 mod cache;
 mod cache_coherence;
 mod cli;
 mod coalesced_creates;
 mod connections;
+mod cors;
 mod faults;
 mod hostile;
 mod idempotency;

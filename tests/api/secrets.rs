@@ -190,6 +190,7 @@ fn settings(port: u16, redis_port: u16) -> Vec<(String, String)> {
         ("CACHE_KEY_PREFIX", format!("gravity-secrets-{}", std::process::id())),
         ("LOG_LEVEL", "debug".to_owned()),
         ("SHUTDOWN_GRACE_SECONDS", "2".to_owned()),
+        ("AUTH_DISABLED", "true".to_owned()),
     ]
     .into_iter()
     .map(|(name, value)| (name.to_owned(), value))

@@ -14,13 +14,13 @@ async fn health_answers_ok_and_touches_nothing() {
 }
 
 #[tokio::test]
-async fn ready_reports_postgres_and_redis() {
+async fn ready_reports_postgres_redis_and_authentication() {
     let app = spawn_app().await;
     let response = app.get("/ready").await;
     assert_eq!(response.status, 200);
     assert_eq!(
         response.json(),
-        serde_json::json!({"status": "ready", "postgres": "ok", "redis": "ok"})
+        serde_json::json!({"status": "ready", "postgres": "ok", "redis": "ok", "auth": "disabled"})
     );
 }
 

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
-use hyper::header::{CONTENT_TYPE, HOST};
+use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HOST};
 use hyper::{Method, Request};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
@@ -19,6 +19,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 pub struct Connection {
     host: String,
     port: u16,
+    /// `Authorization` sent with every request, for an instance that checks tokens.
+    authorization: Option<String>,
     sender: Option<SendRequest<Full<Bytes>>>,
 }
 
@@ -47,8 +49,15 @@ impl Connection {
         Ok(Connection {
             host,
             port,
+            authorization: None,
             sender: None,
         })
+    }
+
+    /// Sends `Authorization: {value}` with every request.
+    pub fn with_authorization(mut self, value: Option<&str>) -> Connection {
+        self.authorization = value.map(str::to_owned);
+        self
     }
 
     pub async fn get(&mut self, path: &str) -> Result<Response, String> {
@@ -64,6 +73,9 @@ impl Connection {
             .header(HOST, format!("{}:{}", self.host, self.port));
         if json.is_some() {
             request = request.header(CONTENT_TYPE, "application/json");
+        }
+        if let Some(authorization) = &self.authorization {
+            request = request.header(AUTHORIZATION, authorization);
         }
         let request = request
             .body(Full::new(Bytes::from(json.unwrap_or_default().to_owned())))

@@ -13,6 +13,8 @@ pub enum Instance {
     CacheOff,
     /// A second instance with `CACHE_LOCAL_ENTRIES` on.
     LocalCopies,
+    /// A second instance as `Main` but checking bearer tokens (keys from a file), read with one.
+    Authenticated,
     /// Two fresh instances sharing Postgres and Redis, with or without local copies.
     Pair { local_copies: bool },
 }
@@ -128,6 +130,8 @@ pub struct Scenario {
 pub const CREATE_BODY: &str = r#"{"name":"Bench Created"}"#;
 /// The service setting that turns on in-process copies kept coherent by Redis.
 pub const LOCAL_ENTRIES_SETTING: &str = "CACHE_LOCAL_ENTRIES";
+/// The service setting that turns on bearer-token authentication.
+pub const AUTH_SETTING: &str = "AUTH_ISSUER";
 /// p99 every scenario at `BENCH_CONNECTIONS` must stay under.
 pub const P99_CEILING_MS: f64 = 10.0;
 pub const IDLE_RSS_MAX_MIB: f64 = 10.0;
@@ -176,6 +180,15 @@ pub const SCENARIOS: &[Scenario] = &[
         limit: Some(Limit::RedisGet),
         target: at_least(Reference::Baseline, 1.0),
         needs_setting: None,
+    },
+    Scenario {
+        name: "get_hot_auth",
+        request: "GET /v1/users/{id}, hot ids, Redis warm, with a bearer token (authentication on)",
+        instance: Instance::Authenticated,
+        load: oha(Method::Get, Path::HotUsers),
+        limit: None,
+        target: at_least(Reference::Scenario("get_hot"), 0.90),
+        needs_setting: Some(AUTH_SETTING),
     },
     Scenario {
         name: "get_hot_local",

@@ -32,7 +32,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting {
         name: "BENCH_HOT_IDS",
         default: "100",
-        meaning: "ids that `get_hot` and `get_hot_local` read",
+        meaning: "ids that `get_hot`, `get_hot_auth` and `get_hot_local` read",
     },
     Setting {
         name: "BENCH_PG_CLIENTS",
@@ -82,7 +82,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting {
         name: "BENCH_PORT",
         default: "—",
-        meaning: "first of six consecutive local ports (service, cache off, bare hyper, local copies, lag A, lag B); unset: free ports",
+        meaning: "first of seven consecutive local ports (service, cache off, bare hyper, local copies, lag A, lag B, authenticated); unset: free ports",
     },
     Setting {
         name: "BENCH_SERVICE_LOG",

@@ -97,6 +97,8 @@ impl Harness {
             ("CACHE_KEY_PREFIX", format!("chaos-{scenario}-{}", std::process::id())),
             ("LOG_LEVEL", "warn".to_owned()),
             ("SHUTDOWN_GRACE_SECONDS", "5".to_owned()),
+            // The faults here are Postgres's, Redis's and the network's; who may call is tests/api's.
+            ("AUTH_DISABLED", "true".to_owned()),
         ];
         for (name, value) in extra {
             env.retain(|(existing, _)| existing != name);

@@ -68,6 +68,18 @@ def test_env_example_values_are_valid_settings() -> None:
     assert {k: v for k, v in parsed.items()} == values
 
 
+def test_a_new_env_turns_authentication_off_and_warns_right_above_it() -> None:
+    settings = example_settings()
+    value, commented, _ = settings["AUTH_DISABLED"]
+    assert (value, commented) == ("true", False), "make up must work on a fresh clone"
+    paragraph = (
+        (REPO / ".env.example").read_text(encoding="utf-8").split("\nAUTH_DISABLED=true")[0].rsplit("\n\n", 1)[-1]
+    )
+    assert "WARNING" in paragraph and "anyone" in paragraph, paragraph
+    # The service refuses AUTH_ISSUER together with AUTH_DISABLED=true.
+    assert settings["AUTH_ISSUER"][1], "AUTH_ISSUER stays commented out"
+
+
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
 def test_make_env_creates_a_private_env_with_a_random_password(tmp_path: Path) -> None:
     for name in ("Makefile", ".env.example"):

@@ -108,6 +108,19 @@ def test_up_creates_a_private_env_then_runs_compose_up_and_waits(tmp_path) -> No
     assert "compose -f docker-compose.yml up -d --build --wait --scale api=3" in calls(environment)
 
 
+def test_up_warns_on_every_start_while_authentication_is_off(tmp_path) -> None:
+    work, environment = scratch(tmp_path, FAILING_UP.replace('exit 1 ;;\n  *" ps', 'exit 0 ;;\n  *" ps'))
+    fresh = run(work, environment, "scripts/stack.sh", "up")
+    assert fresh.returncode == 0, fresh.stderr
+    assert "AUTH_DISABLED=true" in (work / ".env").read_text()
+    assert "make up: authentication is off (AUTH_DISABLED=true in .env)" in fresh.stderr
+    again = run(work, environment, "scripts/stack.sh", "up")
+    assert "authentication is off" in again.stderr, "said on every start"
+    (work / ".env").write_text("AUTH_ISSUER=https://issuer.example.com\nAUTH_AUDIENCE=api\n")
+    checked = run(work, environment, "scripts/stack.sh", "up")
+    assert "authentication is off" not in checked.stderr
+
+
 def test_dev_runs_both_files_in_the_foreground(tmp_path) -> None:
     work, environment = scratch(tmp_path, FAILING_UP.replace('exit 1 ;;\n  *" ps', 'exit 0 ;;\n  *" ps'))
     completed = run(work, environment, "scripts/stack.sh", "dev")

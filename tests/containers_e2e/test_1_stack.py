@@ -128,7 +128,8 @@ def test_crud_through_the_published_port(stack: Project, state: dict) -> None:
 
     ready = request(api, "GET", "/ready")
     assert ready.status == 200
-    assert ready.json() == {"status": "ready", "postgres": "ok", "redis": "ok"}
+    # A new .env turns authentication off (README, Authentication), and /ready says so.
+    assert ready.json() == {"status": "ready", "postgres": "ok", "redis": "ok", "auth": "disabled"}
 
 
 def test_the_api_runs_hardened(stack: Project) -> None:

@@ -18,6 +18,7 @@ mod spec;
 use std::fmt::Debug;
 
 use gravity_bff::error::Error;
+use gravity_bff::http::bearer::{MAX_TOKEN_BYTES, b64token, bearer_token};
 use gravity_bff::http::body::{JsonObject, parse_json_object};
 use gravity_bff::http::trace_context::{TRACEPARENT, TraceContext};
 use gravity_bff::router::{Route, resolve};
@@ -223,6 +224,30 @@ fn blank_character() -> impl Strategy<Value = char> {
     ]
 }
 
+/// Any `Authorization` value: a token comes back only for the Bearer scheme, within the limit
+/// and of RFC 6750's characters; everything else is no token or the client's error.
+fn check_authorization(bytes: &[u8]) {
+    let Ok(value) = HeaderValue::from_bytes(bytes) else {
+        return; // not a header value: hyper refuses the request before the service sees it
+    };
+    let mut headers = HeaderMap::new();
+    headers.insert(hyper::header::AUTHORIZATION, value);
+    let token = match bearer_token(&headers) {
+        Ok(Some(token)) => token,
+        Ok(None) => return,
+        Err(refusal) => return assert_client_error(&Error::from(refusal), &bytes),
+    };
+    assert!(bytes[..7].eq_ignore_ascii_case(b"bearer "), "{bytes:?}");
+    assert!(!token.is_empty() && token.len() <= MAX_TOKEN_BYTES, "{bytes:?}");
+    match b64token(token) {
+        Ok(text) => {
+            let allowed = |c: char| c.is_ascii_alphanumeric() || "-._~+/=".contains(c);
+            assert!(text.chars().all(allowed) && !text.starts_with('='), "{text:?}");
+        }
+        Err(refusal) => assert_client_error(&Error::from(refusal), &bytes),
+    }
+}
+
 /// Inserts each character at a position in `text` chosen by its index.
 fn insert_at(text: &str, inserted: &[(prop::sample::Index, char)]) -> String {
     let mut chars: Vec<char> = text.chars().collect();
@@ -298,6 +323,11 @@ proptest! {
     }
 
     #[test]
+    fn authorization_headers_give_a_bearer_token_or_a_4xx(bytes in prop_oneof![corpus::mutated("authorization"), any::<Vec<u8>>()]) {
+        check_authorization(&bytes);
+    }
+
+    #[test]
     fn paths_resolve_without_panicking(path in prop_oneof![corpus::mutated_text("path"), any::<String>()]) {
         check_path(&path);
     }
@@ -332,6 +362,9 @@ proptest! {
 
 #[test]
 fn every_corpus_input_replays_clean() {
+    for input in corpus::load("authorization") {
+        check_authorization(&input);
+    }
     for input in corpus::load("user_id") {
         check_user_id(&String::from_utf8_lossy(&input));
     }

@@ -76,13 +76,14 @@ def _egress_ports(np: dict) -> set[tuple[str, int]]:
     return ports
 
 
-def test_egress_is_dns_postgres_and_redis_only(docs, config):
+def test_egress_is_dns_postgres_redis_and_the_token_issuer_only(docs, config):
     db, redis = int(config["DB_PORT"]), int(config["REDIS_PORT"])
     dns = {("UDP", 53), ("TCP", 53)}
+    issuer = {("TCP", 443)}  # AUTH_ISSUER's discovery and key set, over https
 
     server = find(docs, "NetworkPolicy", "gravity-bff")
     assert "Egress" in server["spec"]["policyTypes"]
-    assert _egress_ports(server) == dns | {("TCP", db), ("TCP", redis)}
+    assert _egress_ports(server) == dns | {("TCP", db), ("TCP", redis)} | issuer
 
     migrate = find(docs, "NetworkPolicy", "gravity-bff-migrate")
     assert set(migrate["spec"]["policyTypes"]) == {"Ingress", "Egress"}
@@ -356,6 +357,18 @@ def test_config_values_are_valid(config, variant, deployment, job):
                 and ({"configMap", "secret"} & set(vols.get(name, {})))
             ]
             assert ok, f"{wl['metadata']['name']}: DB_SSL_ROOT_CERT {ca} is not on a mounted volume"
+
+
+def test_authentication_is_on_with_an_https_issuer_in_every_variant(config, variant):
+    # The service refuses to start without AUTH_ISSUER unless AUTH_DISABLED=true; a cluster
+    # never turns it off, and fetches the issuer's keys over https only (networkpolicy.yaml).
+    assert config.get("AUTH_DISABLED", "false") == "false", f"{variant}: authentication is off"
+    assert re.fullmatch(r"https://[a-z0-9.-]+(:[0-9]+)?(/\S*)?", config.get("AUTH_ISSUER", "")), config.get("AUTH_ISSUER")
+    assert config.get("AUTH_AUDIENCE", "").strip(), "AUTH_AUDIENCE is required with AUTH_ISSUER"
+    jwks = config.get("AUTH_JWKS_URL", "")
+    assert not jwks or jwks.startswith(("https://", "file:///")), "keys over plain http in a cluster"
+    for origin in filter(None, (part.strip() for part in config.get("CORS_ALLOWED_ORIGINS", "").split(","))):
+        assert re.fullmatch(r"https://[a-z0-9.-]+(:[0-9]+)?", origin), f"{origin}: an exact https origin"
 
 
 def test_secret_refs_match_the_example_secret(deployment, job):

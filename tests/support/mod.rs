@@ -1,12 +1,14 @@
 //! What every test harness of the project shares: free ports, signals, a `redis-server` of its
 //! own, the test Postgres and Redis named by the environment with throwaway databases on them,
-//! and a private Postgres cluster that a test may stop, freeze or restart.
+//! a private Postgres cluster that a test may stop, freeze or restart, and a token issuer with
+//! keys, tokens and a JWKS endpoint of its own.
 //!
 //! Included with `#[path = "../support/mod.rs"] mod support;` by tests/api and tests/chaos (as
 //! hyper's examples share their `support` module); not every harness uses every piece.
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod issuer;
 pub mod proxy;
 pub mod redis_server;
 pub mod services;

@@ -33,7 +33,9 @@ impl Services {
         }
     }
 
-    /// The service's settings for `database`, as the environment would give them.
+    /// The service's settings for `database`, as the environment would give them. Authentication
+    /// is explicitly off: these harnesses test what a request does once it is let in
+    /// (tests/api/auth.rs and the bench's `get_hot_auth` turn it on).
     pub fn vars(&self, database: &str, key_prefix: &str) -> Vec<(String, String)> {
         [
             ("API_PORT", "0".to_owned()),
@@ -47,6 +49,7 @@ impl Services {
             ("CACHE_KEY_PREFIX", key_prefix.to_owned()),
             ("LOG_LEVEL", "error".to_owned()),
             ("SHUTDOWN_GRACE_SECONDS", "5".to_owned()),
+            ("AUTH_DISABLED", "true".to_owned()),
         ]
         .into_iter()
         .map(|(name, value)| (name.to_owned(), value))

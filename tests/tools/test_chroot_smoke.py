@@ -63,3 +63,11 @@ def test_one_line_means_exactly_one_terminated_line():
     assert not chroot_smoke.one_line("")
     assert not chroot_smoke.one_line("no newline")
     assert not chroot_smoke.one_line("one\ntwo\n")
+
+
+def test_ready_waits_for_keys_only_as_a_503_naming_them():
+    assert chroot_smoke.waits_for_keys(503, b'{"status":503,"postgres":"ok","redis":"disabled","auth":"no_keys"}')
+    assert not chroot_smoke.waits_for_keys(200, b'{"status":"ready","auth":"ok"}')
+    assert not chroot_smoke.waits_for_keys(503, b'{"postgres":"down","auth":"ok"}')
+    assert not chroot_smoke.waits_for_keys(503, b"not json")
+    assert not chroot_smoke.waits_for_keys(503, b"[]")

@@ -89,6 +89,23 @@ def test_each_broken_rule_is_reported(edit, expected):
     assert any(expected in p for p in found), found
 
 
+def test_an_operation_that_needs_a_token_names_its_scheme_and_documents_401_and_403():
+    challenge = {"WWW-Authenticate": {"required": True, "schema": {"type": "string"}}}
+
+    def secured(d, scheme="bearer", with_challenge=True):
+        d["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
+        get = d["paths"]["/things"]["get"]
+        get["security"] = [{scheme: ["things:read"]}]
+        extra = challenge if with_challenge else {}
+        get["responses"]["401"] = response(PROBLEM, **extra)
+
+    assert problems(changed(secured)) == ["GET /things: needs a token but does not document 403"]
+    found = problems(changed(lambda d: secured(d, scheme="oauth")))
+    assert "GET /things: security names the undeclared scheme 'oauth'" in found
+    found = problems(changed(lambda d: secured(d, with_challenge=False)))
+    assert "GET /things 401: no WWW-Authenticate header (RFC 6750)" in found
+
+
 def test_links_must_name_a_real_operation_and_its_parameters():
     def link(d):
         d["paths"]["/things"]["get"]["responses"]["200"]["links"] = {

@@ -15,6 +15,15 @@ impl Bench<'_> {
     pub(super) async fn load(&mut self, scenario: &Scenario, base_url: &str, service: &[u32]) -> Result<(), String> {
         let settings = self.settings;
         let connections = scenario.connections(settings.connections);
+        let authorization = match scenario.instance {
+            Instance::Authenticated => Some(
+                self.authorization
+                    .clone()
+                    .ok_or("the authenticated instance has no token to be read with")?,
+            ),
+            _ => None,
+        };
+        let authorization = authorization.as_deref();
         let uses_hot_ids = matches!(
             scenario.load,
             Load::Mixed
@@ -29,7 +38,7 @@ impl Bench<'_> {
             } else {
                 2
             };
-            let hits = self.warm(base_url, passes).await?;
+            let hits = self.warm(base_url, passes, authorization).await?;
             self.meta.cache_warm.insert(scenario.name.to_owned(), hits);
         }
         match scenario.load {
@@ -40,7 +49,7 @@ impl Bench<'_> {
                     settings.duration.as_secs(),
                     if connections == 1 { "" } else { "s" }
                 ));
-                let arguments = self.oha_arguments(base_url, method, path, connections)?;
+                let arguments = self.oha_arguments(base_url, method, path, connections, authorization)?;
                 let measuring = self.accounting.start(service).await;
                 let outcome = self.oha(scenario.name, &arguments).await;
                 let cpu = self.accounting.stop(measuring);
@@ -53,8 +62,8 @@ impl Bench<'_> {
                     "mixed: {} s, reads on {reads} connections and writes on {writes} at once",
                     settings.duration.as_secs()
                 ));
-                let read_arguments = self.oha_arguments(base_url, Method::Get, UrlPath::HotUsers, reads)?;
-                let write_arguments = self.oha_arguments(base_url, Method::Create, UrlPath::Users, writes)?;
+                let read_arguments = self.oha_arguments(base_url, Method::Get, UrlPath::HotUsers, reads, None)?;
+                let write_arguments = self.oha_arguments(base_url, Method::Create, UrlPath::Users, writes, None)?;
                 let measuring = self.accounting.start(service).await;
                 let (read_outcome, write_outcome) = tokio::join!(
                     self.oha("mixed_reads", &read_arguments),
@@ -74,8 +83,12 @@ impl Bench<'_> {
         method: Method,
         path: UrlPath,
         connections: u32,
+        authorization: Option<&str>,
     ) -> Result<Vec<String>, String> {
         let mut arguments = vec!["-c".to_owned(), connections.to_string()];
+        if let Some(authorization) = authorization {
+            arguments.extend(["-H".to_owned(), format!("Authorization: {authorization}")]);
+        }
         if method == Method::Create {
             arguments
                 .extend(["-m", "POST", "-H", "Content-Type: application/json", "-d", CREATE_BODY].map(str::to_owned));
@@ -120,10 +133,11 @@ impl Bench<'_> {
         .await
     }
 
-    /// Reads every hot id `passes` times so the scenario measures a warm cache; returns how many
-    /// answered from the cache in the last pass, as "hits/ids".
-    async fn warm(&self, base_url: &str, passes: usize) -> Result<String, String> {
-        let mut connection = Connection::to(base_url)?;
+    /// Reads every hot id `passes` times (with `authorization` when the instance wants a token) so
+    /// the scenario measures a warm cache; returns how many answered from the cache in the last
+    /// pass, as "hits/ids".
+    async fn warm(&self, base_url: &str, passes: usize, authorization: Option<&str>) -> Result<String, String> {
+        let mut connection = Connection::to(base_url)?.with_authorization(authorization);
         let hot = &self.ids[..self.ids.len().min(self.settings.hot_ids as usize)];
         let mut hits = 0;
         let mut failed = 0;

@@ -8,16 +8,21 @@ use crate::data::SeededDatabase;
 use crate::machine::redis_version_and_pid;
 use crate::proc_stat::memory_kib;
 use crate::processes::{Server, supports_setting};
-use crate::scenarios::{Instance, LOCAL_ENTRIES_SETTING, SCENARIOS, Scenario};
+use crate::scenarios::{AUTH_SETTING, Instance, LOCAL_ENTRIES_SETTING, SCENARIOS, Scenario};
+use crate::support::issuer::{AUDIENCE, Algorithm, ISSUER, SigningKey, claims, jwks, now, with};
 use crate::support::redis_server::OwnRedis;
 use crate::support::services::Services;
 
+/// How long the authenticated instance's token is valid: longer than any run.
+const TOKEN_LIFETIME_SECONDS: u64 = 24 * 3600;
+
 /// What the instances of a local run share: where Postgres and Redis are, the database (whose
-/// name is also the Redis key prefix), and whether the binary has local copies.
+/// name is also the Redis key prefix), and which of the settings scenarios need the binary has.
 struct Local {
     services: Services,
     database: String,
-    supports_local_copies: bool,
+    /// Of `LOCAL_ENTRIES_SETTING` and `AUTH_SETTING`, those the binary's `--help` names.
+    supported_settings: Vec<&'static str>,
     local_entries: u32,
     /// Whether Redis is the bench's own `redis-server`.
     own_redis: bool,
@@ -43,7 +48,7 @@ impl Local {
             set("REDIS_PASSWORD", String::new());
         }
         match local_copies {
-            Some(on) if self.supports_local_copies => set(
+            Some(on) if self.supports(LOCAL_ENTRIES_SETTING) => set(
                 LOCAL_ENTRIES_SETTING,
                 if on { self.local_entries } else { 0 }.to_string(),
             ),
@@ -53,6 +58,10 @@ impl Local {
             set(name, (*value).to_owned());
         }
         env
+    }
+
+    fn supports(&self, setting: &str) -> bool {
+        self.supported_settings.contains(&setting)
     }
 }
 
@@ -86,8 +95,14 @@ impl Bench<'_> {
 
         self.limits(&services).await?;
 
+        let mut supported_settings = Vec::new();
+        for setting in [LOCAL_ENTRIES_SETTING, AUTH_SETTING] {
+            if supports_setting(&settings.binary, setting).await {
+                supported_settings.push(setting);
+            }
+        }
         let mut local = Local {
-            supports_local_copies: supports_setting(&settings.binary, LOCAL_ENTRIES_SETTING).await,
+            supported_settings,
             services,
             database: database.name.clone(),
             local_entries: settings.local_entries,
@@ -109,7 +124,7 @@ impl Bench<'_> {
         }
         for scenario in wanted {
             match scenario.needs_setting {
-                Some(setting) if !local.supports_local_copies => {
+                Some(setting) if !local.supports(setting) => {
                     self.not_run(scenario, format!("the binary has no {setting} (not in its --help)"));
                 }
                 _ => {
@@ -194,6 +209,12 @@ impl Bench<'_> {
                 self.meta.memory.local_peak_rss_kib = self.on_instance_of_its_own(scenario, copies).await?;
                 Ok(())
             }
+            Instance::Authenticated => {
+                let port = self.port(6);
+                let env = self.authenticated_env(local, port)?;
+                let authenticated = self.start_service("authenticated", &env, port).await;
+                self.on_instance_of_its_own(scenario, authenticated).await.map(drop)
+            }
             Instance::Pair { local_copies } => {
                 let (port_a, port_b) = (self.port(4), self.port(5));
                 let (env_a, env_b) = (
@@ -213,6 +234,26 @@ impl Bench<'_> {
                 outcome
             }
         }
+    }
+
+    /// The cached instance's settings with bearer tokens checked, against an ES256 key made for
+    /// the run (its key set in the run's folder, `jwks.json`); the token to read with is kept.
+    fn authenticated_env(&mut self, local: &Local, port: u16) -> Result<Vec<(String, String)>, String> {
+        let key = SigningKey::generate(Algorithm::Es256, "bench");
+        let key_set = std::path::absolute(self.folder.join("jwks.json")).map_err(|error| error.to_string())?;
+        std::fs::write(&key_set, jwks(&[&key]).to_string())
+            .map_err(|error| format!("cannot write {}: {error}", key_set.display()))?;
+        let lifetime = serde_json::json!(now() + TOKEN_LIFETIME_SECONDS);
+        let token = key.token(&with(&claims("bench", "users:read"), "exp", lifetime));
+        self.authorization = Some(format!("Bearer {token}"));
+        let jwks_url = format!("file://{}", key_set.display());
+        let authentication = [
+            ("AUTH_DISABLED", ""),
+            ("AUTH_ISSUER", ISSUER),
+            ("AUTH_AUDIENCE", AUDIENCE),
+            ("AUTH_JWKS_URL", jwks_url.as_str()),
+        ];
+        Ok(local.env(port, Some(false), &authentication))
     }
 
     /// Runs a scenario on an instance started for it alone, then stops it; returns its VmHWM.

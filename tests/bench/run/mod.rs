@@ -42,6 +42,8 @@ struct Bench<'a> {
     /// previous one's, so none writes a user another has just written (a service may hold back
     /// cache fills of a user for a while after a write to it).
     next_lag_id: usize,
+    /// `Bearer …` for the authenticated instance, once it is started.
+    authorization: Option<String>,
 }
 
 /// Runs the bench into `folder` (which exists) and returns how many scenarios failed.
@@ -62,6 +64,7 @@ pub async fn bench(settings: &Settings, folder: &Path, run_id: &str) -> Result<u
         ids: Vec::new(),
         failures: 0,
         next_lag_id: 0,
+        authorization: None,
     };
     let outcome = match &settings.external {
         None => bench.local().await,
@@ -100,7 +103,7 @@ impl Bench<'_> {
                         continue;
                     }
                 },
-                Instance::Bare | Instance::LocalCopies | Instance::Pair { .. } => {
+                Instance::Bare | Instance::LocalCopies | Instance::Authenticated | Instance::Pair { .. } => {
                     self.not_run(scenario, "needs instances of its own (not with BENCH_URL)".to_owned());
                     continue;
                 }

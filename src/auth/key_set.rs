@@ -1,0 +1,267 @@
+//! The issuer's keys: a JSON Web Key Set (RFC 7517) turned into keys that each verify one
+//! algorithm, with the checks every token signed by it must pass.
+//!
+//! A key is used only with its own algorithm: the JWK's `alg` when it names one, else the one
+//! its type implies (RSA: RS256, EC P-256: ES256, OKP Ed25519: EdDSA). Keys for encryption, of
+//! other algorithms or types, RSA keys under 2048 bits and entries that do not parse are left
+//! out, so one odd key never costs the others; a set with no usable key is refused whole.
+
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, PublicKeyUse};
+use jsonwebtoken::{Algorithm, DecodingKey, DecodingKeyKind, Validation};
+use serde::Deserialize;
+
+use crate::config::BearerSettings;
+
+/// How far clocks may disagree: a token is taken up to 30 s after its `exp` and 30 s before its
+/// `nbf`. Enough for servers kept by NTP; jsonwebtoken's default of 60 s is more than they need.
+pub(super) const CLOCK_LEEWAY_SECONDS: u64 = 30;
+/// The most keys a set may hold: issuers publish two or three (the current, the next, the last).
+const MAX_KEYS: usize = 32;
+/// The shortest RSA modulus taken, in bytes (2048 bits, as RFC 7518 §3.3 requires).
+const MIN_RSA_MODULUS_BYTES: usize = 256;
+
+/// The usable keys of one fetch of the key set.
+pub(super) struct KeySet {
+    keys: Vec<VerificationKey>,
+}
+
+/// One key, the algorithm it verifies, and the checks of a token signed with it.
+pub(super) struct VerificationKey {
+    pub(super) kid: Option<String>,
+    pub(super) algorithm: Algorithm,
+    pub(super) decoding: DecodingKey,
+    /// This key's algorithm only, `iss`, `aud`, `exp`, `nbf` and `sub`, with the leeway.
+    pub(super) validation: Validation,
+    /// The public key's bytes, to tell whether a later set still holds this key.
+    material: Vec<u8>,
+}
+
+#[derive(Deserialize)]
+struct RawKeySet {
+    keys: Vec<serde_json::Value>,
+}
+
+impl KeySet {
+    /// The usable keys of a JWKS document.
+    pub(super) fn parse(document: &[u8], settings: &BearerSettings) -> Result<KeySet, String> {
+        let raw: RawKeySet =
+            serde_json::from_slice(document).map_err(|error| format!("the key set is not a JWKS document: {error}"))?;
+        let listed = raw.keys.len();
+        let keys: Vec<VerificationKey> = raw
+            .keys
+            .into_iter()
+            .filter_map(|value| serde_json::from_value::<Jwk>(value).ok())
+            .filter_map(|jwk| VerificationKey::of(&jwk, settings))
+            .take(MAX_KEYS)
+            .collect();
+        if keys.is_empty() {
+            return Err(format!(
+                "the key set holds no usable signing key (RS256 with 2048 bits or more, ES256 or EdDSA) among its {listed}"
+            ));
+        }
+        Ok(KeySet { keys })
+    }
+
+    /// The key a token's header names: by `kid`, or the only key when the token names none.
+    pub(super) fn find(&self, kid: Option<&str>) -> Option<&VerificationKey> {
+        match kid {
+            Some(kid) => self.keys.iter().find(|key| key.kid.as_deref() == Some(kid)),
+            None if self.keys.len() == 1 => self.keys.first(),
+            None => None,
+        }
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Whether some key of this set is missing from `newer`: tokens it verified must be verified again.
+    pub(super) fn lost_keys_in(&self, newer: &KeySet) -> bool {
+        self.keys.iter().any(|key| {
+            !newer
+                .keys
+                .iter()
+                .any(|kept| kept.kid == key.kid && kept.algorithm == key.algorithm && kept.material == key.material)
+        })
+    }
+}
+
+impl VerificationKey {
+    fn of(jwk: &Jwk, settings: &BearerSettings) -> Option<VerificationKey> {
+        if jwk
+            .common
+            .public_key_use
+            .as_ref()
+            .is_some_and(|usage| *usage != PublicKeyUse::Signature)
+        {
+            return None;
+        }
+        let algorithm = match (&jwk.common.key_algorithm, &jwk.algorithm) {
+            (Some(KeyAlgorithm::RS256) | None, AlgorithmParameters::RSA(_)) => Algorithm::RS256,
+            (Some(KeyAlgorithm::ES256) | None, AlgorithmParameters::EllipticCurve(ec))
+                if ec.curve == EllipticCurve::P256 =>
+            {
+                Algorithm::ES256
+            }
+            (Some(KeyAlgorithm::EdDSA) | None, AlgorithmParameters::OctetKeyPair(okp))
+                if okp.curve == EllipticCurve::Ed25519 =>
+            {
+                Algorithm::EdDSA
+            }
+            _ => return None,
+        };
+        let decoding = DecodingKey::from_jwk(jwk).ok()?;
+        let material = match (decoding.kind(), algorithm) {
+            (DecodingKeyKind::RsaModulusExponent { n, e }, Algorithm::RS256) => {
+                let significant = n.iter().skip_while(|&&byte| byte == 0).count();
+                (significant >= MIN_RSA_MODULUS_BYTES).then(|| [n.as_slice(), e.as_slice()].concat())?
+            }
+            (DecodingKeyKind::SecretOrDer(point), Algorithm::ES256) if point.len() == 65 => point.clone(),
+            (DecodingKeyKind::SecretOrDer(key), Algorithm::EdDSA) if key.len() == 32 => key.clone(),
+            _ => return None,
+        };
+        Some(VerificationKey {
+            kid: jwk.common.key_id.clone(),
+            algorithm,
+            decoding,
+            validation: validation(algorithm, settings),
+            material,
+        })
+    }
+}
+
+fn validation(algorithm: Algorithm, settings: &BearerSettings) -> Validation {
+    let mut validation = Validation::new(algorithm);
+    validation.set_issuer(&[&settings.issuer]);
+    validation.set_audience(&[&settings.audience]);
+    validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+    validation.validate_nbf = true;
+    validation.leeway = CLOCK_LEEWAY_SECONDS;
+    validation
+}
+
+#[cfg(test)]
+pub(super) mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::config::KeySource;
+
+    pub(crate) fn settings() -> BearerSettings {
+        BearerSettings {
+            issuer: "https://issuer.test".into(),
+            audience: "gravity-bff".into(),
+            keys: KeySource::File("/dev/null".into()),
+            refresh_every: Duration::from_secs(300),
+            unknown_key_fetch_every: Duration::from_secs(30),
+        }
+    }
+
+    /// `n` of 2048 bits and `e` = 65537 in base64url; the key is never used to verify here.
+    fn rsa(kid: &str, extra: &str) -> String {
+        let modulus = format!("x{}", "A".repeat(341));
+        format!(r#"{{"kty":"RSA","kid":"{kid}","n":"{modulus}","e":"AQAB"{extra}}}"#)
+    }
+
+    /// 32 bytes in base64url, of `fill` but for the last character (whose unused bits are zero).
+    fn thirty_two_bytes(fill: &str) -> String {
+        format!("{}A", fill.repeat(42))
+    }
+
+    fn ec(kid: &str, crv: &str, extra: &str) -> String {
+        let coordinate = thirty_two_bytes("B");
+        format!(r#"{{"kty":"EC","kid":"{kid}","crv":"{crv}","x":"{coordinate}","y":"{coordinate}"{extra}}}"#)
+    }
+
+    fn okp(kid: &str, crv: &str) -> String {
+        format!(
+            r#"{{"kty":"OKP","kid":"{kid}","crv":"{crv}","x":"{}"}}"#,
+            thirty_two_bytes("C")
+        )
+    }
+
+    fn parse(keys: &[String]) -> Result<KeySet, String> {
+        KeySet::parse(format!(r#"{{"keys":[{}]}}"#, keys.join(",")).as_bytes(), &settings())
+    }
+
+    fn kids_and_algorithms(set: &KeySet) -> Vec<(String, Algorithm)> {
+        set.keys
+            .iter()
+            .map(|key| (key.kid.clone().unwrap_or_default(), key.algorithm))
+            .collect()
+    }
+
+    #[test]
+    fn each_key_verifies_only_its_own_algorithm() {
+        let set = parse(&[
+            rsa("rsa", ""),
+            rsa("rsa-alg", r#","alg":"RS256","use":"sig""#),
+            ec("ec", "P-256", ""),
+            okp("ed", "Ed25519"),
+        ])
+        .unwrap();
+        assert_eq!(
+            kids_and_algorithms(&set),
+            vec![
+                ("rsa".into(), Algorithm::RS256),
+                ("rsa-alg".into(), Algorithm::RS256),
+                ("ec".into(), Algorithm::ES256),
+                ("ed".into(), Algorithm::EdDSA),
+            ]
+        );
+        for key in &set.keys {
+            assert_eq!(key.validation.algorithms, vec![key.algorithm]);
+            assert!(key.validation.validate_nbf && key.validation.validate_exp && key.validation.validate_aud);
+        }
+    }
+
+    #[test]
+    fn keys_that_cannot_serve_are_left_out_and_the_rest_kept() {
+        let short_rsa = r#"{"kty":"RSA","kid":"short","n":"AQAB","e":"AQAB"}"#.to_owned();
+        let hmac = r#"{"kty":"oct","kid":"secret","k":"c2VjcmV0"}"#.to_owned();
+        let set = parse(&[
+            rsa("enc", r#","use":"enc""#),
+            rsa("ps", r#","alg":"PS256""#),
+            rsa("mislabelled", r#","alg":"ES256""#),
+            ec("p384", "P-384", ""),
+            okp("x25519", "X25519"),
+            short_rsa,
+            hmac,
+            r#"{"kty":"RSA"}"#.to_owned(),
+            "42".to_owned(),
+            ec("good", "P-256", r#","alg":"ES256""#),
+        ])
+        .unwrap();
+        assert_eq!(kids_and_algorithms(&set), vec![("good".into(), Algorithm::ES256)]);
+    }
+
+    #[test]
+    fn a_set_without_a_usable_key_is_refused() {
+        assert!(parse(&[rsa("enc", r#","use":"enc""#)]).is_err());
+        assert!(parse(&[]).is_err());
+        assert!(KeySet::parse(b"{}", &settings()).is_err());
+        assert!(KeySet::parse(b"<html>", &settings()).is_err());
+    }
+
+    #[test]
+    fn a_token_without_kid_finds_the_only_key_and_no_other() {
+        let one = parse(&[ec("only", "P-256", "")]).unwrap();
+        assert!(one.find(None).is_some());
+        assert!(one.find(Some("only")).is_some());
+        assert!(one.find(Some("other")).is_none());
+        let two = parse(&[ec("a", "P-256", ""), okp("b", "Ed25519")]).unwrap();
+        assert!(two.find(None).is_none());
+    }
+
+    #[test]
+    fn a_newer_set_that_drops_or_changes_a_key_loses_it() {
+        let old = parse(&[ec("a", "P-256", ""), okp("b", "Ed25519")]).unwrap();
+        assert!(!old.lost_keys_in(&parse(&[okp("b", "Ed25519"), ec("a", "P-256", ""), rsa("c", "")]).unwrap()));
+        assert!(old.lost_keys_in(&parse(&[ec("a", "P-256", "")]).unwrap()));
+        let replaced = format!(
+            r#"{{"kty":"OKP","kid":"b","crv":"Ed25519","x":"{}"}}"#,
+            thirty_two_bytes("D")
+        );
+        assert!(old.lost_keys_in(&parse(&[ec("a", "P-256", ""), replaced]).unwrap()));
+    }
+}

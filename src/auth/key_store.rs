@@ -1,0 +1,205 @@
+//! The issuer's keys as the process holds them: fetched at start-up, again on a schedule, and
+//! at once when a token names a key the process does not hold.
+//!
+//! One task fetches; requests only read the current set. Start-up never waits for the issuer:
+//! until a first set arrives, protected routes answer 503 (and the task keeps trying, backing
+//! off from 1 s to a minute). Once a set is held, a failed fetch keeps it: an issuer that is
+//! down costs nothing while its keys are unchanged. Fetches caused by unknown `kid`s are at
+//! most one per `unknown_key_fetch_every`, so made-up `kid`s cannot turn the service against
+//! its issuer; a request whose `kid` is unknown waits for that one fetch (or the one under way).
+//! Failed fetches are logged each time: the backoff bounds them to one a minute.
+
+use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::time::Duration;
+
+use tokio::sync::{Notify, watch};
+use tokio::time::Instant;
+
+use super::fetch::KeySetSource;
+use super::key_set::KeySet;
+use super::token_cache::RememberedTokens;
+use crate::config::BearerSettings;
+use crate::telemetry::log::Logger;
+use crate::telemetry::metrics::Metrics;
+
+/// The most one fetch (discovery and key set) may take.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+/// Retries while a fetch fails: soon after the first failure, then doubling up to the cap.
+const RETRY_MIN: Duration = Duration::from_secs(1);
+const RETRY_MAX: Duration = Duration::from_secs(60);
+
+/// The current key set and the fetching behind it.
+pub(super) struct KeyStore {
+    current: RwLock<Option<Arc<KeySet>>>,
+    source: KeySetSource,
+    settings: BearerSettings,
+    fetching: Mutex<Fetching>,
+    /// Counts finished fetches, so a request can wait for the next one.
+    finished: watch::Sender<u64>,
+    /// Wakes the fetching task for an unknown key; shared with it, which holds the store itself
+    /// only while it fetches.
+    wake: Arc<Notify>,
+    /// Forgotten whenever a fetch drops a key they were verified with.
+    tokens: Arc<RememberedTokens>,
+    metrics: Arc<Metrics>,
+    logger: Logger,
+}
+
+struct Fetching {
+    /// A fetch is running (from the start: the first one begins as the store is made).
+    under_way: bool,
+    /// A request asked for a fetch that has not started yet.
+    requested: bool,
+    /// When a token's unknown `kid` last caused a fetch.
+    last_for_unknown_key: Option<Instant>,
+}
+
+impl KeyStore {
+    /// Starts the fetching task; the first set arrives when it does.
+    pub(super) fn start(
+        settings: BearerSettings,
+        tokens: Arc<RememberedTokens>,
+        metrics: Arc<Metrics>,
+        logger: Logger,
+    ) -> Arc<KeyStore> {
+        let store = Arc::new(KeyStore {
+            current: RwLock::new(None),
+            source: KeySetSource::new(settings.keys.clone(), settings.issuer.clone()),
+            settings,
+            fetching: Mutex::new(Fetching {
+                under_way: true,
+                requested: false,
+                last_for_unknown_key: None,
+            }),
+            finished: watch::Sender::new(0),
+            wake: Arc::new(Notify::new()),
+            tokens,
+            metrics,
+            logger,
+        });
+        if store.source.is_plain_http() {
+            store.logger.warn(
+                "the issuer's keys are fetched over plain http: anyone on the path can replace them; use https outside a network you trust",
+                &[("url", &store.source.describe())],
+            );
+        }
+        tokio::spawn(keep_fetching(Arc::downgrade(&store), store.wake.clone()));
+        store
+    }
+
+    /// The keys held now; `None` until a first fetch succeeds.
+    pub(super) fn current(&self) -> Option<Arc<KeySet>> {
+        self.current.read().unwrap_or_else(|poison| poison.into_inner()).clone()
+    }
+
+    /// Waits for a fetch of the keys for a token whose `kid` the current set lacks (or while
+    /// none is held): the one under way or asked for, or a new one if none was caused this way
+    /// within the interval. `false` when no fetch finished for it.
+    pub(super) async fn fetch_for_unknown_key(&self) -> bool {
+        let mut finished = self.finished.subscribe();
+        {
+            let mut fetching = self.fetching.lock().unwrap_or_else(|poison| poison.into_inner());
+            if !fetching.under_way && !fetching.requested {
+                let recent = fetching
+                    .last_for_unknown_key
+                    .is_some_and(|at| at.elapsed() < self.settings.unknown_key_fetch_every);
+                if recent {
+                    return false;
+                }
+                fetching.last_for_unknown_key = Some(Instant::now());
+                fetching.requested = true;
+                self.wake.notify_one();
+            }
+        }
+        tokio::time::timeout(FETCH_TIMEOUT, finished.changed())
+            .await
+            .is_ok_and(|changed| changed.is_ok())
+    }
+
+    /// One fetch; `true` when it brought a usable set.
+    async fn fetch_once(&self) -> bool {
+        {
+            let mut fetching = self.fetching.lock().unwrap_or_else(|poison| poison.into_inner());
+            fetching.under_way = true;
+            fetching.requested = false;
+        }
+        let fetched = match tokio::time::timeout(FETCH_TIMEOUT, self.source.fetch()).await {
+            Ok(Ok(document)) => KeySet::parse(&document, &self.settings),
+            Ok(Err(error)) => Err(error),
+            Err(_) => Err(format!("no key set within {FETCH_TIMEOUT:?}")),
+        };
+        let succeeded = match fetched {
+            Ok(set) => {
+                self.replace(set);
+                true
+            }
+            Err(error) => {
+                let held = self.current().map_or(0, |set| set.len());
+                self.logger.warn(
+                    "the issuer's keys could not be fetched",
+                    &[
+                        ("url", &self.source.describe()),
+                        ("keys_held", &held),
+                        ("error.message", &error),
+                    ],
+                );
+                false
+            }
+        };
+        self.metrics.record_key_fetch(succeeded);
+        self.fetching
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .under_way = false;
+        self.finished.send_modify(|count| *count += 1);
+        succeeded
+    }
+
+    fn replace(&self, set: KeySet) {
+        let set = Arc::new(set);
+        let previous = self
+            .current
+            .write()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .replace(set.clone());
+        match previous {
+            None => self.logger.info(
+                "the issuer's keys are in: protected routes are served",
+                &[("url", &self.source.describe()), ("keys", &set.len())],
+            ),
+            Some(previous) if previous.lost_keys_in(&set) => {
+                // A token verified with a key the issuer withdrew must not stay accepted.
+                self.tokens.forget_all();
+                self.logger.info(
+                    "the issuer withdrew a key: remembered tokens are verified again",
+                    &[("keys", &set.len())],
+                );
+            }
+            Some(_) => {}
+        }
+    }
+}
+
+/// Fetches until the store is dropped: on the schedule once keys are held, with backoff while
+/// fetches fail, and at once when woken for an unknown key.
+async fn keep_fetching(store: Weak<KeyStore>, wake: Arc<Notify>) {
+    let mut retry = RETRY_MIN;
+    loop {
+        let Some(strong) = store.upgrade() else {
+            return;
+        };
+        let wait = if strong.fetch_once().await {
+            retry = RETRY_MIN;
+            strong.settings.refresh_every
+        } else {
+            let wait = retry.min(strong.settings.refresh_every);
+            retry = (retry * 2).min(RETRY_MAX);
+            wait
+        };
+        drop(strong);
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            () = wake.notified() => {}
+        }
+    }
+}
