@@ -97,11 +97,14 @@ class Tally:
         verdicts = Counter(o.verdict for o in self.outcomes)
         rate = len(self.outcomes) / self.seconds if self.seconds else 0.0
         durations = sorted(o.seconds for o in self.outcomes) or [0.0]
-        p99 = durations[min(len(durations) - 1, int(len(durations) * 0.99))]
+
+        def quantile(q: float) -> str:
+            return f"{durations[min(len(durations) - 1, int(len(durations) * q))] * 1000:.1f} ms"
+
         return (
             f"{len(self.outcomes)} requests in {self.seconds:.1f} s ({rate:.0f}/s): "
             + ", ".join(f"{verdicts[v]} {v}" for v in ("ok", "refused", "unknown", "failed"))
-            + f"; p99 {p99 * 1000:.0f} ms, max {durations[-1] * 1000:.0f} ms"
+            + f"; p50 {quantile(0.5)}, p99 {quantile(0.99)}, max {quantile(1.0)}"
         )
 
 
