@@ -28,6 +28,7 @@ import asyncio
 import json
 import os
 import random
+import sys
 import threading
 import time
 import uuid
@@ -286,9 +287,13 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--token", help="sent as `Authorization: Bearer TOKEN` (default: $FLEET_LOAD_TOKEN)")
     arguments = parser.parse_args()
-    load = FleetLoad(arguments.port, arguments.host, arguments.rate, arguments.connections, arguments.token).start()
-    time.sleep(arguments.seconds)
-    tally = load.stop()
+    try:
+        load = FleetLoad(arguments.port, arguments.host, arguments.rate, arguments.connections, arguments.token).start()
+        time.sleep(arguments.seconds)
+        tally = load.stop()
+    except RuntimeError as error:
+        print(f"fleet_load: {error}", file=sys.stderr)
+        return 2
     print(tally.summary())
     for line in tally.failures():
         print("  " + line)
