@@ -34,7 +34,8 @@ READS = {"get", "head", "list"}
 def stack(project: Project) -> Iterator[Stack]:
     swarm = Swarm.ensure()
     (port,) = free_ports(1, project.ports)
-    stack = Stack(project, name=project.name, port=port)
+    # A name of its own: a Compose project's network would take the stack's `<name>_default`.
+    stack = Stack(project, name=f"{project.name}-swarm", port=port)
     settings = {"STACK_NAME": stack.name, "API_PORT": str(port), "API_REPLICAS": str(REPLICAS)}
     try:
         with Timer(f"make swarm-up ({REPLICAS} replicas: migrations first, then the api)"):
