@@ -111,3 +111,17 @@ def test_no_read_through_the_load_balancer_is_older_than_an_acknowledged_patch(f
     reads, served = assert_reads_follow_patches(port(fleet))
     assert len(served) == REPLICAS, served
     FINDINGS["fleet (compose): PATCH then reads"] = f"{reads} reads over {REPLICAS} replicas, none older than its PATCH"
+
+
+def test_with_every_replica_stopped_the_load_balancer_says_nothing_was_written(fleet: Project) -> None:
+    fleet.compose(PRODUCTION, "stop", "api", timeout=120)
+    wait_for(
+        "no replica left in the pool", lambda: lb_counter(lb_metrics(fleet), "haproxy_backend_active_servers") == 0, 30
+    )
+    answer = request(port(fleet), "POST", "/v1/users", {"name": "nobody"}, {"X-Request-Id": "fleet-none-1"})
+    assert answer.status == 503 and answer.headers["content-type"] == "application/problem+json"
+    assert "nothing was written" in answer.json()["detail"]
+    assert answer.headers["retry-after"] == "1" and answer.headers["x-request-id"] == "fleet-none-1"
+    FINDINGS["fleet (compose): no replica"] = (
+        "503 problem+json, nothing written, Retry-After 1, the client's X-Request-Id"
+    )
