@@ -7,6 +7,7 @@
 //! own names are read at all: an unrelated variable, even one that is not UTF-8, is never looked at.
 
 use std::fmt;
+use std::io::Read;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -332,7 +333,6 @@ fn secret_setting(
 /// Reads at most `MAX_SECRET_FILE_BYTES`, so that a path such as /dev/zero fails instead of
 /// filling memory.
 fn read_secret_file(setting: &'static str, path: &str) -> Result<String, ConfigError> {
-    use std::io::Read;
     let unreadable = |error: std::io::Error| ConfigError::new(setting, format!("cannot read {path:?}: {error}"));
     let mut bytes = Vec::new();
     std::fs::File::open(path)
