@@ -7,20 +7,22 @@ MUSL_BIN    := target/$(MUSL_TARGET)/release/gravity-bff
 COMPOSE     := scripts/compose.sh
 
 .PHONY: help up down down-volumes logs ps dev test test-fast test-up test-down test-containers bench image lint build build-musl run migrate
+.PHONY: swarm-up swarm-down swarm-down-volumes swarm-ps
 
 help: ## list the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-20s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 ## --- the stack in Docker ---------------------------------------------------
 
-up: ## build the image and run the whole stack (api, db, cache, migrate) in the background
+up: ## build the image and run the whole stack (lb, api, db, cache, migrate) in the background; API_REPLICAS=N for N replicas
 	@scripts/stack.sh up
 
+# The monitoring profile's prometheus goes too, whether or not it was started.
 down: ## stop the stack (data volumes are kept; `make down-volumes` drops them)
-	$(COMPOSE) down --remove-orphans
+	$(COMPOSE) --profile monitoring down --remove-orphans
 
-down-volumes: ## stop the stack and delete its data: the pgdata volume (and make dev's cargo volumes)
-	$(COMPOSE) -f docker-compose.yml -f docker-compose.dev.yml down --volumes --remove-orphans
+down-volumes: ## stop the stack and delete its data: the pgdata volume (and make dev's cargo volumes, Prometheus's data)
+	$(COMPOSE) -f docker-compose.yml -f docker-compose.dev.yml --profile monitoring down --volumes --remove-orphans
 
 logs: ## follow the stack's logs
 	$(COMPOSE) logs -f
@@ -39,6 +41,20 @@ image: ## build the runtime image only (gravity-bff:latest; with buildx, or else
 	@umask 077 && password=$$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n') \
 		&& sed "s/^DB_PASSWORD=.*/DB_PASSWORD=$$password/" .env.example > .env
 	@echo "created .env from .env.example with a random DB_PASSWORD and AUTH_DISABLED=true: authentication is off until AUTH_ISSUER and AUTH_AUDIENCE are set (README, Authentication); review it before exposing anything"
+
+## --- the stack on Docker Swarm (docs/DEPLOY.md) ------------------------------
+
+swarm-up: ## deploy the stack to this Swarm (deploy/swarm/stack.yml): migrations first, then the api one replica at a time
+	@scripts/swarm.sh up
+
+swarm-down: ## remove the Swarm stack (its volumes and secrets are kept)
+	@scripts/swarm.sh down
+
+swarm-down-volumes: ## remove the Swarm stack, its volumes and its secrets (deletes the data)
+	@scripts/swarm.sh down-volumes
+
+swarm-ps: ## the Swarm stack's services and their tasks
+	@scripts/swarm.sh ps
 
 ## --- tests -----------------------------------------------------------------
 

@@ -5,7 +5,7 @@
 #   0. the tooling: shellcheck on every script, ruff on every Python file, pytest tests/tools
 #   1. the Rust suite (unit tests and tests/api: the real server against real Postgres and Redis)
 #   2. the static musl binary, run alone in an empty root (what a scratch/distroless image is)
-#   3. the container files (hadolint, compose schema, tests/containers), Kubernetes manifests
+#   3. the container and fleet files (hadolint, compose schema, haproxy -c, promtool, tests/containers), Kubernetes manifests
 #      (kustomize, kubernetes-validate, checkov, tests/k8s) and the OpenAPI description
 #   4. what operators' tools read from a live service (promtool, openapi-spec-validator)
 #   5. the API contract (schemathesis) and the chaos scenarios, against the release binary
@@ -27,7 +27,7 @@ suites() {
     suite "Rust tests (unit + tests/api against real Postgres and Redis)" "100 s" cargo test --locked
     suite "static musl release build" "75 s" make --no-print-directory build-musl
     suite "the static binary in an empty root (chroot)" "1 s" scripts/chroot-smoke.sh target/x86_64-unknown-linux-musl/release/gravity-bff
-    suite "container files (hadolint, compose schema, tests/containers)" "10 s" scripts/check-containers.sh
+    suite "container files (hadolint, compose schema, haproxy -c, promtool, tests/containers)" "15 s" scripts/check-containers.sh
     suite "Kubernetes manifests (kustomize, kubernetes-validate, checkov, tests/k8s)" "15 s" scripts/check-k8s.sh
     suite "OpenAPI description" "5 s" scripts/check-openapi.sh
     suite "observability (promtool on /metrics, openapi-spec-validator on /openapi.json, JSON log lines)" "5 s" scripts/check-observability.sh

@@ -10,6 +10,7 @@
 mod access;
 
 use std::fmt;
+use std::io::Read;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -114,6 +115,7 @@ struct RawSettings {
     db_port: Option<String>,
     db_user: Option<String>,
     db_password: Option<String>,
+    db_password_file: Option<String>,
     db_name: Option<String>,
     db_ssl_mode: Option<String>,
     db_ssl_root_cert: Option<String>,
@@ -122,6 +124,7 @@ struct RawSettings {
     redis_host: Option<String>,
     redis_port: Option<String>,
     redis_password: Option<String>,
+    redis_password_file: Option<String>,
     cache_ttl_seconds: Option<String>,
     cache_key_prefix: Option<String>,
     cache_local_entries: Option<String>,
@@ -150,6 +153,8 @@ const DEFAULT_CACHE_TTL_SECONDS: u64 = 300;
 const MAX_CACHE_TTL_SECONDS: u64 = 7 * 24 * 3600;
 const MAX_SHUTDOWN_GRACE_SECONDS: u64 = 3600;
 const MAX_KEY_PREFIX_LEN: usize = 64;
+/// A password file holds one line; anything this large is the wrong file.
+const MAX_SECRET_FILE_BYTES: u64 = 64 * 1024;
 /// A million copies of typical ~200-byte bodies is ~200 MiB: past that, a process is a cache
 /// server, not a client with a cache.
 const MAX_LOCAL_ENTRIES: usize = 1_000_000;
@@ -210,12 +215,13 @@ fn is_our_setting(name: &str) -> bool {
 
 /// The name as a `'static` str when it is one of the service's settings.
 fn own_setting(name: &str) -> Option<&'static str> {
-    const NAMES: [&str; 24] = [
+    const NAMES: [&str; 26] = [
         "API_PORT",
         "DB_HOST",
         "DB_PORT",
         "DB_USER",
         "DB_PASSWORD",
+        "DB_PASSWORD_FILE",
         "DB_NAME",
         "DB_SSL_MODE",
         "DB_SSL_ROOT_CERT",
@@ -224,6 +230,7 @@ fn own_setting(name: &str) -> Option<&'static str> {
         "REDIS_HOST",
         "REDIS_PORT",
         "REDIS_PASSWORD",
+        "REDIS_PASSWORD_FILE",
         "CACHE_TTL_SECONDS",
         "CACHE_KEY_PREFIX",
         "CACHE_LOCAL_ENTRIES",
@@ -253,7 +260,10 @@ impl RawSettings {
             host: required("DB_HOST", self.db_host)?,
             port: parse_port("DB_PORT", self.db_port, 5432, false)?,
             user: required("DB_USER", self.db_user)?,
-            password: Secret(self.db_password.unwrap_or_default()),
+            password: Secret(secret_setting(
+                ("DB_PASSWORD", self.db_password),
+                ("DB_PASSWORD_FILE", self.db_password_file),
+            )?),
             name: required("DB_NAME", self.db_name)?,
             ssl_mode: parse_ssl_mode(self.db_ssl_mode)?,
             ssl_root_cert: non_empty(self.db_ssl_root_cert).map(PathBuf::from),
@@ -281,11 +291,15 @@ impl RawSettings {
         )?;
         let redis_port = parse_port("REDIS_PORT", self.redis_port, 6379, false)?;
         let redis_host = non_empty(self.redis_host);
+        let redis_password = secret_setting(
+            ("REDIS_PASSWORD", self.redis_password),
+            ("REDIS_PASSWORD_FILE", self.redis_password_file),
+        )?;
         let cache = CacheSettings {
             redis: redis_host.filter(|_| ttl_seconds > 0).map(|host| RedisSettings {
                 host,
                 port: redis_port,
-                password: non_empty(self.redis_password).map(Secret),
+                password: non_empty(Some(redis_password)).map(Secret),
             }),
             ttl: Duration::from_secs(ttl_seconds),
             key_prefix: parse_key_prefix(self.cache_key_prefix)?,
@@ -324,6 +338,44 @@ fn non_empty(value: Option<String>) -> Option<String> {
 
 fn required(setting: &'static str, value: Option<String>) -> Result<String, ConfigError> {
     non_empty(value).ok_or_else(|| ConfigError::new(setting, "is required but not set"))
+}
+
+/// A secret given either as the value itself or, as the official Postgres image reads its own
+/// settings, as `NAME_FILE`: the path of a file holding it (a Docker or Kubernetes secret mounted
+/// as a file), trailing line breaks removed. Both at once is a mistake; empty counts as unset.
+fn secret_setting(
+    (setting, value): (&'static str, Option<String>),
+    (file_setting, path): (&'static str, Option<String>),
+) -> Result<String, ConfigError> {
+    let value = value.filter(|text| !text.is_empty());
+    match (value, non_empty(path)) {
+        (Some(_), Some(_)) => Err(ConfigError::new(
+            setting,
+            format!("and {file_setting} are both set; set only one of them"),
+        )),
+        (value, None) => Ok(value.unwrap_or_default()),
+        (None, Some(path)) => read_secret_file(file_setting, &path),
+    }
+}
+
+/// Reads at most `MAX_SECRET_FILE_BYTES`, so that a path such as /dev/zero fails instead of
+/// filling memory.
+fn read_secret_file(setting: &'static str, path: &str) -> Result<String, ConfigError> {
+    let unreadable = |error: std::io::Error| ConfigError::new(setting, format!("cannot read {path:?}: {error}"));
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|file| file.take(MAX_SECRET_FILE_BYTES + 1).read_to_end(&mut bytes))
+        .map_err(unreadable)?;
+    if bytes.len() as u64 > MAX_SECRET_FILE_BYTES {
+        let limit = MAX_SECRET_FILE_BYTES / 1024;
+        return Err(ConfigError::new(
+            setting,
+            format!("names {path:?}, which is over {limit} KiB"),
+        ));
+    }
+    let text = String::from_utf8(bytes)
+        .map_err(|_| ConfigError::new(setting, format!("names {path:?}, which is not UTF-8 text")))?;
+    Ok(text.trim_end_matches(['\n', '\r']).to_owned())
 }
 
 fn parse_port(
@@ -557,6 +609,74 @@ mod tests {
             !printed.contains("hunter2") && !printed.contains("swordfish"),
             "{printed}"
         );
+    }
+
+    /// A file of its own under the temporary directory, removed when dropped.
+    struct SecretFile(PathBuf);
+
+    impl SecretFile {
+        fn holding(name: &str, contents: &[u8]) -> SecretFile {
+            let path = std::env::temp_dir().join(format!("gravity-config-{}-{name}", std::process::id()));
+            std::fs::write(&path, contents).unwrap();
+            SecretFile(path)
+        }
+
+        fn path(&self) -> &str {
+            self.0.to_str().unwrap()
+        }
+    }
+
+    impl Drop for SecretFile {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+
+    #[test]
+    fn passwords_are_read_from_files_without_their_trailing_line_break() {
+        let db = SecretFile::holding("db", b"hunter2 \n");
+        let redis = SecretFile::holding("redis", b"swordfish\r\n");
+        let config = config_from(&[
+            ("DB_PASSWORD_FILE", db.path()),
+            ("REDIS_HOST", "cache"),
+            ("REDIS_PASSWORD_FILE", redis.path()),
+        ])
+        .unwrap();
+        assert_eq!(config.database.password.expose(), "hunter2 ");
+        let redis = config.cache.redis.unwrap().password.unwrap();
+        assert_eq!(redis.expose(), "swordfish");
+    }
+
+    #[test]
+    fn a_password_and_its_file_together_are_refused_naming_both() {
+        let file = SecretFile::holding("both", b"x");
+        for (setting, file_setting) in [
+            ("DB_PASSWORD", "DB_PASSWORD_FILE"),
+            ("REDIS_PASSWORD", "REDIS_PASSWORD_FILE"),
+        ] {
+            let error = config_from(&[(setting, "x"), (file_setting, file.path())]).unwrap_err();
+            assert_eq!(
+                error.to_string(),
+                format!("{setting} and {file_setting} are both set; set only one of them")
+            );
+        }
+        // Empty counts as unset, as compose's .env leaves DB_PASSWORD= beside a file.
+        let config = config_from(&[("DB_PASSWORD", ""), ("DB_PASSWORD_FILE", file.path())]).unwrap();
+        assert_eq!(config.database.password.expose(), "x");
+    }
+
+    #[test]
+    fn an_unusable_password_file_is_named_with_its_path() {
+        let missing = "/nonexistent/gravity/db_password";
+        let binary = SecretFile::holding("binary", &[0xff, 0xfe]);
+        let huge = SecretFile::holding("huge", &vec![b'x'; 64 * 1024 + 1]);
+        for path in [missing, binary.path(), huge.path(), "/dev/zero"] {
+            let error = config_from(&[("DB_PASSWORD_FILE", path)]).unwrap_err();
+            assert_eq!(error.setting, "DB_PASSWORD_FILE", "{path}");
+            assert!(error.to_string().contains(&format!("{path:?}")), "{error}");
+        }
+        let error = config_from(&[("DB_PASSWORD_FILE", missing)]).unwrap_err();
+        assert!(error.problem.contains("No such file"), "{error}");
     }
 
     #[test]

@@ -24,6 +24,7 @@ mod local_copies;
 mod logs;
 mod migrations;
 mod refusals;
+mod secret_files;
 mod secrets;
 mod service_process;
 mod shutdown;

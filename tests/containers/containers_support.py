@@ -18,6 +18,20 @@ ALL_COMPOSE_FILES = [PRODUCTION, DEVELOPMENT, TESTING]
 APP_IMAGE_NAME = "gravity-bff"
 
 
+# The settings are those of the contract's "Settings" table (docs/API.md): its first column.
+API_MD = REPO / "docs" / "API.md"
+SETTING_NAME = re.compile(r"`([A-Z][A-Z0-9_]{2,})`")
+
+
+def contract_settings() -> set[str]:
+    text = API_MD.read_text(encoding="utf-8")
+    section = text.split("\n## Settings", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| `")]
+    names = {name for row in rows for name in SETTING_NAME.findall(row.split("|")[1])}
+    assert "API_PORT" in names and "DB_HOST" in names, "docs/API.md's Settings table was not found"
+    return names
+
+
 def compose_spec_path() -> Path:
     """shared/ beside the repo (CI), else the vendored copy; COMPOSE_SPEC overrides both."""
     if os.environ.get("COMPOSE_SPEC"):

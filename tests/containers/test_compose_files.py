@@ -166,15 +166,18 @@ def test_api_is_hardened(production) -> None:
     assert "privileged" not in api and "cap_add" not in api
 
 
-def test_api_listens_on_8080_inside_and_only_the_host_port_follows_api_port(raw, production) -> None:
+def test_api_listens_on_8080_inside_and_api_port_is_the_load_balancers_host_port(raw, production) -> None:
     api = production["services"]["api"]
     assert api["environment"]["API_PORT"] == "8080"
-    assert raw["docker-compose.yml"]["services"]["api"]["ports"] == ["${API_PORT:-8080}:8080"]
+    assert "ports" not in api, "the replicas are reached through lb only"
+    assert raw["docker-compose.yml"]["services"]["lb"]["ports"] == ["${API_PORT:-8080}:8080"]
     other = compose_model.load_model(
-        [PRODUCTION], {"API_PORT": "9000-9002", "DB_USER": "u", "DB_PASSWORD": "p", "DB_NAME": "n"}
+        [PRODUCTION], {"API_PORT": "9000", "API_REPLICAS": "3", "DB_USER": "u", "DB_PASSWORD": "p", "DB_NAME": "n"}
     )
-    assert other["services"]["api"]["ports"] == ["9000-9002:8080"]
+    assert other["services"]["lb"]["ports"] == ["9000:8080"]
     assert other["services"]["api"]["environment"]["API_PORT"] == "8080"
+    assert other["services"]["api"]["deploy"]["replicas"] == "3"
+    assert production["services"]["api"]["deploy"]["replicas"] == "1", "one replica unless API_REPLICAS says more"
 
 
 def test_api_reaches_db_and_cache_by_service_name_on_their_container_ports(production) -> None:
@@ -193,11 +196,15 @@ def test_api_stop_grace_period_exceeds_the_shutdown_grace(production, example_en
     assert grace.endswith("s") and int(grace[:-1]) > int(example_env["SHUTDOWN_GRACE_SECONDS"])
 
 
-def test_production_publishes_no_database_or_cache_port(production) -> None:
-    for name in ("db", "cache"):
+def test_production_publishes_the_load_balancer_and_nothing_else_beyond_loopback(production) -> None:
+    for name in ("api", "db", "cache"):
         assert "ports" not in production["services"][name], f"{name} must not be reachable from the host in production"
-    published = [name for name, service in production["services"].items() if service.get("ports")]
-    assert published == ["api"]
+    published = sorted(name for name, service in production["services"].items() if service.get("ports"))
+    assert published == ["lb", "prometheus"]
+    # Prometheus is optional (a profile) and its dashboard is for this machine only.
+    prometheus = production["services"]["prometheus"]
+    assert prometheus["profiles"] == ["monitoring"]
+    assert all(str(port).startswith("127.0.0.1:") for port in prometheus["ports"])
 
 
 def test_db_is_postgres_15_with_credentials_from_env_a_named_volume_and_a_tcp_health_check(
@@ -364,9 +371,8 @@ def test_dev_publishes_db_and_cache_on_loopback_only_on_ports_of_their_own(raw, 
     assert {example_env["DB_PORT"], example_env["REDIS_PORT"]}.isdisjoint({"15432", "16379"})
 
 
-def test_migrate_listens_nowhere_so_api_port_may_be_a_range(production) -> None:
-    # API_PORT in .env is the host side, e.g. 8080-8082 for --scale api=3; migrate reads every
-    # setting, so it gets a plain port of its own.
+def test_migrate_gets_a_port_of_its_own_since_api_port_in_env_is_the_host_side(production) -> None:
+    # migrate reads every setting, and API_PORT in .env is the load balancer's host port.
     assert production["services"]["migrate"]["environment"]["API_PORT"] == "8080"
 
 
@@ -419,7 +425,9 @@ def make_dry_run(target: str) -> str:
     [
         ("up", ["scripts/stack.sh", "up"]),
         ("dev", ["scripts/stack.sh", "dev"]),
-        ("down", ["scripts/compose.sh", "down"]),
+        ("down", ["scripts/compose.sh", "--profile", "monitoring", "down"]),
+        ("swarm-up", ["scripts/swarm.sh", "up"]),
+        ("swarm-down-volumes", ["scripts/swarm.sh", "down-volumes"]),
         ("test-up", ["scripts/compose.sh", "-f", "docker-compose.test.yml", "up", "-d", "--wait"]),
         ("test-down", ["scripts/compose.sh", "-f", "docker-compose.test.yml", "down", "-v"]),
     ],
@@ -433,7 +441,7 @@ def test_make_targets_run_compose_v2_through_the_wrapper(target: str, expected: 
 def test_make_help_prints_no_make_syntax_and_lists_the_container_targets() -> None:
     completed = subprocess.run(["make", "-s", "help"], cwd=REPO, capture_output=True, text=True, timeout=30)
     assert completed.returncode == 0 and "$(" not in completed.stdout, completed.stdout
-    for target in ("up", "dev", "down-volumes", "image", "test-containers"):
+    for target in ("up", "dev", "down-volumes", "image", "test-containers", "swarm-up", "swarm-down", "swarm-ps"):
         assert f" {target} " in completed.stdout.replace("\x1b[0m", " ").replace("\x1b[1m", " "), target
 
 

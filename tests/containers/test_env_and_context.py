@@ -11,21 +11,9 @@ from pathlib import Path
 import pytest
 
 import compose_model
-from containers_support import REPO, embedded_files
+from containers_support import REPO, contract_settings, embedded_files
 
-# The settings are those of the contract's "Settings" table (docs/API.md): its first column.
-API_MD = REPO / "docs" / "API.md"
-SETTING_NAME = re.compile(r"`([A-Z][A-Z0-9_]{2,})`")
 SETTING_LINE = re.compile(r"^(#\s*)?([A-Z][A-Z0-9_]+)=(.*)$")
-
-
-def contract_settings() -> set[str]:
-    text = API_MD.read_text(encoding="utf-8")
-    section = text.split("\n## Settings", 1)[1].split("\n## ", 1)[0]
-    rows = [line for line in section.splitlines() if line.startswith("| `")]
-    names = {name for row in rows for name in SETTING_NAME.findall(row.split("|")[1])}
-    assert "API_PORT" in names and "DB_HOST" in names, "docs/API.md's Settings table was not found"
-    return names
 
 
 def example_settings() -> dict[str, tuple[str, bool, str]]:

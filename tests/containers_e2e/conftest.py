@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+# The load generator the fleet tests run (a program of its own, tools/fleet_load.py).
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
 
 from e2e_support import DEVELOPMENT, FINDINGS, TESTING, TIMINGS, Project, docker, docker_ok  # noqa: E402
 
@@ -41,7 +43,10 @@ def project() -> Iterator[Project]:
 
 
 def remove_everything(project: Project, volumes_before: set[str]) -> None:
-    project.compose(DEVELOPMENT, "down", "--volumes", "--remove-orphans", "--timeout", "5", check=False, timeout=300)
+    project.compose(
+        DEVELOPMENT, "--profile", "monitoring", "down", "--volumes", "--remove-orphans", "--timeout", "5",
+        check=False, timeout=300,
+    )  # fmt: skip
     project.run(
         "docker",
         "compose",

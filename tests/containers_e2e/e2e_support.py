@@ -56,10 +56,21 @@ def port_is_free(port: int) -> bool:
     return True
 
 
+def first_ephemeral_port() -> int:
+    """Where the kernel's range for outgoing connections starts: a port at or above it may be
+    taken by any new connection between the check and Docker's bind (the fleet tests open
+    thousands)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_ports(count: int, taken: set[int]) -> list[int]:
-    """`count` consecutive free TCP ports (a range for API_PORT=a-b), none of them in `taken`."""
+    """`count` consecutive free TCP ports below the ephemeral range, none of them in `taken`."""
+    lowest = 20000
     for _ in range(500):
-        base = 20000 + secrets.randbelow(30000)
+        base = lowest + secrets.randbelow(max(1, first_ephemeral_port() - lowest - count))
         ports = list(range(base, base + count))
         if not taken.intersection(ports) and all(port_is_free(port) for port in ports):
             taken.update(ports)

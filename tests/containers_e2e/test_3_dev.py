@@ -1,9 +1,9 @@
 """`make dev`: the stack with hot reload, in the foreground, as a developer runs it.
 
-It comes up healthy with Postgres and Redis on host ports of its own; an edit of a source file (the
-`/health` body, in the scratch copy) is rebuilt by cargo-watch and served; Ctrl-C stops it with
-every container exiting 0 and the api draining first (scripts/stack.sh stops them with one
-`docker compose stop`)."""
+It comes up healthy, served through the load balancer, with Postgres and Redis on host ports of
+its own; an edit of a source file (the `/health` body, in the scratch copy) is rebuilt by
+cargo-watch and served; Ctrl-C stops it with every container exiting 0 and the api draining first
+(scripts/stack.sh stops them with one `docker compose stop`)."""
 
 from __future__ import annotations
 
@@ -67,7 +67,13 @@ def test_make_dev_serves_reloads_an_edit_and_stops_cleanly(project: Project) -> 
 
         wait_for("make dev: the api is healthy", api_healthy, timeout=FIRST_BUILD_LIMIT, interval=2)
         TIMINGS["make dev until the api is healthy (dev image, debug build)"] = time.monotonic() - started
-        assert request(api_port, "GET", "/health").body == HEALTH_BODY
+        # The load balancer starts once the api is healthy, then checks it before sending it requests.
+        wait_for(
+            "the load balancer serves the api on API_PORT",
+            lambda: request(api_port, "GET", "/health").body == HEALTH_BODY,
+            timeout=60,
+            interval=0.5,
+        )
         assert postgres_answers(db_port), f"Postgres does not answer on 127.0.0.1:{db_port}"
         assert redis_ping(redis_port), f"Redis does not answer on 127.0.0.1:{redis_port}"
         created = request(api_port, "POST", "/v1/users", {"name": "dev"})
@@ -97,7 +103,7 @@ def test_make_dev_serves_reloads_an_edit_and_stops_cleanly(project: Project) -> 
     api_log = project.compose(DEVELOPMENT, "logs", "--no-log-prefix", "api").stdout
     # One `compose stop` from scripts/stack.sh, never Compose's own Ctrl-C handling (which may kill).
     assert "make dev: stopping the services" in log_path.read_text(), log_path.read_text()[-3000:]
-    for service in ("api", "migrate", "db", "cache"):
+    for service in ("lb", "api", "migrate", "db", "cache"):
         state = project.container(service)["State"]
         why = f"{service}: {state}\napi log:\n{api_log[-3000:]}\nmake dev:\n{log_path.read_text()[-3000:]}"
         assert state["Status"] == "exited", why

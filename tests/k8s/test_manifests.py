@@ -173,7 +173,7 @@ def test_job_shape(job, deployment):
     # It reads the same settings and database password as the server.
     mig, srv = only_container(job), only_container(deployment)
     assert mig["envFrom"] == srv["envFrom"]
-    db_pw = [e for e in mig["env"] if e["name"] == "DB_PASSWORD"]
+    db_pw = [e for e in mig["env"] if e["name"] == "DB_PASSWORD_FILE"]
     assert db_pw and db_pw[0] in srv["env"]
 
 
@@ -371,22 +371,29 @@ def test_authentication_is_on_with_an_https_issuer_in_every_variant(config, vari
         assert re.fullmatch(r"https://[a-z0-9.-]+(:[0-9]+)?", origin), f"{origin}: an exact https origin"
 
 
-def test_secret_refs_match_the_example_secret(deployment, job):
+def test_passwords_are_files_of_the_example_secret_never_environment_values(deployment, job):
     example = k8slib.load_files([k8slib.BASE_DIR / "secret.example.yaml"])
     secret = find(example, "Secret")
     keys = set(secret.get("stringData", {})) | set(secret.get("data", {}))
     assert keys <= k8slib.SERVICE_SETTINGS, f"Secret keys the service does not read: {keys - k8slib.SERVICE_SETTINGS}"
     for wl in (deployment, job):
-        for e in only_container(wl).get("env", []):
+        c = only_container(wl)
+        # The file each *_FILE setting names: a key of the Secret, mounted where it points.
+        files = {}
+        for v in pod_spec(wl).get("volumes", []):
+            if v.get("secret"):
+                assert v["secret"]["secretName"] == secret["metadata"]["name"], v
+                (mount,) = [m["mountPath"] for m in c["volumeMounts"] if m["name"] == v["name"]]
+                items = v["secret"].get("items") or [{"key": k, "path": k} for k in keys]
+                files.update({f"{mount}/{i['path']}": i["key"] for i in items})
+        for e in c.get("env", []):
             assert e["name"] in k8slib.SERVICE_SETTINGS, f"{e['name']} is not a setting of the service"
-            ref = e.get("valueFrom", {}).get("secretKeyRef")
-            if ref:
-                assert ref["name"] == secret["metadata"]["name"], e["name"]
-                assert ref["key"] in keys, f"{e['name']}: key {ref['key']} not in the example Secret"
+            assert "secretKeyRef" not in e.get("valueFrom", {}), f"{e['name']}: a password belongs in a file"
+            if e["name"].endswith("_FILE"):
+                assert files.get(e["value"]) == e["name"].removesuffix("_FILE"), f"{e['name']}={e['value']}"
             else:
-                assert not k8slib.SECRETISH_KEY.search(e["name"]) or "valueFrom" in e, (
-                    f"{e['name']} looks secret but is a literal"
-                )
+                assert not k8slib.SECRETISH_KEY.search(e["name"]), f"{e['name']} looks secret but is a literal"
+    assert {e["name"] for e in only_container(deployment)["env"]} == {"DB_PASSWORD_FILE", "REDIS_PASSWORD_FILE"}
 
 
 def test_rendered_output_ships_no_secret(docs):
