@@ -1,18 +1,10 @@
 #!/usr/bin/env bash
-# `make swarm-up`, `swarm-down`, `swarm-down-volumes`, `swarm-ps`: the stack on Docker Swarm
-# (deploy/swarm/stack.yml; docs/DEPLOY.md is the guide).
-#   up            build the image (unless IMAGE names one) and tag it by its content, create the
-#                 two secrets when missing (random values), then deploy in two steps, as on
-#                 Kubernetes: the migrations with the new image first, and only once they have
-#                 succeeded the api, one replica at a time; waits until every replica runs, no
-#                 service is updating and the load balancer answers /ready on API_PORT
-#   down          remove the stack; its volumes and secrets stay (the data and its password)
-#   down-volumes  remove the stack, its volumes and its secrets
-#   ps            the stack's services and their tasks
-# Environment: STACK_NAME (gravity), API_PORT (8080), API_REPLICAS (3), DB_USER and DB_NAME
-# (gravity), IMAGE (default: `make image`'s gravity-bff:${IMAGE_TAG:-latest}, tagged
-# gravity-bff:<tag>-<content id> so that each new build is a new rollout; an IMAGE of your own is
-# resolved on its registry unless RESOLVE_IMAGE=never).
+# `make swarm-up`, `-down`, `-down-volumes`, `-ps`: the stack on Docker Swarm (deploy/swarm/stack.yml;
+# docs/DEPLOY.md is the guide, and lists the environment it reads).
+#   up            build the image (unless IMAGE names one), tag it by its content, create the two
+#                 secrets when missing, deploy the migrations with it, and once they succeeded the
+#                 api, one replica at a time; wait until the load balancer answers /ready
+#   down          remove the stack (its volumes and secrets stay); down-volumes: them too; ps: show it
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -94,10 +86,20 @@ wait_for_rollout() {
 }
 
 deploy() {
-    docker stack deploy --detach=true --prune --resolve-image "$resolve" -c deploy/swarm/stack.yml "$stack" >/dev/null
+    local files=(-c deploy/swarm/stack.yml)
+    [[ -z "${AUTH_JWKS_FILE:-}" ]] || files+=(-c deploy/swarm/jwks.yml)
+    docker stack deploy --detach=true --prune --resolve-image "$resolve" "${files[@]}" "$stack" >/dev/null
 }
 
 up() {
+    # The service refuses to start without one of them; say so before anything is deployed.
+    [[ -n "${AUTH_ISSUER:-}" || "${AUTH_DISABLED:-}" == true ]] ||
+        die "set AUTH_ISSUER and AUTH_AUDIENCE (the OpenID Connect issuer whose tokens the api accepts), or AUTH_DISABLED=true"
+    if [[ -n "${AUTH_JWKS_FILE:-}" ]]; then
+        [[ -r "$AUTH_JWKS_FILE" ]] || die "AUTH_JWKS_FILE names $AUTH_JWKS_FILE, which cannot be read"
+        AUTH_JWKS_FILE="$(realpath "$AUTH_JWKS_FILE")" JWKS_CONFIG="$(sha256sum "$AUTH_JWKS_FILE" | cut -c1-12)"
+        export AUTH_JWKS_FILE JWKS_CONFIG
+    fi
     resolve="${RESOLVE_IMAGE:-always}"
     if [[ -z "${IMAGE:-}" ]]; then
         scripts/image.sh >/dev/null

@@ -26,6 +26,7 @@ TOOLS = (
     "grep",
     "head",
     "od",
+    "realpath",
     "sed",
     "seq",
     "sha256sum",
@@ -50,6 +51,7 @@ case "$*" in
   "secret create "*) echo "secret create ${@: -2:1} $(cat)" >>"$CALLS" ;;
   "service inspect "*"{{.Spec.TaskTemplate"*) [ -n "${CURRENT:-}" ] && echo "$CURRENT" ;;
   "service inspect "*) ;;
+  "stack deploy "*jwks.yml*) echo "deploy api $API_IMAGE x $API_REPLICAS, migrate $MIGRATE_IMAGE, keys $JWKS_CONFIG" >>"$CALLS" ;;
   "stack deploy "*) echo "deploy api $API_IMAGE x $API_REPLICAS, migrate $MIGRATE_IMAGE" >>"$CALLS" ;;
   "service ps "*"-q"*) ;;
   "service ps "*) echo "$MIGRATE_IMAGE|${MIGRATION:-Complete 1 second ago}" ;;
@@ -95,7 +97,13 @@ def swarm_sh(tmp_path: Path, mode: str, **environment: str) -> tuple[subprocess.
     completed = subprocess.run(
         [shutil.which("bash"), "scripts/swarm.sh", mode],
         cwd=work,
-        env={"PATH": str(bin_dir), "HOME": os.environ.get("HOME", "/"), "CALLS": str(calls), **environment},
+        env={
+            "PATH": str(bin_dir),
+            "HOME": os.environ.get("HOME", "/"),
+            "CALLS": str(calls),
+            "AUTH_DISABLED": "true",
+            **environment,
+        },  # fmt: skip
         capture_output=True,
         text=True,
         timeout=60,
@@ -147,3 +155,24 @@ def test_an_engine_that_is_no_swarm_manager_gets_one_line_naming_swarm_init(tmp_
     assert completed.returncode == 1 and calls == []
     (line,) = completed.stderr.strip().splitlines()
     assert line.startswith("make swarm-up: ") and "docker swarm init" in line
+
+
+def test_a_deploy_with_neither_an_issuer_nor_authentication_off_is_refused_before_anything_is_done(
+    tmp_path, lb
+) -> None:
+    completed, calls = swarm_sh(tmp_path, "up", IMAGE="gravity-bff:new", API_PORT=str(lb), AUTH_DISABLED="")
+    assert completed.returncode == 1
+    assert "AUTH_ISSUER" in completed.stderr and "AUTH_DISABLED=true" in completed.stderr, completed.stderr
+    assert calls == [], "nothing was created or deployed"
+
+
+def test_an_issuers_key_set_file_is_deployed_as_a_config_named_by_its_digest(tmp_path, lb) -> None:
+    keys = tmp_path / "jwks.json"
+    keys.write_text('{"keys": []}\n')
+    completed, calls = swarm_sh(
+        tmp_path, "up", IMAGE="gravity-bff:new", API_PORT=str(lb), AUTH_DISABLED="",
+        AUTH_ISSUER="https://id.example.com", AUTH_AUDIENCE="gravity-bff", AUTH_JWKS_FILE=str(keys),
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr
+    digest = subprocess.run(["sha256sum", str(keys)], capture_output=True, text=True, check=True).stdout[:12]
+    assert [call for call in calls if call.startswith("deploy")][-1].endswith(f"keys {digest}"), calls

@@ -99,12 +99,25 @@ class Response:
         return json.loads(self.body)
 
 
+# The bearer token requests carry while the stack under test checks tokens (`bearer_token`).
+BEARER: dict[str, str] = {}
+
+
+def bearer_token(token: str | None) -> None:
+    """From now on every `request` (and tools/fleet_load.py's load) carries `token`; None: none."""
+    BEARER.clear()
+    os.environ.pop("FLEET_LOAD_TOKEN", None)
+    if token:
+        BEARER["Authorization"] = f"Bearer {token}"
+        os.environ["FLEET_LOAD_TOKEN"] = token
+
+
 def request(
     port: int, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None, timeout: float = 15
 ) -> Response:
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
-        all_headers = dict(headers or {})
+        all_headers = {**BEARER, **(headers or {})}
         payload = None
         if body is not None:
             payload = json.dumps(body).encode()

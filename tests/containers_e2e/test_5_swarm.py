@@ -1,5 +1,7 @@
 """`make swarm-up`: the stack on a real orchestrator, a one-node Docker Swarm (these tests make the
-engine one when it is not, and leave it again). Under a steady load of reads and keyed writes
+engine one when it is not, and leave it again), with authentication on: the issuer's key set
+deployed as a config (AUTH_JWKS_FILE, tools/dev_issuer.py's key), and every request, the load's
+too, with a token of both scopes. Under a steady load of reads and keyed writes
 through the load balancer (tools/fleet_load.py, 200 requests/s): a rolling update of every
 replica, a replica killed with SIGKILL, scaling 3 → 5 → 2 and Redis killed and restarted. After
 each, every answer is held against the database. In order; each test leaves three replicas.
@@ -15,7 +17,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from e2e_support import FINDINGS, Project, Timer, docker, free_ports, request, wait_for
+import dev_issuer
+from e2e_support import FINDINGS, Project, Timer, bearer_token, docker, free_ports, request, wait_for
 from fleet_support import (
     assert_database_agrees,
     assert_every_request_succeeded,
@@ -28,6 +31,7 @@ from swarm_support import Stack, Swarm
 
 REPLICAS = 3
 READS = {"get", "head", "list"}
+ISSUER, AUDIENCE = "https://issuer.gravity.test", "gravity-bff"
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +40,14 @@ def stack(project: Project) -> Iterator[Stack]:
     (port,) = free_ports(1, project.ports)
     # A name of its own: a Compose project's network would take the stack's `<name>_default`.
     stack = Stack(project, name=f"{project.name}-swarm", port=port)
-    settings = {"STACK_NAME": stack.name, "API_PORT": str(port), "API_REPLICAS": str(REPLICAS)}
+    keys = project.directory / "target" / "swarm-issuer"
+    dev_issuer.make_keys(keys)
+    claims = dev_issuer.claims(ISSUER, AUDIENCE, "users:read users:write", "fleet-tests", 3600, int(time.time()))
+    bearer_token(dev_issuer.token(keys, claims))
+    settings = {
+        "STACK_NAME": stack.name, "API_PORT": str(port), "API_REPLICAS": str(REPLICAS),
+        "AUTH_ISSUER": ISSUER, "AUTH_AUDIENCE": AUDIENCE, "AUTH_JWKS_FILE": str(keys / "jwks.json"),
+    }  # fmt: skip
     try:
         with Timer(f"make swarm-up ({REPLICAS} replicas: migrations first, then the api)"):
             project.make("swarm-up", **settings)
@@ -48,6 +59,7 @@ def stack(project: Project) -> Iterator[Stack]:
                 docker("image", "rm", image)
             left = stack.leftovers()
         finally:
+            bearer_token(None)
             swarm.leave()
         assert not left, f"left behind by the Swarm stack: {left}"
         FINDINGS["fleet (swarm): left behind"] = "nothing" + (
@@ -82,7 +94,12 @@ def test_the_stack_serves_through_the_load_balancer_with_passwords_read_from_sec
     assert "DB_PASSWORD" not in environment and "REDIS_PASSWORD" not in environment
     assert {secret["File"]["Name"] for secret in spec["Secrets"]} == {"db_password", "redis_password"}
     # Both servers require the passwords: "ok" for each means the files were read.
-    assert request(stack.port, "GET", "/ready").json() == {"status": "ready", "postgres": "ok", "redis": "ok"}
+    assert request(stack.port, "GET", "/ready").json() == {
+        "status": "ready", "postgres": "ok", "redis": "ok", "auth": "ok",
+    }  # fmt: skip
+    assert spec["Configs"][0]["File"]["Name"] == "/etc/gravity-bff/jwks.json", spec["Configs"]
+    # Tokens are checked: one that is not the issuer's gets nothing.
+    assert request(stack.port, "GET", "/v1/users", headers={"Authorization": "Bearer not-a-token"}).status == 401
 
     user = request(stack.port, "POST", "/v1/users", {"name": "Ada", "email": "ada-swarm@example.com"})
     assert user.status == 201, user.body
