@@ -18,6 +18,7 @@ use tokio::time::Instant;
 use super::fetch::KeySetSource;
 use super::key_set::KeySet;
 use super::token_cache::RememberedTokens;
+use crate::backoff::Backoff;
 use crate::config::BearerSettings;
 use crate::telemetry::log::Logger;
 use crate::telemetry::metrics::Metrics;
@@ -183,18 +184,16 @@ impl KeyStore {
 /// Fetches until the store is dropped: on the schedule once keys are held, with backoff while
 /// fetches fail, and at once when woken for an unknown key.
 async fn keep_fetching(store: Weak<KeyStore>, wake: Arc<Notify>) {
-    let mut retry = RETRY_MIN;
+    let mut retry = Backoff::new(RETRY_MIN, RETRY_MAX);
     loop {
         let Some(strong) = store.upgrade() else {
             return;
         };
         let wait = if strong.fetch_once().await {
-            retry = RETRY_MIN;
+            retry.reset();
             strong.settings.refresh_every
         } else {
-            let wait = retry.min(strong.settings.refresh_every);
-            retry = (retry * 2).min(RETRY_MAX);
-            wait
+            retry.next_wait().min(strong.settings.refresh_every)
         };
         drop(strong);
         tokio::select! {

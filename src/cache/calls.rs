@@ -130,8 +130,7 @@ impl Inner {
             }
         };
         self.metrics.cache_errors.fetch_add(1, Ordering::Relaxed);
-        self.complaints
-            .warn("cache unavailable; serving from postgres", operation, &problem);
+        self.complaints.warn(&problem, &[("operation", &operation)]);
         Err(refusal)
     }
 }

@@ -1,5 +1,4 @@
-//! How the cache copes with a sick Redis: a breaker that stops reads from waiting on it, and
-//! complaints logged at most once per `LOG_EVERY` with a count of the ones held back.
+//! How the cache copes with a sick Redis: a breaker that stops reads from waiting on it.
 //!
 //! Only failures of Redis itself open the breaker (no answer in time, a lost connection, a Redis
 //! refusing writes). A bad value at one key is that key's problem and never counts here.
@@ -7,23 +6,12 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::telemetry::log::Logger;
-
 /// How long reads skip the cache after a failure before one request probes it again.
 pub(crate) const OPEN_FOR: Duration = Duration::from_secs(1);
-const LOG_EVERY: Duration = Duration::from_secs(5);
 
 /// Closed (0), or open until a moment in milliseconds since `epoch`.
 pub(crate) struct Breaker {
     open_until: AtomicU64,
-    epoch: Instant,
-}
-
-/// Logs a message at most once per `LOG_EVERY`, counting the ones held back.
-pub(crate) struct Complaints {
-    logger: Logger,
-    last_logged: AtomicU64,
-    held_back: AtomicU64,
     epoch: Instant,
 }
 
@@ -66,42 +54,6 @@ impl Breaker {
     pub(crate) fn record_failure(&self) -> bool {
         let until = (self.now() + OPEN_FOR.as_millis() as u64).max(1);
         self.open_until.swap(until, Ordering::Relaxed) == 0
-    }
-}
-
-impl Complaints {
-    pub(crate) fn new(logger: Logger) -> Complaints {
-        Complaints {
-            logger,
-            last_logged: AtomicU64::new(0),
-            held_back: AtomicU64::new(0),
-            epoch: Instant::now(),
-        }
-    }
-
-    /// Logs `message` unless something was logged in the last `LOG_EVERY`.
-    pub(crate) fn warn(&self, message: &str, operation: &str, problem: &str) {
-        let now = (self.epoch.elapsed().as_millis() as u64).max(1);
-        let last = self.last_logged.load(Ordering::Relaxed);
-        let due = last == 0 || now.saturating_sub(last) >= LOG_EVERY.as_millis() as u64;
-        if !due
-            || self
-                .last_logged
-                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-                .is_err()
-        {
-            self.held_back.fetch_add(1, Ordering::Relaxed);
-            return;
-        }
-        let held_back = self.held_back.swap(0, Ordering::Relaxed);
-        self.logger.warn(
-            message,
-            &[
-                ("operation", &operation),
-                ("error.message", &problem),
-                ("similar_errors_not_logged", &held_back),
-            ],
-        );
     }
 }
 

@@ -35,7 +35,7 @@ mod sweep;
 mod tracking;
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -44,17 +44,20 @@ use uuid::Uuid;
 
 use crate::config::{CacheSettings, RedisSettings};
 use crate::telemetry::log::Logger;
-use crate::telemetry::metrics::Metrics;
+use crate::telemetry::metrics::{CacheFigures, Metrics};
+use crate::telemetry::rate_limited::RateLimitedWarning;
 use crate::user::MAX_USER_JSON_LEN;
 pub(crate) use fence::Fence;
-use health::{Breaker, Complaints};
+use health::Breaker;
 use keys::KeyBuf;
 use link::RedisLink;
 use local::LocalCopies;
-pub(crate) use stored_value::BadValue;
+use stored_value::BadValue;
 pub(crate) use stored_value::LeaseToken;
 use stored_value::{Stored, classify};
 
+/// A failing Redis is logged at most this often.
+const COMPLAIN_EVERY: Duration = Duration::from_secs(5);
 /// How long a reader's fill lease lives: longer than any read of Postgres takes (9 s at most), so
 /// a slow reader's lease does not expire under it; a crashed reader's lease only delays fills.
 const LEASE_MILLISECONDS: u64 = 10_000;
@@ -121,7 +124,10 @@ struct Inner {
     /// In-process copies, when `CACHE_LOCAL_ENTRIES` > 0.
     local: Option<Arc<LocalCopies>>,
     metrics: Arc<Metrics>,
-    complaints: Complaints,
+    /// Bad values found, by `BadValue` (the cache's own figures, rendered through `figures`).
+    bad_values: [AtomicU64; BadValue::ALL.len()],
+    /// Failed calls, logged at most once per 5 s.
+    complaints: RateLimitedWarning,
 }
 
 impl Cache {
@@ -179,7 +185,8 @@ impl Cache {
                 breaker: Breaker::new(),
                 local,
                 metrics,
-                complaints: Complaints::new(logger),
+                bad_values: std::array::from_fn(|_| AtomicU64::new(0)),
+                complaints: RateLimitedWarning::new(logger, "cache unavailable; serving from postgres", COMPLAIN_EVERY),
             }),
         };
         Ok(cache)
@@ -225,7 +232,7 @@ impl Cache {
                 inner.take_lease(&mut connection, generation, &key, false).await
             }
             Stored::Bad(bad) => {
-                inner.metrics.cache_bad_values[bad.index()].fetch_add(1, Ordering::Relaxed);
+                inner.bad_values[bad as usize].fetch_add(1, Ordering::Relaxed);
                 inner.take_lease(&mut connection, generation, &key, true).await
             }
             Stored::Body => None,
@@ -259,8 +266,15 @@ impl Cache {
         matches!(tokio::time::timeout(self.inner.call_timeout, call).await, Ok(Ok(_)))
     }
 
-    /// How many in-process copies (and reservations) are held, when they are on.
-    pub(crate) fn local_entries(&self) -> Option<usize> {
-        self.inner.local.as_ref().map(|local| local.len())
+    /// The cache's figures for `/metrics`.
+    pub(crate) fn figures(&self) -> CacheFigures {
+        let inner = &*self.inner;
+        CacheFigures {
+            bad_values: BadValue::ALL
+                .iter()
+                .map(|kind| (kind.label(), inner.bad_values[*kind as usize].load(Ordering::Relaxed)))
+                .collect(),
+            local_entries: inner.local.as_ref().map(|local| local.len()),
+        }
     }
 }

@@ -10,7 +10,30 @@
 
 use super::keys::KeyBuf;
 
-pub(crate) use crate::telemetry::metrics::BadValue;
+/// A value at a body key that is not a body for that id: that one key's problem, replaced by the
+/// next fill and counted by kind (`gravity_cache_bad_values_total{kind}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BadValue {
+    /// Not a Redis string (a list, a hash, …).
+    WrongType,
+    /// A string, but not a body for this id.
+    Foreign,
+    /// Longer than any user's body can be.
+    Oversized,
+}
+
+impl BadValue {
+    pub(crate) const ALL: [BadValue; 3] = [BadValue::WrongType, BadValue::Foreign, BadValue::Oversized];
+
+    /// The `kind` label of `gravity_cache_bad_values_total`.
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            BadValue::WrongType => "wrong_type",
+            BadValue::Foreign => "foreign",
+            BadValue::Oversized => "oversized",
+        }
+    }
+}
 
 /// What a fill lease's value starts with.
 const LEASE_PREFIX: &[u8] = b"lease:";

@@ -12,12 +12,13 @@ use tokio_postgres::Client;
 
 use super::Statements;
 use super::connect::{Connector, Driver};
+use crate::backoff::Backoff;
 use crate::telemetry::log::Logger;
 
 /// Reconnect backoff: first retry almost at once, then doubling up to the cap. The cap keeps the
 /// recovery after Postgres returns well under a second.
-const RECONNECT_MIN: Duration = Duration::from_millis(50);
-const RECONNECT_MAX: Duration = Duration::from_millis(500);
+const RECONNECT_FIRST: Duration = Duration::from_millis(50);
+const RECONNECT_CAP: Duration = Duration::from_millis(500);
 
 /// One connection's place in a pool: empty while (re)connecting.
 #[derive(Default)]
@@ -70,7 +71,7 @@ pub(crate) struct Keeper {
 impl Keeper {
     pub(crate) async fn run(self) {
         let mut stopped = self.stopped.clone();
-        let mut backoff = RECONNECT_MIN;
+        let mut backoff = Backoff::new(RECONNECT_FIRST, RECONNECT_CAP);
         let mut failures: u32 = 0;
         loop {
             let attempt = tokio::select! {
@@ -84,7 +85,7 @@ impl Keeper {
                             .info("postgres connection restored", &[("slot", &self.name)]);
                     }
                     failures = 0;
-                    backoff = RECONNECT_MIN;
+                    backoff.reset();
                     self.slot.store(Some(connection));
                     self.connected.notify_waiters();
                     let outcome = tokio::select! {
@@ -117,10 +118,9 @@ impl Keeper {
                 }
             }
             tokio::select! {
-                _ = tokio::time::sleep(backoff) => {}
+                _ = tokio::time::sleep(backoff.next_wait()) => {}
                 _ = stopped.changed() => return,
             }
-            backoff = (backoff * 2).min(RECONNECT_MAX);
         }
     }
 }

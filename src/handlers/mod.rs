@@ -29,7 +29,6 @@ use crate::http::{MAX_TARGET_BYTES, request_id};
 use crate::router::{self, Route};
 use crate::state::AppState;
 use crate::telemetry::log::RequestRecord;
-use crate::writes::WriteWatch;
 
 /// The contract's deadline: a request that takes longer gets 503.
 pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -63,7 +62,6 @@ pub(crate) async fn handle(state: Arc<AppState>, request: Request<Incoming>, arr
     let (parts, body) = request.into_parts();
     let target_length = parts.uri.path_and_query().map_or(0, |target| target.as_str().len());
     let deadline = tokio::time::Instant::from_std(envelope.started) + REQUEST_TIMEOUT;
-    let watch = WriteWatch::new(deadline);
     let mut caller = Caller::default();
     let (route, outcome) = if target_length > MAX_TARGET_BYTES {
         (Route::Unmatched, Err(Error::UriTooLong))
@@ -76,10 +74,11 @@ pub(crate) async fn handle(state: Arc<AppState>, request: Request<Incoming>, arr
         match preflight {
             Some(preflight) => (route, Ok(preflight)),
             None => {
-                let served = serve(&state, route, &parts, (body, arrival), &watch, &mut caller);
+                // A write answers at the deadline itself, saying whether it was sent; this is for the rest.
+                let served = serve(&state, route, &parts, (body, arrival), deadline, &mut caller);
                 match tokio::time::timeout_at(deadline, served).await {
                     Ok(outcome) => (route, outcome),
-                    Err(_) => (route, Err(watch.timed_out())),
+                    Err(_) => (route, Err(Error::Timeout)),
                 }
             }
         }
@@ -173,7 +172,7 @@ async fn serve(
     route: Route<'_>,
     parts: &hyper::http::request::Parts,
     body: (Incoming, &dyn Arrival),
-    watch: &WriteWatch,
+    deadline: tokio::time::Instant,
     caller: &mut Caller,
 ) -> Result<HttpResponse, Error> {
     let action = Action::of(route, &parts.method)?;
@@ -188,10 +187,10 @@ async fn serve(
         Action::Metrics => Ok(system::metrics(state)),
         Action::OpenApi => Ok(system::openapi()),
         Action::ListUsers => user_routes::list(state, parts.uri.query()).await,
-        Action::CreateUser => user_routes::create(state, subject, headers, body, watch).await,
+        Action::CreateUser => user_routes::create(state, subject, headers, body, deadline).await,
         Action::GetUser(id) => user_routes::get(state, id).await,
-        Action::UpdateUser(id) => user_routes::update(state, subject, id, headers, body, watch).await,
-        Action::DeleteUser(id) => user_routes::delete(state, subject, id, headers, watch).await,
+        Action::UpdateUser(id) => user_routes::update(state, subject, id, headers, body, deadline).await,
+        Action::DeleteUser(id) => user_routes::delete(state, subject, id, headers, deadline).await,
     }
 }
 

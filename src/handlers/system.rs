@@ -8,7 +8,6 @@ use crate::error::{Cause, Error};
 use crate::http::response::{HttpResponse, PROMETHEUS_TEXT, json, with_content_type};
 use crate::state::AppState;
 use crate::telemetry::log::Logger;
-use crate::telemetry::metrics::CacheFigures;
 
 const HEALTHY: &[u8] = br#"{"status":"ok"}"#;
 
@@ -55,9 +54,7 @@ pub(crate) async fn ready(state: &AppState) -> Result<HttpResponse, Error> {
 }
 
 pub(crate) fn metrics(state: &AppState) -> HttpResponse {
-    let cache = state.cache.as_ref().map(|cache| CacheFigures {
-        local_entries: cache.local_entries(),
-    });
+    let cache = state.cache.as_ref().map(|cache| cache.figures());
     let text = state.metrics.exposition(
         state.db.stats(),
         cache,

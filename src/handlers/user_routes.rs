@@ -6,6 +6,7 @@ use hyper::StatusCode;
 use hyper::body::Incoming;
 use hyper::header::{HeaderMap, HeaderName, HeaderValue, LOCATION};
 use serde::Serialize;
+use tokio::time::Instant;
 use uuid::Uuid;
 
 use crate::cache::Lookup;
@@ -17,7 +18,7 @@ use crate::state::AppState;
 use crate::user::input::{NewUser, UserPatch};
 use crate::user::page::PageRequest;
 use crate::user::{USER_JSON_CAPACITY, User, parse_user_id};
-use crate::writes::{IdempotencyKey, WriteRequest, WriteResponse, WriteWatch, not_found};
+use crate::writes::{IdempotencyKey, WriteRequest, WriteResponse, not_found};
 
 /// Marks a response replayed for its Idempotency-Key.
 const IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
@@ -63,12 +64,15 @@ pub(crate) async fn create(
     subject: &str,
     headers: &HeaderMap,
     (body, arrival): (Incoming, &dyn Arrival),
-    watch: &WriteWatch,
+    deadline: Instant,
 ) -> Result<HttpResponse, Error> {
     let body = read_json_body(headers, body, arrival).await?;
     let new_user = NewUser::parse(body.object)?;
     let key = IdempotencyKey::from_headers(headers, subject, "POST", "/v1/users", &body.bytes)?;
-    let written = state.writes.perform(WriteRequest::Create(new_user), key, watch).await?;
+    let written = state
+        .writes
+        .perform(WriteRequest::Create(new_user), key, deadline)
+        .await?;
     write_response(written)
 }
 
@@ -78,7 +82,7 @@ pub(crate) async fn update(
     id: &str,
     headers: &HeaderMap,
     (body, arrival): (Incoming, &dyn Arrival),
-    watch: &WriteWatch,
+    deadline: Instant,
 ) -> Result<HttpResponse, Error> {
     let id = parse_user_id(id)?;
     let body = read_json_body(headers, body, arrival).await?;
@@ -92,7 +96,7 @@ pub(crate) async fn update(
     }
     let written = state
         .writes
-        .perform(WriteRequest::Update { id, patch }, key, watch)
+        .perform(WriteRequest::Update { id, patch }, key, deadline)
         .await?;
     write_response(written)
 }
@@ -102,11 +106,11 @@ pub(crate) async fn delete(
     subject: &str,
     id: &str,
     headers: &HeaderMap,
-    watch: &WriteWatch,
+    deadline: Instant,
 ) -> Result<HttpResponse, Error> {
     let id = parse_user_id(id)?;
     let key = IdempotencyKey::from_headers(headers, subject, "DELETE", &user_path(id), b"")?;
-    let written = state.writes.perform(WriteRequest::Delete { id }, key, watch).await?;
+    let written = state.writes.perform(WriteRequest::Delete { id }, key, deadline).await?;
     write_response(written)
 }
 

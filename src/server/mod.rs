@@ -20,7 +20,7 @@ use std::future::Future;
 use std::io;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -31,7 +31,7 @@ use tokio::net::{TcpListener, TcpStream};
 use crate::error::Error;
 use crate::handlers;
 use crate::state::AppState;
-use crate::telemetry::log::Logger;
+use crate::telemetry::rate_limited::RateLimitedWarning;
 use connections::{Registry, Tracked};
 use write_timeout::{TimedWrites, WRITE_PROGRESS_TIMEOUT, WriteStalled};
 
@@ -82,11 +82,11 @@ pub(crate) async fn serve(
         .half_close(true);
     let graceful = GracefulShutdown::new();
     let registry = Registry::new();
-    let mut accept_errors = AcceptErrors::default();
+    let accept_errors = RateLimitedWarning::new(state.logger.clone(), "accept failed", ACCEPT_ERROR_LOG_INTERVAL);
     tokio::pin!(shutdown);
     loop {
         let stream = tokio::select! {
-            stream = next_client(&listener, &registry, settings.max_connections, &state, &mut accept_errors) => stream,
+            stream = next_client(&listener, &registry, settings.max_connections, &state, &accept_errors) => stream,
             () = &mut shutdown => break,
         };
         serve_client(stream, &http, &graceful, &registry, &state);
@@ -158,7 +158,7 @@ async fn next_client(
     registry: &Registry,
     max_connections: usize,
     state: &AppState,
-    errors: &mut AcceptErrors,
+    errors: &RateLimitedWarning,
 ) -> TcpStream {
     loop {
         match listener.accept().await {
@@ -171,7 +171,7 @@ async fn next_client(
             }
             Err(error) => {
                 state.metrics.accept_errors.fetch_add(1, Ordering::Relaxed);
-                errors.log(&error, &state.logger);
+                errors.warn(&error.to_string(), &[]);
                 if is_out_of_resources(&error) {
                     // Free a descriptor if an idle connection holds one and go on once it is
                     // closed; otherwise let the system breathe before trying again.
@@ -235,32 +235,4 @@ fn is_out_of_resources(error: &io::Error) -> bool {
         error.raw_os_error(),
         Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
     )
-}
-
-/// Logs failed `accept`s at most once per interval, with the count of those it did not log.
-#[derive(Default)]
-struct AcceptErrors {
-    last_logged: Option<Instant>,
-    suppressed: u64,
-}
-
-impl AcceptErrors {
-    fn log(&mut self, error: &io::Error, logger: &Logger) {
-        let due = self
-            .last_logged
-            .is_none_or(|last| last.elapsed() >= ACCEPT_ERROR_LOG_INTERVAL);
-        if !due {
-            self.suppressed += 1;
-            return;
-        }
-        logger.warn(
-            "accept failed",
-            &[
-                ("error.message", &error.to_string()),
-                ("suppressed_since_last", &self.suppressed),
-            ],
-        );
-        self.last_logged = Some(Instant::now());
-        self.suppressed = 0;
-    }
 }

@@ -18,34 +18,6 @@ use crate::telemetry::process::ProcessStats;
 use crate::telemetry::runtime;
 
 /// Why a value stored at a user's cache key is not a body for it: the `kind` label of
-/// `gravity_cache_bad_values_total` (the cache classifies, this module counts).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum BadValue {
-    /// Not a Redis string (a list, a hash, …).
-    WrongType,
-    /// A string, but not a body for this id.
-    Foreign,
-    /// Longer than any user's body can be.
-    Oversized,
-}
-
-impl BadValue {
-    pub(crate) const ALL: [BadValue; 3] = [BadValue::WrongType, BadValue::Foreign, BadValue::Oversized];
-
-    /// The `kind` label of `gravity_cache_bad_values_total`.
-    pub(crate) fn label(self) -> &'static str {
-        match self {
-            BadValue::WrongType => "wrong_type",
-            BadValue::Foreign => "foreign",
-            BadValue::Oversized => "oversized",
-        }
-    }
-
-    pub(crate) fn index(self) -> usize {
-        self as usize
-    }
-}
-
 /// Connection figures of one pool, for `/metrics`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct PoolStats {
@@ -73,8 +45,11 @@ const BUCKETS: [f64; 16] = [
 ];
 
 /// The cache's current figures, for `render`.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct CacheFigures {
+    /// `gravity_cache_bad_values_total` by its `kind` label: values that were not a body for
+    /// their key (the cache tells them apart and counts them).
+    pub(crate) bad_values: Vec<(&'static str, u64)>,
     /// In-process copies held, when they are on.
     pub(crate) local_entries: Option<usize>,
 }
@@ -100,8 +75,6 @@ pub(crate) struct Metrics {
     /// Reads that skipped Redis: the breaker was open, no connection was up, or its Redis was
     /// not yet swept of its past.
     pub(crate) cache_bypassed: AtomicU64,
-    /// Values that were not a body for their key, by `BadValue::index`.
-    pub(crate) cache_bad_values: [AtomicU64; BadValue::ALL.len()],
     /// Write fences whose lift Redis did not answer before the write had to answer: each keeps
     /// its user out of the cache until it expires.
     pub(crate) cache_fences_left: AtomicU64,
@@ -140,7 +113,6 @@ impl Default for Metrics {
             cache_misses: AtomicU64::new(0),
             cache_errors: AtomicU64::new(0),
             cache_bypassed: AtomicU64::new(0),
-            cache_bad_values: std::array::from_fn(|_| AtomicU64::new(0)),
             cache_fences_left: AtomicU64::new(0),
             cache_sweeps: AtomicU64::new(0),
             connections_open: AtomicU64::new(0),
@@ -265,24 +237,26 @@ impl Metrics {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
             let _ = writeln!(out, "{name} {}", counter.load(Ordering::Relaxed));
         }
-        let name = "gravity_cache_bad_values_total";
-        let _ = writeln!(
-            out,
-            "# HELP {name} Cached values that were not a body for their key, replaced as misses.\n# TYPE {name} counter"
-        );
-        for kind in BadValue::ALL {
-            let count = self.cache_bad_values[kind.index()].load(Ordering::Relaxed);
-            let _ = writeln!(out, "{name}{{kind=\"{}\"}} {count}", kind.label());
-        }
         if let Some(CacheFigures {
-            local_entries: Some(entries),
+            bad_values,
+            local_entries,
         }) = cache
         {
+            let name = "gravity_cache_bad_values_total";
             let _ = writeln!(
                 out,
-                "# HELP gravity_cache_local_entries In-process copies (and reservations) held.\n\
-                 # TYPE gravity_cache_local_entries gauge\ngravity_cache_local_entries {entries}"
+                "# HELP {name} Cached values that were not a body for their key, replaced as misses.\n# TYPE {name} counter"
             );
+            for (kind, count) in bad_values {
+                let _ = writeln!(out, "{name}{{kind=\"{kind}\"}} {count}");
+            }
+            if let Some(entries) = local_entries {
+                let _ = writeln!(
+                    out,
+                    "# HELP gravity_cache_local_entries In-process copies (and reservations) held.\n\
+                     # TYPE gravity_cache_local_entries gauge\ngravity_cache_local_entries {entries}"
+                );
+            }
         }
         self.render_connections(&mut out);
         render_pools(&mut out, pools);

@@ -4,5 +4,6 @@ mod json_writer;
 pub mod log;
 pub mod metrics;
 mod process;
+pub(crate) mod rate_limited;
 mod runtime;
 mod stdout_sink;

@@ -29,6 +29,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use hyper::StatusCode;
+use tokio::time::Instant;
 use uuid::Uuid;
 
 use crate::cache::Cache;
@@ -40,7 +41,7 @@ use crate::user::User;
 use crate::user::input::{NewUser, UserPatch};
 use create_batches::CreateQueue;
 pub(crate) use idempotency::IdempotencyKey;
-pub(crate) use progress::WriteWatch;
+use progress::WriteProgress;
 use row_locks::RowLocks;
 
 /// The write side of the service; cheap to clone.
@@ -95,26 +96,30 @@ impl Writes {
         self.inner.creates.waiting()
     }
 
-    /// Runs a write to completion in a task of its own and answers with its response. The caller
-    /// may stop waiting (deadline, client gone): `watch` then tells what it may say.
+    /// Runs a write to completion in a task of its own and answers with its response, or, at
+    /// `deadline` (or when the caller goes away), with what it may say: nothing was written if the
+    /// write had not been sent, the outcome is unknown if it had.
     pub(crate) async fn perform(
         &self,
         request: WriteRequest,
         key: Option<IdempotencyKey>,
-        watch: &WriteWatch,
+        deadline: Instant,
     ) -> Result<WriteResponse, Error> {
-        let (progress, waiting) = watch.start();
-        let outcome = match (request, key) {
-            (WriteRequest::Create(user), None) => self.inner.creates.submit(user, progress).await,
-            (request, key) => {
-                let inner = self.inner.clone();
-                tokio::spawn(async move { inner.write_alone(request, key, &progress).await })
-                    .await
-                    .unwrap_or_else(|panic| Err(Error::internal(panic.to_string())))
+        let (progress, _waiting) = WriteProgress::start(deadline);
+        let running = async {
+            match (request, key) {
+                (WriteRequest::Create(user), None) => self.inner.creates.submit(user, progress.clone()).await,
+                (request, key) => {
+                    let (inner, progress) = (self.inner.clone(), progress.clone());
+                    tokio::spawn(async move { inner.write_alone(request, key, &progress).await })
+                        .await
+                        .unwrap_or_else(|panic| Err(Error::internal(panic.to_string())))
+                }
             }
         };
-        drop(waiting);
-        outcome
+        tokio::time::timeout_at(deadline, running)
+            .await
+            .unwrap_or_else(|_| Err(progress.timed_out()))
     }
 }
 

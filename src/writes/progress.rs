@@ -7,8 +7,8 @@
 //! sent, the task runs it to completion whatever happens to the request, and a request that gives
 //! up then can only say the outcome is unknown.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Arc, OnceLock};
 
 use tokio::time::Instant;
 
@@ -25,61 +25,37 @@ pub(crate) struct WriteProgress {
     deadline: Instant,
 }
 
-/// The per-request view: the request's deadline, and the progress of the write it started (if
-/// any). Lives on the request envelope's stack; only a write allocates its progress.
-#[derive(Debug)]
-pub(crate) struct WriteWatch {
-    deadline: Instant,
-    progress: OnceLock<Arc<WriteProgress>>,
-}
-
 /// Held by the request while it waits for its write: dropping it (the client went away, the
 /// deadline passed) abandons the write if it has not been sent yet.
 pub(crate) struct WaitingForWrite {
     progress: Arc<WriteProgress>,
 }
 
-impl WriteWatch {
-    pub(crate) fn new(deadline: Instant) -> WriteWatch {
-        WriteWatch {
+impl WriteProgress {
+    /// A write's progress, and the request's hold on it while it waits.
+    pub(crate) fn start(deadline: Instant) -> (Arc<WriteProgress>, WaitingForWrite) {
+        let progress = Arc::new(WriteProgress {
+            state: AtomicU8::new(QUEUED),
             deadline,
-            progress: OnceLock::new(),
-        }
-    }
-
-    /// Starts tracking this request's write.
-    pub(crate) fn start(&self) -> (Arc<WriteProgress>, WaitingForWrite) {
-        let progress = self
-            .progress
-            .get_or_init(|| {
-                Arc::new(WriteProgress {
-                    state: AtomicU8::new(QUEUED),
-                    deadline: self.deadline,
-                })
-            })
-            .clone();
+        });
         let waiting = WaitingForWrite {
             progress: progress.clone(),
         };
         (progress, waiting)
     }
 
-    /// The error for a request that ran out of time: a read's plain timeout, a write that never
-    /// went out (nothing written), or a write already sent (outcome unknown).
-    pub(crate) fn timed_out(&self) -> Error {
-        match self.progress.get() {
-            None => Error::Timeout,
-            Some(progress) if progress.abandon() => {
-                Error::WriteNotApplied("the request deadline passed before the write was sent".into())
-            }
-            Some(_) => Error::WriteOutcomeUnknown("the request deadline passed while the write was in progress".into()),
-        }
-    }
-}
-
-impl WriteProgress {
     pub(crate) fn deadline(&self) -> Instant {
         self.deadline
+    }
+
+    /// The error for a request whose deadline passed: a write that never went out (nothing
+    /// written), or one already sent (outcome unknown).
+    pub(crate) fn timed_out(&self) -> Error {
+        if self.abandon() {
+            Error::WriteNotApplied("the request deadline passed before the write was sent".into())
+        } else {
+            Error::WriteOutcomeUnknown("the request deadline passed while the write was in progress".into())
+        }
     }
 
     /// Called by the task just before it sends the write: `false` if the request gave up first,
@@ -119,26 +95,18 @@ mod tests {
 
     #[test]
     fn a_write_abandoned_before_it_is_sent_is_never_sent() {
-        let watch = WriteWatch::new(Instant::now());
-        let (progress, waiting) = watch.start();
+        let (progress, waiting) = WriteProgress::start(Instant::now());
         drop(waiting);
         assert!(!progress.mark_sent());
-        assert!(matches!(watch.timed_out(), Error::WriteNotApplied(_)));
+        assert!(matches!(progress.timed_out(), Error::WriteNotApplied(_)));
     }
 
     #[test]
     fn a_write_sent_before_the_deadline_has_an_unknown_outcome_at_the_deadline() {
-        let watch = WriteWatch::new(Instant::now());
-        let (progress, waiting) = watch.start();
+        let (progress, waiting) = WriteProgress::start(Instant::now());
         assert!(progress.mark_sent());
         drop(waiting);
         assert!(progress.mark_sent(), "the task may go on");
-        assert!(matches!(watch.timed_out(), Error::WriteOutcomeUnknown(_)));
-    }
-
-    #[test]
-    fn a_request_without_a_write_simply_timed_out() {
-        let watch = WriteWatch::new(Instant::now());
-        assert!(matches!(watch.timed_out(), Error::Timeout));
+        assert!(matches!(progress.timed_out(), Error::WriteOutcomeUnknown(_)));
     }
 }
