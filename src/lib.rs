@@ -25,13 +25,14 @@
 //! - `telemetry`: JSON logs and Prometheus metrics.
 //! - [`health_probe`]: the `--health` command; `timestamp`: the one timestamp format;
 //!   [`build_info`]: the version and source revision of this build; `backoff`: the one
-//!   exponential back-off of every retry loop.
+//!   exponential back-off of every retry loop; `batcher`: the one coalescing of concurrent work.
 //!
 //! What is `pub` is what the binary, the black-box tests and the property tests use.
 
 pub mod app;
 mod auth;
 mod backoff;
+mod batcher;
 pub mod build_info;
 mod cache;
 pub mod cli;

@@ -1,28 +1,25 @@
 //! Coalesced lookups by id: concurrent uncached `GET /v1/users/{id}` reads go to Postgres as one
 //! `WHERE id = ANY($1)` query, so one statement's round trip and per-statement work serve many.
 //!
-//! No timer: at most one batch per read connection is in flight; what queues meanwhile is the
-//! next batch. A lone lookup therefore goes out at once (a batch of one), and only concurrent ones
-//! share. Each lookup is answered from the batch: its user's body, or nothing (404).
+//! At most one batch per read connection is in flight; what queues meanwhile is the next batch
+//! (`batcher`). Each lookup is answered from the batch: its user's body, or nothing (404).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 use uuid::Uuid;
 
 use super::Database;
 use super::user_queries::find_users;
+use crate::batcher::{Batcher, Batching};
 use crate::error::Error;
-
-/// The most ids one query carries.
-const MAX_BATCH: usize = 128;
 
 /// Hands lookups to the batcher task; cheap to clone.
 #[derive(Clone)]
 pub(crate) struct LookupQueue {
-    sender: mpsc::UnboundedSender<QueuedLookup>,
+    batcher: Batcher<Lookups>,
 }
 
 struct QueuedLookup {
@@ -30,20 +27,27 @@ struct QueuedLookup {
     answer: oneshot::Sender<Result<Option<Bytes>, Error>>,
 }
 
+/// A batch of lookups holds a permit: one batch in flight per read connection.
+struct Lookups {
+    db: Database,
+    in_flight: Arc<Semaphore>,
+}
+
 impl LookupQueue {
     /// Starts the batcher: `in_flight` batches at most (one per read connection).
     pub(crate) fn start(db: Database, in_flight: usize) -> LookupQueue {
-        let (sender, receiver) = mpsc::unbounded_channel();
-        tokio::spawn(run_batcher(db, receiver, Arc::new(Semaphore::new(in_flight.max(1)))));
-        LookupQueue { sender }
+        let in_flight = Arc::new(Semaphore::new(in_flight.max(1)));
+        LookupQueue {
+            batcher: Batcher::start(Lookups { db, in_flight }),
+        }
     }
 
     /// The body of the user with `id` (its JSON, as `GET /v1/users/{id}` answers it), looked up
     /// together with whatever else is being looked up.
     pub(crate) async fn find(&self, id: Uuid) -> Result<Option<Bytes>, Error> {
         let (answer, answered) = oneshot::channel();
-        self.sender
-            .send(QueuedLookup { id, answer })
+        self.batcher
+            .submit(QueuedLookup { id, answer })
             .map_err(|_| Error::Unavailable("the service is shutting down".into()))?;
         answered
             .await
@@ -51,23 +55,26 @@ impl LookupQueue {
     }
 }
 
-async fn run_batcher(db: Database, mut queue: mpsc::UnboundedReceiver<QueuedLookup>, in_flight: Arc<Semaphore>) {
-    while let Some(first) = queue.recv().await {
-        let Ok(permit) = in_flight.clone().acquire_owned().await else {
-            return;
-        };
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match queue.try_recv() {
-                Ok(next) => batch.push(next),
-                Err(_) => break,
-            }
-        }
-        let db = db.clone();
-        tokio::spawn(async move {
-            answer(&db, batch).await;
-            drop(permit);
-        });
+impl Batching for Lookups {
+    type Item = QueuedLookup;
+    type Resource = OwnedSemaphorePermit;
+    type Refusal = tokio::sync::AcquireError;
+    /// The most ids one query carries.
+    const MAX_BATCH: usize = 128;
+
+    async fn acquire(&self, _first: &QueuedLookup) -> Result<OwnedSemaphorePermit, Self::Refusal> {
+        self.in_flight.clone().acquire_owned().await
+    }
+
+    fn refuse(&self, first: QueuedLookup, _: Self::Refusal) {
+        let _ = first
+            .answer
+            .send(Err(Error::Unavailable("the service is shutting down".into())));
+    }
+
+    async fn run(self: Arc<Self>, permit: OwnedSemaphorePermit, batch: Vec<QueuedLookup>) {
+        answer(&self.db, batch).await;
+        drop(permit);
     }
 }
 

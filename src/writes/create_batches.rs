@@ -1,28 +1,30 @@
 //! Coalesced creates: the creates that are waiting when a write connection becomes free go to
 //! Postgres as one statement and one commit, so one WAL flush serves them all.
 //!
-//! No timer: a batch is whatever has queued while the previous batches held the connections, so
-//! a lone create goes out at once and a burst shares commits. Each request is answered from its
-//! own row exactly as if it had been alone: a taken email is that request's 409 (and of two
-//! requests with one email in a batch, one gets 201 and the other 409). A batch of several waits
-//! at most `BATCH_LOCK_WAIT` for a row lock (an email another session is inserting and has not
-//! committed); if it waited longer, or failed for a reason of one row, its rows run again one by
-//! one, so that one such row fails or delays no other. If Postgres cancelled it at the deadline or
-//! the connection failed, every row gets that answer. Creates with an Idempotency-Key are not batched (they need a transaction of their
-//! own to claim the key). The rows of one batch share `created_at` (the transaction's start), so
-//! the list orders them by id, as it orders any equal timestamps.
+//! A batch is whatever has queued while the previous batches held the write connections
+//! (`batcher`), so a lone create goes out at once and a burst shares commits. Each request is
+//! answered from its own row exactly as if it had been alone: a taken email is that request's 409
+//! (and of two requests with one email in a batch, one gets 201 and the other 409). A batch of
+//! several waits at most `BATCH_LOCK_WAIT` for a row lock (an email another session is inserting
+//! and has not committed); if it waited longer, or failed for a reason of one row, its rows run
+//! again one by one, so that one such row fails or delays no other. If Postgres cancelled it at
+//! the deadline or the connection failed, every row gets that answer. Creates with an
+//! Idempotency-Key are not batched (they need a transaction of their own to claim the key). The
+//! rows of one batch share `created_at` (the transaction's start), so the list orders them by id,
+//! as it orders any equal timestamps.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tokio_postgres::error::SqlState;
 
 use super::progress::WriteProgress;
 use super::single::{start_budget, statement_failure_at};
 use super::transaction;
 use super::{WriteResponse, created_response};
+use crate::batcher::{Batcher, Batching};
 use crate::db::Database;
 use crate::db::user_queries::{self, NewUserColumns, email_taken};
 use crate::db::write_pool::WriteConnection;
@@ -30,9 +32,6 @@ use crate::error::Error;
 use crate::user::User;
 use crate::user::input::NewUser;
 
-/// The most creates one statement carries: large enough to share a flush among many, small
-/// enough that one batch never holds its connection long.
-const MAX_BATCH: usize = 256;
 /// How long a batch of several creates may wait for a row lock: far longer than an insert takes
 /// without contention, short enough that an email held by another session's open transaction
 /// delays the rest of its batch only briefly before they go one by one.
@@ -40,9 +39,7 @@ const BATCH_LOCK_WAIT: Duration = Duration::from_millis(100);
 
 /// Hands creates to the batcher task.
 pub(crate) struct CreateQueue {
-    sender: mpsc::UnboundedSender<QueuedCreate>,
-    /// Creates queued and not yet taken into a batch (for `/metrics`).
-    waiting: Arc<AtomicUsize>,
+    batcher: Batcher<Creates>,
 }
 
 struct QueuedCreate {
@@ -51,26 +48,29 @@ struct QueuedCreate {
     answer: oneshot::Sender<Result<WriteResponse, Error>>,
 }
 
+/// A batch of creates holds a write connection.
+struct Creates {
+    db: Database,
+}
+
 impl CreateQueue {
     pub(crate) fn start(db: Database) -> CreateQueue {
-        let (sender, receiver) = mpsc::unbounded_channel();
-        let waiting = Arc::new(AtomicUsize::new(0));
-        tokio::spawn(run_batcher(db, receiver, waiting.clone()));
-        CreateQueue { sender, waiting }
+        CreateQueue {
+            batcher: Batcher::start(Creates { db }),
+        }
     }
 
     /// Creates waiting for a write connection.
     pub(crate) fn waiting(&self) -> usize {
-        self.waiting.load(Ordering::Relaxed)
+        self.batcher.waiting()
     }
 
     /// Queues a create and waits for its answer. The batcher owns the write from here: it runs to
     /// completion even if this caller stops waiting.
     pub(crate) async fn submit(&self, user: NewUser, progress: Arc<WriteProgress>) -> Result<WriteResponse, Error> {
         let (answer, answered) = oneshot::channel();
-        self.waiting.fetch_add(1, Ordering::Relaxed);
-        self.sender
-            .send(QueuedCreate { user, progress, answer })
+        self.batcher
+            .submit(QueuedCreate { user, progress, answer })
             .map_err(|_| Error::WriteNotApplied("the service is shutting down".into()))?;
         answered
             .await
@@ -78,27 +78,24 @@ impl CreateQueue {
     }
 }
 
-/// Takes the first queued create, waits for a write connection, then takes everything else that
-/// queued meanwhile and runs it as one batch in a task of its own.
-async fn run_batcher(db: Database, mut queue: mpsc::UnboundedReceiver<QueuedCreate>, waiting: Arc<AtomicUsize>) {
-    while let Some(first) = queue.recv().await {
-        let connection = match db.checkout_writer(first.progress.deadline()).await {
-            Ok(connection) => connection,
-            Err(error) => {
-                waiting.fetch_sub(1, Ordering::Relaxed);
-                let _ = first.answer.send(Err(error));
-                continue;
-            }
-        };
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match queue.try_recv() {
-                Ok(next) => batch.push(next),
-                Err(_) => break,
-            }
-        }
-        waiting.fetch_sub(batch.len(), Ordering::Relaxed);
-        tokio::spawn(run_batch(connection, batch));
+impl Batching for Creates {
+    type Item = QueuedCreate;
+    type Resource = WriteConnection;
+    type Refusal = Error;
+    /// Large enough to share a flush among many, small enough that one batch never holds its
+    /// connection long.
+    const MAX_BATCH: usize = 256;
+
+    async fn acquire(&self, first: &QueuedCreate) -> Result<WriteConnection, Error> {
+        self.db.checkout_writer(first.progress.deadline()).await
+    }
+
+    fn refuse(&self, first: QueuedCreate, refusal: Error) {
+        let _ = first.answer.send(Err(refusal));
+    }
+
+    async fn run(self: Arc<Self>, connection: WriteConnection, batch: Vec<QueuedCreate>) {
+        run_batch(connection, batch).await;
     }
 }
 
