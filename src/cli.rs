@@ -53,7 +53,7 @@ pub enum Failure {
 const EXIT_USAGE: u8 = 2;
 const EXIT_FAILURE: u8 = 1;
 
-pub const USAGE: &str = "\
+const COMMANDS: &str = "\
 gravity-bff: the Gravity backend-for-frontend
 
 Usage:
@@ -63,14 +63,15 @@ Usage:
   gravity-bff migrate down N        revert the newest N migrations
   gravity-bff migrate status        show the schema version and each migration's state
   gravity-bff migrate force V       mark version V applied and clean after a manual repair (-1: none)
-  gravity-bff --version | --help
+  gravity-bff --version | --help";
 
-Settings (environment): API_PORT, DB_HOST, DB_PORT, DB_USER, DB_PASSWORD (or DB_PASSWORD_FILE),
-DB_NAME, DB_SSL_MODE, DB_SSL_ROOT_CERT, DB_POOL_SIZE, DB_EXTRA_WRITE_CONNECTIONS, REDIS_HOST,
-REDIS_PORT, REDIS_PASSWORD (or REDIS_PASSWORD_FILE), CACHE_TTL_SECONDS, CACHE_KEY_PREFIX,
-CACHE_LOCAL_ENTRIES, LOG_LEVEL, SHUTDOWN_GRACE_SECONDS, MAX_CONNECTIONS, AUTH_ISSUER, AUTH_AUDIENCE,
-AUTH_JWKS_URL, AUTH_DISABLED, CORS_ALLOWED_ORIGINS.
-Serving needs AUTH_ISSUER (tokens are checked) or AUTH_DISABLED=true (they are not). See docs/API.md.";
+/// What `--help` prints: the commands, then every setting with its default, range and meaning.
+pub fn usage() -> String {
+    format!(
+        "{COMMANDS}\n\nSettings (environment; serving needs AUTH_ISSUER or AUTH_DISABLED=true; docs/API.md says more):\n{}",
+        crate::config::help()
+    )
+}
 
 impl Command {
     pub fn parse<I, S>(arguments: I) -> Result<Command, UsageError>

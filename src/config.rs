@@ -1,24 +1,25 @@
 //! Settings from the environment, read once at start-up.
 //!
-//! The names are the contract's (docs/API.md): the seed's `.env.example` names plus the pool,
-//! cache, log and shutdown settings. envy reads every variable as an optional string and this
-//! module turns each into a typed value, so that a bad setting is reported as one line naming the
-//! variable and the rule it breaks, and a secret's value is never echoed back. Only the service's
-//! own names are read at all: an unrelated variable, even one that is not UTF-8, is never looked at.
-//! Who may call the service (authentication and CORS) is `access`.
+//! Every setting is declared once, in `table` (name, default, range, meaning), whence `--help`
+//! and the defaults and limits of parsing come. envy reads the service's own variables (only its
+//! own: an unrelated variable, even one that is not UTF-8, is never looked at) and this module
+//! turns each into a typed value, so that a bad setting is reported as one line naming the
+//! variable and the rule it breaks, and a secret's value is never echoed back. Who may call the
+//! service (authentication and CORS) is `access`.
 
 mod access;
+mod table;
 
 use std::fmt;
 use std::io::Read;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::Deserialize;
-
 pub use crate::http::cors::AllowedOrigin;
 pub use crate::telemetry::log::LogLevel;
 pub use access::{Authentication, BearerSettings, KeySource};
+use table::Vars;
+pub use table::{Rule, SETTINGS, Setting, help};
 
 /// The bound on one Redis call: Redis answers in well under a millisecond on a healthy network;
 /// anything near this is sick.
@@ -107,57 +108,10 @@ pub struct ConfigError {
     pub problem: String,
 }
 
-/// The environment as envy sees it: every setting an optional string, typed below.
-#[derive(Debug, Default, Deserialize)]
-struct RawSettings {
-    api_port: Option<String>,
-    db_host: Option<String>,
-    db_port: Option<String>,
-    db_user: Option<String>,
-    db_password: Option<String>,
-    db_password_file: Option<String>,
-    db_name: Option<String>,
-    db_ssl_mode: Option<String>,
-    db_ssl_root_cert: Option<String>,
-    db_pool_size: Option<String>,
-    db_extra_write_connections: Option<String>,
-    redis_host: Option<String>,
-    redis_port: Option<String>,
-    redis_password: Option<String>,
-    redis_password_file: Option<String>,
-    cache_ttl_seconds: Option<String>,
-    cache_key_prefix: Option<String>,
-    cache_local_entries: Option<String>,
-    log_level: Option<String>,
-    shutdown_grace_seconds: Option<String>,
-    max_connections: Option<String>,
-    auth_issuer: Option<String>,
-    auth_audience: Option<String>,
-    auth_jwks_url: Option<String>,
-    auth_disabled: Option<String>,
-    cors_allowed_origins: Option<String>,
-}
-
-const DEFAULT_API_PORT: u16 = 8080;
-/// Enough for a 2-core host to keep Postgres busy; each connection is one Postgres backend.
-const DEFAULT_POOL_SIZE: usize = 4;
-/// One connection for reads and one for writes, at the least.
-const MIN_POOL_SIZE: usize = 2;
-const MAX_POOL_SIZE: usize = 64;
-/// Four rows locked at once beyond the default pool's two write connections before unrelated
-/// writes wait.
-const DEFAULT_EXTRA_WRITE_CONNECTIONS: usize = 4;
-const MAX_EXTRA_WRITE_CONNECTIONS: usize = 64;
-const DEFAULT_CACHE_TTL_SECONDS: u64 = 300;
-/// A week: long enough for any sane cache, short enough that a typo like 3000000000 is caught.
-const MAX_CACHE_TTL_SECONDS: u64 = 7 * 24 * 3600;
-const MAX_SHUTDOWN_GRACE_SECONDS: u64 = 3600;
-const MAX_KEY_PREFIX_LEN: usize = 64;
 /// A password file holds one line; anything this large is the wrong file.
 const MAX_SECRET_FILE_BYTES: u64 = 64 * 1024;
-/// A million copies of typical ~200-byte bodies is ~200 MiB: past that, a process is a cache
-/// server, not a client with a cache.
-const MAX_LOCAL_ENTRIES: usize = 1_000_000;
+/// The prefix goes verbatim into Redis keys.
+const MAX_KEY_PREFIX_LEN: usize = 64;
 /// Linux's own ceiling on descriptors per process (`fs.nr_open`): more connections than this
 /// cannot be open, so a larger value is a typo.
 const MAX_MAX_CONNECTIONS: u64 = 1 << 20;
@@ -173,24 +127,21 @@ impl Config {
     where
         I: IntoIterator<Item = (String, String)>,
     {
-        // Only our own names are handed to envy, so that an unrelated variable with a strange
-        // value elsewhere in the environment can never stop the service from starting.
-        let ours = vars.into_iter().filter(|(name, _)| is_our_setting(name));
-        let raw: RawSettings = envy::from_iter(ours).map_err(|error| ConfigError {
-            setting: "environment",
-            problem: error.to_string(),
-        })?;
-        raw.into_config()
+        Vars::read(vars)?.into_config()
     }
 }
 
 /// The port `--health` probes: `API_PORT` alone, so that the probe never fails because a database
 /// setting is absent. `0` cannot be probed.
 pub fn probe_port_from_env() -> Result<u16, ConfigError> {
-    let value = own_vars_from_env()?
-        .into_iter()
-        .find_map(|(name, value)| (name == "API_PORT").then_some(value));
-    parse_port("API_PORT", value, DEFAULT_API_PORT, false)
+    let port = Vars::read(own_vars_from_env()?.into_iter().filter(|(name, _)| name == "API_PORT"))?.port("API_PORT")?;
+    if port == 0 {
+        return Err(ConfigError::new(
+            "API_PORT",
+            "is 0 (any free port), which cannot be probed",
+        ));
+    }
+    Ok(port)
 }
 
 /// The service's own variables from the process environment. `std::env::vars` would panic on any
@@ -198,7 +149,7 @@ pub fn probe_port_from_env() -> Result<u16, ConfigError> {
 fn own_vars_from_env() -> Result<Vec<(String, String)>, ConfigError> {
     let mut ours = Vec::new();
     for (name, value) in std::env::vars_os() {
-        let Some(name) = name.to_str().and_then(own_setting) else {
+        let Some(name) = name.to_str().and_then(table::find).map(|setting| setting.name) else {
             continue;
         };
         let value = value
@@ -209,153 +160,105 @@ fn own_vars_from_env() -> Result<Vec<(String, String)>, ConfigError> {
     Ok(ours)
 }
 
-fn is_our_setting(name: &str) -> bool {
-    own_setting(name).is_some()
-}
-
-/// The name as a `'static` str when it is one of the service's settings.
-fn own_setting(name: &str) -> Option<&'static str> {
-    const NAMES: [&str; 26] = [
-        "API_PORT",
-        "DB_HOST",
-        "DB_PORT",
-        "DB_USER",
-        "DB_PASSWORD",
-        "DB_PASSWORD_FILE",
-        "DB_NAME",
-        "DB_SSL_MODE",
-        "DB_SSL_ROOT_CERT",
-        "DB_POOL_SIZE",
-        "DB_EXTRA_WRITE_CONNECTIONS",
-        "REDIS_HOST",
-        "REDIS_PORT",
-        "REDIS_PASSWORD",
-        "REDIS_PASSWORD_FILE",
-        "CACHE_TTL_SECONDS",
-        "CACHE_KEY_PREFIX",
-        "CACHE_LOCAL_ENTRIES",
-        "LOG_LEVEL",
-        "SHUTDOWN_GRACE_SECONDS",
-        "MAX_CONNECTIONS",
-        "AUTH_ISSUER",
-        "AUTH_AUDIENCE",
-        "AUTH_JWKS_URL",
-        "AUTH_DISABLED",
-        "CORS_ALLOWED_ORIGINS",
-    ];
-    NAMES.iter().copied().find(|known| *known == name)
-}
-
-impl RawSettings {
+impl Vars {
     fn into_config(self) -> Result<Config, ConfigError> {
         let access = access::AccessVars {
-            auth_issuer: self.auth_issuer,
-            auth_audience: self.auth_audience,
-            auth_jwks_url: self.auth_jwks_url,
-            auth_disabled: self.auth_disabled,
-            cors_allowed_origins: self.cors_allowed_origins,
+            auth_issuer: self.raw("AUTH_ISSUER"),
+            auth_audience: self.raw("AUTH_AUDIENCE"),
+            auth_jwks_url: self.raw("AUTH_JWKS_URL"),
+            auth_disabled: self.raw("AUTH_DISABLED"),
+            cors_allowed_origins: self.raw("CORS_ALLOWED_ORIGINS"),
         };
-        let api_port = parse_port("API_PORT", self.api_port, DEFAULT_API_PORT, true)?;
         let database = DatabaseSettings {
-            host: required("DB_HOST", self.db_host)?,
-            port: parse_port("DB_PORT", self.db_port, 5432, false)?,
-            user: required("DB_USER", self.db_user)?,
-            password: Secret(secret_setting(
-                ("DB_PASSWORD", self.db_password),
-                ("DB_PASSWORD_FILE", self.db_password_file),
-            )?),
-            name: required("DB_NAME", self.db_name)?,
-            ssl_mode: parse_ssl_mode(self.db_ssl_mode)?,
-            ssl_root_cert: non_empty(self.db_ssl_root_cert).map(PathBuf::from),
-            pool_size: parse_number(
-                "DB_POOL_SIZE",
-                self.db_pool_size,
-                DEFAULT_POOL_SIZE as u64,
-                MIN_POOL_SIZE as u64,
-                MAX_POOL_SIZE as u64,
-            )? as usize,
-            extra_write_connections: parse_number(
-                "DB_EXTRA_WRITE_CONNECTIONS",
-                self.db_extra_write_connections,
-                DEFAULT_EXTRA_WRITE_CONNECTIONS as u64,
-                0,
-                MAX_EXTRA_WRITE_CONNECTIONS as u64,
-            )? as usize,
+            host: self.required("DB_HOST")?,
+            port: self.port("DB_PORT")?,
+            user: self.required("DB_USER")?,
+            password: Secret(self.secret("DB_PASSWORD", "DB_PASSWORD_FILE")?),
+            name: self.required("DB_NAME")?,
+            ssl_mode: match self.one_of("DB_SSL_MODE")? {
+                "require" => SslMode::Require,
+                "verify-full" => SslMode::VerifyFull,
+                _ => SslMode::Disable,
+            },
+            ssl_root_cert: self.text("DB_SSL_ROOT_CERT").map(PathBuf::from),
+            pool_size: self.number("DB_POOL_SIZE")? as usize,
+            extra_write_connections: self.number("DB_EXTRA_WRITE_CONNECTIONS")? as usize,
         };
-        let ttl_seconds = parse_number(
-            "CACHE_TTL_SECONDS",
-            self.cache_ttl_seconds,
-            DEFAULT_CACHE_TTL_SECONDS,
-            0,
-            MAX_CACHE_TTL_SECONDS,
-        )?;
-        let redis_port = parse_port("REDIS_PORT", self.redis_port, 6379, false)?;
-        let redis_host = non_empty(self.redis_host);
-        let redis_password = secret_setting(
-            ("REDIS_PASSWORD", self.redis_password),
-            ("REDIS_PASSWORD_FILE", self.redis_password_file),
-        )?;
+        let ttl_seconds = self.number("CACHE_TTL_SECONDS")?;
+        let redis_port = self.port("REDIS_PORT")?;
+        let redis_password = self.secret("REDIS_PASSWORD", "REDIS_PASSWORD_FILE")?;
         let cache = CacheSettings {
-            redis: redis_host.filter(|_| ttl_seconds > 0).map(|host| RedisSettings {
-                host,
-                port: redis_port,
-                password: non_empty(Some(redis_password)).map(Secret),
-            }),
+            redis: self
+                .text("REDIS_HOST")
+                .filter(|_| ttl_seconds > 0)
+                .map(|host| RedisSettings {
+                    host,
+                    port: redis_port,
+                    password: non_empty(Some(redis_password)).map(Secret),
+                }),
             ttl: Duration::from_secs(ttl_seconds),
-            key_prefix: parse_key_prefix(self.cache_key_prefix)?,
-            local_entries: parse_number(
-                "CACHE_LOCAL_ENTRIES",
-                self.cache_local_entries,
-                0,
-                0,
-                MAX_LOCAL_ENTRIES as u64,
-            )? as usize,
+            key_prefix: self.key_prefix()?,
+            local_entries: self.number("CACHE_LOCAL_ENTRIES")? as usize,
             call_timeout: OPERATION_TIMEOUT,
         };
         Ok(Config {
-            api_port,
+            api_port: self.port("API_PORT")?,
             database,
             cache,
-            log_level: parse_log_level(self.log_level)?,
-            shutdown_grace: Duration::from_secs(parse_number(
-                "SHUTDOWN_GRACE_SECONDS",
-                self.shutdown_grace_seconds,
-                10,
-                0,
-                MAX_SHUTDOWN_GRACE_SECONDS,
-            )?),
+            log_level: match self.one_of("LOG_LEVEL")? {
+                "debug" => LogLevel::Debug,
+                "warn" => LogLevel::Warn,
+                "error" => LogLevel::Error,
+                _ => LogLevel::Info,
+            },
+            shutdown_grace: Duration::from_secs(self.number("SHUTDOWN_GRACE_SECONDS")?),
             idempotency_sweep_every: IDEMPOTENCY_SWEEP_EVERY,
-            max_connections: parse_max_connections(self.max_connections)?,
+            // Unset: derived from the descriptor limit at start-up.
+            max_connections: match self.text("MAX_CONNECTIONS") {
+                None => None,
+                Some(text) => Some(table::within("MAX_CONNECTIONS", &text, 1, MAX_MAX_CONNECTIONS)? as usize),
+            },
             authentication: access.authentication()?,
             cors_allowed_origins: access.allowed_origins()?,
         })
+    }
+
+    /// A secret given either as the value itself or, as the official Postgres image reads its own
+    /// settings, as `NAME_FILE`: the path of a file holding it (a Docker or Kubernetes secret
+    /// mounted as a file), trailing line breaks removed. Both at once is a mistake; empty counts as
+    /// unset.
+    fn secret(&self, setting: &'static str, file_setting: &'static str) -> Result<String, ConfigError> {
+        let value = self.raw(setting).filter(|text| !text.is_empty());
+        match (value, self.text(file_setting)) {
+            (Some(_), Some(_)) => Err(ConfigError::new(
+                setting,
+                format!("and {file_setting} are both set; set only one of them"),
+            )),
+            (value, None) => Ok(value.unwrap_or_default()),
+            (None, Some(path)) => read_secret_file(file_setting, &path),
+        }
+    }
+
+    /// The prefix goes verbatim into Redis keys, so it is kept to characters that need no quoting.
+    fn key_prefix(&self) -> Result<String, ConfigError> {
+        let Some(text) = self.text("CACHE_KEY_PREFIX") else {
+            return Ok("gravity".to_owned());
+        };
+        let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':');
+        if text.len() > MAX_KEY_PREFIX_LEN || !text.chars().all(allowed) {
+            return Err(ConfigError::new(
+                "CACHE_KEY_PREFIX",
+                format!(
+                    "must be 1 to {MAX_KEY_PREFIX_LEN} characters of letters, digits, '_', '-', '.' or ':', got {text:?}"
+                ),
+            ));
+        }
+        Ok(text)
     }
 }
 
 fn non_empty(value: Option<String>) -> Option<String> {
     value.filter(|text| !text.trim().is_empty())
-}
-
-fn required(setting: &'static str, value: Option<String>) -> Result<String, ConfigError> {
-    non_empty(value).ok_or_else(|| ConfigError::new(setting, "is required but not set"))
-}
-
-/// A secret given either as the value itself or, as the official Postgres image reads its own
-/// settings, as `NAME_FILE`: the path of a file holding it (a Docker or Kubernetes secret mounted
-/// as a file), trailing line breaks removed. Both at once is a mistake; empty counts as unset.
-fn secret_setting(
-    (setting, value): (&'static str, Option<String>),
-    (file_setting, path): (&'static str, Option<String>),
-) -> Result<String, ConfigError> {
-    let value = value.filter(|text| !text.is_empty());
-    match (value, non_empty(path)) {
-        (Some(_), Some(_)) => Err(ConfigError::new(
-            setting,
-            format!("and {file_setting} are both set; set only one of them"),
-        )),
-        (value, None) => Ok(value.unwrap_or_default()),
-        (None, Some(path)) => read_secret_file(file_setting, &path),
-    }
 }
 
 /// Reads at most `MAX_SECRET_FILE_BYTES`, so that a path such as /dev/zero fails instead of
@@ -376,101 +279,6 @@ fn read_secret_file(setting: &'static str, path: &str) -> Result<String, ConfigE
     let text = String::from_utf8(bytes)
         .map_err(|_| ConfigError::new(setting, format!("names {path:?}, which is not UTF-8 text")))?;
     Ok(text.trim_end_matches(['\n', '\r']).to_owned())
-}
-
-fn parse_port(
-    setting: &'static str,
-    value: Option<String>,
-    default: u16,
-    zero_allowed: bool,
-) -> Result<u16, ConfigError> {
-    let Some(text) = non_empty(value) else {
-        return Ok(default);
-    };
-    let lowest = if zero_allowed { 0 } else { 1 };
-    match text.trim().parse::<u16>() {
-        Ok(port) if port >= lowest => Ok(port),
-        _ => Err(ConfigError::new(
-            setting,
-            format!("must be a port number from {lowest} to 65535, got {text:?}"),
-        )),
-    }
-}
-
-fn parse_number(
-    setting: &'static str,
-    value: Option<String>,
-    default: u64,
-    lowest: u64,
-    highest: u64,
-) -> Result<u64, ConfigError> {
-    let Some(text) = non_empty(value) else {
-        return Ok(default);
-    };
-    match text.trim().parse::<u64>() {
-        Ok(number) if (lowest..=highest).contains(&number) => Ok(number),
-        _ => Err(ConfigError::new(
-            setting,
-            format!("must be a whole number from {lowest} to {highest}, got {text:?}"),
-        )),
-    }
-}
-
-/// Absent or empty: derived from the descriptor limit at start-up.
-fn parse_max_connections(value: Option<String>) -> Result<Option<usize>, ConfigError> {
-    let Some(text) = non_empty(value) else {
-        return Ok(None);
-    };
-    let number = parse_number("MAX_CONNECTIONS", Some(text), 0, 1, MAX_MAX_CONNECTIONS)?;
-    Ok(Some(number as usize))
-}
-
-fn parse_ssl_mode(value: Option<String>) -> Result<SslMode, ConfigError> {
-    let Some(text) = non_empty(value) else {
-        return Ok(SslMode::Disable);
-    };
-    match text.trim() {
-        "disable" => Ok(SslMode::Disable),
-        "require" => Ok(SslMode::Require),
-        "verify-full" => Ok(SslMode::VerifyFull),
-        _ => Err(ConfigError::new(
-            "DB_SSL_MODE",
-            format!("must be disable, require or verify-full, got {text:?}"),
-        )),
-    }
-}
-
-fn parse_log_level(value: Option<String>) -> Result<LogLevel, ConfigError> {
-    let Some(text) = non_empty(value) else {
-        return Ok(LogLevel::Info);
-    };
-    match text.trim().to_ascii_lowercase().as_str() {
-        "debug" | "trace" => Ok(LogLevel::Debug),
-        "info" => Ok(LogLevel::Info),
-        "warn" | "warning" => Ok(LogLevel::Warn),
-        "error" => Ok(LogLevel::Error),
-        _ => Err(ConfigError::new(
-            "LOG_LEVEL",
-            format!("must be debug, info, warn or error, got {text:?}"),
-        )),
-    }
-}
-
-/// The prefix goes verbatim into Redis keys, so it is kept to characters that need no quoting.
-fn parse_key_prefix(value: Option<String>) -> Result<String, ConfigError> {
-    let Some(text) = non_empty(value) else {
-        return Ok("gravity".to_owned());
-    };
-    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':');
-    if text.len() > MAX_KEY_PREFIX_LEN || !text.chars().all(allowed) {
-        return Err(ConfigError::new(
-            "CACHE_KEY_PREFIX",
-            format!(
-                "must be 1 to {MAX_KEY_PREFIX_LEN} characters of letters, digits, '_', '-', '.' or ':', got {text:?}"
-            ),
-        ));
-    }
-    Ok(text)
 }
 
 impl ConfigError {
@@ -520,7 +328,7 @@ mod tests {
         assert_eq!(config.api_port, 8080);
         assert_eq!(config.database.port, 5432);
         assert_eq!(config.database.ssl_mode, SslMode::Disable);
-        assert_eq!(config.database.pool_size, DEFAULT_POOL_SIZE);
+        assert_eq!(config.database.pool_size, 4);
         assert_eq!(config.database.extra_write_connections, 4);
         assert_eq!(config.cache.ttl, Duration::from_secs(300));
         assert_eq!(config.cache.key_prefix, "gravity");

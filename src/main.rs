@@ -4,7 +4,7 @@
 
 use std::process::ExitCode;
 
-use gravity_bff::cli::{Command, Failure, MigrateCommand, USAGE};
+use gravity_bff::cli::{Command, Failure, MigrateCommand, usage};
 use gravity_bff::db::migrate::{MIGRATIONS, Migrator};
 use gravity_bff::{App, Config, build_info, config, health_probe};
 
@@ -25,7 +25,7 @@ fn main() -> ExitCode {
 fn run() -> Result<(), Failure> {
     match Command::parse(std::env::args_os().skip(1))? {
         Command::Version => println!("{}", build_info::version_line()),
-        Command::Help => println!("{USAGE}"),
+        Command::Help => print!("{}", usage()),
         Command::Health => {
             let port = config::probe_port_from_env()?;
             health_probe::probe(port, health_probe::TIMEOUT).map_err(Failure::Unhealthy)?;

@@ -27,35 +27,11 @@ DOCKERFILE = ROOT / "Dockerfile"
 
 SSL_MODES = {"disable", "require", "verify-full"}
 
-# Every environment variable the service reads (docs/API.md, "Settings").
-SERVICE_SETTINGS = {
-    "API_PORT",
-    "DB_HOST",
-    "DB_PORT",
-    "DB_USER",
-    "DB_PASSWORD",
-    "DB_PASSWORD_FILE",
-    "DB_NAME",
-    "DB_SSL_MODE",
-    "DB_SSL_ROOT_CERT",
-    "DB_POOL_SIZE",
-    "DB_EXTRA_WRITE_CONNECTIONS",
-    "REDIS_HOST",
-    "REDIS_PORT",
-    "REDIS_PASSWORD",
-    "REDIS_PASSWORD_FILE",
-    "CACHE_TTL_SECONDS",
-    "CACHE_KEY_PREFIX",
-    "CACHE_LOCAL_ENTRIES",
-    "LOG_LEVEL",
-    "SHUTDOWN_GRACE_SECONDS",
-    "MAX_CONNECTIONS",
-    "AUTH_ISSUER",
-    "AUTH_AUDIENCE",
-    "AUTH_JWKS_URL",
-    "AUTH_DISABLED",
-    "CORS_ALLOWED_ORIGINS",
-}
+# Every environment variable the service reads: the names of the one table of settings in the
+# code (src/config/table.rs), read from there so that no list of them is kept here.
+SERVICE_SETTINGS = set(
+    re.findall(r'^\s*setting\(\s*"([A-Z_]+)"', (ROOT / "src" / "config" / "table.rs").read_text(), re.M)
+)
 
 
 # --------------------------------------------------------------------------- rendering

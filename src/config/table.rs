@@ -1,0 +1,399 @@
+//! Every setting the service reads, declared once: its name, its default, what it may be, and what
+//! it means. Parsing takes each setting's default and limits from here (`Vars`), `--help` prints
+//! it, and a test holds `.env.example`, docs/API.md and the deployment manifests to it, so a new
+//! setting is a row here, the code that uses it, and its lines in docs/API.md and `.env.example`.
+
+use std::collections::HashMap;
+
+use super::ConfigError;
+
+/// One setting.
+pub struct Setting {
+    pub name: &'static str,
+    pub rule: Rule,
+    /// One phrase; docs/API.md says the rest.
+    pub meaning: &'static str,
+}
+
+/// What a setting may be, and what it is when unset or empty.
+pub enum Rule {
+    /// Must be set.
+    Required,
+    /// A whole number from `min` to `max`.
+    Number { default: u64, min: u64, max: u64 },
+    /// A port number; 0 (any free port) only where `any` allows it.
+    Port { default: u16, any: bool },
+    /// One of `words`.
+    OneOf {
+        default: &'static str,
+        words: &'static [&'static str],
+    },
+    /// Free text (its checks are the code's), `default` when unset: shown as written.
+    Text { default: &'static str },
+}
+
+const fn setting(name: &'static str, rule: Rule, meaning: &'static str) -> Setting {
+    Setting { name, rule, meaning }
+}
+
+const fn number(default: u64, min: u64, max: u64) -> Rule {
+    Rule::Number { default, min, max }
+}
+
+const fn text(default: &'static str) -> Rule {
+    Rule::Text { default }
+}
+
+/// The settings, in the order docs/API.md lists them.
+pub const SETTINGS: [Setting; 26] = [
+    setting(
+        "API_PORT",
+        Rule::Port {
+            default: 8080,
+            any: true,
+        },
+        "listen port (0: any free port)",
+    ),
+    setting("DB_HOST", Rule::Required, "Postgres host"),
+    setting(
+        "DB_PORT",
+        Rule::Port {
+            default: 5432,
+            any: false,
+        },
+        "Postgres port",
+    ),
+    setting("DB_USER", Rule::Required, "Postgres role"),
+    setting("DB_PASSWORD", text(""), "its password; never logged"),
+    setting(
+        "DB_PASSWORD_FILE",
+        text(""),
+        "a file holding DB_PASSWORD (a mounted secret)",
+    ),
+    setting("DB_NAME", Rule::Required, "Postgres database"),
+    setting(
+        "DB_SSL_MODE",
+        Rule::OneOf {
+            default: "disable",
+            words: &["disable", "require", "verify-full"],
+        },
+        "TLS to Postgres",
+    ),
+    setting(
+        "DB_SSL_ROOT_CERT",
+        text("public web roots"),
+        "PEM bundle of the CAs verify-full trusts",
+    ),
+    setting(
+        "DB_POOL_SIZE",
+        number(4, 2, 64),
+        "Postgres connections per process, half for writes",
+    ),
+    setting(
+        "DB_EXTRA_WRITE_CONNECTIONS",
+        number(4, 0, 64),
+        "extra write connections while all are stuck",
+    ),
+    setting("REDIS_HOST", text(""), "Redis host; empty: no cache"),
+    setting(
+        "REDIS_PORT",
+        Rule::Port {
+            default: 6379,
+            any: false,
+        },
+        "Redis port",
+    ),
+    setting("REDIS_PASSWORD", text(""), "sent with AUTH when set; never logged"),
+    setting(
+        "REDIS_PASSWORD_FILE",
+        text(""),
+        "a file holding REDIS_PASSWORD (a mounted secret)",
+    ),
+    setting(
+        "CACHE_TTL_SECONDS",
+        number(300, 0, 7 * 24 * 3600),
+        "lifetime of a cached user; 0: no cache",
+    ),
+    setting("CACHE_KEY_PREFIX", text("gravity"), "Redis keys are {prefix}:user:{id}"),
+    setting(
+        "CACHE_LOCAL_ENTRIES",
+        number(0, 0, 1_000_000),
+        "in-process copies of cached users; 0: none",
+    ),
+    setting(
+        "LOG_LEVEL",
+        Rule::OneOf {
+            default: "info",
+            words: &["debug", "info", "warn", "error"],
+        },
+        "the least severe events written",
+    ),
+    setting(
+        "SHUTDOWN_GRACE_SECONDS",
+        number(10, 0, 3600),
+        "how long in-flight requests may finish",
+    ),
+    setting(
+        "MAX_CONNECTIONS",
+        text("derived"),
+        "open client connections at most, 1–1048576; derived from the descriptor limit",
+    ),
+    setting(
+        "AUTH_ISSUER",
+        text(""),
+        "the OpenID Connect issuer whose tokens are accepted",
+    ),
+    setting("AUTH_AUDIENCE", text(""), "the aud its tokens must carry"),
+    setting(
+        "AUTH_JWKS_URL",
+        text("OpenID discovery"),
+        "its key set: https://, http:// or file:///",
+    ),
+    setting(
+        "AUTH_DISABLED",
+        Rule::OneOf {
+            default: "false",
+            words: &["true", "false"],
+        },
+        "true: no route needs a token (development)",
+    ),
+    setting(
+        "CORS_ALLOWED_ORIGINS",
+        text(""),
+        "browser origins (exact, comma-separated) allowed",
+    ),
+];
+
+/// The setting named `name`, if the service has one.
+pub fn find(name: &str) -> Option<&'static Setting> {
+    SETTINGS.iter().find(|setting| setting.name == name)
+}
+
+/// The settings as `--help` prints them: one line each, name, default, range, meaning.
+pub fn help() -> String {
+    let rows: Vec<[String; 4]> = SETTINGS
+        .iter()
+        .map(|setting| {
+            let (default, range) = match &setting.rule {
+                Rule::Required => ("required".to_owned(), String::new()),
+                Rule::Number { default, min, max } => (default.to_string(), format!("{min}–{max}")),
+                Rule::Port { default, any } => (default.to_string(), format!("{}–65535", u8::from(!*any))),
+                Rule::OneOf { default, words } => ((*default).to_owned(), words.join("|")),
+                Rule::Text { default: "" } => ("unset".to_owned(), String::new()),
+                Rule::Text { default } => ((*default).to_owned(), String::new()),
+            };
+            [setting.name.to_owned(), default, range, setting.meaning.to_owned()]
+        })
+        .collect();
+    let width = |column: usize| rows.iter().map(|row| row[column].chars().count()).max().unwrap_or(0);
+    let (name, default, range) = (width(0), width(1), width(2));
+    let mut lines = String::new();
+    for [n, d, r, m] in rows {
+        let line = format!("  {n:<name$}  {d:<default$}  {r:<range$}  {m}");
+        lines.push_str(line.trim_end());
+        lines.push('\n');
+    }
+    lines
+}
+
+/// The service's own variables, as envy read them: only names of the table, so that an unrelated
+/// variable with a strange value can never stop the service from starting.
+pub(super) struct Vars(HashMap<String, String>);
+
+impl Vars {
+    pub(super) fn read(vars: impl IntoIterator<Item = (String, String)>) -> Result<Vars, ConfigError> {
+        let ours = vars.into_iter().filter(|(name, _)| find(name).is_some());
+        let read: HashMap<String, String> = envy::from_iter(ours).map_err(|error| ConfigError {
+            setting: "environment",
+            problem: error.to_string(),
+        })?;
+        Ok(Vars(read))
+    }
+
+    /// The value as given (envy keys are lower case), or `None` when unset.
+    pub(super) fn raw(&self, name: &'static str) -> Option<String> {
+        self.0.get(&name.to_ascii_lowercase()).cloned()
+    }
+
+    /// The value, trimmed, or `None` when unset or blank.
+    pub(super) fn text(&self, name: &'static str) -> Option<String> {
+        self.raw(name)
+            .map(|text| text.trim().to_owned())
+            .filter(|text| !text.is_empty())
+    }
+
+    pub(super) fn required(&self, name: &'static str) -> Result<String, ConfigError> {
+        self.text(name)
+            .ok_or_else(|| ConfigError::new(name, "is required but not set"))
+    }
+
+    /// A number within the table's limits, or its default.
+    pub(super) fn number(&self, name: &'static str) -> Result<u64, ConfigError> {
+        let Some(Setting {
+            rule: Rule::Number { default, min, max },
+            ..
+        }) = find(name)
+        else {
+            unreachable!("{name} is a number in the table")
+        };
+        let Some(text) = self.text(name) else {
+            return Ok(*default);
+        };
+        within(name, &text, *min, *max)
+    }
+
+    /// A port number within the table's limits, or its default.
+    pub(super) fn port(&self, name: &'static str) -> Result<u16, ConfigError> {
+        let Some(Setting {
+            rule: Rule::Port { default, any },
+            ..
+        }) = find(name)
+        else {
+            unreachable!("{name} is a port in the table")
+        };
+        let Some(text) = self.text(name) else {
+            return Ok(*default);
+        };
+        let lowest = u64::from(!*any);
+        match text.parse::<u16>() {
+            Ok(port) if u64::from(port) >= lowest => Ok(port),
+            _ => Err(ConfigError::new(
+                name,
+                format!("must be a port number from {lowest} to 65535, got {text:?}"),
+            )),
+        }
+    }
+
+    /// One of the table's words (in any letter case), or its default.
+    pub(super) fn one_of(&self, name: &'static str) -> Result<&'static str, ConfigError> {
+        let Some(Setting {
+            rule: Rule::OneOf { default, words },
+            ..
+        }) = find(name)
+        else {
+            unreachable!("{name} is a choice in the table")
+        };
+        let Some(text) = self.text(name) else {
+            return Ok(default);
+        };
+        words
+            .iter()
+            .find(|word| word.eq_ignore_ascii_case(&text))
+            .copied()
+            .ok_or_else(|| ConfigError::new(name, format!("must be {}, got {text:?}", words.join(", "))))
+    }
+}
+
+/// A whole number from `min` to `max`.
+pub(super) fn within(name: &'static str, text: &str, min: u64, max: u64) -> Result<u64, ConfigError> {
+    match text.parse::<u64>() {
+        Ok(number) if (min..=max).contains(&number) => Ok(number),
+        _ => Err(ConfigError::new(
+            name,
+            format!("must be a whole number from {min} to {max}, got {text:?}"),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    /// Names of `.env.example` that are not the service's: compose's own (host ports, image tags,
+    /// replicas, profiles), documented there and in docs/API.md as never read by the service.
+    const COMPOSE_ONLY: [&str; 7] = [
+        "DEV_DB_PORT",
+        "DEV_REDIS_PORT",
+        "IMAGE_TAG",
+        "DEV_IMAGE_TAG",
+        "API_REPLICAS",
+        "COMPOSE_PROFILES",
+        "PROMETHEUS_PORT",
+    ];
+
+    fn names_of_the_table() -> BTreeSet<&'static str> {
+        SETTINGS.iter().map(|setting| setting.name).collect()
+    }
+
+    /// `NAME=` and `# NAME=` lines.
+    fn assigned(text: &str) -> BTreeSet<String> {
+        text.lines()
+            .filter_map(|line| line.trim_start_matches(['#', ' ']).split_once('='))
+            .map(|(name, _)| name.to_owned())
+            .filter(|name| !name.is_empty() && name.chars().all(|c| c.is_ascii_uppercase() || c == '_'))
+            .collect()
+    }
+
+    #[test]
+    fn env_example_names_every_setting_and_no_other_but_composes_own() {
+        let named = assigned(include_str!("../../.env.example"));
+        let table = names_of_the_table();
+        let missing: Vec<_> = table.iter().filter(|name| !named.contains(**name)).collect();
+        let unknown: Vec<_> = named
+            .iter()
+            .filter(|name| !table.contains(name.as_str()) && !COMPOSE_ONLY.contains(&name.as_str()))
+            .collect();
+        assert!(
+            missing.is_empty() && unknown.is_empty(),
+            "missing {missing:?}, unknown {unknown:?}"
+        );
+    }
+
+    #[test]
+    fn the_contracts_settings_table_is_this_table() {
+        let api = include_str!("../../docs/API.md");
+        let section = api
+            .split("## Settings")
+            .nth(1)
+            .expect("docs/API.md has a Settings section");
+        let section = section.split("\n## ").next().unwrap_or(section);
+        let documented: BTreeSet<&str> = section
+            .lines()
+            .filter(|line| line.starts_with("| `"))
+            .flat_map(|line| line.split('|').nth(1).unwrap_or("").split(','))
+            .map(|name| name.trim().trim_matches('`'))
+            .collect();
+        assert_eq!(documented, names_of_the_table());
+    }
+
+    #[test]
+    fn the_deployment_manifests_set_only_settings_of_this_table() {
+        let table = names_of_the_table();
+        let manifests = [
+            (
+                "deploy/swarm/settings.env",
+                include_str!("../../deploy/swarm/settings.env"),
+            ),
+            (
+                "deploy/k8s/base/configmap.yaml",
+                include_str!("../../deploy/k8s/base/configmap.yaml"),
+            ),
+        ];
+        for (file, text) in manifests {
+            let set: BTreeSet<String> = text
+                .lines()
+                .filter(|line| !line.trim_start().starts_with('#'))
+                .filter_map(|line| line.trim().split_once(['=', ':']))
+                .map(|(name, _)| name.trim().to_owned())
+                .filter(|name| name.len() > 2 && name.chars().all(|c| c.is_ascii_uppercase() || c == '_'))
+                .collect();
+            let unknown: Vec<_> = set.iter().filter(|name| !table.contains(name.as_str())).collect();
+            assert!(
+                unknown.is_empty(),
+                "{file} sets {unknown:?}, which the service does not read"
+            );
+            assert!(!set.is_empty(), "{file} sets settings");
+        }
+    }
+
+    #[test]
+    fn help_lists_every_setting_with_its_default() {
+        let help = help();
+        for setting in &SETTINGS {
+            assert!(help.contains(setting.name), "{}", setting.name);
+        }
+        assert!(help.contains("DB_POOL_SIZE") && help.contains("2–64"), "{help}");
+    }
+}
