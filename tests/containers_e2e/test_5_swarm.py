@@ -87,6 +87,7 @@ def under_load_counting_retries(stack: Stack, action) -> tuple:
 
 
 def test_the_stack_serves_through_the_load_balancer_with_passwords_read_from_secret_files(stack: Stack) -> None:
+    stack.wait_for_fleet(REPLICAS)
     spec = stack.service("api")["Spec"]["TaskTemplate"]["ContainerSpec"]
     environment = dict(entry.split("=", 1) for entry in spec["Env"])
     assert environment["DB_PASSWORD_FILE"] == "/run/secrets/db_password"
