@@ -64,8 +64,8 @@ test: ## run every test, about 7 min on 2 cores (uses Postgres/Redis if reachabl
 test-fast: ## the quick path, about 2 min on 2 cores: fmt --check, clippy -D warnings, cargo test
 	@echo "make test-fast: cargo fmt --check, clippy -D warnings, cargo test (unit and tests/api); about 2 min on 2 cores"
 	cargo fmt --all -- --check
-	cargo clippy --locked --all-targets -- -D warnings
-	cargo test --locked
+	cargo clippy --locked --workspace --all-targets -- -D warnings
+	cargo test --locked --workspace
 
 test-up: ## start the throwaway test Postgres (5433) and Redis (6380)
 	$(COMPOSE) -f docker-compose.test.yml up -d --wait
@@ -83,7 +83,7 @@ bench: ## load-test the service with oha and print a table (see docs/BENCHMARKS.
 
 lint: ## cargo fmt --check, clippy with warnings as errors, shellcheck and ruff (scripts/check-tooling.sh)
 	cargo fmt --all -- --check
-	cargo clippy --all-targets -- -D warnings
+	cargo clippy --workspace --all-targets -- -D warnings
 	scripts/check-tooling.sh
 
 build: ## debug build

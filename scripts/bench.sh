@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# `make bench`: builds what the bench runs, then runs the bench itself, tests/bench (a Rust
-# program). Its settings: `scripts/bench.sh --help`, or docs/BENCHMARKS.md.
+# `make bench`: builds what the bench runs, then runs the bench itself, bench/ (a Rust program of
+# the workspace). Its settings: `scripts/bench.sh --help`, or docs/BENCHMARKS.md.
 #   - oha is installed with cargo when missing (several minutes on two cores);
 #   - unless BENCH_SKIP_BUILD=1, BENCH_URL or BENCH_REPORT is set: the static musl release binary
 #     (not when BENCH_BIN names another, e.g. an older build) and the bare hyper ceiling;
@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 if [[ "${1:-}" == "--help" || "${1:-}" == "-h" ]]; then
-    exec cargo test --locked --quiet --test bench -- --help
+    exec cargo run --locked --quiet -p gravity-bench -- --help
 fi
 
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -29,9 +29,9 @@ if [[ -z "${BENCH_URL:-}${BENCH_REPORT:-}" && "${BENCH_SKIP_BUILD:-0}" != 1 ]]; 
     cargo build --release --locked --target "$musl" --example bare_hyper >&2
 fi
 
-echo "==> the bench harness (tests/bench)" >&2
-cargo test --locked --no-run --test bench
+echo "==> the bench harness (bench/)" >&2
+cargo build --locked -p gravity-bench
 # Ctrl-C reaches every process of the terminal: cargo ignores it from here on and waits while
 # the harness, which handles it, stops and removes what it started.
 trap '' INT
-exec cargo test --locked --quiet --test bench
+exec cargo run --locked --quiet -p gravity-bench

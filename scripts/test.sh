@@ -24,7 +24,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 TYPICAL_TOTAL="7 min" TYPICAL_FAST="2 min"
 suites() {
     suite "tooling (shellcheck, ruff, pytest tests/tools)" "10 s" scripts/check-tooling.sh
-    suite "Rust tests (unit + tests/api against real Postgres and Redis)" "100 s" cargo test --locked
+    suite "Rust tests (unit + tests/api against real Postgres and Redis)" "100 s" cargo test --locked --workspace
     suite "static musl release build" "75 s" make --no-print-directory build-musl
     suite "the static binary in an empty root (chroot)" "1 s" scripts/chroot-smoke.sh target/x86_64-unknown-linux-musl/release/gravity-bff
     suite "container files (hadolint, compose schema, haproxy -c, promtool, tests/containers)" "15 s" scripts/check-containers.sh

@@ -2,19 +2,18 @@
 //! figure beside a reference measured on the same machine in the same run (a bare hyper server,
 //! `GET /health`, redis-benchmark, pgbench), plus the two-instance invalidation lag.
 //!
-//! Run by scripts/bench.sh (which builds the release binaries and installs oha), not by
-//! `cargo test`. Reading order: `settings` (every setting, once), `scenarios` (every scenario and
-//! target, once), `run` (the order of a run), `data` (its database), `processes`, `http`,
-//! `lag_probe`, `machine` (CPU accounting and the machine's description); then what is pure and
-//! unit-tested (tests/bench/unit_tests.rs runs their tests under `cargo test`): `oha`, `limits`,
-//! `proc_stat`, `lag`, `results` (a run's folder) and `report`. Databases, free ports and the
+//! A program of its own beside the service (as rust-analyzer keeps its chores in `xtask`), run by
+//! scripts/bench.sh (which builds the release binaries and installs oha). Reading order:
+//! `settings` (every setting, once), `scenarios` (every scenario and target, once), `run` (the
+//! order of a run), `data` (its database), `processes`, `http`, `lag_probe`, `machine` (CPU
+//! accounting and the machine's description); then what is pure and unit-tested (`cargo test`
+//! runs their tests): `oha`, `limits`, `proc_stat`, `lag`, `results` (a run's folder) and `report`. Databases, free ports and the
 //! bench's own redis-server come from tests/support, shared with tests/api and tests/chaos.
 
-// Cargo compiles every test target with cfg(test), so the unit tests beside the pure modules are
-// compiled here as well, unused: they run in the bench-units target.
+// `cargo test` runs the unit tests beside the pure modules; the rest of the program is unused there.
 #![cfg_attr(test, allow(dead_code, unused_imports))]
 
-#[path = "../support/mod.rs"]
+#[path = "../../tests/support/mod.rs"]
 mod support;
 
 mod data;
@@ -49,7 +48,7 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     // Relative paths (BENCH_BIN, BENCH_RESULTS, bench/*.sql) are the repository's.
-    if let Err(error) = std::env::set_current_dir(env!("CARGO_MANIFEST_DIR")) {
+    if let Err(error) = std::env::set_current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/..")) {
         eprintln!("bench: cannot enter the repository: {error}");
         return ExitCode::FAILURE;
     }

@@ -87,8 +87,8 @@ impl Bench<'_> {
         for limit in pgbench_limits {
             let (what, script): (&str, &[&str]) = match limit {
                 Limit::PgbenchSelect => ("pgbench -S", &["-S"]),
-                Limit::PgbenchList => ("pgbench, the list query", &["-n", "-f", "bench/pgbench_list.sql"]),
-                Limit::PgbenchInsert => ("pgbench, the insert", &["-n", "-f", "bench/pgbench_insert.sql"]),
+                Limit::PgbenchList => ("pgbench, the list query", &["-n", "-f", "bench/sql/pgbench_list.sql"]),
+                Limit::PgbenchInsert => ("pgbench, the insert", &["-n", "-f", "bench/sql/pgbench_insert.sql"]),
                 Limit::RedisGet => continue,
             };
             log(&format!("limit: {what}, -M prepared, {clients} clients, {seconds} s"));

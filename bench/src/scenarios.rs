@@ -271,6 +271,7 @@ pub const SCENARIOS: &[Scenario] = &[
     },
 ];
 
+#[cfg(test)]
 pub fn find(name: &str) -> Option<&'static Scenario> {
     SCENARIOS.iter().find(|scenario| scenario.name == name)
 }

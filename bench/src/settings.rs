@@ -402,7 +402,7 @@ mod tests {
     /// docs/BENCHMARKS.md shows the same table to readers; this keeps the two from drifting.
     #[test]
     fn the_documented_settings_table_matches_this_one() {
-        let docs = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/BENCHMARKS.md"))
+        let docs = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/BENCHMARKS.md"))
             .expect("docs/BENCHMARKS.md is readable");
         let table: Vec<&str> = docs
             .lines()
