@@ -21,11 +21,14 @@ use super::sweep::sweep;
 use crate::backoff::Backoff;
 use crate::telemetry::log::Logger;
 use crate::telemetry::metrics::Metrics;
+use crate::telemetry::rate_limited::RateLimitedWarning;
 
 /// Connecting (TCP, AUTH, the `INFO` check) may take this long before the attempt counts as failed.
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 const RECONNECT_FIRST: Duration = Duration::from_millis(20);
 const RECONNECT_CAP: Duration = Duration::from_millis(500);
+/// Failed connection attempts are logged at most this often.
+const FAILURES_LOGGED_EVERY: Duration = Duration::from_secs(5);
 /// Timeouts in a row after which the connection is taken for stalled and replaced.
 const TIMEOUTS_BEFORE_REPLACING: u32 = 3;
 
@@ -51,6 +54,8 @@ struct Inner {
     instance_key: Vec<u8>,
     metrics: Arc<Metrics>,
     logger: Logger,
+    /// Failed connection attempts, logged at most once per 5 s.
+    connect_failures: RateLimitedWarning,
 }
 
 /// How a call on the connection went, as far as the connection is concerned.
@@ -91,6 +96,11 @@ impl RedisLink {
                 user_prefix,
                 instance_key,
                 metrics,
+                connect_failures: RateLimitedWarning::new(
+                    logger.clone(),
+                    "cache unavailable: cannot connect to redis; serving from postgres",
+                    FAILURES_LOGGED_EVERY,
+                ),
                 logger,
             }),
         };
@@ -153,12 +163,11 @@ impl RedisLink {
         let inner = self.inner.clone();
         tokio::spawn(async move {
             let mut backoff = Backoff::new(RECONNECT_FIRST, RECONNECT_CAP);
-            let mut failures = 0u32;
             let opened = loop {
                 match tokio::time::timeout(CONNECT_TIMEOUT, inner.open()).await {
                     Ok(Ok(opened)) => break opened,
-                    Ok(Err(error)) => inner.connect_failed(&mut failures, &error.to_string()),
-                    Err(_) => inner.connect_failed(&mut failures, "no answer in time"),
+                    Ok(Err(error)) => inner.connect_failed(&error.to_string()),
+                    Err(_) => inner.connect_failed("no answer in time"),
                 }
                 tokio::time::sleep(backoff.next_wait()).await;
             };
@@ -226,15 +235,9 @@ impl Inner {
         }
     }
 
-    fn connect_failed(&self, failures: &mut u32, problem: &str) {
-        *failures += 1;
+    fn connect_failed(&self, problem: &str) {
         self.metrics.cache_errors.fetch_add(1, Ordering::Relaxed);
-        if *failures == 1 || failures.is_multiple_of(50) {
-            self.logger.warn(
-                "cache unavailable: cannot connect to redis; serving from postgres",
-                &[("attempts", &*failures), ("error.message", &problem)],
-            );
-        }
+        self.connect_failures.warn(problem, &[]);
     }
 }
 

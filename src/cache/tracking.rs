@@ -19,6 +19,7 @@ use super::keys::id_of_key;
 use super::local::{LocalCopies, VOUCHED_FOR};
 use crate::backoff::Backoff;
 use crate::telemetry::log::Logger;
+use crate::telemetry::rate_limited::RateLimitedWarning;
 
 /// A quarter of `VOUCHED_FOR`, so that a healthy connection always has a recent answer in hand.
 const PING_EVERY: Duration = VOUCHED_FOR.checked_div(4).expect("a nonzero divisor");
@@ -27,6 +28,8 @@ pub(crate) const PING_TIMEOUT: Duration = Duration::from_millis(500);
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 const RECONNECT_FIRST: Duration = Duration::from_millis(50);
 const RECONNECT_CAP: Duration = Duration::from_secs(1);
+/// Failed attempts to set tracking up are logged at most this often.
+const FAILURES_LOGGED_EVERY: Duration = Duration::from_secs(5);
 
 /// Applies Redis's pushes to the copies, inside the connection's reader.
 struct Invalidations {
@@ -61,15 +64,20 @@ impl AsyncPushSender for Invalidations {
 pub(crate) fn start(client: Client, user_prefix: String, local: Arc<LocalCopies>, logger: Logger) {
     tokio::spawn(async move {
         let mut backoff = Backoff::new(RECONNECT_FIRST, RECONNECT_CAP);
-        let mut failures = 0u32;
+        let failures = RateLimitedWarning::new(
+            logger.clone(),
+            "redis invalidation tracking cannot be set up; local copies unused",
+            FAILURES_LOGGED_EVERY,
+        );
+        let mut failed = false;
         loop {
             local.flush();
             match tokio::time::timeout(CONNECT_TIMEOUT, subscribe(&client, &user_prefix, &local)).await {
                 Ok(Ok(connection)) => {
-                    if failures > 0 {
+                    if failed {
                         logger.info("redis invalidation tracking restored; local copies in use again", &[]);
                     }
-                    failures = 0;
+                    failed = false;
                     backoff.reset();
                     local.resume();
                     let problem = watch_health(connection, &local).await;
@@ -80,12 +88,12 @@ pub(crate) fn start(client: Client, user_prefix: String, local: Arc<LocalCopies>
                     );
                 }
                 Ok(Err(error)) => {
-                    failures += 1;
-                    log_failure(&logger, failures, &error.to_string());
+                    failed = true;
+                    failures.warn(&error.to_string(), &[]);
                 }
                 Err(_) => {
-                    failures += 1;
-                    log_failure(&logger, failures, "no answer in time");
+                    failed = true;
+                    failures.warn("no answer in time", &[]);
                 }
             }
             tokio::time::sleep(backoff.next_wait()).await;
@@ -131,14 +139,5 @@ async fn watch_health(mut connection: MultiplexedConnection, local: &LocalCopies
             Ok(Err(error)) => return error.to_string(),
             Err(_) => return format!("no answer to PING within {} ms", PING_TIMEOUT.as_millis()),
         }
-    }
-}
-
-fn log_failure(logger: &Logger, failures: u32, problem: &str) {
-    if failures == 1 || failures.is_multiple_of(50) {
-        logger.warn(
-            "redis invalidation tracking cannot be set up; local copies unused",
-            &[("attempts", &failures), ("error.message", &problem)],
-        );
     }
 }

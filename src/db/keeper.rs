@@ -14,11 +14,14 @@ use super::Statements;
 use super::connect::{Connector, Driver};
 use crate::backoff::Backoff;
 use crate::telemetry::log::Logger;
+use crate::telemetry::rate_limited::RateLimitedWarning;
 
 /// Reconnect backoff: first retry almost at once, then doubling up to the cap. The cap keeps the
 /// recovery after Postgres returns well under a second.
 const RECONNECT_FIRST: Duration = Duration::from_millis(50);
 const RECONNECT_CAP: Duration = Duration::from_millis(500);
+/// Failed attempts of one slot are logged at most this often: enough to see an outage, not a flood.
+const FAILURES_LOGGED_EVERY: Duration = Duration::from_secs(5);
 
 /// One connection's place in a pool: empty while (re)connecting.
 #[derive(Default)]
@@ -72,7 +75,9 @@ impl Keeper {
     pub(crate) async fn run(self) {
         let mut stopped = self.stopped.clone();
         let mut backoff = Backoff::new(RECONNECT_FIRST, RECONNECT_CAP);
-        let mut failures: u32 = 0;
+        let failures =
+            RateLimitedWarning::new(self.logger.clone(), "postgres connection failed", FAILURES_LOGGED_EVERY);
+        let mut failed = false;
         loop {
             let attempt = tokio::select! {
                 attempt = open(&self.connector) => attempt,
@@ -80,11 +85,11 @@ impl Keeper {
             };
             match attempt {
                 Ok((connection, driver)) => {
-                    if failures > 0 {
+                    if failed {
                         self.logger
                             .info("postgres connection restored", &[("slot", &self.name)]);
                     }
-                    failures = 0;
+                    failed = false;
                     backoff.reset();
                     self.slot.store(Some(connection));
                     self.connected.notify_waiters();
@@ -103,18 +108,8 @@ impl Keeper {
                     );
                 }
                 Err(error) => {
-                    failures += 1;
-                    // The first failure and then one in twenty: enough to see an outage, not a flood.
-                    if failures == 1 || failures.is_multiple_of(20) {
-                        self.logger.warn(
-                            "postgres connection failed",
-                            &[
-                                ("slot", &self.name),
-                                ("attempts", &failures),
-                                ("error.message", &crate::error::chain(&error)),
-                            ],
-                        );
-                    }
+                    failed = true;
+                    failures.warn(&crate::error::chain(&error), &[("slot", &self.name)]);
                 }
             }
             tokio::select! {
