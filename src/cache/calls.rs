@@ -12,15 +12,44 @@ use uuid::Uuid;
 
 use super::keys::KeyBuf;
 use super::link::{CallOutcome, is_transport_failure};
-use super::stored_value::LeaseToken;
-use super::{Inner, LEASE_MILLISECONDS};
+use super::stored_value::{BadValue, LeaseToken, Stored, classify};
+use super::{Inner, LEASE_MILLISECONDS, Lookup};
 use crate::user::MAX_USER_JSON_LEN;
 
 impl Inner {
-    pub(super) fn drop_local_copy(&self, id: Uuid) {
-        if let Some(local) = &self.local {
-            local.remove(id);
-        }
+    /// The cache-aside read through Redis: the stored body (a hit), or a miss with a lease when
+    /// this reader may fill the key; with `with_lifetime`, also the key's remaining time to live.
+    pub(super) async fn lookup(&self, id: Uuid, with_lifetime: bool) -> (Lookup, Duration) {
+        let Some((mut connection, generation)) = self.serving_connection() else {
+            self.metrics.cache_bypassed.fetch_add(1, Ordering::Relaxed);
+            return (Lookup::Miss(None), Duration::ZERO);
+        };
+        let key = KeyBuf::body(&self.user_prefix, id);
+        let stored = match self.read_body(&mut connection, generation, &key, with_lifetime).await {
+            Ok((bytes, lifetime)) => match classify(&bytes, &key, MAX_USER_JSON_LEN) {
+                Stored::Body => {
+                    self.metrics.cache_hits.fetch_add(1, Ordering::Relaxed);
+                    return (Lookup::Hit(bytes), lifetime);
+                }
+                stored => stored,
+            },
+            Err(Some(error)) if error.code() == Some("WRONGTYPE") => Stored::Bad(BadValue::WrongType),
+            Err(_) => return (Lookup::Miss(None), Duration::ZERO),
+        };
+        self.metrics.cache_misses.fetch_add(1, Ordering::Relaxed);
+        let lease = match stored {
+            // Nothing (or an empty string), another reader's lease or a write's fence: the script
+            // decides (a live lease or fence stays, and the reader fills nothing).
+            Stored::Absent | Stored::Lease | Stored::Fence => {
+                self.take_lease(&mut connection, generation, &key, false).await
+            }
+            Stored::Bad(bad) => {
+                self.bad_values[bad as usize].fetch_add(1, Ordering::Relaxed);
+                self.take_lease(&mut connection, generation, &key, true).await
+            }
+            Stored::Body => None,
+        };
+        (Lookup::Miss(lease), Duration::ZERO)
     }
 
     /// `GETRANGE key 0 MAX` (at most the largest body plus one byte), and with `with_lifetime` the
@@ -61,15 +90,6 @@ impl Inner {
             return None;
         }
         self.link.serving_connection()
-    }
-
-    /// Opens the breaker; in-process copies go with it (Redis may have changed unseen).
-    fn breaker_opens(&self) {
-        if self.breaker.record_failure()
-            && let Some(local) = &self.local
-        {
-            local.invalidate_all();
-        }
     }
 
     /// Sets this reader's lease where no live body or lease is (`TAKE_LEASE`); over whatever is
@@ -120,12 +140,12 @@ impl Inner {
             }
             Ok(Err(error)) => {
                 self.link.report(generation, CallOutcome::Broken);
-                self.breaker_opens();
+                self.breaker.record_failure();
                 (error.to_string(), None)
             }
             Err(_) => {
                 self.link.report(generation, CallOutcome::TimedOut);
-                self.breaker_opens();
+                self.breaker.record_failure();
                 (format!("no answer within {} ms", self.call_timeout.as_millis()), None)
             }
         };

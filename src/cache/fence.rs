@@ -100,7 +100,7 @@ impl Cache {
         match inner.bounded("raise fence", generation, call).await {
             Ok(_) => {
                 // Redis tells the other replicas (their tracking connections); this one drops its copy now.
-                inner.drop_local_copy(id);
+                self.forget_copy(id);
                 Ok(Fence { id, token })
             }
             Err(Some(error)) => Err(refused(format!("redis refused it: {error}"))),
@@ -126,7 +126,7 @@ impl Cache {
                 invocation.arg(fence.token.as_bytes());
                 let call = invocation.invoke_async::<i64>(&mut connection);
                 if inner.bounded("lift fence", generation, call).await.is_ok() {
-                    inner.drop_local_copy(fence.id);
+                    self.forget_copy(fence.id);
                     return true;
                 }
             }

@@ -13,9 +13,9 @@
 //!   made before a PING ahead of that PING's answer, on the same connection, so a copy served now
 //!   misses at most the changes of the last `VOUCHED_FOR`: a write's fence is raised before the
 //!   write commits, so another replica's copy can lag an acknowledged write by less than that.
-//! - **Anything that may have lost an invalidation drops every copy** and serves none until the
-//!   tracking connection is set up again (`flush`): its loss, a null invalidation (Redis flushed),
-//!   the breaker opening.
+//! - **Anything that may have lost an invalidation drops every copy**: the tracking connection's
+//!   loss (none is served until it is set up again, `flush`) and a null invalidation (Redis
+//!   flushed).
 //! - **Bounded**: at most `CACHE_LOCAL_ENTRIES` copies (a full shard drops an arbitrary one), each
 //!   no longer than the largest body a user can have, and none outlives the time-to-live Redis
 //!   reported for the key when it was read.

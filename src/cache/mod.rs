@@ -46,7 +46,6 @@ use crate::config::{CacheSettings, RedisSettings};
 use crate::telemetry::log::Logger;
 use crate::telemetry::metrics::{CacheFigures, Metrics};
 use crate::telemetry::rate_limited::RateLimitedWarning;
-use crate::user::MAX_USER_JSON_LEN;
 pub(crate) use fence::Fence;
 use health::Breaker;
 use keys::KeyBuf;
@@ -54,7 +53,6 @@ use link::RedisLink;
 use local::LocalCopies;
 use stored_value::BadValue;
 pub(crate) use stored_value::LeaseToken;
-use stored_value::{Stored, classify};
 
 /// A failing Redis is logged at most this often.
 const COMPLAIN_EVERY: Duration = Duration::from_secs(5);
@@ -102,10 +100,13 @@ pub(crate) enum Lookup {
     Miss(Option<LeaseToken>),
 }
 
-/// Handle to the cache; cheap to clone.
+/// Handle to the cache; cheap to clone. `inner` is the cache-aside path through Redis; `near`,
+/// when `CACHE_LOCAL_ENTRIES` > 0, the in-process copies in front of it (client-side caching), a
+/// layer the Redis path does not know about.
 #[derive(Clone)]
 pub(crate) struct Cache {
     inner: Arc<Inner>,
+    near: Option<Arc<LocalCopies>>,
 }
 
 struct Inner {
@@ -121,8 +122,6 @@ struct Inner {
     raise_fence_script: Script,
     lift_fence_script: Script,
     breaker: Breaker,
-    /// In-process copies, when `CACHE_LOCAL_ENTRIES` > 0.
-    local: Option<Arc<LocalCopies>>,
     metrics: Arc<Metrics>,
     /// Bad values found, by `BadValue` (the cache's own figures, rendered through `figures`).
     bad_values: [AtomicU64; BadValue::ALL.len()],
@@ -160,15 +159,15 @@ impl Cache {
             metrics.clone(),
             logger.clone(),
         );
-        let local = if local_entries > 0 {
-            let local = Arc::new(LocalCopies::new(local_entries));
+        let near = if local_entries > 0 {
+            let copies = Arc::new(LocalCopies::new(local_entries));
             tracking::start(
                 client(ProtocolVersion::RESP3)?,
                 user_prefix.clone(),
-                local.clone(),
+                copies.clone(),
                 logger.clone(),
             );
-            Some(local)
+            Some(copies)
         } else {
             None
         };
@@ -183,61 +182,41 @@ impl Cache {
                 raise_fence_script: Script::new(fence::RAISE_FENCE),
                 lift_fence_script: Script::new(fence::LIFT_FENCE),
                 breaker: Breaker::new(),
-                local,
                 metrics,
                 bad_values: std::array::from_fn(|_| AtomicU64::new(0)),
                 complaints: RateLimitedWarning::new(logger, "cache unavailable; serving from postgres", COMPLAIN_EVERY),
             }),
+            near,
         };
         Ok(cache)
     }
 
-    /// The cached body of a user, or a miss (with a lease when this reader may fill it).
+    /// The cached body of a user, or a miss (with a lease when this reader may fill it): an
+    /// in-process copy when there is one, else Redis, whose body then becomes a copy if nothing
+    /// invalidated the key since it was claimed (claimed before the read is sent, so an
+    /// invalidation racing the read wins).
     pub(crate) async fn lookup(&self, id: Uuid) -> Lookup {
-        let inner = &*self.inner;
-        let local = inner.local.as_deref();
-        if let Some(body) = local.and_then(|local| local.get(id)) {
-            inner.metrics.cache_local_hits.fetch_add(1, Ordering::Relaxed);
+        let Some(near) = self.near.as_deref() else {
+            return self.inner.lookup(id, false).await.0;
+        };
+        if let Some(body) = near.get(id) {
+            self.inner.metrics.cache_local_hits.fetch_add(1, Ordering::Relaxed);
             return Lookup::Hit(body);
         }
-        let Some((mut connection, generation)) = inner.serving_connection() else {
-            inner.metrics.cache_bypassed.fetch_add(1, Ordering::Relaxed);
-            return Lookup::Miss(None);
-        };
-        let key = KeyBuf::body(&inner.user_prefix, id);
-        // Reserved before the read is sent, so an invalidation racing the read wins.
-        let reservation = local.and_then(|local| local.reserve(id));
-        let read = inner
-            .read_body(&mut connection, generation, &key, reservation.is_some())
-            .await;
-        let stored = match read {
-            Ok((bytes, lifetime)) => match classify(&bytes, &key, MAX_USER_JSON_LEN) {
-                Stored::Body => {
-                    inner.metrics.cache_hits.fetch_add(1, Ordering::Relaxed);
-                    if let (Some(local), Some(reservation)) = (local, reservation) {
-                        local.store(id, reservation, bytes.clone(), lifetime.min(inner.ttl));
-                    }
-                    return Lookup::Hit(bytes);
-                }
-                stored => stored,
-            },
-            Err(Some(error)) if error.code() == Some("WRONGTYPE") => Stored::Bad(BadValue::WrongType),
-            Err(_) => return Lookup::Miss(None),
-        };
-        inner.metrics.cache_misses.fetch_add(1, Ordering::Relaxed);
-        let lease = match stored {
-            // Nothing (or an empty string), another reader's lease or a write's fence: the script
-            // decides (a live lease or fence stays, and the reader fills nothing).
-            Stored::Absent | Stored::Lease | Stored::Fence => {
-                inner.take_lease(&mut connection, generation, &key, false).await
-            }
-            Stored::Bad(bad) => {
-                inner.bad_values[bad as usize].fetch_add(1, Ordering::Relaxed);
-                inner.take_lease(&mut connection, generation, &key, true).await
-            }
-            Stored::Body => None,
-        };
-        Lookup::Miss(lease)
+        let claim = near.reserve(id);
+        let (found, lifetime) = self.inner.lookup(id, claim.is_some()).await;
+        if let (Lookup::Hit(body), Some(claim)) = (&found, claim) {
+            near.store(id, claim, body.clone(), lifetime.min(self.inner.ttl));
+        }
+        found
+    }
+
+    /// Drops this process's copy of a user it has just fenced or lifted: Redis tells every
+    /// replica, this one too, but its own reads must not wait for that.
+    fn forget_copy(&self, id: Uuid) {
+        if let Some(near) = &self.near {
+            near.remove(id);
+        }
     }
 
     /// Stores a body read from Postgres, if this reader's lease is still at the key.
@@ -274,7 +253,7 @@ impl Cache {
                 .iter()
                 .map(|kind| (kind.label(), inner.bad_values[*kind as usize].load(Ordering::Relaxed)))
                 .collect(),
-            local_entries: inner.local.as_ref().map(|local| local.len()),
+            local_entries: self.near.as_ref().map(|near| near.len()),
         }
     }
 }
