@@ -67,7 +67,8 @@ pub struct DatabaseSettings {
 
 #[derive(Debug, Clone)]
 pub struct CacheSettings {
-    /// `None` when `REDIS_HOST` is empty or `CACHE_TTL_SECONDS` is 0: the service runs uncached.
+    /// `None` when `REDIS_HOST` is empty: the service runs uncached. With `CACHE_TTL_SECONDS` 0
+    /// it reads and stores nothing in Redis, but fences its writes there.
     pub redis: Option<RedisSettings>,
     pub ttl: Duration,
     pub key_prefix: String,
@@ -190,7 +191,6 @@ impl Vars {
         let cache = CacheSettings {
             redis: self
                 .text("REDIS_HOST")
-                .filter(|_| ttl_seconds > 0)
                 .map(|host| RedisSettings {
                     host,
                     port: redis_port,
@@ -399,9 +399,10 @@ mod tests {
     }
 
     #[test]
-    fn a_zero_ttl_turns_the_cache_off() {
+    fn a_zero_ttl_turns_cached_reads_off_but_keeps_redis_for_the_fences() {
         let config = config_from(&[("REDIS_HOST", "cache"), ("CACHE_TTL_SECONDS", "0")]).unwrap();
-        assert!(config.cache.redis.is_none());
+        assert!(config.cache.redis.is_some());
+        assert_eq!(config.cache.ttl, Duration::ZERO);
     }
 
     #[test]
