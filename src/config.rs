@@ -189,13 +189,11 @@ impl Vars {
         let redis_port = self.port("REDIS_PORT")?;
         let redis_password = self.secret("REDIS_PASSWORD", "REDIS_PASSWORD_FILE")?;
         let cache = CacheSettings {
-            redis: self
-                .text("REDIS_HOST")
-                .map(|host| RedisSettings {
-                    host,
-                    port: redis_port,
-                    password: non_empty(Some(redis_password)).map(Secret),
-                }),
+            redis: self.text("REDIS_HOST").map(|host| RedisSettings {
+                host,
+                port: redis_port,
+                password: non_empty(Some(redis_password)).map(Secret),
+            }),
             ttl: Duration::from_secs(ttl_seconds),
             key_prefix: self.key_prefix()?,
             local_entries: self.number("CACHE_LOCAL_ENTRIES")? as usize,

@@ -5,7 +5,7 @@ use std::time::Duration;
 use redis::Commands;
 use serde_json::json;
 
-use crate::helpers::{spawn_app, spawn_app_with};
+use crate::helpers::spawn_app;
 
 #[tokio::test]
 async fn the_first_read_misses_and_the_second_hits() {
@@ -92,7 +92,9 @@ async fn a_zero_ttl_caches_nothing_but_its_writes_still_fence_other_replicas_cac
     assert_eq!(uncached.get(&path).await.header("x-cache"), Some("MISS"));
     assert_eq!(uncached.get(&path).await.header("x-cache"), Some("MISS"));
     let mut redis = uncached.redis();
-    let exists: bool = redis.exists(uncached.cache_key(created["id"].as_str().unwrap())).unwrap();
+    let exists: bool = redis
+        .exists(uncached.cache_key(created["id"].as_str().unwrap()))
+        .unwrap();
     assert!(!exists, "a replica with a zero lifetime stores nothing");
 
     // A replica with a lifetime caches the user; the uncached replica's write still removes it.
