@@ -5,10 +5,9 @@
 use std::path::Path;
 use std::process::Stdio;
 
-use hyper::Method;
 use tokio::process::Command;
 
-use crate::http::Connection;
+use crate::support::http::Connection;
 use crate::support::services::{Services, ThrowawayDatabase};
 
 /// Users as the service would store them, in one statement; `ANALYZE` so the planner knows.
@@ -81,7 +80,7 @@ impl SeededDatabase {
 /// until `wanted` are known or the list ends; when fewer than `minimum` exist, the missing users
 /// are created with `POST`, so a fresh stack gets at most `minimum` requests of seeding.
 pub async fn ids_through_api(base_url: &str, wanted: usize, minimum: usize) -> Result<Vec<String>, String> {
-    let mut connection = Connection::to(base_url)?;
+    let mut connection = Connection::to_url(base_url)?;
     let mut ids = Vec::new();
     let mut cursor: Option<String> = None;
     while ids.len() < wanted {
@@ -108,7 +107,7 @@ pub async fn ids_through_api(base_url: &str, wanted: usize, minimum: usize) -> R
     }
     for number in ids.len()..minimum {
         let body = format!(r#"{{"name":"Bench Seed {number}"}}"#);
-        let created = connection.send(Method::POST, "/v1/users", Some(&body)).await?;
+        let created = connection.send("POST", "/v1/users", &[], Some(&body)).await?;
         match created.json()["id"].as_str() {
             Some(id) if created.status == 201 => ids.push(id.to_owned()),
             _ => return Err(format!("POST /v1/users answered {}", created.status)),

@@ -8,10 +8,8 @@
 
 use std::time::{Duration, Instant};
 
-use hyper::Method;
-
-use crate::http::{Connection, contains};
 use crate::lag::LagRecord;
+use crate::support::http::Connection;
 
 /// Reads through B before a write, at most, to get it answering from its cache.
 const WARMING_READS: usize = 5;
@@ -22,8 +20,8 @@ pub async fn measure(writer: &str, reader: &str, ids: &[String], writes: u32, ta
     if ids.is_empty() {
         return Err("no user ids to write".to_owned());
     }
-    let mut to_writer = Connection::to(writer)?;
-    let mut to_reader = Connection::to(reader)?;
+    let mut to_writer = Connection::to_url(writer)?;
+    let mut to_reader = Connection::to_url(reader)?;
     let mut record = LagRecord {
         give_up_ms: GIVE_UP.as_millis() as u64,
         ..LagRecord::default()
@@ -38,7 +36,7 @@ pub async fn measure(writer: &str, reader: &str, ids: &[String], writes: u32, ta
         let body = format!(r#"{{"name":"{name}"}}"#);
         let needle = format!("\"{name}\"");
         record.writes += 1;
-        let written = to_writer.send(Method::PATCH, &path, Some(&body)).await?;
+        let written = to_writer.send("PATCH", &path, &[], Some(&body)).await?;
         let acknowledged = Instant::now();
         if written.status != 200 {
             record.failed_writes += 1;
@@ -87,4 +85,22 @@ async fn warm(reader: &mut Connection, path: &str) -> Result<bool, String> {
         }
     }
     Ok(false)
+}
+
+/// Whether `haystack` contains `needle`.
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && haystack.windows(needle.len()).any(|window| window == needle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn contains_finds_a_quoted_name_and_not_a_longer_one() {
+        let body = br#"{"id":"x","name":"lag-a-12","email":null}"#;
+        assert!(contains(body, br#""lag-a-12""#));
+        assert!(!contains(body, br#""lag-a-1""#));
+        assert!(!contains(body, b""));
+    }
 }

@@ -5,7 +5,7 @@
 //! A program of its own beside the service (as rust-analyzer keeps its chores in `xtask`), run by
 //! scripts/bench.sh (which builds the release binaries and installs oha). Reading order:
 //! `settings` (every setting, once), `scenarios` (every scenario and target, once), `run` (the
-//! order of a run), `data` (its database), `processes`, `http`, `lag_probe`, `machine` (CPU
+//! order of a run), `data` (its database), `processes`, `lag_probe`, `machine` (CPU
 //! accounting and the machine's description); then what is pure and unit-tested (`cargo test`
 //! runs their tests): `oha`, `limits`, `proc_stat`, `lag`, `results` (a run's folder) and `report`. Databases, free ports and the
 //! bench's own redis-server come from tests/support, shared with tests/api and tests/chaos.
@@ -17,7 +17,6 @@
 mod support;
 
 mod data;
-mod http;
 mod lag;
 mod lag_probe;
 mod limits;

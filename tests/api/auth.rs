@@ -561,7 +561,7 @@ async fn the_request_line_names_the_tokens_subject_and_nothing_logs_a_token() {
     let server = JwksServer::start(jwks(&[&key])).await;
     let database = crate::helpers::TestDatabase::create().await;
     let jwks_url = server.jwks_url();
-    let service = crate::service_process::ServiceProcess::on(
+    let service = crate::service_process::on(
         &database,
         &[
             ("AUTH_DISABLED", "false"),
@@ -609,19 +609,15 @@ async fn the_request_line_names_the_tokens_subject_and_nothing_logs_a_token() {
 #[tokio::test]
 async fn authentication_off_is_a_warning_at_start_up_and_said_by_ready() {
     let database = crate::helpers::TestDatabase::create().await;
-    let service = crate::service_process::ServiceProcess::on(
-        &database,
-        &[("AUTH_DISABLED", "true"), ("LOG_LEVEL", "warn")],
-        None,
-    )
-    .await;
+    let service =
+        crate::service_process::on(&database, &[("AUTH_DISABLED", "true"), ("LOG_LEVEL", "warn")], None).await;
 
-    let (status, ready) = service.get("/ready").await;
-    let (listed, _) = service.get("/v1/users").await;
+    let ready = service.get("/ready").await;
+    let listed = service.get("/v1/users").await;
     let finished = service.stop_with("TERM").await;
 
-    assert_eq!((status, listed), (200, 200), "{ready}");
-    assert_eq!(serde_json::from_str::<Value>(&ready).unwrap()["auth"], "disabled");
+    assert_eq!((ready.status, listed.status), (200, 200), "{}", ready.text());
+    assert_eq!(ready.json()["auth"], "disabled");
     let warning = finished
         .events()
         .into_iter()

@@ -12,7 +12,7 @@ use crate::helpers::{
     OwnRedis, Services, TestApp, TestDatabase, eventually, free_port, http_get_json, http_patch_json, http_post_json,
     http_text, signal, spawn_app, spawn_app_with,
 };
-use crate::service_process::ServiceProcess;
+use crate::service_process;
 use crate::support::proxy::Proxy;
 
 /// How long a recovered cache may take to serve hits again (the reconnect backoff is at most
@@ -384,7 +384,7 @@ async fn an_empty_value_or_a_lease_planted_without_expiry_never_keeps_a_user_out
 #[tokio::test]
 async fn a_200_mb_value_is_a_miss_and_never_read_into_memory() {
     let database = TestDatabase::create().await;
-    let service = ServiceProcess::on(&database, &[], None).await;
+    let service = service_process::on(&database, &[], None).await;
     let address = format!("http://127.0.0.1:{}", service.port);
     let created = http_post_json(&address, "/v1/users", &json!({"name": "Ada"})).await;
     let id = created["id"].as_str().unwrap().to_owned();
@@ -400,7 +400,7 @@ async fn a_200_mb_value_is_a_miss_and_never_read_into_memory() {
         let (status, body) = http_get_json(&address, &format!("/v1/users/{id}")).await;
         assert_eq!((status, body["name"].clone()), (200, json!("Ada")));
     }
-    let resident_kib = resident_kib(service.id());
+    let resident_kib = resident_kib(service.pid());
     let metrics = http_text(&address, "/metrics").await;
     drop(service);
     assert!(

@@ -7,7 +7,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use crate::helpers::{TestDatabase, eventually};
-use crate::service_process::ServiceProcess;
+use crate::service_process;
 
 /// The service's write-progress timeout (`server::write_timeout::WRITE_PROGRESS_TIMEOUT`).
 const WRITE_PROGRESS_TIMEOUT: Duration = Duration::from_secs(10);
@@ -35,7 +35,7 @@ async fn clients_that_stop_reading_are_dropped_after_the_write_timeout_and_their
         )
         .await
         .unwrap();
-    let service = ServiceProcess::on(&database, &[], None).await;
+    let service = service_process::on(&database, &[], None).await;
     let baseline = tcp_memory_pages();
 
     // Act: 100 connections each send 300 requests for a page of 100 users, and never read.
@@ -58,7 +58,7 @@ async fn clients_that_stop_reading_are_dropped_after_the_write_timeout_and_their
         tokio::time::sleep(Duration::from_millis(250)).await;
         peak = peak.max(tcp_memory_pages());
         let probe = Instant::now();
-        assert_eq!(service.get("/health").await.0, 200);
+        assert_eq!(service.get("/health").await.status, 200);
         probes.push((probe - started, probe.elapsed()));
     }
     let mut dropped_after = Vec::new();
@@ -109,7 +109,7 @@ async fn clients_that_stop_reading_are_dropped_after_the_write_timeout_and_their
 #[tokio::test]
 async fn with_256_descriptors_and_300_idle_connections_the_probes_are_answered_and_the_log_stays_short() {
     let database = TestDatabase::create().await;
-    let service = ServiceProcess::on(&database, &[("LOG_LEVEL", "info")], Some(256)).await;
+    let service = service_process::on(&database, &[("LOG_LEVEL", "info")], Some(256)).await;
     // 256 descriptors, less 64 + DB_POOL_SIZE (4) + DB_EXTRA_WRITE_CONNECTIONS (4) in reserve.
     assert!(
         service.stderr().contains(r#""max_connections":184"#),
@@ -135,7 +135,7 @@ async fn with_256_descriptors_and_300_idle_connections_the_probes_are_answered_a
         .await
         .unwrap();
         assert!(probe.status.success(), "{}", String::from_utf8_lossy(&probe.stderr));
-        assert_eq!(service.get("/health").await.0, 200);
+        assert_eq!(service.get("/health").await.status, 200);
     }
 
     let open = service.metric("gravity_http_connections_open").await;

@@ -5,9 +5,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 use crate::helpers::{OwnRedis, eventually, free_port, signal, spawn_app_with};
+use crate::support::http;
 use crate::support::proxy::Proxy;
 
 #[tokio::test]
@@ -149,7 +149,7 @@ async fn killed_backends_are_replaced_before_the_next_request() {
 #[tokio::test]
 async fn a_client_that_trickles_its_headers_is_dropped_and_others_are_served() {
     let app = spawn_app_with(|_| {}).await;
-    let mut slow = TcpStream::connect(("127.0.0.1", app.port)).await.unwrap();
+    let mut slow = http::connect(app.port).await;
     slow.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n").await.unwrap();
     assert_eq!(app.get("/health").await.status, 200, "others are served meanwhile");
     let mut buffer = [0u8; 256];
@@ -196,7 +196,7 @@ async fn hostile_requests_get_a_4xx_or_a_closed_connection_never_a_5xx() {
     ];
     for request in requests {
         let answer = raw_exchange(app.port, &request).await;
-        let status: u16 = answer.get(9..12).and_then(|code| code.parse().ok()).unwrap_or(0);
+        let status = http::status_of(&answer).unwrap_or(0);
         assert!(
             answer.is_empty() || (200..500).contains(&status),
             "{:?} → {:?}",
@@ -213,12 +213,11 @@ async fn hostile_requests_get_a_4xx_or_a_closed_connection_never_a_5xx() {
 
 /// Sends raw bytes, half-closes, and returns what came back (empty if the server closed).
 pub async fn raw_exchange(port: u16, request: &[u8]) -> String {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let mut stream = http::connect(port).await;
     let _ = stream.write_all(request).await;
     let _ = stream.shutdown().await;
-    let mut answer = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer)).await;
-    String::from_utf8_lossy(&answer).into_owned()
+    let answer = http::read_until_closed(&mut stream, Duration::from_secs(10)).await;
+    String::from_utf8_lossy(&answer.unwrap_or_else(|so_far| so_far)).into_owned()
 }
 
 /// POSTs a body with chunked transfer encoding (no Content-Length) and returns the answer.

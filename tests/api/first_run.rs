@@ -7,12 +7,11 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use gravity_bff::db::migrate::{MIGRATIONS, Migrator};
-use serde_json::Value;
 
-use crate::faults::raw_exchange;
 use crate::helpers::{TestDatabase, free_port};
-use crate::service_process::ServiceProcess;
+use crate::service_process;
 use crate::shutdown::BINARY;
+use crate::support::http;
 use crate::support::services::{Services, ThrowawayDatabase};
 
 fn run(arguments: &[&str], vars: &[(String, String)]) -> Output {
@@ -102,38 +101,39 @@ async fn an_unreachable_postgres_is_named_with_db_host_and_db_port() {
 #[tokio::test]
 async fn a_database_that_answers_but_was_never_migrated_is_not_called_unreachable() {
     let database = TestDatabase::create_empty().await;
-    let service = ServiceProcess::on(&database, &[], None).await;
+    let service = service_process::on(&database, &[], None).await;
 
-    let (status, body) = service.get("/ready").await;
-    assert_eq!(status, 503, "{body}");
-    let ready: Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(ready["postgres"], "schema_behind", "{body}");
+    let ready = service.get("/ready").await;
+    assert_eq!(ready.status, 503, "{}", ready.text());
+    let ready = ready.json();
+    assert_eq!(ready["postgres"], "schema_behind", "{ready}");
     let detail = ready["detail"].as_str().unwrap();
     assert!(detail.contains("0001_initial_schema"), "{detail}");
     assert!(detail.contains("gravity-bff migrate up"), "{detail}");
 
     // A write and a read say the same, and nothing was written.
-    let body = r#"{"name":"Ada"}"#;
-    let request = format!(
-        "POST /v1/users HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    let answer = raw_exchange(service.port, request.as_bytes()).await;
-    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
-    assert!(answer.contains("0001_initial_schema"), "{answer}");
-    let (status, body) = service.get("/v1/users/5b6c1f0e-9a7d-4c3b-8e21-0f4d6a7b8c9d").await;
-    assert_eq!(status, 503);
-    assert!(body.contains("gravity-bff migrate up"), "{body}");
+    let write = http::request(service.port, "POST", "/v1/users", &[], Some(r#"{"name":"Ada"}"#))
+        .await
+        .unwrap();
+    assert_eq!(write.status, 503, "{}", write.text());
+    assert!(write.text().contains("0001_initial_schema"), "{}", write.text());
+    let read = service.get("/v1/users/5b6c1f0e-9a7d-4c3b-8e21-0f4d6a7b8c9d").await;
+    assert_eq!(read.status, 503);
+    assert!(read.text().contains("gravity-bff migrate up"), "{}", read.text());
 
     // Migrating is all it takes: the running service becomes ready by itself.
     database.migrate().await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let (status, body) = service.get("/ready").await;
-        if status == 200 {
+        let ready = service.get("/ready").await;
+        if ready.status == 200 {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "still not ready: {body}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "still not ready: {}",
+            ready.text()
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -145,11 +145,11 @@ async fn a_database_one_migration_behind_names_the_missing_migration() {
     migrator.down(1).await.unwrap();
     let latest = MIGRATIONS.last().unwrap();
 
-    let service = ServiceProcess::on(&database, &[], None).await;
-    let (status, body) = service.get("/ready").await;
-    assert_eq!(status, 503, "{body}");
+    let service = service_process::on(&database, &[], None).await;
+    let ready = service.get("/ready").await;
+    assert_eq!(ready.status, 503, "{}", ready.text());
     let wanted = format!("migration {:04}_{} is not applied", latest.version, latest.name);
-    assert!(body.contains(&wanted), "{body}");
+    assert!(ready.text().contains(&wanted), "{}", ready.text());
 }
 
 #[test]

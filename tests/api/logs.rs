@@ -4,27 +4,27 @@
 
 use serde_json::Value;
 
-use crate::faults::raw_exchange;
 use crate::helpers::{Services, TestDatabase, free_port};
-use crate::service_process::ServiceProcess;
+use crate::service_process;
+use crate::support::http;
 
 const CALLER_TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 
 #[tokio::test]
 async fn a_503_is_logged_at_warn_with_its_cause_when_only_warnings_are_logged() {
     let closed_port = free_port();
-    let service = ServiceProcess::start(settings(&[
+    let service = service_process::start(settings(&[
         ("DB_PORT", &closed_port.to_string()),
         ("REDIS_HOST", ""),
         ("LOG_LEVEL", "warn"),
     ]))
     .await;
 
-    let failed = get(service.port, "/v1/users/5b6c1f0e-9a7d-4c3b-8e21-0f4d6a7b8c9d", &[]).await;
-    let healthy = get(service.port, "/health", &[]).await;
+    let failed = service.get("/v1/users/5b6c1f0e-9a7d-4c3b-8e21-0f4d6a7b8c9d").await;
+    let healthy = service.get("/health").await;
     let finished = service.stop_with("TERM").await;
 
-    assert_eq!((status(&failed), status(&healthy)), (503, 200));
+    assert_eq!((failed.status, healthy.status), (503, 200));
     assert!(finished.status.success(), "{:?}", finished.status);
     let lines = finished.request_lines();
     assert_eq!(lines.len(), 1, "only the 503 is logged at warn:\n{}", finished.stdout);
@@ -46,11 +46,11 @@ async fn probes_that_pass_are_logged_at_debug_and_probes_that_fail_at_warn() {
             ("LOG_LEVEL", level),
         ])
     };
-    let service = ServiceProcess::start(at("info")).await;
-    let passing = get(service.port, "/health", &[]).await;
-    let failing = get(service.port, "/ready", &[]).await;
+    let service = service_process::start(at("info")).await;
+    let passing = service.get("/health").await;
+    let failing = service.get("/ready").await;
     let finished = service.stop_with("TERM").await;
-    assert_eq!((status(&passing), status(&failing)), (200, 503));
+    assert_eq!((passing.status, failing.status), (200, 503));
     let routes: Vec<_> = finished
         .request_lines()
         .iter()
@@ -58,8 +58,8 @@ async fn probes_that_pass_are_logged_at_debug_and_probes_that_fail_at_warn() {
         .collect();
     assert_eq!(routes, [("/ready".into(), "warn".into())], "{}", finished.stdout);
 
-    let service = ServiceProcess::start(at("debug")).await;
-    get(service.port, "/health", &[]).await;
+    let service = service_process::start(at("debug")).await;
+    service.get("/health").await;
     let finished = service.stop_with("TERM").await;
     let lines = finished.request_lines();
     let probe = lines
@@ -74,18 +74,16 @@ async fn request_lines_carry_the_callers_trace_under_the_names_shippers_know() {
     let database = TestDatabase::create().await;
     let mut vars = database.services.vars(&database.name, &database.name);
     vars.push(("LOG_LEVEL".into(), "info".into()));
-    let service = ServiceProcess::start(vars).await;
+    let service = service_process::start(vars).await;
     let traceparent = format!("00-{CALLER_TRACE_ID}-00f067aa0ba902b7-01");
 
-    let answer = get(
-        service.port,
-        "/openapi.json",
-        &[("traceparent", &traceparent), ("x-request-id", "logs-1")],
-    )
-    .await;
+    let headers = [("traceparent", traceparent.as_str()), ("x-request-id", "logs-1")];
+    let answer = http::request(service.port, "GET", "/openapi.json", &headers, None)
+        .await
+        .unwrap();
     let finished = service.stop_with("TERM").await;
 
-    let sent = header(&answer, "traceparent").expect("traceparent is returned");
+    let sent = answer.header("traceparent").expect("traceparent is returned");
     let [version, trace_id, span_id, flags] = sent.split('-').collect::<Vec<_>>()[..] else {
         panic!("{sent}")
     };
@@ -118,7 +116,7 @@ async fn request_lines_carry_the_callers_trace_under_the_names_shippers_know() {
 #[tokio::test]
 async fn events_write_numbers_as_json_numbers() {
     // The most MAX_CONNECTIONS allows, more than any descriptor limit leaves room for: a warning.
-    let service = ServiceProcess::start(settings(&[
+    let service = service_process::start(settings(&[
         ("LOG_LEVEL", "info"),
         ("REDIS_HOST", ""),
         ("MAX_CONNECTIONS", "1048576"),
@@ -149,25 +147,4 @@ fn settings(replaced: &[(&str, &str)]) -> Vec<(String, String)> {
         vars.push(((*name).to_owned(), (*value).to_owned()));
     }
     vars
-}
-
-async fn get(port: u16, path: &str, headers: &[(&str, &str)]) -> String {
-    let mut request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n");
-    for (name, value) in headers {
-        request.push_str(&format!("{name}: {value}\r\n"));
-    }
-    request.push_str("\r\n");
-    raw_exchange(port, request.as_bytes()).await
-}
-
-fn status(answer: &str) -> u16 {
-    answer.get(9..12).and_then(|code| code.parse().ok()).unwrap_or(0)
-}
-
-fn header<'a>(answer: &'a str, name: &str) -> Option<&'a str> {
-    let head = answer.split("\r\n\r\n").next()?;
-    head.lines().skip(1).find_map(|line| {
-        let (field, value) = line.split_once(':')?;
-        field.eq_ignore_ascii_case(name).then(|| value.trim())
-    })
 }

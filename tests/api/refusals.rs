@@ -6,12 +6,12 @@ use std::time::Duration;
 
 use crate::helpers::{TestDatabase, eventually};
 use crate::hostile::exchange;
-use crate::service_process::ServiceProcess;
+use crate::service_process::{self, Service};
 
 #[tokio::test]
 async fn requests_refused_before_routing_are_counted_and_logged_with_their_status() {
     let database = TestDatabase::create().await;
-    let service = ServiceProcess::on(&database, &[("LOG_LEVEL", "info")], None).await;
+    let service = service_process::on(&database, &[("LOG_LEVEL", "info")], None).await;
     let post = "POST /v1/users HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n";
     let many_headers: String = (0..101).map(|number| format!("X-{number}: y\r\n")).collect();
     let cases: Vec<(&str, Vec<u8>, u16, &str)> = vec![
@@ -126,13 +126,13 @@ async fn requests_refused_before_routing_are_counted_and_logged_with_their_statu
     logged.sort();
     expected.sort();
     assert_eq!(logged, expected, "{lines:?}");
-    assert_eq!(service.get("/health").await.0, 200, "the service is still fine");
+    assert_eq!(service.get("/health").await.status, 200, "the service is still fine");
 }
 
 #[tokio::test]
 async fn a_target_over_8_kib_is_a_414_problem_from_the_service() {
     let database = TestDatabase::create().await;
-    let service = ServiceProcess::on(&database, &[("LOG_LEVEL", "info")], None).await;
+    let service = service_process::on(&database, &[("LOG_LEVEL", "info")], None).await;
     let at_limit = format!("/v1/users?cursor={}", "a".repeat(8192 - "/v1/users?cursor=".len()));
     let over = format!("{at_limit}b");
     let request =
@@ -168,7 +168,7 @@ async fn a_target_over_8_kib_is_a_414_problem_from_the_service() {
     );
 }
 
-fn unmatched_lines(service: &ServiceProcess) -> Vec<serde_json::Value> {
+fn unmatched_lines(service: &Service) -> Vec<serde_json::Value> {
     service
         .request_lines()
         .into_iter()

@@ -3,10 +3,11 @@
 //! and either form given twice, or a file it cannot read, stops it with exit 2 and one line.
 
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use crate::helpers::{OwnRedis, TestDatabase, eventually, free_port, http_get_json, wait_until_serving};
+use crate::helpers::{OwnRedis, TestDatabase, eventually, free_port, http_get_json};
+use crate::service_process;
 use crate::shutdown::BINARY;
 
 const REDIS_SECRET: &str = "redis-file-S3cret";
@@ -39,11 +40,9 @@ async fn the_server_authenticates_with_passwords_read_from_files() {
     let database = TestDatabase::create().await;
     let redis = OwnRedis::start_with(free_port(), &["--requirepass", REDIS_SECRET]);
     let secrets = SecretDir::create();
-    let port = free_port();
     let mut vars = database.services.vars(&database.name, &database.name);
-    vars.retain(|(name, _)| !matches!(name.as_str(), "API_PORT" | "DB_PASSWORD" | "REDIS_PORT"));
+    vars.retain(|(name, _)| !matches!(name.as_str(), "DB_PASSWORD" | "REDIS_PORT"));
     vars.extend([
-        ("API_PORT".to_owned(), port.to_string()),
         (
             "DB_PASSWORD_FILE".to_owned(),
             secrets.file("db_password", &format!("{}\n", database.services.pg_password)),
@@ -54,18 +53,11 @@ async fn the_server_authenticates_with_passwords_read_from_files() {
             secrets.file("redis_password", &format!("{REDIS_SECRET}\n")),
         ),
     ]);
-    let mut server = Command::new(BINARY)
-        .env_clear()
-        .envs(vars)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_until_serving(port, Duration::from_secs(15)).await;
+    let server = service_process::start(vars).await;
 
     // This Redis refuses every command until AUTH succeeds: "ok" means the file's password, without
     // its line break, was sent.
-    let address = format!("http://127.0.0.1:{port}");
+    let address = server.url();
     let ready = eventually(Duration::from_secs(10), async || {
         http_get_json(&address, "/ready").await
             == (
@@ -75,8 +67,7 @@ async fn the_server_authenticates_with_passwords_read_from_files() {
     })
     .await;
     let last = http_get_json(&address, "/ready").await;
-    server.kill().unwrap();
-    server.wait().unwrap();
+    drop(server);
     assert!(ready, "last /ready: {last:?}");
 }
 

@@ -4,14 +4,15 @@
 //! everything it wrote or answered is searched for the markers: stdout, stderr, every response
 //! status line, header and body, `/metrics`. A client's payload must not reach the log either.
 
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::AsyncWriteExt;
 
 use crate::helpers::{OwnRedis, Services, free_port};
+use crate::service_process;
 use crate::shutdown::BINARY;
+use crate::support::http;
 
 /// URL-special characters too, in case anything ever builds a connection string from them.
 const DB_SECRET: &str = "db-S3cret:p@ss/w0rd?#%41-7d1e";
@@ -24,15 +25,8 @@ async fn passwords_never_appear_in_logs_bodies_headers_or_metrics() {
     let redis_port = free_port();
     // A Redis that wants a password other than the service's, so AUTH fails.
     let _redis = OwnRedis::start_with(redis_port, &["--requirepass", "not-the-configured-one"]);
-    let port = free_port();
-    let child = Command::new(BINARY)
-        .env_clear()
-        .envs(settings(port, redis_port))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    crate::helpers::wait_until_serving(port, Duration::from_secs(15)).await;
+    let service = service_process::start(settings(redis_port)).await;
+    let port = service.port;
 
     let mut answers = String::new();
     let id = "5b6c1f0e-9a7d-4c3b-8e21-0f4d6a7b8c9d";
@@ -77,17 +71,8 @@ async fn passwords_never_appear_in_logs_bodies_headers_or_metrics() {
     );
     assert!(answers.contains("HTTP/1.1 422"), "the error paths ran");
 
-    let signalled = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(signalled.success());
-    let output = tokio::task::spawn_blocking(move || child.wait_with_output())
-        .await
-        .unwrap()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let finished = service.stop_with("TERM").await;
+    let (stdout, stderr) = (finished.stdout, finished.stderr);
     assert!(
         stderr.contains("postgres connection failed"),
         "the Postgres error was logged:\n{stderr}"
@@ -144,7 +129,7 @@ fn bad_settings_and_failed_migrations_name_the_problem_without_the_secret() {
         ),
     ];
     for (name, overrides, arguments) in cases {
-        let mut env = settings(free_port(), redis_port);
+        let mut env = settings(redis_port);
         for (key, value) in overrides {
             env.retain(|(existing, _)| existing != key);
             env.push((key.to_owned(), value));
@@ -175,10 +160,10 @@ fn bad_settings_and_failed_migrations_name_the_problem_without_the_secret() {
 type SettingsCase = (&'static str, Vec<(&'static str, String)>, Vec<&'static str>);
 
 /// The service's settings: Postgres on a port nothing listens on, the secrets set.
-fn settings(port: u16, redis_port: u16) -> Vec<(String, String)> {
+fn settings(redis_port: u16) -> Vec<(String, String)> {
     let services = Services::from_env();
     [
-        ("API_PORT", port.to_string()),
+        ("API_PORT", free_port().to_string()),
         ("DB_HOST", services.pg_host),
         ("DB_PORT", free_port().to_string()),
         ("DB_USER", services.pg_user),
@@ -199,14 +184,13 @@ fn settings(port: u16, redis_port: u16) -> Vec<(String, String)> {
 
 /// One request on its own connection; returns the whole answer (status line, headers, body).
 async fn raw_request(port: u16, method: &str, path: &str, content_type: Option<&str>, body: &str) -> String {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let mut stream = http::connect(port).await;
     let mut request = format!("{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n");
     if let Some(content_type) = content_type {
         request.push_str(&format!("Content-Type: {content_type}\r\n"));
     }
     request.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
     let _ = stream.write_all(request.as_bytes()).await;
-    let mut answer = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer)).await;
-    String::from_utf8_lossy(&answer).into_owned()
+    let answer = http::read_until_closed(&mut stream, Duration::from_secs(10)).await;
+    String::from_utf8_lossy(&answer.unwrap_or_else(|so_far| so_far)).into_owned()
 }

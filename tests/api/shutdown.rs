@@ -1,17 +1,13 @@
 //! SIGTERM and SIGHUP with requests in flight, against the real binary (as PID 1 in a container
 //! would get them).
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::helpers::{
-    TestDatabase, eventually, free_port, http_get_json, http_request, lock_rows, wait_for_lock_waits,
-};
-use crate::service_process::ServiceProcess;
+use crate::helpers::{TestDatabase, eventually, http_get_json, http_request, lock_rows, signal, wait_for_lock_waits};
+use crate::service_process;
 
 pub const BINARY: &str = env!("CARGO_BIN_EXE_gravity-bff");
 
@@ -27,19 +23,8 @@ async fn sighup_is_handled_like_sigterm() {
 
 async fn drains_in_flight_requests_and_exits_0_on(signal_name: &str) {
     let database = TestDatabase::create().await;
-    let port = free_port();
-    let mut vars = database.services.vars(&database.name, &database.name);
-    vars.retain(|(name, _)| name != "API_PORT" && name != "LOG_LEVEL");
-    let child = Command::new(BINARY)
-        .env_clear()
-        .envs(vars)
-        .env("API_PORT", port.to_string())
-        .env("LOG_LEVEL", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    crate::helpers::wait_until_serving(port, Duration::from_secs(10)).await;
+    let service = service_process::on(&database, &[("LOG_LEVEL", "info")], None).await;
+    let port = service.port;
 
     // A request whose head has arrived but whose body is still on its way: in flight.
     let body = br#"{"name":"in flight"}"#;
@@ -52,11 +37,7 @@ async fn drains_in_flight_requests_and_exits_0_on(signal_name: &str) {
     in_flight.write_all(&body[..5]).await.unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
 
-    let signalled = Command::new("kill")
-        .args([format!("-{signal_name}"), child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(signalled.success());
+    signal(service.pid(), signal_name);
     let refused = crate::helpers::eventually(Duration::from_secs(2), async || {
         TcpStream::connect(("127.0.0.1", port)).await.is_err()
     })
@@ -75,20 +56,19 @@ async fn drains_in_flight_requests_and_exits_0_on(signal_name: &str) {
         "the in-flight request completed: {answer}"
     );
 
-    let exit = tokio::task::spawn_blocking(move || child.wait_with_output())
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(exit.status.success(), "exit code 0, got {:?}", exit.status);
-    let stderr = String::from_utf8(exit.stderr).unwrap();
+    let finished = service.wait().await;
+    assert!(finished.status.success(), "exit code 0, got {:?}", finished.status);
     assert!(
-        stderr.lines().any(|line| line.contains(r#""message":"stopped""#)),
-        "the stopped event is logged:\n{stderr}"
+        finished
+            .stderr
+            .lines()
+            .any(|line| line.contains(r#""message":"stopped""#)),
+        "the stopped event is logged:\n{}",
+        finished.stderr
     );
-    let stdout = String::from_utf8(exit.stdout).unwrap();
-    let posted = BufReader::new(stdout.as_bytes())
-        .lines()
-        .map(|line| serde_json::from_str::<serde_json::Value>(&line.unwrap()).expect("stdout holds only JSON lines"))
+    let posted = finished
+        .request_lines()
+        .into_iter()
         .find(|line| line["http.request.method"] == "POST")
         .expect("the in-flight request was logged");
     assert_eq!(posted["http.response.status_code"], 201);
@@ -118,7 +98,7 @@ async fn a_delete_still_waiting_when_the_grace_runs_out_is_never_contradicted_by
 /// as it was cached before.
 async fn a_write_abandoned_at_shutdown_that_commits_later_is_never_contradicted(method: hyper::Method) {
     let database = TestDatabase::create().await;
-    let service = ServiceProcess::on(&database, &[("SHUTDOWN_GRACE_SECONDS", "1")], None).await;
+    let service = service_process::on(&database, &[("SHUTDOWN_GRACE_SECONDS", "1")], None).await;
     let address = format!("http://127.0.0.1:{}", service.port);
     let created = crate::helpers::http_post_json(&address, "/v1/users", &serde_json::json!({"name": "before"})).await;
     let id = created["id"].as_str().unwrap().to_owned();
@@ -171,7 +151,7 @@ async fn a_write_abandoned_at_shutdown_that_commits_later_is_never_contradicted(
         "the statement sent before the exit committed once the lock was gone"
     );
 
-    let replica = ServiceProcess::on(&database, &[], None).await;
+    let replica = service_process::on(&database, &[], None).await;
     let replica_address = format!("http://127.0.0.1:{}", replica.port);
     for _ in 0..3 {
         let read = http_request(&replica_address, hyper::Method::GET, &path, &[], b"").await;

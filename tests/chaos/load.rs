@@ -1,28 +1,22 @@
 //! The load: a fixed request rate spread over keep-alive connections, every outcome recorded.
 //!
-//! Each worker owns one HTTP/1.1 connection (hyper's client connection, so responses are parsed
-//! properly) and sends on a fixed tick. A tick that finds no connection opens one; a refused
+//! Each worker owns one keep-alive HTTP/1.1 connection (tests/support/http.rs) and sends on a
+//! fixed tick. A tick that finds no connection opens one; a refused
 //! connect, a broken connection and a client-side timeout are outcomes of their own, so nothing a
 //! fault does to a request goes uncounted. The rate is fixed rather than "as fast as possible" so
 //! the service is under steady, comparable load and the two cores stay free for the faults.
 
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::client::conn::http1::SendRequest;
-use hyper::header::{CONTENT_TYPE, HOST, LOCATION};
-use hyper::{Method, Request};
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
+use hyper::Method;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::mix::{Draw, Intent, Mix, Planned};
+use crate::support::http::{Connection, Failure};
 
 /// Longer than the service's own 10 s request deadline: a request still unanswered by then hangs.
 pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(12);
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Answer {
@@ -61,13 +55,12 @@ pub struct Load {
 
 struct Worker {
     index: usize,
-    port: u16,
     mix: Mix,
     random: u64,
     sequence: u64,
     /// Users this worker created and may patch or delete (soak only).
     created: Vec<String>,
-    connection: Option<SendRequest<Full<Bytes>>>,
+    connection: Connection,
 }
 
 impl Load {
@@ -80,12 +73,11 @@ impl Load {
             .map(|index| {
                 let worker = Worker {
                     index,
-                    port,
                     mix: mix.clone(),
                     random: 0x9E37_79B9_7F4A_7C15 ^ (index as u64 + 1).wrapping_mul(0xBF58_476D_1CE4_E5B9),
                     sequence: 0,
                     created: Vec::new(),
-                    connection: None,
+                    connection: Connection::to("127.0.0.1", port).with_timeout(CLIENT_TIMEOUT),
                 };
                 // Workers start spread over one period, so the rate is smooth rather than bursty.
                 let offset = period.mul_f64(index as f64 / connections as f64);
@@ -173,65 +165,32 @@ impl Worker {
     }
 
     async fn send(&mut self, planned: &Planned) -> (Answer, Option<String>) {
-        let mut sender = match self.ready_connection().await {
-            Ok(sender) => sender,
-            Err(answer) => return (answer, None),
-        };
-        let body = planned.body.clone().map(Bytes::from).unwrap_or_default();
-        let mut request = Request::builder()
-            .method(planned.method.clone())
-            .uri(&planned.path)
-            .header(HOST, "127.0.0.1")
-            .header("x-request-id", format!("chaos-{}-{}", self.index, self.sequence));
-        if let Some(content_type) = planned.content_type {
-            request = request.header(CONTENT_TYPE, content_type);
-        }
-        let request = request.body(Full::new(body)).expect("a well-formed request");
-        let exchange = async {
-            let response = sender.send_request(request).await?;
-            let (parts, body) = response.into_parts();
-            body.collect().await?;
-            Ok::<_, hyper::Error>(parts)
-        };
-        match tokio::time::timeout(CLIENT_TIMEOUT, exchange).await {
-            Ok(Ok(parts)) => {
-                self.connection = Some(sender);
-                let header = |name| {
-                    parts
-                        .headers
-                        .get(name)
-                        .and_then(|value: &hyper::header::HeaderValue| value.to_str().ok())
-                };
+        let request_id = format!("chaos-{}-{}", self.index, self.sequence);
+        let body = planned
+            .body
+            .as_deref()
+            .map(|body| (planned.content_type.unwrap_or_default(), body.as_bytes()));
+        let sent = self
+            .connection
+            .send_body(
+                planned.method.as_str(),
+                &planned.path,
+                &[("x-request-id", &request_id)],
+                body,
+            )
+            .await;
+        match sent {
+            Ok(response) => {
                 let answer = Answer::Status {
-                    code: parts.status.as_u16(),
-                    cache_hit: header("x-cache") == Some("HIT"),
-                    problem: header(CONTENT_TYPE.as_str()) == Some("application/problem+json"),
+                    code: response.status,
+                    cache_hit: response.header("x-cache") == Some("HIT"),
+                    problem: response.header("content-type") == Some("application/problem+json"),
                 };
-                (answer, header(LOCATION.as_str()).map(str::to_owned))
+                (answer, response.header("location").map(str::to_owned))
             }
-            Ok(Err(_)) => (Answer::Broken, None),
-            Err(_) => (Answer::TimedOut, None),
-        }
-    }
-
-    /// The worker's connection, opened anew when there is none or the server closed it while idle.
-    async fn ready_connection(&mut self) -> Result<SendRequest<Full<Bytes>>, Answer> {
-        if let Some(mut sender) = self.connection.take()
-            && !sender.is_closed()
-            && sender.ready().await.is_ok()
-        {
-            return Ok(sender);
-        }
-        let connect = async {
-            let stream = TcpStream::connect(("127.0.0.1", self.port)).await.ok()?;
-            let _ = stream.set_nodelay(true);
-            let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.ok()?;
-            tokio::spawn(connection);
-            Some(sender)
-        };
-        match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
-            Ok(Some(sender)) => Ok(sender),
-            _ => Err(Answer::Refused),
+            Err(Failure::Refused(_)) => (Answer::Refused, None),
+            Err(Failure::Broken(_)) => (Answer::Broken, None),
+            Err(Failure::TimedOut) => (Answer::TimedOut, None),
         }
     }
 }

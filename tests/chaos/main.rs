@@ -5,7 +5,8 @@
 //! database of its own in that cluster and a fresh service process, drives load with the client
 //! in `load` (requests from `mix`, answers counted by `tally`), injects its fault, and checks
 //! counted outcomes; `report` prints the figures and writes them as Markdown (the source of the
-//! tables in docs/RELIABILITY.md). `processes` runs the service; the private cluster and Redis come from tests/support.
+//! tables in docs/RELIABILITY.md). The service runs, and is spoken to, through tests/support (`service`, `http`), which also
+//! has the private cluster and Redis.
 //!
 //! Settings (environment): `CHAOS_BINARY` the service binary (required); `PG_BIN` the
 //! directory of initdb/pg_ctl (default the newest /usr/lib/postgresql/*/bin, as for tests/api); `CHAOS_RATE` requests per
@@ -17,7 +18,6 @@ mod support;
 
 mod load;
 mod mix;
-mod processes;
 mod report;
 mod scenarios;
 mod tally;
@@ -27,10 +27,10 @@ use std::process::{Command, ExitCode};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use processes::Service;
 use report::Report;
 use support::cluster::Cluster;
 use support::redis_server::OwnRedis;
+use support::service::{Launch, Service};
 
 /// What every scenario shares: the binary, the cluster, the load settings.
 pub struct Harness {
@@ -68,8 +68,7 @@ impl Harness {
             "migrate up failed: {}",
             String::from_utf8_lossy(&migrated.stderr)
         );
-        let log = self.logs.join(format!("{scenario}.log"));
-        let service = Service::start(&self.binary, &env, log).await;
+        let service = self.launch(env, &format!("{scenario}.log")).await;
         Started { service, database }
     }
 
@@ -83,7 +82,19 @@ impl Harness {
         extra: &[(&str, &str)],
     ) -> Service {
         let env = self.service_env(scenario, redis, extra);
-        Service::start(&self.binary, &env, self.logs.join(format!("{scenario}-{replica}.log"))).await
+        self.launch(env, &format!("{scenario}-{replica}.log")).await
+    }
+
+    /// The binary with `env`, its stdout and stderr both in `logs/{log}`.
+    async fn launch(&self, env: Vec<(String, String)>, log: &str) -> Service {
+        let log = self.logs.join(log);
+        Launch {
+            output: Some((log.clone(), log)),
+            ..Launch::new(&self.binary, env)
+        }
+        .start()
+        .await
+        .unwrap_or_else(|error| panic!("{error}"))
     }
 
     fn service_env(&self, scenario: &str, redis: Option<&OwnRedis>, extra: &[(&str, &str)]) -> Vec<(String, String)> {

@@ -8,9 +8,11 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod http;
 pub mod issuer;
 pub mod proxy;
 pub mod redis_server;
+pub mod service;
 pub mod services;
 
 use std::process::Command;

@@ -4,11 +4,11 @@
 use tokio::process::Command;
 
 use super::{Bench, log};
-use crate::http::Connection;
 use crate::lag_probe;
 use crate::processes::run_to_file;
 use crate::results::{cpu_file, lag_file, oha_file, write_json};
 use crate::scenarios::{CREATE_BODY, Instance, Load, Method, Path as UrlPath, Scenario, mixed_split};
+use crate::support::http::Connection;
 
 impl Bench<'_> {
     /// One oha scenario, or `mixed`'s two at once, with CPU counted around them.
@@ -137,7 +137,10 @@ impl Bench<'_> {
     /// the scenario measures a warm cache; returns how many answered from the cache in the last
     /// pass, as "hits/ids".
     async fn warm(&self, base_url: &str, passes: usize, authorization: Option<&str>) -> Result<String, String> {
-        let mut connection = Connection::to(base_url)?.with_authorization(authorization);
+        let mut connection = Connection::to_url(base_url)?;
+        if let Some(authorization) = authorization {
+            connection = connection.with_header("Authorization", authorization);
+        }
         let hot = &self.ids[..self.ids.len().min(self.settings.hot_ids as usize)];
         let mut hits = 0;
         let mut failed = 0;

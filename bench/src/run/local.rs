@@ -7,12 +7,15 @@ use super::{Bench, log};
 use crate::data::SeededDatabase;
 use crate::machine::redis_version_and_pid;
 use crate::proc_stat::memory_kib;
-use crate::processes::{Server, supports_setting};
+use crate::processes::supports_setting;
 use crate::scenarios::{AUTH_SETTING, Instance, LOCAL_ENTRIES_SETTING, SCENARIOS, Scenario};
 use crate::support::issuer::{AUDIENCE, Algorithm, ISSUER, SigningKey, claims, jwks, now, with};
 use crate::support::redis_server::OwnRedis;
+use crate::support::service::{Launch, Service};
 use crate::support::services::Services;
 
+/// How long an instance has to drain its connections after SIGTERM before it is killed.
+const STOP_GRACE: Duration = Duration::from_secs(5);
 /// How long the authenticated instance's token is valid: longer than any run.
 const TOKEN_LIFETIME_SECONDS: u64 = 24 * 3600;
 
@@ -27,7 +30,7 @@ struct Local {
     /// Whether Redis is the bench's own `redis-server`.
     own_redis: bool,
     /// The cached instance, when a wanted scenario uses it.
-    main: Option<Server>,
+    main: Option<Service>,
 }
 
 impl Local {
@@ -137,7 +140,7 @@ impl Bench<'_> {
         if let Some(main) = local.main.take() {
             self.meta.memory.end_rss_kib = memory_kib(main.pid(), "VmRSS");
             self.meta.memory.peak_rss_kib = memory_kib(main.pid(), "VmHWM");
-            main.process.stop().await;
+            main.terminate(STOP_GRACE).await;
         }
         log("cleaning up: the database, its Redis keys and every process of the run");
         drop(database);
@@ -180,19 +183,16 @@ impl Bench<'_> {
                     .main
                     .as_ref()
                     .expect("the cached instance runs when a scenario needs it");
-                self.load(scenario, &main.url, &[main.pid()]).await
+                self.load(scenario, &main.url(), &[main.pid()]).await
             }
             Instance::Bare => {
                 let port = self.port(2);
-                let bare = Server::start(
-                    &self.settings.bare_binary,
-                    &[("BARE_PORT".to_owned(), port.to_string())],
-                    port,
-                    "/health",
-                    Path::new("/dev/null"),
-                    &self.folder,
-                )
-                .await;
+                let launch = Launch {
+                    port: Some(port),
+                    port_variable: "BARE_PORT",
+                    ..Launch::new(&self.settings.bare_binary, Vec::new())
+                };
+                let bare = self.start_server(launch, Path::new("/dev/null")).await;
                 self.on_instance_of_its_own(scenario, bare).await.map(drop)
             }
             Instance::CacheOff => {
@@ -224,13 +224,13 @@ impl Bench<'_> {
                 let a = self.start_service("lag A (writes)", &env_a, port_a).await?;
                 let outcome = match self.start_service("lag B (reads)", &env_b, port_b).await {
                     Ok(b) => {
-                        let outcome = self.lag(scenario, &a.url, &b.url).await;
-                        b.process.stop().await;
+                        let outcome = self.lag(scenario, &a.url(), &b.url()).await;
+                        b.terminate(STOP_GRACE).await;
                         outcome
                     }
                     Err(error) => Err(error),
                 };
-                a.process.stop().await;
+                a.terminate(STOP_GRACE).await;
                 outcome
             }
         }
@@ -260,12 +260,12 @@ impl Bench<'_> {
     async fn on_instance_of_its_own(
         &mut self,
         scenario: &Scenario,
-        started: Result<Server, String>,
+        started: Result<Service, String>,
     ) -> Result<Option<u64>, String> {
         let server = started?;
-        let outcome = self.load(scenario, &server.url, &[server.pid()]).await;
+        let outcome = self.load(scenario, &server.url(), &[server.pid()]).await;
         let peak = memory_kib(server.pid(), "VmHWM");
-        server.process.stop().await;
+        server.terminate(STOP_GRACE).await;
         outcome.map(|()| peak)
     }
 }

@@ -9,15 +9,16 @@ mod load;
 mod local;
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use crate::data::ids_through_api;
 use crate::machine::{Accounting, busiest, load_average, ticks_per_second};
 use crate::proc_stat::memory_kib;
-use crate::processes::Server;
 use crate::results::{Meta, write_json};
 use crate::scenarios::{Instance, SCENARIOS, Scenario};
 use crate::settings::Settings;
 use crate::support::free_port;
+use crate::support::service::{Launch, Service};
 
 pub fn log(message: &str) {
     let now = time::OffsetDateTime::now_utc();
@@ -122,16 +123,29 @@ impl Bench<'_> {
         self.settings.port.map_or_else(free_port, |first| first + offset)
     }
 
-    async fn start_service(&self, what: &str, env: &[(String, String)], port: u16) -> Result<Server, String> {
+    /// An instance of the binary on `port`, started once `/ready` answers 200; its stdout goes
+    /// to `BENCH_SERVICE_LOG`.
+    async fn start_service(&self, what: &str, env: &[(String, String)], port: u16) -> Result<Service, String> {
         log(&format!("starting the {what} instance on port {port}"));
-        Server::start(
-            &self.settings.binary,
-            env,
-            port,
-            "/ready",
-            &self.settings.service_log,
-            &self.folder,
-        )
+        let launch = Launch {
+            port: Some(port),
+            ready_path: "/ready",
+            ..Launch::new(&self.settings.binary, env.to_vec())
+        };
+        self.start_server(launch, &self.settings.service_log).await
+    }
+
+    /// A server of ours (an instance, or bare hyper) with the process's own environment under its
+    /// settings, 20 s to become ready, and stderr added to the run's `stderr.log`.
+    async fn start_server(&self, launch: Launch, stdout: &Path) -> Result<Service, String> {
+        Launch {
+            ready_within: Duration::from_secs(20),
+            output: Some((stdout.to_owned(), self.folder.join("stderr.log"))),
+            append: true,
+            inherit_environment: true,
+            ..launch
+        }
+        .start()
         .await
     }
 

@@ -11,10 +11,10 @@ use std::time::{Duration, Instant};
 
 use hyper::Method;
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::AsyncWriteExt;
 
 use crate::helpers::{TestApp, spawn_app};
+use crate::support::http;
 
 /// Longer than any timeout of the service (5 s for a body): past this, the request hangs.
 const HANG: Duration = Duration::from_secs(9);
@@ -44,25 +44,18 @@ impl Exchange {
 /// Writes raw bytes and reads until the service closes the connection; panics on a hang. The
 /// write side stays open: hyper drops a connection whose client half-closes mid-request.
 pub async fn exchange(port: u16, request: &[u8]) -> Exchange {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let mut stream = http::connect(port).await;
     let _ = stream.write_all(request).await;
-    let mut answer = Vec::new();
-    let mut buffer = vec![0u8; 64 << 10];
-    let started = Instant::now();
-    loop {
-        match tokio::time::timeout(HANG.saturating_sub(started.elapsed()), stream.read(&mut buffer)).await {
-            Err(_) => panic!(
-                "no answer and no close within {HANG:?}: {:?}",
-                String::from_utf8_lossy(&request[..request.len().min(120)])
-            ),
-            Ok(Ok(0)) | Ok(Err(_)) => break,
-            Ok(Ok(read)) => answer.extend_from_slice(&buffer[..read]),
-        }
-    }
+    let answer = http::read_until_closed(&mut stream, HANG).await.unwrap_or_else(|_| {
+        panic!(
+            "no answer and no close within {HANG:?}: {:?}",
+            String::from_utf8_lossy(&request[..request.len().min(120)])
+        )
+    });
     let text = String::from_utf8_lossy(&answer).into_owned();
     let statuses = text
         .match_indices("HTTP/1.")
-        .filter_map(|(at, _)| text.get(at + 9..at + 12)?.parse().ok())
+        .filter_map(|(at, _)| http::status_of(&text[at..]))
         .collect();
     Exchange { statuses, text }
 }

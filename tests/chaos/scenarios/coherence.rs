@@ -12,9 +12,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::Harness;
-use crate::processes::{create_users, metric, request};
 use crate::report::Report;
 use crate::scenarios::{RandomUsers, WriteCounts, version_in, write_versions};
+use crate::support::http;
 use crate::support::redis_server::OwnRedis;
 
 const USERS: usize = 40;
@@ -45,7 +45,7 @@ pub async fn redis_full_then_freed(harness: Arc<Harness>) -> Report {
     );
     let started = harness.start_service("redis_full", Some(&redis), &[]).await;
     let port = started.service.port;
-    let ids = create_users(port, USERS, "v0").await;
+    let ids = super::create_users(port, USERS, "v0").await;
     let shared = Arc::new(Shared {
         acknowledged: ids.iter().map(|_| AtomicU64::new(0)).collect(),
         ids,
@@ -109,7 +109,7 @@ pub async fn redis_full_then_freed(harness: Arc<Harness>) -> Report {
     );
     report.figure(
         "cache errors counted by the service",
-        metric(port, "gravity_cache_errors_total").await.unwrap_or(-1.0),
+        http::metric(port, "gravity_cache_errors_total").await.unwrap_or(-1.0),
     );
     report.check(
         hits_before > 0,
@@ -144,13 +144,13 @@ async fn read_loop(port: u16, shared: Arc<Shared>, seed: u64) {
     while !shared.stop.load(Ordering::Relaxed) {
         let user = users.next();
         let newest_acknowledged = shared.acknowledged[user].load(Ordering::Acquire);
-        let response = request(port, "GET", &format!("/v1/users/{}", shared.ids[user]), None).await;
+        let response = http::get(port, &format!("/v1/users/{}", shared.ids[user])).await.ok();
         shared.reads.fetch_add(1, Ordering::Relaxed);
         let Some(response) = response.filter(|response| response.status == 200) else {
             shared.failed_requests.fetch_add(1, Ordering::Relaxed);
             continue;
         };
-        if response.cache_hit {
+        if response.header("x-cache") == Some("HIT") {
             shared.hits.fetch_add(1, Ordering::Relaxed);
         }
         let version = version_in(&response);

@@ -18,11 +18,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::Harness;
-use crate::processes::{Service, create_users, metric, request};
 use crate::report::Report;
 use crate::scenarios::{RandomUsers, version_in};
+use crate::support::http;
 use crate::support::proxy::Proxy;
 use crate::support::redis_server::OwnRedis;
+use crate::support::service::Service;
 use crate::support::signal;
 
 const USERS: usize = 40;
@@ -135,7 +136,7 @@ async fn run(harness: Arc<Harness>, scenario: &str, copies: &[(&str, &str)], bou
         harness.start_replica(scenario, "b", Some(&redis), copies).await,
         harness.start_replica(scenario, "c", Some(&redis), copies).await,
     ];
-    let ids = create_users(writer.port, USERS, "v0").await;
+    let ids = super::create_users(writer.port, USERS, "v0").await;
     let shared = Arc::new(Shared {
         acks: ids.iter().map(|_| Mutex::new(Vec::new())).collect(),
         next_version: ids.iter().map(|_| AtomicU64::new(1)).collect(),
@@ -177,7 +178,7 @@ async fn run(harness: Arc<Harness>, scenario: &str, copies: &[(&str, &str)], bou
     let mut local_hits = Vec::new();
     for reader in &readers {
         local_hits.push(
-            metric(reader.port, "gravity_cache_local_hits_total")
+            http::metric(reader.port, "gravity_cache_local_hits_total")
                 .await
                 .unwrap_or(0.0),
         );
@@ -385,11 +386,14 @@ async fn write_loop(shared: Arc<Shared>, writer: usize) {
             // Users 0 and 1 are the shutdown faults' locked rows: never deleted.
             let delete = user > 1 && round > 3 && (round + user as u64).is_multiple_of(20);
             let (version, response) = if delete {
-                (DELETED, request(port, "DELETE", &path, None).await)
+                (DELETED, http::request(port, "DELETE", &path, &[], None).await.ok())
             } else {
                 let version = shared.next_version[user].fetch_add(1, Ordering::Relaxed);
                 let body = format!(r#"{{"name":"v{version}"}}"#);
-                (version, request(port, "PATCH", &path, Some(&body)).await)
+                (
+                    version,
+                    http::request(port, "PATCH", &path, &[], Some(&body)).await.ok(),
+                )
             };
             let acknowledged = response
                 .as_ref()
@@ -427,7 +431,7 @@ async fn read_loop(shared: Arc<Shared>, seed: u64) {
         let user = users.next();
         let acks_before_sending = shared.acks[user].lock().unwrap().clone();
         let sent = Instant::now();
-        let response = request(port, "GET", &format!("/v1/users/{}", shared.ids[user]), None).await;
+        let response = http::get(port, &format!("/v1/users/{}", shared.ids[user])).await.ok();
         let version = match &response {
             Some(response) if response.status == 200 => version_in(response),
             Some(response) if response.status == 404 => DELETED,

@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crate::Harness;
-use crate::processes::request_with_headers;
 use crate::report::Report;
+use crate::support::http;
 
 const CLIENTS: usize = 16;
 /// Between a client's attempts at one create.
@@ -132,8 +132,10 @@ async fn client_loop(port: u16, client: usize, stop: Arc<AtomicBool>) -> Vec<Cre
         };
         while create.status.is_none() {
             create.attempts += 1;
-            let response =
-                request_with_headers(port, "POST", "/v1/users", &[("Idempotency-Key", &key)], Some(&body)).await;
+            let headers = [("Idempotency-Key", key.as_str())];
+            let response = http::request(port, "POST", "/v1/users", &headers, Some(&body))
+                .await
+                .ok();
             match response {
                 Some(response) if response.status == 503 => {
                     let detail = response.json()["detail"].as_str().unwrap_or_default().to_owned();

@@ -20,6 +20,7 @@ use std::time::Duration;
 use crate::Harness;
 use crate::load::Outcome;
 use crate::report::Report;
+use crate::support::http::{self, Response};
 
 type Run = fn(Arc<Harness>) -> Pin<Box<dyn Future<Output = Report> + Send>>;
 
@@ -129,6 +130,25 @@ impl RandomUsers {
     }
 }
 
+/// Creates `count` users and returns their ids.
+pub async fn create_users(port: u16, count: usize, label: &str) -> Vec<String> {
+    let mut ids = Vec::with_capacity(count);
+    for number in 0..count {
+        let body = format!(r#"{{"name":"{label} {number}","email":"{label}-{number}@example.org"}}"#);
+        let response = http::request(port, "POST", "/v1/users", &[], Some(&body))
+            .await
+            .expect("the service answers a create");
+        assert_eq!(response.status, 201, "{}", response.text());
+        ids.push(
+            response.json()["id"]
+                .as_str()
+                .expect("a created user has an id")
+                .to_owned(),
+        );
+    }
+    ids
+}
+
 /// How the service answered a write.
 enum WriteAnswer {
     Acknowledged,
@@ -141,7 +161,10 @@ enum WriteAnswer {
 /// PATCHes the user's name to `v{version}`.
 async fn set_version(port: u16, id: &str, version: u64) -> WriteAnswer {
     let body = format!(r#"{{"name":"v{version}"}}"#);
-    match crate::processes::request(port, "PATCH", &format!("/v1/users/{id}"), Some(&body)).await {
+    match http::request(port, "PATCH", &format!("/v1/users/{id}"), &[], Some(&body))
+        .await
+        .ok()
+    {
         Some(response) if response.status == 200 => WriteAnswer::Acknowledged,
         Some(response)
             if response.status == 503
@@ -194,7 +217,7 @@ async fn write_versions(
 }
 
 /// The version a user's name carries (`v{version}`, as the writers set it; 0 for the first name).
-fn version_in(response: &crate::processes::RawResponse) -> u64 {
+fn version_in(response: &Response) -> u64 {
     response.json()["name"]
         .as_str()
         .and_then(|name| name.strip_prefix('v'))

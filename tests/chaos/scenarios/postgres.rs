@@ -9,8 +9,8 @@ use super::{seconds, sent_within};
 use crate::Harness;
 use crate::load::{Answer, Load};
 use crate::mix::Mix;
-use crate::processes::{create_users, metric};
 use crate::report::Report;
+use crate::support::http;
 use crate::tally::{Tally, millis};
 
 /// The contract's request deadline: nothing may hang past it.
@@ -24,7 +24,7 @@ pub async fn restart(harness: Arc<Harness>) -> Report {
     let mut report = Report::new("Postgres restarts mid-load");
     let started = harness.start_service("postgres_restart", None, &[]).await;
     let port = started.service.port;
-    let ids = Arc::new(create_users(port, 50, "restart").await);
+    let ids = Arc::new(super::create_users(port, 50, "restart").await);
 
     let load = Load::start(port, harness.connections, harness.rate, Mix::ReadsAndLists(ids));
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -63,7 +63,7 @@ pub async fn restart(harness: Arc<Harness>) -> Report {
     report.figure("after recovery", after_recovery.statuses());
     report.figure(
         "pool connections down at the end",
-        metric(port, "gravity_db_pool_connections{state=\"down\"}")
+        http::metric(port, "gravity_db_pool_connections{state=\"down\"}")
             .await
             .unwrap_or(-1.0),
     );
@@ -103,7 +103,7 @@ pub async fn backends_terminated(harness: Arc<Harness>) -> Report {
     let mut report = Report::new("The service's Postgres connections are killed (pg_terminate_backend)");
     let started = harness.start_service("backends_terminated", None, &[]).await;
     let port = started.service.port;
-    let ids = Arc::new(create_users(port, 50, "terminated").await);
+    let ids = Arc::new(super::create_users(port, 50, "terminated").await);
     let load = Load::start(port, harness.connections, harness.rate, Mix::ReadsAndLists(ids));
     tokio::time::sleep(Duration::from_secs(2)).await;
     let (sessions_before, _) = harness.cluster.service_sessions(&started.database).await;

@@ -7,8 +7,8 @@ use super::{mebibytes, seconds, sent_within};
 use crate::Harness;
 use crate::load::{Answer, Load};
 use crate::mix::Mix;
-use crate::processes::{create_users, metric};
 use crate::report::Report;
+use crate::support::http;
 use crate::support::redis_server::OwnRedis;
 use crate::support::signal;
 use crate::tally::{Tally, millis};
@@ -27,7 +27,7 @@ pub async fn killed(harness: Arc<Harness>) -> Report {
     let mut report = Report::new("Redis dies mid-load (SIGKILL), then comes back");
     let mut redis = OwnRedis::start();
     let started = harness.start_service("redis_killed", Some(&redis), &[]).await;
-    let ids = Arc::new(create_users(started.service.port, 50, "cached").await);
+    let ids = Arc::new(super::create_users(started.service.port, 50, "cached").await);
 
     let load = Load::start(started.service.port, harness.connections, harness.rate, Mix::Reads(ids));
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -84,7 +84,7 @@ pub async fn killed(harness: Arc<Harness>) -> Report {
     );
     report.figure(
         "cache errors counted by the service",
-        metric(started.service.port, "gravity_cache_errors_total")
+        http::metric(started.service.port, "gravity_cache_errors_total")
             .await
             .unwrap_or(-1.0),
     );
@@ -115,7 +115,7 @@ pub async fn frozen(harness: Arc<Harness>) -> Report {
     let redis = OwnRedis::start();
     let started = harness.start_service("redis_frozen", Some(&redis), &[]).await;
     let service = &started.service;
-    let ids = Arc::new(create_users(service.port, 50, "frozen").await);
+    let ids = Arc::new(super::create_users(service.port, 50, "frozen").await);
 
     let load = Load::start(service.port, harness.connections, harness.rate, Mix::Reads(ids));
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -130,7 +130,7 @@ pub async fn frozen(harness: Arc<Harness>) -> Report {
     signal(redis.pid(), "CONT");
     tokio::time::sleep(Duration::from_secs(3)).await;
     let outcomes = load.stop().await;
-    let in_flight = metric(service.port, r#"gravity_db_queries_in_flight{pool="read"}"#)
+    let in_flight = http::metric(service.port, r#"gravity_db_queries_in_flight{pool="read"}"#)
         .await
         .unwrap_or(-1.0);
 

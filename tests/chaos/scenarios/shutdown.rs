@@ -18,7 +18,6 @@ use super::{seconds, sent_within};
 use crate::Harness;
 use crate::load::{Answer, Load};
 use crate::mix::Mix;
-use crate::processes::create_users;
 use crate::report::Report;
 use crate::support::signal;
 use crate::tally::Tally;
@@ -37,7 +36,7 @@ pub async fn sigterm(harness: Arc<Harness>) -> Report {
         )
         .await;
     let port = started.service.port;
-    let ids = Arc::new(create_users(port, 50, "sigterm").await);
+    let ids = Arc::new(super::create_users(port, 50, "sigterm").await);
     let database = harness.cluster.client(&started.database).await;
 
     let load = Load::start(port, harness.connections, harness.rate, Mix::Reads(ids));
@@ -63,7 +62,7 @@ pub async fn sigterm(harness: Arc<Harness>) -> Report {
     let exited_after = signalled.elapsed();
     let outcomes = load.stop().await;
 
-    let logged = logged_statuses(&std::fs::read_to_string(&started.service.log).unwrap_or_default());
+    let logged = logged_statuses(&std::fs::read_to_string(started.service.stdout_path()).unwrap_or_default());
     let mut accepted_and_lost = 0;
     let mut failed_but_logged = 0;
     let mut status_mismatch = 0;
@@ -133,7 +132,7 @@ pub async fn sigterm(harness: Arc<Harness>) -> Report {
         format!("exit code 0 within the {} s grace period", GRACE.as_secs()),
     );
     if !report.passed() {
-        println!("{}", started.service.log_tail());
+        println!("{}", started.service.log_tail(20));
     }
     report
 }

@@ -12,8 +12,8 @@ use super::{seconds, sent_within};
 use crate::Harness;
 use crate::load::Load;
 use crate::mix::Mix;
-use crate::processes::create_users;
 use crate::report::Report;
+use crate::support::http;
 use crate::tally::{Tally, millis};
 
 const SLOW_CLIENTS: usize = 200;
@@ -28,7 +28,7 @@ pub async fn slowloris(harness: Arc<Harness>) -> Report {
     let mut report = Report::new("200 slow clients trickle their headers (slowloris)");
     let started = harness.start_service("slow_clients", None, &[]).await;
     let service = &started.service;
-    let ids = Arc::new(create_users(service.port, 20, "slowloris").await);
+    let ids = Arc::new(super::create_users(service.port, 20, "slowloris").await);
 
     let load = Load::start(service.port, harness.connections, harness.rate, Mix::Reads(ids));
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -165,8 +165,8 @@ pub async fn slow_uploaders(harness: Arc<Harness>) -> Report {
     let mut probes = Vec::new();
     while Instant::now() + Duration::from_secs(3) < until {
         let sent = Instant::now();
-        let answered = tokio::time::timeout(Duration::from_secs(3), crate::processes::get(port, "/health")).await;
-        let ok = matches!(answered, Ok(Some(response)) if response.status == 200);
+        let answered = tokio::time::timeout(Duration::from_secs(3), http::get(port, "/health")).await;
+        let ok = matches!(answered, Ok(Ok(response)) if response.status == 200);
         probes.push((ok, sent.elapsed()));
         tokio::time::sleep(PROBE_EVERY.saturating_sub(sent.elapsed())).await;
     }

@@ -13,8 +13,8 @@ use super::{seconds, sent_within};
 use crate::Harness;
 use crate::load::Load;
 use crate::mix::Mix;
-use crate::processes::{create_users, get, metric};
 use crate::report::Report;
+use crate::support::http;
 use crate::tally::{Tally, millis};
 
 const SLOW_READERS: usize = 100;
@@ -37,7 +37,7 @@ pub async fn slow_readers(harness: Arc<Harness>) -> Report {
     let started = harness.start_service("slow_readers", None, &[]).await;
     let service = &started.service;
     let port = service.port;
-    let ids = Arc::new(create_users(port, 100, "slowreader").await);
+    let ids = Arc::new(super::create_users(port, 100, "slowreader").await);
 
     let load = Load::start(port, harness.connections, harness.rate, Mix::Reads(ids));
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -67,7 +67,7 @@ pub async fn slow_readers(harness: Arc<Harness>) -> Report {
         memory_peak = memory_peak.max(memory);
         fds_during = fds_during.max(service.open_fds());
         let probe = Instant::now();
-        let status = get(port, "/health").await.map(|response| response.status);
+        let status = http::get(port, "/health").await.ok().map(|response| response.status);
         health.push((probe - clock, status, probe.elapsed(), memory));
     }
     let slow_until = load.now();
@@ -83,7 +83,7 @@ pub async fn slow_readers(harness: Arc<Harness>) -> Report {
     let memory_after = tcp_memory_pages();
     let fds_after = service.open_fds();
     let outcomes = load.stop().await;
-    let write_timeouts = metric(port, "gravity_http_connections_closed_total{reason=\"write_timeout\"}")
+    let write_timeouts = http::metric(port, "gravity_http_connections_closed_total{reason=\"write_timeout\"}")
         .await
         .unwrap_or(0.0);
 

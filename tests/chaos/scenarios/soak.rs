@@ -8,7 +8,6 @@ use super::{mebibytes, seconds};
 use crate::Harness;
 use crate::load::{Answer, Load};
 use crate::mix::{Intent, Mix};
-use crate::processes::create_users;
 use crate::report::Report;
 use crate::support::redis_server::OwnRedis;
 use crate::tally::Tally;
@@ -23,7 +22,7 @@ pub async fn soak(harness: Arc<Harness>) -> Report {
     let redis = OwnRedis::start();
     let started = harness.start_service("soak", Some(&redis), &[]).await;
     let service = &started.service;
-    let ids = Arc::new(create_users(service.port, 200, "soak-seed").await);
+    let ids = Arc::new(super::create_users(service.port, 200, "soak-seed").await);
 
     // The baseline is the value after the first 20 s; a short (CI) soak takes it after a
     // third of the run, so there is still a stretch to compare against.
