@@ -58,11 +58,11 @@ swarm-ps: ## the Swarm stack's services and their tasks
 
 ## --- tests -----------------------------------------------------------------
 
-test: ## run every test, about 7 min on 2 cores (uses Postgres/Redis if reachable, else throwaway containers)
+test: ## run every test (uses Postgres/Redis if reachable, else throwaway containers; the chroot suite needs root or sudo; CONTRIBUTING.md says how long)
 	scripts/test.sh
 
-test-fast: ## the quick path, about 2 min on 2 cores: fmt --check, clippy -D warnings, cargo test
-	@echo "make test-fast: cargo fmt --check, clippy -D warnings, cargo test (unit and tests/api); about 2 min on 2 cores"
+test-fast: ## the quick path: fmt --check, clippy -D warnings, cargo test
+	@echo "make test-fast: cargo fmt --check, clippy -D warnings, cargo test (unit and tests/api); CONTRIBUTING.md says how long"
 	cargo fmt --all -- --check
 	cargo clippy --locked --workspace --all-targets -- -D warnings
 	cargo test --locked --workspace

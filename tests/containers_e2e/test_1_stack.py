@@ -1,4 +1,4 @@
-"""`make up`: the production-shaped stack, from a fresh .env, as the README describes it.
+"""`make up`: the production-shaped stack, from a fresh .env, as docs/CONTAINERS.md describes it.
 
 In order (each test builds on the one before): healthy services and migrate first; the API through
 the published port; the hardening as the kernel sees it; `docker compose stop api` with a request
