@@ -29,11 +29,9 @@ fi
 echo "==> cargo build --release (the first build takes a few minutes)" >&2
 cargo build --release --locked --bin gravity-bff
 
-if [[ $# -eq 0 ]] && command -v psql >/dev/null 2>&1; then
-    # Create the database if it is missing, then apply the migrations, so `make run` just works.
-    PGPASSWORD="${DB_PASSWORD:-}" psql -h "$DB_HOST" -p "${DB_PORT:-5432}" -U "$DB_USER" -d postgres -Atqc \
-        "SELECT 1 FROM pg_database WHERE datname = '$DB_NAME'" | grep -q 1 ||
-        PGPASSWORD="${DB_PASSWORD:-}" createdb -h "$DB_HOST" -p "${DB_PORT:-5432}" -U "$DB_USER" "$DB_NAME"
-    cargo run --release --quiet -- migrate up
+if [[ $# -eq 0 ]]; then
+    # The binary itself creates the database if it is missing and applies the migrations: no
+    # client tools needed, and any failure names the setting it came from.
+    cargo run --release --quiet -- migrate up --create-database
 fi
 exec cargo run --release --quiet -- "$@"

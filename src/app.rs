@@ -19,6 +19,7 @@ use crate::auth::Auth;
 use crate::cache::Cache;
 use crate::config::{Config, ConfigError};
 use crate::db::Database;
+use crate::db::connect::Connector;
 use crate::db::lookup_batches::LookupQueue;
 use crate::http::cors::CorsPolicy;
 use crate::server::{self, ServerSettings, limits};
@@ -42,12 +43,22 @@ pub struct App {
 pub enum StartupError {
     /// A setting is unusable: exit code 2.
     Config(ConfigError),
-    /// The port could not be bound, or similar: exit code 1.
-    Io(std::io::Error),
+    /// The port could not be bound: exit code 1.
+    Listen { port: u16, error: std::io::Error },
+}
+
+/// The checks of the settings that `App::build` makes before it connects anywhere, and that
+/// `gravity-bff check` makes alone (so a deployment can refuse a bad `.env` before it stops
+/// anything that runs).
+pub fn check(config: &Config) -> Result<(), ConfigError> {
+    Connector::new(&config.database, "gravity-bff")?;
+    config.authentication.require_a_choice()?;
+    Ok(())
 }
 
 impl App {
     pub async fn build(config: Config) -> Result<App, StartupError> {
+        check(&config).map_err(StartupError::Config)?;
         let logger = Logger::new(config.log_level);
         let metrics = Arc::new(Metrics::default());
         let db = Database::start(&config.database, logger.clone()).map_err(StartupError::Config)?;
@@ -61,7 +72,10 @@ impl App {
         let auth = Auth::start(&config.authentication, metrics.clone(), &logger).map_err(StartupError::Config)?;
         let max_connections = connection_limit(&config, &logger);
         let address = SocketAddr::from((Ipv4Addr::UNSPECIFIED, config.api_port));
-        let listener = TcpListener::bind(address).await.map_err(StartupError::Io)?;
+        let listener = TcpListener::bind(address).await.map_err(|error| StartupError::Listen {
+            port: config.api_port,
+            error,
+        })?;
         if !db.wait_until_connected(FIRST_CONNECTION_WAIT).await {
             logger.warn(
                 "postgres is not reachable yet; serving 503 until it is",
@@ -154,7 +168,14 @@ impl std::fmt::Display for StartupError {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             StartupError::Config(error) => write!(formatter, "{error}"),
-            StartupError::Io(error) => write!(formatter, "cannot listen: {error}"),
+            StartupError::Listen { port, error } if error.kind() == std::io::ErrorKind::AddrInUse => write!(
+                formatter,
+                "cannot listen on port {port} (API_PORT): another process holds it; stop that process or \
+                 set API_PORT to a free port"
+            ),
+            StartupError::Listen { port, error } => {
+                write!(formatter, "cannot listen on port {port} (API_PORT): {error}")
+            }
         }
     }
 }

@@ -18,6 +18,8 @@ pub enum Command {
     Serve,
     /// `--health`: probe the local server, for a container HEALTHCHECK.
     Health,
+    /// `check`: validate the settings as `serve` would, connecting to nothing.
+    Check,
     Migrate(MigrateCommand),
     Version,
     Help,
@@ -25,7 +27,10 @@ pub enum Command {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MigrateCommand {
-    Up,
+    /// Apply every pending migration; with `create_database`, first create `DB_NAME` if missing.
+    Up {
+        create_database: bool,
+    },
     Down(usize),
     Status,
     /// Record a version as applied and clean, after a manual repair (`-1`: none applied).
@@ -59,7 +64,10 @@ gravity-bff: the Gravity backend-for-frontend
 Usage:
   gravity-bff [serve]               run the HTTP server (settings from the environment)
   gravity-bff --health              GET http://127.0.0.1:$API_PORT/health; exit 0 if it answers 200
+  gravity-bff check                 check the settings as serve would, connecting to nothing; exit 0 or 2
   gravity-bff migrate [up]          apply every pending migration
+  gravity-bff migrate up --create-database
+                                    the same, creating DB_NAME first (through the postgres database) if missing
   gravity-bff migrate down N        revert the newest N migrations
   gravity-bff migrate status        show the schema version and each migration's state
   gravity-bff migrate force V       mark version V applied and clean after a manual repair (-1: none)
@@ -91,9 +99,13 @@ impl Command {
         match words.as_slice() {
             [] | ["serve"] => Ok(Command::Serve),
             ["--health"] => Ok(Command::Health),
+            ["check"] => Ok(Command::Check),
             ["--version" | "-V"] => Ok(Command::Version),
             ["--help" | "-h" | "help"] => Ok(Command::Help),
-            ["migrate"] | ["migrate", "up"] => Ok(Command::Migrate(MigrateCommand::Up)),
+            ["migrate"] | ["migrate", "up"] => Ok(Command::Migrate(MigrateCommand::Up { create_database: false })),
+            ["migrate", "up", "--create-database"] => {
+                Ok(Command::Migrate(MigrateCommand::Up { create_database: true }))
+            }
             ["migrate", "status"] => Ok(Command::Migrate(MigrateCommand::Status)),
             ["migrate", "down", steps] => match steps.parse::<usize>() {
                 Ok(steps) if steps > 0 => Ok(Command::Migrate(MigrateCommand::Down(steps))),
@@ -130,7 +142,7 @@ impl Failure {
         match self {
             Failure::Usage(_) | Failure::Config(_) => EXIT_USAGE,
             Failure::Startup(StartupError::Config(_)) | Failure::Migrate(MigrateError::Config(_)) => EXIT_USAGE,
-            Failure::Startup(StartupError::Io(_)) | Failure::Unhealthy(_) | Failure::Migrate(_) => EXIT_FAILURE,
+            Failure::Startup(StartupError::Listen { .. }) | Failure::Unhealthy(_) | Failure::Migrate(_) => EXIT_FAILURE,
         }
     }
 }
@@ -177,14 +189,17 @@ mod tests {
 
     #[test]
     fn invocations_parse_as_the_contract_lists_them() {
-        let cases: [(&[&str], Command); 9] = [
+        let up = |create_database| Command::Migrate(MigrateCommand::Up { create_database });
+        let cases: [(&[&str], Command); 11] = [
             (&[], Command::Serve),
             (&["serve"], Command::Serve),
             (&["--health"], Command::Health),
+            (&["check"], Command::Check),
             (&["--version"], Command::Version),
             (&["--help"], Command::Help),
-            (&["migrate"], Command::Migrate(MigrateCommand::Up)),
-            (&["migrate", "up"], Command::Migrate(MigrateCommand::Up)),
+            (&["migrate"], up(false)),
+            (&["migrate", "up"], up(false)),
+            (&["migrate", "up", "--create-database"], up(true)),
             (&["migrate", "down", "2"], Command::Migrate(MigrateCommand::Down(2))),
             (&["migrate", "status"], Command::Migrate(MigrateCommand::Status)),
         ];

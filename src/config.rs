@@ -67,7 +67,8 @@ pub struct DatabaseSettings {
 
 #[derive(Debug, Clone)]
 pub struct CacheSettings {
-    /// `None` when `REDIS_HOST` is empty or `CACHE_TTL_SECONDS` is 0: the service runs uncached.
+    /// `None` when `REDIS_HOST` is empty: the service runs uncached. With `CACHE_TTL_SECONDS` 0
+    /// it reads and stores nothing in Redis, but fences its writes there.
     pub redis: Option<RedisSettings>,
     pub ttl: Duration,
     pub key_prefix: String,
@@ -188,14 +189,11 @@ impl Vars {
         let redis_port = self.port("REDIS_PORT")?;
         let redis_password = self.secret("REDIS_PASSWORD", "REDIS_PASSWORD_FILE")?;
         let cache = CacheSettings {
-            redis: self
-                .text("REDIS_HOST")
-                .filter(|_| ttl_seconds > 0)
-                .map(|host| RedisSettings {
-                    host,
-                    port: redis_port,
-                    password: non_empty(Some(redis_password)).map(Secret),
-                }),
+            redis: self.text("REDIS_HOST").map(|host| RedisSettings {
+                host,
+                port: redis_port,
+                password: non_empty(Some(redis_password)).map(Secret),
+            }),
             ttl: Duration::from_secs(ttl_seconds),
             key_prefix: self.key_prefix()?,
             local_entries: self.number("CACHE_LOCAL_ENTRIES")? as usize,
@@ -399,9 +397,10 @@ mod tests {
     }
 
     #[test]
-    fn a_zero_ttl_turns_the_cache_off() {
+    fn a_zero_ttl_turns_cached_reads_off_but_keeps_redis_for_the_fences() {
         let config = config_from(&[("REDIS_HOST", "cache"), ("CACHE_TTL_SECONDS", "0")]).unwrap();
-        assert!(config.cache.redis.is_none());
+        assert!(config.cache.redis.is_some());
+        assert_eq!(config.cache.ttl, Duration::ZERO);
     }
 
     #[test]

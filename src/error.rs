@@ -14,6 +14,7 @@ use hyper::StatusCode;
 use hyper::header::{ALLOW, CONNECTION, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
 use serde::Serialize;
 
+use crate::db::schema::SchemaGap;
 use crate::http::MAX_TARGET_BYTES;
 use crate::http::bearer::Refusal;
 use crate::http::body::{BODY_LIMIT, BodyError};
@@ -56,6 +57,9 @@ pub enum Error {
     /// 503: a write refused before it was sent because the cache every replica reads could not be
     /// fenced (`cache::fence`): nothing was written.
     WriteRefused(Cause),
+    /// 503: Postgres answers, but its schema is not this release's (never migrated, behind, or
+    /// dirty); the detail names the missing migration and the command. Nothing was written.
+    SchemaBehind(SchemaGap),
     /// 503: the request arrived on a connection just chosen to close for room at the connection
     /// limit; it was not run.
     NoRoom,
@@ -141,6 +145,7 @@ impl Error {
             Error::Unavailable(_)
             | Error::WriteNotApplied(_)
             | Error::WriteRefused(_)
+            | Error::SchemaBehind(_)
             | Error::NoRoom
             | Error::WriteOutcomeUnknown(_)
             | Error::NotReady { .. }
@@ -194,7 +199,13 @@ impl Error {
             Error::WriteOutcomeUnknown(_) => "the database stopped answering after the write was sent: its outcome \
                  is unknown; a retry with the same Idempotency-Key is safe and tells"
                 .into(),
+            Error::SchemaBehind(gap) => gap.to_string().into(),
             Error::NotReady { postgres: "down", .. } => "postgres is not answering".into(),
+            Error::NotReady {
+                postgres: "schema_behind",
+                cause,
+                ..
+            } => cause.to_string().into(),
             Error::NotReady { .. } => "the token issuer's keys have not been fetched yet".into(),
             Error::KeysUnavailable => {
                 "the token issuer's keys have not been fetched yet, so no token can be checked; try again shortly"
@@ -297,6 +308,7 @@ impl fmt::Display for Error {
             Error::WriteRefused(cause) => write!(formatter, "write refused: {}", chain(cause.as_ref())),
             Error::WriteOutcomeUnknown(cause) => write!(formatter, "write outcome unknown: {}", chain(cause.as_ref())),
             Error::Internal(cause) => write!(formatter, "internal error: {}", chain(cause.as_ref())),
+            Error::SchemaBehind(gap) => write!(formatter, "{gap}"),
             other => write!(formatter, "{}", other.status()),
         }
     }

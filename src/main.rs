@@ -30,6 +30,10 @@ fn run() -> Result<(), Failure> {
             let port = config::probe_port_from_env()?;
             health_probe::probe(port, health_probe::TIMEOUT).map_err(Failure::Unhealthy)?;
         }
+        Command::Check => {
+            gravity_bff::app::check(&Config::from_env()?)?;
+            println!("settings ok");
+        }
         Command::Serve => serve(Config::from_env()?)?,
         Command::Migrate(command) => migrate(Config::from_env()?, command)?,
     }
@@ -69,9 +73,18 @@ fn migrate(config: Config, command: MigrateCommand) -> Result<(), Failure> {
         .build()
         .expect("the runtime starts");
     runtime.block_on(async {
-        let mut migrator = Migrator::connect(&config.database).await?;
+        let mut migrator = match command {
+            MigrateCommand::Up { create_database: true } => {
+                let (migrator, created) = Migrator::connect_creating_database(&config.database).await?;
+                if created {
+                    println!("created database {}", config.database.name);
+                }
+                migrator
+            }
+            _ => Migrator::connect(&config.database).await?,
+        };
         match command {
-            MigrateCommand::Up => {
+            MigrateCommand::Up { .. } => {
                 let applied = migrator.up().await?;
                 for migration in &applied {
                     println!("applied {:04}_{}", migration.version, migration.name);

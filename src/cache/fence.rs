@@ -73,6 +73,15 @@ const LIFT_PATIENCE: Duration = Duration::from_secs(1);
 const LIFT_RETRY_FIRST: Duration = Duration::from_millis(20);
 const LIFT_RETRY_CAP: Duration = Duration::from_millis(200);
 
+/// How hard a lift tries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LiftTries {
+    /// Until Redis answers, for `LIFT_PATIENCE`: the write committed.
+    UntilAnswered,
+    /// Once: the write wrote nothing, and an unlifted fence only delays caching.
+    Once,
+}
+
 /// A write's fence at one user's key, raised and not yet lifted.
 #[derive(Debug)]
 pub(crate) struct Fence {
@@ -111,11 +120,13 @@ impl Cache {
         }
     }
 
-    /// Lifts a write's fence after its commit (or after it definitely wrote nothing), trying again
-    /// until Redis answers, for `LIFT_PATIENCE` at most and not past `until`. `false` when Redis
-    /// never answered: the fence then stays until it expires.
-    pub(crate) async fn lift_fence(&self, fence: Fence, until: Instant) -> bool {
-        let until = until.min(Instant::now() + LIFT_PATIENCE);
+    /// Lifts a write's fence after its commit (or after it definitely wrote nothing). `false` when
+    /// Redis never answered: the fence then stays until it expires.
+    pub(crate) async fn lift_fence(&self, fence: Fence, tries: LiftTries) -> bool {
+        let until = match tries {
+            LiftTries::UntilAnswered => Instant::now() + LIFT_PATIENCE,
+            LiftTries::Once => Instant::now(),
+        };
         let inner = &*self.inner;
         let key = KeyBuf::body(&inner.user_prefix, fence.id);
         let mut backoff = Backoff::new(LIFT_RETRY_FIRST, LIFT_RETRY_CAP);

@@ -11,7 +11,7 @@
 //! must be the one recorded at `{prefix}:instance`, or a sweep must have made it so (`sweep`).
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
@@ -29,6 +29,8 @@ const RECONNECT_FIRST: Duration = Duration::from_millis(20);
 const RECONNECT_CAP: Duration = Duration::from_millis(500);
 /// Failed connection attempts are logged at most this often.
 const FAILURES_LOGGED_EVERY: Duration = Duration::from_secs(5);
+/// How often the current connection's Redis is checked to be the primary it was.
+const INSTANCE_CHECK_EVERY: Duration = Duration::from_secs(1);
 /// Timeouts in a row after which the connection is taken for stalled and replaced.
 const TIMEOUTS_BEFORE_REPLACING: u32 = 3;
 
@@ -56,6 +58,8 @@ struct Inner {
     logger: Logger,
     /// Failed connection attempts, logged at most once per 5 s.
     connect_failures: RateLimitedWarning,
+    /// The `run_id` of the Redis the current connection reached.
+    run_id: Mutex<String>,
 }
 
 /// How a call on the connection went, as far as the connection is concerned.
@@ -96,6 +100,7 @@ impl RedisLink {
                 user_prefix,
                 instance_key,
                 metrics,
+                run_id: Mutex::new(String::new()),
                 connect_failures: RateLimitedWarning::new(
                     logger.clone(),
                     "cache unavailable: cannot connect to redis; serving from postgres",
@@ -105,6 +110,7 @@ impl RedisLink {
             }),
         };
         link.ensure_connecting();
+        tokio::spawn(watch_the_instance(Arc::downgrade(&link.inner)));
         link
     }
 
@@ -188,18 +194,14 @@ impl Inner {
             .client
             .get_multiplexed_async_connection_with_config(&self.config)
             .await?;
-        let info: String = redis::cmd("INFO").arg("server").query_async(&mut connection).await?;
-        let run_id = info
-            .lines()
-            .find_map(|line| line.strip_prefix("run_id:"))
-            .map(|id| id.trim().to_owned())
-            .unwrap_or_default();
+        let run_id = primary_run_id(&mut connection).await?;
         // Anything but a record (another type at the key, an error) means a sweep: always safe.
         let mut get = redis::cmd("GET");
         get.arg(&self.instance_key);
         let recorded = get.query_async::<Option<Vec<u8>>>(&mut connection).await.ok().flatten();
         let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
         *self.current.write().unwrap_or_else(|poison| poison.into_inner()) = Some((connection.clone(), generation));
+        *self.run_id.lock().unwrap_or_else(|poison| poison.into_inner()) = run_id.clone();
         if !run_id.is_empty() && recorded.as_deref() == Some(run_id.as_bytes()) {
             self.serving.store(generation, Ordering::Release);
             return Ok(None);
@@ -215,7 +217,8 @@ impl Inner {
             match sweep(&mut connection, &self.user_prefix, &self.instance_key, run_id).await {
                 Ok(()) => {
                     self.metrics.cache_sweeps.fetch_add(1, Ordering::Relaxed);
-                    self.serving.store(generation, Ordering::Release);
+                    // Only if it is still the current connection: a newer one decides for itself.
+                    let _ = self.serving.fetch_max(generation, Ordering::AcqRel);
                     self.logger.info(
                         "redis was not the instance recorded as current (a first start, a restart, a \
                          failover or a flush): every cached body under the prefix removed before serving any",
@@ -241,7 +244,66 @@ impl Inner {
     }
 }
 
-/// Whether an error means the connection itself failed (rather than Redis refusing a command).
+/// Whether an error means the connection itself failed, or reached a Redis that is no primary any
+/// more (a failover that left the connection open): either way it must be replaced.
 pub(crate) fn is_transport_failure(error: &RedisError) -> bool {
-    error.is_io_error() || error.is_connection_dropped() || error.is_unrecoverable_error()
+    error.is_io_error()
+        || error.is_connection_dropped()
+        || error.is_unrecoverable_error()
+        || matches!(error.code(), Some("READONLY" | "MASTERDOWN"))
+}
+
+/// The `run_id` of the Redis `connection` reached, if it is a primary: a replica (a demoted
+/// primary after a failover) may hold bodies the primary has removed, and takes no fences.
+pub(crate) async fn primary_run_id(connection: &mut MultiplexedConnection) -> Result<String, RedisError> {
+    let info: String = redis::cmd("INFO")
+        .arg("server")
+        .arg("replication")
+        .query_async(connection)
+        .await?;
+    let field = |name: &str| {
+        info.lines()
+            .find_map(|line| line.strip_prefix(name))
+            .map(|value| value.trim().to_owned())
+    };
+    match field("role:").as_deref() {
+        Some("master") | None => Ok(field("run_id:").unwrap_or_default()),
+        Some(role) => Err(RedisError::from((
+            redis::ErrorKind::Client,
+            "not a primary",
+            format!("this redis is a {role}"),
+        ))),
+    }
+}
+
+/// Once a second, checks that the current connection still reaches the primary it reached when it
+/// was opened: a failover that keeps clients connected to the demoted node, or a restart behind a
+/// proxy, shows only this way. A change retires the connection; the next one is checked (and the
+/// Redis swept if need be) as any new one is.
+async fn watch_the_instance(link: std::sync::Weak<Inner>) {
+    let mut ticks = tokio::time::interval(INSTANCE_CHECK_EVERY);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let Some(inner) = link.upgrade() else {
+            return;
+        };
+        let link = RedisLink { inner };
+        let Some((mut connection, generation)) = link.connection() else {
+            continue;
+        };
+        let expected = link
+            .inner
+            .run_id
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .clone();
+        let checked = tokio::time::timeout(CONNECT_TIMEOUT, primary_run_id(&mut connection)).await;
+        match checked {
+            Ok(Ok(run_id)) if run_id == expected => {}
+            Ok(Ok(_)) | Ok(Err(_)) => link.retire(generation),
+            // No answer: the calls' own timeouts decide whether the connection is stalled.
+            Err(_) => {}
+        }
+    }
 }

@@ -46,7 +46,7 @@ use crate::config::{CacheSettings, RedisSettings};
 use crate::telemetry::log::Logger;
 use crate::telemetry::metrics::{CacheFigures, Metrics};
 use crate::telemetry::rate_limited::RateLimitedWarning;
-pub(crate) use fence::Fence;
+pub(crate) use fence::{Fence, LiftTries};
 use health::Breaker;
 use keys::KeyBuf;
 use link::RedisLink;
@@ -151,7 +151,11 @@ impl Cache {
             redis::Client::open(info)
         };
         let user_prefix = format!("{}:user:", cache_settings.key_prefix);
-        let local_entries = cache_settings.local_entries;
+        let local_entries = if cache_settings.ttl.is_zero() {
+            0
+        } else {
+            cache_settings.local_entries
+        };
         let link = RedisLink::start(
             client(ProtocolVersion::RESP2)?,
             user_prefix.clone(),
@@ -196,6 +200,10 @@ impl Cache {
     /// invalidated the key since it was claimed (claimed before the read is sent, so an
     /// invalidation racing the read wins).
     pub(crate) async fn lookup(&self, id: Uuid) -> Lookup {
+        if self.inner.ttl.is_zero() {
+            // CACHE_TTL_SECONDS=0: nothing is cached; Redis only carries the writes' fences.
+            return Lookup::Miss(None);
+        }
         let Some(near) = self.near.as_deref() else {
             return self.inner.lookup(id, false).await.0;
         };

@@ -16,6 +16,7 @@ use redis::aio::{AsyncPushSender, MultiplexedConnection, SendError};
 use redis::{AsyncConnectionConfig, Client, PushInfo, PushKind, Value};
 
 use super::keys::id_of_key;
+use super::link::primary_run_id;
 use super::local::{LocalCopies, VOUCHED_FOR};
 use crate::backoff::Backoff;
 use crate::telemetry::log::Logger;
@@ -23,6 +24,8 @@ use crate::telemetry::rate_limited::RateLimitedWarning;
 
 /// A quarter of `VOUCHED_FOR`, so that a healthy connection always has a recent answer in hand.
 const PING_EVERY: Duration = VOUCHED_FOR.checked_div(4).expect("a nonzero divisor");
+/// Once a second, the tracked Redis is checked to be the primary it subscribed to.
+const ROLE_CHECK_EVERY_PINGS: u64 = 40;
 /// A PING not answered within this counts as a lost connection: it is replaced.
 pub(crate) const PING_TIMEOUT: Duration = Duration::from_millis(500);
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
@@ -117,6 +120,8 @@ async fn subscribe(
         .set_response_timeout(None)
         .set_push_sender(sink);
     let mut connection = client.get_multiplexed_async_connection_with_config(&config).await?;
+    // A replica (a demoted primary) does not see the writers' fences.
+    primary_run_id(&mut connection).await?;
     redis::cmd("CLIENT")
         .arg(&["TRACKING", "ON", "BCAST", "PREFIX"][..])
         .arg(user_prefix)
@@ -130,8 +135,17 @@ async fn subscribe(
 async fn watch_health(mut connection: MultiplexedConnection, local: &LocalCopies) -> String {
     let mut ticks = tokio::time::interval(PING_EVERY);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
+    let run_id = primary_run_id(&mut connection).await.unwrap_or_default();
+    for tick in 1u64.. {
         ticks.tick().await;
+        // Now and then: still the primary it subscribed to (a failover can leave it connected).
+        if tick.is_multiple_of(ROLE_CHECK_EVERY_PINGS) {
+            match primary_run_id(&mut connection).await {
+                Ok(now) if now == run_id => {}
+                Ok(_) => return "redis is not the instance tracking subscribed to".to_owned(),
+                Err(error) => return error.to_string(),
+            }
+        }
         let ping = redis::cmd("PING");
         let sent = Instant::now();
         match tokio::time::timeout(PING_TIMEOUT, ping.query_async::<()>(&mut connection)).await {
@@ -140,4 +154,5 @@ async fn watch_health(mut connection: MultiplexedConnection, local: &LocalCopies
             Err(_) => return format!("no answer to PING within {} ms", PING_TIMEOUT.as_millis()),
         }
     }
+    unreachable!("the ticks never run out")
 }

@@ -318,6 +318,13 @@ mod tests {
         SETTINGS.iter().map(|setting| setting.name).collect()
     }
 
+    /// A file of the repository, read when the test runs (not compiled in: the binary's build
+    /// must not depend on documentation and manifests).
+    fn repo_file(path: &str) -> String {
+        let full = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
+        std::fs::read_to_string(&full).unwrap_or_else(|error| panic!("{}: {error}", full.display()))
+    }
+
     /// `NAME=` and `# NAME=` lines.
     fn assigned(text: &str) -> BTreeSet<String> {
         text.lines()
@@ -329,7 +336,7 @@ mod tests {
 
     #[test]
     fn env_example_names_every_setting_and_no_other_but_composes_own() {
-        let named = assigned(include_str!("../../.env.example"));
+        let named = assigned(&repo_file(".env.example"));
         let table = names_of_the_table();
         let missing: Vec<_> = table.iter().filter(|name| !named.contains(**name)).collect();
         let unknown: Vec<_> = named
@@ -344,7 +351,7 @@ mod tests {
 
     #[test]
     fn the_contracts_settings_table_is_this_table() {
-        let api = include_str!("../../docs/API.md");
+        let api = repo_file("docs/API.md");
         let section = api
             .split("## Settings")
             .nth(1)
@@ -363,13 +370,10 @@ mod tests {
     fn the_deployment_manifests_set_only_settings_of_this_table() {
         let table = names_of_the_table();
         let manifests = [
-            (
-                "deploy/swarm/settings.env",
-                include_str!("../../deploy/swarm/settings.env"),
-            ),
+            ("deploy/swarm/settings.env", repo_file("deploy/swarm/settings.env")),
             (
                 "deploy/k8s/base/configmap.yaml",
-                include_str!("../../deploy/k8s/base/configmap.yaml"),
+                repo_file("deploy/k8s/base/configmap.yaml"),
             ),
         ];
         for (file, text) in manifests {

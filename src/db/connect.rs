@@ -4,6 +4,7 @@
 //! accepts any certificate, as libpq's `require` does; `verify-full` checks the chain against
 //! `DB_SSL_ROOT_CERT` (or the public web roots) and the host name.
 
+use super::schema::SchemaWatch;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -37,6 +38,8 @@ pub(crate) const TCP_USER_TIMEOUT: Duration = Duration::from_secs(30);
 pub(crate) struct Connector {
     config: tokio_postgres::Config,
     tls: MakeRustlsConnect,
+    /// What the connections found of the schema, shared by all of them.
+    pub(crate) schema: SchemaWatch,
 }
 
 /// A connection's driver: it must be polled for the client to make progress.
@@ -73,7 +76,11 @@ impl Connector {
             config.password(settings.password.expose());
         }
         let tls = MakeRustlsConnect::new(tls_config(settings)?);
-        Ok(Connector { config, tls })
+        Ok(Connector {
+            config,
+            tls,
+            schema: SchemaWatch::default(),
+        })
     }
 
     /// Opens a connection. The driver must be spawned or polled by the caller.

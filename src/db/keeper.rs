@@ -12,6 +12,7 @@ use tokio_postgres::Client;
 
 use super::Statements;
 use super::connect::{Connector, Driver};
+use super::schema::{self, SchemaGap};
 use crate::backoff::Backoff;
 use crate::telemetry::log::Logger;
 use crate::telemetry::rate_limited::RateLimitedWarning;
@@ -22,6 +23,8 @@ const RECONNECT_FIRST: Duration = Duration::from_millis(50);
 const RECONNECT_CAP: Duration = Duration::from_millis(500);
 /// Failed attempts of one slot are logged at most this often: enough to see an outage, not a flood.
 const FAILURES_LOGGED_EVERY: Duration = Duration::from_secs(5);
+/// A schema behind this release is looked at again this often (only a migration fixes it).
+const SCHEMA_RECHECK_EVERY: Duration = Duration::from_secs(1);
 
 /// One connection's place in a pool: empty while (re)connecting.
 #[derive(Default)]
@@ -77,6 +80,11 @@ impl Keeper {
         let mut backoff = Backoff::new(RECONNECT_FIRST, RECONNECT_CAP);
         let failures =
             RateLimitedWarning::new(self.logger.clone(), "postgres connection failed", FAILURES_LOGGED_EVERY);
+        let schema_behind = RateLimitedWarning::new(
+            self.logger.clone(),
+            "postgres schema is not this release's; serving 503 until it is migrated",
+            FAILURES_LOGGED_EVERY,
+        );
         let mut failed = false;
         loop {
             let attempt = tokio::select! {
@@ -107,25 +115,55 @@ impl Keeper {
                         &[("slot", &self.name), ("error.message", &reason)],
                     );
                 }
-                Err(error) => {
+                Err(OpenError::Postgres(error)) => {
                     failed = true;
                     failures.warn(&crate::error::chain(&error), &[("slot", &self.name)]);
                 }
+                Err(OpenError::Schema(gap)) => {
+                    failed = true;
+                    schema_behind.warn(&gap.to_string(), &[("slot", &self.name)]);
+                }
             }
+            let wait = match self.connector.schema.gap() {
+                Some(_) => backoff.next_wait().max(SCHEMA_RECHECK_EVERY),
+                None => backoff.next_wait(),
+            };
             tokio::select! {
-                _ = tokio::time::sleep(backoff.next_wait()) => {}
+                _ = tokio::time::sleep(wait) => {}
                 _ = stopped.changed() => return,
             }
         }
     }
 }
 
-/// Connects and prepares; the driver runs alongside while statements are prepared. The caller
-/// drives the returned driver for as long as it uses the connection.
-pub(crate) async fn open(connector: &Connector) -> Result<(Arc<LiveConnection>, Driver), tokio_postgres::Error> {
+/// Why a connection could not be opened.
+#[derive(Debug)]
+pub(crate) enum OpenError {
+    Postgres(tokio_postgres::Error),
+    /// Postgres answered, but its schema is not this release's (recorded in `connector.schema`).
+    Schema(SchemaGap),
+}
+
+impl From<tokio_postgres::Error> for OpenError {
+    fn from(error: tokio_postgres::Error) -> OpenError {
+        OpenError::Postgres(error)
+    }
+}
+
+/// Connects, checks the schema (recording what it found in `connector.schema`) and prepares; the
+/// driver runs alongside meanwhile. The caller drives the returned driver for as long as it uses
+/// the connection.
+pub(crate) async fn open(connector: &Connector) -> Result<(Arc<LiveConnection>, Driver), OpenError> {
     let (client, mut driver) = connector.connect().await?;
     let prepared = {
-        let prepare = Statements::prepare(&client);
+        let prepare = async {
+            let gap = schema::check(&client).await?;
+            connector.schema.record(gap);
+            match gap {
+                Some(gap) => Err(OpenError::Schema(gap)),
+                None => Ok(Statements::prepare(&client).await?),
+            }
+        };
         tokio::pin!(prepare);
         tokio::select! {
             prepared = &mut prepare => prepared,

@@ -91,13 +91,13 @@ async fn answer(db: &Database, batch: Vec<QueuedLookup>) {
             }
         }
         Err(error) => {
-            let unavailable = matches!(error, Error::Unavailable(_));
+            // Every lookup of the batch hears the same failure, of the same kind.
             let cause = error.to_string();
             for lookup in batch {
-                let failure = if unavailable {
-                    Error::Unavailable(cause.clone().into())
-                } else {
-                    Error::Internal(cause.clone().into())
+                let failure = match &error {
+                    Error::SchemaBehind(gap) => Error::SchemaBehind(*gap),
+                    Error::Unavailable(_) => Error::Unavailable(cause.clone().into()),
+                    _ => Error::Internal(cause.clone().into()),
                 };
                 let _ = lookup.answer.send(Err(failure));
             }

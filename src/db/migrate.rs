@@ -10,6 +10,7 @@
 use std::fmt;
 
 use tokio_postgres::Client;
+use tokio_postgres::error::SqlState;
 
 use crate::config::{ConfigError, DatabaseSettings};
 use crate::db::connect::Connector;
@@ -41,6 +42,8 @@ pub struct SchemaState {
 pub enum MigrateError {
     /// A settings problem (such as an unreadable CA bundle): exit code 2.
     Config(ConfigError),
+    /// No session: the text names the settings it came from.
+    Connect(ConnectFailure),
     Database(tokio_postgres::Error),
     /// A previous run failed part-way through this version; someone must look before going on.
     Dirty(i64),
@@ -59,6 +62,42 @@ pub enum MigrateError {
     },
 }
 
+/// Why no session could be opened, in words that name the settings to look at.
+#[derive(Debug)]
+pub struct ConnectFailure {
+    pub text: String,
+    /// The server answered that `DB_NAME` does not exist (`--create-database` creates it).
+    pub missing_database: bool,
+}
+
+fn connect_failure(settings: &DatabaseSettings, error: &tokio_postgres::Error) -> ConnectFailure {
+    let (host, port, name, user) = (&settings.host, settings.port, &settings.name, &settings.user);
+    let why = crate::error::chain(error);
+    let code = error.code();
+    let text = if code == Some(&SqlState::INVALID_CATALOG_NAME) {
+        format!(
+            "database {name:?} (DB_NAME) does not exist on {host}:{port}; create it, or run \
+             `gravity-bff migrate up --create-database`"
+        )
+    } else if code == Some(&SqlState::INVALID_PASSWORD) || code == Some(&SqlState::INVALID_AUTHORIZATION_SPECIFICATION)
+    {
+        format!("postgres at {host}:{port} refused user {user:?} (DB_USER, DB_PASSWORD): {why}")
+    } else if code.is_none() {
+        format!("cannot reach postgres at {host}:{port} (DB_HOST, DB_PORT): {why}")
+    } else {
+        format!("cannot connect to postgres at {host}:{port} (DB_HOST, DB_PORT, DB_NAME): {why}")
+    };
+    ConnectFailure {
+        text,
+        missing_database: code == Some(&SqlState::INVALID_CATALOG_NAME),
+    }
+}
+
+/// A name as a Postgres identifier, whatever characters it holds.
+fn quoted_identifier(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
 /// A migrations session: one connection holding the advisory lock while it works.
 pub struct Migrator {
     client: Client,
@@ -69,13 +108,55 @@ impl Migrator {
     /// Connects with the service's own settings (same host, credentials and TLS).
     pub async fn connect(settings: &DatabaseSettings) -> Result<Migrator, MigrateError> {
         let connector = Connector::new(settings, "gravity-bff-migrate").map_err(MigrateError::Config)?;
-        let (client, driver) = connector.connect().await?;
+        let (client, driver) = connector
+            .connect()
+            .await
+            .map_err(|error| MigrateError::Connect(connect_failure(settings, &error)))?;
         tokio::spawn(driver);
         let names = client
             .query_one("SELECT current_schema()::text, current_database()::text", &[])
             .await?;
         let lock_id = advisory_lock_id(names.get(0), TABLE, names.get(1));
         Ok(Migrator { client, lock_id })
+    }
+
+    /// Connects as `connect` does, creating the database `DB_NAME` first (through the `postgres`
+    /// database of the same server) if it does not exist; `true` when it was created.
+    pub async fn connect_creating_database(settings: &DatabaseSettings) -> Result<(Migrator, bool), MigrateError> {
+        match Migrator::connect(settings).await {
+            Err(MigrateError::Connect(ConnectFailure {
+                missing_database: true, ..
+            })) => {}
+            other => return other.map(|migrator| (migrator, false)),
+        }
+        let maintenance = DatabaseSettings {
+            name: "postgres".to_owned(),
+            ..settings.clone()
+        };
+        let connector = Connector::new(&maintenance, "gravity-bff-migrate").map_err(MigrateError::Config)?;
+        let (client, driver) = connector
+            .connect()
+            .await
+            .map_err(|error| MigrateError::Connect(connect_failure(&maintenance, &error)))?;
+        tokio::spawn(driver);
+        let create = format!("CREATE DATABASE {}", quoted_identifier(&settings.name));
+        match client.batch_execute(&create).await {
+            // Another run created it meanwhile: as good.
+            Err(error) if error.code() == Some(&SqlState::DUPLICATE_DATABASE) => {}
+            Err(error) => {
+                return Err(MigrateError::Connect(ConnectFailure {
+                    text: format!(
+                        "cannot create database {:?} (DB_NAME) as {:?} (DB_USER): {}",
+                        settings.name,
+                        settings.user,
+                        crate::error::chain(&error)
+                    ),
+                    missing_database: false,
+                }));
+            }
+            Ok(()) => {}
+        }
+        Ok((Migrator::connect(settings).await?, true))
     }
 
     /// The version and dirty flag, without changing anything.
@@ -273,6 +354,7 @@ impl fmt::Display for MigrateError {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             MigrateError::Config(error) => write!(formatter, "{error}"),
+            MigrateError::Connect(failure) => write!(formatter, "{}", failure.text),
             MigrateError::Database(error) => write!(formatter, "database error: {}", crate::error::chain(error)),
             MigrateError::Dirty(version) => write!(
                 formatter,

@@ -15,16 +15,16 @@ macro_rules! read_with_retry {
     ($reads:expr, |$connection:ident| $query:expr) => {{
         let mut attempt = 1;
         loop {
-            let lease = $reads.lease().await?;
+            let turn = $reads.turn().await?;
             let outcome = {
-                let $connection: &$crate::db::keeper::LiveConnection = &lease;
+                let $connection: &$crate::db::keeper::LiveConnection = &turn;
                 $query.await
             };
             match outcome {
                 Err(error) if attempt < $crate::db::READ_ATTEMPTS && $crate::error::is_connection_loss(&error) => {
-                    // Take the dead connection out of turn now, so the next lease waits for a
+                    // Take the dead connection out of turn now, so the next turn waits for a
                     // live one rather than finding this one again before its keeper notices.
-                    lease.discard();
+                    turn.discard();
                     attempt += 1;
                 }
                 other => break other.map_err($crate::error::Error::from),
@@ -42,6 +42,7 @@ pub(crate) mod keeper;
 pub(crate) mod lookup_batches;
 pub mod migrate;
 mod read_pool;
+pub mod schema;
 pub(crate) mod user_queries;
 pub(crate) mod write_pool;
 
@@ -113,7 +114,11 @@ impl Database {
         };
         let read_connected = Arc::new(Notify::new());
         let write_changed = Arc::new(Notify::new());
-        let reads = ReadPool::new(spawn_pool("read", read_count, &read_connected), read_connected);
+        let reads = ReadPool::new(
+            spawn_pool("read", read_count, &read_connected),
+            read_connected,
+            connector.schema.clone(),
+        );
         let writes = Arc::new(WritePool::new(
             spawn_pool("write", write_count, &write_changed),
             write_changed,
@@ -131,9 +136,9 @@ impl Database {
 
     /// Waits until at least one read connection is up, or the timeout passes; `true` if one is.
     pub(crate) async fn wait_until_connected(&self, timeout: Duration) -> bool {
-        tokio::time::timeout(timeout, self.inner.reads.lease())
+        tokio::time::timeout(timeout, self.inner.reads.turn())
             .await
-            .is_ok_and(|lease| lease.is_ok())
+            .is_ok_and(|turn| turn.is_ok())
     }
 
     pub(crate) fn reads(&self) -> &ReadPool {

@@ -14,54 +14,61 @@ use tokio::sync::Notify;
 
 use super::ACQUIRE_WAIT;
 use super::keeper::{LiveConnection, Slot};
+use super::schema::SchemaWatch;
 use crate::error::Error;
 
 pub(crate) struct ReadPool {
     pub(crate) slots: Box<[Arc<Slot>]>,
     next: AtomicUsize,
     pub(crate) connected: Arc<Notify>,
+    schema: SchemaWatch,
 }
 
-/// A connection lent to one query; counts as in use until dropped.
-pub(crate) struct Lease {
+/// A read connection's turn, lent to one query; counts as in use until dropped. (Not to be
+/// confused with the cache's fill leases.)
+pub(crate) struct ReadTurn {
     connection: Arc<LiveConnection>,
     slot: Arc<Slot>,
 }
 
 impl ReadPool {
-    pub(crate) fn new(slots: Box<[Arc<Slot>]>, connected: Arc<Notify>) -> ReadPool {
+    pub(crate) fn new(slots: Box<[Arc<Slot>]>, connected: Arc<Notify>, schema: SchemaWatch) -> ReadPool {
         ReadPool {
             slots,
             next: AtomicUsize::new(0),
             connected,
+            schema,
         }
     }
 
     /// A live connection, taken in turn; waits up to `ACQUIRE_WAIT` when none is up.
-    pub(crate) async fn lease(&self) -> Result<Lease, Error> {
-        if let Some(lease) = self.try_lease() {
-            return Ok(lease);
+    pub(crate) async fn turn(&self) -> Result<ReadTurn, Error> {
+        if let Some(turn) = self.try_turn() {
+            return Ok(turn);
         }
         let deadline = tokio::time::Instant::now() + ACQUIRE_WAIT;
         loop {
             let notified = self.connected.notified();
-            if let Some(lease) = self.try_lease() {
-                return Ok(lease);
+            if let Some(turn) = self.try_turn() {
+                return Ok(turn);
             }
             if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                return Err(Error::Unavailable("no connection to Postgres is up".into()));
+                return Err(match self.schema.gap() {
+                    Some(gap) => Error::SchemaBehind(gap),
+                    None => Error::Unavailable("no connection to Postgres is up".into()),
+                });
             }
         }
     }
 
-    fn try_lease(&self) -> Option<Lease> {
+    fn try_turn(&self) -> Option<ReadTurn> {
         let slots = &self.slots;
         let start = self.next.fetch_add(1, Ordering::Relaxed);
         (0..slots.len()).find_map(|offset| {
             let slot = &slots[(start + offset) % slots.len()];
             let connection = slot.connection()?;
             slot.in_flight.fetch_add(1, Ordering::Relaxed);
-            Some(Lease {
+            Some(ReadTurn {
                 connection,
                 slot: slot.clone(),
             })
@@ -69,7 +76,7 @@ impl ReadPool {
     }
 }
 
-impl Deref for Lease {
+impl Deref for ReadTurn {
     type Target = LiveConnection;
 
     fn deref(&self) -> &LiveConnection {
@@ -77,15 +84,15 @@ impl Deref for Lease {
     }
 }
 
-impl Lease {
-    /// Takes the connection out of turn: it was found dead while in use, and the next lease should
+impl ReadTurn {
+    /// Takes the connection out of turn: it was found dead while in use, and the next turn should
     /// wait for a live one rather than find this one again before its keeper notices.
     pub(crate) fn discard(self) {
         self.slot.discard(&self.connection);
     }
 }
 
-impl Drop for Lease {
+impl Drop for ReadTurn {
     fn drop(&mut self) {
         self.slot.in_flight.fetch_sub(1, Ordering::Relaxed);
     }

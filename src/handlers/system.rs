@@ -37,8 +37,10 @@ pub(crate) async fn ready(state: &AppState) -> Result<HttpResponse, Error> {
         auth: auth.label(),
         cause,
     };
-    if let Err(error) = postgres {
-        return Err(not_ready("down", Box::new(error)));
+    match postgres {
+        Err(Error::SchemaBehind(gap)) => return Err(not_ready("schema_behind", Box::new(gap))),
+        Err(error) => return Err(not_ready("down", Box::new(error))),
+        Ok(()) => {}
     }
     if auth == Readiness::NoKeys {
         return Err(not_ready(

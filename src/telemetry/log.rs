@@ -4,6 +4,8 @@
 //! filtering; `stdout_sink` writes them out in batches. A request line is `warn` when the answer
 //! was a 5xx (its cause in `error.message`) and `info` otherwise, so `LOG_LEVEL=warn` keeps every
 //! failure and drops the rest, and a storm of 4xx from a misbehaving client stays at `info`.
+//! Probes that succeed (`/health` and `/ready` answered 200: the image's HEALTHCHECK every 5 s,
+//! the load balancer's checks) are `debug`: at `info` they would drown the lines people read.
 //!
 //! Field names are the ones shippers and their index templates already know: the OpenTelemetry
 //! log data model and semantic conventions, and the Elastic Common Schema (ECS) where OTel names
@@ -87,7 +89,7 @@ impl Logger {
 
     /// The request line: `warn` for a 5xx, `info` otherwise.
     pub(crate) fn request(&self, record: &RequestRecord<'_>) {
-        let level = request_level(record.status);
+        let level = request_level(record.route, record.status);
         if !self.enabled(level) {
             return;
         }
@@ -137,8 +139,12 @@ impl Logger {
     }
 }
 
-fn request_level(status: u16) -> LogLevel {
-    if status >= 500 { LogLevel::Warn } else { LogLevel::Info }
+fn request_level(route: &str, status: u16) -> LogLevel {
+    match (route, status) {
+        (_, 500..) => LogLevel::Warn,
+        ("/health" | "/ready", 200) => LogLevel::Debug,
+        _ => LogLevel::Info,
+    }
 }
 
 fn write_request_line(line: &mut Vec<u8>, level: LogLevel, record: &RequestRecord<'_>) {
@@ -229,7 +235,7 @@ mod tests {
 
     fn request_line(record: &RequestRecord<'_>) -> Value {
         let mut line = Vec::new();
-        write_request_line(&mut line, request_level(record.status), record);
+        write_request_line(&mut line, request_level(record.route, record.status), record);
         assert_eq!(line.last(), Some(&b'\n'), "one line");
         serde_json::from_slice(&line).expect("the line is JSON")
     }
@@ -243,16 +249,20 @@ mod tests {
     }
 
     #[test]
-    fn a_5xx_is_a_warning_and_anything_else_is_info() {
+    fn a_5xx_is_a_warning_a_passing_probe_is_debug_and_anything_else_is_info() {
         let cases = [
-            (200, LogLevel::Info),
-            (404, LogLevel::Info),
-            (499, LogLevel::Info),
-            (500, LogLevel::Warn),
-            (503, LogLevel::Warn),
+            ("/v1/users/{id}", 200, LogLevel::Info),
+            ("/v1/users/{id}", 404, LogLevel::Info),
+            ("/v1/users", 499, LogLevel::Info),
+            ("/v1/users", 500, LogLevel::Warn),
+            ("/v1/users/{id}", 503, LogLevel::Warn),
+            ("/health", 200, LogLevel::Debug),
+            ("/ready", 200, LogLevel::Debug),
+            ("/ready", 503, LogLevel::Warn),
+            ("/metrics", 200, LogLevel::Info),
         ];
-        for (status, level) in cases {
-            assert_eq!(request_level(status), level, "{status}");
+        for (route, status, level) in cases {
+            assert_eq!(request_level(route, status), level, "{route} {status}");
         }
     }
 

@@ -12,8 +12,7 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 use super::WriteResponse;
-use super::transaction::COMMIT_MARGIN;
-use crate::cache::{Cache, Fence};
+use crate::cache::{Cache, Fence, LiftTries};
 use crate::db::connect::{STATEMENT_TIMEOUT, TCP_USER_TIMEOUT};
 use crate::error::Error;
 
@@ -49,18 +48,21 @@ impl<'a> Fencing<'a> {
         Ok(())
     }
 
-    /// After the write: lifts the fence of a write that committed (trying until the answer is
-    /// due) or that wrote nothing (once); leaves the fence of a write whose outcome is unknown to
+    /// After the write: lifts the fence of a write that committed (trying for up to a second) or
+    /// that wrote nothing (once); leaves the fence of a write whose outcome is unknown to
     /// expire once the write can no longer commit.
     pub(super) async fn settle(self, outcome: &Result<WriteResponse, Error>) {
         let (Some((cache, _)), Some(fence)) = (self.target, self.raised) else {
             return;
         };
-        let until = match outcome {
+        let tries = match outcome {
             Err(Error::WriteOutcomeUnknown(_)) => return,
-            Ok(_) => self.deadline.checked_sub(COMMIT_MARGIN).unwrap_or(self.deadline),
-            Err(_) => Instant::now(),
+            // A committed write keeps trying for the lift's whole patience, past its deadline if
+            // need be (its answer is then late, never wrong): a restarted Redis may have lost the
+            // fence, and only the lift removes what readers stored meanwhile.
+            Ok(_) => LiftTries::UntilAnswered,
+            Err(_) => LiftTries::Once,
         };
-        cache.lift_fence(fence, until).await;
+        cache.lift_fence(fence, tries).await;
     }
 }

@@ -1,9 +1,11 @@
 //! The cache rules: cache-aside on `GET /v1/users/{id}`, exact bodies, no stale reads after writes.
 
+use std::time::Duration;
+
 use redis::Commands;
 use serde_json::json;
 
-use crate::helpers::{spawn_app, spawn_app_with};
+use crate::helpers::spawn_app;
 
 #[tokio::test]
 async fn the_first_read_misses_and_the_second_hits() {
@@ -82,15 +84,27 @@ async fn a_read_racing_a_write_cannot_put_the_old_user_back() {
 }
 
 #[tokio::test]
-async fn a_zero_ttl_turns_the_cache_off() {
-    let app = spawn_app_with(|config| config.cache.redis = None).await;
-    let created = app.create_user(json!({"name": "Ada"})).await;
+async fn a_zero_ttl_caches_nothing_but_its_writes_still_fence_other_replicas_caches() {
+    let cached = spawn_app().await;
+    let uncached = cached.spawn_replica(|config| config.cache.ttl = Duration::ZERO).await;
+    let created = uncached.create_user(json!({"name": "Ada"})).await;
     let path = format!("/v1/users/{}", created["id"].as_str().unwrap());
-    assert_eq!(app.get(&path).await.header("x-cache"), Some("MISS"));
-    assert_eq!(app.get(&path).await.header("x-cache"), Some("MISS"));
-    let mut redis = app.redis();
-    let exists: bool = redis.exists(app.cache_key(created["id"].as_str().unwrap())).unwrap();
-    assert!(!exists);
+    assert_eq!(uncached.get(&path).await.header("x-cache"), Some("MISS"));
+    assert_eq!(uncached.get(&path).await.header("x-cache"), Some("MISS"));
+    let mut redis = uncached.redis();
+    let exists: bool = redis
+        .exists(uncached.cache_key(created["id"].as_str().unwrap()))
+        .unwrap();
+    assert!(!exists, "a replica with a zero lifetime stores nothing");
+
+    // A replica with a lifetime caches the user; the uncached replica's write still removes it.
+    cached.get(&path).await;
+    assert_eq!(cached.get(&path).await.header("x-cache"), Some("HIT"));
+    let patched = uncached.patch_json(&path, &json!({"name": "Grace"})).await;
+    assert_eq!(patched.status, 200);
+    let read = cached.get(&path).await;
+    assert_eq!(read.json()["name"], "Grace");
+    assert_eq!(read.header("x-cache"), Some("MISS"));
 }
 
 #[tokio::test]

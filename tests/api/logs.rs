@@ -1,5 +1,5 @@
 //! What the binary writes: one JSON request line per request on stdout, at `warn` for a 5xx with
-//! its cause and `info` otherwise, under the field names log shippers know; JSON events on stderr
+//! its cause, `debug` for a passing probe and `info` otherwise, under the field names log shippers know; JSON events on stderr
 //! whose numbers are JSON numbers.
 
 use serde_json::Value;
@@ -37,6 +37,39 @@ async fn a_503_is_logged_at_warn_with_its_cause_when_only_warnings_are_logged() 
 }
 
 #[tokio::test]
+async fn probes_that_pass_are_logged_at_debug_and_probes_that_fail_at_warn() {
+    let closed_port = free_port();
+    let at = |level: &'static str| {
+        settings(&[
+            ("DB_PORT", &closed_port.to_string()),
+            ("REDIS_HOST", ""),
+            ("LOG_LEVEL", level),
+        ])
+    };
+    let service = ServiceProcess::start(at("info")).await;
+    let passing = get(service.port, "/health", &[]).await;
+    let failing = get(service.port, "/ready", &[]).await;
+    let finished = service.stop_with("TERM").await;
+    assert_eq!((status(&passing), status(&failing)), (200, 503));
+    let routes: Vec<_> = finished
+        .request_lines()
+        .iter()
+        .map(|line| (line["http.route"].clone(), line["level"].clone()))
+        .collect();
+    assert_eq!(routes, [("/ready".into(), "warn".into())], "{}", finished.stdout);
+
+    let service = ServiceProcess::start(at("debug")).await;
+    get(service.port, "/health", &[]).await;
+    let finished = service.stop_with("TERM").await;
+    let lines = finished.request_lines();
+    let probe = lines
+        .iter()
+        .find(|line| line["http.route"] == "/health")
+        .expect("at debug, the probe is logged");
+    assert_eq!(probe["level"], "debug");
+}
+
+#[tokio::test]
 async fn request_lines_carry_the_callers_trace_under_the_names_shippers_know() {
     let database = TestDatabase::create().await;
     let mut vars = database.services.vars(&database.name, &database.name);
@@ -46,7 +79,7 @@ async fn request_lines_carry_the_callers_trace_under_the_names_shippers_know() {
 
     let answer = get(
         service.port,
-        "/health",
+        "/openapi.json",
         &[("traceparent", &traceparent), ("x-request-id", "logs-1")],
     )
     .await;
@@ -73,7 +106,7 @@ async fn request_lines_carry_the_callers_trace_under_the_names_shippers_know() {
             "level": "info",
             "message": "request",
             "http.request.method": "GET",
-            "http.route": "/health",
+            "http.route": "/openapi.json",
             "http.response.status_code": 200,
             "http.request.id": "logs-1",
             "trace_id": CALLER_TRACE_ID,

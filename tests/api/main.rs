@@ -18,6 +18,7 @@ mod coalesced_creates;
 mod connections;
 mod cors;
 mod faults;
+mod first_run;
 mod hostile;
 mod idempotency;
 mod local_copies;

@@ -1,0 +1,188 @@
+//! A first run without traps: the binary creates and migrates its database with no client tools,
+//! a database that answers but is not migrated is named as such (with the migration and the
+//! command), settings are checked before anything is touched, and every failure names the setting
+//! it came from.
+
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use gravity_bff::db::migrate::{MIGRATIONS, Migrator};
+use serde_json::Value;
+
+use crate::faults::raw_exchange;
+use crate::helpers::{TestDatabase, free_port};
+use crate::service_process::ServiceProcess;
+use crate::shutdown::BINARY;
+use crate::support::services::{Services, ThrowawayDatabase};
+
+fn run(arguments: &[&str], vars: &[(String, String)]) -> Output {
+    Command::new(BINARY)
+        .args(arguments)
+        .env_clear()
+        .envs(vars.iter().map(|(name, value)| (name, value)))
+        .output()
+        .unwrap()
+}
+
+fn with(mut vars: Vec<(String, String)>, changes: &[(&str, &str)]) -> Vec<(String, String)> {
+    for (name, value) in changes {
+        vars.retain(|(existing, _)| existing != name);
+        vars.push(((*name).to_owned(), (*value).to_owned()));
+    }
+    vars
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A database name that no database has (it is dropped again, if created, when the test ends).
+async fn a_missing_database(services: &Services) -> ThrowawayDatabase {
+    let throwaway = ThrowawayDatabase::create(services.clone(), "first").await;
+    services
+        .connect("postgres")
+        .await
+        .batch_execute(&format!("DROP DATABASE {}", throwaway.name))
+        .await
+        .unwrap();
+    throwaway
+}
+
+#[tokio::test]
+async fn migrate_up_with_create_database_creates_a_missing_database_then_migrates_it() {
+    let services = Services::from_env();
+    let missing = a_missing_database(&services).await;
+    let vars = services.vars(&missing.name, &missing.name);
+
+    let first = run(&["migrate", "up", "--create-database"], &vars);
+    assert!(first.status.success(), "{}", text(&first.stderr));
+    let stdout = text(&first.stdout);
+    assert!(
+        stdout.starts_with(&format!("created database {}\n", missing.name)),
+        "{stdout}"
+    );
+    for migration in MIGRATIONS {
+        assert!(
+            stdout.contains(&format!("applied {:04}_{}", migration.version, migration.name)),
+            "{stdout}"
+        );
+    }
+
+    let again = run(&["migrate", "up", "--create-database"], &vars);
+    assert!(again.status.success(), "{}", text(&again.stderr));
+    assert_eq!(text(&again.stdout), "no change: the schema is up to date\n");
+}
+
+#[tokio::test]
+async fn a_missing_database_is_named_with_its_setting_and_the_flag_that_creates_it() {
+    let services = Services::from_env();
+    let missing = a_missing_database(&services).await;
+    let output = run(&["migrate", "up"], &services.vars(&missing.name, &missing.name));
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains(&missing.name) && stderr.contains("(DB_NAME)"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("migrate up --create-database"), "{stderr}");
+}
+
+#[tokio::test]
+async fn an_unreachable_postgres_is_named_with_db_host_and_db_port() {
+    let closed = free_port().to_string();
+    let vars = with(Services::from_env().vars("postgres", "first"), &[("DB_PORT", &closed)]);
+    let output = run(&["migrate", "up", "--create-database"], &vars);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains(&format!(":{closed} (DB_HOST, DB_PORT)")), "{stderr}");
+}
+
+#[tokio::test]
+async fn a_database_that_answers_but_was_never_migrated_is_not_called_unreachable() {
+    let database = TestDatabase::create_empty().await;
+    let service = ServiceProcess::on(&database, &[], None).await;
+
+    let (status, body) = service.get("/ready").await;
+    assert_eq!(status, 503, "{body}");
+    let ready: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(ready["postgres"], "schema_behind", "{body}");
+    let detail = ready["detail"].as_str().unwrap();
+    assert!(detail.contains("0001_initial_schema"), "{detail}");
+    assert!(detail.contains("gravity-bff migrate up"), "{detail}");
+
+    // A write and a read say the same, and nothing was written.
+    let body = r#"{"name":"Ada"}"#;
+    let request = format!(
+        "POST /v1/users HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let answer = raw_exchange(service.port, request.as_bytes()).await;
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(answer.contains("0001_initial_schema"), "{answer}");
+    let (status, body) = service.get("/v1/users/5b6c1f0e-9a7d-4c3b-8e21-0f4d6a7b8c9d").await;
+    assert_eq!(status, 503);
+    assert!(body.contains("gravity-bff migrate up"), "{body}");
+
+    // Migrating is all it takes: the running service becomes ready by itself.
+    database.migrate().await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, body) = service.get("/ready").await;
+        if status == 200 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "still not ready: {body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_database_one_migration_behind_names_the_missing_migration() {
+    let database = TestDatabase::create().await;
+    let mut migrator = Migrator::connect(&database.config().database).await.unwrap();
+    migrator.down(1).await.unwrap();
+    let latest = MIGRATIONS.last().unwrap();
+
+    let service = ServiceProcess::on(&database, &[], None).await;
+    let (status, body) = service.get("/ready").await;
+    assert_eq!(status, 503, "{body}");
+    let wanted = format!("migration {:04}_{} is not applied", latest.version, latest.name);
+    assert!(body.contains(&wanted), "{body}");
+}
+
+#[test]
+fn check_validates_the_settings_as_serve_would_and_connects_to_nothing() {
+    let closed = free_port().to_string();
+    let vars = with(
+        Services::from_env().vars("postgres", "first"),
+        &[("DB_PORT", &closed), ("REDIS_PORT", &closed)],
+    );
+    let good = run(&["check"], &vars);
+    assert!(good.status.success(), "{}", text(&good.stderr));
+    assert_eq!(text(&good.stdout), "settings ok\n");
+
+    for (changes, named) in [
+        (&[("CACHE_TTL_SECONDS", "5m")][..], "CACHE_TTL_SECONDS"),
+        (&[("DB_PORT", "abc")][..], "DB_PORT"),
+        (&[("AUTH_DISABLED", "")][..], "AUTH_ISSUER"),
+    ] {
+        let bad = run(&["check"], &with(vars.clone(), changes));
+        assert_eq!(bad.status.code(), Some(2), "{changes:?}");
+        let stderr = text(&bad.stderr);
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+        assert!(stderr.contains(named), "{changes:?}: {stderr}");
+    }
+}
+
+#[test]
+fn a_taken_port_is_named_with_api_port() {
+    let taken = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let vars = with(Services::from_env().vars("postgres", "first"), &[("API_PORT", &port)]);
+    let output = run(&[], &vars);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains(&format!("port {port} (API_PORT)")), "{stderr}");
+}
