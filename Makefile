@@ -14,7 +14,7 @@ help: ## list the targets
 
 ## --- the stack in Docker ---------------------------------------------------
 
-up: ## build the image and run the whole stack (lb, api, db, cache, migrate) in the background; API_REPLICAS=N for N replicas
+up: ## build the image, check .env with it, run the whole stack (lb, api, db, cache, migrate) in the background; API_REPLICAS=N for N replicas
 	@scripts/stack.sh up
 
 # The monitoring profile's prometheus goes too, whether or not it was started.
