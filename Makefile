@@ -14,7 +14,7 @@ help: ## list the targets
 
 ## --- the stack in Docker ---------------------------------------------------
 
-up: ## build the image and run the whole stack (lb, api, db, cache, migrate) in the background; API_REPLICAS=N for N replicas
+up: ## build the image, check .env with it, run the whole stack (lb, api, db, cache, migrate) in the background; API_REPLICAS=N for N replicas
 	@scripts/stack.sh up
 
 # The monitoring profile's prometheus goes too, whether or not it was started.
@@ -24,11 +24,12 @@ down: ## stop the stack (data volumes are kept; `make down-volumes` drops them)
 down-volumes: ## stop the stack and delete its data: the pgdata volume (and make dev's cargo volumes, Prometheus's data)
 	$(COMPOSE) -f docker-compose.yml -f docker-compose.dev.yml --profile monitoring down --volumes --remove-orphans
 
-logs: ## follow the stack's logs
-	$(COMPOSE) logs -f
+# Compose ends a followed log with 130 on Ctrl-C: the normal way out, not an error for make to report.
+logs: ## follow the stack's logs (Ctrl-C ends it)
+	@$(COMPOSE) logs -f || [ $$? -eq 130 ]
 
-ps: ## show the stack's services and their health
-	$(COMPOSE) ps
+ps: ## show every service of the stack, exited ones too, and its health
+	$(COMPOSE) ps -a
 
 dev: ## run the stack with the API hot-reloading from the bind-mounted source (Postgres/Redis on 127.0.0.1:15432/16379)
 	@scripts/stack.sh dev
@@ -58,11 +59,11 @@ swarm-ps: ## the Swarm stack's services and their tasks
 
 ## --- tests -----------------------------------------------------------------
 
-test: ## run every test, about 7 min on 2 cores (uses Postgres/Redis if reachable, else throwaway containers)
+test: ## run every test (uses Postgres/Redis if reachable, else throwaway containers; the chroot suite needs root or sudo; CONTRIBUTING.md says how long)
 	scripts/test.sh
 
-test-fast: ## the quick path, about 2 min on 2 cores: fmt --check, clippy -D warnings, cargo test
-	@echo "make test-fast: cargo fmt --check, clippy -D warnings, cargo test (unit and tests/api); about 2 min on 2 cores"
+test-fast: ## the quick path: fmt --check, clippy -D warnings, cargo test
+	@echo "make test-fast: cargo fmt --check, clippy -D warnings, cargo test (unit and tests/api); CONTRIBUTING.md says how long"
 	cargo fmt --all -- --check
 	cargo clippy --locked --workspace --all-targets -- -D warnings
 	cargo test --locked --workspace

@@ -4,6 +4,11 @@
 # it does not know `name:`, `--wait` or the current Compose Specification these files use.
 # Fails with one line on stderr when no Compose v2 exists, or when the Docker engine does not
 # answer (for commands that need it), instead of a wall of connection errors.
+# Every image it builds is stamped with the source revision: REVISION (the build argument of
+# docker-compose.yml's api, read by build.rs for `--version` and gravity_build_info) is the
+# checked-out commit unless the environment sets it. Without the buildx plugin, Compose builds
+# with its own BuildKit client (COMPOSE_BAKE=false) instead of warning on every build that Bake
+# needs buildx.
 # Used by the Makefile as $(COMPOSE); usage: scripts/compose.sh [compose options] COMMAND [args]
 set -euo pipefail
 
@@ -24,6 +29,9 @@ elif command -v docker-compose >/dev/null 2>&1; then
 else
     die "Docker Compose v2 is not installed (neither 'docker compose' nor 'docker-compose' works); install it: https://docs.docker.com/compose/install/"
 fi
+
+REVISION="${REVISION:-$(git -C "${BASH_SOURCE[0]%/*}" rev-parse --short HEAD 2>/dev/null || echo unknown)}"
+export REVISION
 
 # The compose command is the first argument that is neither a global option nor an option's value.
 command_name=""
@@ -52,6 +60,9 @@ case "$command_name" in
         fi
         if command -v docker >/dev/null 2>&1 && ! "${probe[@]}" >/dev/null 2>&1; then
             die "the Docker engine does not answer ('docker info' failed): start Docker, or check DOCKER_HOST and your permissions on its socket"
+        fi
+        if [[ -z "${COMPOSE_BAKE:-}" ]] && ! docker buildx version >/dev/null 2>&1; then
+            export COMPOSE_BAKE=false
         fi
         ;;
 esac

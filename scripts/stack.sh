@@ -1,20 +1,24 @@
 #!/usr/bin/env bash
 # `make up` and `make dev`: the stack in Docker, with the failures a newcomer meets said in words.
-#   up   build the image, start every service in the background, wait until all are healthy
-#   dev  the same with docker-compose.dev.yml (hot reload), in the foreground
+#   up   build the image, check the settings with it, start every service in the background and
+#        wait until all are healthy
+#   dev  the same with docker-compose.dev.yml (hot reload), in the foreground, without the check
 # Before anything else, Compose v2 and a running engine must answer; if not, one line says what
 # is missing and points to `make run` (the service without Docker), and no .env is created.
 # Then .env is created from .env.example when missing (`make .env`: a fresh random DB_PASSWORD).
-# When `up` fails, the failed service is named with the last lines of its log; a failed one-off
-# `migrate` also gets the fix (a pgdata volume initialised with another DB_PASSWORD: `make down-volumes`).
-# Further arguments go to `docker compose up` (e.g. `scripts/stack.sh up --scale api=3`).
+# `up` checks the settings before it touches a running stack: the new image's `gravity-bff check`
+# runs in a throwaway container of api, then of migrate, each with the environment compose gives
+# that service (.env as its env_file, the compose file's `environment:` over it). A bad setting
+# ends `make up` there, with the binary's line naming it; whatever runs keeps running.
+# When a start fails, scripts/stack-explain.sh names the failed service, the last lines of its
+# log and the fix. Further arguments go to `docker compose up` (e.g. `up --scale api=3`).
 # Usage: scripts/stack.sh up|dev [compose up options]
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 mode="${1:-}"
 case "$mode" in
-    up) files=(-f docker-compose.yml) up_options=(-d --build --wait) ;;
+    up) files=(-f docker-compose.yml) up_options=(-d --wait) ;;
     dev) files=(-f docker-compose.yml -f docker-compose.dev.yml) up_options=(--build) ;;
     *)
         echo "usage: scripts/stack.sh up|dev [docker compose up options]" >&2
@@ -46,63 +50,45 @@ if grep -qE '^AUTH_DISABLED=true[[:space:]]*$' .env; then
     echo "make $mode: authentication is off (AUTH_DISABLED=true in .env): anyone who reaches the api may read and change every user; README, Authentication, says how to turn it on" >&2
 fi
 
-# --- run, and on failure say why ----------------------------------------------------------------
 compose() { scripts/compose.sh "${files[@]}" "$@"; }
 
-# Prints the last lines of a service's log, indented.
-tail_log() {
-    compose logs --no-color --no-log-prefix --tail "${2:-15}" "$1" 2>&1 | sed 's/^/    /'
+# --- make up: the settings, checked by the new image before anything running is touched --------
+# `check` validates the settings as `serve` would and connects to nothing: exit 0, or 2 with one
+# line naming the bad setting. migrate is checked too: its environment differs (REDIS_HOST "").
+check_settings() {
+    local service output status
+    for service in api migrate; do
+        status=0
+        output="$(compose run --rm --no-deps -T "$service" check 2>&1)" || status=$?
+        ((status == 0)) && continue
+        echo "make up: the settings do not pass $service's check; nothing was started or changed, a running stack keeps running:" >&2
+        # The binary's own line when it wrote one, else all that compose said.
+        grep '^gravity-bff: ' <<<"$output" >&2 || echo "$output" >&2
+        echo "fix:   correct it in .env (or the environment), then run \`make up\` again" >&2
+        exit "$status"
+    done
 }
 
-# After a failed `up`: which services exited non-zero or are unhealthy, and why.
-explain() {
-    local service state health exit_code log found=0
-    while IFS='|' read -r service state health exit_code; do
-        [[ -n "$service" ]] || continue
-        if [[ "$state" == exited && "$exit_code" != 0 ]] || [[ "$health" == unhealthy ]]; then
-            found=1
-            echo >&2
-            echo "make $mode: $service ${health:+is $health, }${state} (exit code $exit_code); the last lines of its log:" >&2
-            tail_log "$service" >&2
-        fi
-        if [[ "$service" == migrate && "$state" == exited && "$exit_code" != 0 ]]; then
-            log="$(compose logs --no-color --no-log-prefix --tail 50 migrate 2>&1 || true)"
-            if grep -qi 'password authentication failed' <<<"$log"; then
-                cat >&2 <<MSG
-cause: the pgdata volume was initialised with another DB_PASSWORD than the one in .env (Postgres
-keeps the password of its first start; a new .env gets a new random one).
-fix:   \`make down-volumes\` drops the volume and its data, then \`make $mode\` starts afresh; or put the
-       old password back into .env's DB_PASSWORD.
-MSG
-            else
-                cat >&2 <<MSG
-fix:   migrate applies the schema before the api may start; correct what its log names, then run
-       \`make $mode\` again (\`make down-volumes\` starts over with an empty database).
-MSG
-            fi
-        fi
-    done < <(compose ps -a --format '{{.Service}}|{{.State}}|{{.Health}}|{{.ExitCode}}' 2>/dev/null || true)
-    if ((found == 0)); then
-        echo "make $mode: the stack did not come up; \`make ps\` and \`make logs\` show its state" >&2
-    fi
-}
-
-# `make dev` in the foreground, stopped by one `compose stop`. Compose's own Ctrl-C handling is
-# racy: in Compose v2.40 one SIGINT reaches two handlers, and when the context cancellation is seen
-# first the other takes the same signal for a second Ctrl-C and kills every container (SIGKILL:
-# exit 137, no drain). So `compose up` runs in a process group of its own, out of the terminal's
-# reach (its stdin is /dev/null: no keyboard menu, no SIGTTIN), and Ctrl-C, SIGTERM or a closed
-# terminal here end that client first (a build or start still under way ends with it; the
-# containers run on) and then run `compose stop`: each service gets SIGTERM and its
-# stop_grace_period. A second Ctrl-C while stopping kills the services instead.
+# --- make dev: in the foreground, stopped by one `compose stop` ---------------------------------
+# Compose's own Ctrl-C handling is racy: in Compose v2.40 one SIGINT reaches two handlers, and when
+# the context cancellation is seen first the other takes the same signal for a second Ctrl-C and
+# kills every container (SIGKILL: exit 137, no drain). So `compose up` runs in a process group of
+# its own, out of the terminal's reach (its stdin is /dev/null: no keyboard menu, no SIGTTIN), and
+# Ctrl-C, SIGTERM or a closed terminal here end that client first (a build or start still under
+# way ends with it; the containers run on) and then run `compose stop`: each service gets SIGTERM
+# and its stop_grace_period, and the script exits 0. Only a second Ctrl-C kills the services: a
+# SIGTERM or SIGHUP sent while they stop is the same request again (a SIGTERM to make's whole
+# process group arrives twice, directly and forwarded by make; a closed terminal may hang up twice).
 up_pid=""
-signal_status=0
+stopping=0
+killed=0
 
-# The handler of the first Ctrl-C, SIGTERM or hangup; $1 is the exit status it stands for.
 # shellcheck disable=SC2329 # called by the traps of run_in_foreground
 stop_all() {
-    signal_status=$1
-    trap 'echo "make $mode: killing the services" >&2; compose kill >/dev/null 2>&1 || true' INT TERM HUP
+    ((stopping == 0)) || return 0
+    stopping=1
+    trap 'killed=1; echo "make $mode: killing the services" >&2; compose kill >/dev/null 2>&1 || true' INT
+    trap : TERM HUP
     echo "make $mode: stopping the services (Ctrl-C again to kill them)" >&2
     kill -KILL -- "-$up_pid" 2>/dev/null || true
     wait "$up_pid" 2>/dev/null || true
@@ -115,9 +101,7 @@ run_in_foreground() {
     COMPOSE_MENU=false compose up "$@" </dev/null &
     up_pid=$!
     set +m
-    trap 'stop_all 130' INT
-    trap 'stop_all 143' TERM
-    trap 'stop_all 129' HUP
+    trap stop_all INT TERM HUP
     # A trapped signal interrupts `wait` (status > 128) and runs its handler.
     while :; do
         status=0
@@ -125,17 +109,25 @@ run_in_foreground() {
         kill -0 "$up_pid" 2>/dev/null || break
     done
     trap - INT TERM HUP
-    return $((signal_status != 0 ? signal_status : status))
+    # Stopped on request: the normal end of `make dev` (so make reports no error), unless killed.
+    ((stopping == 0)) || status=$((killed ? 130 : 0))
+    return "$status"
 }
 
 status=0
 if [[ "$mode" == dev ]]; then
     run_in_foreground "${up_options[@]}" "$@" || status=$?
 else
-    compose up "${up_options[@]}" "$@" || status=$?
+    compose build
+    check_settings
+    if compose up "${up_options[@]}" "$@"; then
+        published="$(compose port lb 8080 2>/dev/null || true)"
+        [[ -z "$published" ]] || echo "make up: the stack is up: http://localhost:${published##*:} (\`make ps\`, \`make logs\`, \`make down\`)"
+    else
+        status=$?
+    fi
 fi
-# 129/130/143: stopped with a hangup, Ctrl-C or SIGTERM (the normal end of `make dev`).
-if ((status != 0 && status != 129 && status != 130 && status != 143)); then
-    explain
+if ((status != 0 && stopping == 0)); then
+    scripts/stack-explain.sh "$mode" "${files[@]}"
 fi
 exit "$status"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make test`: every test of the project, in one command. It prints its plan first: each suite
-# (listed in `suites` below) with what it took on a 2-core machine, then runs them
-# all, whatever fails, and ends with each suite's time and the failures.
+# (listed in `suites` below), then runs them all, whatever fails, and ends with each suite's
+# time and the failures. How long each takes is written in one place, CONTRIBUTING.md.
 #   0. the tooling: shellcheck on every script, ruff on every Python file, pytest tests/tools
 #   1. the Rust suite (unit tests and tests/api: the real server against real Postgres and Redis)
 #   2. the static musl binary, run alone in an empty root (what a scratch/distroless image is)
@@ -18,30 +18,26 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-# What each suite took on a 2-core machine after a source change (the build cache otherwise warm);
-# the first run of a fresh clone also compiles everything and installs the Python tools (about
-# 13 min for make test). README.md's Tests section has the figures.
-TYPICAL_TOTAL="7 min" TYPICAL_FAST="2 min"
 suites() {
-    suite "tooling (shellcheck, ruff, pytest tests/tools)" "10 s" scripts/check-tooling.sh
-    suite "Rust tests (unit + tests/api against real Postgres and Redis)" "100 s" cargo test --locked --workspace
-    suite "static musl release build" "75 s" make --no-print-directory build-musl
-    suite "the static binary in an empty root (chroot)" "1 s" scripts/chroot-smoke.sh target/x86_64-unknown-linux-musl/release/gravity-bff
-    suite "container files (hadolint, compose schema, haproxy -c, promtool, tests/containers)" "15 s" scripts/check-containers.sh
-    suite "Kubernetes manifests (kustomize, kubernetes-validate, checkov, tests/k8s)" "15 s" scripts/check-k8s.sh
-    suite "OpenAPI description" "5 s" scripts/check-openapi.sh
-    suite "observability (promtool on /metrics, openapi-spec-validator on /openapi.json, JSON log lines)" "5 s" scripts/check-observability.sh
-    suite "API contract (schemathesis against the release binary)" "80 s" scripts/check-api-contract.sh
-    suite "chaos scenarios (30 s soak)" "2 min" env CHAOS_SOAK_SECONDS="${CHAOS_SOAK_SECONDS:-30}" scripts/chaos.sh
+    suite "tooling (shellcheck, ruff, pytest tests/tools)" scripts/check-tooling.sh
+    suite "Rust tests (unit + tests/api against real Postgres and Redis)" cargo test --locked --workspace
+    suite "static musl release build" make --no-print-directory build-musl
+    suite "the static binary in an empty root (chroot; needs root or sudo)" scripts/chroot-smoke.sh target/x86_64-unknown-linux-musl/release/gravity-bff
+    suite "container files (hadolint, compose schema, haproxy -c, promtool, tests/containers)" scripts/check-containers.sh
+    suite "Kubernetes manifests (kustomize, kubernetes-validate, checkov, tests/k8s)" scripts/check-k8s.sh
+    suite "OpenAPI description" scripts/check-openapi.sh
+    suite "observability (promtool on /metrics, openapi-spec-validator on /openapi.json, JSON log lines)" scripts/check-observability.sh
+    suite "API contract (schemathesis against the release binary)" scripts/check-api-contract.sh
+    suite "chaos scenarios (30 s soak)" env CHAOS_SOAK_SECONDS="${CHAOS_SOAK_SECONDS:-30}" scripts/chaos.sh
 }
 
 mode=plan passed=0 failed=0 failures=() timings=()
-# suite NAME TIME COMMAND...: in the plan, one line; in the run, runs COMMAND and times it.
+# suite NAME COMMAND...: in the plan, one line; in the run, runs COMMAND and times it.
 suite() {
-    local name="$1" typical="$2" started=$SECONDS
-    shift 2
+    local name="$1" started=$SECONDS
+    shift
     if [[ $mode == plan ]]; then
-        printf '  %-6s  %s\n' "$typical" "$name"
+        printf '  %s\n' "$name"
         return
     fi
     echo
@@ -55,9 +51,9 @@ suite() {
     timings+=("$(printf '%6s  %s' "$((SECONDS - started)) s" "$name")")
 }
 
-echo "make test runs these suites; beside each, what it took on 2 cores after a source change:"
+echo "make test runs these suites (CONTRIBUTING.md says how long each takes):"
 suites
-echo "  about $TYPICAL_TOTAL in all. The quick path, \`make test-fast\` (fmt, clippy, cargo test), is about $TYPICAL_FAST."
+echo "The quick path, \`make test-fast\`, runs fmt, clippy and cargo test only."
 
 export TEST_PG_HOST="${TEST_PG_HOST:-127.0.0.1}" TEST_PG_PORT="${TEST_PG_PORT:-5432}"
 export TEST_PG_USER="${TEST_PG_USER:-postgres}" TEST_PG_PASSWORD="${TEST_PG_PASSWORD:-}"

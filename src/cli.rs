@@ -66,8 +66,7 @@ Usage:
   gravity-bff --health              GET http://127.0.0.1:$API_PORT/health; exit 0 if it answers 200
   gravity-bff check                 check the settings as serve would, connecting to nothing; exit 0 or 2
   gravity-bff migrate [up]          apply every pending migration
-  gravity-bff migrate up --create-database
-                                    the same, creating DB_NAME first (through the postgres database) if missing
+  gravity-bff migrate up --create-database    the same, first creating DB_NAME when it is missing
   gravity-bff migrate down N        revert the newest N migrations
   gravity-bff migrate status        show the schema version and each migration's state
   gravity-bff migrate force V       mark version V applied and clean after a manual repair (-1: none)

@@ -14,7 +14,6 @@ use hyper::StatusCode;
 use hyper::header::{ALLOW, CONNECTION, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
 use serde::Serialize;
 
-use crate::db::schema::SchemaGap;
 use crate::http::MAX_TARGET_BYTES;
 use crate::http::bearer::Refusal;
 use crate::http::body::{BODY_LIMIT, BodyError};
@@ -58,8 +57,9 @@ pub enum Error {
     /// fenced (`cache::fence`): nothing was written.
     WriteRefused(Cause),
     /// 503: Postgres answers, but its schema is not this release's (never migrated, behind, or
-    /// dirty); the detail names the missing migration and the command. Nothing was written.
-    SchemaBehind(SchemaGap),
+    /// dirty); the detail (`db::schema::SchemaGap` in words) names the missing migration and the
+    /// command. Nothing was written.
+    SchemaBehind(String),
     /// 503: the request arrived on a connection just chosen to close for room at the connection
     /// limit; it was not run.
     NoRoom,
@@ -199,7 +199,7 @@ impl Error {
             Error::WriteOutcomeUnknown(_) => "the database stopped answering after the write was sent: its outcome \
                  is unknown; a retry with the same Idempotency-Key is safe and tells"
                 .into(),
-            Error::SchemaBehind(gap) => gap.to_string().into(),
+            Error::SchemaBehind(gap) => gap.as_str().into(),
             Error::NotReady { postgres: "down", .. } => "postgres is not answering".into(),
             Error::NotReady {
                 postgres: "schema_behind",

@@ -1,7 +1,7 @@
 """A token issuer for running the service with authentication on and no identity provider: an
 RSA key made by openssl, its JSON Web Key Set in a file (for AUTH_JWKS_URL=file://...), and RS256
 access tokens signed with it. scripts/check-api-contract.sh runs schemathesis with one; a
-developer can try the service with one (README, Authentication).
+developer can try the service with one (docs/OPERATIONS.md, "Turning authentication on").
 
     python tools/dev_issuer.py keys DIR
         writes DIR/key.pem (the private key, mode 600) and DIR/jwks.json (its public key)

@@ -12,6 +12,12 @@
 //!   whose process died is covered until it can no longer commit; then it expires.
 //! - **Writers of one user on different replicas share it**: its value is `fence:` and a token per
 //!   write, and it lasts until the last of them lifts its part (or the longest lifetime).
+//! - **Every replica's in-process copies have heard of it before the write answers.** The fence's
+//!   script also tells whether any replica may serve copies (`{prefix}:copies`, which each one
+//!   keeps alive while it does); if so, a committed write answers no sooner than `VOUCHED_FOR`
+//!   after its fence was taken. A replica serves a copy only on the word of a tracking round trip
+//!   sent less than `VOUCHED_FOR` ago, which Redis therefore processed after the fence, so its
+//!   invalidation of the old copy came first (`local`).
 //! - **Lifting learns whether it held.** If the writer's token is gone (Redis restarted, flushed or
 //!   evicted it), a reader may have stored a body read before the commit, so the lift removes
 //!   whatever is at the key. An unanswered lift is tried again for `LIFT_PATIENCE` (long enough to
@@ -26,13 +32,15 @@ use uuid::Uuid;
 
 use super::Cache;
 use super::keys::KeyBuf;
+use super::local::VOUCHED_FOR;
 use super::stored_value::FenceToken;
 use crate::backoff::Backoff;
 use crate::error::Error;
 
 /// Adds a write's token (ARGV[1]) to the fence at the key, or replaces whatever else is there with
 /// a fence of that token; the fence lives ARGV[2] ms, or longer if it already did. `pcall`: a value
-/// of another type is simply replaced.
+/// of another type is simply replaced. Returns 1 if any replica may serve in-process copies (the
+/// key KEYS[2] exists), else 0.
 pub(super) const RAISE_FENCE: &str = r"
 local held = redis.pcall('GET', KEYS[1])
 local tokens = ''
@@ -42,7 +50,7 @@ if type(held) == 'string' and string.sub(held, 1, 6) == 'fence:' then
   lifetime = math.max(lifetime, redis.call('PTTL', KEYS[1]))
 end
 redis.call('SET', KEYS[1], 'fence:' .. tokens .. ARGV[1], 'PX', lifetime)
-return 1";
+return redis.call('EXISTS', KEYS[2])";
 
 /// Takes the write's token (ARGV[1]) out of the fence, removing the key with the last token;
 /// returns 1 if the token was there (the fence held). Without it: another write's fence is left in
@@ -87,6 +95,8 @@ pub(crate) enum LiftTries {
 pub(crate) struct Fence {
     id: Uuid,
     token: FenceToken,
+    /// When replicas serving in-process copies have all heard of the fence (`None`: none may).
+    copies_heard_at: Option<Instant>,
 }
 
 impl Cache {
@@ -103,14 +113,20 @@ impl Cache {
         let key = KeyBuf::body(&inner.user_prefix, id);
         let mut invocation = inner.raise_fence_script.key(key.as_bytes());
         invocation
+            .key(&inner.copies_key)
             .arg(token.as_bytes())
             .arg(u64::try_from(lifetime.as_millis()).unwrap_or(u64::MAX));
         let call = invocation.invoke_async::<i64>(&mut connection);
         match inner.bounded("raise fence", generation, call).await {
-            Ok(_) => {
+            Ok(copies_served) => {
                 // Redis tells the other replicas (their tracking connections); this one drops its copy now.
                 self.forget_copy(id);
-                Ok(Fence { id, token })
+                let copies_heard_at = (copies_served == 1).then(|| Instant::now() + VOUCHED_FOR);
+                Ok(Fence {
+                    id,
+                    token,
+                    copies_heard_at,
+                })
             }
             Err(Some(error)) => Err(refused(format!("redis refused it: {error}"))),
             Err(None) => Err(refused(format!(
@@ -121,8 +137,17 @@ impl Cache {
     }
 
     /// Lifts a write's fence after its commit (or after it definitely wrote nothing). `false` when
-    /// Redis never answered: the fence then stays until it expires.
+    /// Redis never answered: the fence then stays until it expires. After a commit, returns no
+    /// sooner than every replica's in-process copies have heard of the fence.
     pub(crate) async fn lift_fence(&self, fence: Fence, tries: LiftTries) -> bool {
+        let lifted = self.lift(&fence, tries).await;
+        if let (LiftTries::UntilAnswered, Some(heard_at)) = (tries, fence.copies_heard_at) {
+            tokio::time::sleep_until(heard_at).await;
+        }
+        lifted
+    }
+
+    async fn lift(&self, fence: &Fence, tries: LiftTries) -> bool {
         let until = match tries {
             LiftTries::UntilAnswered => Instant::now() + LIFT_PATIENCE,
             LiftTries::Once => Instant::now(),

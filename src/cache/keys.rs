@@ -1,6 +1,7 @@
 //! The cache's key formats, built on the stack: the hot path makes no heap allocation for a key.
 //! `{prefix}:user:{id}` holds a user's body (or a reader's fill lease, or a writer's fence);
-//! `{prefix}:instance` names the Redis instance whose bodies are known to be current (`sweep`).
+//! `{prefix}:instance` names the Redis instance whose bodies are known to be current (`sweep`);
+//! `{prefix}:copies` exists while any replica may serve in-process copies (`tracking`, `fence`).
 
 use uuid::Uuid;
 
@@ -44,6 +45,11 @@ impl KeyBuf {
 /// `{prefix}:instance`.
 pub(crate) fn instance_key(prefix: &str) -> Vec<u8> {
     format!("{prefix}:instance").into_bytes()
+}
+
+/// `{prefix}:copies`.
+pub(crate) fn copies_key(prefix: &str) -> String {
+    format!("{prefix}:copies")
 }
 
 /// The id at the end of a body key under `user_prefix`, if it is one.

@@ -8,11 +8,14 @@
 //!   placeholder. Invalidations are applied by the tracking connection's reader as they arrive,
 //!   in wire order (`tracking`), so whichever comes first, the copy or the invalidation, the
 //!   invalidation wins.
-//! - **A copy is served only while the tracking connection vouches for it**: a PING sent on it
-//!   less than `VOUCHED_FOR` ago has been answered. Redis writes every invalidation for a change it
-//!   made before a PING ahead of that PING's answer, on the same connection, so a copy served now
-//!   misses at most the changes of the last `VOUCHED_FOR`: a write's fence is raised before the
-//!   write commits, so another replica's copy can lag an acknowledged write by less than that.
+//! - **A copy is served only while the tracking connection vouches for it**: a round trip sent on
+//!   it less than `VOUCHED_FOR` ago has been answered. Redis queues the invalidations of a command
+//!   to every tracking connection while it runs that command, so on each connection they come
+//!   ahead of the answer to anything Redis processed after it: a copy served now has missed no
+//!   change Redis made before the vouching round trip was sent. A committed write answers no
+//!   sooner than `VOUCHED_FOR` after Redis took its fence (`fence`), so a read that starts after
+//!   the answer is vouched for only by a round trip sent after the fence: its invalidation of the
+//!   old copy has been applied. No copy contradicts an acknowledged write.
 //! - **Anything that may have lost an invalidation drops every copy**: the tracking connection's
 //!   loss (none is served until it is set up again, `flush`) and a null invalidation (Redis
 //!   flushed).
@@ -32,8 +35,10 @@ use uuid::Uuid;
 /// Shards, so that concurrent requests rarely contend on one lock.
 const SHARDS: usize = 16;
 
-/// How long an answered PING on the tracking connection vouches for the copies, counted from when
-/// it was sent: the most a copy may lag a change Redis made (`tracking` PINGs 4 times as often).
+/// How long an answered round trip on the tracking connection vouches for the copies, counted
+/// from when it was sent (`tracking` sends one 4 times as often). A committed write waits this long
+/// after its fence before it answers, when any replica may serve copies: shorter would make that
+/// wait cheaper, but copies would go unserved whenever a busy machine delays a round trip.
 pub(crate) const VOUCHED_FOR: Duration = Duration::from_millis(100);
 
 pub(crate) struct LocalCopies {

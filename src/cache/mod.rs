@@ -120,6 +120,8 @@ struct Inner {
     fill_script: Script,
     lease_script: Script,
     raise_fence_script: Script,
+    /// `{prefix}:copies`: exists while any replica may serve in-process copies.
+    copies_key: String,
     lift_fence_script: Script,
     breaker: Breaker,
     metrics: Arc<Metrics>,
@@ -168,6 +170,7 @@ impl Cache {
             tracking::start(
                 client(ProtocolVersion::RESP3)?,
                 user_prefix.clone(),
+                keys::copies_key(&cache_settings.key_prefix),
                 copies.clone(),
                 logger.clone(),
             );
@@ -184,6 +187,7 @@ impl Cache {
                 fill_script: Script::new(FILL_IF_LEASED),
                 lease_script: Script::new(TAKE_LEASE),
                 raise_fence_script: Script::new(fence::RAISE_FENCE),
+                copies_key: keys::copies_key(&cache_settings.key_prefix),
                 lift_fence_script: Script::new(fence::LIFT_FENCE),
                 breaker: Breaker::new(),
                 metrics,

@@ -3,11 +3,15 @@
 //! the driver's reader hands each push to `Invalidations::send` as it arrives, in wire order, so a
 //! copy is dropped before anything read after the push is handled.
 //!
-//! The connection is trusted only while it provably delivers: a PING goes out every `PING_EVERY`,
-//! and each answer vouches for the copies for `local::VOUCHED_FOR` from when it was sent, so a
-//! stalled link (or a stalled process) stops copies from being served within that time. A PING
-//! not answered within `PING_TIMEOUT`, a lost connection, or a null invalidation drops every copy;
-//! then it reconnects, with a capped backoff.
+//! The connection is trusted only while it provably delivers: a round trip goes out every
+//! `PING_EVERY`, and each answer vouches for the copies for `local::VOUCHED_FOR` from when it was
+//! sent, so a stalled link (or a stalled process) stops copies from being served within that time.
+//! The round trip is not a bare PING but `SET {prefix}:copies 1 PX 3000`: the same ordering
+//! guarantee, and it keeps the key alive that tells writers some replica serves copies (`fence`:
+//! they then answer only once every such replica has heard of their fence). The key outlives any
+//! answer's vouching by seconds, so no replica serves a copy while a writer could miss it. One not
+//! answered within `PING_TIMEOUT`, a lost connection, or a null invalidation drops every copy; then
+//! it reconnects, with a capped backoff.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -26,7 +30,10 @@ use crate::telemetry::rate_limited::RateLimitedWarning;
 const PING_EVERY: Duration = VOUCHED_FOR.checked_div(4).expect("a nonzero divisor");
 /// Once a second, the tracked Redis is checked to be the primary it subscribed to.
 const ROLE_CHECK_EVERY_PINGS: u64 = 40;
-/// A PING not answered within this counts as a lost connection: it is replaced.
+/// How long `{prefix}:copies` outlives each round trip that renews it: far longer than the
+/// round trip's answer vouches for the copies (`VOUCHED_FOR`).
+const COPIES_KEY_LIFETIME_MS: u64 = 3_000;
+/// A round trip not answered within this counts as a lost connection: it is replaced.
 pub(crate) const PING_TIMEOUT: Duration = Duration::from_millis(500);
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 const RECONNECT_FIRST: Duration = Duration::from_millis(50);
@@ -64,7 +71,7 @@ impl AsyncPushSender for Invalidations {
 }
 
 /// Keeps the tracking connection up for as long as the process runs.
-pub(crate) fn start(client: Client, user_prefix: String, local: Arc<LocalCopies>, logger: Logger) {
+pub(crate) fn start(client: Client, user_prefix: String, copies_key: String, local: Arc<LocalCopies>, logger: Logger) {
     tokio::spawn(async move {
         let mut backoff = Backoff::new(RECONNECT_FIRST, RECONNECT_CAP);
         let failures = RateLimitedWarning::new(
@@ -83,7 +90,7 @@ pub(crate) fn start(client: Client, user_prefix: String, local: Arc<LocalCopies>
                     failed = false;
                     backoff.reset();
                     local.resume();
-                    let problem = watch_health(connection, &local).await;
+                    let problem = watch_health(connection, &copies_key, &local).await;
                     local.flush();
                     logger.warn(
                         "redis invalidation tracking lost; local copies dropped until it is back",
@@ -130,9 +137,9 @@ async fn subscribe(
     Ok(connection)
 }
 
-/// PINGs until one fails or is not answered in time, each answer vouching for the copies; returns
-/// why it stopped.
-async fn watch_health(mut connection: MultiplexedConnection, local: &LocalCopies) -> String {
+/// Renews `copies_key` until a round trip fails or is not answered in time, each answer vouching
+/// for the copies; returns why it stopped.
+async fn watch_health(mut connection: MultiplexedConnection, copies_key: &str, local: &LocalCopies) -> String {
     let mut ticks = tokio::time::interval(PING_EVERY);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let run_id = primary_run_id(&mut connection).await.unwrap_or_default();
@@ -146,12 +153,13 @@ async fn watch_health(mut connection: MultiplexedConnection, local: &LocalCopies
                 Err(error) => return error.to_string(),
             }
         }
-        let ping = redis::cmd("PING");
+        let mut renew = redis::cmd("SET");
+        renew.arg(copies_key).arg(1).arg("PX").arg(COPIES_KEY_LIFETIME_MS);
         let sent = Instant::now();
-        match tokio::time::timeout(PING_TIMEOUT, ping.query_async::<()>(&mut connection)).await {
+        match tokio::time::timeout(PING_TIMEOUT, renew.query_async::<()>(&mut connection)).await {
             Ok(Ok(())) => local.vouch(sent),
             Ok(Err(error)) => return error.to_string(),
-            Err(_) => return format!("no answer to PING within {} ms", PING_TIMEOUT.as_millis()),
+            Err(_) => return format!("no answer within {} ms", PING_TIMEOUT.as_millis()),
         }
     }
     unreachable!("the ticks never run out")

@@ -95,7 +95,7 @@ async fn answer(db: &Database, batch: Vec<QueuedLookup>) {
             let cause = error.to_string();
             for lookup in batch {
                 let failure = match &error {
-                    Error::SchemaBehind(gap) => Error::SchemaBehind(*gap),
+                    Error::SchemaBehind(gap) => Error::SchemaBehind(gap.clone()),
                     Error::Unavailable(_) => Error::Unavailable(cause.clone().into()),
                     _ => Error::Internal(cause.clone().into()),
                 };

@@ -54,7 +54,7 @@ impl ReadPool {
             }
             if tokio::time::timeout_at(deadline, notified).await.is_err() {
                 return Err(match self.schema.gap() {
-                    Some(gap) => Error::SchemaBehind(gap),
+                    Some(gap) => Error::SchemaBehind(gap.to_string()),
                     None => Error::Unavailable("no connection to Postgres is up".into()),
                 });
             }

@@ -128,7 +128,7 @@ impl WritePool {
             let wake_at = recheck.map_or(give_up_at, |recheck| recheck.min(give_up_at));
             if tokio::time::timeout_at(wake_at, changed).await.is_err() && wake_at == give_up_at {
                 if let (false, Some(gap)) = (any_up, self.connector.schema.gap()) {
-                    return Err(Error::SchemaBehind(gap));
+                    return Err(Error::SchemaBehind(gap.to_string()));
                 }
                 let why = if any_up {
                     "no write connection to Postgres became free in time"

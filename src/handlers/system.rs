@@ -38,7 +38,7 @@ pub(crate) async fn ready(state: &AppState) -> Result<HttpResponse, Error> {
         cause,
     };
     match postgres {
-        Err(Error::SchemaBehind(gap)) => return Err(not_ready("schema_behind", Box::new(gap))),
+        Err(Error::SchemaBehind(gap)) => return Err(not_ready("schema_behind", gap.into())),
         Err(error) => return Err(not_ready("down", Box::new(error))),
         Ok(()) => {}
     }

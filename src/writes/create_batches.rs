@@ -14,7 +14,7 @@
 //! as it orders any equal timestamps.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use tokio::sync::oneshot;
@@ -118,8 +118,7 @@ async fn run_batch(mut connection: WriteConnection, batch: Vec<QueuedCreate>) {
         return;
     }
     let several = sending.len() > 1;
-    let (inserted, waited_for_a_lock) =
-        insert(&mut connection, &sending, budget, several.then_some(BATCH_LOCK_WAIT)).await;
+    let (inserted, refusal) = insert(&mut connection, &sending, budget, several.then_some(BATCH_LOCK_WAIT)).await;
     match inserted {
         Ok(rows) => {
             for (create, row) in sending.into_iter().zip(rows) {
@@ -127,9 +126,9 @@ async fn run_batch(mut connection: WriteConnection, batch: Vec<QueuedCreate>) {
                 let _ = create.answer.send(answer);
             }
         }
-        // Something about one row: a row that fails, or an email locked by another session.
-        Err(Error::Internal(_)) if several => run_one_by_one(&mut connection, sending).await,
-        Err(_) if several && waited_for_a_lock => run_one_by_one(&mut connection, sending).await,
+        // Postgres refused the statement for one of its rows (a row it rejects, an email locked by
+        // another session): the statement wrote nothing, so each create alone finds out which.
+        Err(_) if several && refusal != Refusal::None => run_one_by_one(&mut connection, sending).await,
         Err(error) => answer_all(sending, &error),
     }
 }
@@ -148,8 +147,8 @@ async fn run_one_by_one(connection: &mut WriteConnection, batch: Vec<QueuedCreat
     let mut locked = Vec::new();
     for create in batch {
         match insert_alone(connection, &create, Some(BATCH_LOCK_WAIT)).await {
-            (_, true) => locked.push(create),
-            (answer, false) => {
+            (_, Refusal::LockWait) => locked.push(create),
+            (answer, _) => {
                 let _ = create.answer.send(answer);
             }
         }
@@ -160,35 +159,48 @@ async fn run_one_by_one(connection: &mut WriteConnection, batch: Vec<QueuedCreat
     }
 }
 
-/// One create alone, waiting at most `lock_wait` for a row lock; the answer, and whether the
-/// insert gave up waiting for a lock.
+/// Whether Postgres itself refused an insert statement, and why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refusal {
+    /// It did not (it succeeded, or failed otherwise: a lost connection, a deadline, a decode).
+    None,
+    /// It gave up waiting for a row lock (`lock_timeout`).
+    LockWait,
+    /// It rejected the statement, which rolled back, for what it holds (a SQLSTATE outside the
+    /// classes of the server's own state: 08 connection, 53 resources, 57 operator intervention
+    /// and timeouts, 58 system, XX internal): one row breaks a rule, and alone the others pass.
+    Rejected,
+}
+
+/// One create alone, waiting at most `lock_wait` for a row lock: the answer, and whether Postgres
+/// refused it.
 async fn insert_alone(
     connection: &mut WriteConnection,
     create: &QueuedCreate,
     lock_wait: Option<Duration>,
-) -> (Result<WriteResponse, Error>, bool) {
+) -> (Result<WriteResponse, Error>, Refusal) {
     let Some(budget) = transaction::budget(create.progress.deadline()) else {
         let late = "too little of the request's time was left to retry the write alone";
-        return (Err(Error::WriteNotApplied(late.into())), false);
+        return (Err(Error::WriteNotApplied(late.into())), Refusal::None);
     };
-    let (inserted, waited_for_a_lock) = insert(connection, std::slice::from_ref(create), budget, lock_wait).await;
+    let (inserted, refusal) = insert(connection, std::slice::from_ref(create), budget, lock_wait).await;
     let answer = inserted.and_then(|rows| {
         let user = rows.into_iter().next().flatten().ok_or_else(email_taken)?;
         Ok(created_response(&user))
     });
-    (answer, waited_for_a_lock)
+    (answer, refusal)
 }
 
 /// Inserts the creates in one statement: a row per create (`None` for a taken email), and whether
-/// the statement gave up waiting for a row lock.
+/// Postgres refused the statement.
 async fn insert(
     connection: &mut WriteConnection,
     creates: &[QueuedCreate],
     budget: Duration,
     lock_wait: Option<Duration>,
-) -> (Result<Vec<Option<User>>, Error>, bool) {
+) -> (Result<Vec<Option<User>>, Error>, Refusal) {
     let columns = NewUserColumns::of(creates.iter().map(|create| &create.user));
-    let waited_for_a_lock = AtomicBool::new(false);
+    let refusal = Mutex::new(Refusal::None);
     let inserted = transaction::run_alone(
         connection,
         budget,
@@ -196,12 +208,19 @@ async fn insert(
         no_fence,
         async |connection| user_queries::insert_users(connection, &columns).await,
         |error, stage| {
-            waited_for_a_lock.store(error.code() == Some(&SqlState::LOCK_NOT_AVAILABLE), Ordering::Relaxed);
+            *refusal.lock().unwrap_or_else(|poison| poison.into_inner()) = match error.code() {
+                Some(&SqlState::LOCK_NOT_AVAILABLE) => Refusal::LockWait,
+                Some(code) if !["08", "53", "57", "58", "XX"].contains(&&code.code()[..2]) => Refusal::Rejected,
+                _ => Refusal::None,
+            };
             statement_failure_at(error, stage)
         },
     )
     .await;
-    (inserted, waited_for_a_lock.into_inner())
+    (
+        inserted,
+        refusal.into_inner().unwrap_or_else(|poison| poison.into_inner()),
+    )
 }
 
 /// The batch's failure again, for each of its requests (causes cannot be cloned; their text can).

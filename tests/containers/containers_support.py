@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -46,11 +48,13 @@ def is_app_service(service: dict[str, Any]) -> bool:
 
 
 def embedded_files() -> list[Path]:
-    """Files the crate reads at compile time: include_str!/include_bytes! literals in src/, and
-    build.rs itself with every repo path it opens from CARGO_MANIFEST_DIR (`.join("...")`)."""
+    """Files the binary is built from at compile time: include_str!/include_bytes! literals in
+    src/ outside its `#[cfg(test)]` modules (a unit test may read .env.example or a manifest to
+    hold it to the code; that file is not part of the binary), and build.rs itself with every
+    repo path it opens from CARGO_MANIFEST_DIR (`.join("...")`)."""
     found: list[Path] = []
     for source in (REPO / "src").rglob("*.rs"):
-        text = source.read_text(encoding="utf-8")
+        text = re.split(r"#\[cfg\(test\)\]\s*mod ", source.read_text(encoding="utf-8"), maxsplit=1)[0]
         for match in re.finditer(r"include_(?:str|bytes)!\(\s*\"([^\"]+)\"\s*\)", text):
             found.append((source.parent / match.group(1)).resolve())
     build_script = REPO / "build.rs"
@@ -63,3 +67,48 @@ def embedded_files() -> list[Path]:
             elif path.is_file():
                 found.append(path)
     return found
+
+
+# --- the stack's scripts in a scratch directory, with stand-in commands ----------------------------------
+
+# What the scripts and `make .env` call, besides docker.
+TOOLS = ("bash", "cat", "cmp", "dirname", "grep", "head", "make", "od", "sed", "timeout", "tr", "env", "sleep")
+
+
+def scratch(tmp_path: Path, docker: str | None) -> tuple[Path, dict[str, str]]:
+    """A copy of the files the scripts need, and an environment whose PATH has only TOOLS and
+    the stand-in docker (none at all when `docker` is None)."""
+    work = tmp_path / "repo"
+    (work / "scripts").mkdir(parents=True)
+    for name in ("Makefile", ".env.example", "Cargo.toml"):
+        shutil.copy(REPO / name, work / name)
+    for name in ("stack.sh", "stack-explain.sh", "compose.sh", "image.sh"):
+        shutil.copy2(REPO / "scripts" / name, work / "scripts" / name)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in TOOLS:
+        if shutil.which(tool):
+            (bin_dir / tool).symlink_to(shutil.which(tool))
+    if docker is not None:
+        script = bin_dir / "docker"
+        script.write_text("#!" + shutil.which("bash") + "\n" + docker)
+        script.chmod(0o755)
+    environment = {"PATH": str(bin_dir), "HOME": os.environ.get("HOME", "/"), "CALLS": str(tmp_path / "calls")}
+    return work, environment
+
+
+def run(work: Path, environment: dict[str, str], *command: str, stdin: str | None = None):
+    return subprocess.run(
+        [shutil.which("bash"), *command],
+        cwd=work,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        input=stdin,
+    )
+
+
+def calls(environment: dict[str, str]) -> str:
+    path = Path(environment["CALLS"])
+    return path.read_text() if path.exists() else ""

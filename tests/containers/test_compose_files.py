@@ -426,6 +426,8 @@ def make_dry_run(target: str) -> str:
         ("up", ["scripts/stack.sh", "up"]),
         ("dev", ["scripts/stack.sh", "dev"]),
         ("down", ["scripts/compose.sh", "--profile", "monitoring", "down"]),
+        ("ps", ["scripts/compose.sh", "ps", "-a"]),
+        ("logs", ["scripts/compose.sh", "logs", "-f"]),
         ("swarm-up", ["scripts/swarm.sh", "up"]),
         ("swarm-down-volumes", ["scripts/swarm.sh", "down-volumes"]),
         ("test-up", ["scripts/compose.sh", "-f", "docker-compose.test.yml", "up", "-d", "--wait"]),
@@ -443,6 +445,28 @@ def test_make_help_prints_no_make_syntax_and_lists_the_container_targets() -> No
     assert completed.returncode == 0 and "$(" not in completed.stdout, completed.stdout
     for target in ("up", "dev", "down-volumes", "image", "test-containers", "swarm-up", "swarm-down", "swarm-ps"):
         assert f" {target} " in completed.stdout.replace("\x1b[0m", " ").replace("\x1b[1m", " "), target
+
+
+def test_the_api_image_is_built_with_the_source_revision(raw, dockerfile) -> None:
+    # scripts/compose.sh sets REVISION to the checked-out commit; build.rs reads it.
+    assert raw["docker-compose.yml"]["services"]["api"]["build"]["args"] == {"REVISION": "${REVISION:-unknown}"}
+    builder = dockerfile.stage("builder")
+    assert any(arg.arguments.startswith("REVISION") for arg in builder.all("ARG"))
+    assert any('REVISION="$REVISION" cargo build' in run.arguments for run in builder.all("RUN"))
+
+
+def test_the_project_name_is_overridable_and_documented() -> None:
+    # Compose takes COMPOSE_PROJECT_NAME (environment or .env) over `name:`; no make target may pin
+    # a name of its own, or a second clone could not get a stack of its own.
+    env_example = (REPO / ".env.example").read_text(encoding="utf-8").splitlines()
+    assert "# COMPOSE_PROJECT_NAME=gravity-bff" in env_example
+    assert "COMPOSE_PROJECT_NAME" in (REPO / "docs" / "DEPLOY.md").read_text(encoding="utf-8")
+    assert "COMPOSE_PROJECT_NAME" in (REPO / "docker-compose.yml").read_text(encoding="utf-8")
+    for target in ("up", "dev", "down", "down-volumes", "logs", "ps"):
+        for command in make_dry_run(target).splitlines():
+            assert not {"-p", "--project-name"} & set(shlex.split(command)), (target, command)
+    for script in ("stack.sh", "stack-explain.sh"):
+        assert "--project-name" not in (REPO / "scripts" / script).read_text(encoding="utf-8"), script
 
 
 def test_env_example_documents_the_dev_ports_and_image_tags() -> None:

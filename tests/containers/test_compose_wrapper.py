@@ -15,11 +15,13 @@ from containers_support import REPO
 WRAPPER = REPO / "scripts" / "compose.sh"
 
 
-def make_path(tmp_path: Path, *, docker: str | None = None, docker_compose: str | None = None) -> str:
-    """A PATH holding bash, timeout and the given stand-ins, and nothing else."""
+def make_path(
+    tmp_path: Path, *, docker: str | None = None, docker_compose: str | None = None, tools: tuple[str, ...] = ()
+) -> str:
+    """A PATH holding bash, timeout, `tools` and the given stand-ins, and nothing else."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    for tool in ("bash", "timeout"):
+    for tool in ("bash", "timeout", *tools):
         (bin_dir / tool).symlink_to(shutil.which(tool))
     for name, body in (("docker", docker), ("docker-compose", docker_compose)):
         if body is not None:
@@ -29,10 +31,10 @@ def make_path(tmp_path: Path, *, docker: str | None = None, docker_compose: str 
     return str(bin_dir)
 
 
-def run(path: str, *arguments: str) -> subprocess.CompletedProcess[str]:
+def run(path: str, *arguments: str, **environment: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [shutil.which("bash"), str(WRAPPER), *arguments],
-        env={"PATH": path, "HOME": os.environ.get("HOME", "/")},
+        env={"PATH": path, "HOME": os.environ.get("HOME", "/"), **environment},
         capture_output=True,
         text=True,
         timeout=30,
@@ -101,3 +103,41 @@ def test_a_standalone_compose_v2_is_used_when_the_plugin_is_missing(tmp_path) ->
     )
     assert completed.returncode == 0, completed.stderr
     assert completed.stdout.strip() == "docker-compose down -v"
+
+
+# --- what every build gets: the source revision, and no Bake without buildx ----------------------------
+
+# The engine answers; buildx exists when HAS_BUILDX is set; compose prints what it was given.
+DOCKER_REPORTING = """
+case "$1 $2" in
+  "compose version") exit 0 ;;
+  "buildx version") [ -n "$HAS_BUILDX" ] && exit 0; echo "docker: unknown command: docker buildx" >&2; exit 1 ;;
+  "info "*|"info ") exit 0 ;;
+esac
+echo "REVISION=$REVISION COMPOSE_BAKE=${COMPOSE_BAKE-unset}"
+"""
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+def test_every_build_is_stamped_with_the_checked_out_revision(tmp_path) -> None:
+    head = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    path = make_path(tmp_path, docker=DOCKER_REPORTING, tools=("git",))
+    assert f"REVISION={head} " in run(path, "up", "-d", "--build").stdout
+    assert "REVISION=1.2.3-ci " in run(path, "build", REVISION="1.2.3-ci").stdout, "the environment's wins"
+
+
+@pytest.mark.parametrize(
+    ("buildx", "given", "expected"),
+    [("", None, "false"), ("1", None, "unset"), ("", "true", "true")],
+    ids=["no buildx: no Bake", "buildx: compose decides", "set by the caller: kept"],
+)
+def test_without_buildx_compose_builds_without_bake_and_so_without_its_warning(
+    tmp_path, buildx: str, given: str | None, expected: str
+) -> None:
+    path = make_path(tmp_path, docker=DOCKER_REPORTING)
+    extra = {"HAS_BUILDX": buildx} | ({"COMPOSE_BAKE": given} if given else {})
+    completed = run(path, "-f", "docker-compose.yml", "up", "-d", "--wait", **extra)
+    assert completed.returncode == 0, completed.stderr
+    assert f"COMPOSE_BAKE={expected}" in completed.stdout

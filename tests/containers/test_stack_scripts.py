@@ -11,56 +11,12 @@ import signal
 import stat
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 
-from containers_support import REPO
-
-# What the scripts and `make .env` call, besides docker.
-TOOLS = ("bash", "cat", "cmp", "dirname", "grep", "head", "make", "od", "sed", "timeout", "tr", "env", "sleep")
+from containers_support import REPO, calls, run, scratch
 
 pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
-
-
-def scratch(tmp_path: Path, docker: str | None) -> tuple[Path, dict[str, str]]:
-    """A copy of the files the scripts need, and an environment whose PATH has only TOOLS and
-    the stand-in docker (none at all when `docker` is None)."""
-    work = tmp_path / "repo"
-    (work / "scripts").mkdir(parents=True)
-    for name in ("Makefile", ".env.example", "Cargo.toml"):
-        shutil.copy(REPO / name, work / name)
-    for name in ("stack.sh", "compose.sh", "image.sh"):
-        shutil.copy2(REPO / "scripts" / name, work / "scripts" / name)
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    for tool in TOOLS:
-        if shutil.which(tool):
-            (bin_dir / tool).symlink_to(shutil.which(tool))
-    if docker is not None:
-        script = bin_dir / "docker"
-        script.write_text("#!" + shutil.which("bash") + "\n" + docker)
-        script.chmod(0o755)
-    environment = {"PATH": str(bin_dir), "HOME": os.environ.get("HOME", "/"), "CALLS": str(tmp_path / "calls")}
-    return work, environment
-
-
-def run(work: Path, environment: dict[str, str], *command: str, stdin: str | None = None):
-    return subprocess.run(
-        [shutil.which("bash"), *command],
-        cwd=work,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        input=stdin,
-    )
-
-
-def calls(environment: dict[str, str]) -> str:
-    path = Path(environment["CALLS"])
-    return path.read_text() if path.exists() else ""
-
 
 # --- make up / make dev without Docker --------------------------------------------------------------
 
@@ -105,7 +61,7 @@ def test_up_creates_a_private_env_then_runs_compose_up_and_waits(tmp_path) -> No
     completed = run(work, environment, "scripts/stack.sh", "up", "--scale", "api=3")
     assert completed.returncode == 0, completed.stderr
     assert stat.S_IMODE((work / ".env").stat().st_mode) == 0o600
-    assert "compose -f docker-compose.yml up -d --build --wait --scale api=3" in calls(environment)
+    assert "compose -f docker-compose.yml up -d --wait --scale api=3" in calls(environment)
 
 
 def test_up_warns_on_every_start_while_authentication_is_off(tmp_path) -> None:

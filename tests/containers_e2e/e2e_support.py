@@ -148,7 +148,8 @@ def wait_for(what: str, check, timeout: float, interval: float = 0.5) -> float:
 
 
 def copy_repository(destination: Path) -> None:
-    """The repository's files as a clone would have them (tracked and new, not ignored ones)."""
+    """The repository's files as a clone would have them (tracked and new, not ignored ones), in
+    a git repository of one commit, so builds have a revision to stamp as a clone's do."""
     listed = subprocess.run(
         ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
         cwd=REPO,
@@ -162,6 +163,9 @@ def copy_repository(destination: Path) -> None:
         target = destination / name
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(source, target)
+    identity = ["-c", "user.name=e2e", "-c", "user.email=e2e@example.invalid"]
+    for command in (["init", "-q"], ["add", "-A"], [*identity, "commit", "-q", "-m", "scratch copy"]):
+        subprocess.run(["git", *command], cwd=destination, check=True, capture_output=True)
 
 
 def settings_names() -> set[str]:

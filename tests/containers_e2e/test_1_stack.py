@@ -1,15 +1,18 @@
-"""`make up`: the production-shaped stack, from a fresh .env, as the README describes it.
+"""`make up`: the production-shaped stack, from a fresh .env, as docs/CONTAINERS.md describes it.
 
 In order (each test builds on the one before): healthy services and migrate first; the API through
-the published port; the hardening as the kernel sees it; `docker compose stop api` with a request
-in flight; a stale pgdata volume explained by `make up`; the data surviving `make down` + `make up`;
-Redis killed under load.
+the published port; the image's revision and the address `make up` prints; the hardening as the
+kernel sees it; a bad setting in .env that `make up` refuses while the running stack serves on;
+`docker compose stop api` with a request in flight; a stale pgdata volume explained by `make up`;
+a taken host port named by `make up`, with `make ps` listing every service; the data surviving
+`make down` + `make up`; Redis killed under load.
 """
 
 from __future__ import annotations
 
 import re
 import secrets
+import socket
 import stat
 import subprocess
 import threading
@@ -36,6 +39,8 @@ from e2e_support import (
 
 IMAGE_SIZE_LIMIT = 8_000_000
 USER = {"name": "Ada Lovelace", "email": f"ada-{secrets.token_hex(4)}@example.com"}
+# What the first `make up` printed (stdout and stderr).
+FIRST_UP: dict[str, str] = {}
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +49,8 @@ def stack(project: Project) -> Project:
     project.variables["API_PORT"] = str(port)
     assert not (project.directory / ".env").exists()
     with Timer("make up (fresh .env, image build included)"):
-        project.make("up")
+        completed = project.make("up")
+    FIRST_UP["output"] = completed.stdout + completed.stderr
     return project
 
 
@@ -132,6 +138,19 @@ def test_crud_through_the_published_port(stack: Project, state: dict) -> None:
     assert ready.json() == {"status": "ready", "postgres": "ok", "redis": "ok", "auth": "disabled"}
 
 
+def test_make_up_stamps_the_revision_prints_the_address_and_builds_without_warnings(stack: Project) -> None:
+    revision = stack.run("git", "rev-parse", "--short", "HEAD").stdout.strip()
+    image = f"gravity-bff:{stack.tag}"
+    assert f"(revision {revision})" in docker("run", "--rm", image, "--version")
+    label = docker(
+        "image", "inspect", "--format", '{{index .Config.Labels "org.opencontainers.image.revision"}}', image
+    )
+    assert label.strip() == revision
+    output = FIRST_UP["output"]
+    assert f"make up: the stack is up: http://localhost:{port(stack)}" in output, output[-2000:]
+    assert "Bake" not in output and "buildx isn't installed" not in output, output[-2000:]
+
+
 def test_the_api_runs_hardened(stack: Project) -> None:
     api = stack.container("api")
     pid = api["State"]["Pid"]
@@ -157,6 +176,27 @@ def test_the_api_runs_hardened(stack: Project) -> None:
     size = int(docker("image", "inspect", "--format", "{{.Size}}", f"gravity-bff:{stack.tag}"))
     FINDINGS["runtime image size"] = f"{size:,} bytes"
     assert size < IMAGE_SIZE_LIMIT
+
+
+def test_make_up_with_a_bad_setting_leaves_the_running_stack_serving_and_names_it(stack: Project) -> None:
+    before = {service: stack.container(service) for service in ("api", "migrate", "lb")}
+    ttl = stack.env_file()["CACHE_TTL_SECONDS"]
+    stack.set_env("CACHE_TTL_SECONDS", "5m")
+    try:
+        with Timer("make up refusing a bad setting (image cached)"):
+            refused = stack.make("up", check=False)
+    finally:
+        stack.set_env("CACHE_TTL_SECONDS", ttl)
+    assert refused.returncode != 0
+    named = [line for line in refused.stderr.splitlines() if line.startswith("gravity-bff: ")]
+    assert len(named) == 1 and "CACHE_TTL_SECONDS" in named[0] and '"5m"' in named[0], refused.stderr[-3000:]
+    assert "nothing was started or changed" in refused.stderr
+    for service, container in before.items():
+        after = stack.container(service)
+        assert (after["Id"], after["State"]["StartedAt"]) == (container["Id"], container["State"]["StartedAt"]), service
+    assert stack.container("api")["State"]["Status"] == "running"
+    assert request(port(stack), "GET", "/ready").status == 200
+    FINDINGS["make up with CACHE_TTL_SECONDS=5m"] = f"refused: {named[0]}; api, migrate, lb untouched, /ready 200"
 
 
 def psql(project: Project, sql: str, **kwargs) -> subprocess.CompletedProcess:
@@ -238,6 +278,23 @@ def test_make_up_over_a_volume_with_another_password_says_why_and_how_to_fix_it(
     assert failed.returncode != 0
     assert "migrate" in output and "password authentication failed" in output, output[-3000:]
     assert "make down-volumes" in output, output[-3000:]
+
+
+def test_make_up_with_its_port_taken_names_lb_the_port_and_api_port(stack: Project) -> None:
+    stack.make("down")
+    (taken,) = free_ports(1, stack.ports)
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as holder:
+        holder.bind(("0.0.0.0", taken))
+        holder.listen()
+        with Timer("make up with the published port taken"):
+            failed = stack.make("up", check=False, API_PORT=str(taken))
+        listed = stack.make("ps", API_PORT=str(taken)).stdout
+    assert failed.returncode != 0
+    assert "make up: lb was never started" in failed.stderr, failed.stderr[-3000:]
+    assert f"host port {taken} is taken" in failed.stderr and "set API_PORT in .env" in failed.stderr
+    for service in ("lb", "api", "migrate", "db", "cache"):
+        assert f"{stack.name}-{service}-1" in listed, f"make ps hides {service}:\n{listed}"
+    FINDINGS["make up with its port taken"] = next(line for line in failed.stderr.splitlines() if "is taken" in line)
 
 
 def test_the_data_survives_make_down_and_make_up(stack: Project, state: dict) -> None:

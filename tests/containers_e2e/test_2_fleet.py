@@ -1,4 +1,4 @@
-"""`API_REPLICAS=3 make up`, as the README says, with the `monitoring` profile: three replicas
+"""`API_REPLICAS=3 make up`, as docs/DEPLOY.md says, with the `monitoring` profile: three replicas
 behind the load balancer (the one published port), every replica answering, Prometheus scraping
 each of them, the load balancer retrying only what is safe to repeat, and no read through it older
 than a PATCH acknowledged through it."""

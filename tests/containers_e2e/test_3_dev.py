@@ -3,7 +3,9 @@
 It comes up healthy, served through the load balancer, with Postgres and Redis on host ports of
 its own; an edit of a source file (the `/health` body, in the scratch copy) is rebuilt by
 cargo-watch and served; Ctrl-C stops it with every container exiting 0 and the api draining first
-(scripts/stack.sh stops them with one `docker compose stop`)."""
+(scripts/stack.sh stops them with one `docker compose stop`), and make reports no error. Started
+again, a SIGTERM to make's whole process group (what `timeout`, an IDE's stop button or a
+supervisor sends, and make passes on a second time) stops it the same way."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import os
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 from e2e_support import (
     DEVELOPMENT,
@@ -39,12 +42,9 @@ def default_interrupt() -> None:
     signal.signal(signal.SIGQUIT, signal.SIG_DFL)
 
 
-def test_make_dev_serves_reloads_an_edit_and_stops_cleanly(project: Project) -> None:
-    api_port, db_port, redis_port = free_ports(3, project.ports)
-    project.variables.update(API_PORT=str(api_port), DEV_DB_PORT=str(db_port), DEV_REDIS_PORT=str(redis_port))
-    log_path = project.directory / "make-dev.log"
+def start_make_dev(project: Project, log_path: Path) -> subprocess.Popen:
     with open(log_path, "wb") as log:
-        dev = subprocess.Popen(
+        return subprocess.Popen(
             ["make", "--no-print-directory", "dev"],
             cwd=project.directory,
             env=project.environment(),
@@ -56,16 +56,43 @@ def test_make_dev_serves_reloads_an_edit_and_stops_cleanly(project: Project) -> 
             # which make and bash inherit and then can neither handle nor reset.
             preexec_fn=default_interrupt,
         )
+
+
+def wait_until_healthy(project: Project, dev: subprocess.Popen, log_path: Path) -> None:
+    def api_healthy() -> bool:
+        if dev.poll() is not None:
+            raise AssertionError(f"make dev exited {dev.returncode}:\n{log_path.read_text()[-4000:]}")
+        found = project.containers("api")
+        return bool(found) and health(found[0]) == "healthy"
+
+    wait_for("make dev: the api is healthy", api_healthy, timeout=FIRST_BUILD_LIMIT, interval=2)
+
+
+def assert_stopped_cleanly(project: Project, log_path: Path) -> str:
+    """Every container exited 0, the last server run drained, make said no error; the api's log."""
+    api_log = project.compose(DEVELOPMENT, "logs", "--no-log-prefix", "api").stdout
+    make_log = log_path.read_text()
+    # One `compose stop` from scripts/stack.sh, never Compose's own Ctrl-C handling (which may kill).
+    assert "make dev: stopping the services" in make_log and "killing" not in make_log, make_log[-3000:]
+    assert "Error" not in make_log and "***" not in make_log, make_log[-3000:]
+    for service in ("lb", "api", "migrate", "db", "cache"):
+        state = project.container(service)["State"]
+        why = f"{service}: {state}\napi log:\n{api_log[-3000:]}\nmake dev:\n{make_log[-3000:]}"
+        assert state["Status"] == "exited", why
+        assert state["ExitCode"] == 0, why
+    last_run = api_log.rsplit('"listening"', 1)[-1]
+    assert "draining in-flight requests" in last_run and '"stopped"' in last_run, api_log[-3000:]
+    return api_log
+
+
+def test_make_dev_serves_reloads_an_edit_and_stops_cleanly(project: Project) -> None:
+    api_port, db_port, redis_port = free_ports(3, project.ports)
+    project.variables.update(API_PORT=str(api_port), DEV_DB_PORT=str(db_port), DEV_REDIS_PORT=str(redis_port))
+    log_path = project.directory / "make-dev.log"
+    dev = start_make_dev(project, log_path)
     try:
         started = time.monotonic()
-
-        def api_healthy() -> bool:
-            if dev.poll() is not None:
-                raise AssertionError(f"make dev exited {dev.returncode}:\n{log_path.read_text()[-4000:]}")
-            found = project.containers("api")
-            return bool(found) and health(found[0]) == "healthy"
-
-        wait_for("make dev: the api is healthy", api_healthy, timeout=FIRST_BUILD_LIMIT, interval=2)
+        wait_until_healthy(project, dev, log_path)
         TIMINGS["make dev until the api is healthy (dev image, debug build)"] = time.monotonic() - started
         # The load balancer starts once the api is healthy, then checks it before sending it requests.
         wait_for(
@@ -100,17 +127,23 @@ def test_make_dev_serves_reloads_an_edit_and_stops_cleanly(project: Project) -> 
             os.killpg(dev.pid, signal.SIGKILL)
             dev.wait()
 
-    api_log = project.compose(DEVELOPMENT, "logs", "--no-log-prefix", "api").stdout
-    # One `compose stop` from scripts/stack.sh, never Compose's own Ctrl-C handling (which may kill).
-    assert "make dev: stopping the services" in log_path.read_text(), log_path.read_text()[-3000:]
-    for service in ("lb", "api", "migrate", "db", "cache"):
-        state = project.container(service)["State"]
-        why = f"{service}: {state}\napi log:\n{api_log[-3000:]}\nmake dev:\n{log_path.read_text()[-3000:]}"
-        assert state["Status"] == "exited", why
-        assert state["ExitCode"] == 0, why
     # cargo-watch restarted the server once (the edit); the last server run must have drained.
-    last_run = api_log.rsplit('"listening"', 1)[-1]
-    assert "draining in-flight requests" in last_run and '"stopped"' in last_run, api_log[-3000:]
+    assert_stopped_cleanly(project, log_path)
     assert not answers(api_port) and not answers(db_port) and not answers(redis_port)
     FINDINGS["make dev stop"] = f"Ctrl-C: api drained, every container exit 0, make done in {stopping.seconds:.1f} s"
+
+    # Again, stopped the way `timeout` or a supervisor stops it: SIGTERM to the whole process group.
+    log_path = project.directory / "make-dev-sigterm.log"
+    dev = start_make_dev(project, log_path)
+    try:
+        wait_until_healthy(project, dev, log_path)
+        with Timer("make dev: SIGTERM to its process group until make exits") as stopping:
+            os.killpg(dev.pid, signal.SIGTERM)
+            dev.wait(timeout=90)
+    finally:
+        if dev.poll() is None:
+            os.killpg(dev.pid, signal.SIGKILL)
+            dev.wait()
+    assert_stopped_cleanly(project, log_path)
+    FINDINGS["make dev SIGTERM"] = f"to the group: api drained, every container exit 0, in {stopping.seconds:.1f} s"
     project.compose(DEVELOPMENT, "down", "--volumes", "--remove-orphans", timeout=300)

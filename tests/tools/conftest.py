@@ -1,4 +1,4 @@
-"""Tests of the Python tools under tools/ (run by scripts/check-tooling.sh, so by `make test`)."""
+"""Tests of the Python tools under tools/, and of the documents' structure (run by scripts/check-tooling.sh, so by `make test`)."""
 
 from __future__ import annotations
 

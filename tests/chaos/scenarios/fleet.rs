@@ -106,7 +106,7 @@ pub async fn fleet_with_copies(harness: Arc<Harness>) -> Report {
         harness,
         "fleet_copies",
         &[("CACHE_LOCAL_ENTRIES", "1000")],
-        Duration::from_millis(150),
+        Duration::from_millis(5),
     )
     .await
 }
