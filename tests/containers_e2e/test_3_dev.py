@@ -68,6 +68,21 @@ def wait_until_healthy(project: Project, dev: subprocess.Popen, log_path: Path) 
     wait_for("make dev: the api is healthy", api_healthy, timeout=FIRST_BUILD_LIMIT, interval=2)
 
 
+def stop_make_dev(dev: subprocess.Popen, signal_number: int, what: str) -> float:
+    """Sends the signal to make's whole process group, as a terminal or a supervisor does, and
+    waits for make to exit; the seconds it took."""
+    with Timer(what) as stopping:
+        os.killpg(dev.pid, signal_number)
+        dev.wait(timeout=90)
+    return stopping.seconds
+
+
+def kill_if_running(dev: subprocess.Popen) -> None:
+    if dev.poll() is None:
+        os.killpg(dev.pid, signal.SIGKILL)
+        dev.wait()
+
+
 def assert_stopped_cleanly(project: Project, log_path: Path) -> str:
     """Every container exited 0, the last server run drained, make said no error; the api's log."""
     api_log = project.compose(DEVELOPMENT, "logs", "--no-log-prefix", "api").stdout
@@ -119,31 +134,23 @@ def test_make_dev_serves_reloads_an_edit_and_stops_cleanly(project: Project) -> 
                 interval=0.5,
             )
 
-        with Timer("make dev: Ctrl-C until make exits") as stopping:
-            os.killpg(dev.pid, signal.SIGINT)
-            dev.wait(timeout=90)
+        stopped_in = stop_make_dev(dev, signal.SIGINT, "make dev: Ctrl-C until make exits")
     finally:
-        if dev.poll() is None:
-            os.killpg(dev.pid, signal.SIGKILL)
-            dev.wait()
+        kill_if_running(dev)
 
     # cargo-watch restarted the server once (the edit); the last server run must have drained.
     assert_stopped_cleanly(project, log_path)
     assert not answers(api_port) and not answers(db_port) and not answers(redis_port)
-    FINDINGS["make dev stop"] = f"Ctrl-C: api drained, every container exit 0, make done in {stopping.seconds:.1f} s"
+    FINDINGS["make dev stop"] = f"Ctrl-C: api drained, every container exit 0, make done in {stopped_in:.1f} s"
 
     # Again, stopped the way `timeout` or a supervisor stops it: SIGTERM to the whole process group.
     log_path = project.directory / "make-dev-sigterm.log"
     dev = start_make_dev(project, log_path)
     try:
         wait_until_healthy(project, dev, log_path)
-        with Timer("make dev: SIGTERM to its process group until make exits") as stopping:
-            os.killpg(dev.pid, signal.SIGTERM)
-            dev.wait(timeout=90)
+        stopped_in = stop_make_dev(dev, signal.SIGTERM, "make dev: SIGTERM to its process group until make exits")
     finally:
-        if dev.poll() is None:
-            os.killpg(dev.pid, signal.SIGKILL)
-            dev.wait()
+        kill_if_running(dev)
     assert_stopped_cleanly(project, log_path)
-    FINDINGS["make dev SIGTERM"] = f"to the group: api drained, every container exit 0, in {stopping.seconds:.1f} s"
+    FINDINGS["make dev SIGTERM"] = f"to the group: api drained, every container exit 0, in {stopped_in:.1f} s"
     project.compose(DEVELOPMENT, "down", "--volumes", "--remove-orphans", timeout=300)
