@@ -41,7 +41,7 @@ pub const SETTINGS: &[Setting] = &[
     },
     Setting {
         name: "BENCH_LAG_WRITES",
-        default: "10000",
+        default: "1000",
         meaning: "writes per invalidation-lag scenario",
     },
     Setting {
@@ -260,7 +260,7 @@ impl Settings {
             users: number("BENCH_USERS", 10_000, 1)?,
             hot_ids: number("BENCH_HOT_IDS", 100, 1)?,
             pg_clients: number("BENCH_PG_CLIENTS", 8, 1)?,
-            lag_writes: number("BENCH_LAG_WRITES", 10_000, 1)?,
+            lag_writes: number("BENCH_LAG_WRITES", 1_000, 1)?,
             local_entries: number("BENCH_LOCAL_ENTRIES", 10_000, 1)?,
             scenarios,
             binary: lookup("BENCH_BIN").map_or_else(|| release.join("gravity-bff"), PathBuf::from),
@@ -346,7 +346,7 @@ mod tests {
         assert_eq!(settings.users, 10_000);
         assert_eq!(settings.hot_ids, 100);
         assert_eq!(settings.pg_clients, 8);
-        assert_eq!(settings.lag_writes, 10_000);
+        assert_eq!(settings.lag_writes, 1_000);
         assert_eq!(settings.local_entries, 10_000);
         assert!(settings.scenarios.is_none());
         assert!(settings.redis.is_none());
