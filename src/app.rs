@@ -30,6 +30,9 @@ use crate::writes::Writes;
 
 /// How long start-up waits for a first Postgres connection before serving anyway.
 const FIRST_CONNECTION_WAIT: Duration = Duration::from_secs(5);
+/// How long start-up waits for the first Redis connection (a reachable Redis takes milliseconds;
+/// an unreachable one must not hold reads back long, since they do not need it).
+const FIRST_REDIS_CONNECTION_WAIT: Duration = Duration::from_secs(1);
 
 /// A service ready to run: the port is bound, the connections are coming up.
 pub struct App {
@@ -80,6 +83,16 @@ impl App {
             logger.warn(
                 "postgres is not reachable yet; serving 503 until it is",
                 &[("host", &config.database.host), ("port", &config.database.port)],
+            );
+        }
+        // Writes need Redis for their fences: a replica that served before its first connection
+        // would refuse the writes a load balancer sends it as soon as it is up.
+        if let Some(cache) = &cache
+            && !cache.wait_until_connected(FIRST_REDIS_CONNECTION_WAIT).await
+        {
+            logger.warn(
+                "redis is not reachable yet; reads skip the cache and PATCH and DELETE are refused until it is",
+                &[],
             );
         }
         let lookups = LookupQueue::start(db.clone(), db.read_connections());

@@ -106,7 +106,7 @@ impl Cache {
         let inner = &*self.inner;
         // Not held back by the breaker: one slow answer to a read must not refuse every write for
         // a second; each write finds out for itself, within the call timeout.
-        let Some((mut connection, generation)) = inner.link.connection() else {
+        let Some((mut connection, generation)) = inner.link.connection_within(inner.call_timeout).await else {
             return Err(refused("redis is not connected".into()));
         };
         let token = FenceToken::new();

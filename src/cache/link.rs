@@ -134,6 +134,19 @@ impl RedisLink {
         current
     }
 
+    /// The current connection, waiting up to `patience` for one while (re)connecting: a write
+    /// arriving just as a replica starts, or just after a reconnect began, need not be refused.
+    pub(crate) async fn connection_within(&self, patience: Duration) -> Option<(MultiplexedConnection, u64)> {
+        let until = tokio::time::Instant::now() + patience;
+        loop {
+            let current = self.connection();
+            if current.is_some() || tokio::time::Instant::now() >= until {
+                return current;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
     /// Records how a call on connection `generation` went; retires the connection when it failed.
     pub(crate) fn report(&self, generation: u64, outcome: CallOutcome) {
         let inner = &self.inner;

@@ -21,8 +21,9 @@
 //!   `config::OPERATION_TIMEOUT`; a timeout or a lost connection opens the breaker, so reads skip
 //!   Redis for a second instead of waiting on it each time; a stalled connection is replaced.
 //! - **In-process copies** (`local`, `tracking`; `CACHE_LOCAL_ENTRIES` > 0) answer hot reads
-//!   without a round trip, kept coherent by Redis's own invalidation messages, and served only
-//!   while the tracking connection has proven within the last 100 ms that it delivers them.
+//!   without a round trip, kept coherent by Redis's own invalidation messages, served only while
+//!   the tracking connection has proven within 100 ms that it delivers them, and waited for by
+//!   every write that commits while any replica serves them (`fence`).
 
 mod calls;
 mod fence;
@@ -245,6 +246,11 @@ impl Cache {
             .arg(inner.ttl.as_secs());
         let call = invocation.invoke_async::<i64>(&mut connection);
         let _ = inner.bounded("fill", generation, call).await;
+    }
+
+    /// Waits until the first connection to Redis is up, or `patience` has passed; `true` if it is.
+    pub(crate) async fn wait_until_connected(&self, patience: Duration) -> bool {
+        self.inner.link.connection_within(patience).await.is_some()
     }
 
     /// Whether Redis answers a PING now (for `/ready`).
