@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -112,3 +113,12 @@ def run(work: Path, environment: dict[str, str], *command: str, stdin: str | Non
 def calls(environment: dict[str, str]) -> str:
     path = Path(environment["CALLS"])
     return path.read_text() if path.exists() else ""
+
+
+def kill_group(process: subprocess.Popen) -> None:
+    """Whatever is left of a process group started with start_new_session dies with it."""
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.wait()

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from containers_support import REPO, calls, run, scratch
+from containers_support import REPO, calls, kill_group, run, scratch
 
 pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
 
@@ -197,11 +197,7 @@ def test_dev_watch_stops_the_server_first_and_exits_0(tmp_path) -> None:
         assert watch.wait(timeout=20) == 0
     finally:
         # Whatever is left of the stand-ins (the probe outlives its killed parent) dies with the group.
-        try:
-            os.killpg(watch.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        watch.wait()
+        kill_group(watch)
     assert (tmp_path / "args").read_text().split() == ["watch", "--poll", "-x", "run"]
     assert (tmp_path / "stopped").read_text().strip() == "stopped"
     assert not (tmp_path / "probe").exists(), "a --health probe was signalled as if it were the server"

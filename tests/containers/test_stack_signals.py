@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from containers_support import calls, scratch
+from containers_support import calls, kill_group, scratch
 
 pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
 
@@ -30,7 +30,7 @@ echo "docker $*" >>"$CALLS"
 case "$*" in
   *" up "*) exec sleep 60 ;;
   *" stop") sleep "${STOP_SECONDS:-1}" ;;
-  *"logs -f") trap 'exit 130' INT TERM; sleep 60 & wait ;;
+  *"logs -f") trap 'exit 130' INT TERM; echo "following" >>"$CALLS"; sleep 60 & wait ;;
 esac
 exit 0
 """
@@ -68,11 +68,7 @@ def finish(process: subprocess.Popen, work: Path) -> str:
     try:
         process.wait(timeout=30)
     finally:
-        try:
-            os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        process.wait()
+        kill_group(process)
     return (work.parent / "stderr").read_text()
 
 
@@ -124,8 +120,7 @@ def test_ctrl_c_on_make_logs_ends_without_an_error(tmp_path) -> None:
     work, environment = scratch(tmp_path, ENGINE)
     (work / ".env").write_text("")
     logs = start(work, environment, "make", "--no-print-directory", "logs")
-    wait_for_call(environment, "logs -f")
-    time.sleep(0.2)
+    wait_for_call(environment, "following")  # its Ctrl-C handler is in place
     os.killpg(logs.pid, signal.SIGINT)
     stderr = finish(logs, work)
     assert "Error" not in stderr and "***" not in stderr, stderr
