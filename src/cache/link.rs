@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Client, RedisError};
+use tokio::sync::Notify;
 
 use super::sweep::sweep;
 use crate::backoff::Backoff;
@@ -49,6 +50,8 @@ struct Inner {
     /// that connection serves and fills cached bodies.
     serving: AtomicU64,
     connecting: AtomicBool,
+    /// Woken whenever a new connection is published.
+    connected: Notify,
     timeouts_in_a_row: AtomicU32,
     /// `{prefix}:user:`, what a sweep removes.
     user_prefix: String,
@@ -96,6 +99,7 @@ impl RedisLink {
                 generation: AtomicU64::new(0),
                 serving: AtomicU64::new(0),
                 connecting: AtomicBool::new(false),
+                connected: Notify::new(),
                 timeouts_in_a_row: AtomicU32::new(0),
                 user_prefix,
                 instance_key,
@@ -139,11 +143,14 @@ impl RedisLink {
     pub(crate) async fn connection_within(&self, patience: Duration) -> Option<(MultiplexedConnection, u64)> {
         let until = tokio::time::Instant::now() + patience;
         loop {
+            // Registered before the check, so a connection published in between is not missed.
+            let published = self.inner.connected.notified();
+            tokio::pin!(published);
+            published.as_mut().enable();
             let current = self.connection();
-            if current.is_some() || tokio::time::Instant::now() >= until {
+            if current.is_some() || tokio::time::timeout_at(until, published).await.is_err() {
                 return current;
             }
-            tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
 
@@ -214,6 +221,7 @@ impl Inner {
         let recorded = get.query_async::<Option<Vec<u8>>>(&mut connection).await.ok().flatten();
         let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
         *self.current.write().unwrap_or_else(|poison| poison.into_inner()) = Some((connection.clone(), generation));
+        self.connected.notify_waiters();
         *self.run_id.lock().unwrap_or_else(|poison| poison.into_inner()) = run_id.clone();
         if !run_id.is_empty() && recorded.as_deref() == Some(run_id.as_bytes()) {
             self.serving.store(generation, Ordering::Release);
