@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use super::keys::KeyBuf;
 use super::link::{CallOutcome, is_transport_failure};
-use super::stored_value::{BadValue, LeaseToken, Stored, classify};
+use super::stored_value::{BadValue, Stored, Token, classify};
 use super::{Inner, LEASE_MILLISECONDS, Lookup};
 use crate::user::MAX_USER_JSON_LEN;
 
@@ -100,8 +100,8 @@ impl Inner {
         generation: u64,
         key: &KeyBuf,
         replace_bad: bool,
-    ) -> Option<LeaseToken> {
-        let token = LeaseToken::new();
+    ) -> Option<Token> {
+        let token = Token::new();
         let mut invocation = self.lease_script.key(key.as_bytes());
         invocation
             .arg(token.as_bytes())

@@ -1,28 +1,23 @@
 //! Fences: how a write keeps every replica from serving the user as it was before the write (the
-//! memcache paper's lease turned around, Meta's "remote markers": the writer, not a reader, holds
-//! the key while the truth is changing).
-//!
-//! - **Raised before the write can commit**, a fence replaces whatever is at the key (a body, a
-//!   reader's lease). No replica can then hit the old body or fill one it read before the commit:
-//!   a fill stores only over its own lease, and no lease is taken over a fence. Readers that find
-//!   one read Postgres and fill nothing. **If Redis does not take it, the write is refused**: no
-//!   other replica could be warned, and only Redis can warn them.
-//! - **It outlives any commit it stands for** (`lifetime`, chosen by the writer from the
-//!   database's timeouts), so a write whose outcome is unknown, whose lift went unanswered, or
-//!   whose process died is covered until it can no longer commit; then it expires.
-//! - **Writers of one user on different replicas share it**: its value is `fence:` and a token per
-//!   write, and it lasts until the last of them lifts its part (or the longest lifetime).
-//! - **Every replica's in-process copies have heard of it before the write answers.** The fence's
-//!   script also tells whether any replica may serve copies (`{prefix}:copies`, which each one
-//!   keeps alive while it does); if so, a committed write answers no sooner than `VOUCHED_FOR`
-//!   after its fence was taken. A replica serves a copy only on the word of a tracking round trip
-//!   sent less than `VOUCHED_FOR` ago, which Redis therefore processed after the fence, so its
-//!   invalidation of the old copy came first (`local`).
-//! - **Lifting learns whether it held.** If the writer's token is gone (Redis restarted, flushed or
-//!   evicted it), a reader may have stored a body read before the commit, so the lift removes
-//!   whatever is at the key. An unanswered lift is tried again for `LIFT_PATIENCE` (long enough to
-//!   reach a restarted Redis again); after that the fence, still in a Redis that is frozen or out
-//!   of reach, does the rest.
+//! memcache paper's lease turned around, Meta's "remote markers": the writer holds the key while
+//! the truth is changing).
+//! - **Raised before the write can commit**, a fence replaces whatever is at the key, and no lease
+//!   is taken over it, so no replica hits the old body or fills one read before the commit; readers
+//!   that find one read Postgres. **If Redis does not take it, the write is refused**: only Redis
+//!   could warn the other replicas.
+//! - **It outlives any commit it stands for** (the writer picks its lifetime from the database's
+//!   timeouts), covering a write whose outcome is unknown, whose lift went unanswered or whose
+//!   process died. Writers of one user on different replicas share it (`fence:` and a token per
+//!   write) until the last lifts its part.
+//! - **Every replica's in-process copies have heard of it before the write answers.** The script
+//!   also tells whether any replica serves copies (`{prefix}:copies`, `tracking`); if so, a
+//!   committed write answers no sooner than `VOUCHED_FOR` after its fence: a copy is served only on
+//!   the word of a round trip sent less than that ago, which Redis processed after the fence, so
+//!   the old copy's invalidation came first (`local`).
+//! - **Lifting learns whether it held.** If the token is gone (Redis restarted, flushed or evicted
+//!   it), a reader may have stored a body read before the commit, so the lift removes whatever is
+//!   at the key. An unanswered lift is retried for `LIFT_PATIENCE`; after that the fence, still in
+//!   a Redis that is frozen or out of reach, does the rest.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -33,7 +28,7 @@ use uuid::Uuid;
 use super::Cache;
 use super::keys::KeyBuf;
 use super::local::VOUCHED_FOR;
-use super::stored_value::FenceToken;
+use super::stored_value::Token;
 use crate::backoff::Backoff;
 use crate::error::Error;
 
@@ -94,7 +89,7 @@ pub(crate) enum LiftTries {
 #[derive(Debug)]
 pub(crate) struct Fence {
     id: Uuid,
-    token: FenceToken,
+    token: Token,
     /// When replicas serving in-process copies have all heard of the fence (`None`: none may).
     copies_heard_at: Option<Instant>,
 }
@@ -109,7 +104,7 @@ impl Cache {
         let Some((mut connection, generation)) = inner.link.connection_within(inner.call_timeout).await else {
             return Err(refused("redis is not connected".into()));
         };
-        let token = FenceToken::new();
+        let token = Token::new();
         let key = KeyBuf::body(&inner.user_prefix, id);
         let mut invocation = inner.raise_fence_script.key(key.as_bytes());
         invocation

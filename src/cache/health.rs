@@ -1,7 +1,6 @@
-//! How the cache copes with a sick Redis: a breaker that stops reads from waiting on it.
-//!
-//! Only failures of Redis itself open the breaker (no answer in time, a lost connection, a Redis
-//! refusing writes). A bad value at one key is that key's problem and never counts here.
+//! How the cache copes with a sick Redis: a breaker that stops reads from waiting on it. Only
+//! failures of Redis itself open it (no answer in time, a lost connection); a bad value at one key,
+//! or Redis refusing a command, never does.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -44,16 +43,16 @@ impl Breaker {
             .is_ok()
     }
 
-    /// Closes the breaker; `true` if it was open.
-    pub(crate) fn record_success(&self) -> bool {
-        // Read first: a healthy cache never writes this shared cache line.
-        self.open_until.load(Ordering::Relaxed) != 0 && self.open_until.swap(0, Ordering::Relaxed) != 0
+    /// Closes the breaker; a healthy cache only reads this shared cache line, never writes it.
+    pub(crate) fn record_success(&self) {
+        if self.open_until.load(Ordering::Relaxed) != 0 {
+            self.open_until.store(0, Ordering::Relaxed);
+        }
     }
 
-    /// Opens the breaker; `true` if it was closed.
-    pub(crate) fn record_failure(&self) -> bool {
+    pub(crate) fn record_failure(&self) {
         let until = (self.now() + OPEN_FOR.as_millis() as u64).max(1);
-        self.open_until.swap(until, Ordering::Relaxed) == 0
+        self.open_until.store(until, Ordering::Relaxed);
     }
 }
 
@@ -65,7 +64,7 @@ mod tests {
     fn the_breaker_opens_on_failure_and_lets_one_probe_through() {
         let breaker = Breaker::new();
         assert!(breaker.allows());
-        assert!(breaker.record_failure());
+        breaker.record_failure();
         assert!(!breaker.allows());
         let open_until = breaker.open_until.load(Ordering::Relaxed);
         let after = open_until + 1;
@@ -75,7 +74,7 @@ mod tests {
         );
         let probing = breaker.open_until.load(Ordering::Relaxed);
         assert!(!breaker.allows_at(probing, after), "the others wait for the probe");
-        assert!(breaker.record_success());
+        breaker.record_success();
         assert!(breaker.allows());
     }
 }

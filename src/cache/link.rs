@@ -1,14 +1,11 @@
 //! The connection to Redis: one multiplexed connection that every request shares, replaced when
-//! it fails or stops answering, and a check at every (re)connection of which Redis it reached.
+//! it fails or stops answering (three timeouts in a row, or any transport error: a Redis behind a
+//! stalled proxy just stops answering). One background task at a time reconnects, with a capped
+//! back-off; meanwhile callers find no connection and fail fast.
 //!
-//! Three timeouts in a row, or any transport error, retire the connection: a Redis behind a
-//! stalled proxy never reports an error, it just stops answering, and a fresh connection is the
-//! only way out. Reconnecting happens in one background task at a time with a capped backoff;
-//! meanwhile callers find no connection and fail fast (the breaker then keeps reads away).
-//!
-//! A new connection is published at once for fences, but serves cached bodies only once the Redis
-//! behind it is known to hold nothing older than the writes acknowledged before it: its `run_id`
-//! must be the one recorded at `{prefix}:instance`, or a sweep must have made it so (`sweep`).
+//! A new connection carries fences at once, but serves cached bodies only once its Redis is known
+//! to hold nothing older than the writes acknowledged before: its `run_id` is the one recorded at
+//! `{prefix}:instance`, or a sweep has made it so (`sweep`).
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};

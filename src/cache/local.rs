@@ -1,27 +1,20 @@
-//! In-process copies of cached bodies (`CACHE_LOCAL_ENTRIES`), kept coherent by Redis itself.
-//!
-//! The copies are only as good as the invalidations that remove them, so every rule here is
-//! about never keeping a copy Redis has since changed:
-//! - **A copy is stored only if nothing invalidated its key since its Redis read was sent.** The
-//!   reader reserves the key (a placeholder with a token) *before* sending its read; an
-//!   invalidation of the key removes the placeholder; the copy is stored only into its own
-//!   placeholder. Invalidations are applied by the tracking connection's reader as they arrive,
-//!   in wire order (`tracking`), so whichever comes first, the copy or the invalidation, the
-//!   invalidation wins.
+//! In-process copies of cached bodies (`CACHE_LOCAL_ENTRIES`; client-side caching, a near cache),
+//! kept coherent by Redis itself. Every rule is about never keeping a copy Redis has since changed:
+//! - **A copy is stored only if nothing invalidated its key since its Redis read was sent**: the
+//!   reader reserves the key (a token) *before* sending its read, an invalidation removes the
+//!   reservation, and the copy is stored only into its own. The tracking connection's reader
+//!   applies invalidations in wire order (`tracking`), so the invalidation wins whichever comes first.
 //! - **A copy is served only while the tracking connection vouches for it**: a round trip sent on
-//!   it less than `VOUCHED_FOR` ago has been answered. Redis queues the invalidations of a command
-//!   to every tracking connection while it runs that command, so on each connection they come
-//!   ahead of the answer to anything Redis processed after it: a copy served now has missed no
-//!   change Redis made before the vouching round trip was sent. A committed write answers no
-//!   sooner than `VOUCHED_FOR` after Redis took its fence (`fence`), so a read that starts after
-//!   the answer is vouched for only by a round trip sent after the fence: its invalidation of the
-//!   old copy has been applied. No copy contradicts an acknowledged write.
+//!   it less than `VOUCHED_FOR` ago has been answered. Redis queues a command's invalidations to
+//!   every tracking connection while it runs that command, ahead of the answer to anything it
+//!   processed later, so a copy served now has missed no change made before the vouching round
+//!   trip was sent. A committed write answers no sooner than `VOUCHED_FOR` after Redis took its
+//!   fence (`fence`): a read that starts after the answer is vouched for by a round trip sent after
+//!   the fence, whose invalidation of the old copy has been applied.
 //! - **Anything that may have lost an invalidation drops every copy**: the tracking connection's
-//!   loss (none is served until it is set up again, `flush`) and a null invalidation (Redis
-//!   flushed).
-//! - **Bounded**: at most `CACHE_LOCAL_ENTRIES` copies (a full shard drops an arbitrary one), each
-//!   no longer than the largest body a user can have, and none outlives the time-to-live Redis
-//!   reported for the key when it was read.
+//!   loss (none is served until it is back, `flush`) and a null invalidation (Redis flushed).
+//! - **Bounded**: at most `CACHE_LOCAL_ENTRIES` copies (a full shard drops an arbitrary one), none
+//!   outliving the time to live Redis reported for its key.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};

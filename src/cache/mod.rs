@@ -1,29 +1,16 @@
 //! The Redis cache of user bodies: cache-aside, optional for reads, and never the reason a read
-//! through any replica contradicts an acknowledged write.
-//!
-//! Only this module knows the key format: `{prefix}:user:{id}` holds the exact response body of
-//! `GET /v1/users/{id}`. The rules, and where they live:
-//! - **A hit is one bounded read.** `GETRANGE key 0 MAX` returns the stored bytes, never more than
-//!   the largest body a user can have plus one byte, so a huge value cannot grow the process.
-//!   `stored_value` tells a body for that id from a fill lease, a fence, nothing, or a bad value.
-//! - **Fills cannot store the past.** A miss leaves a lease token at the key (`SET NX PX`) before
-//!   Postgres is read; the fill stores the body only if its token is still there (one Lua call).
-//! - **Writes fence first** (`fence`): before a write can commit, a fence replaces whatever is at
-//!   the key, in the one Redis every replica reads, and it stays until the write has committed
-//!   and lifted it, or until it could no longer commit. If Redis does not take the fence, the write
-//!   is refused.
-//! - **A Redis with a past is swept** (`link`, `sweep`): a restarted, failed-over or flushed
-//!   Redis serves no cached body until every body under the prefix is gone.
-//! - **Bad values are one key's problem**: a wrong type, foreign bytes or an oversized value is a
-//!   miss, overwritten by the reader's lease (and then its fill), counted, and never opens the
-//!   breaker.
-//! - **A sick Redis costs reads little** (`calls`, `health`, `link`): every call is bounded by
-//!   `config::OPERATION_TIMEOUT`; a timeout or a lost connection opens the breaker, so reads skip
-//!   Redis for a second instead of waiting on it each time; a stalled connection is replaced.
-//! - **In-process copies** (`local`, `tracking`; `CACHE_LOCAL_ENTRIES` > 0) answer hot reads
-//!   without a round trip, kept coherent by Redis's own invalidation messages, served only while
-//!   the tracking connection has proven within 100 ms that it delivers them, and waited for by
-//!   every write that commits while any replica serves them (`fence`).
+//! through any replica contradicts an acknowledged write. Only this module knows the key format
+//! (`keys`); `{prefix}:user:{id}` holds the exact response body of `GET /v1/users/{id}`.
+//! - **A hit is one bounded read**: `GETRANGE key 0 MAX`, told apart from a lease, a fence or a
+//!   bad value by its bytes (`stored_value`).
+//! - **Fills cannot store the past**: a miss leaves a lease (`SET NX PX`) before Postgres is read,
+//!   and the fill stores the body only over its own lease.
+//! - **Writes fence first** (`fence`); a Redis with a past is swept before it serves (`link`, `sweep`).
+//! - **Bad values are one key's problem**: a miss, replaced by the reader's lease, counted.
+//! - **A sick Redis costs reads little**: every call is bounded, and a failure opens the breaker
+//!   (`calls`, `health`) or replaces the connection (`link`).
+//! - **In-process copies** (`local`, `tracking`; `CACHE_LOCAL_ENTRIES` > 0): a near cache in front
+//!   of Redis, kept coherent by Redis's invalidation messages.
 
 mod calls;
 mod fence;
@@ -53,7 +40,7 @@ use keys::KeyBuf;
 use link::RedisLink;
 use local::LocalCopies;
 use stored_value::BadValue;
-pub(crate) use stored_value::LeaseToken;
+use stored_value::Token;
 
 /// A failing Redis is logged at most this often.
 const COMPLAIN_EVERY: Duration = Duration::from_secs(5);
@@ -65,20 +52,17 @@ const LEASE_MILLISECONDS: u64 = 10_000;
 /// another type there makes the fill a no-op rather than an error.
 const FILL_IF_LEASED: &str = r"
 local held = redis.pcall('GET', KEYS[1])
-if held == ARGV[1] then
+if held == 'lease:' .. ARGV[1] then
   redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
   return 1
 end
 return 0";
 
-/// Sets the reader's lease (ARGV[1], for ARGV[2] ms) unless a live body or another reader's live
-/// lease is at the key: a non-empty string with a time to live (every value this service stores
-/// has one). So a lease also replaces a value of another type, one the reader found bad
-/// (ARGV[3] = 1), an empty string (which the reader's `GETRANGE` cannot tell from no key), and a
-/// value planted without a time to live, which would otherwise block fills of that key forever.
-/// A value found bad is replaced only if it is not a live lease or fence by now (`stored_value`'s
-/// `lease:` and `fence:` prefixes). `STRLEN` and a six-byte `GETRANGE`, not `GET`: a huge value is
-/// never copied.
+/// Sets the reader's lease (ARGV[1], for ARGV[2] ms) unless a live body, lease or fence is at the
+/// key (a non-empty string with a time to live, as every value this service stores has). So it
+/// replaces a value of another type, an empty string, a value planted without a time to live, and
+/// one the reader found bad (ARGV[3] = 1) unless that is a lease or fence by now. `STRLEN` and a
+/// six-byte `GETRANGE`, not `GET`: a huge value is never copied.
 const TAKE_LEASE: &str = r"
 if redis.call('TYPE', KEYS[1]).ok == 'string' and redis.call('PTTL', KEYS[1]) >= 0 then
   if ARGV[3] ~= '1' and redis.call('STRLEN', KEYS[1]) > 0 then
@@ -89,7 +73,7 @@ if redis.call('TYPE', KEYS[1]).ok == 'string' and redis.call('PTTL', KEYS[1]) >=
     return 0
   end
 end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+redis.call('SET', KEYS[1], 'lease:' .. ARGV[1], 'PX', ARGV[2])
 return 1";
 
 /// What a lookup found.
@@ -98,7 +82,7 @@ pub(crate) enum Lookup {
     /// The stored body, to be sent as it is.
     Hit(Bytes),
     /// Read Postgres; with a lease, the body may then be filled in.
-    Miss(Option<LeaseToken>),
+    Miss(Option<Token>),
 }
 
 /// Handle to the cache; cheap to clone. `inner` is the cache-aside path through Redis; `near`,
@@ -118,11 +102,11 @@ struct Inner {
     ttl: Duration,
     /// `OPERATION_TIMEOUT`, unless a test lengthened it (`CacheSettings::call_timeout`).
     call_timeout: Duration,
+    /// `{prefix}:copies`: exists while any replica may serve in-process copies.
+    copies_key: String,
     fill_script: Script,
     lease_script: Script,
     raise_fence_script: Script,
-    /// `{prefix}:copies`: exists while any replica may serve in-process copies.
-    copies_key: String,
     lift_fence_script: Script,
     breaker: Breaker,
     metrics: Arc<Metrics>,
@@ -154,11 +138,6 @@ impl Cache {
             redis::Client::open(info)
         };
         let user_prefix = format!("{}:user:", cache_settings.key_prefix);
-        let local_entries = if cache_settings.ttl.is_zero() {
-            0
-        } else {
-            cache_settings.local_entries
-        };
         let link = RedisLink::start(
             client(ProtocolVersion::RESP2)?,
             user_prefix.clone(),
@@ -166,8 +145,9 @@ impl Cache {
             metrics.clone(),
             logger.clone(),
         );
-        let near = if local_entries > 0 {
-            let copies = Arc::new(LocalCopies::new(local_entries));
+        // With CACHE_TTL_SECONDS=0 nothing is cached, so there is nothing to copy either.
+        let near = if cache_settings.local_entries > 0 && !cache_settings.ttl.is_zero() {
+            let copies = Arc::new(LocalCopies::new(cache_settings.local_entries));
             tracking::start(
                 client(ProtocolVersion::RESP3)?,
                 user_prefix.clone(),
@@ -179,16 +159,16 @@ impl Cache {
         } else {
             None
         };
-        let cache = Cache {
+        Ok(Cache {
             inner: Arc::new(Inner {
                 link,
                 user_prefix,
                 ttl: cache_settings.ttl,
                 call_timeout: cache_settings.call_timeout,
+                copies_key: keys::copies_key(&cache_settings.key_prefix),
                 fill_script: Script::new(FILL_IF_LEASED),
                 lease_script: Script::new(TAKE_LEASE),
                 raise_fence_script: Script::new(fence::RAISE_FENCE),
-                copies_key: keys::copies_key(&cache_settings.key_prefix),
                 lift_fence_script: Script::new(fence::LIFT_FENCE),
                 breaker: Breaker::new(),
                 metrics,
@@ -196,8 +176,7 @@ impl Cache {
                 complaints: RateLimitedWarning::new(logger, "cache unavailable; serving from postgres", COMPLAIN_EVERY),
             }),
             near,
-        };
-        Ok(cache)
+        })
     }
 
     /// The cached body of a user, or a miss (with a lease when this reader may fill it): an
@@ -233,7 +212,7 @@ impl Cache {
     }
 
     /// Stores a body read from Postgres, if this reader's lease is still at the key.
-    pub(crate) async fn fill(&self, id: Uuid, lease: LeaseToken, body: &Bytes) {
+    pub(crate) async fn fill(&self, id: Uuid, lease: Token, body: &Bytes) {
         let inner = &*self.inner;
         let Some((mut connection, generation)) = inner.serving_connection() else {
             return;

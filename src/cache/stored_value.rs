@@ -1,12 +1,8 @@
-//! What a value at a body key can be, told apart from its bytes alone: the body of that user (a
-//! hit), a reader's fill lease (someone is filling it: a miss), a writer's fence (a write is on
-//! its way: a miss that fills nothing), nothing (a miss), or something that is not a body for that
-//! id (a bad value: a miss that is replaced and counted).
-//!
-//! A body for `id` is recognised by its frame: it starts with `{"id":"<id in lower case>"` and
-//! ends with `}`, as every body the service writes does. That is a few dozen byte comparisons on
-//! the hot path, and it catches values written by anything else (a wrong key, another program,
-//! a truncated copy). Leases and fences start with prefixes no JSON body can have.
+//! What a value at a body key is, told from its bytes alone: that user's body (a hit), a reader's
+//! fill lease or a writer's fence (misses that fill nothing), nothing, or a bad value (a miss that
+//! is replaced and counted). A body for `id` starts with `{"id":"<id in lower case>"` and ends with
+//! `}`, as every body the service writes does: a few dozen byte comparisons on the hot path that
+//! catch values written by anything else. Leases and fences start with prefixes no body can have.
 
 use super::keys::KeyBuf;
 
@@ -35,13 +31,13 @@ impl BadValue {
     }
 }
 
-/// What a fill lease's value starts with.
+/// What a fill lease's value starts with; its token follows.
 const LEASE_PREFIX: &[u8] = b"lease:";
 /// `lease:` and 16 hex digits.
 const LEASE_LEN: usize = LEASE_PREFIX.len() + TOKEN_LEN;
 /// What a fence's value starts with; the tokens of the writes it stands for follow.
-pub(crate) const FENCE_PREFIX: &[u8] = b"fence:";
-/// Hex digits in a lease's or a fence's token.
+const FENCE_PREFIX: &[u8] = b"fence:";
+/// Hex digits in a `Token`.
 const TOKEN_LEN: usize = 16;
 
 /// What was found at a body key.
@@ -54,13 +50,11 @@ pub(crate) enum Stored {
     Bad(BadValue),
 }
 
-/// A reader's claim on a key it may fill; only the holder of the same token may store a body.
+/// A reader's fill lease (stored after `lease:`) or one write's part of a fence (after `fence:`):
+/// 64 process-unique, randomly seeded bits (`unique_bits`) as lower-case hex, held by no other
+/// reader or write in this process or another.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) struct LeaseToken([u8; LEASE_LEN]);
-
-/// One write's part of a fence: the fence stays until every write that raised it has lifted it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) struct FenceToken([u8; TOKEN_LEN]);
+pub(crate) struct Token([u8; TOKEN_LEN]);
 
 /// Classifies the first `max_len + 1` bytes of a string value (what `GETRANGE key 0 max_len`
 /// returns) read at `key`.
@@ -94,37 +88,17 @@ fn is_body_of(bytes: &[u8], id_text: &[u8]) -> bool {
         && bytes.ends_with(b"}")
 }
 
-impl LeaseToken {
-    /// A token no other reader, in this process or another, holds (`unique_bits`).
-    pub(crate) fn new() -> LeaseToken {
-        let mut token = [0u8; LEASE_LEN];
-        token[..LEASE_PREFIX.len()].copy_from_slice(LEASE_PREFIX);
-        token[LEASE_PREFIX.len()..].copy_from_slice(&unique_hex());
-        LeaseToken(token)
+impl Token {
+    pub(crate) fn new() -> Token {
+        let bits = crate::http::unique_bits::next();
+        let mut hex = [0u8; TOKEN_LEN];
+        crate::http::unique_bits::write_lower_hex(&bits[..TOKEN_LEN / 2], &mut hex);
+        Token(hex)
     }
 
     pub(crate) fn as_bytes(&self) -> &[u8] {
         &self.0
     }
-}
-
-impl FenceToken {
-    /// A token no other write, in this process or another, holds (`unique_bits`).
-    pub(crate) fn new() -> FenceToken {
-        FenceToken(unique_hex())
-    }
-
-    pub(crate) fn as_bytes(&self) -> &[u8] {
-        &self.0
-    }
-}
-
-/// 64 process-unique, randomly seeded bits as lower-case hex.
-fn unique_hex() -> [u8; TOKEN_LEN] {
-    let bits = crate::http::unique_bits::next();
-    let mut hex = [0u8; TOKEN_LEN];
-    crate::http::unique_bits::write_lower_hex(&bits[..TOKEN_LEN / 2], &mut hex);
-    hex
 }
 
 #[cfg(test)]
@@ -138,14 +112,14 @@ mod tests {
     fn values_are_told_apart_by_their_bytes() {
         let body = br#"{"id":"5b6c1f0e-9a7d-4c3b-8e21-0f4d6a7b8c9d","name":"Ada"}"#;
         let key = KeyBuf::body("p:user:", ID);
-        let lease = LeaseToken::new();
+        let lease = [LEASE_PREFIX, Token::new().as_bytes()].concat();
         let other_id = br#"{"id":"00000000-9a7d-4c3b-8e21-0f4d6a7b8c9d","name":"Ada"}"#;
-        let one_write = [FENCE_PREFIX, FenceToken::new().as_bytes()].concat();
-        let two_writes = [one_write.as_slice(), FenceToken::new().as_bytes()].concat();
+        let one_write = [FENCE_PREFIX, Token::new().as_bytes()].concat();
+        let two_writes = [one_write.as_slice(), Token::new().as_bytes()].concat();
         let cases: [(&[u8], Stored); 10] = [
             (body, Stored::Body),
             (b"", Stored::Absent),
-            (lease.as_bytes(), Stored::Lease),
+            (&lease, Stored::Lease),
             (&one_write, Stored::Fence),
             (&two_writes, Stored::Fence),
             (b"fence:", Stored::Bad(BadValue::Foreign)),
@@ -166,8 +140,8 @@ mod tests {
     }
 
     #[test]
-    fn lease_tokens_do_not_repeat() {
-        let tokens: std::collections::HashSet<_> = (0..10_000).map(|_| LeaseToken::new()).collect();
+    fn tokens_do_not_repeat() {
+        let tokens: std::collections::HashSet<_> = (0..10_000).map(|_| Token::new()).collect();
         assert_eq!(tokens.len(), 10_000);
     }
 }

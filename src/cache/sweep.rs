@@ -1,14 +1,9 @@
 //! Sweeps: removing every cached body under the prefix from a Redis whose contents cannot be
-//! trusted, before any replica serves from it.
-//!
-//! A Redis that restarted (or failed over, or was flushed) may hold bodies it restored from disk
-//! that writes acknowledged since then had removed, and it has lost the fences of writes still on
-//! their way. The link finds out at every (re)connection (`link`): the key `{prefix}:instance`
-//! names the Redis instance (`run_id`) whose bodies are known to be current. Any other value, or
-//! none, and the connection is used for fences only until a sweep has removed every body and lease
-//! under the prefix and recorded the instance. Fences are left in place: they stand for writes
-//! still on their way. Whichever replica sweeps first, every replica (a new one included) sees the
-//! record, so no replica serves a restored body.
+//! trusted, before any replica serves from it. A Redis that restarted, failed over or was flushed
+//! may hold bodies restored from disk that acknowledged writes had removed. At every (re)connection
+//! (`link`), `{prefix}:instance` must name this Redis's `run_id`; else the connection carries fences
+//! only until a sweep has removed every body and lease under the prefix (fences stay: they stand
+//! for writes on their way) and recorded the instance, which every replica then sees.
 
 use redis::aio::MultiplexedConnection;
 use std::time::Duration;

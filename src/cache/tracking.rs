@@ -1,17 +1,14 @@
 //! The RESP3 connection that keeps in-process copies coherent: Redis pushes an invalidation for
 //! every change to a key under the prefix (`CLIENT TRACKING ON BCAST PREFIX {prefix}:user:`), and
-//! the driver's reader hands each push to `Invalidations::send` as it arrives, in wire order, so a
-//! copy is dropped before anything read after the push is handled.
+//! the driver's reader hands each push to `Invalidations::send` in wire order, so a copy is
+//! dropped before anything read after the push is handled.
 //!
-//! The connection is trusted only while it provably delivers: a round trip goes out every
-//! `PING_EVERY`, and each answer vouches for the copies for `local::VOUCHED_FOR` from when it was
-//! sent, so a stalled link (or a stalled process) stops copies from being served within that time.
-//! The round trip is not a bare PING but `SET {prefix}:copies 1 PX 3000`: the same ordering
-//! guarantee, and it keeps the key alive that tells writers some replica serves copies (`fence`:
-//! they then answer only once every such replica has heard of their fence). The key outlives any
-//! answer's vouching by seconds, so no replica serves a copy while a writer could miss it. One not
-//! answered within `PING_TIMEOUT`, a lost connection, or a null invalidation drops every copy; then
-//! it reconnects, with a capped backoff.
+//! The connection is trusted only while it provably delivers: every `PING_EVERY` a round trip
+//! goes out, and its answer vouches for the copies for `local::VOUCHED_FOR` from when it was sent.
+//! The round trip is `SET {prefix}:copies 1 PX 3000`, which also keeps alive the key that tells
+//! writers some replica serves copies (`fence`); it outlives any answer's vouching by seconds. An
+//! answer late by `PING_TIMEOUT`, a lost connection or a null invalidation drops every copy, and
+//! the connection is set up again with a capped back-off.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -13,7 +13,10 @@ use std::time::Duration;
 use tokio_postgres::types::Type;
 use tokio_postgres::{Client, Statement};
 
+use crate::db::Database;
+use crate::db::connect::STATEMENT_TIMEOUT;
 use crate::db::keeper::LiveConnection;
+use crate::telemetry::log::Logger;
 
 /// How long a record is replayed; afterwards the key is free again.
 pub(crate) const RECORD_LIFETIME: Duration = Duration::from_secs(24 * 3600);
@@ -152,6 +155,34 @@ pub(crate) async fn look_up(
         body: row.try_get(2)?,
         location: row.try_get(3)?,
     }))
+}
+
+/// Deletes expired records every `every`, for as long as the process runs. Every replica does it;
+/// they do not get in each other's way (each deletes a batch at a time).
+pub(crate) async fn keep_sweeping(db: Database, logger: Logger, every: Duration) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let Ok(mut connection) = db
+            .checkout_writer(tokio::time::Instant::now() + STATEMENT_TIMEOUT)
+            .await
+        else {
+            continue;
+        };
+        match sweep_expired(&connection).await {
+            Ok(deleted) => {
+                connection.mark_clean();
+                if deleted > 0 {
+                    logger.info("expired idempotency keys deleted", &[("count", &deleted)]);
+                }
+            }
+            Err(error) => logger.warn(
+                "expired idempotency keys could not be deleted",
+                &[("error.message", &crate::error::chain(&error))],
+            ),
+        }
+    }
 }
 
 /// Deletes expired records, a batch at a time; returns how many were deleted.

@@ -1,17 +1,12 @@
-//! Coalesced creates: the creates that are waiting when a write connection becomes free go to
-//! Postgres as one statement and one commit, so one WAL flush serves them all.
-//!
-//! A batch is whatever has queued while the previous batches held the write connections
-//! (`batcher`), so a lone create goes out at once and a burst shares commits. Each request is
-//! answered from its own row exactly as if it had been alone: a taken email is that request's 409
-//! (and of two requests with one email in a batch, one gets 201 and the other 409). A batch of
-//! several waits at most `BATCH_LOCK_WAIT` for a row lock (an email another session is inserting
-//! and has not committed); if it waited longer, or failed for a reason of one row, its rows run
-//! again one by one, so that one such row fails or delays no other. If Postgres cancelled it at
-//! the deadline or the connection failed, every row gets that answer. Creates with an
-//! Idempotency-Key are not batched (they need a transaction of their own to claim the key). The
-//! rows of one batch share `created_at` (the transaction's start), so the list orders them by id,
-//! as it orders any equal timestamps.
+//! Coalesced creates: the creates waiting when a write connection becomes free go to Postgres as
+//! one statement and one commit, so one WAL flush serves them all (a lone create goes out at once:
+//! `batcher`). Each request is answered from its own row as if it had been alone: a taken email
+//! is that request's 409. A batch of several waits at most `BATCH_LOCK_WAIT` for a row lock (an
+//! email another session is inserting); if it waited longer, or Postgres rejected one of its rows,
+//! its rows run again one by one, so that one such row fails or delays no other. Cancelled at the
+//! deadline or with its connection lost, every row gets that answer. Keyed creates are not batched
+//! (each claims its key in a transaction of its own). A batch's rows share `created_at`, so the
+//! list orders them by id, as it orders any equal timestamps.
 
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -129,14 +124,11 @@ async fn run_batch(mut connection: WriteConnection, batch: Vec<QueuedCreate>) {
         // Postgres refused the statement for one of its rows (a row it rejects, an email locked by
         // another session): the statement wrote nothing, so each create alone finds out which.
         Err(_) if several && refusal != Refusal::None => run_one_by_one(&mut connection, sending).await,
-        Err(error) => answer_all(sending, &error),
-    }
-}
-
-/// Every create of the batch gets the batch's failure.
-fn answer_all(batch: Vec<QueuedCreate>, error: &Error) {
-    for create in batch {
-        let _ = create.answer.send(Err(shared_failure(error)));
+        Err(error) => {
+            for create in sending {
+                let _ = create.answer.send(Err(shared_failure(&error)));
+            }
+        }
     }
 }
 
@@ -205,7 +197,8 @@ async fn insert(
         connection,
         budget,
         lock_wait,
-        no_fence,
+        // A new user cannot be cached yet, so a create needs no fence before it commits.
+        async || Ok(()),
         async |connection| user_queries::insert_users(connection, &columns).await,
         |error, stage| {
             *refusal.lock().unwrap_or_else(|poison| poison.into_inner()) = match error.code() {
@@ -231,9 +224,4 @@ fn shared_failure(error: &Error) -> Error {
         Error::Internal(_) => Error::Internal(cause),
         _ => Error::WriteNotApplied(cause),
     }
-}
-
-/// A new user cannot be cached yet, so a create needs no fence before it commits.
-async fn no_fence() -> Result<(), Error> {
-    Ok(())
 }

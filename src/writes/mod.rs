@@ -1,23 +1,18 @@
 //! Writes that tell the truth: every create, update and delete goes through here.
-//!
-//! - **The deadline is Postgres's to enforce.** Each write runs in a transaction whose statement
-//!   and lock timeouts are the time the request has left (`transaction`), so a write that cannot
-//!   finish is cancelled by Postgres and the client's 503 means nothing was written.
-//! - **A write, once sent, finishes.** It runs in a task of its own; the request only waits for it
-//!   (`progress` says what the request may tell the client if it stops waiting first).
-//! - **No replica serves a user older than an acknowledged write** (`fencing`): a write of a user
-//!   fences the user's cache key before it can commit (or is refused), and lifts the fence after.
+//! - **The deadline is Postgres's to enforce** (`transaction`): a write that cannot finish in the
+//!   request's time is cancelled by Postgres, and the client's 503 means nothing was written.
+//! - **A write, once sent, finishes** in a task of its own; the request only waits for it
+//!   (`progress` says what it may tell the client if it stops waiting first).
+//! - **A write alone** (`single`: updates, deletes, keyed creates) fences the user's cache key
+//!   before it can commit, or is refused, and lifts the fence after: no replica serves a user older
+//!   than an acknowledged write.
 //! - **Writes never share a connection with reads**, and writes to one row (or with one
-//!   Idempotency-Key) queue in the process (`row_locks`), so a row lock held elsewhere delays only
-//!   the writes of that row.
-//! - **A write alone** (`single`): updates, deletes and keyed creates, each in its own transaction.
-//! - **Creates are coalesced** (`create_batches`): those that arrive together become one statement
-//!   and one commit.
-//! - **`Idempotency-Key`** (`idempotency`): the key is claimed, and the response recorded, in the
-//!   write's own transaction; a repeat replays the record.
+//!   Idempotency-Key) queue in the process (`row_locks`): a row locked elsewhere delays only them.
+//! - **Creates are coalesced** (`create_batches`) into one statement and one commit.
+//! - **`Idempotency-Key`** (`idempotency`): claimed, and the response recorded, in the write's own
+//!   transaction; a repeat replays the record.
 
 mod create_batches;
-mod fencing;
 mod idempotency;
 mod progress;
 mod row_locks;
@@ -80,7 +75,7 @@ impl Writes {
     /// Starts the create batcher and the sweep of expired Idempotency-Key records.
     pub(crate) fn start(db: Database, cache: Option<Cache>, logger: Logger, sweep_every: Duration) -> Writes {
         let creates = CreateQueue::start(db.clone());
-        tokio::spawn(sweep_expired_keys(db.clone(), logger, sweep_every));
+        tokio::spawn(idempotency_records::keep_sweeping(db.clone(), logger, sweep_every));
         Writes {
             inner: Arc::new(Inner {
                 db,
@@ -144,43 +139,13 @@ impl WriteResponse {
     }
 }
 
-fn user_response(status: StatusCode, user: &User) -> WriteResponse {
-    WriteResponse::new(status, user.to_json())
-}
-
 fn created_response(user: &User) -> WriteResponse {
     WriteResponse {
         location: Some(format!("/v1/users/{}", user.id.hyphenated())),
-        ..user_response(StatusCode::CREATED, user)
+        ..WriteResponse::new(StatusCode::CREATED, user.to_json())
     }
 }
 
 pub(crate) fn not_found(id: Uuid) -> Error {
     Error::NotFound(format!("no user with id {}", id.hyphenated()))
-}
-
-/// Deletes expired Idempotency-Key records every `every`, for as long as the process runs. Every
-/// replica does it; they do not get in each other's way (each deletes a batch at a time).
-async fn sweep_expired_keys(db: Database, logger: Logger, every: Duration) {
-    let mut ticks = tokio::time::interval(every);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        ticks.tick().await;
-        let deadline = tokio::time::Instant::now() + transaction::MAX_STATEMENT_TIME;
-        let Ok(mut connection) = db.checkout_writer(deadline).await else {
-            continue;
-        };
-        match idempotency_records::sweep_expired(&connection).await {
-            Ok(deleted) => {
-                connection.mark_clean();
-                if deleted > 0 {
-                    logger.info("expired idempotency keys deleted", &[("count", &deleted)]);
-                }
-            }
-            Err(error) => logger.warn(
-                "expired idempotency keys could not be deleted",
-                &[("error.message", &crate::error::chain(&error))],
-            ),
-        }
-    }
 }

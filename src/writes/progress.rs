@@ -1,11 +1,8 @@
-//! How far a write has got, shared between the request that asked for it and the task that runs
-//! it, so that whoever gives up first — the request at its deadline, a client that went away, or
-//! the task when the request is gone — knows what the client may be told.
-//!
-//! A write is `Queued` until the task sends its first statement, then `Sent`. The request may
-//! abandon a queued write (then it is never sent, and "nothing was written" is the truth); once
-//! sent, the task runs it to completion whatever happens to the request, and a request that gives
-//! up then can only say the outcome is unknown.
+//! How far a write has got, shared by the request that asked for it and the task that runs it, so
+//! that whoever gives up first knows what the client may be told. A write is `Queued` until the
+//! task sends its first statement, then `Sent`. The request may abandon a queued write, which is
+//! then never sent ("nothing was written" is the truth); a sent write runs to completion whatever
+//! happens to the request, which can then only say the outcome is unknown.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};

@@ -1,26 +1,26 @@
 //! A write on a write connection of its own: updates, deletes, and creates with an Idempotency-Key.
 //!
 //! The write waits for its turn (writes with the same key, then to the same row, queue in the
-//! process), checks out a write connection, and runs: without a key, its one statement alone
-//! (`transaction::run_alone`: autocommitted, or in a transaction when it has less than the whole
-//! statement budget left); with a key, in a transaction that claims the key in the same round
-//! trip as `BEGIN`, runs the statement, records its response and commits; a key already claimed
-//! is replayed (or refused, for another request). The user's cache key is fenced before anything
-//! can commit (before an autocommitted statement is sent, or before `COMMIT`), and the fence is
-//! lifted before anyone is told the write happened (`fencing`).
+//! process) and a write connection. Without a key, its one statement runs alone
+//! (`transaction::run_alone`); with one, a transaction claims the key in the same round trip as
+//! `BEGIN`, runs the statement and records its response, and a key already claimed is replayed
+//! (or refused, for another request). The user's cache key is fenced before anything can commit,
+//! and the fence is lifted before anyone is told the write happened (`Fencing`).
 
 use std::time::Duration;
 
 use bytes::Bytes;
 use hyper::StatusCode;
 use tokio::time::Instant;
+use uuid::Uuid;
 
-use super::fencing::Fencing;
 use super::idempotency::IdempotencyKey;
 use super::progress::WriteProgress;
 use super::row_locks::RowKey;
 use super::transaction::{self, Stage};
-use super::{Inner, WriteRequest, WriteResponse, created_response, not_found, user_response};
+use super::{Inner, WriteRequest, WriteResponse, created_response, not_found};
+use crate::cache::{Cache, Fence, LiftTries};
+use crate::db::connect::{STATEMENT_TIMEOUT, TCP_USER_TIMEOUT};
 use crate::db::idempotency_records::{self, Recorded, StoredResponse};
 use crate::db::user_queries::{self, NewUserColumns, email_taken, is_email_conflict};
 use crate::db::write_pool::WriteConnection;
@@ -50,7 +50,11 @@ impl Inner {
         let (_key_turn, _row_turn, mut connection) = tokio::time::timeout_at(deadline, queued)
             .await
             .map_err(|_| Error::WriteNotApplied("the write waited for its turn past the deadline".into()))??;
-        let mut fencing = Fencing::new(self.cache.as_ref(), request.user_id(), deadline);
+        let mut fencing = Fencing {
+            target: self.cache.as_ref().zip(request.user_id()),
+            deadline,
+            raised: None,
+        };
         let outcome = match &key {
             None => write_once(&mut connection, &request, progress, &mut fencing).await,
             Some(key) => write_once_keyed(&mut connection, &request, key, progress, &mut fencing).await,
@@ -90,7 +94,7 @@ async fn write_once_keyed(
 ) -> Result<WriteResponse, Error> {
     let budget = start_budget(progress)?;
     let claim = idempotency_records::claim(connection, &key.key, &key.request);
-    let inside = match transaction::begin_with(connection, budget, claim).await {
+    let inside = match transaction::preceded_by(connection, "BEGIN; ", budget, budget, claim).await {
         Ok(true) => run_keyed(connection, request, key, progress.deadline()).await,
         Ok(false) => {
             transaction::roll_back(connection).await;
@@ -98,20 +102,7 @@ async fn write_once_keyed(
         }
         Err(error) => Err(transaction::failure(error, Stage::BeforeCommit)),
     };
-    let ready = match inside {
-        Ok(response) => fencing.raise().await.map(|()| response),
-        Err(error) => Err(error),
-    };
-    match ready {
-        Ok(response) => {
-            transaction::commit(connection).await?;
-            Ok(response)
-        }
-        Err(error) => {
-            transaction::roll_back(connection).await;
-            Err(error)
-        }
-    }
+    transaction::finish(connection, inside, async || fencing.raise().await).await
 }
 
 /// The statement of a keyed write and the record of its response, inside the transaction that
@@ -125,7 +116,7 @@ async fn run_keyed(
     let statement = run_statement(connection, request);
     let response = transaction::then_within(connection, deadline, statement)
         .await
-        .map_err(statement_failure)??;
+        .map_err(|error| statement_failure_at(error, Stage::BeforeCommit))??;
     let stored = StoredResponse {
         status: response.status.as_u16(),
         body: response.body.to_vec(),
@@ -168,7 +159,7 @@ async fn run_statement(
         }
         // A taken email fails the statement: `statement_failure_at` makes that the client's 409.
         WriteRequest::Update { id, patch } => match user_queries::update_user(connection, *id, patch).await? {
-            Some(user) => Ok(user_response(StatusCode::OK, &user)),
+            Some(user) => Ok(WriteResponse::new(StatusCode::OK, user.to_json())),
             None => Err(not_found(*id)),
         },
         WriteRequest::Delete { id } => {
@@ -192,11 +183,6 @@ pub(super) fn statement_failure_at(error: tokio_postgres::Error, stage: Stage) -
     }
 }
 
-/// A failure of the statement of a keyed write, inside its transaction.
-fn statement_failure(error: tokio_postgres::Error) -> Error {
-    statement_failure_at(error, Stage::BeforeCommit)
-}
-
 /// The first response of a key already used, or why it cannot be replayed.
 async fn replay(connection: &mut WriteConnection, key: &IdempotencyKey) -> Result<WriteResponse, Error> {
     let recorded = idempotency_records::look_up(connection, &key.key, &key.request)
@@ -215,5 +201,48 @@ async fn replay(connection: &mut WriteConnection, key: &IdempotencyKey) -> Resul
         Recorded::Nothing => Err(Error::WriteNotApplied(
             "the Idempotency-Key's record changed while it was being read; retry".into(),
         )),
+    }
+}
+
+/// Beyond the request's remaining time, how long a fence outlives its raising: it must outlive any
+/// moment at which the write could still commit, since nobody else can lift it safely before then.
+/// A statement or `COMMIT` may be sent until the deadline, then take `TCP_USER_TIMEOUT` to reach
+/// Postgres and `STATEMENT_TIMEOUT` to run; a second more for the rest.
+const FENCE_BEYOND_DEADLINE: Duration = TCP_USER_TIMEOUT
+    .saturating_add(STATEMENT_TIMEOUT)
+    .saturating_add(Duration::from_secs(1));
+
+/// One write's fence in the cache (`cache::Fence`): raised before the write can commit, lifted
+/// after it has committed (or definitely wrote nothing), left to expire when its outcome is unknown.
+struct Fencing<'a> {
+    /// The cache and the user, when the write changes a user that may be cached.
+    target: Option<(&'a Cache, Uuid)>,
+    deadline: Instant,
+    raised: Option<Fence>,
+}
+
+impl Fencing<'_> {
+    /// Raises the fence; the write may commit only after `Ok`. A refusal means nothing was written.
+    async fn raise(&mut self) -> Result<(), Error> {
+        if let Some((cache, id)) = self.target {
+            let lifetime = self.deadline.saturating_duration_since(Instant::now()) + FENCE_BEYOND_DEADLINE;
+            self.raised = Some(cache.raise_fence(id, lifetime).await?);
+        }
+        Ok(())
+    }
+
+    /// Lifts the fence of a write that committed (for the lift's whole patience, past the deadline
+    /// if need be: a restarted Redis may have lost the fence, and only the lift removes what readers
+    /// stored meanwhile) or that wrote nothing (once).
+    async fn settle(self, outcome: &Result<WriteResponse, Error>) {
+        let (Some((cache, _)), Some(fence)) = (self.target, self.raised) else {
+            return;
+        };
+        let tries = match outcome {
+            Err(Error::WriteOutcomeUnknown(_)) => return,
+            Ok(_) => LiftTries::UntilAnswered,
+            Err(_) => LiftTries::Once,
+        };
+        cache.lift_fence(fence, tries).await;
     }
 }

@@ -1,18 +1,15 @@
 //! A write's statements on its own connection, and what their failures mean for the client.
 //!
 //! Postgres enforces each write's deadline: its `statement_timeout` and `lock_timeout` are the
-//! time the request has left, less a margin for the commit and the answer, and never more than
-//! `STATEMENT_TIMEOUT`, so a write that cannot finish in time is cancelled by Postgres itself and
-//! its failure is a definite "nothing was written".
+//! time the request has left, less a margin for the commit and the answer, never more than
+//! `STATEMENT_TIMEOUT`, so a write that cannot finish in time fails with "nothing was written".
 //!
-//! A single-statement write with the whole cap left (the common case: it did not wait long for its
-//! turn) is sent alone and autocommits, bounded by the connection's own timeouts, which are that
-//! cap: one round trip. Postgres sends the statement's completion only after the commit, so an
-//! answer means it is durable; a connection lost once the statement was sent leaves the outcome
-//! unknown. A write with less time left, or of more than one statement (a keyed write), runs in
-//! a transaction: `BEGIN` carries the shorter timeouts in the same round trip as the first
-//! statement, and the commit is sent only after the statements succeeded, so the one moment whose
-//! failure leaves the outcome unknown is the commit's own round trip.
+//! A single-statement write with the whole cap left (the common case) is sent alone and
+//! autocommits, bounded by the connection's own timeouts: one round trip. Postgres answers only
+//! after the commit, so an answer means it is durable, and a connection lost once it was sent
+//! leaves the outcome unknown. Any other write runs in a transaction whose `BEGIN` carries the
+//! shorter timeouts in the first statement's round trip; only the commit's own round trip can
+//! leave its outcome unknown.
 
 use std::future::Future;
 use std::time::Duration;
@@ -71,17 +68,12 @@ pub(crate) async fn run_alone<T>(
     let lock_wait = lock_wait.unwrap_or(budget).min(budget);
     if budget < MAX_STATEMENT_TIME {
         let outcome = preceded_by(connection, "BEGIN; ", budget, lock_wait, statement(connection)).await;
-        let ready = match outcome {
-            Ok(value) => before_commit().await.map(|()| value),
-            Err(error) => Err(failed(error, Stage::BeforeCommit)),
-        };
-        return match ready {
-            Ok(value) => commit(connection).await.map(|()| value),
-            Err(error) => {
-                roll_back(connection).await;
-                Err(error)
-            }
-        };
+        return finish(
+            connection,
+            outcome.map_err(|error| failed(error, Stage::BeforeCommit)),
+            before_commit,
+        )
+        .await;
     }
     if connection.client.is_closed() {
         return Err(Error::WriteNotApplied(
@@ -109,15 +101,6 @@ pub(crate) async fn run_alone<T>(
     outcome.map_err(|error| failed(error, Stage::Autocommit))
 }
 
-/// Sends `BEGIN` with the timeouts and `first` in one round trip; returns `first`'s outcome.
-pub(crate) async fn begin_with<T>(
-    connection: &WriteConnection,
-    budget: Duration,
-    first: impl Future<Output = Result<T, tokio_postgres::Error>>,
-) -> Result<T, tokio_postgres::Error> {
-    preceded_by(connection, "BEGIN; ", budget, budget, first).await
-}
-
 /// Runs a later statement of a transaction with the time the write has left as its timeouts, set
 /// in the same round trip: Postgres's timeouts count per statement, so without this each statement
 /// of a keyed write could take the whole budget again. With no time left the statement gets 1 ms,
@@ -132,8 +115,9 @@ pub(crate) async fn then_within<T>(
 }
 
 /// Sends `{prefix}SET LOCAL statement_timeout = budget; SET LOCAL lock_timeout = lock_wait` and
-/// then `statement`, pipelined in one round trip; returns the statement's outcome.
-async fn preceded_by<T>(
+/// then `statement`, pipelined in one round trip (with `prefix` "BEGIN; ", a transaction's first
+/// round trip); returns the statement's outcome.
+pub(crate) async fn preceded_by<T>(
     connection: &WriteConnection,
     prefix: &str,
     budget: Duration,
@@ -152,19 +136,35 @@ async fn preceded_by<T>(
     outcome
 }
 
-/// Commits; the connection is clean again once Postgres has answered.
-pub(crate) async fn commit(connection: &mut WriteConnection) -> Result<(), Error> {
+/// Ends a transaction: commits what succeeded once `before_commit` allows it (the connection is
+/// clean again once Postgres has answered), else rolls back. If even the rollback fails, the
+/// connection is left unclean and is discarded rather than reused.
+pub(crate) async fn finish<T>(
+    connection: &mut WriteConnection,
+    inside: Result<T, Error>,
+    before_commit: impl AsyncFnOnce() -> Result<(), Error>,
+) -> Result<T, Error> {
+    let ready = match inside {
+        Ok(value) => before_commit().await.map(|()| value),
+        Err(error) => Err(error),
+    };
+    let value = match ready {
+        Ok(value) => value,
+        Err(error) => {
+            roll_back(connection).await;
+            return Err(error);
+        }
+    };
     connection
         .client
         .batch_execute("COMMIT")
         .await
         .map_err(|error| failure(error, Stage::Commit))?;
     connection.mark_clean();
-    Ok(())
+    Ok(value)
 }
 
-/// Rolls back after a failure or a decision not to write. If even that fails, the connection is
-/// left unclean and is discarded rather than reused.
+/// Rolls back after a failure or a decision not to write; the connection is clean once it has.
 pub(crate) async fn roll_back(connection: &mut WriteConnection) {
     if connection.client.batch_execute("ROLLBACK").await.is_ok() {
         connection.mark_clean();
