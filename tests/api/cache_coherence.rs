@@ -185,6 +185,37 @@ async fn the_writers_path_to_redis_stalled_while_other_replicas_reach_it_never_l
 }
 
 #[tokio::test]
+async fn a_write_arriving_while_the_cache_connection_is_reopened_waits_for_it_instead_of_being_refused() {
+    let redis = OwnRedis::start();
+    let proxy = Proxy::start(redis.port).await;
+    let app = spawn_app_with(|config| {
+        config.cache.redis.as_mut().unwrap().port = proxy.port;
+        // The fence waits up to the call timeout for a connection being opened.
+        config.cache.call_timeout = Duration::from_secs(5);
+    })
+    .await;
+    let path = user_path(&app.create_user(json!({"name": "before"})).await);
+
+    // The connection is lost; the next one is held at its first check of the Redis it reached.
+    proxy.cut();
+    proxy.restore();
+    proxy.hold_reply_containing(b"run_id:");
+    app.get(&path).await; // finds the connection lost, which starts the reconnection
+    proxy.holding().await;
+    let write = {
+        let (address, path) = (app.address.clone(), path.clone());
+        tokio::spawn(async move { http_patch_json(&address, &path, &json!({"name": "after"})).await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!write.is_finished(), "the write waits for the connection being opened");
+
+    proxy.release();
+    let (status, body) = write.await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(app.get(&path).await.json()["name"], "after");
+}
+
+#[tokio::test]
 async fn a_frozen_redis_never_lets_a_replica_serve_an_old_body() {
     let redis = OwnRedis::start();
     let (writer, reader) = two_replicas_on(&redis, redis.port).await;
