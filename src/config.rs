@@ -163,13 +163,6 @@ fn own_vars_from_env() -> Result<Vec<(String, String)>, ConfigError> {
 
 impl Vars {
     fn into_config(self) -> Result<Config, ConfigError> {
-        let access = access::AccessVars {
-            auth_issuer: self.raw("AUTH_ISSUER"),
-            auth_audience: self.raw("AUTH_AUDIENCE"),
-            auth_jwks_url: self.raw("AUTH_JWKS_URL"),
-            auth_disabled: self.raw("AUTH_DISABLED"),
-            cors_allowed_origins: self.raw("CORS_ALLOWED_ORIGINS"),
-        };
         let database = DatabaseSettings {
             host: self.required("DB_HOST")?,
             port: self.port("DB_PORT")?,
@@ -192,7 +185,7 @@ impl Vars {
             redis: self.text("REDIS_HOST").map(|host| RedisSettings {
                 host,
                 port: redis_port,
-                password: non_empty(Some(redis_password)).map(Secret),
+                password: Some(redis_password).filter(|text| !text.trim().is_empty()).map(Secret),
             }),
             ttl: Duration::from_secs(ttl_seconds),
             key_prefix: self.key_prefix()?,
@@ -211,13 +204,12 @@ impl Vars {
             },
             shutdown_grace: Duration::from_secs(self.number("SHUTDOWN_GRACE_SECONDS")?),
             idempotency_sweep_every: IDEMPOTENCY_SWEEP_EVERY,
-            // Unset: derived from the descriptor limit at start-up.
             max_connections: match self.text("MAX_CONNECTIONS") {
                 None => None,
                 Some(text) => Some(table::within("MAX_CONNECTIONS", &text, 1, MAX_MAX_CONNECTIONS)? as usize),
             },
-            authentication: access.authentication()?,
-            cors_allowed_origins: access.allowed_origins()?,
+            authentication: access::authentication(&self)?,
+            cors_allowed_origins: access::allowed_origins(&self)?,
         })
     }
 
@@ -253,10 +245,6 @@ impl Vars {
         }
         Ok(text)
     }
-}
-
-fn non_empty(value: Option<String>) -> Option<String> {
-    value.filter(|text| !text.trim().is_empty())
 }
 
 /// Reads at most `MAX_SECRET_FILE_BYTES`, so that a path such as /dev/zero fails instead of
