@@ -65,8 +65,7 @@ impl StdoutSink {
 
     /// Writes out what is pending now (at shutdown).
     pub(crate) fn flush(&self) {
-        let mut outgoing = Vec::new();
-        self.swap_and_write(&mut outgoing);
+        self.swap_and_write(&mut Vec::new());
     }
 
     fn write_forever(&self) {
