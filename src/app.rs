@@ -65,13 +65,10 @@ impl App {
         let logger = Logger::new(config.log_level);
         let metrics = Arc::new(Metrics::default());
         let db = Database::start(&config.database, logger.clone()).map_err(StartupError::Config)?;
-        let cache = match &config.cache.redis {
-            None => None,
-            Some(redis) => Some(
-                Cache::connect(redis, &config.cache, metrics.clone(), logger.clone())
-                    .map_err(|error| StartupError::Config(ConfigError::new("REDIS_HOST", error.to_string())))?,
-            ),
-        };
+        let cache = (config.cache.redis.as_ref())
+            .map(|redis| Cache::connect(redis, &config.cache, metrics.clone(), logger.clone()))
+            .transpose()
+            .map_err(|error| StartupError::Config(ConfigError::new("REDIS_HOST", error.to_string())))?;
         let auth = Auth::start(&config.authentication, metrics.clone(), &logger).map_err(StartupError::Config)?;
         let max_connections = connection_limit(&config, &logger);
         let address = SocketAddr::from((Ipv4Addr::UNSPECIFIED, config.api_port));

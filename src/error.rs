@@ -120,13 +120,16 @@ struct Problem<'a> {
     detail: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     errors: Option<&'a [FieldError]>,
-    /// Readiness members, on `/ready`'s 503 only.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    postgres: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    redis: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    auth: Option<&'static str>,
+    /// `/ready`'s 503 only: each part's state, as members of the body.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    readiness: Option<Readiness>,
+}
+
+#[derive(Serialize)]
+struct Readiness {
+    postgres: &'static str,
+    redis: &'static str,
+    auth: &'static str,
 }
 
 impl Error {
@@ -214,9 +217,12 @@ impl Error {
             Error::Timeout => "the request took too long".into(),
             Error::Internal(_) => "an unexpected error occurred".into(),
         };
-        let errors = match &self {
-            Error::InvalidFields(fields) => Some(fields.as_slice()),
-            _ => None,
+        let (errors, readiness) = match &self {
+            Error::InvalidFields(fields) => (Some(fields.as_slice()), None),
+            &Error::NotReady {
+                postgres, redis, auth, ..
+            } => (None, Some(Readiness { postgres, redis, auth })),
+            _ => (None, None),
         };
         let body = Problem {
             kind: "about:blank",
@@ -224,18 +230,7 @@ impl Error {
             status: status.as_u16(),
             detail: &detail,
             errors,
-            postgres: match &self {
-                Error::NotReady { postgres, .. } => Some(*postgres),
-                _ => None,
-            },
-            redis: match &self {
-                Error::NotReady { redis, .. } => Some(*redis),
-                _ => None,
-            },
-            auth: match &self {
-                Error::NotReady { auth, .. } => Some(*auth),
-                _ => None,
-            },
+            readiness,
         };
         let bytes = serde_json::to_vec(&body).map(Bytes::from).unwrap_or_default();
         let mut response = problem(status, bytes);
