@@ -164,65 +164,35 @@ impl Metrics {
         );
         self.render_requests(&mut out);
         self.render_durations(&mut out);
-        let counters = [
-            (
-                "gravity_cache_hits_total",
-                "Cached user reads answered from Redis.",
-                &self.cache_hits,
-            ),
-            (
-                "gravity_cache_local_hits_total",
-                "Cached user reads answered from an in-process copy (CACHE_LOCAL_ENTRIES).",
-                &self.cache_local_hits,
-            ),
-            (
-                "gravity_cache_misses_total",
-                "User reads Redis did not have.",
-                &self.cache_misses,
-            ),
-            (
-                "gravity_cache_errors_total",
-                "Redis calls that failed or timed out.",
-                &self.cache_errors,
-            ),
-            (
-                "gravity_cache_bypassed_total",
-                "User reads that skipped Redis: failing, unreachable, or not yet swept of its past.",
-                &self.cache_bypassed,
-            ),
-            (
-                "gravity_cache_fences_left_total",
-                "Write fences Redis did not confirm lifting in time; each expires by itself.",
-                &self.cache_fences_left,
-            ),
-            (
-                "gravity_cache_sweeps_total",
-                "Removals of every cached body under the prefix from a Redis not recorded as current (restarted, failed over, flushed).",
-                &self.cache_sweeps,
-            ),
-        ];
-        for (name, help, counter) in counters {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
-                load(counter)
-            );
-        }
-        if let Some(CacheFigures {
-            bad_values,
-            local_entries,
-        }) = cache
-        {
+        let _ = writeln!(
+            out,
+            "# HELP gravity_cache_hits_total Cached user reads answered from Redis.\n\
+             # TYPE gravity_cache_hits_total counter\ngravity_cache_hits_total {hits}\n\
+             # HELP gravity_cache_local_hits_total Cached user reads answered from an in-process copy (CACHE_LOCAL_ENTRIES).\n\
+             # TYPE gravity_cache_local_hits_total counter\ngravity_cache_local_hits_total {local_hits}\n\
+             # HELP gravity_cache_misses_total User reads Redis did not have.\n\
+             # TYPE gravity_cache_misses_total counter\ngravity_cache_misses_total {misses}\n\
+             # HELP gravity_cache_errors_total Redis calls that failed or timed out.\n\
+             # TYPE gravity_cache_errors_total counter\ngravity_cache_errors_total {errors}\n\
+             # HELP gravity_cache_bypassed_total User reads that skipped Redis: failing, unreachable, or not yet swept of its past.\n\
+             # TYPE gravity_cache_bypassed_total counter\ngravity_cache_bypassed_total {bypassed}\n\
+             # HELP gravity_cache_fences_left_total Write fences Redis did not confirm lifting in time; each expires by itself.\n\
+             # TYPE gravity_cache_fences_left_total counter\ngravity_cache_fences_left_total {fences_left}\n\
+             # HELP gravity_cache_sweeps_total Removals of every cached body under the prefix from a Redis not recorded as current (restarted, failed over, flushed).\n\
+             # TYPE gravity_cache_sweeps_total counter\ngravity_cache_sweeps_total {sweeps}",
+            hits = load(&self.cache_hits),
+            local_hits = load(&self.cache_local_hits),
+            misses = load(&self.cache_misses),
+            errors = load(&self.cache_errors),
+            bypassed = load(&self.cache_bypassed),
+            fences_left = load(&self.cache_fences_left),
+            sweeps = load(&self.cache_sweeps),
+        );
+        if let Some(cache) = cache {
+            let name = "gravity_cache_bad_values_total";
             let help = "Cached values that were not a body for their key, replaced as misses.";
-            render_labelled(
-                &mut out,
-                "gravity_cache_bad_values_total",
-                "counter",
-                help,
-                "kind",
-                bad_values,
-            );
-            if let Some(entries) = local_entries {
+            render_labelled(&mut out, name, "counter", help, "kind", cache.bad_values);
+            if let Some(entries) = cache.local_entries {
                 let _ = writeln!(
                     out,
                     "# HELP gravity_cache_local_entries In-process copies (and reservations) held.\n\
@@ -255,16 +225,10 @@ impl Metrics {
         else {
             return;
         };
+        let name = "gravity_auth_key_fetches_total";
         let help = "Fetches of the issuer's key set, by outcome (a failed one keeps the keys held).";
         let fetches = ["ok", "failed"].iter().zip(self.auth_key_fetches.iter().map(load));
-        render_labelled(
-            out,
-            "gravity_auth_key_fetches_total",
-            "counter",
-            help,
-            "outcome",
-            fetches,
-        );
+        render_labelled(out, name, "counter", help, "outcome", fetches);
         let _ = writeln!(
             out,
             "# HELP gravity_auth_keys The issuer's keys held (0: none fetched yet, protected routes answer 503).\n\
@@ -281,19 +245,13 @@ impl Metrics {
              # TYPE gravity_http_connections_open gauge\ngravity_http_connections_open {}",
             load(&self.connections_open)
         );
+        let name = "gravity_http_connections_closed_total";
         let help = "Client connections the service closed, by reason.";
         let closed = [
             ("write_timeout", load(&self.connections_write_timed_out)),
             ("evicted", load(&self.connections_evicted)),
         ];
-        render_labelled(
-            out,
-            "gravity_http_connections_closed_total",
-            "counter",
-            help,
-            "reason",
-            closed,
-        );
+        render_labelled(out, name, "counter", help, "reason", closed);
         let _ = writeln!(
             out,
             "# HELP gravity_http_accept_errors_total Failed accept calls (out of descriptors or memory, or a client gone).\n\
