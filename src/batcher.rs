@@ -56,7 +56,6 @@ impl<B: Batching> Batcher<B> {
         })
     }
 
-    /// Items queued for the next batch.
     pub(crate) fn waiting(&self) -> usize {
         self.waiting.load(Ordering::Relaxed)
     }

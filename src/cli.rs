@@ -133,7 +133,6 @@ impl fmt::Display for UsageError {
 }
 
 impl Failure {
-    /// The process's exit code for this failure.
     pub fn exit_code(&self) -> u8 {
         match self {
             Failure::Usage(_) | Failure::Config(_) => EXIT_USAGE,

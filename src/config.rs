@@ -118,7 +118,6 @@ const MAX_KEY_PREFIX_LEN: usize = 64;
 const MAX_MAX_CONNECTIONS: u64 = 1 << 20;
 
 impl Config {
-    /// Reads the process environment.
     pub fn from_env() -> Result<Config, ConfigError> {
         Config::from_vars(own_vars_from_env()?)
     }
@@ -148,17 +147,13 @@ pub fn probe_port_from_env() -> Result<u16, ConfigError> {
 /// The service's own variables from the process environment. `std::env::vars` would panic on any
 /// variable that is not UTF-8, ours or not; here only a value of ours that is not UTF-8 is an error.
 fn own_vars_from_env() -> Result<Vec<(String, String)>, ConfigError> {
-    let mut ours = Vec::new();
-    for (name, value) in std::env::vars_os() {
-        let Some(name) = name.to_str().and_then(table::find).map(|setting| setting.name) else {
-            continue;
-        };
-        let value = value
-            .into_string()
-            .map_err(|_| ConfigError::new(name, "is not valid UTF-8"))?;
-        ours.push((name.to_owned(), value));
-    }
-    Ok(ours)
+    std::env::vars_os()
+        .filter_map(|(name, value)| Some((name.to_str().and_then(table::find)?.name, value)))
+        .map(|(name, value)| match value.into_string() {
+            Ok(value) => Ok((name.to_owned(), value)),
+            Err(_) => Err(ConfigError::new(name, "is not valid UTF-8")),
+        })
+        .collect()
 }
 
 impl Vars {
@@ -236,12 +231,8 @@ impl Vars {
         };
         let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':');
         if text.len() > MAX_KEY_PREFIX_LEN || !text.chars().all(allowed) {
-            return Err(ConfigError::new(
-                "CACHE_KEY_PREFIX",
-                format!(
-                    "must be 1 to {MAX_KEY_PREFIX_LEN} characters of letters, digits, '_', '-', '.' or ':', got {text:?}"
-                ),
-            ));
+            let rule = format!("must be 1 to {MAX_KEY_PREFIX_LEN} characters of letters, digits, '_', '-', '.' or ':'");
+            return Err(ConfigError::new("CACHE_KEY_PREFIX", format!("{rule}, got {text:?}")));
         }
         Ok(text)
     }
@@ -256,11 +247,8 @@ fn read_secret_file(setting: &'static str, path: &str) -> Result<String, ConfigE
         .and_then(|file| file.take(MAX_SECRET_FILE_BYTES + 1).read_to_end(&mut bytes))
         .map_err(unreadable)?;
     if bytes.len() as u64 > MAX_SECRET_FILE_BYTES {
-        let limit = MAX_SECRET_FILE_BYTES / 1024;
-        return Err(ConfigError::new(
-            setting,
-            format!("names {path:?}, which is over {limit} KiB"),
-        ));
+        let problem = format!("names {path:?}, which is over {} KiB", MAX_SECRET_FILE_BYTES / 1024);
+        return Err(ConfigError::new(setting, problem));
     }
     let text = String::from_utf8(bytes)
         .map_err(|_| ConfigError::new(setting, format!("names {path:?}, which is not UTF-8 text")))?;

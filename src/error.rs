@@ -33,8 +33,7 @@ pub enum Error {
     MethodNotAllowed { allow: &'static str },
     /// 408: the client stopped sending its body.
     BodyTimeout,
-    /// 408: the body arrived so slowly, at the connection limit, that the connection is closed for
-    /// room.
+    /// 408: at the connection limit, a body so slow that its connection is closed for room.
     BodyCutShort,
     /// 409: the request collides with existing data (an email already taken).
     Conflict(String),
@@ -56,18 +55,15 @@ pub enum Error {
     /// 503: a write refused before it was sent because the cache every replica reads could not be
     /// fenced (`cache::fence`): nothing was written.
     WriteRefused(Cause),
-    /// 503: Postgres answers, but its schema is not this release's (never migrated, behind, or
-    /// dirty); the detail (`db::schema::SchemaGap` in words) names the missing migration and the
-    /// command. Nothing was written.
+    /// 503: Postgres answers with a schema that is not this release's (never migrated, behind, dirty);
+    /// the detail (`db::schema::SchemaGap`) names the missing migration and the command.
     SchemaBehind(String),
-    /// 503: the request arrived on a connection just chosen to close for room at the connection
-    /// limit; it was not run.
+    /// 503: the request came on a connection just chosen to close for room; it was not run.
     NoRoom,
     /// 503: a write whose outcome the service cannot know (its connection died after the commit
     /// was sent, or Postgres stopped answering past the deadline).
     WriteOutcomeUnknown(Cause),
-    /// 503 from `/ready`: Postgres does not answer, or authentication has no keys yet; each
-    /// member names its part's state.
+    /// 503 from `/ready`: Postgres does not answer, or authentication has no keys yet.
     NotReady {
         postgres: &'static str,
         redis: &'static str,

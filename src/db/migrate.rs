@@ -144,13 +144,10 @@ impl Migrator {
         if let Err(error) = client.batch_execute(&create).await
             && error.code() != Some(&SqlState::DUPLICATE_DATABASE)
         {
+            let (name, user, why) = (&settings.name, &settings.user, crate::error::chain(&error));
+            let text = format!("cannot create database {name:?} (DB_NAME) as {user:?} (DB_USER): {why}");
             return Err(MigrateError::Connect(ConnectFailure {
-                text: format!(
-                    "cannot create database {:?} (DB_NAME) as {:?} (DB_USER): {}",
-                    settings.name,
-                    settings.user,
-                    crate::error::chain(&error)
-                ),
+                text,
                 missing_database: false,
             }));
         }
@@ -301,7 +298,6 @@ impl Migrator {
     }
 }
 
-/// The newest version this binary carries.
 pub fn latest_version() -> i64 {
     MIGRATIONS.last().map_or(0, |migration| migration.version)
 }

@@ -40,7 +40,6 @@ macro_rules! unsigned_field_value {
 
 unsigned_field_value!(u16, u32, u64, usize);
 
-/// Appends `value` in decimal.
 pub(crate) fn write_decimal(line: &mut Vec<u8>, mut value: u64) {
     let mut digits = [0u8; 20];
     let mut start = digits.len();

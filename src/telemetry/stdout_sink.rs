@@ -58,12 +58,10 @@ impl StdoutSink {
         }
     }
 
-    /// Lines dropped because stdout could not keep up.
     pub(crate) fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
     }
 
-    /// Writes out what is pending now (at shutdown).
     pub(crate) fn flush(&self) {
         self.swap_and_write(&mut Vec::new());
     }
