@@ -1,12 +1,11 @@
 //! Start-up: from a `Config` to a bound listener and the shared state, then running until told
 //! to stop.
 //!
-//! `App::build` binds the port (reporting the real one when `API_PORT=0`, which the tests use),
-//! starts the Postgres keepers, the lazy Redis connection and the fetching of the token issuer's
-//! keys, and waits briefly for Postgres so that the first requests do not race the first
-//! connection. It does not fail when Postgres, Redis or the issuer is down: the service starts,
-//! answers `/health`, reports not ready, and recovers by itself. It does refuse to start when
-//! told neither which tokens to accept nor to accept none (`AUTH_ISSUER`, `AUTH_DISABLED`).
+//! `App::build` binds the port (the real one is reported when `API_PORT=0`, as tests use), starts
+//! the Postgres keepers, the lazy Redis connection and the fetching of the issuer's keys, and
+//! waits briefly for Postgres so the first requests do not race the first connection. With
+//! Postgres, Redis or the issuer down it still starts, answers `/health`, reports not ready and
+//! recovers by itself; it refuses only when told neither which tokens to accept nor to accept none.
 
 use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr};

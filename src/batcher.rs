@@ -2,10 +2,9 @@
 //! connections, write connections) goes out together as the next batch. A lone item therefore
 //! goes out at once (a batch of one), and only concurrent ones share a round trip or a commit.
 //!
-//! The batcher takes the first queued item, waits for the resource a batch needs, then takes
-//! everything else queued meanwhile (up to the most one batch carries) and runs the batch in a
-//! task of its own. Uncached lookups by id (`db::lookup_batches`) and creates
-//! (`writes::create_batches`) both go this way.
+//! The batcher takes the first queued item, waits for the resource a batch needs, then takes what
+//! queued meanwhile (up to `MAX_BATCH`) and runs the batch in a task of its own. Uncached lookups
+//! by id (`db::lookup_batches`) and creates (`writes::create_batches`) both go this way.
 
 use std::future::Future;
 use std::sync::Arc;

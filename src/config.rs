@@ -1,10 +1,9 @@
 //! Settings from the environment, read once at start-up.
 //!
-//! Every setting is declared once, in `table` (name, default, range, meaning), whence `--help`
-//! and the defaults and limits of parsing come. envy reads the service's own variables (only its
-//! own: an unrelated variable, even one that is not UTF-8, is never looked at) and this module
-//! turns each into a typed value, so that a bad setting is reported as one line naming the
-//! variable and the rule it breaks, and a secret's value is never echoed back. Who may call the
+//! Every setting is declared once, in `table` (name, default, range, meaning), whence `--help` and
+//! parsing's defaults and limits. envy reads only the service's own variables (an unrelated one,
+//! even not UTF-8, is never looked at); each becomes a typed value, so a bad setting is one line
+//! naming the variable and the rule it breaks, and a secret is never echoed back. Who may call the
 //! service (authentication and CORS) is `access`.
 
 mod access;

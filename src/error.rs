@@ -230,26 +230,19 @@ impl Error {
         };
         let bytes = serde_json::to_vec(&body).map(Bytes::from).unwrap_or_default();
         let mut response = problem(status, bytes);
+        let headers = response.headers_mut();
         if matches!(self, Error::BodyCutShort | Error::NoRoom) {
-            response
-                .headers_mut()
-                .insert(CONNECTION, HeaderValue::from_static("close"));
+            headers.insert(CONNECTION, HeaderValue::from_static("close"));
         }
         match self {
-            Error::MethodNotAllowed { allow } => {
-                response.headers_mut().insert(ALLOW, HeaderValue::from_static(allow));
-            }
-            Error::Bearer(refusal) => {
-                response.headers_mut().insert(WWW_AUTHENTICATE, refusal.challenge());
-            }
+            Error::MethodNotAllowed { allow } => headers.insert(ALLOW, HeaderValue::from_static(allow)),
+            Error::Bearer(refusal) => headers.insert(WWW_AUTHENTICATE, refusal.challenge()),
             // Every 503 says when to come back.
             _ if status == StatusCode::SERVICE_UNAVAILABLE => {
-                response
-                    .headers_mut()
-                    .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+                headers.insert(RETRY_AFTER, HeaderValue::from_static("1"))
             }
-            _ => {}
-        }
+            _ => None,
+        };
         response
     }
 

@@ -32,6 +32,7 @@ pub enum Rule {
     Text { default: &'static str },
 }
 
+// A row of `SETTINGS` is its rule's constructor, then `.means(…)`.
 const fn required(name: &'static str) -> Setting {
     Setting::new(name, Rule::Required)
 }

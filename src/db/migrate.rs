@@ -1,11 +1,10 @@
 //! Schema migrations, embedded at build time and kept the way golang-migrate keeps them.
 //!
 //! The bookkeeping is golang-migrate's own, so either tool can take over from the other: one row in
-//! `schema_migrations(version bigint not null primary key, dirty boolean not null)`, rewritten
-//! with TRUNCATE + INSERT in a transaction; `dirty` is set before a file runs and cleared after, and
-//! a dirty database is refused until an operator repairs it; each file runs as one simple-query
-//! batch. A session advisory lock with golang-migrate's id serialises concurrent runs, so replicas
-//! that start together wait for each other instead of both migrating.
+//! `schema_migrations(version bigint not null primary key, dirty boolean not null)`, rewritten by
+//! TRUNCATE + INSERT in a transaction; `dirty` is set before a file runs and cleared after, and a
+//! dirty database is refused until repaired; a file runs as one simple-query batch. A session
+//! advisory lock with golang-migrate's id makes replicas that start together wait for each other.
 
 use std::fmt;
 

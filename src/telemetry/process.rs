@@ -1,10 +1,9 @@
 //! The standard `process_*` metrics, read from `/proc` at scrape time.
 //!
-//! Names, types and units are those of the Prometheus client libraries, so dashboards and alerts
-//! written for any other service work here unchanged. `process_open_fds` against
-//! `process_max_fds` matters most: the service sizes its connection cap from the descriptor limit.
-//! Where `/proc` is not mounted (an empty chroot), the figures it cannot read are left out rather
-//! than reported as zero.
+//! Names, types and units are the Prometheus client libraries', so dashboards and alerts for any
+//! other service work unchanged; `process_open_fds` against `process_max_fds` matters most, as the
+//! connection cap comes from the descriptor limit. Without `/proc` (an empty chroot) the figures
+//! it cannot read are left out rather than reported as zero.
 
 use std::fmt::Write as _;
 
