@@ -145,16 +145,11 @@ impl App {
 fn connection_limit(config: &Config, logger: &Logger) -> usize {
     // The most Postgres connections the process opens: its pool and the extra write connections.
     let postgres_connections = config.database.pool_size + config.database.extra_write_connections;
-    let descriptors = match limits::raise_descriptor_limit() {
-        Ok(descriptors) => descriptors,
-        Err(error) => {
-            logger.warn(
-                "cannot read the descriptor limit; assuming 1024",
-                &[("error.message", &error.to_string())],
-            );
-            1024
-        }
-    };
+    let descriptors = limits::raise_descriptor_limit().unwrap_or_else(|error| {
+        let message = "cannot read the descriptor limit; assuming 1024";
+        logger.warn(message, &[("error.message", &error.to_string())]);
+        1024
+    });
     let Some(chosen) = config.max_connections else {
         return limits::default_max_connections(descriptors, postgres_connections);
     };

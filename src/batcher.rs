@@ -84,11 +84,10 @@ async fn run_batches<B: Batching>(
             }
         };
         let mut batch = vec![first];
-        while batch.len() < B::MAX_BATCH {
-            match queue.try_recv() {
-                Ok(next) => batch.push(next),
-                Err(_) => break,
-            }
+        while batch.len() < B::MAX_BATCH
+            && let Ok(next) = queue.try_recv()
+        {
+            batch.push(next);
         }
         waiting.fetch_sub(batch.len(), Ordering::Relaxed);
         tokio::spawn(batching.clone().run(resource, batch));
