@@ -81,12 +81,8 @@ pub fn usage() -> String {
 }
 
 impl Command {
-    pub fn parse<I, S>(arguments: I) -> Result<Command, UsageError>
-    where
-        I: IntoIterator<Item = S>,
-        S: AsRef<OsStr>,
-    {
-        let arguments: Vec<S> = arguments.into_iter().collect();
+    pub fn parse(arguments: impl IntoIterator<Item = impl AsRef<OsStr>>) -> Result<Command, UsageError> {
+        let arguments: Vec<_> = arguments.into_iter().collect();
         let words = arguments.iter().map(|argument| {
             let argument = argument.as_ref();
             let not_utf8 = || UsageError(format!("argument {argument:?} is not valid UTF-8; try --help"));

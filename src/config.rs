@@ -122,10 +122,7 @@ impl Config {
     }
 
     /// Reads settings from any set of variables (the environment, or a test's own list).
-    pub fn from_vars<I>(vars: I) -> Result<Config, ConfigError>
-    where
-        I: IntoIterator<Item = (String, String)>,
-    {
+    pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Result<Config, ConfigError> {
         Vars::read(vars)?.into_config()
     }
 }

@@ -363,14 +363,8 @@ fn render_pools(out: &mut String, (reads, writes): (PoolStats, PoolStats)) {
 }
 
 fn method_slot(method: &Method) -> usize {
-    match *method {
-        Method::GET => 0,
-        Method::HEAD => 1,
-        Method::POST => 2,
-        Method::PATCH => 3,
-        Method::DELETE => 4,
-        _ => OTHER_METHOD,
-    }
+    let listed = METHODS[..OTHER_METHOD].iter().position(|name| *name == method.as_str());
+    listed.unwrap_or(OTHER_METHOD)
 }
 
 #[cfg(test)]

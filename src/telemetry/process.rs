@@ -25,13 +25,11 @@ pub(crate) struct ProcessStats {
 impl ProcessStats {
     /// Reads this process's figures from `/proc/self`.
     pub(crate) fn read() -> ProcessStats {
-        let stat = std::fs::read_to_string("/proc/self/stat").ok();
-        let status = std::fs::read_to_string("/proc/self/status").ok();
-        let limits = std::fs::read_to_string("/proc/self/limits").ok();
-        let boot_time = std::fs::read_to_string("/proc/stat")
-            .ok()
-            .and_then(|text| boot_time_seconds(&text));
-        let times = stat.as_deref().and_then(cpu_and_start_ticks);
+        let read = |path| std::fs::read_to_string(path).ok();
+        let times = read("/proc/self/stat").as_deref().and_then(cpu_and_start_ticks);
+        let status = read("/proc/self/status");
+        let limits = read("/proc/self/limits");
+        let boot_time = read("/proc/stat").as_deref().and_then(boot_time_seconds);
         ProcessStats {
             cpu_seconds: times.map(|(cpu, _)| cpu as f64 / TICKS_PER_SECOND),
             open_fds: std::fs::read_dir("/proc/self/fd")
