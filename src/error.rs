@@ -303,14 +303,12 @@ impl std::error::Error for Error {}
 /// An error and its sources on one line, for the log.
 pub(crate) fn chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
+    for cause in std::iter::successors(error.source(), |cause| cause.source()) {
         let next = cause.to_string();
         if !text.ends_with(&next) {
             text.push_str(": ");
             text.push_str(&next);
         }
-        source = cause.source();
     }
     text
 }
