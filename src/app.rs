@@ -1,12 +1,11 @@
 //! Start-up: from a `Config` to a bound listener and the shared state, then running until told
 //! to stop.
 //!
-//! `App::build` binds the port (reporting the real one when `API_PORT=0`, which the tests use),
-//! starts the Postgres keepers, the lazy Redis connection and the fetching of the token issuer's
-//! keys, and waits briefly for Postgres so that the first requests do not race the first
-//! connection. It does not fail when Postgres, Redis or the issuer is down: the service starts,
-//! answers `/health`, reports not ready, and recovers by itself. It does refuse to start when
-//! told neither which tokens to accept nor to accept none (`AUTH_ISSUER`, `AUTH_DISABLED`).
+//! `App::build` binds the port (the real one is reported when `API_PORT=0`, as tests use), starts
+//! the Postgres keepers, the lazy Redis connection and the fetching of the issuer's keys, and
+//! waits briefly for Postgres so the first requests do not race the first connection. With
+//! Postgres, Redis or the issuer down it still starts, answers `/health`, reports not ready and
+//! recovers by itself; it refuses only when told neither which tokens to accept nor to accept none.
 
 use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -65,13 +64,10 @@ impl App {
         let logger = Logger::new(config.log_level);
         let metrics = Arc::new(Metrics::default());
         let db = Database::start(&config.database, logger.clone()).map_err(StartupError::Config)?;
-        let cache = match &config.cache.redis {
-            None => None,
-            Some(redis) => Some(
-                Cache::connect(redis, &config.cache, metrics.clone(), logger.clone())
-                    .map_err(|error| StartupError::Config(ConfigError::new("REDIS_HOST", error.to_string())))?,
-            ),
-        };
+        let cache = (config.cache.redis.as_ref())
+            .map(|redis| Cache::connect(redis, &config.cache, metrics.clone(), logger.clone()))
+            .transpose()
+            .map_err(|error| StartupError::Config(ConfigError::new("REDIS_HOST", error.to_string())))?;
         let auth = Auth::start(&config.authentication, metrics.clone(), &logger).map_err(StartupError::Config)?;
         let max_connections = connection_limit(&config, &logger);
         let address = SocketAddr::from((Ipv4Addr::UNSPECIFIED, config.api_port));
@@ -149,16 +145,11 @@ impl App {
 fn connection_limit(config: &Config, logger: &Logger) -> usize {
     // The most Postgres connections the process opens: its pool and the extra write connections.
     let postgres_connections = config.database.pool_size + config.database.extra_write_connections;
-    let descriptors = match limits::raise_descriptor_limit() {
-        Ok(descriptors) => descriptors,
-        Err(error) => {
-            logger.warn(
-                "cannot read the descriptor limit; assuming 1024",
-                &[("error.message", &error.to_string())],
-            );
-            1024
-        }
-    };
+    let descriptors = limits::raise_descriptor_limit().unwrap_or_else(|error| {
+        let message = "cannot read the descriptor limit; assuming 1024";
+        logger.warn(message, &[("error.message", &error.to_string())]);
+        1024
+    });
     let Some(chosen) = config.max_connections else {
         return limits::default_max_connections(descriptors, postgres_connections);
     };

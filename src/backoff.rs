@@ -21,7 +21,6 @@ impl Backoff {
         }
     }
 
-    /// The wait before the next try; the one after it is twice as long, up to the cap.
     pub(crate) fn next_wait(&mut self) -> Duration {
         let wait = self.next;
         self.next = (self.next * 2).min(self.cap);

@@ -2,10 +2,9 @@
 //! connections, write connections) goes out together as the next batch. A lone item therefore
 //! goes out at once (a batch of one), and only concurrent ones share a round trip or a commit.
 //!
-//! The batcher takes the first queued item, waits for the resource a batch needs, then takes
-//! everything else queued meanwhile (up to the most one batch carries) and runs the batch in a
-//! task of its own. Uncached lookups by id (`db::lookup_batches`) and creates
-//! (`writes::create_batches`) both go this way.
+//! The batcher takes the first queued item, waits for the resource a batch needs, then takes what
+//! queued meanwhile (up to `MAX_BATCH`) and runs the batch in a task of its own. Uncached lookups
+//! by id (`db::lookup_batches`) and creates (`writes::create_batches`) both go this way.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -56,7 +55,6 @@ impl<B: Batching> Batcher<B> {
         })
     }
 
-    /// Items queued for the next batch.
     pub(crate) fn waiting(&self) -> usize {
         self.waiting.load(Ordering::Relaxed)
     }
@@ -86,11 +84,10 @@ async fn run_batches<B: Batching>(
             }
         };
         let mut batch = vec![first];
-        while batch.len() < B::MAX_BATCH {
-            match queue.try_recv() {
-                Ok(next) => batch.push(next),
-                Err(_) => break,
-            }
+        while batch.len() < B::MAX_BATCH
+            && let Ok(next) = queue.try_recv()
+        {
+            batch.push(next);
         }
         waiting.fetch_sub(batch.len(), Ordering::Relaxed);
         tokio::spawn(batching.clone().run(resource, batch));

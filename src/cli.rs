@@ -81,21 +81,14 @@ pub fn usage() -> String {
 }
 
 impl Command {
-    pub fn parse<I, S>(arguments: I) -> Result<Command, UsageError>
-    where
-        I: IntoIterator<Item = S>,
-        S: AsRef<OsStr>,
-    {
-        let arguments: Vec<S> = arguments.into_iter().collect();
-        let mut words: Vec<&str> = Vec::with_capacity(arguments.len());
-        for argument in &arguments {
+    pub fn parse(arguments: impl IntoIterator<Item = impl AsRef<OsStr>>) -> Result<Command, UsageError> {
+        let arguments: Vec<_> = arguments.into_iter().collect();
+        let words = arguments.iter().map(|argument| {
             let argument = argument.as_ref();
-            let word = argument
-                .to_str()
-                .ok_or_else(|| UsageError(format!("argument {argument:?} is not valid UTF-8; try --help")))?;
-            words.push(word);
-        }
-        match words.as_slice() {
+            let not_utf8 = || UsageError(format!("argument {argument:?} is not valid UTF-8; try --help"));
+            argument.to_str().ok_or_else(not_utf8)
+        });
+        match words.collect::<Result<Vec<&str>, UsageError>>()?.as_slice() {
             [] | ["serve"] => Ok(Command::Serve),
             ["--health"] => Ok(Command::Health),
             ["check"] => Ok(Command::Check),
@@ -136,7 +129,6 @@ impl fmt::Display for UsageError {
 }
 
 impl Failure {
-    /// The process's exit code for this failure.
     pub fn exit_code(&self) -> u8 {
         match self {
             Failure::Usage(_) | Failure::Config(_) => EXIT_USAGE,
@@ -158,29 +150,19 @@ impl fmt::Display for Failure {
     }
 }
 
-impl From<UsageError> for Failure {
-    fn from(error: UsageError) -> Failure {
-        Failure::Usage(error)
-    }
+/// `?` turns each kind of failure into a `Failure`.
+macro_rules! failure_from {
+    ($($variant:ident($error:ty)),*) => {$(
+        impl From<$error> for Failure {
+            fn from(error: $error) -> Failure {
+                Failure::$variant(error)
+            }
+        }
+    )*};
 }
 
-impl From<ConfigError> for Failure {
-    fn from(error: ConfigError) -> Failure {
-        Failure::Config(error)
-    }
-}
-
-impl From<StartupError> for Failure {
-    fn from(error: StartupError) -> Failure {
-        Failure::Startup(error)
-    }
-}
-
-impl From<MigrateError> for Failure {
-    fn from(error: MigrateError) -> Failure {
-        Failure::Migrate(error)
-    }
-}
+failure_from!(Usage(UsageError), Config(ConfigError));
+failure_from!(Startup(StartupError), Migrate(MigrateError));
 
 #[cfg(test)]
 mod tests {

@@ -1,10 +1,9 @@
 //! Settings from the environment, read once at start-up.
 //!
-//! Every setting is declared once, in `table` (name, default, range, meaning), whence `--help`
-//! and the defaults and limits of parsing come. envy reads the service's own variables (only its
-//! own: an unrelated variable, even one that is not UTF-8, is never looked at) and this module
-//! turns each into a typed value, so that a bad setting is reported as one line naming the
-//! variable and the rule it breaks, and a secret's value is never echoed back. Who may call the
+//! Every setting is declared once, in `table` (name, default, range, meaning), whence `--help` and
+//! parsing's defaults and limits. envy reads only the service's own variables (an unrelated one,
+//! even not UTF-8, is never looked at); each becomes a typed value, so a bad setting is one line
+//! naming the variable and the rule it breaks, and a secret is never echoed back. Who may call the
 //! service (authentication and CORS) is `access`.
 
 mod access;
@@ -118,16 +117,12 @@ const MAX_KEY_PREFIX_LEN: usize = 64;
 const MAX_MAX_CONNECTIONS: u64 = 1 << 20;
 
 impl Config {
-    /// Reads the process environment.
     pub fn from_env() -> Result<Config, ConfigError> {
         Config::from_vars(own_vars_from_env()?)
     }
 
     /// Reads settings from any set of variables (the environment, or a test's own list).
-    pub fn from_vars<I>(vars: I) -> Result<Config, ConfigError>
-    where
-        I: IntoIterator<Item = (String, String)>,
-    {
+    pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Result<Config, ConfigError> {
         Vars::read(vars)?.into_config()
     }
 }
@@ -148,28 +143,17 @@ pub fn probe_port_from_env() -> Result<u16, ConfigError> {
 /// The service's own variables from the process environment. `std::env::vars` would panic on any
 /// variable that is not UTF-8, ours or not; here only a value of ours that is not UTF-8 is an error.
 fn own_vars_from_env() -> Result<Vec<(String, String)>, ConfigError> {
-    let mut ours = Vec::new();
-    for (name, value) in std::env::vars_os() {
-        let Some(name) = name.to_str().and_then(table::find).map(|setting| setting.name) else {
-            continue;
-        };
-        let value = value
-            .into_string()
-            .map_err(|_| ConfigError::new(name, "is not valid UTF-8"))?;
-        ours.push((name.to_owned(), value));
-    }
-    Ok(ours)
+    std::env::vars_os()
+        .filter_map(|(name, value)| Some((name.to_str().and_then(table::find)?.name, value)))
+        .map(|(name, value)| match value.into_string() {
+            Ok(value) => Ok((name.to_owned(), value)),
+            Err(_) => Err(ConfigError::new(name, "is not valid UTF-8")),
+        })
+        .collect()
 }
 
 impl Vars {
     fn into_config(self) -> Result<Config, ConfigError> {
-        let access = access::AccessVars {
-            auth_issuer: self.raw("AUTH_ISSUER"),
-            auth_audience: self.raw("AUTH_AUDIENCE"),
-            auth_jwks_url: self.raw("AUTH_JWKS_URL"),
-            auth_disabled: self.raw("AUTH_DISABLED"),
-            cors_allowed_origins: self.raw("CORS_ALLOWED_ORIGINS"),
-        };
         let database = DatabaseSettings {
             host: self.required("DB_HOST")?,
             port: self.port("DB_PORT")?,
@@ -192,7 +176,7 @@ impl Vars {
             redis: self.text("REDIS_HOST").map(|host| RedisSettings {
                 host,
                 port: redis_port,
-                password: non_empty(Some(redis_password)).map(Secret),
+                password: Some(redis_password).filter(|text| !text.trim().is_empty()).map(Secret),
             }),
             ttl: Duration::from_secs(ttl_seconds),
             key_prefix: self.key_prefix()?,
@@ -211,13 +195,12 @@ impl Vars {
             },
             shutdown_grace: Duration::from_secs(self.number("SHUTDOWN_GRACE_SECONDS")?),
             idempotency_sweep_every: IDEMPOTENCY_SWEEP_EVERY,
-            // Unset: derived from the descriptor limit at start-up.
             max_connections: match self.text("MAX_CONNECTIONS") {
                 None => None,
                 Some(text) => Some(table::within("MAX_CONNECTIONS", &text, 1, MAX_MAX_CONNECTIONS)? as usize),
             },
-            authentication: access.authentication()?,
-            cors_allowed_origins: access.allowed_origins()?,
+            authentication: access::authentication(&self)?,
+            cors_allowed_origins: access::allowed_origins(&self)?,
         })
     }
 
@@ -244,19 +227,11 @@ impl Vars {
         };
         let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':');
         if text.len() > MAX_KEY_PREFIX_LEN || !text.chars().all(allowed) {
-            return Err(ConfigError::new(
-                "CACHE_KEY_PREFIX",
-                format!(
-                    "must be 1 to {MAX_KEY_PREFIX_LEN} characters of letters, digits, '_', '-', '.' or ':', got {text:?}"
-                ),
-            ));
+            let rule = format!("must be 1 to {MAX_KEY_PREFIX_LEN} characters of letters, digits, '_', '-', '.' or ':'");
+            return Err(ConfigError::new("CACHE_KEY_PREFIX", format!("{rule}, got {text:?}")));
         }
         Ok(text)
     }
-}
-
-fn non_empty(value: Option<String>) -> Option<String> {
-    value.filter(|text| !text.trim().is_empty())
 }
 
 /// Reads at most `MAX_SECRET_FILE_BYTES`, so that a path such as /dev/zero fails instead of
@@ -268,11 +243,8 @@ fn read_secret_file(setting: &'static str, path: &str) -> Result<String, ConfigE
         .and_then(|file| file.take(MAX_SECRET_FILE_BYTES + 1).read_to_end(&mut bytes))
         .map_err(unreadable)?;
     if bytes.len() as u64 > MAX_SECRET_FILE_BYTES {
-        let limit = MAX_SECRET_FILE_BYTES / 1024;
-        return Err(ConfigError::new(
-            setting,
-            format!("names {path:?}, which is over {limit} KiB"),
-        ));
+        let problem = format!("names {path:?}, which is over {} KiB", MAX_SECRET_FILE_BYTES / 1024);
+        return Err(ConfigError::new(setting, problem));
     }
     let text = String::from_utf8(bytes)
         .map_err(|_| ConfigError::new(setting, format!("names {path:?}, which is not UTF-8 text")))?;

@@ -33,8 +33,7 @@ pub enum Error {
     MethodNotAllowed { allow: &'static str },
     /// 408: the client stopped sending its body.
     BodyTimeout,
-    /// 408: the body arrived so slowly, at the connection limit, that the connection is closed for
-    /// room.
+    /// 408: at the connection limit, a body so slow that its connection is closed for room.
     BodyCutShort,
     /// 409: the request collides with existing data (an email already taken).
     Conflict(String),
@@ -56,18 +55,15 @@ pub enum Error {
     /// 503: a write refused before it was sent because the cache every replica reads could not be
     /// fenced (`cache::fence`): nothing was written.
     WriteRefused(Cause),
-    /// 503: Postgres answers, but its schema is not this release's (never migrated, behind, or
-    /// dirty); the detail (`db::schema::SchemaGap` in words) names the missing migration and the
-    /// command. Nothing was written.
+    /// 503: Postgres answers with a schema that is not this release's (never migrated, behind, dirty);
+    /// the detail (`db::schema::SchemaGap`) names the missing migration and the command.
     SchemaBehind(String),
-    /// 503: the request arrived on a connection just chosen to close for room at the connection
-    /// limit; it was not run.
+    /// 503: the request came on a connection just chosen to close for room; it was not run.
     NoRoom,
     /// 503: a write whose outcome the service cannot know (its connection died after the commit
     /// was sent, or Postgres stopped answering past the deadline).
     WriteOutcomeUnknown(Cause),
-    /// 503 from `/ready`: Postgres does not answer, or authentication has no keys yet; each
-    /// member names its part's state.
+    /// 503 from `/ready`: Postgres does not answer, or authentication has no keys yet.
     NotReady {
         postgres: &'static str,
         redis: &'static str,
@@ -120,13 +116,16 @@ struct Problem<'a> {
     detail: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     errors: Option<&'a [FieldError]>,
-    /// Readiness members, on `/ready`'s 503 only.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    postgres: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    redis: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    auth: Option<&'static str>,
+    /// `/ready`'s 503 only: each part's state, as members of the body.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    readiness: Option<Readiness>,
+}
+
+#[derive(Serialize)]
+struct Readiness {
+    postgres: &'static str,
+    redis: &'static str,
+    auth: &'static str,
 }
 
 impl Error {
@@ -214,9 +213,12 @@ impl Error {
             Error::Timeout => "the request took too long".into(),
             Error::Internal(_) => "an unexpected error occurred".into(),
         };
-        let errors = match &self {
-            Error::InvalidFields(fields) => Some(fields.as_slice()),
-            _ => None,
+        let (errors, readiness) = match &self {
+            Error::InvalidFields(fields) => (Some(fields.as_slice()), None),
+            &Error::NotReady {
+                postgres, redis, auth, ..
+            } => (None, Some(Readiness { postgres, redis, auth })),
+            _ => (None, None),
         };
         let body = Problem {
             kind: "about:blank",
@@ -224,41 +226,23 @@ impl Error {
             status: status.as_u16(),
             detail: &detail,
             errors,
-            postgres: match &self {
-                Error::NotReady { postgres, .. } => Some(*postgres),
-                _ => None,
-            },
-            redis: match &self {
-                Error::NotReady { redis, .. } => Some(*redis),
-                _ => None,
-            },
-            auth: match &self {
-                Error::NotReady { auth, .. } => Some(*auth),
-                _ => None,
-            },
+            readiness,
         };
         let bytes = serde_json::to_vec(&body).map(Bytes::from).unwrap_or_default();
         let mut response = problem(status, bytes);
+        let headers = response.headers_mut();
         if matches!(self, Error::BodyCutShort | Error::NoRoom) {
-            response
-                .headers_mut()
-                .insert(CONNECTION, HeaderValue::from_static("close"));
+            headers.insert(CONNECTION, HeaderValue::from_static("close"));
         }
         match self {
-            Error::MethodNotAllowed { allow } => {
-                response.headers_mut().insert(ALLOW, HeaderValue::from_static(allow));
-            }
-            Error::Bearer(refusal) => {
-                response.headers_mut().insert(WWW_AUTHENTICATE, refusal.challenge());
-            }
+            Error::MethodNotAllowed { allow } => headers.insert(ALLOW, HeaderValue::from_static(allow)),
+            Error::Bearer(refusal) => headers.insert(WWW_AUTHENTICATE, refusal.challenge()),
             // Every 503 says when to come back.
             _ if status == StatusCode::SERVICE_UNAVAILABLE => {
-                response
-                    .headers_mut()
-                    .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+                headers.insert(RETRY_AFTER, HeaderValue::from_static("1"))
             }
-            _ => {}
-        }
+            _ => None,
+        };
         response
     }
 
@@ -319,14 +303,12 @@ impl std::error::Error for Error {}
 /// An error and its sources on one line, for the log.
 pub(crate) fn chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
+    for cause in std::iter::successors(error.source(), |cause| cause.source()) {
         let next = cause.to_string();
         if !text.ends_with(&next) {
             text.push_str(": ");
             text.push_str(&next);
         }
-        source = cause.source();
     }
     text
 }

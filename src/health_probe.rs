@@ -1,9 +1,6 @@
 //! `gravity-bff --health`: the container HEALTHCHECK, which must work where there is no shell,
-//! curl or wget (scratch and distroless images).
-//!
-//! It is a few lines of blocking std networking, with no runtime to start: connect to
-//! `127.0.0.1:$API_PORT`, send `GET /health`, and succeed only on a `200` status line, all
-//! within `TIMEOUT`.
+//! curl or wget (scratch and distroless images). Blocking std networking, no runtime to start:
+//! `GET /health` on `127.0.0.1:$API_PORT`, healthy only on a `200` status line within `TIMEOUT`.
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};

@@ -46,8 +46,7 @@ fn serve(config: Config) -> Result<(), Failure> {
         .build()
         .expect("the runtime starts");
     runtime.block_on(async {
-        let app = App::build(config).await?;
-        app.run(shutdown_signal()).await;
+        App::build(config).await?.run(shutdown_signal()).await;
         Ok(())
     })
 }

@@ -42,7 +42,6 @@ fn write_digits(slot: &mut [u8], mut value: u32) {
     }
 }
 
-/// Appends the current time to a buffer.
 pub(crate) fn write_now(buffer: &mut Vec<u8>) {
     buffer.extend_from_slice(&Rfc3339Micros::new(OffsetDateTime::now_utc()).0);
 }

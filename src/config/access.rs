@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use hyper::Uri;
 
-use super::{ConfigError, non_empty};
+use super::ConfigError;
+use super::table::Vars;
 use crate::http::cors::AllowedOrigin;
 
 /// How often the issuer's keys are fetched again while they are held: issuers publish a new key
@@ -58,63 +59,57 @@ pub enum KeySource {
     File(PathBuf),
 }
 
-/// The raw values, as envy read them.
-pub(super) struct AccessVars {
-    pub(super) auth_issuer: Option<String>,
-    pub(super) auth_audience: Option<String>,
-    pub(super) auth_jwks_url: Option<String>,
-    pub(super) auth_disabled: Option<String>,
-    pub(super) cors_allowed_origins: Option<String>,
+/// `AUTH_*`: whether tokens are checked, and whose.
+pub(super) fn authentication(vars: &Vars) -> Result<Authentication, ConfigError> {
+    let disabled = match vars.text("AUTH_DISABLED").as_deref() {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(other) => {
+            let problem = format!("must be true or false, got {other:?}");
+            return Err(ConfigError::new("AUTH_DISABLED", problem));
+        }
+    };
+    let issuer = match (disabled, vars.text("AUTH_ISSUER")) {
+        (true, Some(_)) => {
+            return Err(ConfigError::new(
+                "AUTH_DISABLED",
+                "is true while AUTH_ISSUER is set: unset one of them, so that it is clear whether tokens are checked",
+            ));
+        }
+        (true, None) => return Ok(Authentication::Disabled),
+        (false, None) => return Ok(Authentication::NotConfigured),
+        (false, Some(issuer)) => issuer,
+    };
+    let issuer_uri = parse_web_url("AUTH_ISSUER", &issuer)?;
+    let audience = vars.text("AUTH_AUDIENCE").ok_or_else(|| {
+        ConfigError::new(
+            "AUTH_AUDIENCE",
+            "is required when AUTH_ISSUER is set: the aud of the tokens the service accepts (the API's identifier at the issuer)",
+        )
+    })?;
+    let keys = match vars.text("AUTH_JWKS_URL") {
+        Some(url) => parse_jwks_url(&url)?,
+        None => KeySource::Discovery(discovery_url(&issuer_uri)?),
+    };
+    Ok(Authentication::Bearer(BearerSettings {
+        issuer,
+        audience,
+        keys,
+        refresh_every: KEY_REFRESH_EVERY,
+        unknown_key_fetch_every: UNKNOWN_KEY_FETCH_EVERY,
+    }))
 }
 
-impl AccessVars {
-    pub(super) fn authentication(&self) -> Result<Authentication, ConfigError> {
-        let disabled = parse_disabled(self.auth_disabled.clone())?;
-        let issuer = non_empty(self.auth_issuer.clone()).map(|issuer| issuer.trim().to_owned());
-        let issuer = match (disabled, issuer) {
-            (true, Some(_)) => {
-                return Err(ConfigError::new(
-                    "AUTH_DISABLED",
-                    "is true while AUTH_ISSUER is set: unset one of them, so that it is clear whether tokens are checked",
-                ));
-            }
-            (true, None) => return Ok(Authentication::Disabled),
-            (false, None) => return Ok(Authentication::NotConfigured),
-            (false, Some(issuer)) => issuer,
-        };
-        let issuer_uri = parse_web_url("AUTH_ISSUER", &issuer)?;
-        let audience = non_empty(self.auth_audience.clone()).ok_or_else(|| {
-            ConfigError::new(
-                "AUTH_AUDIENCE",
-                "is required when AUTH_ISSUER is set: the aud of the tokens the service accepts (the API's identifier at the issuer)",
-            )
-        })?;
-        let keys = match non_empty(self.auth_jwks_url.clone()) {
-            Some(url) => parse_jwks_url(url.trim())?,
-            None => KeySource::Discovery(discovery_url(&issuer_uri)?),
-        };
-        Ok(Authentication::Bearer(BearerSettings {
-            issuer,
-            audience: audience.trim().to_owned(),
-            keys,
-            refresh_every: KEY_REFRESH_EVERY,
-            unknown_key_fetch_every: UNKNOWN_KEY_FETCH_EVERY,
-        }))
-    }
-
-    /// `CORS_ALLOWED_ORIGINS`: comma-separated, each as a browser sends it.
-    pub(super) fn allowed_origins(&self) -> Result<Vec<AllowedOrigin>, ConfigError> {
-        let Some(list) = non_empty(self.cors_allowed_origins.clone()) else {
-            return Ok(Vec::new());
-        };
-        list.split(',')
-            .map(str::trim)
-            .filter(|origin| !origin.is_empty())
-            .map(|origin| {
-                AllowedOrigin::parse(origin).map_err(|problem| ConfigError::new("CORS_ALLOWED_ORIGINS", problem))
-            })
-            .collect()
-    }
+/// `CORS_ALLOWED_ORIGINS`: comma-separated, each as a browser sends it.
+pub(super) fn allowed_origins(vars: &Vars) -> Result<Vec<AllowedOrigin>, ConfigError> {
+    let Some(list) = vars.text("CORS_ALLOWED_ORIGINS") else {
+        return Ok(Vec::new());
+    };
+    list.split(',')
+        .map(str::trim)
+        .filter(|origin| !origin.is_empty())
+        .map(|origin| AllowedOrigin::parse(origin).map_err(|problem| ConfigError::new("CORS_ALLOWED_ORIGINS", problem)))
+        .collect()
 }
 
 impl Authentication {
@@ -128,17 +123,6 @@ impl Authentication {
             )),
             Authentication::Disabled | Authentication::Bearer(_) => Ok(()),
         }
-    }
-}
-
-fn parse_disabled(value: Option<String>) -> Result<bool, ConfigError> {
-    match non_empty(value).as_deref().map(str::trim) {
-        None | Some("false") => Ok(false),
-        Some("true") => Ok(true),
-        Some(other) => Err(ConfigError::new(
-            "AUTH_DISABLED",
-            format!("must be true or false, got {other:?}"),
-        )),
     }
 }
 
@@ -188,15 +172,27 @@ fn discovery_url(issuer: &Uri) -> Result<Uri, ConfigError> {
 mod tests {
     use super::*;
 
-    fn vars(issuer: &str, audience: &str, jwks: &str, disabled: &str) -> AccessVars {
-        let some = |text: &str| Some(text.to_owned());
-        AccessVars {
-            auth_issuer: some(issuer),
-            auth_audience: some(audience),
-            auth_jwks_url: some(jwks),
-            auth_disabled: some(disabled),
-            cors_allowed_origins: None,
+    /// The settings a test gives, as the service reads them.
+    struct AccessVars(Vec<(&'static str, String)>);
+
+    impl AccessVars {
+        fn vars(&self) -> Vars {
+            Vars::read(self.0.iter().map(|(name, value)| (name.to_string(), value.clone()))).unwrap()
         }
+
+        fn authentication(&self) -> Result<Authentication, ConfigError> {
+            authentication(&self.vars())
+        }
+
+        fn allowed_origins(&self) -> Result<Vec<AllowedOrigin>, ConfigError> {
+            allowed_origins(&self.vars())
+        }
+    }
+
+    fn vars(issuer: &str, audience: &str, jwks: &str, disabled: &str) -> AccessVars {
+        let names = ["AUTH_ISSUER", "AUTH_AUDIENCE", "AUTH_JWKS_URL", "AUTH_DISABLED"];
+        let values = [issuer, audience, jwks, disabled].map(str::to_owned);
+        AccessVars(names.into_iter().zip(values).collect())
     }
 
     #[test]
@@ -292,12 +288,17 @@ mod tests {
 
     #[test]
     fn allowed_origins_are_a_comma_separated_list_checked_one_by_one() {
-        let mut vars = vars("", "", "", "");
-        vars.cors_allowed_origins = Some(" https://app.example.com, http://localhost:5173 ,".to_owned());
-        assert_eq!(vars.allowed_origins().unwrap().len(), 2);
-        vars.cors_allowed_origins = Some("https://app.example.com,*".to_owned());
-        assert_eq!(vars.allowed_origins().unwrap_err().setting, "CORS_ALLOWED_ORIGINS");
-        vars.cors_allowed_origins = None;
-        assert!(vars.allowed_origins().unwrap().is_empty());
+        let origins = |list: &str| AccessVars(vec![("CORS_ALLOWED_ORIGINS", list.to_owned())]).allowed_origins();
+        assert_eq!(
+            origins(" https://app.example.com, http://localhost:5173 ,")
+                .unwrap()
+                .len(),
+            2
+        );
+        assert_eq!(
+            origins("https://app.example.com,*").unwrap_err().setting,
+            "CORS_ALLOWED_ORIGINS"
+        );
+        assert!(vars("", "", "", "").allowed_origins().unwrap().is_empty());
     }
 }

@@ -32,136 +32,70 @@ pub enum Rule {
     Text { default: &'static str },
 }
 
-const fn setting(name: &'static str, rule: Rule, meaning: &'static str) -> Setting {
-    Setting { name, rule, meaning }
+// A row of `SETTINGS` is its rule's constructor, then `.means(…)`.
+const fn required(name: &'static str) -> Setting {
+    Setting::new(name, Rule::Required)
 }
 
-const fn number(default: u64, min: u64, max: u64) -> Rule {
-    Rule::Number { default, min, max }
+const fn number(name: &'static str, default: u64, min: u64, max: u64) -> Setting {
+    Setting::new(name, Rule::Number { default, min, max })
 }
 
-const fn text(default: &'static str) -> Rule {
-    Rule::Text { default }
+const fn port(name: &'static str, default: u16, any: bool) -> Setting {
+    Setting::new(name, Rule::Port { default, any })
+}
+
+const fn one_of(name: &'static str, default: &'static str, words: &'static [&'static str]) -> Setting {
+    Setting::new(name, Rule::OneOf { default, words })
+}
+
+const fn text(name: &'static str, default: &'static str) -> Setting {
+    Setting::new(name, Rule::Text { default })
+}
+
+impl Setting {
+    const fn new(name: &'static str, rule: Rule) -> Setting {
+        Setting {
+            name,
+            rule,
+            meaning: "",
+        }
+    }
+
+    const fn means(self, meaning: &'static str) -> Setting {
+        Setting { meaning, ..self }
+    }
 }
 
 /// The settings, in the order docs/API.md lists them.
 pub const SETTINGS: [Setting; 26] = [
-    setting(
-        "API_PORT",
-        Rule::Port {
-            default: 8080,
-            any: true,
-        },
-        "listen port (0: any free port)",
-    ),
-    setting("DB_HOST", Rule::Required, "Postgres host"),
-    setting(
-        "DB_PORT",
-        Rule::Port {
-            default: 5432,
-            any: false,
-        },
-        "Postgres port",
-    ),
-    setting("DB_USER", Rule::Required, "Postgres role"),
-    setting("DB_PASSWORD", text(""), "its password; never logged"),
-    setting(
-        "DB_PASSWORD_FILE",
-        text(""),
-        "a file holding DB_PASSWORD (a mounted secret)",
-    ),
-    setting("DB_NAME", Rule::Required, "Postgres database"),
-    setting(
-        "DB_SSL_MODE",
-        Rule::OneOf {
-            default: "disable",
-            words: &["disable", "require", "verify-full"],
-        },
-        "TLS to Postgres",
-    ),
-    setting(
-        "DB_SSL_ROOT_CERT",
-        text("public web roots"),
-        "PEM bundle of the CAs verify-full trusts",
-    ),
-    setting(
-        "DB_POOL_SIZE",
-        number(4, 2, 64),
-        "Postgres connections per process, half for writes",
-    ),
-    setting(
-        "DB_EXTRA_WRITE_CONNECTIONS",
-        number(4, 0, 64),
-        "extra write connections while all are stuck",
-    ),
-    setting("REDIS_HOST", text(""), "Redis host; empty: no cache"),
-    setting(
-        "REDIS_PORT",
-        Rule::Port {
-            default: 6379,
-            any: false,
-        },
-        "Redis port",
-    ),
-    setting("REDIS_PASSWORD", text(""), "sent with AUTH when set; never logged"),
-    setting(
-        "REDIS_PASSWORD_FILE",
-        text(""),
-        "a file holding REDIS_PASSWORD (a mounted secret)",
-    ),
-    setting(
-        "CACHE_TTL_SECONDS",
-        number(300, 0, 7 * 24 * 3600),
-        "lifetime of a cached user; 0: no cache",
-    ),
-    setting("CACHE_KEY_PREFIX", text("gravity"), "Redis keys are {prefix}:user:{id}"),
-    setting(
-        "CACHE_LOCAL_ENTRIES",
-        number(0, 0, 1_000_000),
-        "in-process copies of cached users; 0: none",
-    ),
-    setting(
-        "LOG_LEVEL",
-        Rule::OneOf {
-            default: "info",
-            words: &["debug", "info", "warn", "error"],
-        },
-        "the least severe events written",
-    ),
-    setting(
-        "SHUTDOWN_GRACE_SECONDS",
-        number(10, 0, 3600),
-        "how long in-flight requests may finish",
-    ),
-    setting(
-        "MAX_CONNECTIONS",
-        text("derived"),
-        "open client connections at most, 1–1048576; derived from the descriptor limit",
-    ),
-    setting(
-        "AUTH_ISSUER",
-        text(""),
-        "the OpenID Connect issuer whose tokens are accepted",
-    ),
-    setting("AUTH_AUDIENCE", text(""), "the aud its tokens must carry"),
-    setting(
-        "AUTH_JWKS_URL",
-        text("OpenID discovery"),
-        "its key set: https://, http:// or file:///",
-    ),
-    setting(
-        "AUTH_DISABLED",
-        Rule::OneOf {
-            default: "false",
-            words: &["true", "false"],
-        },
-        "true: no route needs a token (development)",
-    ),
-    setting(
-        "CORS_ALLOWED_ORIGINS",
-        text(""),
-        "browser origins (exact, comma-separated) allowed",
-    ),
+    port("API_PORT", 8080, true).means("listen port (0: any free port)"),
+    required("DB_HOST").means("Postgres host"),
+    port("DB_PORT", 5432, false).means("Postgres port"),
+    required("DB_USER").means("Postgres role"),
+    text("DB_PASSWORD", "").means("its password; never logged"),
+    text("DB_PASSWORD_FILE", "").means("a file holding DB_PASSWORD (a mounted secret)"),
+    required("DB_NAME").means("Postgres database"),
+    one_of("DB_SSL_MODE", "disable", &["disable", "require", "verify-full"]).means("TLS to Postgres"),
+    text("DB_SSL_ROOT_CERT", "public web roots").means("PEM bundle of the CAs verify-full trusts"),
+    number("DB_POOL_SIZE", 4, 2, 64).means("Postgres connections per process, half for writes"),
+    number("DB_EXTRA_WRITE_CONNECTIONS", 4, 0, 64).means("extra write connections while all are stuck"),
+    text("REDIS_HOST", "").means("Redis host; empty: no cache"),
+    port("REDIS_PORT", 6379, false).means("Redis port"),
+    text("REDIS_PASSWORD", "").means("sent with AUTH when set; never logged"),
+    text("REDIS_PASSWORD_FILE", "").means("a file holding REDIS_PASSWORD (a mounted secret)"),
+    number("CACHE_TTL_SECONDS", 300, 0, 7 * 24 * 3600).means("lifetime of a cached user; 0: no cache"),
+    text("CACHE_KEY_PREFIX", "gravity").means("Redis keys are {prefix}:user:{id}"),
+    number("CACHE_LOCAL_ENTRIES", 0, 0, 1_000_000).means("in-process copies of cached users; 0: none"),
+    one_of("LOG_LEVEL", "info", &["debug", "info", "warn", "error"]).means("the least severe events written"),
+    number("SHUTDOWN_GRACE_SECONDS", 10, 0, 3600).means("how long in-flight requests may finish"),
+    text("MAX_CONNECTIONS", "derived")
+        .means("open client connections at most, 1–1048576; derived from the descriptor limit"),
+    text("AUTH_ISSUER", "").means("the OpenID Connect issuer whose tokens are accepted"),
+    text("AUTH_AUDIENCE", "").means("the aud its tokens must carry"),
+    text("AUTH_JWKS_URL", "OpenID discovery").means("its key set: https://, http:// or file:///"),
+    one_of("AUTH_DISABLED", "false", &["true", "false"]).means("true: no route needs a token (development)"),
+    text("CORS_ALLOWED_ORIGINS", "").means("browser origins (exact, comma-separated) allowed"),
 ];
 
 /// The setting named `name`, if the service has one.
@@ -203,10 +137,7 @@ pub(super) struct Vars(HashMap<String, String>);
 impl Vars {
     pub(super) fn read(vars: impl IntoIterator<Item = (String, String)>) -> Result<Vars, ConfigError> {
         let ours = vars.into_iter().filter(|(name, _)| find(name).is_some());
-        let read: HashMap<String, String> = envy::from_iter(ours).map_err(|error| ConfigError {
-            setting: "environment",
-            problem: error.to_string(),
-        })?;
+        let read = envy::from_iter(ours).map_err(|error| ConfigError::new("environment", error.to_string()))?;
         Ok(Vars(read))
     }
 
@@ -229,59 +160,49 @@ impl Vars {
 
     /// A number within the table's limits, or its default.
     pub(super) fn number(&self, name: &'static str) -> Result<u64, ConfigError> {
-        let Some(Setting {
-            rule: Rule::Number { default, min, max },
-            ..
-        }) = find(name)
-        else {
+        let Rule::Number { default, min, max } = rule(name) else {
             unreachable!("{name} is a number in the table")
         };
-        let Some(text) = self.text(name) else {
-            return Ok(*default);
-        };
-        within(name, &text, *min, *max)
+        self.text(name)
+            .map_or(Ok(*default), |text| within(name, &text, *min, *max))
     }
 
     /// A port number within the table's limits, or its default.
     pub(super) fn port(&self, name: &'static str) -> Result<u16, ConfigError> {
-        let Some(Setting {
-            rule: Rule::Port { default, any },
-            ..
-        }) = find(name)
-        else {
+        let Rule::Port { default, any } = rule(name) else {
             unreachable!("{name} is a port in the table")
         };
         let Some(text) = self.text(name) else {
             return Ok(*default);
         };
-        let lowest = u64::from(!*any);
-        match text.parse::<u16>() {
-            Ok(port) if u64::from(port) >= lowest => Ok(port),
-            _ => Err(ConfigError::new(
+        let lowest = u16::from(!*any);
+        text.parse::<u16>().ok().filter(|port| *port >= lowest).ok_or_else(|| {
+            ConfigError::new(
                 name,
                 format!("must be a port number from {lowest} to 65535, got {text:?}"),
-            )),
-        }
+            )
+        })
     }
 
     /// One of the table's words (in any letter case), or its default.
     pub(super) fn one_of(&self, name: &'static str) -> Result<&'static str, ConfigError> {
-        let Some(Setting {
-            rule: Rule::OneOf { default, words },
-            ..
-        }) = find(name)
-        else {
+        let Rule::OneOf { default, words } = rule(name) else {
             unreachable!("{name} is a choice in the table")
         };
         let Some(text) = self.text(name) else {
             return Ok(default);
         };
-        words
-            .iter()
-            .find(|word| word.eq_ignore_ascii_case(&text))
-            .copied()
+        let word = words.iter().find(|word| word.eq_ignore_ascii_case(&text));
+        word.copied()
             .ok_or_else(|| ConfigError::new(name, format!("must be {}, got {text:?}", words.join(", "))))
     }
+}
+
+/// The rule of a setting the code reads, which is always in the table.
+fn rule(name: &str) -> &'static Rule {
+    &find(name)
+        .unwrap_or_else(|| unreachable!("{name} is in the table"))
+        .rule
 }
 
 /// A whole number from `min` to `max`.

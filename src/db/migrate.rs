@@ -1,11 +1,10 @@
 //! Schema migrations, embedded at build time and kept the way golang-migrate keeps them.
 //!
 //! The bookkeeping is golang-migrate's own, so either tool can take over from the other: one row in
-//! `schema_migrations(version bigint not null primary key, dirty boolean not null)`, rewritten
-//! with TRUNCATE + INSERT in a transaction; `dirty` is set before a file runs and cleared after, and
-//! a dirty database is refused until an operator repairs it; each file runs as one simple-query
-//! batch. A session advisory lock with golang-migrate's id serialises concurrent runs, so replicas
-//! that start together wait for each other instead of both migrating.
+//! `schema_migrations(version bigint not null primary key, dirty boolean not null)`, rewritten by
+//! TRUNCATE + INSERT in a transaction; `dirty` is set before a file runs and cleared after, and a
+//! dirty database is refused until repaired; a file runs as one simple-query batch. A session
+//! advisory lock with golang-migrate's id makes replicas that start together wait for each other.
 
 use std::fmt;
 
@@ -74,7 +73,8 @@ fn connect_failure(settings: &DatabaseSettings, error: &tokio_postgres::Error) -
     let (host, port, name, user) = (&settings.host, settings.port, &settings.name, &settings.user);
     let why = crate::error::chain(error);
     let code = error.code();
-    let text = if code == Some(&SqlState::INVALID_CATALOG_NAME) {
+    let missing_database = code == Some(&SqlState::INVALID_CATALOG_NAME);
+    let text = if missing_database {
         format!(
             "database {name:?} (DB_NAME) does not exist on {host}:{port}; create it, or run \
              `gravity-bff migrate up --create-database`"
@@ -87,15 +87,24 @@ fn connect_failure(settings: &DatabaseSettings, error: &tokio_postgres::Error) -
     } else {
         format!("cannot connect to postgres at {host}:{port} (DB_HOST, DB_PORT, DB_NAME): {why}")
     };
-    ConnectFailure {
-        text,
-        missing_database: code == Some(&SqlState::INVALID_CATALOG_NAME),
-    }
+    ConnectFailure { text, missing_database }
 }
 
-/// A name as a Postgres identifier, whatever characters it holds.
-fn quoted_identifier(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
+/// A session with the service's own settings (same host, credentials and TLS).
+async fn open(settings: &DatabaseSettings) -> Result<Client, MigrateError> {
+    let connector = Connector::new(settings, "gravity-bff-migrate").map_err(MigrateError::Config)?;
+    let (client, driver) = connector
+        .connect()
+        .await
+        .map_err(|error| MigrateError::Connect(connect_failure(settings, &error)))?;
+    tokio::spawn(driver);
+    Ok(client)
+}
+
+/// `Ok` when this binary has a migration of that version.
+fn known(version: i64) -> Result<(), MigrateError> {
+    let known = MIGRATIONS.iter().any(|migration| migration.version == version);
+    known.then_some(()).ok_or(MigrateError::UnknownVersion(version))
 }
 
 /// A migrations session: one connection holding the advisory lock while it works.
@@ -105,14 +114,9 @@ pub struct Migrator {
 }
 
 impl Migrator {
-    /// Connects with the service's own settings (same host, credentials and TLS).
+    /// Connects, and names the advisory lock of this database's bookkeeping.
     pub async fn connect(settings: &DatabaseSettings) -> Result<Migrator, MigrateError> {
-        let connector = Connector::new(settings, "gravity-bff-migrate").map_err(MigrateError::Config)?;
-        let (client, driver) = connector
-            .connect()
-            .await
-            .map_err(|error| MigrateError::Connect(connect_failure(settings, &error)))?;
-        tokio::spawn(driver);
+        let client = open(settings).await?;
         let names = client
             .query_one("SELECT current_schema()::text, current_database()::text", &[])
             .await?;
@@ -133,28 +137,18 @@ impl Migrator {
             name: "postgres".to_owned(),
             ..settings.clone()
         };
-        let connector = Connector::new(&maintenance, "gravity-bff-migrate").map_err(MigrateError::Config)?;
-        let (client, driver) = connector
-            .connect()
-            .await
-            .map_err(|error| MigrateError::Connect(connect_failure(&maintenance, &error)))?;
-        tokio::spawn(driver);
-        let create = format!("CREATE DATABASE {}", quoted_identifier(&settings.name));
-        match client.batch_execute(&create).await {
-            // Another run created it meanwhile: as good.
-            Err(error) if error.code() == Some(&SqlState::DUPLICATE_DATABASE) => {}
-            Err(error) => {
-                return Err(MigrateError::Connect(ConnectFailure {
-                    text: format!(
-                        "cannot create database {:?} (DB_NAME) as {:?} (DB_USER): {}",
-                        settings.name,
-                        settings.user,
-                        crate::error::chain(&error)
-                    ),
-                    missing_database: false,
-                }));
-            }
-            Ok(()) => {}
+        let client = open(&maintenance).await?;
+        let create = format!("CREATE DATABASE \"{}\"", settings.name.replace('"', "\"\""));
+        // Another run may have created it meanwhile: as good.
+        if let Err(error) = client.batch_execute(&create).await
+            && error.code() != Some(&SqlState::DUPLICATE_DATABASE)
+        {
+            let (name, user, why) = (&settings.name, &settings.user, crate::error::chain(&error));
+            let text = format!("cannot create database {name:?} (DB_NAME) as {user:?} (DB_USER): {why}");
+            return Err(MigrateError::Connect(ConnectFailure {
+                text,
+                missing_database: false,
+            }));
         }
         Ok((Migrator::connect(settings).await?, true))
     }
@@ -168,19 +162,16 @@ impl Migrator {
     pub async fn up(&mut self) -> Result<Vec<Migration>, MigrateError> {
         self.locked(async |this| {
             let state = this.clean_state().await?;
-            let current = state.version.unwrap_or(0);
             if state.version.is_some_and(|version| version > latest_version()) {
                 // A newer release migrated further; this binary has nothing to add.
                 return Ok(Vec::new());
             }
-            if let Some(version) = state.version
-                && !MIGRATIONS.iter().any(|migration| migration.version == version)
-            {
-                return Err(MigrateError::UnknownVersion(version));
-            }
+            state.version.map_or(Ok(()), known)?;
+            let current = state.version.unwrap_or(0);
             let mut applied = Vec::new();
             for migration in MIGRATIONS.iter().filter(|migration| migration.version > current) {
-                this.run(migration.version, migration, migration.up).await?;
+                this.set_version(Some(migration.version), true).await?;
+                this.run_batch(migration, migration.up).await?;
                 this.set_version(Some(migration.version), false).await?;
                 applied.push(*migration);
             }
@@ -193,8 +184,8 @@ impl Migrator {
     /// anything, after an operator has repaired a dirty database by hand. `-1` means none applied.
     pub async fn force(&mut self, version: i64) -> Result<(), MigrateError> {
         self.locked(async |this| {
-            if version >= 0 && !MIGRATIONS.iter().any(|migration| migration.version == version) {
-                return Err(MigrateError::UnknownVersion(version));
+            if version >= 0 {
+                known(version)?;
             }
             this.set_version((version >= 0).then_some(version), false).await
         })
@@ -205,18 +196,11 @@ impl Migrator {
     pub async fn down(&mut self, steps: usize) -> Result<Vec<Migration>, MigrateError> {
         self.locked(async |this| {
             let state = this.clean_state().await?;
-            let applied: Vec<&Migration> = match state.version {
-                None => Vec::new(),
-                Some(version) => {
-                    if !MIGRATIONS.iter().any(|migration| migration.version == version) {
-                        return Err(MigrateError::UnknownVersion(version));
-                    }
-                    MIGRATIONS
-                        .iter()
-                        .filter(|migration| migration.version <= version)
-                        .collect()
-                }
-            };
+            state.version.map_or(Ok(()), known)?;
+            let applied: Vec<&Migration> = MIGRATIONS
+                .iter()
+                .filter(|migration| state.version.is_some_and(|version| migration.version <= version))
+                .collect();
             if steps > applied.len() {
                 return Err(MigrateError::TooFewApplied {
                     requested: steps,
@@ -237,7 +221,8 @@ impl Migrator {
         .await
     }
 
-    /// Runs `work` holding the advisory lock, and releases it whatever the outcome.
+    /// Runs `work` holding the advisory lock (with the table in place), and releases it whatever
+    /// the outcome.
     async fn locked<T>(
         &mut self,
         work: impl AsyncFnOnce(&mut Migrator) -> Result<T, MigrateError>,
@@ -246,7 +231,11 @@ impl Migrator {
             .execute("SELECT pg_advisory_lock($1)", &[&self.lock_id])
             .await?;
         let outcome = async {
-            self.ensure_table().await?;
+            self.client
+                .batch_execute(
+                    "CREATE TABLE IF NOT EXISTS schema_migrations (version bigint NOT NULL PRIMARY KEY, dirty boolean NOT NULL)",
+                )
+                .await?;
             work(self).await
         }
         .await;
@@ -259,33 +248,16 @@ impl Migrator {
         Ok(value)
     }
 
-    async fn ensure_table(&self) -> Result<(), MigrateError> {
-        self.client
-            .batch_execute(
-                "CREATE TABLE IF NOT EXISTS schema_migrations (version bigint NOT NULL PRIMARY KEY, dirty boolean NOT NULL)",
-            )
-            .await?;
-        Ok(())
-    }
-
     async fn read_state(&self) -> Result<SchemaState, MigrateError> {
         let row = self
             .client
             .query_opt("SELECT version, dirty FROM schema_migrations LIMIT 1", &[])
             .await?;
-        Ok(match row {
-            None => SchemaState {
-                version: None,
-                dirty: false,
-            },
-            Some(row) => {
-                let version: i64 = row.get(0);
-                SchemaState {
-                    // golang-migrate writes -1 (NilVersion) for "nothing applied, but dirty".
-                    version: (version >= 0).then_some(version),
-                    dirty: row.get(1),
-                }
-            }
+        // golang-migrate writes -1 (NilVersion) for "nothing applied, but dirty".
+        let (version, dirty): (i64, bool) = row.map_or((-1, false), |row| (row.get(0), row.get(1)));
+        Ok(SchemaState {
+            version: (version >= 0).then_some(version),
+            dirty,
         })
     }
 
@@ -295,12 +267,6 @@ impl Migrator {
             return Err(MigrateError::Dirty(state.version.unwrap_or(-1)));
         }
         Ok(state)
-    }
-
-    /// Marks `version` dirty, then runs `sql`.
-    async fn run(&mut self, version: i64, migration: &Migration, sql: &'static str) -> Result<(), MigrateError> {
-        self.set_version(Some(version), true).await?;
-        self.run_batch(migration, sql).await
     }
 
     async fn run_batch(&self, migration: &Migration, sql: &'static str) -> Result<(), MigrateError> {
@@ -331,7 +297,6 @@ impl Migrator {
     }
 }
 
-/// The newest version this binary carries.
 pub fn latest_version() -> i64 {
     MIGRATIONS.last().map_or(0, |migration| migration.version)
 }
@@ -361,23 +326,19 @@ impl fmt::Display for MigrateError {
                 "the database is dirty at version {version}: a migration failed part-way; repair the schema by hand, \
                  then set schema_migrations.dirty to false (or run `gravity-bff migrate force VERSION`)"
             ),
-            MigrateError::UnknownVersion(version) => {
-                write!(
-                    formatter,
-                    "the database is at version {version}, which this binary has no migration for"
-                )
-            }
+            MigrateError::UnknownVersion(version) => write!(
+                formatter,
+                "the database is at version {version}, which this binary has no migration for"
+            ),
             MigrateError::Failed { version, name, source } => write!(
                 formatter,
                 "migration {version:04}_{name} failed and the database is left dirty at {version}: {}",
                 crate::error::chain(source)
             ),
-            MigrateError::TooFewApplied { requested, applied } => {
-                write!(
-                    formatter,
-                    "cannot revert {requested} migrations: only {applied} are applied"
-                )
-            }
+            MigrateError::TooFewApplied { requested, applied } => write!(
+                formatter,
+                "cannot revert {requested} migrations: only {applied} are applied"
+            ),
         }
     }
 }

@@ -32,21 +32,14 @@ macro_rules! unsigned_field_value {
     ($($type:ty),*) => {$(
         impl FieldValue for $type {
             fn write_json(&self, line: &mut Vec<u8>) {
-                write_decimal(line, u64::from(*self));
+                write_decimal(line, u64::try_from(*self).unwrap_or(u64::MAX));
             }
         }
     )*};
 }
 
-unsigned_field_value!(u16, u32, u64);
+unsigned_field_value!(u16, u32, u64, usize);
 
-impl FieldValue for usize {
-    fn write_json(&self, line: &mut Vec<u8>) {
-        write_decimal(line, u64::try_from(*self).unwrap_or(u64::MAX));
-    }
-}
-
-/// Appends `value` in decimal.
 pub(crate) fn write_decimal(line: &mut Vec<u8>, mut value: u64) {
     let mut digits = [0u8; 20];
     let mut start = digits.len();

@@ -1,11 +1,10 @@
 //! JSON log lines: one per request on stdout, operational events on stderr.
 //!
-//! The contract keeps stdout for request lines alone, so log shippers can parse it without
-//! filtering; `stdout_sink` writes them out in batches. A request line is `warn` when the answer
-//! was a 5xx (its cause in `error.message`) and `info` otherwise, so `LOG_LEVEL=warn` keeps every
-//! failure and drops the rest, and a storm of 4xx from a misbehaving client stays at `info`.
-//! Probes that succeed (`/health` and `/ready` answered 200: the image's HEALTHCHECK every 5 s,
-//! the load balancer's checks) are `debug`: at `info` they would drown the lines people read.
+//! The contract keeps stdout for request lines alone, so shippers parse it without filtering;
+//! `stdout_sink` writes them in batches. A request line is `warn` for a 5xx (its cause in
+//! `error.message`) and `info` otherwise, so `LOG_LEVEL=warn` keeps every failure and a storm of
+//! 4xx from a misbehaving client stays at `info`; passing probes (`/health`, `/ready` answered 200:
+//! the HEALTHCHECK every 5 s, the load balancer's checks) are `debug`, not to drown the rest.
 //!
 //! Field names are the ones shippers and their index templates already know: the OpenTelemetry
 //! log data model and semantic conventions, and the Elastic Common Schema (ECS) where OTel names
@@ -200,17 +199,8 @@ fn write_head(line: &mut Vec<u8>, level: LogLevel) {
     line.extend_from_slice(b"{\"timestamp\":\"");
     crate::timestamp::write_now(line);
     line.extend_from_slice(b"\",\"level\":\"");
-    line.extend_from_slice(level_name(level).as_bytes());
+    line.extend_from_slice(["debug", "info", "warn", "error"][level as usize].as_bytes());
     line.push(b'"');
-}
-
-fn level_name(level: LogLevel) -> &'static str {
-    match level {
-        LogLevel::Debug => "debug",
-        LogLevel::Info => "info",
-        LogLevel::Warn => "warn",
-        LogLevel::Error => "error",
-    }
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 //! and no allocation. `/metrics` renders the text format on demand: these counters, the build,
 //! then the process (`process`) and runtime (`runtime`) figures read at that moment.
 
-use std::fmt::Write as _;
+use std::fmt::{Display, Write as _};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -17,7 +17,6 @@ use crate::router::{ROUTE_COUNT, Route, TEMPLATES};
 use crate::telemetry::process::ProcessStats;
 use crate::telemetry::runtime;
 
-/// Why a value stored at a user's cache key is not a body for it: the `kind` label of
 /// Connection figures of one pool, for `/metrics`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct PoolStats {
@@ -59,11 +58,11 @@ pub(crate) struct CacheFigures {
 pub(crate) struct AuthFigures {
     /// The issuer's keys held (0 until the first fetch succeeds).
     pub(crate) keys: usize,
-    /// Verified tokens remembered.
     pub(crate) tokens_remembered: usize,
 }
 
 /// Counters shared by the whole process.
+#[derive(Default)]
 pub(crate) struct Metrics {
     requests: [[[AtomicU64; STATUS_SLOTS]; METHODS.len()]; ROUTE_COUNT],
     durations: [Histogram; ROUTE_COUNT],
@@ -80,7 +79,6 @@ pub(crate) struct Metrics {
     pub(crate) cache_fences_left: AtomicU64,
     /// Sweeps of every cached body under the prefix.
     pub(crate) cache_sweeps: AtomicU64,
-    /// Client connections open now.
     pub(crate) connections_open: AtomicU64,
     /// Connections closed because no byte could be written to them for the write-progress timeout.
     pub(crate) connections_write_timed_out: AtomicU64,
@@ -94,35 +92,11 @@ pub(crate) struct Metrics {
     auth_key_fetches: [AtomicU64; 2],
 }
 
+#[derive(Default)]
 struct Histogram {
     /// Per-bucket counts (not cumulative); the last slot is `+Inf`.
     buckets: [AtomicU64; BUCKETS.len() + 1],
     sum_micros: AtomicU64,
-}
-
-impl Default for Metrics {
-    fn default() -> Metrics {
-        Metrics {
-            requests: std::array::from_fn(|_| std::array::from_fn(|_| std::array::from_fn(|_| AtomicU64::new(0)))),
-            durations: std::array::from_fn(|_| Histogram {
-                buckets: std::array::from_fn(|_| AtomicU64::new(0)),
-                sum_micros: AtomicU64::new(0),
-            }),
-            cache_hits: AtomicU64::new(0),
-            cache_local_hits: AtomicU64::new(0),
-            cache_misses: AtomicU64::new(0),
-            cache_errors: AtomicU64::new(0),
-            cache_bypassed: AtomicU64::new(0),
-            cache_fences_left: AtomicU64::new(0),
-            cache_sweeps: AtomicU64::new(0),
-            connections_open: AtomicU64::new(0),
-            connections_write_timed_out: AtomicU64::new(0),
-            connections_evicted: AtomicU64::new(0),
-            accept_errors: AtomicU64::new(0),
-            auth_refusals: std::array::from_fn(|_| AtomicU64::new(0)),
-            auth_key_fetches: std::array::from_fn(|_| AtomicU64::new(0)),
-        }
-    }
 }
 
 impl Metrics {
@@ -147,18 +121,12 @@ impl Metrics {
     }
 
     fn record(&self, route: Route, method_slot: usize, status: u16, duration: Duration) {
-        let status_slot = STATUSES
-            .iter()
-            .position(|&known| known == status)
-            .unwrap_or(STATUSES.len());
-        self.requests[route.index()][method_slot][status_slot].fetch_add(1, Ordering::Relaxed);
+        let status_slot = STATUSES.iter().position(|&known| known == status);
+        let counter = &self.requests[route.index()][method_slot][status_slot.unwrap_or(STATUSES.len())];
+        counter.fetch_add(1, Ordering::Relaxed);
         let histogram = &self.durations[route.index()];
-        let seconds = duration.as_secs_f64();
-        let bucket = BUCKETS
-            .iter()
-            .position(|&bound| seconds <= bound)
-            .unwrap_or(BUCKETS.len());
-        histogram.buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        let bucket = BUCKETS.iter().position(|&bound| duration.as_secs_f64() <= bound);
+        histogram.buckets[bucket.unwrap_or(BUCKETS.len())].fetch_add(1, Ordering::Relaxed);
         histogram
             .sum_micros
             .fetch_add(duration.as_micros() as u64, Ordering::Relaxed);
@@ -196,61 +164,35 @@ impl Metrics {
         );
         self.render_requests(&mut out);
         self.render_durations(&mut out);
-        let counters = [
-            (
-                "gravity_cache_hits_total",
-                "Cached user reads answered from Redis.",
-                &self.cache_hits,
-            ),
-            (
-                "gravity_cache_local_hits_total",
-                "Cached user reads answered from an in-process copy (CACHE_LOCAL_ENTRIES).",
-                &self.cache_local_hits,
-            ),
-            (
-                "gravity_cache_misses_total",
-                "User reads Redis did not have.",
-                &self.cache_misses,
-            ),
-            (
-                "gravity_cache_errors_total",
-                "Redis calls that failed or timed out.",
-                &self.cache_errors,
-            ),
-            (
-                "gravity_cache_bypassed_total",
-                "User reads that skipped Redis: failing, unreachable, or not yet swept of its past.",
-                &self.cache_bypassed,
-            ),
-            (
-                "gravity_cache_fences_left_total",
-                "Write fences Redis did not confirm lifting in time; each expires by itself.",
-                &self.cache_fences_left,
-            ),
-            (
-                "gravity_cache_sweeps_total",
-                "Removals of every cached body under the prefix from a Redis not recorded as current (restarted, failed over, flushed).",
-                &self.cache_sweeps,
-            ),
-        ];
-        for (name, help, counter) in counters {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
-            let _ = writeln!(out, "{name} {}", counter.load(Ordering::Relaxed));
-        }
-        if let Some(CacheFigures {
-            bad_values,
-            local_entries,
-        }) = cache
-        {
+        let _ = writeln!(
+            out,
+            "# HELP gravity_cache_hits_total Cached user reads answered from Redis.\n\
+             # TYPE gravity_cache_hits_total counter\ngravity_cache_hits_total {hits}\n\
+             # HELP gravity_cache_local_hits_total Cached user reads answered from an in-process copy (CACHE_LOCAL_ENTRIES).\n\
+             # TYPE gravity_cache_local_hits_total counter\ngravity_cache_local_hits_total {local_hits}\n\
+             # HELP gravity_cache_misses_total User reads Redis did not have.\n\
+             # TYPE gravity_cache_misses_total counter\ngravity_cache_misses_total {misses}\n\
+             # HELP gravity_cache_errors_total Redis calls that failed or timed out.\n\
+             # TYPE gravity_cache_errors_total counter\ngravity_cache_errors_total {errors}\n\
+             # HELP gravity_cache_bypassed_total User reads that skipped Redis: failing, unreachable, or not yet swept of its past.\n\
+             # TYPE gravity_cache_bypassed_total counter\ngravity_cache_bypassed_total {bypassed}\n\
+             # HELP gravity_cache_fences_left_total Write fences Redis did not confirm lifting in time; each expires by itself.\n\
+             # TYPE gravity_cache_fences_left_total counter\ngravity_cache_fences_left_total {fences_left}\n\
+             # HELP gravity_cache_sweeps_total Removals of every cached body under the prefix from a Redis not recorded as current (restarted, failed over, flushed).\n\
+             # TYPE gravity_cache_sweeps_total counter\ngravity_cache_sweeps_total {sweeps}",
+            hits = load(&self.cache_hits),
+            local_hits = load(&self.cache_local_hits),
+            misses = load(&self.cache_misses),
+            errors = load(&self.cache_errors),
+            bypassed = load(&self.cache_bypassed),
+            fences_left = load(&self.cache_fences_left),
+            sweeps = load(&self.cache_sweeps),
+        );
+        if let Some(cache) = cache {
             let name = "gravity_cache_bad_values_total";
-            let _ = writeln!(
-                out,
-                "# HELP {name} Cached values that were not a body for their key, replaced as misses.\n# TYPE {name} counter"
-            );
-            for (kind, count) in bad_values {
-                let _ = writeln!(out, "{name}{{kind=\"{kind}\"}} {count}");
-            }
-            if let Some(entries) = local_entries {
+            let help = "Cached values that were not a body for their key, replaced as misses.";
+            render_labelled(&mut out, name, "counter", help, "kind", cache.bad_values);
+            if let Some(entries) = cache.local_entries {
                 let _ = writeln!(
                     out,
                     "# HELP gravity_cache_local_entries In-process copies (and reservations) held.\n\
@@ -263,11 +205,8 @@ impl Metrics {
         let _ = writeln!(
             out,
             "# HELP gravity_creates_waiting Creates waiting for a write connection (they go out together, coalesced).\n\
-             # TYPE gravity_creates_waiting gauge\ngravity_creates_waiting {waiting_creates}"
-        );
-        let _ = writeln!(
-            out,
-            "# HELP gravity_log_lines_dropped_total Request log lines dropped because stdout could not keep up.\n\
+             # TYPE gravity_creates_waiting gauge\ngravity_creates_waiting {waiting_creates}\n\
+             # HELP gravity_log_lines_dropped_total Request log lines dropped because stdout could not keep up.\n\
              # TYPE gravity_log_lines_dropped_total counter\ngravity_log_lines_dropped_total {dropped_log_lines}"
         );
         out
@@ -276,13 +215,9 @@ impl Metrics {
     /// Refusals by reason always (a service with authentication off refuses nothing); the key
     /// fetches and gauges when authentication is on.
     fn render_auth(&self, out: &mut String, auth: Option<AuthFigures>) {
-        render_labelled_counters(
-            out,
-            "gravity_auth_refusals_total",
-            "Requests refused for their credentials (400, 401, 403; 503 while no keys are held), by reason.",
-            "reason",
-            REFUSAL_REASONS.iter().zip(&self.auth_refusals),
-        );
+        let help = "Requests refused for their credentials (400, 401, 403; 503 while no keys are held), by reason.";
+        let refusals = REFUSAL_REASONS.iter().zip(self.auth_refusals.iter().map(load));
+        render_labelled(out, "gravity_auth_refusals_total", "counter", help, "reason", refusals);
         let Some(AuthFigures {
             keys,
             tokens_remembered,
@@ -290,13 +225,10 @@ impl Metrics {
         else {
             return;
         };
-        render_labelled_counters(
-            out,
-            "gravity_auth_key_fetches_total",
-            "Fetches of the issuer's key set, by outcome (a failed one keeps the keys held).",
-            "outcome",
-            ["ok", "failed"].iter().zip(&self.auth_key_fetches),
-        );
+        let name = "gravity_auth_key_fetches_total";
+        let help = "Fetches of the issuer's key set, by outcome (a failed one keeps the keys held).";
+        let fetches = ["ok", "failed"].iter().zip(self.auth_key_fetches.iter().map(load));
+        render_labelled(out, name, "counter", help, "outcome", fetches);
         let _ = writeln!(
             out,
             "# HELP gravity_auth_keys The issuer's keys held (0: none fetched yet, protected routes answer 503).\n\
@@ -311,28 +243,20 @@ impl Metrics {
             out,
             "# HELP gravity_http_connections_open Client connections open now (at most MAX_CONNECTIONS).\n\
              # TYPE gravity_http_connections_open gauge\ngravity_http_connections_open {}",
-            self.connections_open.load(Ordering::Relaxed)
+            load(&self.connections_open)
         );
-        let _ = writeln!(
-            out,
-            "# HELP gravity_http_connections_closed_total Client connections the service closed, by reason.\n\
-             # TYPE gravity_http_connections_closed_total counter"
-        );
-        for (reason, counter) in [
-            ("write_timeout", &self.connections_write_timed_out),
-            ("evicted", &self.connections_evicted),
-        ] {
-            let _ = writeln!(
-                out,
-                "gravity_http_connections_closed_total{{reason=\"{reason}\"}} {}",
-                counter.load(Ordering::Relaxed)
-            );
-        }
+        let name = "gravity_http_connections_closed_total";
+        let help = "Client connections the service closed, by reason.";
+        let closed = [
+            ("write_timeout", load(&self.connections_write_timed_out)),
+            ("evicted", load(&self.connections_evicted)),
+        ];
+        render_labelled(out, name, "counter", help, "reason", closed);
         let _ = writeln!(
             out,
             "# HELP gravity_http_accept_errors_total Failed accept calls (out of descriptors or memory, or a client gone).\n\
              # TYPE gravity_http_accept_errors_total counter\ngravity_http_accept_errors_total {}",
-            self.accept_errors.load(Ordering::Relaxed)
+            load(&self.accept_errors)
         );
     }
 
@@ -345,7 +269,7 @@ impl Metrics {
         for (route, template) in TEMPLATES.iter().enumerate() {
             for (method_slot, method) in METHODS.iter().enumerate() {
                 for status_slot in 0..STATUS_SLOTS {
-                    let count = self.requests[route][method_slot][status_slot].load(Ordering::Relaxed);
+                    let count = load(&self.requests[route][method_slot][status_slot]);
                     if count == 0 {
                         continue;
                     }
@@ -366,11 +290,7 @@ impl Metrics {
             "# HELP {name} Time from request head to response, by route template.\n# TYPE {name} histogram"
         );
         for (histogram, template) in self.durations.iter().zip(TEMPLATES) {
-            let counts: Vec<u64> = histogram
-                .buckets
-                .iter()
-                .map(|bucket| bucket.load(Ordering::Relaxed))
-                .collect();
+            let counts: Vec<u64> = histogram.buckets.iter().map(load).collect();
             let total: u64 = counts.iter().sum();
             if total == 0 {
                 continue;
@@ -380,25 +300,32 @@ impl Metrics {
                 cumulative += count;
                 let _ = writeln!(out, "{name}_bucket{{route=\"{template}\",le=\"{bound}\"}} {cumulative}");
             }
-            let _ = writeln!(out, "{name}_bucket{{route=\"{template}\",le=\"+Inf\"}} {total}");
-            let sum = histogram.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
-            let _ = writeln!(out, "{name}_sum{{route=\"{template}\"}} {sum}");
-            let _ = writeln!(out, "{name}_count{{route=\"{template}\"}} {total}");
+            let sum = load(&histogram.sum_micros) as f64 / 1e6;
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{route=\"{template}\",le=\"+Inf\"}} {total}\n{name}_sum{{route=\"{template}\"}} {sum}\n\
+                 {name}_count{{route=\"{template}\"}} {total}"
+            );
         }
     }
 }
 
-/// A counter family with one label: its help, its type, and one series per value.
-fn render_labelled_counters<'a>(
+fn load(counter: &AtomicU64) -> u64 {
+    counter.load(Ordering::Relaxed)
+}
+
+/// A family with one label: its help, its type, and one series per value of the label.
+fn render_labelled(
     out: &mut String,
     name: &str,
+    kind: &str,
     help: &str,
     label: &str,
-    series: impl Iterator<Item = (&'a &'a str, &'a AtomicU64)>,
+    series: impl IntoIterator<Item = (impl Display, impl Display)>,
 ) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
-    for (value, counter) in series {
-        let _ = writeln!(out, "{name}{{{label}=\"{value}\"}} {}", counter.load(Ordering::Relaxed));
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    for (value, figure) in series {
+        let _ = writeln!(out, "{name}{{{label}=\"{value}\"}} {figure}");
     }
 }
 
@@ -420,26 +347,12 @@ fn render_pools(out: &mut String, (reads, writes): (PoolStats, PoolStats)) {
             );
         }
     }
-    let _ = writeln!(
-        out,
-        "# HELP gravity_db_pool_size Postgres connections configured, by pool (DB_POOL_SIZE in all).\n\
-         # TYPE gravity_db_pool_size gauge"
-    );
-    for (name, pool) in pools {
-        let _ = writeln!(out, "gravity_db_pool_size{{pool=\"{name}\"}} {}", pool.size);
-    }
-    let _ = writeln!(
-        out,
-        "# HELP gravity_db_queries_in_flight Queries sent to Postgres and not yet answered (reads), or writes holding a connection.\n\
-         # TYPE gravity_db_queries_in_flight gauge"
-    );
-    for (name, pool) in pools {
-        let _ = writeln!(
-            out,
-            "gravity_db_queries_in_flight{{pool=\"{name}\"}} {}",
-            pool.queries_in_flight
-        );
-    }
+    let help = "Postgres connections configured, by pool (DB_POOL_SIZE in all).";
+    let sizes = pools.map(|(name, pool)| (name, pool.size));
+    render_labelled(out, "gravity_db_pool_size", "gauge", help, "pool", sizes);
+    let help = "Queries sent to Postgres and not yet answered (reads), or writes holding a connection.";
+    let in_flight = pools.map(|(name, pool)| (name, pool.queries_in_flight));
+    render_labelled(out, "gravity_db_queries_in_flight", "gauge", help, "pool", in_flight);
     let _ = writeln!(
         out,
         "# HELP gravity_db_write_extra_connections Write connections open beside the pool's own: opened while every write connection is stuck (a row lock, a slow statement), closed when their write ends.\n\
@@ -450,14 +363,8 @@ fn render_pools(out: &mut String, (reads, writes): (PoolStats, PoolStats)) {
 }
 
 fn method_slot(method: &Method) -> usize {
-    match *method {
-        Method::GET => 0,
-        Method::HEAD => 1,
-        Method::POST => 2,
-        Method::PATCH => 3,
-        Method::DELETE => 4,
-        _ => OTHER_METHOD,
-    }
+    let listed = METHODS[..OTHER_METHOD].iter().position(|name| *name == method.as_str());
+    listed.unwrap_or(OTHER_METHOD)
 }
 
 #[cfg(test)]

@@ -1,10 +1,9 @@
 //! The standard `process_*` metrics, read from `/proc` at scrape time.
 //!
-//! Names, types and units are those of the Prometheus client libraries, so dashboards and alerts
-//! written for any other service work here unchanged. `process_open_fds` against
-//! `process_max_fds` matters most: the service sizes its connection cap from the descriptor limit.
-//! Where `/proc` is not mounted (an empty chroot), the figures it cannot read are left out rather
-//! than reported as zero.
+//! Names, types and units are the Prometheus client libraries', so dashboards and alerts for any
+//! other service work unchanged; `process_open_fds` against `process_max_fds` matters most, as the
+//! connection cap comes from the descriptor limit. Without `/proc` (an empty chroot) the figures
+//! it cannot read are left out rather than reported as zero.
 
 use std::fmt::Write as _;
 
@@ -26,13 +25,11 @@ pub(crate) struct ProcessStats {
 impl ProcessStats {
     /// Reads this process's figures from `/proc/self`.
     pub(crate) fn read() -> ProcessStats {
-        let stat = std::fs::read_to_string("/proc/self/stat").ok();
-        let status = std::fs::read_to_string("/proc/self/status").ok();
-        let limits = std::fs::read_to_string("/proc/self/limits").ok();
-        let boot_time = std::fs::read_to_string("/proc/stat")
-            .ok()
-            .and_then(|text| boot_time_seconds(&text));
-        let times = stat.as_deref().and_then(cpu_and_start_ticks);
+        let read = |path| std::fs::read_to_string(path).ok();
+        let times = read("/proc/self/stat").as_deref().and_then(cpu_and_start_ticks);
+        let status = read("/proc/self/status");
+        let limits = read("/proc/self/limits");
+        let boot_time = read("/proc/stat").as_deref().and_then(boot_time_seconds);
         ProcessStats {
             cpu_seconds: times.map(|(cpu, _)| cpu as f64 / TICKS_PER_SECOND),
             open_fds: std::fs::read_dir("/proc/self/fd")

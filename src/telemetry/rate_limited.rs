@@ -5,6 +5,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::telemetry::json_writer::FieldValue;
 use crate::telemetry::log::{Fields, Logger};
 
 /// One kind of warning, logged at most once per `every`; shared by every task that may raise it.
@@ -48,14 +49,12 @@ impl RateLimitedWarning {
             return;
         }
         let held_back = self.held_back.swap(0, Ordering::Relaxed);
-        let mut all = fields.to_vec();
-        all.extend([
-            (
-                "error.message",
-                &error as &dyn crate::telemetry::json_writer::FieldValue,
-            ),
-            ("similar_errors_not_logged", &held_back),
-        ]);
+        let error: &dyn FieldValue = &error;
+        let all = [
+            fields,
+            &[("error.message", error), ("similar_errors_not_logged", &held_back)],
+        ]
+        .concat();
         self.logger.warn(self.message, &all);
     }
 }

@@ -1,8 +1,7 @@
-//! Gauges of the tokio runtime the service runs on, read at scrape time from tokio's stable
-//! runtime metrics (no `tokio_unstable` build flag): how many workers, how many tasks are alive
-//! (roughly one per open connection plus the background keepers), how deep the global queue is,
-//! and how busy each worker has been. A queue that stays deep, or workers busy nearly all the
-//! time, means the process is saturated: more replicas or cores, not more connections.
+//! Gauges of the tokio runtime, read at scrape time from its stable metrics (no `tokio_unstable`):
+//! workers, alive tasks (about one per open connection, plus the background keepers), the global
+//! queue's depth, and each worker's busy time. A queue that stays deep, or workers busy nearly all
+//! the time, mean the process is saturated: more replicas or cores, not more connections.
 
 use std::fmt::Write as _;
 
@@ -14,30 +13,19 @@ pub(crate) fn render(out: &mut String) {
         return;
     };
     let metrics = handle.metrics();
-    let gauges = [
-        (
-            "gravity_runtime_workers",
-            "Worker threads of the tokio runtime.",
-            metrics.num_workers(),
-        ),
-        (
-            "gravity_runtime_alive_tasks",
-            "Tasks alive in the tokio runtime (connections, requests in flight, background work).",
-            metrics.num_alive_tasks(),
-        ),
-        (
-            "gravity_runtime_global_queue_depth",
-            "Tasks waiting in the runtime's global queue for a worker.",
-            metrics.global_queue_depth(),
-        ),
-    ];
-    for (name, help, value) in gauges {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
-    }
     let name = "gravity_runtime_worker_busy_seconds_total";
     let _ = writeln!(
         out,
-        "# HELP {name} Time each runtime worker spent running tasks rather than parked.\n# TYPE {name} counter"
+        "# HELP gravity_runtime_workers Worker threads of the tokio runtime.\n\
+         # TYPE gravity_runtime_workers gauge\ngravity_runtime_workers {workers}\n\
+         # HELP gravity_runtime_alive_tasks Tasks alive in the tokio runtime (connections, requests in flight, background work).\n\
+         # TYPE gravity_runtime_alive_tasks gauge\ngravity_runtime_alive_tasks {tasks}\n\
+         # HELP gravity_runtime_global_queue_depth Tasks waiting in the runtime's global queue for a worker.\n\
+         # TYPE gravity_runtime_global_queue_depth gauge\ngravity_runtime_global_queue_depth {queued}\n\
+         # HELP {name} Time each runtime worker spent running tasks rather than parked.\n# TYPE {name} counter",
+        workers = metrics.num_workers(),
+        tasks = metrics.num_alive_tasks(),
+        queued = metrics.global_queue_depth(),
     );
     for worker in 0..metrics.num_workers() {
         let busy = metrics.worker_total_busy_duration(worker).as_secs_f64();

@@ -7,7 +7,7 @@
 
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Condvar, Mutex, OnceLock};
+use std::sync::{Condvar, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 /// How much unwritten request log may pile up before lines are dropped.
@@ -45,7 +45,7 @@ pub(crate) fn sink() -> &'static StdoutSink {
 impl StdoutSink {
     /// Queues one whole line (its newline included).
     pub(crate) fn append(&self, line: &[u8]) {
-        let mut pending = self.pending.lock().unwrap_or_else(|poison| poison.into_inner());
+        let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
         if pending.len() + line.len() > MAX_PENDING_BYTES {
             self.dropped.fetch_add(1, Ordering::Relaxed);
             return;
@@ -58,37 +58,30 @@ impl StdoutSink {
         }
     }
 
-    /// Lines dropped because stdout could not keep up.
     pub(crate) fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
     }
 
-    /// Writes out what is pending now (at shutdown).
     pub(crate) fn flush(&self) {
-        let mut outgoing = Vec::new();
-        self.swap_and_write(&mut outgoing);
+        self.swap_and_write(&mut Vec::new());
     }
 
     fn write_forever(&self) {
         let mut outgoing = Vec::with_capacity(64 << 10);
         loop {
-            {
-                let mut pending = self.pending.lock().unwrap_or_else(|poison| poison.into_inner());
-                while pending.is_empty() {
-                    pending = self.wake.wait(pending).unwrap_or_else(|poison| poison.into_inner());
-                }
-            }
+            let pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+            // Poisoned or not, the guard is released at once: only being woken matters here.
+            drop(self.wake.wait_while(pending, |pending| pending.is_empty()));
             std::thread::sleep(BATCH_WINDOW);
             self.swap_and_write(&mut outgoing);
         }
     }
 
     fn swap_and_write(&self, outgoing: &mut Vec<u8>) {
-        let _writing = self.writing.lock().unwrap_or_else(|poison| poison.into_inner());
-        {
-            let mut pending = self.pending.lock().unwrap_or_else(|poison| poison.into_inner());
-            std::mem::swap(&mut *pending, outgoing);
-        }
+        let _writing = self.writing.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        std::mem::swap(&mut *pending, outgoing);
+        drop(pending);
         if outgoing.is_empty() {
             return;
         }
