@@ -1,6 +1,7 @@
 //! How the cache copes with a sick Redis: a breaker that stops reads from waiting on it. Only
-//! failures of Redis itself open it (no answer in time, a lost connection); a bad value at one key,
-//! or Redis refusing a command, never does.
+//! failures of Redis itself open it (no answer in time, a lost connection, a Redis that is no
+//! primary any more: `link::is_transport_failure`); a bad value at one key, or Redis refusing one
+//! command (`OOM`, `NOREPLICAS`), never does.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};

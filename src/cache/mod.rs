@@ -58,7 +58,7 @@ if held == 'lease:' .. ARGV[1] then
 end
 return 0";
 
-/// Sets the reader's lease (ARGV[1], for ARGV[2] ms) unless a live body, lease or fence is at the
+/// Sets the reader's lease (`lease:` and its token ARGV[1], for ARGV[2] ms) unless a live body, lease or fence is at the
 /// key (a non-empty string with a time to live, as every value this service stores has). So it
 /// replaces a value of another type, an empty string, a value planted without a time to live, and
 /// one the reader found bad (ARGV[3] = 1) unless that is a lease or fence by now. `STRLEN` and a

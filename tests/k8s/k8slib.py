@@ -29,9 +29,17 @@ SSL_MODES = {"disable", "require", "verify-full"}
 
 # Every environment variable the service reads: the names of the one table of settings in the
 # code (src/config/table.rs), read from there so that no list of them is kept here.
+# A row there is `required("DB_HOST").means(…)`, `number("DB_POOL_SIZE", …)` and the like.
 SERVICE_SETTINGS = set(
-    re.findall(r'^\s*setting\(\s*"([A-Z_]+)"', (ROOT / "src" / "config" / "table.rs").read_text(), re.M)
+    re.findall(
+        r'^\s*(?:required|number|port|one_of|text)\(\s*"([A-Z_]+)"',
+        (ROOT / "src" / "config" / "table.rs").read_text(),
+        re.M,
+    )
 )
+# Found none: the table's syntax changed and this reader must follow it, or every check below
+# would compare against nothing.
+assert {"API_PORT", "DB_HOST", "REDIS_HOST"} <= SERVICE_SETTINGS, "src/config/table.rs: no settings found"
 
 
 # --------------------------------------------------------------------------- rendering
