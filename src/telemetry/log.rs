@@ -199,8 +199,18 @@ fn write_head(line: &mut Vec<u8>, level: LogLevel) {
     line.extend_from_slice(b"{\"timestamp\":\"");
     crate::timestamp::write_now(line);
     line.extend_from_slice(b"\",\"level\":\"");
-    line.extend_from_slice(["debug", "info", "warn", "error"][level as usize].as_bytes());
+    line.extend_from_slice(level_name(level).as_bytes());
     line.push(b'"');
+}
+
+/// A match, not an index by discriminant: reordering `LogLevel` cannot misname a level.
+fn level_name(level: LogLevel) -> &'static str {
+    match level {
+        LogLevel::Debug => "debug",
+        LogLevel::Info => "info",
+        LogLevel::Warn => "warn",
+        LogLevel::Error => "error",
+    }
 }
 
 #[cfg(test)]

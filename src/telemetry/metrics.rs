@@ -125,7 +125,8 @@ impl Metrics {
         let counter = &self.requests[route.index()][method_slot][status_slot.unwrap_or(STATUSES.len())];
         counter.fetch_add(1, Ordering::Relaxed);
         let histogram = &self.durations[route.index()];
-        let bucket = BUCKETS.iter().position(|&bound| duration.as_secs_f64() <= bound);
+        let seconds = duration.as_secs_f64();
+        let bucket = BUCKETS.iter().position(|&bound| seconds <= bound);
         histogram.buckets[bucket.unwrap_or(BUCKETS.len())].fetch_add(1, Ordering::Relaxed);
         histogram
             .sum_micros
@@ -362,9 +363,16 @@ fn render_pools(out: &mut String, (reads, writes): (PoolStats, PoolStats)) {
     );
 }
 
+/// The method's slot in `METHODS`: one comparison of the method's tag per request, no string.
 fn method_slot(method: &Method) -> usize {
-    let listed = METHODS[..OTHER_METHOD].iter().position(|name| *name == method.as_str());
-    listed.unwrap_or(OTHER_METHOD)
+    match *method {
+        Method::GET => 0,
+        Method::HEAD => 1,
+        Method::POST => 2,
+        Method::PATCH => 3,
+        Method::DELETE => 4,
+        _ => OTHER_METHOD,
+    }
 }
 
 #[cfg(test)]
