@@ -54,17 +54,22 @@ pub enum StartupError {
 /// `gravity-bff check` makes alone (so a deployment can refuse a bad `.env` before it stops
 /// anything that runs).
 pub fn check(config: &Config) -> Result<(), ConfigError> {
-    Connector::new(&config.database, "gravity-bff")?;
+    checked_connector(config).map(drop)
+}
+
+/// The checks, keeping what they built: the Postgres connector (its `DB_SSL_ROOT_CERT` read once).
+fn checked_connector(config: &Config) -> Result<Connector, ConfigError> {
+    let connector = Connector::new(&config.database, "gravity-bff")?;
     config.authentication.require_a_choice()?;
-    Ok(())
+    Ok(connector)
 }
 
 impl App {
     pub async fn build(config: Config) -> Result<App, StartupError> {
-        check(&config).map_err(StartupError::Config)?;
+        let connector = checked_connector(&config).map_err(StartupError::Config)?;
         let logger = Logger::new(config.log_level);
         let metrics = Arc::new(Metrics::default());
-        let db = Database::start(&config.database, logger.clone()).map_err(StartupError::Config)?;
+        let db = Database::start(connector, &config.database, logger.clone());
         let cache = (config.cache.redis.as_ref())
             .map(|redis| Cache::connect(redis, &config.cache, metrics.clone(), logger.clone()))
             .transpose()

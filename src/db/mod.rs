@@ -53,7 +53,7 @@ use std::time::Duration;
 use tokio::sync::{Notify, watch};
 use tokio_postgres::{Client, Statement};
 
-use crate::config::{ConfigError, DatabaseSettings};
+use crate::config::DatabaseSettings;
 use crate::error::Error;
 use crate::telemetry::log::Logger;
 use crate::telemetry::metrics::PoolStats;
@@ -92,8 +92,7 @@ const PING: &str = "SELECT 1";
 impl Database {
     /// Starts the keepers; connections come up in the background. Half the pool, rounded down,
     /// is for writes (at least one), the rest for reads.
-    pub(crate) fn start(settings: &DatabaseSettings, logger: Logger) -> Result<Database, ConfigError> {
-        let connector = Connector::new(settings, "gravity-bff")?;
+    pub(crate) fn start(connector: Connector, settings: &DatabaseSettings, logger: Logger) -> Database {
         let (stop, stopped) = watch::channel(());
         let write_count = (settings.pool_size / 2).max(1);
         let read_count = settings.pool_size.saturating_sub(write_count).max(1);
@@ -125,13 +124,13 @@ impl Database {
             connector.clone(),
             settings.extra_write_connections,
         ));
-        Ok(Database {
+        Database {
             inner: Arc::new(Inner {
                 reads,
                 writes,
                 _stop: stop,
             }),
-        })
+        }
     }
 
     /// Waits until at least one read connection is up, or the timeout passes; `true` if one is.
