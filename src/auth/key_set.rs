@@ -17,8 +17,8 @@ use crate::config::BearerSettings;
 pub(super) const CLOCK_LEEWAY_SECONDS: u64 = 30;
 /// The most keys a set may hold: issuers publish two or three (the current, the next, the last).
 const MAX_KEYS: usize = 32;
-/// The shortest RSA modulus taken, in bytes (2048 bits, as RFC 7518 §3.3 requires).
-const MIN_RSA_MODULUS_BYTES: usize = 256;
+/// The shortest RSA modulus taken, in bits (RFC 7518 §3.3; ring verifies none shorter).
+const MIN_RSA_MODULUS_BITS: usize = 2048;
 
 /// The usable keys of one fetch of the key set.
 pub(super) struct KeySet {
@@ -113,8 +113,9 @@ impl VerificationKey {
         let decoding = DecodingKey::from_jwk(jwk).ok()?;
         let material = match (decoding.kind(), algorithm) {
             (DecodingKeyKind::RsaModulusExponent { n, e }, Algorithm::RS256) => {
-                let significant = n.iter().skip_while(|&&byte| byte == 0).count();
-                (significant >= MIN_RSA_MODULUS_BYTES).then(|| [n.as_slice(), e.as_slice()].concat())?
+                let significant = &n[n.iter().take_while(|&&byte| byte == 0).count()..];
+                let bits = significant.len() * 8 - significant.first().map_or(0, |top| top.leading_zeros() as usize);
+                (bits >= MIN_RSA_MODULUS_BITS).then(|| [n.as_slice(), e.as_slice()].concat())?
             }
             (DecodingKeyKind::SecretOrDer(point), Algorithm::ES256) if point.len() == 65 => point.clone(),
             (DecodingKeyKind::SecretOrDer(key), Algorithm::EdDSA) if key.len() == 32 => key.clone(),
@@ -218,6 +219,8 @@ pub(super) mod tests {
     #[test]
     fn keys_that_cannot_serve_are_left_out_and_the_rest_kept() {
         let short_rsa = r#"{"kty":"RSA","kid":"short","n":"AQAB","e":"AQAB"}"#.to_owned();
+        // 256 bytes, but the first is 0x7C: 2047 bits, which ring would refuse to verify with.
+        let one_bit_short = format!(r#"{{"kty":"RSA","kid":"2047","n":"f{}","e":"AQAB"}}"#, "A".repeat(341));
         let hmac = r#"{"kty":"oct","kid":"secret","k":"c2VjcmV0"}"#.to_owned();
         let set = parse(&[
             rsa("enc", r#","use":"enc""#),
@@ -226,6 +229,7 @@ pub(super) mod tests {
             ec("p384", "P-384", ""),
             okp("x25519", "X25519"),
             short_rsa,
+            one_bit_short,
             hmac,
             r#"{"kty":"RSA"}"#.to_owned(),
             "42".to_owned(),

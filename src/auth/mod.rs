@@ -130,8 +130,9 @@ impl Bearer {
         let principal = match self.tokens.get(&digest, now) {
             Some(principal) => principal,
             None => {
+                let era = self.tokens.era();
                 let principal = Arc::new(self.verify(b64token(token)?).await?);
-                self.tokens.remember(digest, principal.clone(), now);
+                self.tokens.remember(digest, principal.clone(), now, era);
                 principal
             }
         };

@@ -7,10 +7,13 @@
 //! map is split in shards, each behind a read-write lock: a lookup only reads, so the requests
 //! of one busy token never wait on each other; an insert writes. It is bounded: a full shard
 //! first drops what has expired, then an arbitrary entry (that token is simply verified again).
-//! When the issuer withdraws a key, everything is forgotten.
+//! When the issuer withdraws a key, everything is forgotten, and a verification that was already
+//! under way with the old keys is not remembered: each forgetting starts a new `Era`, and a token
+//! is remembered only in the era its verification began in.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use ring::digest::{SHA256, digest};
@@ -30,7 +33,13 @@ pub(super) struct TokenDigest([u8; 32]);
 
 pub(super) struct RememberedTokens {
     shards: [RwLock<Shard>; SHARDS],
+    /// How many times everything was forgotten.
+    forgettings: AtomicU64,
 }
+
+/// When a verification began, as `RememberedTokens::era` tells: read before the keys it uses.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) struct Era(u64);
 
 type Shard = HashMap<TokenDigest, Arc<Principal>, BuildHasherDefault<DigestHasher>>;
 
@@ -79,6 +88,7 @@ impl Default for RememberedTokens {
     fn default() -> RememberedTokens {
         RememberedTokens {
             shards: std::array::from_fn(|_| RwLock::new(Shard::with_capacity_and_hasher(0, Default::default()))),
+            forgettings: AtomicU64::new(0),
         }
     }
 }
@@ -93,12 +103,22 @@ impl RememberedTokens {
             .cloned()
     }
 
-    /// Remembers a verified token until its `exp`.
-    pub(super) fn remember(&self, token: TokenDigest, principal: Arc<Principal>, now: u64) {
+    /// The era a verification begins in; read it before taking the keys to verify with.
+    pub(super) fn era(&self) -> Era {
+        Era(self.forgettings.load(Ordering::Acquire))
+    }
+
+    /// Remembers a verified token until its `exp`, unless everything was forgotten since its
+    /// verification began (`verified_in`): the key it was verified with may be withdrawn.
+    pub(super) fn remember(&self, token: TokenDigest, principal: Arc<Principal>, now: u64, verified_in: Era) {
         if principal.expires_at <= now {
             return;
         }
         let mut shard = self.write(&token);
+        // Under the shard's lock: a `forget_all` that began after this check clears this entry.
+        if self.era() != verified_in {
+            return;
+        }
         if shard.len() >= SHARD_CAPACITY && !shard.contains_key(&token) {
             shard.retain(|_, remembered| remembered.expires_at > now);
             if shard.len() >= SHARD_CAPACITY
@@ -110,7 +130,9 @@ impl RememberedTokens {
         shard.insert(token, principal);
     }
 
+    /// Forgets every token, and refuses those whose verification began before (see `remember`).
     pub(super) fn forget_all(&self) {
+        self.forgettings.fetch_add(1, Ordering::AcqRel);
         for shard in &self.shards {
             shard.write().unwrap_or_else(|poison| poison.into_inner()).clear();
         }
@@ -154,12 +176,12 @@ mod tests {
     fn a_token_is_remembered_by_its_digest_until_it_expires() {
         let tokens = RememberedTokens::default();
         let token = TokenDigest::of(b"header.claims.signature");
-        tokens.remember(token, principal("alice", 1_000), 500);
+        tokens.remember(token, principal("alice", 1_000), 500, tokens.era());
         assert_eq!(&*tokens.get(&token, 999).unwrap().subject, "alice");
         assert!(tokens.get(&TokenDigest::of(b"header.claims.signaturf"), 999).is_none());
         assert!(tokens.get(&token, 1_000).is_none(), "expired at exp");
         let other = TokenDigest::of(b"another.token.entirely");
-        tokens.remember(other, principal("bob", 1_000), 1_000);
+        tokens.remember(other, principal("bob", 1_000), 1_000, tokens.era());
         assert!(tokens.get(&other, 999).is_none(), "an expired token is not remembered");
     }
 
@@ -171,16 +193,36 @@ mod tests {
                 TokenDigest::of(number.to_string().as_bytes()),
                 principal("u", 2_000),
                 1_000,
+                tokens.era(),
             );
         }
         assert!(tokens.len() <= CAPACITY, "{}", tokens.len());
         let newest = TokenDigest::of(b"newest");
-        tokens.remember(newest, principal("newest", 2_000), 1_000);
+        tokens.remember(newest, principal("newest", 2_000), 1_000, tokens.era());
         assert!(
             tokens.get(&newest, 1_000).is_some(),
             "the newest token always finds room"
         );
         tokens.forget_all();
         assert_eq!(tokens.len(), 0);
+    }
+
+    #[test]
+    fn a_token_verified_while_a_key_was_withdrawn_is_not_remembered() {
+        let tokens = RememberedTokens::default();
+        let token = TokenDigest::of(b"signed.with.the.withdrawn.key");
+        let verification_began = tokens.era();
+        // The issuer's new key set, without the key, arrives while the token is being verified.
+        tokens.forget_all();
+        tokens.remember(token, principal("mallory", 2_000), 1_000, verification_began);
+        assert!(
+            tokens.get(&token, 1_000).is_none(),
+            "it is verified again, against the new keys"
+        );
+        tokens.remember(token, principal("mallory", 2_000), 1_000, tokens.era());
+        assert!(
+            tokens.get(&token, 1_000).is_some(),
+            "a verification begun after is remembered"
+        );
     }
 }

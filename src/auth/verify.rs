@@ -38,14 +38,19 @@ struct Header {
     alg: String,
     #[serde(default)]
     kid: Option<String>,
-    #[serde(default)]
-    crit: Option<IgnoredAny>,
+    /// Present at all, even as `null`.
+    #[serde(default, deserialize_with = "present")]
+    crit: bool,
 }
 
 #[derive(Deserialize)]
 struct Claims {
     sub: String,
     exp: u64,
+    /// Read only to refuse an array: jsonwebtoken accepts one in which any element matches, and
+    /// `iss` must be `AUTH_ISSUER` exactly.
+    #[serde(rename = "iss")]
+    _issuer: String,
     #[serde(default)]
     scope: Option<ScopeClaim>,
     #[serde(default)]
@@ -85,10 +90,14 @@ fn read_header(token: &str) -> Result<Header, TokenProblem> {
     let json = URL_SAFE_NO_PAD.decode(encoded).map_err(|_| TokenProblem::Malformed)?;
     let header: Header = serde_json::from_slice(&json).map_err(|_| TokenProblem::Malformed)?;
     // No extension is understood, so none may be critical (RFC 7515 §4.1.11).
-    if header.crit.is_some() {
+    if header.crit {
         return Err(TokenProblem::Malformed);
     }
     Ok(header)
+}
+
+fn present<'de, D: serde::Deserializer<'de>>(value: D) -> Result<bool, D::Error> {
+    IgnoredAny::deserialize(value).map(|_| true)
 }
 
 fn jose_name(algorithm: jsonwebtoken::Algorithm) -> &'static str {

@@ -172,6 +172,16 @@ async fn each_bad_token_is_refused_with_invalid_token_and_writes_nothing() {
             ec.token(&json!({"iss": good["iss"], "aud": good["aud"], "exp": good["exp"]})),
             "bad_claims",
         ),
+        (
+            "with an array of issuers, ours among them",
+            ec.token(&with(&good, "iss", json!([good["iss"], "https://evil.test"]))),
+            "bad_claims",
+        ),
+        (
+            "with crit, even as null",
+            ec.token_with_header(&json!({"alg": "ES256", "kid": "ec", "crit": null}), &good),
+            "malformed",
+        ),
         ("not a JWT", "abc.def".to_owned(), "malformed"),
         ("16,000 bytes, within the head limit", "a".repeat(16_000), "oversized"),
     ];
