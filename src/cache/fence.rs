@@ -5,8 +5,8 @@
 //!   is taken over it, so no replica hits the old body or fills one read before the commit; readers
 //!   that find one read Postgres. **If Redis does not take it, the write is refused**: only Redis
 //!   could warn the other replicas.
-//! - **It outlives any commit it stands for** (the writer picks its lifetime from the database's
-//!   timeouts), covering a write whose outcome is unknown, whose lift went unanswered or whose
+//! - **It outlives any commit it stands for** that Postgres answers or cancels within its timeouts
+//!   (the writer picks its lifetime from them), covering a write whose outcome is unknown, whose lift went unanswered or whose
 //!   process died. Writers of one user on different replicas share it (`fence:` and a token per
 //!   write) until the last lifts its part.
 //! - **Every replica's in-process copies have heard of it before the write answers.** The script
@@ -140,6 +140,12 @@ impl Cache {
             tokio::time::sleep_until(heard_at).await;
         }
         lifted
+    }
+
+    /// Returns once every replica's in-process copies have heard of any fence Redis took before
+    /// this call: for an answer that reports an earlier request's write (a replay).
+    pub(crate) async fn wait_for_copies_to_hear(&self) {
+        tokio::time::sleep(VOUCHED_FOR).await;
     }
 
     async fn lift(&self, fence: &Fence, tries: LiftTries) -> bool {

@@ -39,8 +39,9 @@ pub(crate) struct LocalCopies {
     capacity_per_shard: usize,
     /// Whether copies may be stored: the tracking connection is up.
     tracking_healthy: AtomicBool,
-    /// When (µs after `clock`) the latest answered PING on the tracking connection was sent.
-    vouched_at: AtomicU64,
+    /// Until when (µs after `clock`) the latest answered round trip on the tracking connection
+    /// vouches for the copies: `VOUCHED_FOR` after it was sent; 0 until tracking's first.
+    vouched_until: AtomicU64,
     clock: Instant,
     /// Tokens for placeholders, unique for the process's life.
     next_token: AtomicU64,
@@ -76,7 +77,7 @@ impl LocalCopies {
             shards: std::array::from_fn(|_| Mutex::new(Shard::default())),
             capacity_per_shard: capacity.div_ceil(SHARDS).max(1),
             tracking_healthy: AtomicBool::new(false),
-            vouched_at: AtomicU64::new(0),
+            vouched_until: AtomicU64::new(0),
             clock: Instant::now(),
             next_token: AtomicU64::new(1),
             epoch: AtomicU64::new(0),
@@ -85,16 +86,15 @@ impl LocalCopies {
 
     /// Whether copies may be served and stored now: tracking is up and vouched for them lately.
     pub(crate) fn usable(&self) -> bool {
-        let vouched_for = self
-            .micros(Instant::now())
-            .saturating_sub(self.vouched_at.load(Ordering::Acquire));
-        self.tracking_healthy.load(Ordering::Acquire) && vouched_for < VOUCHED_FOR.as_micros() as u64
+        self.tracking_healthy.load(Ordering::Acquire)
+            && self.micros(Instant::now()) < self.vouched_until.load(Ordering::Acquire)
     }
 
     /// A PING sent at `sent` came back on the tracking connection: every invalidation Redis made
     /// before it has been applied.
     pub(crate) fn vouch(&self, sent: Instant) {
-        self.vouched_at.fetch_max(self.micros(sent), Ordering::AcqRel);
+        self.vouched_until
+            .fetch_max(self.micros(sent + VOUCHED_FOR), Ordering::AcqRel);
     }
 
     /// `at` in µs after `clock`.
@@ -168,9 +168,11 @@ impl LocalCopies {
         }
     }
 
-    /// Tracking is (again) known to deliver every invalidation: copies may be used.
+    /// Tracking is (again) known to deliver every invalidation: copies may be used once its
+    /// first round trip is answered (a round trip of an earlier connection vouches for nothing).
     pub(crate) fn resume(&self) {
         self.epoch.fetch_add(1, Ordering::AcqRel);
+        self.vouched_until.store(0, Ordering::Release);
         self.tracking_healthy.store(true, Ordering::Release);
     }
 
@@ -246,12 +248,27 @@ mod tests {
         let reservation = copies.reserve(id).unwrap();
         copies.store(id, reservation, Bytes::from_static(b"body"), LIFETIME);
         assert!(copies.get(id).is_some());
-        copies.vouched_at.store(0, Ordering::Relaxed);
         std::thread::sleep(VOUCHED_FOR);
         assert_eq!(copies.get(id), None, "no PING answered lately: no copy is served");
         assert_eq!(copies.reserve(id), None, "nor reserved");
         copies.vouch(Instant::now());
         assert!(copies.get(id).is_some(), "a fresh answer vouches again");
+    }
+
+    #[test]
+    fn tracking_set_up_again_serves_no_copy_before_its_own_first_answer() {
+        let copies = LocalCopies::new(100);
+        copies.resume();
+        assert_eq!(
+            copies.reserve(Uuid::from_u128(1)),
+            None,
+            "a fresh process: nothing vouched yet"
+        );
+        copies.vouch(Instant::now());
+        assert!(copies.usable());
+        copies.flush();
+        copies.resume();
+        assert!(!copies.usable(), "the lost connection's answers vouch for nothing now");
     }
 
     #[test]

@@ -32,6 +32,10 @@ use crate::telemetry::log::RequestRecord;
 
 /// The contract's deadline: a request that takes longer gets 503.
 pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// How much later than the deadline the request-wide timeout fires. Tokio's timer fires its
+/// entries in deadline order but wakes tasks in batches, so a timeout at the very instant of a
+/// write's own could wake the request first and answer a plain 503 for a write already sent.
+const BACKSTOP_SLACK: Duration = Duration::from_millis(20);
 
 /// What a request asks for, once its route and method are known.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,9 +78,10 @@ pub(crate) async fn handle(state: Arc<AppState>, request: Request<Incoming>, arr
         match preflight {
             Some(preflight) => (route, Ok(preflight)),
             None => {
-                // A write answers at the deadline itself, saying whether it was sent; this is for the rest.
+                // A write answers at the deadline itself, saying whether it was sent; this is for the
+                // rest, and a moment later, so that it never fires before the write's own timer.
                 let served = serve(&state, route, &parts, (body, arrival), deadline, &mut caller);
-                match tokio::time::timeout_at(deadline, served).await {
+                match tokio::time::timeout_at(deadline + BACKSTOP_SLACK, served).await {
                     Ok(outcome) => (route, outcome),
                     Err(_) => (route, Err(Error::Timeout)),
                 }

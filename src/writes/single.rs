@@ -213,7 +213,8 @@ const FENCE_BEYOND_DEADLINE: Duration = TCP_USER_TIMEOUT
     .saturating_add(Duration::from_secs(1));
 
 /// One write's fence in the cache (`cache::Fence`): raised before the write can commit, lifted
-/// after it has committed (or definitely wrote nothing), left to expire when its outcome is unknown.
+/// after it has committed (or definitely wrote nothing), left to expire when its outcome is unknown;
+/// a replay waits as a lift would.
 struct Fencing<'a> {
     /// The cache and the user, when the write changes a user that may be cached.
     target: Option<(&'a Cache, Uuid)>,
@@ -235,7 +236,15 @@ impl Fencing<'_> {
     /// if need be: a restarted Redis may have lost the fence, and only the lift removes what readers
     /// stored meanwhile) or that wrote nothing (once).
     async fn settle(self, outcome: &Result<WriteResponse, Error>) {
-        let (Some((cache, _)), Some(fence)) = (self.target, self.raised) else {
+        let Some((cache, _)) = self.target else {
+            return;
+        };
+        let Some(fence) = self.raised else {
+            // A replay reports a write made behind another request's fence; that request may have
+            // answered (its outcome unknown to it) without waiting for the copies to hear of it.
+            if outcome.as_ref().is_ok_and(|response| response.replayed) {
+                cache.wait_for_copies_to_hear().await;
+            }
             return;
         };
         let tries = match outcome {
