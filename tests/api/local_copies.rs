@@ -4,9 +4,11 @@
 
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
+use hyper::Method;
 use serde_json::json;
 
-use crate::helpers::{OwnRedis, TestApp, eventually, http_get_json, spawn_app_with};
+use crate::helpers::{OwnRedis, Services, TestApp, eventually, http_get_json, spawn_app_with};
 use crate::support::proxy::Proxy;
 
 const ENTRIES: usize = 1_000;
@@ -266,6 +268,48 @@ async fn a_stalled_tracking_connection_never_lets_a_copy_contradict_an_acknowled
         assert_eq!(reader.get(&path).await.json()["name"], "during stall");
     }
     proxy.resume();
+}
+
+#[tokio::test]
+async fn a_replay_of_a_write_whose_first_answer_was_unknown_is_never_contradicted_by_a_copy() {
+    let (_redis, redis_path, reader, replayer) = reader_behind_a_proxy_and_a_direct_writer(SERVICE_CALL_TIMEOUT).await;
+    let postgres = Proxy::start(Services::from_env().pg_port).await;
+    let writer = replayer
+        .spawn_replica(|config| config.database.port = postgres.port)
+        .await;
+    let path = format!(
+        "/v1/users/{}",
+        reader.create_user(json!({"name": "before"})).await["id"]
+            .as_str()
+            .unwrap()
+    );
+    until_local_hit(&reader, &path).await;
+    let patch = async |app: &TestApp| {
+        let headers = [("idempotency-key", "patch-once"), ("content-type", "application/json")];
+        let body = Bytes::from_static(br#"{"name":"after"}"#);
+        app.request(Method::PATCH, &path, &headers, body).await
+    };
+
+    // From here the reader hears nothing from Redis: its copy is vouched for by the round trips it
+    // had answered before, for their last 100 ms.
+    redis_path.stall();
+    // The commit reaches Postgres, its answer never reaches the writer: "outcome unknown", at once,
+    // without the wait for the copies that a write it saw commit makes.
+    postgres.cut_after_client_sends(b"COMMIT");
+    let first = patch(&writer).await;
+    let problem = first.problem(503);
+    assert!(problem["detail"].as_str().unwrap().contains("unknown"), "{problem}");
+    // The retry, on another replica, finds the write committed and replays its answer: an
+    // acknowledgement, which no copy may contradict.
+    let replayed = patch(&replayer).await;
+    assert_eq!(
+        (replayed.status.as_u16(), replayed.header("idempotent-replayed")),
+        (200, Some("true"))
+    );
+    for _ in 0..5 {
+        assert_eq!(reader.get(&path).await.json()["name"], "after");
+    }
+    redis_path.resume();
 }
 
 #[tokio::test]
