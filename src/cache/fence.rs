@@ -7,8 +7,8 @@
 //!   could warn the other replicas.
 //! - **It outlives any commit it stands for** that Postgres answers or cancels within its timeouts
 //!   (the writer picks its lifetime from them), covering a write whose outcome is unknown, whose
-//!   lift went unanswered or whose process died. Writers of one user on different replicas share it (`fence:` and a token per
-//!   write) until the last lifts its part.
+//!   lift went unanswered or whose process died. Writers of one user on different replicas share
+//!   it (`fence:` and a token per write) until the last lifts its part.
 //! - **Every replica's in-process copies have heard of it before the write answers.** The script
 //!   also tells whether any replica serves copies (`{prefix}:copies`, `tracking`); if so, a
 //!   committed write answers no sooner than `VOUCHED_FOR` after its fence: a copy is served only on

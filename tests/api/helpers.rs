@@ -383,6 +383,15 @@ async fn one_request(address: &str, method: Method, path: &str, json: Option<&Va
 }
 
 /// Any request, on a connection of its own (so it can run in a task beside the test's others).
+/// `method` on `path` with `Idempotency-Key: key`, and `body` as JSON unless it is empty.
+pub async fn send_keyed(app: &TestApp, method: Method, path: &str, key: &str, body: &str) -> TestResponse {
+    let mut headers = vec![("idempotency-key", key)];
+    if !body.is_empty() {
+        headers.push(("content-type", "application/json"));
+    }
+    app.request(method, path, &headers, Bytes::from(body.to_owned())).await
+}
+
 pub async fn http_request(
     address: &str,
     method: Method,

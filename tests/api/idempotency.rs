@@ -4,20 +4,13 @@
 
 use std::time::Duration;
 
-use bytes::Bytes;
 use hyper::Method;
 use serde_json::json;
 
-use crate::helpers::{Services, TestApp, TestResponse, eventually, http_request, spawn_app, spawn_app_with};
+use crate::helpers::{
+    Services, TestApp, TestResponse, eventually, http_request, send_keyed, spawn_app, spawn_app_with,
+};
 use crate::support::proxy::Proxy;
-
-async fn send(app: &TestApp, method: Method, path: &str, key: &str, body: &str) -> TestResponse {
-    let mut headers = vec![("idempotency-key", key)];
-    if !body.is_empty() {
-        headers.push(("content-type", "application/json"));
-    }
-    app.request(method, path, &headers, Bytes::from(body.to_owned())).await
-}
 
 async fn count_named(app: &TestApp, name: &str) -> i64 {
     app.database
@@ -32,10 +25,10 @@ async fn count_named(app: &TestApp, name: &str) -> i64 {
 async fn a_repeated_request_gets_the_first_response_again_without_running() {
     let app = spawn_app().await;
     let body = r#"{"name":"Ada","email":"ada@example.com"}"#;
-    let first = send(&app, Method::POST, "/v1/users", "create-ada", body).await;
+    let first = send_keyed(&app, Method::POST, "/v1/users", "create-ada", body).await;
     assert_eq!(first.status, 201);
     assert_eq!(first.header("idempotent-replayed"), None);
-    let again = send(&app, Method::POST, "/v1/users", "create-ada", body).await;
+    let again = send_keyed(&app, Method::POST, "/v1/users", "create-ada", body).await;
     assert_eq!(again.status, 201, "not a 409 for its own email");
     assert_eq!(again.body, first.body);
     assert_eq!(again.header("location"), first.header("location"));
@@ -44,15 +37,15 @@ async fn a_repeated_request_gets_the_first_response_again_without_running() {
 
     let path = first.header("location").unwrap().to_owned();
     let patch = r#"{"name":"Ada King"}"#;
-    let patched = send(&app, Method::PATCH, &path, "rename-ada", patch).await;
+    let patched = send_keyed(&app, Method::PATCH, &path, "rename-ada", patch).await;
     assert_eq!(patched.status, 200);
     assert_eq!(
-        send(&app, Method::PATCH, &path, "other-rename", r#"{"name":"Countess"}"#)
+        send_keyed(&app, Method::PATCH, &path, "other-rename", r#"{"name":"Countess"}"#)
             .await
             .status,
         200
     );
-    let replayed = send(&app, Method::PATCH, &path, "rename-ada", patch).await;
+    let replayed = send_keyed(&app, Method::PATCH, &path, "rename-ada", patch).await;
     assert_eq!((replayed.status.as_u16(), &replayed.body), (200, &patched.body));
     assert_eq!(
         app.get(&path).await.json()["name"],
@@ -60,9 +53,9 @@ async fn a_repeated_request_gets_the_first_response_again_without_running() {
         "the replay did not run again"
     );
 
-    let deleted = send(&app, Method::DELETE, &path, "remove-ada", "").await;
+    let deleted = send_keyed(&app, Method::DELETE, &path, "remove-ada", "").await;
     assert_eq!(deleted.status, 204);
-    let again = send(&app, Method::DELETE, &path, "remove-ada", "").await;
+    let again = send_keyed(&app, Method::DELETE, &path, "remove-ada", "").await;
     assert_eq!(again.status, 204, "a replayed delete is a 204, not a 404");
     assert_eq!(again.header("idempotent-replayed"), Some("true"));
 }
@@ -71,17 +64,17 @@ async fn a_repeated_request_gets_the_first_response_again_without_running() {
 async fn the_same_key_with_another_request_is_a_422_and_changes_nothing() {
     let app = spawn_app().await;
     assert_eq!(
-        send(&app, Method::POST, "/v1/users", "k1", r#"{"name":"Ada"}"#)
+        send_keyed(&app, Method::POST, "/v1/users", "k1", r#"{"name":"Ada"}"#)
             .await
             .status,
         201
     );
-    send(&app, Method::POST, "/v1/users", "k1", r#"{"name":"Grace"}"#)
+    send_keyed(&app, Method::POST, "/v1/users", "k1", r#"{"name":"Grace"}"#)
         .await
         .problem(422);
     let created = app.create_user(json!({"name": "Linus"})).await;
     let path = format!("/v1/users/{}", created["id"].as_str().unwrap());
-    send(&app, Method::PATCH, &path, "k1", r#"{"name":"Ada"}"#)
+    send_keyed(&app, Method::PATCH, &path, "k1", r#"{"name":"Ada"}"#)
         .await
         .problem(422);
     assert_eq!(count_named(&app, "Grace").await, 0);
@@ -94,11 +87,11 @@ async fn a_malformed_key_is_a_400() {
     let long = "k".repeat(256);
     let (_, user) = app.create_named("Grace").await;
     for key in ["", "has space", long.as_str()] {
-        send(&app, Method::POST, "/v1/users", key, r#"{"name":"Ada"}"#)
+        send_keyed(&app, Method::POST, "/v1/users", key, r#"{"name":"Ada"}"#)
             .await
             .problem(400);
         // Even a PATCH that would change nothing.
-        send(&app, Method::PATCH, &user, key, "{}").await.problem(400);
+        send_keyed(&app, Method::PATCH, &user, key, "{}").await.problem(400);
     }
     assert_eq!(count_named(&app, "Ada").await, 0);
 }
@@ -156,13 +149,13 @@ async fn a_retry_after_an_unknown_outcome_never_creates_a_second_user_nor_gets_a
 
     // The commit reaches Postgres, its answer never reaches the service.
     postgres.cut_after_client_sends(b"COMMIT");
-    let first = send(&app, Method::POST, "/v1/users", "retry-me", body).await;
+    let first = send_keyed(&app, Method::POST, "/v1/users", "retry-me", body).await;
     let problem = first.problem(503);
     assert!(problem["detail"].as_str().unwrap().contains("unknown"), "{problem}");
 
     let mut retried = None;
     let answered = eventually(Duration::from_secs(5), async || {
-        let response = send(&app, Method::POST, "/v1/users", "retry-me", body).await;
+        let response = send_keyed(&app, Method::POST, "/v1/users", "retry-me", body).await;
         let definite = response.status != 503;
         retried = Some(response);
         definite
@@ -172,7 +165,7 @@ async fn a_retry_after_an_unknown_outcome_never_creates_a_second_user_nor_gets_a
     let retried = retried.unwrap();
     assert_eq!(retried.status, 201, "{}", String::from_utf8_lossy(&retried.body));
     assert_eq!(count_named(&app, "Maybe").await, 1);
-    let again = send(&app, Method::POST, "/v1/users", "retry-me", body).await;
+    let again = send_keyed(&app, Method::POST, "/v1/users", "retry-me", body).await;
     assert_eq!((again.status.as_u16(), &again.body), (201, &retried.body));
 }
 
@@ -195,7 +188,7 @@ async fn a_keyed_write_whose_claim_waited_gets_only_the_time_left_for_its_statem
 
     // Its claim waits 5 s; the UPDATE then waits on the row with the under 5 s left, not 9 s again.
     let started = std::time::Instant::now();
-    let patch = send(&app, Method::PATCH, &path, "slow-claim", r#"{"name":"never"}"#);
+    let patch = send_keyed(&app, Method::PATCH, &path, "slow-claim", r#"{"name":"never"}"#);
     let ((), response) = tokio::join!(release_claim, patch);
     let took = started.elapsed();
     let problem = response.problem(503);
@@ -230,7 +223,7 @@ async fn expired_records_are_removed_and_an_expired_key_is_new_again() {
     })
     .await;
     assert!(swept, "the expired record was deleted by the service");
-    let reused = send(&app, Method::POST, "/v1/users", "old-key", r#"{"name":"Second"}"#).await;
+    let reused = send_keyed(&app, Method::POST, "/v1/users", "old-key", r#"{"name":"Second"}"#).await;
     assert_eq!(reused.status, 201);
     assert_eq!(
         reused.header("idempotent-replayed"),
@@ -243,14 +236,14 @@ async fn expired_records_are_removed_and_an_expired_key_is_new_again() {
 async fn an_expired_record_not_yet_swept_is_taken_over_as_a_new_key() {
     let app = spawn_app().await;
     create_with_a_record_25_hours_old(&app, "stale").await;
-    let reused = send(&app, Method::POST, "/v1/users", "stale", r#"{"name":"Second"}"#).await;
+    let reused = send_keyed(&app, Method::POST, "/v1/users", "stale", r#"{"name":"Second"}"#).await;
     assert_eq!(reused.status, 201, "{}", String::from_utf8_lossy(&reused.body));
     assert_eq!(count_named(&app, "Second").await, 1);
 }
 
 /// Creates a user with `key`, then ages the key's record past the 24 hours it is kept for.
 async fn create_with_a_record_25_hours_old(app: &TestApp, key: &str) {
-    let created = send(app, Method::POST, "/v1/users", key, r#"{"name":"First"}"#).await;
+    let created = send_keyed(app, Method::POST, "/v1/users", key, r#"{"name":"First"}"#).await;
     assert_eq!(created.status, 201);
     app.database
         .client

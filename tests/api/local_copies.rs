@@ -4,11 +4,10 @@
 
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use hyper::Method;
 use serde_json::json;
 
-use crate::helpers::{OwnRedis, Services, TestApp, eventually, http_get_json, spawn_app_with};
+use crate::helpers::{OwnRedis, Services, TestApp, eventually, http_get_json, send_keyed, spawn_app_with};
 use crate::support::proxy::Proxy;
 
 const ENTRIES: usize = 1_000;
@@ -277,18 +276,9 @@ async fn a_replay_of_a_write_whose_first_answer_was_unknown_is_never_contradicte
     let writer = replayer
         .spawn_replica(|config| config.database.port = postgres.port)
         .await;
-    let path = format!(
-        "/v1/users/{}",
-        reader.create_user(json!({"name": "before"})).await["id"]
-            .as_str()
-            .unwrap()
-    );
+    let (_, path) = reader.create_named("before").await;
     until_local_hit(&reader, &path).await;
-    let patch = async |app: &TestApp| {
-        let headers = [("idempotency-key", "patch-once"), ("content-type", "application/json")];
-        let body = Bytes::from_static(br#"{"name":"after"}"#);
-        app.request(Method::PATCH, &path, &headers, body).await
-    };
+    let patch = async |app: &TestApp| send_keyed(app, Method::PATCH, &path, "patch-once", r#"{"name":"after"}"#).await;
 
     // From here the reader hears nothing from Redis: its copy is vouched for by the round trips it
     // had answered before, for their last 100 ms.

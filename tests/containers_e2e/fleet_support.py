@@ -101,7 +101,7 @@ def assert_reads_follow_patches(port: int, rounds: int = 60, reads: int = 4) -> 
 
 def assert_only_safe_requests_are_retried(
     port: int, pause: Callable[[], None], unpause: Callable[[], None], psql: Psql
-) -> str:
+) -> tuple[str, bool]:
     """One replica frozen; six creates, 50 ms apart, alternately without and with an
     Idempotency-Key. Round robin gives the frozen replica one of each. After the load balancer's
     `timeout server` the keyed one is retried on another replica (201) and the unkeyed one is
@@ -143,7 +143,8 @@ def assert_only_safe_requests_are_retried(
         listed = ",".join(f"'{email}'" for email in emails)
         return int(psql(f"SELECT count(*) FROM users WHERE email IN ({listed})").strip())
 
-    assert count(acknowledged) == len(acknowledged) == 5, f"{count(acknowledged)} of 5 acknowledged creates exist"
+    found = count(acknowledged)
+    assert found == len(acknowledged) == 5, f"{found} of 5 acknowledged creates exist"
     # The thawed replica has its chance to write the unknown one: wait for it, then hold it to once.
     deadline = time.monotonic() + 15
     while count([unknown]) == 0 and time.monotonic() < deadline:
@@ -151,7 +152,10 @@ def assert_only_safe_requests_are_retried(
     written = count([unknown])
     assert written <= 1, f"the create whose outcome was unknown exists {written} times"
     fate = "written once the replica thawed" if written else "never written by the thawed replica"
-    return f"keyed creates retried elsewhere (201 after the 12 s server timeout), the unkeyed one not (504, {fate})"
+    return (
+        f"keyed creates retried elsewhere (201 after the 12 s server timeout), the unkeyed one not (504, {fate})",
+        bool(written),
+    )
 
 
 def lb_counter(metrics: str, name: str) -> float:
