@@ -93,17 +93,13 @@ def test_prometheus_scrapes_every_replica_and_evaluates_the_alert_rules(fleet: P
 def test_the_load_balancer_retries_a_request_only_when_repeating_it_is_safe(fleet: Project) -> None:
     frozen = fleet.containers("api")[0]["Id"]
     with Timer("a replica frozen: creates with and without an Idempotency-Key"):
-        found, unknown_written = assert_only_safe_requests_are_retried(
+        found = assert_only_safe_requests_are_retried(
             port(fleet),
             pause=lambda: fleet.run("docker", "pause", frozen),
             unpause=lambda: fleet.run("docker", "unpause", frozen),
             psql=lambda sql: psql(fleet, sql),
         )
     FINDINGS["fleet (compose): retries"] = found
-    if not unknown_written:
-        # Allowed, but not yet explained: what the thawed replica logged, for whoever looks next.
-        logs = fleet.run("docker", "logs", "--since", "60s", frozen)
-        print("the frozen replica's last minute of logs:", logs.stdout[-4000:], logs.stderr[-4000:], sep="\n")
 
 
 def test_no_read_through_the_load_balancer_is_older_than_an_acknowledged_patch(fleet: Project) -> None:
