@@ -21,7 +21,7 @@ use super::transaction;
 use super::{WriteResponse, created_response};
 use crate::batcher::{Batcher, Batching};
 use crate::db::Database;
-use crate::db::user_queries::{self, NewUserColumns, email_taken};
+use crate::db::user_queries::{self, NewUserColumns};
 use crate::db::write_pool::WriteConnection;
 use crate::error::Error;
 use crate::user::User;
@@ -117,8 +117,7 @@ async fn run_batch(mut connection: WriteConnection, batch: Vec<QueuedCreate>) {
     match inserted {
         Ok(rows) => {
             for (create, row) in sending.into_iter().zip(rows) {
-                let answer = row.map(|user| created_response(&user)).ok_or_else(email_taken);
-                let _ = create.answer.send(answer);
+                let _ = create.answer.send(created_response(row));
             }
         }
         // Postgres refused the statement for one of its rows (a row it rejects, an email locked by
@@ -176,10 +175,7 @@ async fn insert_alone(
         return (Err(Error::WriteNotApplied(late.into())), Refusal::None);
     };
     let (inserted, refusal) = insert(connection, std::slice::from_ref(create), budget, lock_wait).await;
-    let answer = inserted.and_then(|rows| {
-        let user = rows.into_iter().next().flatten().ok_or_else(email_taken)?;
-        Ok(created_response(&user))
-    });
+    let answer = inserted.and_then(|rows| created_response(rows.into_iter().next().flatten()));
     (answer, refusal)
 }
 

@@ -152,10 +152,7 @@ async fn run_statement(
         WriteRequest::Create(user) => {
             let columns = NewUserColumns::of(std::iter::once(user));
             let created = user_queries::insert_users(connection, &columns).await?;
-            match created.into_iter().next().flatten() {
-                Some(user) => Ok(created_response(&user)),
-                None => Err(email_taken()),
-            }
+            created_response(created.into_iter().next().flatten())
         }
         // A taken email fails the statement: `statement_failure_at` makes that the client's 409.
         WriteRequest::Update { id, patch } => match user_queries::update_user(connection, *id, patch).await? {
