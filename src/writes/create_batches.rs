@@ -9,7 +9,6 @@
 //! list orders them by id, as it orders any equal timestamps.
 
 use std::sync::Arc;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use tokio::sync::oneshot;
@@ -188,7 +187,7 @@ async fn insert(
     lock_wait: Option<Duration>,
 ) -> (Result<Vec<Option<User>>, Error>, Refusal) {
     let columns = NewUserColumns::of(creates.iter().map(|create| &create.user));
-    let refusal = Mutex::new(Refusal::None);
+    let mut refusal = Refusal::None;
     let inserted = transaction::run_alone(
         connection,
         budget,
@@ -197,7 +196,7 @@ async fn insert(
         async || Ok(()),
         async |connection| user_queries::insert_users(connection, &columns).await,
         |error, stage| {
-            *refusal.lock().unwrap_or_else(|poison| poison.into_inner()) = match error.code() {
+            refusal = match error.code() {
                 Some(&SqlState::LOCK_NOT_AVAILABLE) => Refusal::LockWait,
                 Some(code) if !["08", "53", "57", "58", "XX"].contains(&&code.code()[..2]) => Refusal::Rejected,
                 _ => Refusal::None,
@@ -206,10 +205,7 @@ async fn insert(
         },
     )
     .await;
-    (
-        inserted,
-        refusal.into_inner().unwrap_or_else(|poison| poison.into_inner()),
-    )
+    (inserted, refusal)
 }
 
 /// The batch's failure again, for each of its requests (causes cannot be cloned; their text can).

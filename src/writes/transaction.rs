@@ -148,13 +148,10 @@ pub(crate) async fn finish<T>(
         Ok(value) => before_commit().await.map(|()| value),
         Err(error) => Err(error),
     };
-    let value = match ready {
-        Ok(value) => value,
-        Err(error) => {
-            roll_back(connection).await;
-            return Err(error);
-        }
-    };
+    if ready.is_err() {
+        roll_back(connection).await;
+    }
+    let value = ready?;
     connection
         .client
         .batch_execute("COMMIT")
