@@ -169,21 +169,15 @@ impl WritePool {
             };
         };
         let paused = state.no_extra_until.is_some_and(|until| now < until);
-        if !extras_allowed || paused || state.extra >= self.extra_max {
-            return Turn::Wait {
-                any_up: true,
-                recheck: None,
-            };
-        }
+        let extra_possible = extras_allowed && !paused && state.extra < self.extra_max;
         let stuck_at = latest_held + STUCK_AFTER;
-        if now >= stuck_at {
+        if extra_possible && now >= stuck_at {
             state.extra += 1;
-            Turn::OpenExtra
-        } else {
-            Turn::Wait {
-                any_up: true,
-                recheck: Some(stuck_at),
-            }
+            return Turn::OpenExtra;
+        }
+        Turn::Wait {
+            any_up: true,
+            recheck: extra_possible.then_some(stuck_at),
         }
     }
 
