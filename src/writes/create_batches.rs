@@ -88,43 +88,39 @@ impl Batching for Creates {
         let _ = first.answer.send(Err(refusal));
     }
 
-    async fn run(self: Arc<Self>, connection: WriteConnection, batch: Vec<QueuedCreate>) {
-        run_batch(connection, batch).await;
-    }
-}
-
-async fn run_batch(mut connection: WriteConnection, batch: Vec<QueuedCreate>) {
-    let mut budget = transaction::MAX_STATEMENT_TIME;
-    let mut sending = Vec::with_capacity(batch.len());
-    for create in batch {
-        match start_budget(&create.progress) {
-            Ok(own_budget) => {
-                budget = budget.min(own_budget);
-                sending.push(create);
-            }
-            Err(not_started) => {
-                let _ = create.answer.send(Err(not_started));
+    async fn run(self: Arc<Self>, mut connection: WriteConnection, batch: Vec<QueuedCreate>) {
+        let mut budget = transaction::MAX_STATEMENT_TIME;
+        let mut sending = Vec::with_capacity(batch.len());
+        for create in batch {
+            match start_budget(&create.progress) {
+                Ok(own_budget) => {
+                    budget = budget.min(own_budget);
+                    sending.push(create);
+                }
+                Err(not_started) => {
+                    let _ = create.answer.send(Err(not_started));
+                }
             }
         }
-    }
-    if sending.is_empty() {
-        connection.mark_clean();
-        return;
-    }
-    let several = sending.len() > 1;
-    let (inserted, refusal) = insert(&mut connection, &sending, budget, several.then_some(BATCH_LOCK_WAIT)).await;
-    match inserted {
-        Ok(rows) => {
-            for (create, row) in sending.into_iter().zip(rows) {
-                let _ = create.answer.send(created_response(row));
-            }
+        if sending.is_empty() {
+            connection.mark_clean();
+            return;
         }
-        // Postgres refused the statement for one of its rows (a row it rejects, an email locked by
-        // another session): the statement wrote nothing, so each create alone finds out which.
-        Err(_) if several && refusal != Refusal::None => run_one_by_one(&mut connection, sending).await,
-        Err(error) => {
-            for create in sending {
-                let _ = create.answer.send(Err(shared_failure(&error)));
+        let several = sending.len() > 1;
+        let (inserted, refusal) = insert(&mut connection, &sending, budget, several.then_some(BATCH_LOCK_WAIT)).await;
+        match inserted {
+            Ok(rows) => {
+                for (create, row) in sending.into_iter().zip(rows) {
+                    let _ = create.answer.send(created_response(row));
+                }
+            }
+            // Postgres refused the statement for one of its rows (a row it rejects, an email locked by
+            // another session): the statement wrote nothing, so each create alone finds out which.
+            Err(_) if several && refusal != Refusal::None => run_one_by_one(&mut connection, sending).await,
+            Err(error) => {
+                for create in sending {
+                    let _ = create.answer.send(Err(shared_failure(&error)));
+                }
             }
         }
     }
