@@ -59,16 +59,13 @@ impl fmt::Display for SchemaGap {
             );
         }
         let applied = self.applied.unwrap_or(0);
-        let missing: Vec<_> = MIGRATIONS
-            .iter()
-            .filter(|migration| migration.version > applied)
-            .collect();
-        let first = missing.first().map_or(String::new(), |migration| {
+        let mut missing = MIGRATIONS.iter().filter(|migration| migration.version > applied);
+        let first = missing.next().map_or(String::new(), |migration| {
             format!("{:04}_{}", migration.version, migration.name)
         });
-        let more = match missing.len() {
-            0 | 1 => String::new(),
-            count => format!(" and {} more", count - 1),
+        let more = match missing.count() {
+            0 => String::new(),
+            count => format!(" and {count} more"),
         };
         write!(
             formatter,
