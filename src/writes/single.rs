@@ -148,7 +148,7 @@ async fn run_statement(
     connection: &WriteConnection,
     request: &WriteRequest,
 ) -> Result<Result<WriteResponse, Error>, tokio_postgres::Error> {
-    let outcome = match request {
+    Ok(match request {
         WriteRequest::Create(user) => {
             let columns = NewUserColumns::of(std::iter::once(user));
             let created = user_queries::insert_users(connection, &columns).await?;
@@ -159,15 +159,11 @@ async fn run_statement(
             Some(user) => Ok(WriteResponse::new(StatusCode::OK, user.to_json())),
             None => Err(not_found(*id)),
         },
-        WriteRequest::Delete { id } => {
-            if user_queries::delete_user(connection, *id).await? {
-                Ok(WriteResponse::new(StatusCode::NO_CONTENT, Bytes::new()))
-            } else {
-                Err(not_found(*id))
-            }
-        }
-    };
-    Ok(outcome)
+        WriteRequest::Delete { id } => match user_queries::delete_user(connection, *id).await? {
+            true => Ok(WriteResponse::new(StatusCode::NO_CONTENT, Bytes::new())),
+            false => Err(not_found(*id)),
+        },
+    })
 }
 
 /// A statement's own failure: a taken email is the client's 409, anything else is decided by
