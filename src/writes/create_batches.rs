@@ -20,6 +20,7 @@ use super::transaction;
 use super::{WriteResponse, created_response};
 use crate::batcher::{Batcher, Batching};
 use crate::db::Database;
+use crate::db::connect::STATEMENT_TIMEOUT;
 use crate::db::user_queries::{self, NewUserColumns};
 use crate::db::write_pool::WriteConnection;
 use crate::error::Error;
@@ -89,7 +90,7 @@ impl Batching for Creates {
     }
 
     async fn run(self: Arc<Self>, mut connection: WriteConnection, batch: Vec<QueuedCreate>) {
-        let mut budget = transaction::MAX_STATEMENT_TIME;
+        let mut budget = STATEMENT_TIMEOUT;
         let mut sending = Vec::with_capacity(batch.len());
         for create in batch {
             match start_budget(&create.progress) {
