@@ -73,7 +73,7 @@ async fn write_once(
     fencing: &mut Fencing<'_>,
 ) -> Result<WriteResponse, Error> {
     let budget = start_budget(progress)?;
-    let outcome = transaction::run_alone(
+    transaction::run_alone(
         connection,
         budget,
         None,
@@ -81,8 +81,7 @@ async fn write_once(
         async |connection| run_statement(connection, request).await,
         statement_failure_at,
     )
-    .await;
-    outcome?
+    .await?
 }
 
 async fn write_once_keyed(
