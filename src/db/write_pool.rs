@@ -181,9 +181,9 @@ impl WritePool {
         }
     }
 
-    /// Opens the extra connection reserved by `take_turn`; `None` (and the reservation returned)
-    /// if Postgres does not take it within `ACQUIRE_WAIT` or before the deadline. The reservation is returned as well if
-    /// the writer stops waiting meanwhile (this future is dropped).
+    /// Opens the extra connection reserved by `take_turn`; `None` (and the reservation returned) if
+    /// Postgres does not take it within `ACQUIRE_WAIT` or before the deadline. The reservation is
+    /// returned as well if the writer stops waiting meanwhile (this future is dropped).
     async fn open_extra(self: &Arc<Self>, deadline: Instant) -> Option<WriteConnection> {
         let mut reservation = ExtraReservation {
             pool: self,
@@ -198,9 +198,7 @@ impl WritePool {
             return None;
         };
         // Ends when the connection is closed, i.e. when the writer drops it.
-        tokio::spawn(async move {
-            let _ = driver.await;
-        });
+        tokio::spawn(driver);
         // From here the connection gives the reservation back when it is dropped.
         reservation.handed_on = true;
         Some(WriteConnection {
