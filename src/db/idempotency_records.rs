@@ -20,6 +20,7 @@ use crate::telemetry::log::Logger;
 
 /// How long a record is replayed; afterwards the key is free again.
 pub(crate) const RECORD_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+const LIFETIME_SECONDS: f64 = RECORD_LIFETIME.as_secs_f64();
 
 /// How many expired records one sweep statement deletes, so a sweep never holds many row locks.
 const SWEEP_BATCH: i64 = 1_000;
@@ -92,10 +93,6 @@ impl IdempotencyStatements {
     }
 }
 
-fn lifetime_seconds() -> f64 {
-    RECORD_LIFETIME.as_secs_f64()
-}
-
 /// Claims `key` for the request whose fingerprint input is `request`; `false` when a live
 /// record holds it.
 pub(crate) async fn claim(
@@ -107,7 +104,7 @@ pub(crate) async fn claim(
         .client
         .query(
             &connection.statements.idempotency.claim,
-            &[&key.key, &key.subject, &request, &lifetime_seconds()],
+            &[&key.key, &key.subject, &request, &LIFETIME_SECONDS],
         )
         .await?;
     Ok(!rows.is_empty())
@@ -140,7 +137,7 @@ pub(crate) async fn look_up(
         .client
         .query_opt(
             &connection.statements.idempotency.look_up,
-            &[&key.key, &key.subject, &request, &lifetime_seconds()],
+            &[&key.key, &key.subject, &request, &LIFETIME_SECONDS],
         )
         .await?;
     let Some(row) = row else {
@@ -193,7 +190,7 @@ pub(crate) async fn sweep_expired(connection: &LiveConnection) -> Result<u64, to
             .client
             .execute(
                 &connection.statements.idempotency.sweep,
-                &[&SWEEP_BATCH, &lifetime_seconds()],
+                &[&SWEEP_BATCH, &LIFETIME_SECONDS],
             )
             .await?;
         deleted += batch;

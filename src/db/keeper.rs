@@ -155,7 +155,7 @@ impl From<tokio_postgres::Error> for OpenError {
 /// the connection.
 pub(crate) async fn open(connector: &Connector) -> Result<(Arc<LiveConnection>, Driver), OpenError> {
     let (client, mut driver) = connector.connect().await?;
-    let prepared = {
+    let statements = {
         let prepare = async {
             let gap = schema::check(&client).await?;
             connector.schema.record(gap);
@@ -172,7 +172,6 @@ pub(crate) async fn open(connector: &Connector) -> Result<(Arc<LiveConnection>, 
                 prepare.await
             }
         }
-    };
-    let statements = prepared?;
+    }?;
     Ok((Arc::new(LiveConnection { client, statements }), driver))
 }

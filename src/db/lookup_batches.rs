@@ -72,34 +72,29 @@ impl Batching for Lookups {
             .send(Err(Error::Unavailable("the service is shutting down".into())));
     }
 
-    async fn run(self: Arc<Self>, permit: OwnedSemaphorePermit, batch: Vec<QueuedLookup>) {
-        answer(&self.db, batch).await;
-        drop(permit);
-    }
-}
-
-async fn answer(db: &Database, batch: Vec<QueuedLookup>) {
-    let mut ids: Vec<Uuid> = batch.iter().map(|lookup| lookup.id).collect();
-    ids.sort_unstable();
-    ids.dedup();
-    match find_users(db, &ids).await {
-        Ok(users) => {
-            // Each found user is written as JSON once, however many lookups asked for it.
-            let bodies: HashMap<Uuid, Bytes> = users.iter().map(|user| (user.id, user.to_json())).collect();
-            for lookup in batch {
-                let _ = lookup.answer.send(Ok(bodies.get(&lookup.id).cloned()));
+    async fn run(self: Arc<Self>, _permit: OwnedSemaphorePermit, batch: Vec<QueuedLookup>) {
+        let mut ids: Vec<Uuid> = batch.iter().map(|lookup| lookup.id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        match find_users(&self.db, &ids).await {
+            Ok(users) => {
+                // Each found user is written as JSON once, however many lookups asked for it.
+                let bodies: HashMap<Uuid, Bytes> = users.iter().map(|user| (user.id, user.to_json())).collect();
+                for lookup in batch {
+                    let _ = lookup.answer.send(Ok(bodies.get(&lookup.id).cloned()));
+                }
             }
-        }
-        Err(error) => {
-            // Every lookup of the batch hears the same failure, of the same kind.
-            let cause = error.to_string();
-            for lookup in batch {
-                let failure = match &error {
-                    Error::SchemaBehind(gap) => Error::SchemaBehind(gap.clone()),
-                    Error::Unavailable(_) => Error::Unavailable(cause.clone().into()),
-                    _ => Error::Internal(cause.clone().into()),
-                };
-                let _ = lookup.answer.send(Err(failure));
+            Err(error) => {
+                // Every lookup of the batch hears the same failure, of the same kind.
+                let cause = error.to_string();
+                for lookup in batch {
+                    let failure = match &error {
+                        Error::SchemaBehind(gap) => Error::SchemaBehind(gap.clone()),
+                        Error::Unavailable(_) => Error::Unavailable(cause.clone().into()),
+                        _ => Error::Internal(cause.clone().into()),
+                    };
+                    let _ = lookup.answer.send(Err(failure));
+                }
             }
         }
     }

@@ -183,11 +183,10 @@ impl Migrator {
     /// golang-migrate's `force V`: records `version` as applied and clean without running
     /// anything, after an operator has repaired a dirty database by hand. `-1` means none applied.
     pub async fn force(&mut self, version: i64) -> Result<(), MigrateError> {
+        let version = (version >= 0).then_some(version);
         self.locked(async |this| {
-            if version >= 0 {
-                known(version)?;
-            }
-            this.set_version((version >= 0).then_some(version), false).await
+            version.map_or(Ok(()), known)?;
+            this.set_version(version, false).await
         })
         .await
     }
@@ -249,12 +248,8 @@ impl Migrator {
     }
 
     async fn read_state(&self) -> Result<SchemaState, MigrateError> {
-        let row = self
-            .client
-            .query_opt("SELECT version, dirty FROM schema_migrations LIMIT 1", &[])
-            .await?;
         // golang-migrate writes -1 (NilVersion) for "nothing applied, but dirty".
-        let (version, dirty): (i64, bool) = row.map_or((-1, false), |row| (row.get(0), row.get(1)));
+        let (version, dirty) = recorded_version(&self.client).await?.unwrap_or((-1, false));
         Ok(SchemaState {
             version: (version >= 0).then_some(version),
             dirty,
@@ -295,6 +290,14 @@ impl Migrator {
         transaction.commit().await?;
         Ok(())
     }
+}
+
+/// The version and dirty flag in `schema_migrations`, as recorded; `None` when it holds no row.
+pub(crate) async fn recorded_version(client: &Client) -> Result<Option<(i64, bool)>, tokio_postgres::Error> {
+    let row = client
+        .query_opt("SELECT version, dirty FROM schema_migrations LIMIT 1", &[])
+        .await?;
+    Ok(row.map(|row| (row.get(0), row.get(1))))
 }
 
 pub fn latest_version() -> i64 {

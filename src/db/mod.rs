@@ -22,8 +22,6 @@ macro_rules! read_with_retry {
             };
             match outcome {
                 Err(error) if attempt < $crate::db::READ_ATTEMPTS && $crate::error::is_connection_loss(&error) => {
-                    // Take the dead connection out of turn now, so the next turn waits for a
-                    // live one rather than finding this one again before its keeper notices.
                     turn.discard();
                     attempt += 1;
                 }

@@ -12,7 +12,7 @@ use std::sync::{Arc, RwLock};
 use tokio_postgres::Client;
 use tokio_postgres::error::SqlState;
 
-use super::migrate::{MIGRATIONS, latest_version};
+use super::migrate::{MIGRATIONS, latest_version, recorded_version};
 
 /// What the database lacks: the migrations after `applied` (none applied: `None`), or a repair
 /// after a migration that failed part-way (`dirty`).
@@ -40,17 +40,11 @@ impl SchemaWatch {
 /// run on it. A version newer than this release's is fine (a newer release migrated further, and
 /// migrations keep the older statements working).
 pub(crate) async fn check(client: &Client) -> Result<Option<SchemaGap>, tokio_postgres::Error> {
-    let row = match client
-        .query_opt("SELECT version, dirty FROM schema_migrations LIMIT 1", &[])
-        .await
-    {
+    let recorded = match recorded_version(client).await {
         Err(error) if error.code() == Some(&SqlState::UNDEFINED_TABLE) => None,
         other => other?,
     };
-    let (applied, dirty) = match row {
-        Some(row) => (Some(row.get::<_, i64>(0)), row.get::<_, bool>(1)),
-        None => (None, false),
-    };
+    let (applied, dirty) = recorded.map_or((None, false), |(version, dirty)| (Some(version), dirty));
     let behind = applied.is_none_or(|version| version < latest_version());
     Ok((behind || dirty).then_some(SchemaGap { applied, dirty }))
 }
@@ -65,16 +59,13 @@ impl fmt::Display for SchemaGap {
             );
         }
         let applied = self.applied.unwrap_or(0);
-        let missing: Vec<_> = MIGRATIONS
-            .iter()
-            .filter(|migration| migration.version > applied)
-            .collect();
-        let first = missing.first().map_or(String::new(), |migration| {
+        let mut missing = MIGRATIONS.iter().filter(|migration| migration.version > applied);
+        let first = missing.next().map_or(String::new(), |migration| {
             format!("{:04}_{}", migration.version, migration.name)
         });
-        let more = match missing.len() {
-            0 | 1 => String::new(),
-            count => format!(" and {} more", count - 1),
+        let more = match missing.count() {
+            0 => String::new(),
+            count => format!(" and {count} more"),
         };
         write!(
             formatter,

@@ -137,20 +137,17 @@ pub(crate) struct NewUserColumns<'a> {
 
 impl<'a> NewUserColumns<'a> {
     /// The columns of `users`, in their order.
-    pub(crate) fn of(users: impl ExactSizeIterator<Item = &'a NewUser>) -> Self {
-        let mut columns = NewUserColumns {
-            names: Vec::with_capacity(users.len()),
-            emails: Vec::with_capacity(users.len()),
-            avatar_urls: Vec::with_capacity(users.len()),
-        };
-        for user in users {
-            columns.names.push(user.name.as_str());
-            columns.emails.push(user.email.as_ref().map(|email| email.as_str()));
-            columns
-                .avatar_urls
-                .push(user.avatar_url.as_ref().map(|url| url.as_str()));
+    pub(crate) fn of(users: impl ExactSizeIterator<Item = &'a NewUser> + Clone) -> Self {
+        NewUserColumns {
+            names: users.clone().map(|user| user.name.as_str()).collect(),
+            emails: users
+                .clone()
+                .map(|user| user.email.as_ref().map(|email| email.as_str()))
+                .collect(),
+            avatar_urls: users
+                .map(|user| user.avatar_url.as_ref().map(|url| url.as_str()))
+                .collect(),
         }
-        columns
     }
 }
 

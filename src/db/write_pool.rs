@@ -169,27 +169,21 @@ impl WritePool {
             };
         };
         let paused = state.no_extra_until.is_some_and(|until| now < until);
-        if !extras_allowed || paused || state.extra >= self.extra_max {
-            return Turn::Wait {
-                any_up: true,
-                recheck: None,
-            };
-        }
+        let extra_possible = extras_allowed && !paused && state.extra < self.extra_max;
         let stuck_at = latest_held + STUCK_AFTER;
-        if now >= stuck_at {
+        if extra_possible && now >= stuck_at {
             state.extra += 1;
-            Turn::OpenExtra
-        } else {
-            Turn::Wait {
-                any_up: true,
-                recheck: Some(stuck_at),
-            }
+            return Turn::OpenExtra;
+        }
+        Turn::Wait {
+            any_up: true,
+            recheck: extra_possible.then_some(stuck_at),
         }
     }
 
-    /// Opens the extra connection reserved by `take_turn`; `None` (and the reservation returned)
-    /// if Postgres does not take it within `ACQUIRE_WAIT` or before the deadline. The reservation is returned as well if
-    /// the writer stops waiting meanwhile (this future is dropped).
+    /// Opens the extra connection reserved by `take_turn`; `None` (and the reservation returned) if
+    /// Postgres does not take it within `ACQUIRE_WAIT` or before the deadline. The reservation is
+    /// returned as well if the writer stops waiting meanwhile (this future is dropped).
     async fn open_extra(self: &Arc<Self>, deadline: Instant) -> Option<WriteConnection> {
         let mut reservation = ExtraReservation {
             pool: self,
@@ -204,9 +198,7 @@ impl WritePool {
             return None;
         };
         // Ends when the connection is closed, i.e. when the writer drops it.
-        tokio::spawn(async move {
-            let _ = driver.await;
-        });
+        tokio::spawn(driver);
         // From here the connection gives the reservation back when it is dropped.
         reservation.handed_on = true;
         Some(WriteConnection {

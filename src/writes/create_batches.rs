@@ -9,7 +9,6 @@
 //! list orders them by id, as it orders any equal timestamps.
 
 use std::sync::Arc;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use tokio::sync::oneshot;
@@ -21,7 +20,8 @@ use super::transaction;
 use super::{WriteResponse, created_response};
 use crate::batcher::{Batcher, Batching};
 use crate::db::Database;
-use crate::db::user_queries::{self, NewUserColumns, email_taken};
+use crate::db::connect::STATEMENT_TIMEOUT;
+use crate::db::user_queries::{self, NewUserColumns};
 use crate::db::write_pool::WriteConnection;
 use crate::error::Error;
 use crate::user::User;
@@ -89,44 +89,39 @@ impl Batching for Creates {
         let _ = first.answer.send(Err(refusal));
     }
 
-    async fn run(self: Arc<Self>, connection: WriteConnection, batch: Vec<QueuedCreate>) {
-        run_batch(connection, batch).await;
-    }
-}
-
-async fn run_batch(mut connection: WriteConnection, batch: Vec<QueuedCreate>) {
-    let mut budget = transaction::MAX_STATEMENT_TIME;
-    let mut sending = Vec::with_capacity(batch.len());
-    for create in batch {
-        match start_budget(&create.progress) {
-            Ok(own_budget) => {
-                budget = budget.min(own_budget);
-                sending.push(create);
-            }
-            Err(not_started) => {
-                let _ = create.answer.send(Err(not_started));
+    async fn run(self: Arc<Self>, mut connection: WriteConnection, batch: Vec<QueuedCreate>) {
+        let mut budget = STATEMENT_TIMEOUT;
+        let mut sending = Vec::with_capacity(batch.len());
+        for create in batch {
+            match start_budget(&create.progress) {
+                Ok(own_budget) => {
+                    budget = budget.min(own_budget);
+                    sending.push(create);
+                }
+                Err(not_started) => {
+                    let _ = create.answer.send(Err(not_started));
+                }
             }
         }
-    }
-    if sending.is_empty() {
-        connection.mark_clean();
-        return;
-    }
-    let several = sending.len() > 1;
-    let (inserted, refusal) = insert(&mut connection, &sending, budget, several.then_some(BATCH_LOCK_WAIT)).await;
-    match inserted {
-        Ok(rows) => {
-            for (create, row) in sending.into_iter().zip(rows) {
-                let answer = row.map(|user| created_response(&user)).ok_or_else(email_taken);
-                let _ = create.answer.send(answer);
-            }
+        if sending.is_empty() {
+            connection.mark_clean();
+            return;
         }
-        // Postgres refused the statement for one of its rows (a row it rejects, an email locked by
-        // another session): the statement wrote nothing, so each create alone finds out which.
-        Err(_) if several && refusal != Refusal::None => run_one_by_one(&mut connection, sending).await,
-        Err(error) => {
-            for create in sending {
-                let _ = create.answer.send(Err(shared_failure(&error)));
+        let several = sending.len() > 1;
+        let (inserted, refusal) = insert(&mut connection, &sending, budget, several.then_some(BATCH_LOCK_WAIT)).await;
+        match inserted {
+            Ok(rows) => {
+                for (create, row) in sending.into_iter().zip(rows) {
+                    let _ = create.answer.send(created_response(row));
+                }
+            }
+            // Postgres refused the statement for one of its rows (a row it rejects, an email locked by
+            // another session): the statement wrote nothing, so each create alone finds out which.
+            Err(_) if several && refusal != Refusal::None => run_one_by_one(&mut connection, sending).await,
+            Err(error) => {
+                for create in sending {
+                    let _ = create.answer.send(Err(shared_failure(&error)));
+                }
             }
         }
     }
@@ -176,10 +171,7 @@ async fn insert_alone(
         return (Err(Error::WriteNotApplied(late.into())), Refusal::None);
     };
     let (inserted, refusal) = insert(connection, std::slice::from_ref(create), budget, lock_wait).await;
-    let answer = inserted.and_then(|rows| {
-        let user = rows.into_iter().next().flatten().ok_or_else(email_taken)?;
-        Ok(created_response(&user))
-    });
+    let answer = inserted.and_then(|rows| created_response(rows.into_iter().next().flatten()));
     (answer, refusal)
 }
 
@@ -192,7 +184,7 @@ async fn insert(
     lock_wait: Option<Duration>,
 ) -> (Result<Vec<Option<User>>, Error>, Refusal) {
     let columns = NewUserColumns::of(creates.iter().map(|create| &create.user));
-    let refusal = Mutex::new(Refusal::None);
+    let mut refusal = Refusal::None;
     let inserted = transaction::run_alone(
         connection,
         budget,
@@ -201,7 +193,7 @@ async fn insert(
         async || Ok(()),
         async |connection| user_queries::insert_users(connection, &columns).await,
         |error, stage| {
-            *refusal.lock().unwrap_or_else(|poison| poison.into_inner()) = match error.code() {
+            refusal = match error.code() {
                 Some(&SqlState::LOCK_NOT_AVAILABLE) => Refusal::LockWait,
                 Some(code) if !["08", "53", "57", "58", "XX"].contains(&&code.code()[..2]) => Refusal::Rejected,
                 _ => Refusal::None,
@@ -210,10 +202,7 @@ async fn insert(
         },
     )
     .await;
-    (
-        inserted,
-        refusal.into_inner().unwrap_or_else(|poison| poison.into_inner()),
-    )
+    (inserted, refusal)
 }
 
 /// The batch's failure again, for each of its requests (causes cannot be cloned; their text can).

@@ -50,12 +50,7 @@ impl IdempotencyKey {
                 "Idempotency-Key must be 1 to {MAX_KEY_LEN} visible ASCII characters"
             )));
         }
-        let mut request = Vec::with_capacity(method.len() + canonical_path.len() + body.len() + 2);
-        request.extend_from_slice(method.as_bytes());
-        request.push(b' ');
-        request.extend_from_slice(canonical_path.as_bytes());
-        request.push(b'\n');
-        request.extend_from_slice(body);
+        let request = [method.as_bytes(), b" ", canonical_path.as_bytes(), b"\n", body].concat();
         Ok(Some(IdempotencyKey {
             key: RecordKey {
                 subject: subject.to_owned(),

@@ -30,6 +30,7 @@ use uuid::Uuid;
 use crate::cache::Cache;
 use crate::db::Database;
 use crate::db::idempotency_records;
+use crate::db::user_queries::email_taken;
 use crate::error::Error;
 use crate::telemetry::log::Logger;
 use crate::user::User;
@@ -139,11 +140,14 @@ impl WriteResponse {
     }
 }
 
-fn created_response(user: &User) -> WriteResponse {
-    WriteResponse {
+/// A create's answer from the row its insert returned: the stored user, or `None` when its email
+/// was taken (409).
+fn created_response(row: Option<User>) -> Result<WriteResponse, Error> {
+    let user = row.ok_or_else(email_taken)?;
+    Ok(WriteResponse {
         location: Some(format!("/v1/users/{}", user.id.hyphenated())),
         ..WriteResponse::new(StatusCode::CREATED, user.to_json())
-    }
+    })
 }
 
 pub(crate) fn not_found(id: Uuid) -> Error {

@@ -58,25 +58,19 @@ impl WriteProgress {
     /// Called by the task just before it sends the write: `false` if the request gave up first,
     /// and the write must not be sent.
     pub(crate) fn mark_sent(&self) -> bool {
-        match self
+        let moved = self
             .state
-            .compare_exchange(QUEUED, SENT, Ordering::AcqRel, Ordering::Acquire)
-        {
-            Ok(_) => true,
-            Err(state) => state == SENT,
-        }
+            .compare_exchange(QUEUED, SENT, Ordering::AcqRel, Ordering::Acquire);
+        moved.is_ok() || moved == Err(SENT)
     }
 
     /// Called by the request when it gives up: `true` if the write had not been sent (and now
     /// never will be), `false` if it was already on its way.
     fn abandon(&self) -> bool {
-        match self
+        let moved = self
             .state
-            .compare_exchange(QUEUED, ABANDONED, Ordering::AcqRel, Ordering::Acquire)
-        {
-            Ok(_) => true,
-            Err(state) => state == ABANDONED,
-        }
+            .compare_exchange(QUEUED, ABANDONED, Ordering::AcqRel, Ordering::Acquire);
+        moved.is_ok() || moved == Err(ABANDONED)
     }
 }
 

@@ -48,11 +48,6 @@ impl RowLocks {
             guard: Some(guard),
         }
     }
-
-    #[cfg(test)]
-    fn len(&self) -> usize {
-        self.held.lock().unwrap().len()
-    }
 }
 
 impl Drop for RowGuard<'_> {
@@ -70,6 +65,12 @@ impl Drop for RowGuard<'_> {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    impl RowLocks {
+        fn len(&self) -> usize {
+            self.held.lock().unwrap().len()
+        }
+    }
 
     #[tokio::test]
     async fn writers_of_one_row_take_turns_and_others_do_not_wait() {

@@ -73,7 +73,7 @@ async fn write_once(
     fencing: &mut Fencing<'_>,
 ) -> Result<WriteResponse, Error> {
     let budget = start_budget(progress)?;
-    let outcome = transaction::run_alone(
+    transaction::run_alone(
         connection,
         budget,
         None,
@@ -81,8 +81,7 @@ async fn write_once(
         async |connection| run_statement(connection, request).await,
         statement_failure_at,
     )
-    .await;
-    outcome?
+    .await?
 }
 
 async fn write_once_keyed(
@@ -148,29 +147,22 @@ async fn run_statement(
     connection: &WriteConnection,
     request: &WriteRequest,
 ) -> Result<Result<WriteResponse, Error>, tokio_postgres::Error> {
-    let outcome = match request {
+    Ok(match request {
         WriteRequest::Create(user) => {
             let columns = NewUserColumns::of(std::iter::once(user));
             let created = user_queries::insert_users(connection, &columns).await?;
-            match created.into_iter().next().flatten() {
-                Some(user) => Ok(created_response(&user)),
-                None => Err(email_taken()),
-            }
+            created_response(created.into_iter().next().flatten())
         }
         // A taken email fails the statement: `statement_failure_at` makes that the client's 409.
         WriteRequest::Update { id, patch } => match user_queries::update_user(connection, *id, patch).await? {
             Some(user) => Ok(WriteResponse::new(StatusCode::OK, user.to_json())),
             None => Err(not_found(*id)),
         },
-        WriteRequest::Delete { id } => {
-            if user_queries::delete_user(connection, *id).await? {
-                Ok(WriteResponse::new(StatusCode::NO_CONTENT, Bytes::new()))
-            } else {
-                Err(not_found(*id))
-            }
-        }
-    };
-    Ok(outcome)
+        WriteRequest::Delete { id } => match user_queries::delete_user(connection, *id).await? {
+            true => Ok(WriteResponse::new(StatusCode::NO_CONTENT, Bytes::new())),
+            false => Err(not_found(*id)),
+        },
+    })
 }
 
 /// A statement's own failure: a taken email is the client's 409, anything else is decided by

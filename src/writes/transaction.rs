@@ -23,9 +23,6 @@ use crate::error::{Error, is_connection_loss};
 
 /// Kept free before the deadline for the commit and the answer to travel.
 pub(crate) const COMMIT_MARGIN: Duration = Duration::from_millis(250);
-/// The longest a write's statements may take, whatever the deadline: every connection's own
-/// timeouts, below the 10 s request deadline by more than the commit margin.
-pub(crate) const MAX_STATEMENT_TIME: Duration = STATEMENT_TIMEOUT;
 /// A write with less time than this left is not started: it could not finish.
 const LEAST_USEFUL_TIME: Duration = Duration::from_millis(20);
 
@@ -46,7 +43,7 @@ pub(crate) fn budget(deadline: Instant) -> Option<Duration> {
     let left = deadline
         .saturating_duration_since(Instant::now())
         .saturating_sub(COMMIT_MARGIN)
-        .min(MAX_STATEMENT_TIME);
+        .min(STATEMENT_TIMEOUT);
     (left >= LEAST_USEFUL_TIME).then_some(left)
 }
 
@@ -66,7 +63,7 @@ pub(crate) async fn run_alone<T>(
     failed: impl FnOnce(tokio_postgres::Error, Stage) -> Error,
 ) -> Result<T, Error> {
     let lock_wait = lock_wait.unwrap_or(budget).min(budget);
-    if budget < MAX_STATEMENT_TIME {
+    if budget < STATEMENT_TIMEOUT {
         let outcome = preceded_by(connection, "BEGIN; ", budget, lock_wait, statement(connection)).await;
         return finish(
             connection,
@@ -148,13 +145,10 @@ pub(crate) async fn finish<T>(
         Ok(value) => before_commit().await.map(|()| value),
         Err(error) => Err(error),
     };
-    let value = match ready {
-        Ok(value) => value,
-        Err(error) => {
-            roll_back(connection).await;
-            return Err(error);
-        }
-    };
+    if ready.is_err() {
+        roll_back(connection).await;
+    }
+    let value = ready?;
     connection
         .client
         .batch_execute("COMMIT")
@@ -199,7 +193,7 @@ mod tests {
     #[test]
     fn the_budget_leaves_the_commit_margin_and_never_exceeds_the_cap() {
         let now = Instant::now();
-        assert_eq!(budget(now + Duration::from_secs(10)), Some(MAX_STATEMENT_TIME));
+        assert_eq!(budget(now + Duration::from_secs(10)), Some(STATEMENT_TIMEOUT));
         let three_seconds = budget(now + Duration::from_secs(3)).unwrap();
         assert!(
             three_seconds <= Duration::from_secs(3) - COMMIT_MARGIN,
