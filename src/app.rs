@@ -125,10 +125,7 @@ impl App {
 
     /// The port actually bound (useful with `API_PORT=0`).
     pub fn port(&self) -> u16 {
-        self.listener
-            .local_addr()
-            .map(|address| address.port())
-            .unwrap_or_default()
+        self.listener.local_addr().map_or(0, |address| address.port())
     }
 
     /// Serves until `shutdown` completes, then drains in-flight requests for up to the grace period.

@@ -37,14 +37,11 @@ pub enum MigrateCommand {
     Force(i64),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UsageError(String);
-
 /// Why a run of the binary failed.
 #[derive(Debug)]
 pub enum Failure {
-    /// A wrong invocation.
-    Usage(UsageError),
+    /// A wrong invocation; the text says what is wrong.
+    Usage(String),
     /// A setting is missing or malformed.
     Config(ConfigError),
     /// The server could not start (a bad setting, or the port could not be bound).
@@ -81,14 +78,14 @@ pub fn usage() -> String {
 }
 
 impl Command {
-    pub fn parse(arguments: impl IntoIterator<Item = impl AsRef<OsStr>>) -> Result<Command, UsageError> {
+    pub fn parse(arguments: impl IntoIterator<Item = impl AsRef<OsStr>>) -> Result<Command, String> {
         let arguments: Vec<_> = arguments.into_iter().collect();
         let words = arguments.iter().map(|argument| {
             let argument = argument.as_ref();
-            let not_utf8 = || UsageError(format!("argument {argument:?} is not valid UTF-8; try --help"));
+            let not_utf8 = || format!("argument {argument:?} is not valid UTF-8; try --help");
             argument.to_str().ok_or_else(not_utf8)
         });
-        match words.collect::<Result<Vec<&str>, UsageError>>()?.as_slice() {
+        match words.collect::<Result<Vec<&str>, String>>()?.as_slice() {
             [] | ["serve"] => Ok(Command::Serve),
             ["--health"] => Ok(Command::Health),
             ["check"] => Ok(Command::Check),
@@ -101,30 +98,16 @@ impl Command {
             ["migrate", "status"] => Ok(Command::Migrate(MigrateCommand::Status)),
             ["migrate", "down", steps] => match steps.parse::<usize>() {
                 Ok(steps) if steps > 0 => Ok(Command::Migrate(MigrateCommand::Down(steps))),
-                _ => Err(UsageError(format!(
-                    "migrate down takes a positive count, got {steps:?}"
-                ))),
+                _ => Err(format!("migrate down takes a positive count, got {steps:?}")),
             },
-            ["migrate", "down"] => Err(UsageError(
-                "migrate down needs a count, such as `migrate down 1`".into(),
-            )),
+            ["migrate", "down"] => Err("migrate down needs a count, such as `migrate down 1`".into()),
             ["migrate", "force", version] => match version.parse::<i64>() {
                 Ok(version) if version >= -1 => Ok(Command::Migrate(MigrateCommand::Force(version))),
-                _ => Err(UsageError(format!(
-                    "migrate force takes a version (or -1), got {version:?}"
-                ))),
+                _ => Err(format!("migrate force takes a version (or -1), got {version:?}")),
             },
-            ["migrate", other, ..] => Err(UsageError(format!(
-                "unknown migrate command {other:?}; try up, down N, status"
-            ))),
-            [other, ..] => Err(UsageError(format!("unknown argument {other:?}; try --help"))),
+            ["migrate", other, ..] => Err(format!("unknown migrate command {other:?}; try up, down N, status")),
+            [other, ..] => Err(format!("unknown argument {other:?}; try --help")),
         }
-    }
-}
-
-impl fmt::Display for UsageError {
-    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter.write_str(&self.0)
     }
 }
 
@@ -141,7 +124,7 @@ impl Failure {
 impl fmt::Display for Failure {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Failure::Usage(error) => write!(formatter, "{error}"),
+            Failure::Usage(problem) => formatter.write_str(problem),
             Failure::Config(error) => write!(formatter, "{error}"),
             Failure::Startup(error) => write!(formatter, "{error}"),
             Failure::Unhealthy(why) => write!(formatter, "unhealthy: {why}"),
@@ -161,8 +144,7 @@ macro_rules! failure_from {
     )*};
 }
 
-failure_from!(Usage(UsageError), Config(ConfigError));
-failure_from!(Startup(StartupError), Migrate(MigrateError));
+failure_from!(Config(ConfigError), Startup(StartupError), Migrate(MigrateError));
 
 #[cfg(test)]
 mod tests {
@@ -191,7 +173,7 @@ mod tests {
 
     #[test]
     fn operator_mistakes_exit_2_and_other_failures_exit_1() {
-        let usage = Failure::Usage(UsageError("x".into()));
+        let usage = Failure::Usage("x".into());
         let setting = Failure::Config(ConfigError::new("DB_PORT", "is wrong"));
         let unhealthy = Failure::Unhealthy("no answer".into());
         assert_eq!(

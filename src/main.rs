@@ -23,7 +23,7 @@ fn main() -> ExitCode {
 }
 
 fn run() -> Result<(), Failure> {
-    match Command::parse(std::env::args_os().skip(1))? {
+    match Command::parse(std::env::args_os().skip(1)).map_err(Failure::Usage)? {
         Command::Version => println!("{}", build_info::version_line()),
         Command::Help => print!("{}", usage()),
         Command::Health => {

@@ -8,7 +8,7 @@
 //! network the operator trusts (a cluster-internal issuer), and `auth` warns at start-up.
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Limited};
@@ -82,18 +82,14 @@ impl KeySetSource {
             KeySource::File(path) => read_file(path).await,
             KeySource::Web(uri) => self.get(uri).await,
             KeySource::Discovery(configuration) => {
-                let remembered = self
-                    .discovered
-                    .lock()
-                    .unwrap_or_else(|poison| poison.into_inner())
-                    .clone();
+                let remembered = self.discovered.lock().unwrap_or_else(PoisonError::into_inner).clone();
                 let jwks = match remembered {
                     Some(jwks) => jwks,
                     None => self.discover(configuration).await?,
                 };
                 let fetched = self.get(&jwks).await;
                 if fetched.is_err() {
-                    *self.discovered.lock().unwrap_or_else(|poison| poison.into_inner()) = None;
+                    *self.discovered.lock().unwrap_or_else(PoisonError::into_inner) = None;
                 }
                 fetched
             }
@@ -127,7 +123,7 @@ impl KeySetSource {
                 "{configuration} names a jwks_uri the service does not fetch: {jwks}"
             ));
         }
-        *self.discovered.lock().unwrap_or_else(|poison| poison.into_inner()) = Some(jwks.clone());
+        *self.discovered.lock().unwrap_or_else(PoisonError::into_inner) = Some(jwks.clone());
         Ok(jwks)
     }
 

@@ -88,12 +88,7 @@ impl KeySet {
 
 impl VerificationKey {
     fn of(jwk: &Jwk, settings: &BearerSettings) -> Option<VerificationKey> {
-        if jwk
-            .common
-            .public_key_use
-            .as_ref()
-            .is_some_and(|usage| *usage != PublicKeyUse::Signature)
-        {
+        if matches!(&jwk.common.public_key_use, Some(usage) if *usage != PublicKeyUse::Signature) {
             return None;
         }
         let algorithm = match (&jwk.common.key_algorithm, &jwk.algorithm) {

@@ -9,7 +9,7 @@
 //! its issuer; a request whose `kid` is unknown waits for that one fetch (or the one under way).
 //! Failed fetches are logged each time: the backoff bounds them to one a minute.
 
-use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
 use std::time::Duration;
 
 use tokio::sync::{Notify, watch};
@@ -90,7 +90,7 @@ impl KeyStore {
 
     /// The keys held now; `None` until a first fetch succeeds.
     pub(super) fn current(&self) -> Option<Arc<KeySet>> {
-        self.current.read().unwrap_or_else(|poison| poison.into_inner()).clone()
+        self.current.read().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
     /// Waits for a fetch of the keys for a token whose `kid` the current set lacks (or while
@@ -99,7 +99,7 @@ impl KeyStore {
     pub(super) async fn fetch_for_unknown_key(&self) -> bool {
         let mut finished = self.finished.subscribe();
         {
-            let mut fetching = self.fetching.lock().unwrap_or_else(|poison| poison.into_inner());
+            let mut fetching = self.fetching.lock().unwrap_or_else(PoisonError::into_inner);
             if !fetching.under_way && !fetching.requested {
                 let recent = fetching
                     .last_for_unknown_key
@@ -121,7 +121,7 @@ impl KeyStore {
     /// One fetch; `true` when it brought a usable set.
     async fn fetch_once(&self) -> bool {
         {
-            let mut fetching = self.fetching.lock().unwrap_or_else(|poison| poison.into_inner());
+            let mut fetching = self.fetching.lock().unwrap_or_else(PoisonError::into_inner);
             fetching.under_way = true;
             fetching.requested = false;
         }
@@ -149,10 +149,7 @@ impl KeyStore {
             }
         };
         self.metrics.record_key_fetch(succeeded);
-        self.fetching
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
-            .under_way = false;
+        self.fetching.lock().unwrap_or_else(PoisonError::into_inner).under_way = false;
         self.finished.send_modify(|count| *count += 1);
         succeeded
     }
@@ -162,7 +159,7 @@ impl KeyStore {
         let previous = self
             .current
             .write()
-            .unwrap_or_else(|poison| poison.into_inner())
+            .unwrap_or_else(PoisonError::into_inner)
             .replace(set.clone());
         match previous {
             None => self.logger.info(

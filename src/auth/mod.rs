@@ -94,13 +94,10 @@ impl Auth {
             return Ok(());
         };
         let outcome = bearer.authorize(headers, scope, caller).await;
-        let refused = match &outcome {
-            Ok(_) => None,
-            Err(Error::Bearer(refusal)) => Some(refusal.index()),
-            Err(_) => Some(KEYS_UNAVAILABLE_INDEX),
-        };
-        if let Some(reason) = refused {
-            bearer.metrics.record_auth_refusal(reason);
+        match &outcome {
+            Ok(()) => {}
+            Err(Error::Bearer(refusal)) => bearer.metrics.record_auth_refusal(refusal.index()),
+            Err(_) => bearer.metrics.record_auth_refusal(KEYS_UNAVAILABLE_INDEX),
         }
         outcome
     }

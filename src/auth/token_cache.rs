@@ -14,7 +14,7 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use ring::digest::{SHA256, digest};
 
@@ -134,7 +134,7 @@ impl RememberedTokens {
     pub(super) fn forget_all(&self) {
         self.forgettings.fetch_add(1, Ordering::AcqRel);
         for shard in &self.shards {
-            shard.write().unwrap_or_else(|poison| poison.into_inner()).clear();
+            shard.write().unwrap_or_else(PoisonError::into_inner).clear();
         }
     }
 
@@ -142,20 +142,20 @@ impl RememberedTokens {
     pub(super) fn len(&self) -> usize {
         self.shards
             .iter()
-            .map(|shard| shard.read().unwrap_or_else(|poison| poison.into_inner()).len())
+            .map(|shard| shard.read().unwrap_or_else(PoisonError::into_inner).len())
             .sum()
     }
 
     fn read(&self, token: &TokenDigest) -> RwLockReadGuard<'_, Shard> {
         self.shards[token.shard()]
             .read()
-            .unwrap_or_else(|poison| poison.into_inner())
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     fn write(&self, token: &TokenDigest) -> RwLockWriteGuard<'_, Shard> {
         self.shards[token.shard()]
             .write()
-            .unwrap_or_else(|poison| poison.into_inner())
+            .unwrap_or_else(PoisonError::into_inner)
     }
 }
 

@@ -81,10 +81,8 @@ pub(crate) async fn handle(state: Arc<AppState>, request: Request<Incoming>, arr
                 // A write answers at the deadline itself, saying whether it was sent; this is for the
                 // rest, and a moment later, so that it never fires before the write's own timer.
                 let served = serve(&state, route, &parts, (body, arrival), deadline, &mut caller);
-                match tokio::time::timeout_at(deadline + BACKSTOP_SLACK, served).await {
-                    Ok(outcome) => (route, outcome),
-                    Err(_) => (route, Err(Error::Timeout)),
-                }
+                let outcome = tokio::time::timeout_at(deadline + BACKSTOP_SLACK, served).await;
+                (route, outcome.unwrap_or(Err(Error::Timeout)))
             }
         }
     };
@@ -122,13 +120,8 @@ impl Envelope {
         outcome: Result<HttpResponse, Error>,
         caller: &Caller,
     ) -> HttpResponse {
-        let (mut response, failure) = match outcome {
-            Ok(response) => (response, None),
-            Err(error) => {
-                let failure = failure_cause(&error);
-                (error.into_response(), failure)
-            }
-        };
+        let failure = outcome.as_ref().err().and_then(failure_cause);
+        let mut response = outcome.unwrap_or_else(Error::into_response);
         let duration = self.started.elapsed();
         let status = response.status().as_u16();
         state.metrics.record_request(route, &parts.method, status, duration);
@@ -140,7 +133,7 @@ impl Envelope {
             request_id: self.request_id.as_bytes(),
             trace_id: self.trace.trace_id(),
             span_id: self.trace.span_id(),
-            cache: response.headers().get(X_CACHE).map(cache_label),
+            cache: (response.headers().get(X_CACHE)).map(|value| if value == "HIT" { "HIT" } else { "MISS" }),
             user_id: caller.user_id(),
             error: failure.as_deref(),
         });
@@ -164,10 +157,6 @@ fn failure_cause(error: &Error) -> Option<Cow<'static, str>> {
             .cause()
             .map(|cause| Cow::Owned(crate::error::chain(cause.as_ref()))),
     }
-}
-
-fn cache_label(value: &HeaderValue) -> &'static str {
-    if value == "HIT" { "HIT" } else { "MISS" }
 }
 
 /// Authorizes the caller for what the request asks, then runs its handler. `caller` is filled in

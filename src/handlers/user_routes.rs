@@ -18,7 +18,7 @@ use crate::state::AppState;
 use crate::user::input::{NewUser, UserPatch};
 use crate::user::page::PageRequest;
 use crate::user::{USER_JSON_CAPACITY, User, parse_user_id};
-use crate::writes::{IdempotencyKey, WriteRequest, WriteResponse, not_found};
+use crate::writes::{IdempotencyKey, WriteRequest, not_found};
 
 /// Marks a response replayed for its Idempotency-Key.
 const IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
@@ -69,11 +69,7 @@ pub(crate) async fn create(
     let body = read_json_body(headers, body, arrival).await?;
     let new_user = NewUser::parse(body.object)?;
     let key = IdempotencyKey::from_headers(headers, subject, "POST", "/v1/users", &body.bytes)?;
-    let written = state
-        .writes
-        .perform(WriteRequest::Create(new_user), key, deadline)
-        .await?;
-    write_response(written)
+    perform(state, WriteRequest::Create(new_user), key, deadline).await
 }
 
 pub(crate) async fn update(
@@ -94,11 +90,7 @@ pub(crate) async fn update(
         let user = state.lookups.find(id).await?.ok_or_else(|| not_found(id))?;
         return Ok(json(StatusCode::OK, user));
     }
-    let written = state
-        .writes
-        .perform(WriteRequest::Update { id, patch }, key, deadline)
-        .await?;
-    write_response(written)
+    perform(state, WriteRequest::Update { id, patch }, key, deadline).await
 }
 
 pub(crate) async fn delete(
@@ -110,8 +102,7 @@ pub(crate) async fn delete(
 ) -> Result<HttpResponse, Error> {
     let id = parse_user_id(id)?;
     let key = IdempotencyKey::from_headers(headers, subject, "DELETE", &user_path(id), b"")?;
-    let written = state.writes.perform(WriteRequest::Delete { id }, key, deadline).await?;
-    write_response(written)
+    perform(state, WriteRequest::Delete { id }, key, deadline).await
 }
 
 /// The path of a user in canonical form (lower-case id), as an Idempotency-Key fingerprint sees it.
@@ -119,7 +110,14 @@ fn user_path(id: Uuid) -> String {
     format!("/v1/users/{}", id.hyphenated())
 }
 
-fn write_response(written: WriteResponse) -> Result<HttpResponse, Error> {
+/// Runs the write to completion (or replays its recorded answer) and answers with its outcome.
+async fn perform(
+    state: &AppState,
+    request: WriteRequest,
+    key: Option<IdempotencyKey>,
+    deadline: Instant,
+) -> Result<HttpResponse, Error> {
+    let written = state.writes.perform(request, key, deadline).await?;
     let mut response = if written.body.is_empty() {
         empty(written.status)
     } else {

@@ -219,11 +219,7 @@ impl Metrics {
         let help = "Requests refused for their credentials (400, 401, 403; 503 while no keys are held), by reason.";
         let refusals = REFUSAL_REASONS.iter().zip(self.auth_refusals.iter().map(load));
         render_labelled(out, "gravity_auth_refusals_total", "counter", help, "reason", refusals);
-        let Some(AuthFigures {
-            keys,
-            tokens_remembered,
-        }) = auth
-        else {
+        let Some(auth) = auth else {
             return;
         };
         let name = "gravity_auth_key_fetches_total";
@@ -235,7 +231,9 @@ impl Metrics {
             "# HELP gravity_auth_keys The issuer's keys held (0: none fetched yet, protected routes answer 503).\n\
              # TYPE gravity_auth_keys gauge\ngravity_auth_keys {keys}\n\
              # HELP gravity_auth_tokens_remembered Verified tokens remembered until they expire.\n\
-             # TYPE gravity_auth_tokens_remembered gauge\ngravity_auth_tokens_remembered {tokens_remembered}"
+             # TYPE gravity_auth_tokens_remembered gauge\ngravity_auth_tokens_remembered {tokens_remembered}",
+            keys = auth.keys,
+            tokens_remembered = auth.tokens_remembered,
         );
     }
 

@@ -130,10 +130,6 @@ fn too_long(max_chars: usize) -> BrokenRule {
     format!("must be at most {max_chars} characters").into()
 }
 
-fn has_control_characters(text: &str) -> bool {
-    text.chars().any(char::is_control)
-}
-
 impl UserName {
     pub fn parse(value: Value) -> Result<UserName, BrokenRule> {
         let Value::String(text) = value else {
@@ -146,7 +142,7 @@ impl UserName {
         if trimmed.chars().count() > NAME_MAX_CHARS {
             return Err(too_long(NAME_MAX_CHARS));
         }
-        if has_control_characters(trimmed) {
+        if trimmed.chars().any(char::is_control) {
             return Err("must not contain control characters".into());
         }
         // Blank means nothing visible: white space, format characters and fillers alone make a

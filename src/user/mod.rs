@@ -16,14 +16,17 @@ use uuid::Uuid;
 use crate::error::Error;
 use crate::timestamp::Rfc3339Micros;
 
-/// A stored user.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A stored user. Its JSON shape is exactly these keys, in this order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub(crate) struct User {
+    #[serde(serialize_with = "hyphenated_lower")]
     pub(crate) id: Uuid,
     pub(crate) name: String,
     pub(crate) email: Option<String>,
     pub(crate) avatar_url: Option<String>,
+    #[serde(serialize_with = "rfc3339_micros")]
     pub(crate) created_at: OffsetDateTime,
+    #[serde(serialize_with = "rfc3339_micros")]
     pub(crate) updated_at: OffsetDateTime,
 }
 
@@ -36,17 +39,6 @@ pub(crate) const USER_JSON_CAPACITY: usize = 256;
 pub(crate) const MAX_USER_JSON_LEN: usize =
     4 * (input::NAME_MAX_CHARS + input::EMAIL_MAX_CHARS + input::AVATAR_URL_MAX_CHARS) + 256;
 
-/// The JSON shape of a user: exactly these keys, in this order.
-#[derive(Serialize)]
-struct UserJson<'a> {
-    id: &'a str,
-    name: &'a str,
-    email: Option<&'a str>,
-    avatar_url: Option<&'a str>,
-    created_at: &'a str,
-    updated_at: &'a str,
-}
-
 impl User {
     /// The user as the response body the contract describes.
     pub(crate) fn to_json(&self) -> Bytes {
@@ -56,21 +48,12 @@ impl User {
     }
 }
 
-impl Serialize for User {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut id = [0u8; uuid::fmt::Hyphenated::LENGTH];
-        let created_at = Rfc3339Micros::new(self.created_at);
-        let updated_at = Rfc3339Micros::new(self.updated_at);
-        UserJson {
-            id: self.id.hyphenated().encode_lower(&mut id),
-            name: &self.name,
-            email: self.email.as_deref(),
-            avatar_url: self.avatar_url.as_deref(),
-            created_at: created_at.as_str(),
-            updated_at: updated_at.as_str(),
-        }
-        .serialize(serializer)
-    }
+fn hyphenated_lower<S: serde::Serializer>(id: &Uuid, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(id.hyphenated().encode_lower(&mut [0; uuid::fmt::Hyphenated::LENGTH]))
+}
+
+fn rfc3339_micros<S: serde::Serializer>(moment: &OffsetDateTime, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(Rfc3339Micros::new(*moment).as_str())
 }
 
 /// Reads a user id from a path segment: a hyphenated UUID in any letter case.

@@ -46,9 +46,9 @@ impl PageRequest {
             match name {
                 "limit" if limit.is_none() => limit = Some(parse_limit(value)?),
                 "cursor" if after.is_none() => after = Some(Cursor::decode(value)?),
-                "limit" | "cursor" => return Err(bad(format!("{name} is given more than once"))),
+                "limit" | "cursor" => return Err(Error::BadRequest(format!("{name} is given more than once"))),
                 other => {
-                    return Err(bad(format!(
+                    return Err(Error::BadRequest(format!(
                         "unknown query parameter {:?}; this list takes limit and cursor",
                         super::truncate(other, 64)
                     )));
@@ -66,7 +66,9 @@ fn parse_limit(value: &str) -> Result<u8, Error> {
     let valid = !value.is_empty() && value.len() <= 3 && value.bytes().all(|byte| byte.is_ascii_digit());
     match value.parse::<u8>() {
         Ok(limit) if valid && (1..=MAX_LIMIT).contains(&limit) => Ok(limit),
-        _ => Err(bad(format!("limit must be a whole number from 1 to {MAX_LIMIT}"))),
+        _ => Err(Error::BadRequest(format!(
+            "limit must be a whole number from 1 to {MAX_LIMIT}"
+        ))),
     }
 }
 
@@ -77,7 +79,7 @@ impl Cursor {
     }
 
     pub fn decode(text: &str) -> Result<Cursor, Error> {
-        let invalid = || bad("cursor is not one this service issued".to_owned());
+        let invalid = || Error::BadRequest("cursor is not one this service issued".to_owned());
         if text.len() != CURSOR_LEN || !text.bytes().all(|byte| byte.is_ascii_hexdigit()) {
             return Err(invalid());
         }
@@ -88,10 +90,6 @@ impl Cursor {
         let id = Uuid::try_parse(&text[16..]).map_err(|_| invalid())?;
         Ok(Cursor { created_at, id })
     }
-}
-
-fn bad(detail: String) -> Error {
-    Error::BadRequest(detail)
 }
 
 #[cfg(test)]

@@ -48,17 +48,9 @@ pub fn is_invisible(c: char) -> bool {
     if c < '\u{ad}' {
         return false;
     }
-    INVISIBLE
-        .binary_search_by(|&(first, last)| {
-            if last < c {
-                std::cmp::Ordering::Less
-            } else if first > c {
-                std::cmp::Ordering::Greater
-            } else {
-                std::cmp::Ordering::Equal
-            }
-        })
-        .is_ok()
+    // The first range that does not end before `c` is the only one that can hold it.
+    let candidate = INVISIBLE.partition_point(|&(_, last)| last < c);
+    INVISIBLE.get(candidate).is_some_and(|&(first, _)| first <= c)
 }
 
 /// White space, a control character or an invisible one: what nobody sees, or sees as a gap.
