@@ -55,6 +55,10 @@ pub enum Error {
     /// 503: a write refused before it was sent because the cache every replica reads could not be
     /// fenced (`cache::fence`): nothing was written.
     WriteRefused(Cause),
+    /// 503: a repeat of a write already made (its Idempotency-Key seen before) whose answer is
+    /// not given because the cache every replica reads could not be fenced (`writes::single`):
+    /// nothing more was written, and a retry with the same key replays it.
+    ReplayRefused(Cause),
     /// 503: Postgres answers with a schema that is not this release's (never migrated, behind, dirty);
     /// the detail (`db::schema::SchemaGap`) names the missing migration and the command.
     SchemaBehind(String),
@@ -144,6 +148,7 @@ impl Error {
             Error::Unavailable(_)
             | Error::WriteNotApplied(_)
             | Error::WriteRefused(_)
+            | Error::ReplayRefused(_)
             | Error::SchemaBehind(_)
             | Error::NoRoom
             | Error::WriteOutcomeUnknown(_)
@@ -160,6 +165,7 @@ impl Error {
             Error::Unavailable(cause)
             | Error::WriteNotApplied(cause)
             | Error::WriteRefused(cause)
+            | Error::ReplayRefused(cause)
             | Error::WriteOutcomeUnknown(cause)
             | Error::NotReady { cause, .. }
             | Error::Internal(cause) => Some(cause),
@@ -191,6 +197,10 @@ impl Error {
             }
             Error::WriteRefused(_) => "the cache that every replica reads could not be told of this write, \
                  so it was not made; nothing was written, so it is safe to retry"
+                .into(),
+            Error::ReplayRefused(_) => "the write this Idempotency-Key stands for was already made, but the cache \
+                 that every replica reads could not be told of it, so its answer is not given now; nothing more \
+                 was written, and a retry with the same Idempotency-Key is safe"
                 .into(),
             Error::NoRoom => "the service is at its connection limit and closed this connection to make room; \
                  nothing was done, so it is safe to send the request again"
@@ -290,6 +300,7 @@ impl fmt::Display for Error {
             Error::NotReady { cause, .. } => write!(formatter, "not ready: {}", chain(cause.as_ref())),
             Error::WriteNotApplied(cause) => write!(formatter, "write not applied: {}", chain(cause.as_ref())),
             Error::WriteRefused(cause) => write!(formatter, "write refused: {}", chain(cause.as_ref())),
+            Error::ReplayRefused(cause) => write!(formatter, "replay refused: {}", chain(cause.as_ref())),
             Error::WriteOutcomeUnknown(cause) => write!(formatter, "write outcome unknown: {}", chain(cause.as_ref())),
             Error::Internal(cause) => write!(formatter, "internal error: {}", chain(cause.as_ref())),
             Error::SchemaBehind(gap) => write!(formatter, "{gap}"),

@@ -142,12 +142,6 @@ impl Cache {
         lifted
     }
 
-    /// Returns once every replica's in-process copies have heard of any fence Redis took before
-    /// this call: for an answer that reports an earlier request's write (a replay).
-    pub(crate) async fn wait_for_copies_to_hear(&self) {
-        tokio::time::sleep(VOUCHED_FOR).await;
-    }
-
     async fn lift(&self, fence: &Fence, tries: LiftTries) -> bool {
         let until = match tries {
             LiftTries::UntilAnswered => Instant::now() + LIFT_PATIENCE,

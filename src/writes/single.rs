@@ -97,7 +97,15 @@ async fn write_once_keyed(
         Ok(true) => run_keyed(connection, request, key, progress.deadline()).await,
         Ok(false) => {
             transaction::roll_back(connection).await;
-            return replay(connection, key).await;
+            let replayed = replay(connection, key).await?;
+            // The write may have committed after its own fence expired (Postgres held its COMMIT
+            // past the fence's lifetime), and a reader may have cached the user as it was before:
+            // the replay fences the key as a write does, and answers once the fence is lifted.
+            fencing.raise().await.map_err(|refused| match refused {
+                Error::WriteRefused(cause) => Error::ReplayRefused(cause),
+                other => other,
+            })?;
+            return Ok(replayed);
         }
         Err(error) => Err(transaction::failure(error, Stage::BeforeCommit)),
     };
@@ -204,9 +212,9 @@ const FENCE_BEYOND_DEADLINE: Duration = TCP_USER_TIMEOUT
     .saturating_add(STATEMENT_TIMEOUT)
     .saturating_add(Duration::from_secs(1));
 
-/// One write's fence in the cache (`cache::Fence`): raised before the write can commit, lifted
-/// after it has committed (or definitely wrote nothing), left to expire when its outcome is unknown;
-/// a replay waits as a lift would.
+/// One write's fence in the cache (`cache::Fence`): raised before the write can commit (or before
+/// a replay answers), lifted after it has committed (or definitely wrote nothing), left to expire
+/// when its outcome is unknown.
 struct Fencing<'a> {
     /// The cache and the user, when the write changes a user that may be cached.
     target: Option<(&'a Cache, Uuid)>,
@@ -228,15 +236,7 @@ impl Fencing<'_> {
     /// if need be: a restarted Redis may have lost the fence, and only the lift removes what readers
     /// stored meanwhile) or that wrote nothing (once).
     async fn settle(self, outcome: &Result<WriteResponse, Error>) {
-        let Some((cache, _)) = self.target else {
-            return;
-        };
-        let Some(fence) = self.raised else {
-            // A replay reports a write made behind another request's fence; that request may have
-            // answered (its outcome unknown to it) without waiting for the copies to hear of it.
-            if outcome.as_ref().is_ok_and(|response| response.replayed) {
-                cache.wait_for_copies_to_hear().await;
-            }
+        let (Some((cache, _)), Some(fence)) = (self.target, self.raised) else {
             return;
         };
         let tries = match outcome {

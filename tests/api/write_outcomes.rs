@@ -1,15 +1,20 @@
 //! Writes tell the truth: a write that cannot finish in time is cancelled by Postgres and its 503
 //! says nothing was written; an outcome the service cannot know is called unknown; a write, once
-//! sent, finishes (cache removal included) even if its client goes away; and a write waiting on a
+//! sent, finishes (cache removal included) even if its client goes away; a replay fences as the
+//! write did, so a commit that outlived its fence is not contradicted; and a write waiting on a
 //! locked row delays nothing else.
 
 use std::time::{Duration, Instant};
 
+use hyper::Method;
 use serde_json::json;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-use crate::helpers::{TestApp, eventually, http_get_json, lock_rows, spawn_app, spawn_app_with, wait_for_lock_waits};
+use crate::helpers::{
+    TestApp, eventually, http_get_json, lock_rows, send_keyed, spawn_app, spawn_app_with, wait_for_lock_waits,
+};
+use crate::service_process;
 use crate::support::cluster::Cluster;
 use crate::support::proxy::Proxy;
 use crate::support::services::Services;
@@ -148,6 +153,93 @@ async fn a_patch_whose_connection_is_lost_once_it_was_sent_is_called_unknown_and
         "once the fence has expired, the next read fills the key again"
     );
     assert_eq!(app.get(&path).await.json()["name"], "sent, then cut");
+}
+
+#[tokio::test]
+async fn a_replay_of_a_patch_committed_after_its_writer_died_and_its_fence_expired_never_serves_the_old_body() {
+    let app = spawn_app().await;
+    let (id, path) = app.create_named("Ada").await;
+    let postgres = Proxy::start(Services::from_env().pg_port).await;
+    let port = postgres.port.to_string();
+    let writer = service_process::on(&app.database, &[("DB_PORT", port.as_str())], None).await;
+
+    // Postgres holds the writer's COMMIT (storage that stopped completing writes), and the writer
+    // dies before it hears back: nobody is left to lift its fence.
+    postgres.hold_request_containing(b"COMMIT");
+    let body = r#"{"name":"late"}"#;
+    let mut client = TcpStream::connect(("127.0.0.1", writer.port)).await.unwrap();
+    let request = format!(
+        "PATCH {path} HTTP/1.1\r\nHost: x\r\nIdempotency-Key: held-commit\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    client.write_all(request.as_bytes()).await.unwrap();
+    postgres.holding().await;
+    writer.stop_with("KILL").await;
+    let key = app.cache_key(&id);
+    let fence: String = redis::cmd("GET").arg(&key).query(&mut app.redis()).unwrap();
+    assert!(fence.starts_with("fence:"), "{fence}");
+
+    // The COMMIT is held past the fence's lifetime: the fence expires, and a read caches the user
+    // as Postgres still has it.
+    let _: () = redis::cmd("PEXPIRE").arg(&key).arg(1).query(&mut app.redis()).unwrap();
+    let cached = eventually(Duration::from_secs(2), async || {
+        app.get(&path).await;
+        let read = app.get(&path).await;
+        read.header("x-cache") == Some("HIT") && read.json()["name"] == "Ada"
+    })
+    .await;
+    assert!(
+        cached,
+        "the user as it was before the write is cached once the fence is gone"
+    );
+
+    // Then Postgres commits, and the retry with the same key, on another replica, replays the
+    // write's answer: an acknowledgement, which no read may contradict.
+    postgres.release();
+    let committed = eventually(Duration::from_secs(5), async || {
+        name_in_database(&app, &id).await == "late"
+    })
+    .await;
+    assert!(committed, "the held COMMIT went through once released");
+    let replayed = send_keyed(&app, Method::PATCH, &path, "held-commit", body).await;
+    assert_eq!(
+        (replayed.status.as_u16(), replayed.header("idempotent-replayed")),
+        (200, Some("true"))
+    );
+    for _ in 0..3 {
+        assert_eq!(
+            app.get(&path).await.json()["name"],
+            "late",
+            "a read after the replay served the body cached before the commit"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_replay_is_refused_without_a_fence_and_answered_once_redis_takes_one_again() {
+    let redis = Proxy::start(Services::from_env().redis_port).await;
+    let app = spawn_app_with(|config| config.cache.redis.as_mut().unwrap().port = redis.port).await;
+    let (_, path) = app.create_named("Ada").await;
+    let patch = async || send_keyed(&app, Method::PATCH, &path, "replay-unfenced", r#"{"name":"Grace"}"#).await;
+    assert_eq!(patch().await.status.as_u16(), 200);
+
+    // Redis out of reach: no replica could be warned of the write the replay reports.
+    redis.cut();
+    let refused = patch().await;
+    let problem = refused.problem(503);
+    let detail = problem["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("already made") && detail.contains("retry with the same Idempotency-Key is safe"),
+        "{problem}"
+    );
+    assert_eq!(refused.header("retry-after"), Some("1"));
+    assert_eq!(refused.header("idempotent-replayed"), None);
+    assert_eq!(name_in_database(&app, &path["/v1/users/".len()..]).await, "Grace");
+
+    redis.restore();
+    let replayed = eventually(Duration::from_secs(5), async || patch().await.status.as_u16() == 200).await;
+    assert!(replayed, "the replay is answered once Redis takes its fence again");
 }
 
 #[tokio::test]
