@@ -6,7 +6,8 @@
 //! off from 1 s to a minute). Once a set is held, a failed fetch keeps it: an issuer that is
 //! down costs nothing while its keys are unchanged. Fetches caused by unknown `kid`s are at
 //! most one per `unknown_key_fetch_every`, so made-up `kid`s cannot turn the service against
-//! its issuer; a request whose `kid` is unknown waits for that one fetch (or the one under way).
+//! its issuer; a request whose `kid` is unknown waits for a fetch that started after it needed
+//! the key (after the one under way, if any, which may predate the key).
 //! Failed fetches are logged each time: the backoff bounds them to one a minute.
 
 use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
@@ -94,28 +95,37 @@ impl KeyStore {
     }
 
     /// Waits for a fetch of the keys for a token whose `kid` the current set lacks (or while
-    /// none is held): the one under way or asked for, or a new one if none was caused this way
-    /// within the interval. `false` when no fetch finished for it.
+    /// none is held), one that starts after the key was needed: the one asked for, or a new one
+    /// if none was caused this way within the interval. A fetch under way may have been sent
+    /// before the issuer published the key, so the one after it is waited for too; only when no
+    /// new one may be asked for is the one under way all there is. `false` when no fetch
+    /// finished for it.
     pub(super) async fn fetch_for_unknown_key(&self) -> bool {
         let mut finished = self.finished.subscribe();
-        {
+        let (finished_before, fetches) = {
             let mut fetching = self.fetching.lock().unwrap_or_else(PoisonError::into_inner);
-            if !fetching.under_way && !fetching.requested {
-                let recent = fetching
-                    .last_for_unknown_key
-                    .is_some_and(|at| at.elapsed() < self.settings.unknown_key_fetch_every);
-                if recent {
-                    return false;
-                }
+            let recent = fetching
+                .last_for_unknown_key
+                .is_some_and(|at| at.elapsed() < self.settings.unknown_key_fetch_every);
+            if !fetching.requested && !recent {
                 fetching.last_for_unknown_key = Some(Instant::now());
                 fetching.requested = true;
                 self.wake.notify_one();
             }
-        }
+            let fetches = match (fetching.under_way, fetching.requested) {
+                (true, true) => 2,
+                (true, false) | (false, true) => 1,
+                (false, false) => return false,
+            };
+            // Read under the lock that `fetch_once` counts a finished fetch under.
+            (*finished.borrow_and_update(), fetches)
+        };
         // A fetch asked for now starts a moment later and may take all of its own timeout.
-        tokio::time::timeout(FETCH_TIMEOUT + Duration::from_secs(1), finished.changed())
+        let patience = FETCH_TIMEOUT * fetches + Duration::from_secs(1);
+        let waited = finished.wait_for(|count| *count >= finished_before + u64::from(fetches));
+        tokio::time::timeout(patience, waited)
             .await
-            .is_ok_and(|changed| changed.is_ok())
+            .is_ok_and(|waited| waited.is_ok())
     }
 
     /// One fetch; `true` when it brought a usable set.
@@ -149,7 +159,9 @@ impl KeyStore {
             }
         };
         self.metrics.record_key_fetch(succeeded);
-        self.fetching.lock().unwrap_or_else(PoisonError::into_inner).under_way = false;
+        // One step under the lock, so a request never sees the fetch over but not yet counted.
+        let mut fetching = self.fetching.lock().unwrap_or_else(PoisonError::into_inner);
+        fetching.under_way = false;
         self.finished.send_modify(|count| *count += 1);
         succeeded
     }

@@ -14,6 +14,7 @@ use crate::support::issuer::{
     Algorithm, JwksServer, READ_WRITE, SigningKey, b64, claims, jwks, now, signing_input, with,
 };
 use crate::support::metric_value;
+use crate::support::proxy::Proxy;
 use crate::users_create::count_users;
 
 /// Both scopes, for `user-1`, signed by `key`.
@@ -364,6 +365,40 @@ async fn a_key_the_issuer_adds_is_used_at_once_and_one_it_withdraws_stops_workin
     assert_eq!(
         metric(&app, r#"gravity_auth_refusals_total{reason="unknown_key"}"#).await,
         1.0
+    );
+}
+
+#[tokio::test]
+async fn a_new_kid_arriving_during_a_fetch_is_checked_against_a_fetch_that_started_after_it() {
+    let old = SigningKey::generate(Algorithm::Es256, "old");
+    let new = SigningKey::generate(Algorithm::Es256, "new");
+    let server = JwksServer::start(jwks(&[&old])).await;
+    let path_to_issuer = Proxy::start(server.port).await;
+    let jwks_url = format!("http://127.0.0.1:{}/jwks.json", path_to_issuer.port);
+    let app = spawn_app_with_auth(&jwks_url, |config| {
+        set_refresh(config, Duration::from_millis(200), None)
+    })
+    .await;
+    let keys_in = eventually(Duration::from_secs(5), async || app.get("/ready").await.status == 200).await;
+    assert!(keys_in, "the first key set arrived");
+
+    // A scheduled fetch is under way, its answer (the old set) held on the way back, when the
+    // issuer publishes a new key and a token signed with it arrives.
+    path_to_issuer.hold_reply_containing(br#""kid":"old""#);
+    path_to_issuer.holding().await;
+    server.publish(jwks(&[&old, &new]));
+    let release_soon = async {
+        // The request has found the kid unknown and is waiting by then.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        path_to_issuer.release();
+    };
+    let new_token = token(&new);
+    let with_new_token = app.with_token(&new_token);
+    let (answer, ()) = tokio::join!(with_new_token.get("/v1/users"), release_soon);
+
+    assert_eq!(
+        answer.status, 200,
+        "the fetch under way was sent before the key was published; the one after it has the key"
     );
 }
 
