@@ -101,7 +101,7 @@ async fn write_once_keyed(
             // The write may have committed after its own fence expired (Postgres held its COMMIT
             // past the fence's lifetime), and a reader may have cached the user as it was before:
             // the replay fences the key as a write does, and answers once the fence is lifted.
-            fencing.raise().await.map_err(|refused| match refused {
+            fencing.raise_for_replay().await.map_err(|refused| match refused {
                 Error::WriteRefused(cause) => Error::ReplayRefused(cause),
                 other => other,
             })?;
@@ -212,6 +212,10 @@ const FENCE_BEYOND_DEADLINE: Duration = TCP_USER_TIMEOUT
     .saturating_add(STATEMENT_TIMEOUT)
     .saturating_add(Duration::from_secs(1));
 
+/// A replay's fence outlives its lift (tried for a second) with room to spare; should that lift go
+/// unanswered, the user is cached again within seconds rather than the 40 s a write's fence lasts.
+const REPLAY_FENCE_LIFETIME: Duration = Duration::from_secs(5);
+
 /// One write's fence in the cache (`cache::Fence`): raised before the write can commit (or before
 /// a replay answers), lifted after it has committed (or definitely wrote nothing), left to expire
 /// when its outcome is unknown.
@@ -225,8 +229,18 @@ struct Fencing<'a> {
 impl Fencing<'_> {
     /// Raises the fence; the write may commit only after `Ok`. A refusal means nothing was written.
     async fn raise(&mut self) -> Result<(), Error> {
+        let lifetime = self.deadline.saturating_duration_since(Instant::now()) + FENCE_BEYOND_DEADLINE;
+        self.raise_living(lifetime).await
+    }
+
+    /// Raises the fence of a replay, which stands for no commit (the write it reports has
+    /// committed): it need only replace what is at the key, so it lives `REPLAY_FENCE_LIFETIME`.
+    async fn raise_for_replay(&mut self) -> Result<(), Error> {
+        self.raise_living(REPLAY_FENCE_LIFETIME).await
+    }
+
+    async fn raise_living(&mut self, lifetime: Duration) -> Result<(), Error> {
         if let Some((cache, id)) = self.target {
-            let lifetime = self.deadline.saturating_duration_since(Instant::now()) + FENCE_BEYOND_DEADLINE;
             self.raised = Some(cache.raise_fence(id, lifetime).await?);
         }
         Ok(())

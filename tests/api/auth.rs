@@ -389,7 +389,7 @@ async fn a_new_kid_arriving_during_a_fetch_is_checked_against_a_fetch_that_start
     server.publish(jwks(&[&old, &new]));
     let release_soon = async {
         // The request has found the kid unknown and is waiting by then.
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
         path_to_issuer.release();
     };
     let new_token = token(&new);
