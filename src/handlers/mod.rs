@@ -133,7 +133,10 @@ impl Envelope {
             request_id: self.request_id.as_bytes(),
             trace_id: self.trace.trace_id(),
             span_id: self.trace.span_id(),
-            cache: (response.headers().get(X_CACHE)).map(|value| if value == "HIT" { "HIT" } else { "MISS" }),
+            cache: response
+                .headers()
+                .get(X_CACHE)
+                .map(|value| if value == "HIT" { "HIT" } else { "MISS" }),
             user_id: caller.user_id(),
             error: failure.as_deref(),
         });

@@ -101,10 +101,7 @@ async fn write_once_keyed(
             // The write may have committed after its own fence expired (Postgres held its COMMIT
             // past the fence's lifetime), and a reader may have cached the user as it was before:
             // the replay fences the key as a write does, and answers once the fence is lifted.
-            fencing.raise_for_replay().await.map_err(|refused| match refused {
-                Error::WriteRefused(cause) => Error::ReplayRefused(cause),
-                other => other,
-            })?;
+            fencing.raise_for_replay().await?;
             return Ok(replayed);
         }
         Err(error) => Err(transaction::failure(error, Stage::BeforeCommit)),
@@ -235,8 +232,14 @@ impl Fencing<'_> {
 
     /// Raises the fence of a replay, which stands for no commit (the write it reports has
     /// committed): it need only replace what is at the key, so it lives `REPLAY_FENCE_LIFETIME`.
+    /// A refusal is `ReplayRefused`: the write was made, only its answer is held back.
     async fn raise_for_replay(&mut self) -> Result<(), Error> {
-        self.raise_living(REPLAY_FENCE_LIFETIME).await
+        self.raise_living(REPLAY_FENCE_LIFETIME)
+            .await
+            .map_err(|refused| match refused {
+                Error::WriteRefused(cause) => Error::ReplayRefused(cause),
+                other => other,
+            })
     }
 
     async fn raise_living(&mut self, lifetime: Duration) -> Result<(), Error> {
