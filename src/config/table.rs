@@ -84,7 +84,8 @@ pub const SETTINGS: [Setting; 26] = [
     port("REDIS_PORT", 6379, false).means("Redis port"),
     text("REDIS_PASSWORD", "").means("sent with AUTH when set; never logged"),
     text("REDIS_PASSWORD_FILE", "").means("a file holding REDIS_PASSWORD (a mounted secret)"),
-    number("CACHE_TTL_SECONDS", 300, 0, 7 * 24 * 3600).means("lifetime of a cached user; 0: no cache"),
+    number("CACHE_TTL_SECONDS", 300, 0, 7 * 24 * 3600)
+        .means("lifetime of a cached user; 0: no cached reads (writes still fence)"),
     text("CACHE_KEY_PREFIX", "gravity").means("Redis keys are {prefix}:user:{id}"),
     number("CACHE_LOCAL_ENTRIES", 0, 0, 1_000_000).means("in-process copies of cached users; 0: none"),
     one_of("LOG_LEVEL", "info", &["debug", "info", "warn", "error"]).means("the least severe events written"),
