@@ -7,6 +7,7 @@
 //! a fetch from it fails. Plain http lets anyone on the path replace the keys: it is for a
 //! network the operator trusts (a cluster-internal issuer), and `auth` warns at start-up.
 
+use std::io::Read as _;
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -196,9 +197,15 @@ async fn read_file(path: &Path) -> Result<Bytes, String> {
         if size > MAX_DOCUMENT_BYTES as u64 {
             return Err(unreadable(&format!("{size} bytes is over {MAX_DOCUMENT_BYTES}")));
         }
-        std::fs::read(&path)
-            .map(Bytes::from)
-            .map_err(|error| unreadable(&error))
+        // The size again while reading: the file may have grown since.
+        let mut document = Vec::with_capacity(size as usize);
+        std::fs::File::open(&path)
+            .and_then(|file| file.take(MAX_DOCUMENT_BYTES as u64 + 1).read_to_end(&mut document))
+            .map_err(|error| unreadable(&error))?;
+        if document.len() > MAX_DOCUMENT_BYTES {
+            return Err(unreadable(&format!("it grew over {MAX_DOCUMENT_BYTES} bytes")));
+        }
+        Ok(Bytes::from(document))
     })
     .await
     .map_err(|error| error.to_string())?

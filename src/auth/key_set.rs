@@ -4,7 +4,9 @@
 //! A key is used only with its own algorithm: the JWK's `alg` when it names one, else the one
 //! its type implies (RSA: RS256, EC P-256: ES256, OKP Ed25519: EdDSA). Keys for encryption, of
 //! other algorithms or types, RSA keys under 2048 bits and entries that do not parse are left
-//! out, so one odd key never costs the others; a set with no usable key is refused whole.
+//! out, so one odd key never costs the others. A document that is a key set is the issuer's word
+//! on which keys exist, even when none of its keys is usable here: a held key it no longer lists
+//! is withdrawn (`key_store`). Only a document that is no key set at all is a failed fetch.
 
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey, DecodingKeyKind, Validation};
@@ -23,6 +25,10 @@ const MIN_RSA_MODULUS_BITS: usize = 2048;
 /// The usable keys of one fetch of the key set.
 pub(super) struct KeySet {
     keys: Vec<VerificationKey>,
+    /// The entries the document listed, usable or not.
+    pub(super) listed: usize,
+    /// Usable keys left out past `MAX_KEYS`.
+    pub(super) over_the_limit: usize,
 }
 
 /// One key, the algorithm it verifies, and the checks of a token signed with it.
@@ -42,30 +48,35 @@ struct RawKeySet {
 }
 
 impl KeySet {
-    /// The usable keys of a JWKS document.
+    /// The usable keys of a JWKS document; none is a set too (see the module doc).
     pub(super) fn parse(document: &[u8], settings: &BearerSettings) -> Result<KeySet, String> {
         let raw: RawKeySet =
             serde_json::from_slice(document).map_err(|error| format!("the key set is not a JWKS document: {error}"))?;
         let listed = raw.keys.len();
-        let keys: Vec<VerificationKey> = raw
+        let mut keys: Vec<VerificationKey> = raw
             .keys
             .into_iter()
             .filter_map(|value| serde_json::from_value::<Jwk>(value).ok())
             .filter_map(|jwk| VerificationKey::of(&jwk, settings))
-            .take(MAX_KEYS)
             .collect();
-        if keys.is_empty() {
-            return Err(format!(
-                "the key set holds no usable signing key (RS256 with 2048 bits or more, ES256 or EdDSA) among its {listed}"
-            ));
-        }
-        Ok(KeySet { keys })
+        let over_the_limit = keys.len().saturating_sub(MAX_KEYS);
+        keys.truncate(MAX_KEYS);
+        Ok(KeySet {
+            keys,
+            listed,
+            over_the_limit,
+        })
     }
 
-    /// The key a token's header names: by `kid`, or the only key when the token names none.
-    pub(super) fn find(&self, kid: Option<&str>) -> Option<&VerificationKey> {
+    /// The key a token's header names: by `kid` (the one of the token's algorithm, should an
+    /// issuer give one `kid` to keys of two types), or the only key when the token names none.
+    pub(super) fn find(&self, kid: Option<&str>, algorithm: &str) -> Option<&VerificationKey> {
         match kid {
-            Some(kid) => self.keys.iter().find(|key| key.kid.as_deref() == Some(kid)),
+            Some(kid) => {
+                let mut named = self.keys.iter().filter(|key| key.kid.as_deref() == Some(kid));
+                let first = named.clone().next();
+                named.find(|key| jose_name(key.algorithm) == algorithm).or(first)
+            }
             None if self.keys.len() == 1 => self.keys.first(),
             None => None,
         }
@@ -73,6 +84,10 @@ impl KeySet {
 
     pub(super) fn len(&self) -> usize {
         self.keys.len()
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.keys.is_empty()
     }
 
     /// Whether some key of this set is missing from `newer`: tokens it verified must be verified again.
@@ -123,6 +138,16 @@ impl VerificationKey {
             validation: validation(algorithm, settings),
             material,
         })
+    }
+}
+
+/// An algorithm's JOSE name, as a token's header gives it.
+pub(super) fn jose_name(algorithm: Algorithm) -> &'static str {
+    match algorithm {
+        Algorithm::RS256 => "RS256",
+        Algorithm::ES256 => "ES256",
+        Algorithm::EdDSA => "EdDSA",
+        _ => "",
     }
 }
 
@@ -235,21 +260,39 @@ pub(super) mod tests {
     }
 
     #[test]
-    fn a_set_without_a_usable_key_is_refused() {
-        assert!(parse(&[rsa("enc", r#","use":"enc""#)]).is_err());
-        assert!(parse(&[]).is_err());
+    fn a_set_without_a_usable_key_is_a_set_and_a_document_that_is_none_is_refused() {
+        let unusable = parse(&[rsa("enc", r#","use":"enc""#), rsa("ps", r#","alg":"PS256""#)]).unwrap();
+        assert!(unusable.is_empty());
+        assert_eq!(unusable.listed, 2);
+        assert!(parse(&[]).unwrap().is_empty());
         assert!(KeySet::parse(b"{}", &settings()).is_err());
         assert!(KeySet::parse(b"<html>", &settings()).is_err());
+        assert!(KeySet::parse(br#"{"keys":{}}"#, &settings()).is_err());
+    }
+
+    #[test]
+    fn usable_keys_past_the_limit_are_counted_and_left_out() {
+        let keys: Vec<String> = (0..MAX_KEYS + 3).map(|n| ec(&n.to_string(), "P-256", "")).collect();
+        let set = parse(&keys).unwrap();
+        assert_eq!((set.len(), set.over_the_limit, set.listed), (MAX_KEYS, 3, MAX_KEYS + 3));
     }
 
     #[test]
     fn a_token_without_kid_finds_the_only_key_and_no_other() {
         let one = parse(&[ec("only", "P-256", "")]).unwrap();
-        assert!(one.find(None).is_some());
-        assert!(one.find(Some("only")).is_some());
-        assert!(one.find(Some("other")).is_none());
+        assert!(one.find(None, "ES256").is_some());
+        assert!(one.find(Some("only"), "ES256").is_some());
+        assert!(one.find(Some("other"), "ES256").is_none());
         let two = parse(&[ec("a", "P-256", ""), okp("b", "Ed25519")]).unwrap();
-        assert!(two.find(None).is_none());
+        assert!(two.find(None, "ES256").is_none());
+    }
+
+    #[test]
+    fn one_kid_on_keys_of_two_types_finds_the_one_of_the_tokens_algorithm() {
+        let set = parse(&[rsa("shared", ""), ec("shared", "P-256", "")]).unwrap();
+        assert_eq!(set.find(Some("shared"), "ES256").unwrap().algorithm, Algorithm::ES256);
+        assert_eq!(set.find(Some("shared"), "RS256").unwrap().algorithm, Algorithm::RS256);
+        assert_eq!(set.find(Some("shared"), "EdDSA").unwrap().algorithm, Algorithm::RS256);
     }
 
     #[test]

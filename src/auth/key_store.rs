@@ -89,7 +89,7 @@ impl KeyStore {
         store
     }
 
-    /// The keys held now; `None` until a first fetch succeeds.
+    /// The keys held now; `None` until a first fetch brings a key set.
     pub(super) fn current(&self) -> Option<Arc<KeySet>> {
         self.current.read().unwrap_or_else(PoisonError::into_inner).clone()
     }
@@ -133,7 +133,7 @@ impl KeyStore {
             .is_ok_and(|waited| waited.is_ok())
     }
 
-    /// One fetch; `true` when it brought a usable set.
+    /// One fetch; `true` when it brought a key set (perhaps one without a usable key).
     async fn fetch_once(&self) -> bool {
         {
             let mut fetching = self.fetching.lock().unwrap_or_else(PoisonError::into_inner);
@@ -178,20 +178,35 @@ impl KeyStore {
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .replace(set.clone());
-        match previous {
-            None => self.logger.info(
+        let url = self.source.describe();
+        if set.is_empty() {
+            self.logger.warn(
+                "the issuer's key set lists no usable signing key (RS256 of 2048 bits or more, ES256, EdDSA): every token is refused until it does",
+                &[("url", &url), ("keys_listed", &set.listed)],
+            );
+        } else if previous.as_ref().is_none_or(|previous| previous.is_empty()) {
+            self.logger.info(
                 "the issuer's keys are in: protected routes are served",
-                &[("url", &self.source.describe()), ("keys", &set.len())],
-            ),
-            Some(previous) if previous.lost_keys_in(&set) => {
-                // A token verified with a key the issuer withdrew must not stay accepted.
-                self.tokens.forget_all();
-                self.logger.info(
-                    "the issuer withdrew a key: remembered tokens are verified again",
-                    &[("keys", &set.len())],
-                );
-            }
-            Some(_) => {}
+                &[("url", &url), ("keys", &set.len())],
+            );
+        }
+        if set.over_the_limit > 0 {
+            self.logger.warn(
+                "the issuer's key set lists more usable keys than are held: tokens signed with the rest are refused",
+                &[
+                    ("url", &url),
+                    ("keys", &set.len()),
+                    ("keys_left_out", &set.over_the_limit),
+                ],
+            );
+        }
+        if previous.is_some_and(|previous| previous.lost_keys_in(&set)) {
+            // A token verified with a key the issuer withdrew must not stay accepted.
+            self.tokens.forget_all();
+            self.logger.info(
+                "the issuer withdrew a key: remembered tokens are verified again",
+                &[("keys", &set.len())],
+            );
         }
     }
 }

@@ -58,9 +58,10 @@ pub(crate) struct Caller(Option<Arc<Principal>>);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Readiness {
     Disabled,
-    /// The issuer's keys are held.
+    /// A usable key of the issuer is held.
     Ready,
-    /// Authentication is on and no key set has been fetched yet: protected routes answer 503.
+    /// Authentication is on and no usable key is held: none fetched yet (protected routes answer
+    /// 503), or the issuer's set lists none usable (tokens are refused, 401).
     NoKeys,
 }
 
@@ -105,7 +106,7 @@ impl Auth {
     pub(crate) fn readiness(&self) -> Readiness {
         match &self.bearer {
             None => Readiness::Disabled,
-            Some(bearer) if bearer.keys.current().is_some() => Readiness::Ready,
+            Some(bearer) if bearer.keys.current().is_some_and(|keys| !keys.is_empty()) => Readiness::Ready,
             Some(_) => Readiness::NoKeys,
         }
     }

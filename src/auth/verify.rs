@@ -13,7 +13,7 @@ use jsonwebtoken::errors::ErrorKind;
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 
-use super::key_set::KeySet;
+use super::key_set::{KeySet, jose_name};
 use super::ring_provider;
 use super::scopes::{Grants, ScopeClaim};
 use crate::http::bearer::TokenProblem;
@@ -65,7 +65,9 @@ pub(super) fn verify(token: &str, keys: &KeySet) -> Result<Principal, TokenProbl
     if !ALLOWED_ALGORITHMS.contains(&header.alg.as_str()) {
         return Err(TokenProblem::DisallowedAlgorithm);
     }
-    let key = keys.find(header.kid.as_deref()).ok_or(TokenProblem::UnknownKey)?;
+    let key = keys
+        .find(header.kid.as_deref(), &header.alg)
+        .ok_or(TokenProblem::UnknownKey)?;
     // A key is used with its own algorithm only; jsonwebtoken checks it again.
     if header.alg != jose_name(key.algorithm) {
         return Err(TokenProblem::DisallowedAlgorithm);
@@ -98,15 +100,6 @@ fn read_header(token: &str) -> Result<Header, TokenProblem> {
 
 fn present<'de, D: serde::Deserializer<'de>>(value: D) -> Result<bool, D::Error> {
     IgnoredAny::deserialize(value).map(|_| true)
-}
-
-fn jose_name(algorithm: jsonwebtoken::Algorithm) -> &'static str {
-    match algorithm {
-        jsonwebtoken::Algorithm::RS256 => "RS256",
-        jsonwebtoken::Algorithm::ES256 => "ES256",
-        jsonwebtoken::Algorithm::EdDSA => "EdDSA",
-        _ => "",
-    }
 }
 
 fn problem_of(kind: &ErrorKind) -> TokenProblem {

@@ -228,7 +228,7 @@ impl Metrics {
         render_labelled(out, name, "counter", help, "outcome", fetches);
         let _ = writeln!(
             out,
-            "# HELP gravity_auth_keys The issuer's keys held (0: none fetched yet, protected routes answer 503).\n\
+            "# HELP gravity_auth_keys The issuer's usable keys held (0: none fetched yet, protected routes answer 503; or the issuer lists none usable, tokens are refused).\n\
              # TYPE gravity_auth_keys gauge\ngravity_auth_keys {keys}\n\
              # HELP gravity_auth_tokens_remembered Verified tokens remembered until they expire.\n\
              # TYPE gravity_auth_tokens_remembered gauge\ngravity_auth_tokens_remembered {tokens_remembered}",

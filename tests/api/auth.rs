@@ -424,6 +424,41 @@ async fn a_withdrawn_key_stops_working_at_the_next_scheduled_fetch() {
 }
 
 #[tokio::test]
+async fn a_key_set_without_a_usable_key_still_withdraws_the_keys_it_no_longer_lists() {
+    let old = SigningKey::generate(Algorithm::Es256, "old");
+    let server = JwksServer::start(jwks(&[&old])).await;
+    let app = spawn_app_with_auth(&server.jwks_url(), |config| {
+        set_refresh(config, Duration::from_millis(100), None)
+    })
+    .await;
+    let old_token = token(&old);
+    assert_eq!(app.with_token(&old_token).get("/v1/users").await.status, 200);
+
+    // The issuer drops its key and lists only one of an algorithm this service does not take.
+    let mut successor = SigningKey::generate(Algorithm::Rs256, "successor").jwk();
+    successor["alg"] = json!("PS256");
+    server.publish(json!({ "keys": [successor] }));
+
+    let refused = eventually(Duration::from_secs(5), async || {
+        app.with_token(&old_token).get("/v1/users").await.status == 401
+    })
+    .await;
+    assert!(refused, "a token of the withdrawn key is refused, remembered or not");
+    let refusal = app.with_token(&old_token).get("/v1/users").await;
+    assert!(refusal.header("www-authenticate").unwrap().contains("invalid_token"));
+    assert_eq!(app.get("/ready").await.problem(503)["auth"], "no_keys");
+    assert_eq!(metric(&app, "gravity_auth_keys").await, 0.0);
+
+    server.publish(jwks(&[&old]));
+    let served = eventually(Duration::from_secs(5), async || {
+        app.with_token(&old_token).get("/v1/users").await.status == 200
+    })
+    .await;
+    assert!(served, "the key is trusted again once the issuer lists it");
+    assert_eq!(app.get("/ready").await.json()["auth"], "ok");
+}
+
+#[tokio::test]
 async fn a_flood_of_made_up_kids_costs_at_most_one_fetch_per_interval() {
     let (app, server, _key) = app_with_one_key().await;
     let keys_in = eventually(Duration::from_secs(5), async || app.get("/ready").await.status == 200).await;
