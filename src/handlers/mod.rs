@@ -3,7 +3,7 @@
 //! `handle` is what the server calls for every request. It picks the request id, continues or
 //! starts the trace, answers a CORS preflight from an allowed origin, runs the handler under the
 //! request deadline, turns an `Error` into its problem response, stamps the request id,
-//! `traceparent` and the CORS headers, and records the request in the metrics and the log.
+//! `traceparent`, `Cache-Control` on user routes and the CORS headers, and records the request in the metrics and the log.
 //! `Action` is the one table of what each route and method does and which scope it needs; the
 //! caller is authorized before its handler runs. Handlers themselves only speak HTTP for their
 //! route.
@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hyper::body::Incoming;
-use hyper::header::HeaderValue;
+use hyper::header::{CACHE_CONTROL, HeaderValue};
 use hyper::{Method, Request};
 
 use crate::auth::{Caller, Scope};
@@ -142,6 +142,12 @@ impl Envelope {
         });
         response.headers_mut().insert(X_REQUEST_ID, self.request_id);
         response.headers_mut().insert(TRACEPARENT, self.trace.traceparent());
+        if matches!(route, Route::Users | Route::User(_)) {
+            // A user's data is the caller's alone: no browser or shared cache keeps it.
+            response
+                .headers_mut()
+                .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        }
         if state.cors.is_some() {
             CorsPolicy::mark(&mut response, self.allowed_origin);
         }

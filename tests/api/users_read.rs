@@ -16,6 +16,34 @@ async fn get_returns_the_user_created() {
 }
 
 #[tokio::test]
+async fn no_answer_about_users_may_be_stored_by_a_browser_or_shared_cache() {
+    let app = spawn_app().await;
+    let created = app.post_json("/v1/users", &json!({"name": "Ada"})).await;
+    let path = format!("/v1/users/{}", created.json()["id"].as_str().unwrap());
+    let answers = [
+        created,
+        app.get(&path).await,
+        app.get(&path).await,
+        app.get("/v1/users").await,
+        app.patch_json(&path, &json!({"name": "Ada L."})).await,
+        app.get("/v1/users/not-a-uuid").await,
+        app.delete(&path).await,
+        app.get(&path).await,
+    ];
+
+    let statuses: Vec<u16> = answers.iter().map(|answer| answer.status.as_u16()).collect();
+    assert_eq!(statuses, [201, 200, 200, 200, 200, 400, 204, 404]);
+    for answer in &answers {
+        assert_eq!(answer.header("cache-control"), Some("no-store"), "{}", answer.status);
+    }
+    assert_eq!(
+        app.get("/health").await.header("cache-control"),
+        None,
+        "not a user's data"
+    );
+}
+
+#[tokio::test]
 async fn get_accepts_ids_in_any_letter_case() {
     let app = spawn_app().await;
     let created = app.create_user(json!({"name": "Ada"})).await;
