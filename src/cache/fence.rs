@@ -16,8 +16,10 @@
 //!   the old copy's invalidation came first (`local`).
 //! - **Lifting learns whether it held.** If the token is gone (Redis restarted, flushed or evicted
 //!   it), a reader may have stored a body read before the commit, so the lift removes whatever is
-//!   at the key. An unanswered lift is retried for `LIFT_PATIENCE`; after that the fence, still in
-//!   a Redis that is frozen or out of reach, does the rest.
+//!   at the key; while copies are served, a committed write then also answers no sooner than
+//!   `VOUCHED_FOR` after that removal, which other replicas may have copied. An unanswered lift is
+//!   retried for `LIFT_PATIENCE`, waiting for the link while it reconnects; after that the fence,
+//!   still in a Redis that is frozen or out of reach, does the rest.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -47,10 +49,12 @@ end
 redis.call('SET', KEYS[1], 'fence:' .. tokens .. ARGV[1], 'PX', lifetime)
 return redis.call('EXISTS', KEYS[2])";
 
-/// Takes the write's token (ARGV[1]) out of the fence, removing the key with the last token;
-/// returns 1 if the token was there (the fence held). Without it: another write's fence is left in
-/// place, anything else is removed (it may have been stored while the fence was gone).
+/// Takes the write's token (ARGV[1]) out of the fence, removing the key with the last token. Without
+/// it: another write's fence is left in place, anything else is removed (it may have been stored
+/// while the fence was gone). Returns `HELD` if the token was there, plus `COPIES_SERVED` if any
+/// replica may serve in-process copies (the key KEYS[2] exists).
 pub(super) const LIFT_FENCE: &str = r"
+local copies = redis.call('EXISTS', KEYS[2]) * 2
 local held = redis.pcall('GET', KEYS[1])
 if type(held) == 'string' and string.sub(held, 1, 6) == 'fence:' then
   for at = 7, #held, 16 do
@@ -61,17 +65,21 @@ if type(held) == 'string' and string.sub(held, 1, 6) == 'fence:' then
       else
         redis.pcall('SET', KEYS[1], 'fence:' .. rest, 'KEEPTTL')
       end
-      return 1
+      return 1 + copies
     end
   end
-  return 0
+  return copies
 end
 redis.call('DEL', KEYS[1])
-return 0";
+return copies";
+/// `LIFT_FENCE`'s answer, bit by bit.
+const HELD: i64 = 1;
+const COPIES_SERVED: i64 = 2;
 
-/// How long a lift is tried again before the write answers anyway: more than the link takes to
-/// reconnect (at most 500 ms between tries), so a restarted Redis is reached again in time.
-const LIFT_PATIENCE: Duration = Duration::from_secs(1);
+/// How long a lift is tried before the write answers anyway: more than the link takes to reach a
+/// Redis that is back (an attempt may hang for its 500 ms connect timeout, and the next starts at
+/// most 500 ms later), plus the call itself, so a restarted Redis is reached again in time.
+const LIFT_PATIENCE: Duration = Duration::from_secs(2);
 /// The first wait before a lift is tried again; doubled after each failure up to the cap.
 const LIFT_RETRY_FIRST: Duration = Duration::from_millis(20);
 const LIFT_RETRY_CAP: Duration = Duration::from_millis(200);
@@ -135,14 +143,23 @@ impl Cache {
     /// Redis never answered: the fence then stays until it expires. After a commit, returns no
     /// sooner than every replica's in-process copies have heard of the fence.
     pub(crate) async fn lift_fence(&self, fence: Fence, tries: LiftTries) -> bool {
-        let lifted = self.lift(&fence, tries).await;
-        if let (LiftTries::UntilAnswered, Some(heard_at)) = (tries, fence.copies_heard_at) {
-            tokio::time::sleep_until(heard_at).await;
+        let answer = self.lift(&fence, tries).await;
+        if tries == LiftTries::UntilAnswered {
+            if let Some(heard_at) = fence.copies_heard_at {
+                tokio::time::sleep_until(heard_at).await;
+            }
+            // The fence was gone, and what the lift removed in its place may have been copied.
+            if let Some((answer, answered_at)) = answer
+                && answer & (HELD | COPIES_SERVED) == COPIES_SERVED
+            {
+                tokio::time::sleep_until(answered_at + VOUCHED_FOR).await;
+            }
         }
-        lifted
+        answer.is_some()
     }
 
-    async fn lift(&self, fence: &Fence, tries: LiftTries) -> bool {
+    /// `LIFT_FENCE`'s answer and when it came, or `None` when Redis never answered.
+    async fn lift(&self, fence: &Fence, tries: LiftTries) -> Option<(i64, Instant)> {
         let until = match tries {
             LiftTries::UntilAnswered => Instant::now() + LIFT_PATIENCE,
             LiftTries::Once => Instant::now(),
@@ -151,20 +168,22 @@ impl Cache {
         let key = KeyBuf::body(&inner.user_prefix, fence.id);
         let mut backoff = Backoff::new(LIFT_RETRY_FIRST, LIFT_RETRY_CAP);
         loop {
-            // Not held back by the breaker: the lift is worth a try whenever there is a connection.
-            if let Some((mut connection, generation)) = inner.link.connection() {
+            // Not held back by the breaker: the lift is worth a try whenever there is a connection,
+            // and worth waiting for one while the link reconnects.
+            let patience = until.saturating_duration_since(Instant::now());
+            if let Some((mut connection, generation)) = inner.link.connection_within(patience).await {
                 let mut invocation = inner.lift_fence_script.key(key.as_bytes());
-                invocation.arg(fence.token.as_bytes());
+                invocation.key(&inner.copies_key).arg(fence.token.as_bytes());
                 let call = invocation.invoke_async::<i64>(&mut connection);
-                if inner.bounded("lift fence", generation, call).await.is_ok() {
+                if let Ok(answer) = inner.bounded("lift fence", generation, call).await {
                     self.forget_copy(fence.id);
-                    return true;
+                    return Some((answer, Instant::now()));
                 }
             }
             let wait = backoff.next_wait();
             if Instant::now() + wait >= until {
                 inner.metrics.cache_fences_left.fetch_add(1, Ordering::Relaxed);
-                return false;
+                return None;
             }
             tokio::time::sleep(wait).await;
         }

@@ -209,7 +209,7 @@ const FENCE_BEYOND_DEADLINE: Duration = TCP_USER_TIMEOUT
     .saturating_add(STATEMENT_TIMEOUT)
     .saturating_add(Duration::from_secs(1));
 
-/// A replay's fence outlives its lift (tried for a second) with room to spare; should that lift go
+/// A replay's fence outlives its lift (tried for two seconds) with room to spare; should that lift go
 /// unanswered, the user is cached again within seconds rather than the 40 s a write's fence lasts.
 const REPLAY_FENCE_LIFETIME: Duration = Duration::from_secs(5);
 

@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 use hyper::Method;
 use serde_json::json;
 
-use crate::helpers::{OwnRedis, Services, TestApp, eventually, http_get_json, send_keyed, spawn_app_with};
+use crate::helpers::{
+    OwnRedis, Services, TestApp, eventually, http_get_json, lock_rows, send_keyed, spawn_app_with, wait_for_lock_waits,
+};
 use crate::support::proxy::Proxy;
 
 const ENTRIES: usize = 1_000;
@@ -265,6 +267,44 @@ async fn a_stalled_tracking_connection_never_lets_a_copy_contradict_an_acknowled
     // connection has vouched for nothing since: not even the first read serves the old copy.
     for _ in 0..10 {
         assert_eq!(reader.get(&path).await.json()["name"], "during stall");
+    }
+    proxy.resume();
+}
+
+#[tokio::test]
+async fn a_write_whose_fence_redis_lost_is_not_contradicted_by_a_copy_of_what_its_lift_removed() {
+    let (redis, proxy, reader, writer) = reader_behind_a_proxy_and_a_direct_writer(SERVICE_CALL_TIMEOUT).await;
+    let id = reader.create_user(json!({"name": "v0"})).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let path = format!("/v1/users/{id}");
+    let locker = lock_rows(&reader.database, &[&id]).await;
+
+    let patch = json!({"name": "v1"});
+    let write = writer.patch_json(&path, &patch);
+    let meanwhile = async {
+        // The writer has raised its fence and waits for the row.
+        wait_for_lock_waits(&reader.database, 1).await;
+        // Redis loses the fence (evicted, say), so a reader caches the row as it still is, and
+        // the other replica copies that body.
+        let mut own_redis = redis::Client::open(format!("redis://127.0.0.1:{}", redis.port)).unwrap();
+        let _: () = redis::Commands::del(&mut own_redis, writer.cache_key(&id)).unwrap();
+        until_local_hit(&reader, &path).await;
+        assert_eq!(reader.get(&path).await.json()["name"], "v0");
+        // The copying replica's tracking connection stops delivering; the write goes on.
+        proxy.stall();
+        locker.batch_execute("ROLLBACK").await.unwrap();
+    };
+    let (answer, ()) = tokio::join!(write, meanwhile);
+
+    assert_eq!(answer.status, 200);
+    for _ in 0..5 {
+        assert_eq!(
+            reader.get(&path).await.json()["name"],
+            "v1",
+            "the lift removed the body read before the commit, and waited out the copies' vouching time"
+        );
     }
     proxy.resume();
 }
