@@ -47,6 +47,9 @@ pub enum Error {
     InvalidFields(Vec<FieldError>),
     /// 422: an `Idempotency-Key` already used for a different request (method, path or body).
     IdempotencyKeyReused,
+    /// 409: a request with the same `Idempotency-Key` is still in progress (its outcome may not be
+    /// known yet); this one did nothing, and a retry with the key later gets its answer.
+    IdempotencyKeyInProgress,
     /// 503: Postgres does not answer; the client may retry shortly.
     Unavailable(Cause),
     /// 503: a write that did not happen (cancelled by Postgres at its deadline, no connection in
@@ -140,7 +143,7 @@ impl Error {
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Error::BodyTimeout | Error::BodyCutShort => StatusCode::REQUEST_TIMEOUT,
-            Error::Conflict(_) => StatusCode::CONFLICT,
+            Error::Conflict(_) | Error::IdempotencyKeyInProgress => StatusCode::CONFLICT,
             Error::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Error::UriTooLong => StatusCode::URI_TOO_LONG,
             Error::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -191,6 +194,9 @@ impl Error {
             Error::IdempotencyKeyReused => {
                 "this Idempotency-Key was already used for a different request (method, path or body)".into()
             }
+            Error::IdempotencyKeyInProgress => "a request with this Idempotency-Key is still in progress, so this \
+                 one did nothing; retry with the same Idempotency-Key shortly for its answer"
+                .into(),
             Error::Unavailable(_) => "the database is not answering; try again shortly".into(),
             Error::WriteNotApplied(_) => {
                 "the write could not be completed in time; nothing was written, so it is safe to retry".into()
@@ -247,8 +253,8 @@ impl Error {
         match self {
             Error::MethodNotAllowed { allow } => headers.insert(ALLOW, HeaderValue::from_static(allow)),
             Error::Bearer(refusal) => headers.insert(WWW_AUTHENTICATE, refusal.challenge()),
-            // Every 503 says when to come back.
-            _ if status == StatusCode::SERVICE_UNAVAILABLE => {
+            // Every 503 says when to come back, and so does a key still in progress.
+            _ if status == StatusCode::SERVICE_UNAVAILABLE || matches!(self, Error::IdempotencyKeyInProgress) => {
                 headers.insert(RETRY_AFTER, HeaderValue::from_static("1"))
             }
             _ => None,

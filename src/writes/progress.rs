@@ -5,7 +5,7 @@
 //! happens to the request, which can then only say the outcome is unknown.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
 use tokio::time::Instant;
 
@@ -20,6 +20,8 @@ const ABANDONED: u8 = 2;
 pub(crate) struct WriteProgress {
     state: AtomicU8,
     deadline: Instant,
+    /// Queued behind a request with the same Idempotency-Key, which may yet succeed.
+    behind_its_key: AtomicBool,
 }
 
 /// Held by the request while it waits for its write: dropping it (the client went away, the
@@ -34,6 +36,7 @@ impl WriteProgress {
         let progress = Arc::new(WriteProgress {
             state: AtomicU8::new(QUEUED),
             deadline,
+            behind_its_key: AtomicBool::new(false),
         });
         let waiting = WaitingForWrite {
             progress: progress.clone(),
@@ -45,10 +48,18 @@ impl WriteProgress {
         self.deadline
     }
 
+    /// Whether the write waits behind a request with the same Idempotency-Key.
+    pub(crate) fn set_behind_its_key(&self, behind: bool) {
+        self.behind_its_key.store(behind, Ordering::Release);
+    }
+
     /// The error for a request whose deadline passed: a write that never went out (nothing
-    /// written), or one already sent (outcome unknown).
+    /// written, or the same key's request still in progress), or one already sent (outcome unknown).
     pub(crate) fn timed_out(&self) -> Error {
         if self.abandon() {
+            if self.behind_its_key.load(Ordering::Acquire) {
+                return Error::IdempotencyKeyInProgress;
+            }
             Error::WriteNotApplied("the request deadline passed before the write was sent".into())
         } else {
             Error::WriteOutcomeUnknown("the request deadline passed while the write was in progress".into())

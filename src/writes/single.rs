@@ -12,6 +12,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use hyper::StatusCode;
 use tokio::time::Instant;
+use tokio_postgres::error::SqlState;
 use uuid::Uuid;
 
 use super::idempotency::IdempotencyKey;
@@ -35,19 +36,28 @@ impl Inner {
         progress: &WriteProgress,
     ) -> Result<WriteResponse, Error> {
         let deadline = progress.deadline();
+        // Behind a request with the same key (a retry of one still running) until the deadline:
+        // that request may yet succeed, so this one is told it is in progress, not that nothing
+        // was written.
+        let _key_turn = match &key {
+            Some(key) => {
+                progress.set_behind_its_key(true);
+                let turn = self.row_locks.lock(RowKey::IdempotencyKey(key.queue_hash()));
+                let turn = tokio::time::timeout_at(deadline, turn).await;
+                progress.set_behind_its_key(false);
+                Some(turn.map_err(|_| Error::IdempotencyKeyInProgress)?)
+            }
+            None => None,
+        };
         let queued = async {
-            let key_turn = match &key {
-                Some(key) => Some(self.row_locks.lock(RowKey::IdempotencyKey(key.queue_hash())).await),
-                None => None,
-            };
             let row_turn = match request.user_id() {
                 Some(id) => Some(self.row_locks.lock(RowKey::User(id)).await),
                 None => None,
             };
             let connection = self.db.checkout_writer(deadline).await?;
-            Ok::<_, Error>((key_turn, row_turn, connection))
+            Ok::<_, Error>((row_turn, connection))
         };
-        let (_key_turn, _row_turn, mut connection) = tokio::time::timeout_at(deadline, queued)
+        let (_row_turn, mut connection) = tokio::time::timeout_at(deadline, queued)
             .await
             .map_err(|_| Error::WriteNotApplied("the write waited for its turn past the deadline".into()))??;
         let mut fencing = Fencing {
@@ -93,7 +103,10 @@ async fn write_once_keyed(
 ) -> Result<WriteResponse, Error> {
     let budget = start_budget(progress)?;
     let claim = idempotency_records::claim(connection, &key.key, &key.request);
-    let inside = match transaction::preceded_by(connection, "BEGIN; ", budget, budget, claim).await {
+    // The claim waits only for a transaction that claimed the same key and has not ended: its
+    // lock timeout fires just before the statement's, so that wait is told apart.
+    let claim_wait = budget.saturating_sub(CLAIM_WAIT_MARGIN);
+    let inside = match transaction::preceded_by(connection, "BEGIN; ", budget, claim_wait, claim).await {
         Ok(true) => run_keyed(connection, request, key, progress.deadline()).await,
         Ok(false) => {
             transaction::roll_back(connection).await;
@@ -104,6 +117,7 @@ async fn write_once_keyed(
             fencing.raise_for_replay().await?;
             return Ok(replayed);
         }
+        Err(error) if error.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) => Err(Error::IdempotencyKeyInProgress),
         Err(error) => Err(transaction::failure(error, Stage::BeforeCommit)),
     };
     transaction::finish(connection, inside, async || fencing.raise().await).await
@@ -208,6 +222,10 @@ async fn replay(connection: &mut WriteConnection, key: &IdempotencyKey) -> Resul
 const FENCE_BEYOND_DEADLINE: Duration = TCP_USER_TIMEOUT
     .saturating_add(STATEMENT_TIMEOUT)
     .saturating_add(Duration::from_secs(1));
+
+/// How much sooner than the statement timeout a keyed write's claim gives up waiting for another
+/// transaction's claim of the same key.
+const CLAIM_WAIT_MARGIN: Duration = Duration::from_millis(10);
 
 /// A replay's fence outlives its lift (tried for two seconds) with room to spare; should that lift go
 /// unanswered, the user is cached again within seconds rather than the 40 s a write's fence lasts.

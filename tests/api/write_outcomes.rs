@@ -243,6 +243,53 @@ async fn a_replay_is_refused_without_a_fence_and_answered_once_redis_takes_one_a
 }
 
 #[tokio::test]
+async fn a_retry_while_its_idempotency_key_is_still_in_progress_is_told_so_and_later_gets_the_answer() {
+    let postgres = Proxy::start(Services::from_env().pg_port).await;
+    let writer = spawn_app_with(|config| config.database.port = postgres.port).await;
+    let other = writer
+        .spawn_replica(|config| config.database.port = Services::from_env().pg_port)
+        .await;
+    let (id, path) = writer.create_named("Ada").await;
+    let body = r#"{"name":"Grace"}"#;
+
+    // Postgres holds the write's COMMIT (storage that stopped completing writes): its outcome is
+    // unknown, and its claim of the key stays in place, when its client retries, on the same
+    // replica and on another.
+    postgres.hold_request_containing(b"COMMIT");
+    let first = send_keyed(&writer, Method::PATCH, &path, "in-progress", body);
+    let retries = async {
+        postgres.holding().await;
+        tokio::join!(
+            send_keyed(&writer, Method::PATCH, &path, "in-progress", body),
+            send_keyed(&other, Method::PATCH, &path, "in-progress", body),
+        )
+    };
+    let (first, (same_replica, other_replica)) = tokio::join!(first, retries);
+
+    let unknown = first.problem(503);
+    assert!(unknown["detail"].as_str().unwrap().contains("unknown"), "{unknown}");
+    for (retry, on) in [(same_replica, "the same replica"), (other_replica, "another replica")] {
+        let problem = retry.problem(409);
+        let detail = problem["detail"].as_str().unwrap();
+        assert!(detail.contains("still in progress"), "{on}: {problem}");
+        assert_eq!(retry.header("retry-after"), Some("1"), "{on}");
+    }
+
+    // Once Postgres commits, a retry gets the write's own answer.
+    postgres.release();
+    let committed = eventually(Duration::from_secs(5), async || {
+        name_in_database(&other, &id).await == "Grace"
+    })
+    .await;
+    assert!(committed, "the held COMMIT went through once released");
+    let replayed = send_keyed(&other, Method::PATCH, &path, "in-progress", body).await;
+    assert_eq!(
+        (replayed.status.as_u16(), replayed.header("idempotent-replayed")),
+        (200, Some("true"))
+    );
+}
+
+#[tokio::test]
 async fn writes_while_postgres_is_frozen_tell_their_clients_the_truth() {
     let cluster = Cluster::create(&Cluster::default_bin(), "frozen");
     let app = app_on_cluster(&cluster).await;
