@@ -402,17 +402,24 @@ async fn a_new_kid_arriving_during_a_fetch_is_checked_against_a_fetch_that_start
     );
 }
 
-#[tokio::test]
-async fn a_withdrawn_key_stops_working_at_the_next_scheduled_fetch() {
-    let old = SigningKey::generate(Algorithm::EdDsa, "old");
-    let new = SigningKey::generate(Algorithm::EdDsa, "new");
-    let server = JwksServer::start(jwks(&[&old])).await;
+/// An app whose issuer publishes `key` alone and whose keys are fetched every 100 ms, and a token
+/// of that key it has accepted.
+async fn app_fetching_often(key: &SigningKey) -> (TestApp, JwksServer, String) {
+    let server = JwksServer::start(jwks(&[key])).await;
     let app = spawn_app_with_auth(&server.jwks_url(), |config| {
         set_refresh(config, Duration::from_millis(100), None)
     })
     .await;
-    let old_token = token(&old);
-    assert_eq!(app.with_token(&old_token).get("/v1/users").await.status, 200);
+    let accepted = token(key);
+    assert_eq!(app.with_token(&accepted).get("/v1/users").await.status, 200);
+    (app, server, accepted)
+}
+
+#[tokio::test]
+async fn a_withdrawn_key_stops_working_at_the_next_scheduled_fetch() {
+    let old = SigningKey::generate(Algorithm::EdDsa, "old");
+    let new = SigningKey::generate(Algorithm::EdDsa, "new");
+    let (app, server, old_token) = app_fetching_often(&old).await;
 
     server.publish(jwks(&[&new]));
 
@@ -426,13 +433,7 @@ async fn a_withdrawn_key_stops_working_at_the_next_scheduled_fetch() {
 #[tokio::test]
 async fn a_key_set_without_a_usable_key_still_withdraws_the_keys_it_no_longer_lists() {
     let old = SigningKey::generate(Algorithm::Es256, "old");
-    let server = JwksServer::start(jwks(&[&old])).await;
-    let app = spawn_app_with_auth(&server.jwks_url(), |config| {
-        set_refresh(config, Duration::from_millis(100), None)
-    })
-    .await;
-    let old_token = token(&old);
-    assert_eq!(app.with_token(&old_token).get("/v1/users").await.status, 200);
+    let (app, server, old_token) = app_fetching_often(&old).await;
 
     // The issuer drops its key and lists only one of an algorithm this service does not take.
     let mut successor = SigningKey::generate(Algorithm::Rs256, "successor").jwk();
@@ -504,12 +505,7 @@ async fn futures_of(app: &TestApp, tokens: &[String]) -> Vec<u16> {
 #[tokio::test]
 async fn the_keys_held_keep_working_while_the_issuer_is_down() {
     let key = SigningKey::generate(Algorithm::Es256, "key-1");
-    let mut server = JwksServer::start(jwks(&[&key])).await;
-    let app = spawn_app_with_auth(&server.jwks_url(), |config| {
-        set_refresh(config, Duration::from_millis(100), None)
-    })
-    .await;
-    assert_eq!(app.with_token(&token(&key)).get("/v1/users").await.status, 200);
+    let (app, mut server, _) = app_fetching_often(&key).await;
 
     server.stop();
     let failed = eventually(Duration::from_secs(10), async || {

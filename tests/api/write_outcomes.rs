@@ -196,17 +196,7 @@ async fn a_replay_of_a_patch_committed_after_its_writer_died_and_its_fence_expir
 
     // Then Postgres commits, and the retry with the same key, on another replica, replays the
     // write's answer: an acknowledgement, which no read may contradict.
-    postgres.release();
-    let committed = eventually(Duration::from_secs(5), async || {
-        name_in_database(&app, &id).await == "late"
-    })
-    .await;
-    assert!(committed, "the held COMMIT went through once released");
-    let replayed = send_keyed(&app, Method::PATCH, &path, "held-commit", body).await;
-    assert_eq!(
-        (replayed.status.as_u16(), replayed.header("idempotent-replayed")),
-        (200, Some("true"))
-    );
+    replayed_once_committed(&postgres, &app, &path, "held-commit", body, "late").await;
     for _ in 0..3 {
         assert_eq!(
             app.get(&path).await.json()["name"],
@@ -249,7 +239,7 @@ async fn a_retry_while_its_idempotency_key_is_still_in_progress_is_told_so_and_l
     let other = writer
         .spawn_replica(|config| config.database.port = Services::from_env().pg_port)
         .await;
-    let (id, path) = writer.create_named("Ada").await;
+    let (_, path) = writer.create_named("Ada").await;
     let body = r#"{"name":"Grace"}"#;
 
     // Postgres holds the write's COMMIT (storage that stopped completing writes): its outcome is
@@ -276,13 +266,17 @@ async fn a_retry_while_its_idempotency_key_is_still_in_progress_is_told_so_and_l
     }
 
     // Once Postgres commits, a retry gets the write's own answer.
+    replayed_once_committed(&postgres, &other, &path, "in-progress", body, "Grace").await;
+}
+
+/// Lets Postgres complete the held `COMMIT` of the keyed PATCH of `path` to `name`, then retries
+/// it on `app`: the write's own answer comes back, replayed.
+async fn replayed_once_committed(postgres: &Proxy, app: &TestApp, path: &str, key: &str, body: &str, name: &str) {
     postgres.release();
-    let committed = eventually(Duration::from_secs(5), async || {
-        name_in_database(&other, &id).await == "Grace"
-    })
-    .await;
+    let id = &path["/v1/users/".len()..];
+    let committed = eventually(Duration::from_secs(5), async || name_in_database(app, id).await == name).await;
     assert!(committed, "the held COMMIT went through once released");
-    let replayed = send_keyed(&other, Method::PATCH, &path, "in-progress", body).await;
+    let replayed = send_keyed(app, Method::PATCH, path, key, body).await;
     assert_eq!(
         (replayed.status.as_u16(), replayed.header("idempotent-replayed")),
         (200, Some("true"))
