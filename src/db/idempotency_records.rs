@@ -16,6 +16,7 @@ use tokio_postgres::{Client, Statement};
 use crate::db::Database;
 use crate::db::connect::STATEMENT_TIMEOUT;
 use crate::db::keeper::LiveConnection;
+use crate::error::Error;
 use crate::telemetry::log::Logger;
 
 /// How long a record is replayed; afterwards the key is free again.
@@ -152,6 +153,14 @@ pub(crate) async fn look_up(
         body: row.try_get(2)?,
         location: row.try_get(3)?,
     }))
+}
+
+/// Whether `key` is recorded for another request than `request` (or by another subject): a
+/// request that writes nothing is refused for reusing a key all the same. Read on a shared
+/// connection.
+pub(crate) async fn used_for_another(db: &Database, key: &RecordKey, request: &[u8]) -> Result<bool, Error> {
+    let recorded = read_with_retry!(db.reads(), |connection| look_up(connection, key, request))?;
+    Ok(recorded == Recorded::Different)
 }
 
 /// Deletes expired records every `every`, for as long as the process runs. Every replica does it;

@@ -10,6 +10,7 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 use crate::cache::Lookup;
+use crate::db::idempotency_records;
 use crate::db::user_queries as store;
 use crate::error::Error;
 use crate::http::body::{Arrival, read_json_body};
@@ -86,7 +87,13 @@ pub(crate) async fn update(
     // A malformed key is a 400 even when there is nothing to write.
     let key = IdempotencyKey::from_headers(headers, subject, "PATCH", &user_path(id), &body.bytes)?;
     if patch.is_empty() {
-        // `{}` changes nothing, so nothing is written (nor recorded) and `updated_at` stays.
+        // `{}` changes nothing, so nothing is written (nor recorded) and `updated_at` stays; a key
+        // used for another request is still refused.
+        if let Some(key) = &key
+            && idempotency_records::used_for_another(&state.db, &key.key, &key.request).await?
+        {
+            return Err(Error::IdempotencyKeyReused);
+        }
         let user = state.lookups.find(id).await?.ok_or_else(|| not_found(id))?;
         return Ok(json(StatusCode::OK, user));
     }

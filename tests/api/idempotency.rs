@@ -77,6 +77,9 @@ async fn the_same_key_with_another_request_is_a_422_and_changes_nothing() {
     send_keyed(&app, Method::PATCH, &path, "k1", r#"{"name":"Ada"}"#)
         .await
         .problem(422);
+    // A PATCH that changes nothing writes nothing, and is refused for the key all the same.
+    send_keyed(&app, Method::PATCH, &path, "k1", "{}").await.problem(422);
+    assert_eq!(send_keyed(&app, Method::PATCH, &path, "k2", "{}").await.status, 200);
     assert_eq!(count_named(&app, "Grace").await, 0);
     assert_eq!(app.get(&path).await.json()["name"], "Linus");
 }
