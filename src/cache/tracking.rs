@@ -80,14 +80,14 @@ pub(crate) fn start(client: Client, user_prefix: String, copies_key: String, loc
         loop {
             local.flush();
             match tokio::time::timeout(CONNECT_TIMEOUT, subscribe(&client, &user_prefix, &local)).await {
-                Ok(Ok(connection)) => {
+                Ok(Ok((connection, run_id))) => {
                     if failed {
                         logger.info("redis invalidation tracking restored; local copies in use again", &[]);
                     }
                     failed = false;
                     backoff.reset();
                     local.resume();
-                    let problem = watch_health(connection, &copies_key, &local).await;
+                    let problem = watch_health(connection, &run_id, &copies_key, &local).await;
                     local.flush();
                     logger.warn(
                         "redis invalidation tracking lost; local copies dropped until it is back",
@@ -109,12 +109,12 @@ pub(crate) fn start(client: Client, user_prefix: String, copies_key: String, loc
 }
 
 /// Connects over RESP3 with the invalidation sink, turns tracking on for the prefix, and checks
-/// that the connection answers.
+/// that the connection answers; returns it with the `run_id` of the primary it reached.
 async fn subscribe(
     client: &Client,
     user_prefix: &str,
     local: &Arc<LocalCopies>,
-) -> redis::RedisResult<MultiplexedConnection> {
+) -> redis::RedisResult<(MultiplexedConnection, String)> {
     let sink = Invalidations {
         local: local.clone(),
         user_prefix: user_prefix.as_bytes().to_vec(),
@@ -125,29 +125,36 @@ async fn subscribe(
         .set_push_sender(sink);
     let mut connection = client.get_multiplexed_async_connection_with_config(&config).await?;
     // A replica (a demoted primary) does not see the writers' fences.
-    primary_run_id(&mut connection).await?;
+    let run_id = primary_run_id(&mut connection).await?;
     redis::cmd("CLIENT")
         .arg(&["TRACKING", "ON", "BCAST", "PREFIX"][..])
         .arg(user_prefix)
         .query_async::<()>(&mut connection)
         .await?;
-    Ok(connection)
+    Ok((connection, run_id))
 }
 
 /// Renews `copies_key` until a round trip fails or is not answered in time, each answer vouching
 /// for the copies; returns why it stopped.
-async fn watch_health(mut connection: MultiplexedConnection, copies_key: &str, local: &LocalCopies) -> String {
+async fn watch_health(
+    mut connection: MultiplexedConnection,
+    run_id: &str,
+    copies_key: &str,
+    local: &LocalCopies,
+) -> String {
     let mut ticks = tokio::time::interval(PING_EVERY);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let run_id = primary_run_id(&mut connection).await.unwrap_or_default();
+    let late = || format!("no answer within {} ms", PING_TIMEOUT.as_millis());
     for tick in 1u64.. {
         ticks.tick().await;
         // Now and then: still the primary it subscribed to (a failover can leave it connected).
+        // Bounded as the round trips are, so a connection that stops answering here is replaced too.
         if tick.is_multiple_of(ROLE_CHECK_EVERY_PINGS) {
-            match primary_run_id(&mut connection).await {
-                Ok(now) if now == run_id => {}
-                Ok(_) => return "redis is not the instance tracking subscribed to".to_owned(),
-                Err(error) => return error.to_string(),
+            match tokio::time::timeout(PING_TIMEOUT, primary_run_id(&mut connection)).await {
+                Ok(Ok(now)) if now == run_id => {}
+                Ok(Ok(_)) => return "redis is not the instance tracking subscribed to".to_owned(),
+                Ok(Err(error)) => return error.to_string(),
+                Err(_) => return late(),
             }
         }
         let mut renew = redis::cmd("SET");
@@ -156,7 +163,7 @@ async fn watch_health(mut connection: MultiplexedConnection, copies_key: &str, l
         match tokio::time::timeout(PING_TIMEOUT, renew.query_async::<()>(&mut connection)).await {
             Ok(Ok(())) => local.vouch(sent),
             Ok(Err(error)) => return error.to_string(),
-            Err(_) => return format!("no answer within {} ms", PING_TIMEOUT.as_millis()),
+            Err(_) => return late(),
         }
     }
     unreachable!("the ticks never run out")
