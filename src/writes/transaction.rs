@@ -149,6 +149,12 @@ pub(crate) async fn finish<T>(
         roll_back(connection).await;
     }
     let value = ready?;
+    if connection.client.is_closed() {
+        // The session is gone without its COMMIT, so Postgres rolled the transaction back.
+        return Err(Error::WriteNotApplied(
+            "the write connection was lost before the commit was sent".into(),
+        ));
+    }
     connection
         .client
         .batch_execute("COMMIT")

@@ -156,6 +156,35 @@ async fn a_patch_whose_connection_is_lost_once_it_was_sent_is_called_unknown_and
 }
 
 #[tokio::test]
+async fn a_keyed_patch_whose_connection_is_lost_before_its_commit_is_sent_says_nothing_was_written() {
+    let postgres = Proxy::start(Services::from_env().pg_port).await;
+    let redis = Proxy::start(Services::from_env().redis_port).await;
+    let app = spawn_app_with(|config| {
+        config.database.port = postgres.port;
+        config.cache.redis.as_mut().unwrap().port = redis.port;
+    })
+    .await;
+    let (id, path) = app.create_named("Ada").await;
+
+    // A keyed write raises its fence after its statements, just before its COMMIT: the fence is
+    // held on its way to Redis (within the call's 100 ms) while the Postgres connection is cut.
+    redis.hold_request_containing(id.as_bytes());
+    let write = send_keyed(&app, Method::PATCH, &path, "lost-before-commit", r#"{"name":"Grace"}"#);
+    let meanwhile = async {
+        redis.holding().await;
+        postgres.cut();
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        redis.release();
+    };
+    let (answer, ()) = tokio::join!(write, meanwhile);
+
+    let problem = answer.problem(503);
+    let detail = problem["detail"].as_str().unwrap();
+    assert!(detail.contains("nothing was written"), "{problem}");
+    assert_eq!(name_in_database(&app, &id).await, "Ada");
+}
+
+#[tokio::test]
 async fn a_replay_of_a_patch_committed_after_its_writer_died_and_its_fence_expired_never_serves_the_old_body() {
     let app = spawn_app().await;
     let (id, path) = app.create_named("Ada").await;
