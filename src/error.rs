@@ -221,7 +221,9 @@ impl Error {
                 cause,
                 ..
             } => cause.to_string().into(),
-            Error::NotReady { .. } => "the token issuer's keys have not been fetched yet".into(),
+            Error::NotReady { .. } => "no usable key of the token issuer is held: none fetched yet, or its key set \
+                 lists none this service can use"
+                .into(),
             Error::KeysUnavailable => {
                 "the token issuer's keys have not been fetched yet, so no token can be checked; try again shortly"
                     .into()

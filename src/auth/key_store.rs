@@ -133,7 +133,9 @@ impl KeyStore {
             .is_ok_and(|waited| waited.is_ok())
     }
 
-    /// One fetch; `true` when it brought a key set (perhaps one without a usable key).
+    /// One fetch; `true` when it left a usable key held. A key set without one counts as a
+    /// fetch that succeeded, but is fetched again at the retries' pace, not the schedule's: every
+    /// token is refused until the issuer lists a usable key again.
     async fn fetch_once(&self) -> bool {
         {
             let mut fetching = self.fetching.lock().unwrap_or_else(PoisonError::into_inner);
@@ -145,10 +147,11 @@ impl KeyStore {
             Ok(Err(error)) => Err(error),
             Err(_) => Err(format!("no key set within {FETCH_TIMEOUT:?}")),
         };
-        let succeeded = match fetched {
+        let (succeeded, usable) = match fetched {
             Ok(set) => {
+                let usable = !set.is_empty();
                 self.replace(set);
-                true
+                (true, usable)
             }
             Err(error) => {
                 let held = self.current().map_or(0, |set| set.len());
@@ -160,7 +163,7 @@ impl KeyStore {
                         ("error.message", &error),
                     ],
                 );
-                false
+                (false, false)
             }
         };
         self.metrics.record_key_fetch(succeeded);
@@ -168,7 +171,7 @@ impl KeyStore {
         let mut fetching = self.fetching.lock().unwrap_or_else(PoisonError::into_inner);
         fetching.under_way = false;
         self.finished.send_modify(|count| *count += 1);
-        succeeded
+        usable
     }
 
     fn replace(&self, set: KeySet) {
@@ -211,8 +214,8 @@ impl KeyStore {
     }
 }
 
-/// Fetches until the store is dropped: on the schedule once keys are held, with backoff while
-/// fetches fail, and at once when woken for an unknown key.
+/// Fetches until the store is dropped: on the schedule while usable keys are held, with backoff
+/// while fetches fail or bring none, and at once when woken for an unknown key.
 async fn keep_fetching(store: Weak<KeyStore>, wake: Arc<Notify>) {
     let mut retry = Backoff::new(RETRY_MIN, RETRY_MAX);
     loop {

@@ -148,7 +148,8 @@ impl Cache {
             if let Some(heard_at) = fence.copies_heard_at {
                 tokio::time::sleep_until(heard_at).await;
             }
-            // The fence was gone, and what the lift removed in its place may have been copied.
+            // The fence was gone, and what the lift removed in its place may have been copied (or
+            // nothing was there, or another write's fence: rare enough to wait for all the same).
             if let Some((answer, answered_at)) = answer
                 && answer & (HELD | COPIES_SERVED) == COPIES_SERVED
             {

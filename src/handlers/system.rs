@@ -45,7 +45,7 @@ pub(crate) async fn ready(state: &AppState) -> Result<HttpResponse, Error> {
     if auth == Readiness::NoKeys {
         return Err(not_ready(
             "ok",
-            "no key set of the token issuer has been fetched yet".into(),
+            "no usable key of the token issuer is held: none fetched yet, or its key set lists none".into(),
         ));
     }
     let body = format!(

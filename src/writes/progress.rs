@@ -104,6 +104,16 @@ mod tests {
     }
 
     #[test]
+    fn a_write_still_behind_a_request_with_its_key_at_the_deadline_is_told_that_one_is_in_progress() {
+        let (progress, _waiting) = WriteProgress::start(Instant::now());
+        progress.set_behind_its_key(true);
+        assert!(matches!(progress.timed_out(), Error::IdempotencyKeyInProgress));
+        assert!(!progress.mark_sent(), "and it is never sent");
+        progress.set_behind_its_key(false);
+        assert!(matches!(progress.timed_out(), Error::WriteNotApplied(_)));
+    }
+
+    #[test]
     fn a_write_sent_before_the_deadline_has_an_unknown_outcome_at_the_deadline() {
         let (progress, waiting) = WriteProgress::start(Instant::now());
         assert!(progress.mark_sent());

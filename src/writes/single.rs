@@ -104,7 +104,7 @@ async fn write_once_keyed(
     let budget = start_budget(progress)?;
     let claim = idempotency_records::claim(connection, &key.key, &key.request);
     // The claim waits only for a transaction that claimed the same key and has not ended: its
-    // lock timeout fires just before the statement's, so that wait is told apart.
+    // lock timeout fires before the statement's, so that wait is told apart.
     let claim_wait = budget.saturating_sub(CLAIM_WAIT_MARGIN);
     let inside = match transaction::preceded_by(connection, "BEGIN; ", budget, claim_wait, claim).await {
         Ok(true) => run_keyed(connection, request, key, progress.deadline()).await,
@@ -225,7 +225,9 @@ const FENCE_BEYOND_DEADLINE: Duration = TCP_USER_TIMEOUT
 
 /// How much sooner than the statement timeout a keyed write's claim gives up waiting for another
 /// transaction's claim of the same key.
-const CLAIM_WAIT_MARGIN: Duration = Duration::from_millis(10);
+/// Postgres counts the lock wait from when it starts, the statement from when it arrives: room for
+/// a claim that starts waiting a little late.
+const CLAIM_WAIT_MARGIN: Duration = Duration::from_millis(100);
 
 /// A replay's fence outlives its lift (tried for two seconds) with room to spare; should that lift go
 /// unanswered, the user is cached again within seconds rather than the 40 s a write's fence lasts.

@@ -460,6 +460,32 @@ async fn a_key_set_without_a_usable_key_still_withdraws_the_keys_it_no_longer_li
 }
 
 #[tokio::test]
+async fn a_replica_left_without_a_usable_key_fetches_again_within_seconds_not_on_the_schedule() {
+    let key = SigningKey::generate(Algorithm::Es256, "key-1");
+    let server = JwksServer::start(jwks(&[&key])).await;
+    let app = spawn_app_with_auth(&server.jwks_url(), |config| {
+        set_refresh(config, Duration::from_secs(300), Some(Duration::from_millis(200)))
+    })
+    .await;
+    let keys_in = eventually(Duration::from_secs(5), async || app.get("/ready").await.status == 200).await;
+    assert!(keys_in, "the first key set arrived");
+
+    // The issuer empties its key set for a moment; a token naming a key the replica lacks makes
+    // it fetch that set, which withdraws the key held.
+    server.publish(json!({ "keys": [] }));
+    let stranger = SigningKey::generate(Algorithm::Es256, "stranger");
+    assert_eq!(app.with_token(&token(&stranger)).get("/v1/users").await.status, 401);
+    assert_eq!(app.get("/ready").await.problem(503)["auth"], "no_keys");
+
+    // The issuer lists its key again. No token arrives to cause a fetch, and the schedule is five
+    // minutes away: the replica fetches again by itself within seconds.
+    server.publish(jwks(&[&key]));
+    let ready = eventually(Duration::from_secs(5), async || app.get("/ready").await.status == 200).await;
+    assert!(ready, "the replica fetched the key set again at the retries' pace");
+    assert_eq!(app.with_token(&token(&key)).get("/v1/users").await.status, 200);
+}
+
+#[tokio::test]
 async fn a_flood_of_made_up_kids_costs_at_most_one_fetch_per_interval() {
     let (app, server, _key) = app_with_one_key().await;
     let keys_in = eventually(Duration::from_secs(5), async || app.get("/ready").await.status == 200).await;
