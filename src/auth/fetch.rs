@@ -193,17 +193,13 @@ async fn read_file(path: &Path) -> Result<Bytes, String> {
     let path = path.to_owned();
     tokio::task::spawn_blocking(move || {
         let unreadable = |error: &dyn std::fmt::Display| format!("cannot read {}: {error}", path.display());
-        let size = std::fs::metadata(&path).map_err(|error| unreadable(&error))?.len();
-        if size > MAX_DOCUMENT_BYTES as u64 {
-            return Err(unreadable(&format!("{size} bytes is over {MAX_DOCUMENT_BYTES}")));
-        }
-        // The size again while reading: the file may have grown since.
-        let mut document = Vec::with_capacity(size as usize);
+        // Read under the limit, one byte past it telling a file that is over it.
+        let mut document = Vec::new();
         std::fs::File::open(&path)
             .and_then(|file| file.take(MAX_DOCUMENT_BYTES as u64 + 1).read_to_end(&mut document))
             .map_err(|error| unreadable(&error))?;
         if document.len() > MAX_DOCUMENT_BYTES {
-            return Err(unreadable(&format!("it grew over {MAX_DOCUMENT_BYTES} bytes")));
+            return Err(unreadable(&format!("it is over {MAX_DOCUMENT_BYTES} bytes")));
         }
         Ok(Bytes::from(document))
     })

@@ -72,11 +72,12 @@ impl KeySet {
     /// issuer give one `kid` to keys of two types), or the only key when the token names none.
     pub(super) fn find(&self, kid: Option<&str>, algorithm: &str) -> Option<&VerificationKey> {
         match kid {
-            Some(kid) => {
-                let mut named = self.keys.iter().filter(|key| key.kid.as_deref() == Some(kid));
-                let first = named.clone().next();
-                named.find(|key| jose_name(key.algorithm) == algorithm).or(first)
-            }
+            // The first of those named `kid` whose algorithm is the token's, else the first of them.
+            Some(kid) => self
+                .keys
+                .iter()
+                .filter(|key| key.kid.as_deref() == Some(kid))
+                .min_by_key(|key| jose_name(key.algorithm) != algorithm),
             None if self.keys.len() == 1 => self.keys.first(),
             None => None,
         }

@@ -224,9 +224,8 @@ const FENCE_BEYOND_DEADLINE: Duration = TCP_USER_TIMEOUT
     .saturating_add(Duration::from_secs(1));
 
 /// How much sooner than the statement timeout a keyed write's claim gives up waiting for another
-/// transaction's claim of the same key.
-/// Postgres counts the lock wait from when it starts, the statement from when it arrives: room for
-/// a claim that starts waiting a little late.
+/// transaction's claim of the same key: Postgres counts the lock wait from when it starts and the
+/// statement from when it arrives, so this is room for a claim that starts waiting a little late.
 const CLAIM_WAIT_MARGIN: Duration = Duration::from_millis(100);
 
 /// A replay's fence outlives its lift (tried for two seconds) with room to spare; should that lift go

@@ -72,11 +72,7 @@ pub(crate) async fn run_alone<T>(
         )
         .await;
     }
-    if connection.client.is_closed() {
-        return Err(Error::WriteNotApplied(
-            "the write connection was lost before the write was sent".into(),
-        ));
-    }
+    still_open(connection, "the write")?;
     // Nothing is sent if it fails: the connection is as it was.
     before_commit().await.inspect_err(|_| connection.mark_clean())?;
     let (outcome, reset) = if lock_wait < budget {
@@ -149,12 +145,8 @@ pub(crate) async fn finish<T>(
         roll_back(connection).await;
     }
     let value = ready?;
-    if connection.client.is_closed() {
-        // The session is gone without its COMMIT, so Postgres rolled the transaction back.
-        return Err(Error::WriteNotApplied(
-            "the write connection was lost before the commit was sent".into(),
-        ));
-    }
+    // A session gone without its COMMIT was rolled back by Postgres.
+    still_open(connection, "the commit")?;
     connection
         .client
         .batch_execute("COMMIT")
@@ -162,6 +154,15 @@ pub(crate) async fn finish<T>(
         .map_err(|error| failure(error, Stage::Commit))?;
     connection.mark_clean();
     Ok(value)
+}
+
+/// `Ok` while the connection is open; else nothing more can be sent, and `what` never was.
+fn still_open(connection: &WriteConnection, what: &str) -> Result<(), Error> {
+    if connection.client.is_closed() {
+        let lost = format!("the write connection was lost before {what} was sent");
+        return Err(Error::WriteNotApplied(lost.into()));
+    }
+    Ok(())
 }
 
 /// Rolls back after a failure or a decision not to write; the connection is clean once it has.

@@ -288,8 +288,7 @@ async fn a_write_whose_fence_redis_lost_is_not_contradicted_by_a_copy_of_what_it
         wait_for_lock_waits(&reader.database, 1).await;
         // Redis loses the fence (evicted, say), so a reader caches the row as it still is, and
         // the other replica copies that body.
-        let mut own_redis = redis::Client::open(format!("redis://127.0.0.1:{}", redis.port)).unwrap();
-        let _: () = redis::Commands::del(&mut own_redis, writer.cache_key(&id)).unwrap();
+        let _: () = redis::Commands::del(&mut redis.connection(), writer.cache_key(&id)).unwrap();
         until_local_hit(&reader, &path).await;
         assert_eq!(reader.get(&path).await.json()["name"], "v0");
         // The copying replica's tracking connection stops delivering; the write goes on.
