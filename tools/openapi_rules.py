@@ -3,7 +3,8 @@
     python tools/openapi_rules.py openapi.yaml     (scripts/check-openapi.sh runs it)
 
 Exit 0 and one line when the rules hold; otherwise one line per problem on stderr and exit 1.
-The rules: the document is plain JSON data (the served /openapi.json is this file converted);
+The rules: no mapping repeats a key (YAML keeps the last silently; build.rs refuses it too); the
+document is plain JSON data (the served /openapi.json is this file converted);
 every pattern compiles in both Python's and Rust's regex; every operation has a unique
 operationId, takes X-Request-Id and documents the statuses any route may answer (500, 503 with
 Retry-After, and 400/404/413/415/422 where its parameters and body call for them; an operation
@@ -42,6 +43,19 @@ BOOL_KEYS = {
     "nullable",
 }
 MAX_REF_HOPS = 20
+
+
+class UniqueKeyLoader(yaml.SafeLoader):
+    """A safe loader that refuses a mapping naming one key twice, instead of keeping the last."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: set = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
 class Rules:
@@ -260,7 +274,11 @@ def main(argv: list[str]) -> int:
         return 2
     path = argv[1]
     with open(path, encoding="utf-8") as f:
-        doc = yaml.safe_load(f)
+        try:
+            doc = yaml.load(f, Loader=UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
+        except yaml.YAMLError as exc:
+            print(f"check-openapi: {path}: {exc}", file=sys.stderr)
+            return 1
     rules = Rules(doc)
     problems = rules.check()
     if isinstance(doc, dict):

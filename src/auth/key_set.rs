@@ -142,14 +142,19 @@ impl VerificationKey {
     }
 }
 
-/// An algorithm's JOSE name, as a token's header gives it.
+/// The algorithms a key may have, with their JOSE names as a token's header gives them.
+pub(super) const ALGORITHMS: [(Algorithm, &str); 3] = [
+    (Algorithm::RS256, "RS256"),
+    (Algorithm::ES256, "ES256"),
+    (Algorithm::EdDSA, "EdDSA"),
+];
+
+/// An algorithm's JOSE name; empty for one outside `ALGORITHMS`.
 pub(super) fn jose_name(algorithm: Algorithm) -> &'static str {
-    match algorithm {
-        Algorithm::RS256 => "RS256",
-        Algorithm::ES256 => "ES256",
-        Algorithm::EdDSA => "EdDSA",
-        _ => "",
-    }
+    ALGORITHMS
+        .iter()
+        .find(|(known, _)| *known == algorithm)
+        .map_or("", |(_, name)| name)
 }
 
 fn validation(algorithm: Algorithm, settings: &BearerSettings) -> Validation {

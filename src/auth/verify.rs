@@ -13,13 +13,11 @@ use jsonwebtoken::errors::ErrorKind;
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 
-use super::key_set::{KeySet, jose_name};
+use super::key_set::{ALGORITHMS, KeySet, jose_name};
 use super::ring_provider;
 use super::scopes::{Grants, ScopeClaim};
 use crate::http::bearer::TokenProblem;
 
-/// The algorithms a key may have, by their JOSE names.
-const ALLOWED_ALGORITHMS: [&str; 3] = ["RS256", "ES256", "EdDSA"];
 /// OpenID Connect Core §2: `sub` is at most 255 ASCII characters.
 const MAX_SUBJECT_BYTES: usize = 255;
 
@@ -62,7 +60,7 @@ struct Claims {
 pub(super) fn verify(token: &str, keys: &KeySet) -> Result<Principal, TokenProblem> {
     ring_provider::install();
     let header = read_header(token)?;
-    if !ALLOWED_ALGORITHMS.contains(&header.alg.as_str()) {
+    if !ALGORITHMS.iter().any(|(_, name)| *name == header.alg) {
         return Err(TokenProblem::DisallowedAlgorithm);
     }
     let key = keys

@@ -132,3 +132,10 @@ def test_the_projects_document_keeps_every_rule():
     rules = openapi_rules.Rules(doc)
     assert rules.check() == []
     assert openapi_rules.check_schemathesis_loads(doc, len(rules.operations)) == []
+
+
+def test_a_key_named_twice_in_one_mapping_is_refused_not_overwritten(tmp_path, capsys):
+    document = tmp_path / "openapi.yaml"
+    document.write_text("openapi: 3.1.0\ninfo:\n  title: t\n  title: u\n  version: '1'\npaths: {}\n", encoding="utf-8")
+    assert openapi_rules.main(["openapi_rules.py", str(document)]) == 1
+    assert "duplicate key 'title'" in capsys.readouterr().err
