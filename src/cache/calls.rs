@@ -1,6 +1,7 @@
 //! The cache's calls to Redis and their accounting: each bounded by `config::OPERATION_TIMEOUT`, a
-//! timeout or a lost connection opening the breaker (and dropping the in-process copies), every
-//! failure counted and logged without flooding.
+//! timeout or a lost connection opening the breaker (a lost or stalled connection is replaced, and
+//! the in-process copies read through it dropped: `link`), every failure counted and logged
+//! without flooding.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;

@@ -5,7 +5,9 @@
 //!
 //! A new connection carries fences at once, but serves cached bodies only once its Redis is known
 //! to hold nothing older than the writes acknowledged before: its `run_id` is the one recorded at
-//! `{prefix}:instance`, or a sweep has made it so (`sweep`).
+//! `{prefix}:instance`, or a sweep has made it so (`sweep`). A connection retired may have been
+//! reading from a Redis that is no primary any more: what was kept of its reads (the in-process
+//! copies) is forgotten with it, so that it lasts no longer than the connection.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -60,6 +62,8 @@ struct Inner {
     connect_failures: RateLimitedWarning,
     /// The `run_id` of the Redis the current connection reached.
     run_id: Mutex<String>,
+    /// Called when a connection is retired, after it can no longer be taken.
+    forget_reads: Box<dyn Fn() + Send + Sync>,
 }
 
 /// How a call on the connection went, as far as the connection is concerned.
@@ -73,13 +77,15 @@ pub(crate) enum CallOutcome {
 }
 
 impl RedisLink {
-    /// Starts connecting in the background; never fails on an unreachable Redis.
+    /// Starts connecting in the background; never fails on an unreachable Redis. `forget_reads`
+    /// drops whatever the process kept of reads through a connection it retires.
     pub(crate) fn start(
         client: Client,
         user_prefix: String,
         instance_key: Vec<u8>,
         metrics: Arc<Metrics>,
         logger: Logger,
+        forget_reads: Box<dyn Fn() + Send + Sync>,
     ) -> RedisLink {
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(CONNECT_TIMEOUT))
@@ -108,6 +114,7 @@ impl RedisLink {
                     FAILURES_LOGGED_EVERY,
                 ),
                 logger,
+                forget_reads,
             }),
         };
         link.ensure_connecting();
@@ -174,6 +181,7 @@ impl RedisLink {
         if current.as_ref().is_some_and(|(_, live)| *live == generation) {
             *current = None;
             drop(current);
+            (self.inner.forget_reads)();
             self.inner.timeouts_in_a_row.store(0, Ordering::Relaxed);
             self.ensure_connecting();
         }
@@ -279,19 +287,28 @@ pub(crate) async fn primary_run_id(connection: &mut MultiplexedConnection) -> Re
         .arg("replication")
         .query_async(connection)
         .await?;
-    let field = |name: &str| {
-        info.lines()
-            .find_map(|line| line.strip_prefix(name))
-            .map(|value| value.trim().to_owned())
-    };
-    match field("role:").as_deref() {
-        Some("master") | None => Ok(field("run_id:").unwrap_or_default()),
-        Some(role) => Err(RedisError::from((
+    run_id_of_primary(&info)
+}
+
+/// `primary_run_id` of an `INFO` answer that has the server and replication sections.
+pub(crate) fn run_id_of_primary(info: &str) -> Result<String, RedisError> {
+    match info_field(info, "role").unwrap_or("master") {
+        "master" => Ok(info_field(info, "run_id").unwrap_or_default().to_owned()),
+        role => Err(RedisError::from((
             redis::ErrorKind::Client,
             "not a primary",
             format!("this redis is a {role}"),
         ))),
     }
+}
+
+/// The value of `name` in an `INFO` answer.
+pub(crate) fn info_field<'a>(info: &'a str, name: &str) -> Option<&'a str> {
+    info.lines().find_map(|line| {
+        line.strip_prefix(name)
+            .and_then(|rest| rest.strip_prefix(':'))
+            .map(str::trim)
+    })
 }
 
 /// Once a second, checks that the current connection still reaches the primary it reached when it

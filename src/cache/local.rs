@@ -5,10 +5,10 @@
 //!   reservation, and the copy is stored only into its own. The tracking connection's reader
 //!   applies invalidations in wire order (`tracking`), so the invalidation wins whichever comes first.
 //! - **A copy is served only while the tracking connection vouches for it**: a round trip sent on
-//!   it less than `VOUCHED_FOR` ago has been answered. Redis queues a command's invalidations to
-//!   every tracking connection while it runs that command, ahead of the answer to anything it
-//!   processed later, so a copy served now has missed no change made before the vouching round
-//!   trip was sent. A committed write answers no sooner than `VOUCHED_FOR` after Redis took its
+//!   it less than `VOUCHED_FOR` ago has been answered. Redis sends a change's invalidations to
+//!   every tracking connection before it answers any command read after the change was answered
+//!   (with `BCAST`, at the end of the event-loop pass that made it), so a copy served now has
+//!   missed no change answered before the vouching round trip was sent. A committed write answers no sooner than `VOUCHED_FOR` after Redis took its
 //!   fence (`fence`): a read that starts after the answer is vouched for by a round trip sent after
 //!   the fence, whose invalidation of the old copy has been applied.
 //! - **Anything that may have lost an invalidation drops every copy**: the tracking connection's

@@ -138,13 +138,6 @@ impl Cache {
             redis::Client::open(info)
         };
         let user_prefix = format!("{}:user:", cache_settings.key_prefix);
-        let link = RedisLink::start(
-            client(ProtocolVersion::RESP2)?,
-            user_prefix.clone(),
-            keys::instance_key(&cache_settings.key_prefix),
-            metrics.clone(),
-            logger.clone(),
-        );
         // With CACHE_TTL_SECONDS=0 nothing is cached, so there is nothing to copy either.
         let near = if cache_settings.local_entries > 0 && !cache_settings.ttl.is_zero() {
             let copies = Arc::new(LocalCopies::new(cache_settings.local_entries));
@@ -159,6 +152,17 @@ impl Cache {
         } else {
             None
         };
+        // A copy read through a connection that is retired (its Redis may have been demoted while
+        // tracking moved on to the new primary) must not outlive it.
+        let copies = near.clone();
+        let link = RedisLink::start(
+            client(ProtocolVersion::RESP2)?,
+            user_prefix.clone(),
+            keys::instance_key(&cache_settings.key_prefix),
+            metrics.clone(),
+            logger.clone(),
+            Box::new(move || copies.iter().for_each(|copies| copies.invalidate_all())),
+        );
         Ok(Cache {
             inner: Arc::new(Inner {
                 link,

@@ -8,7 +8,15 @@
 //! The round trip is `SET {prefix}:copies 1 PX 3000`, which also keeps alive the key that tells
 //! writers some replica serves copies (`fence`); it outlives any answer's vouching by seconds. An
 //! answer late by `PING_TIMEOUT`, a lost connection or a null invalidation drops every copy, and
-//! the connection is set up again with a capped back-off.
+//! the connection is set up again with a capped back-off. Only one round trip is ever in flight:
+//! with `BCAST`, Redis sends a command's invalidations at the end of the event-loop pass that ran
+//! it, so only an answer to a command sent after that pass (after the writer had its answer)
+//! vouches that they came first.
+//!
+//! Copies are kept only where that key cannot be evicted while it is renewed: a Redis with a
+//! memory limit and an eviction policy that may pick a key in use (`volatile-ttl`, which picks
+//! the key closest to expiring, or a random one) could let writers answer without waiting for
+//! the copies, so tracking is refused there (checked as it subscribes and once a second).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,7 +25,7 @@ use redis::aio::{AsyncPushSender, MultiplexedConnection, SendError};
 use redis::{AsyncConnectionConfig, Client, PushInfo, PushKind, Value};
 
 use super::keys::id_of_key;
-use super::link::primary_run_id;
+use super::link::{info_field, run_id_of_primary};
 use super::local::{LocalCopies, VOUCHED_FOR};
 use crate::backoff::Backoff;
 use crate::telemetry::log::Logger;
@@ -37,6 +45,8 @@ const RECONNECT_FIRST: Duration = Duration::from_millis(50);
 const RECONNECT_CAP: Duration = Duration::from_secs(1);
 /// Failed attempts to set tracking up are logged at most this often.
 const FAILURES_LOGGED_EVERY: Duration = Duration::from_secs(5);
+/// Eviction policies that may evict `{prefix}:copies` while replicas renew it every 25 ms.
+const POLICIES_EVICTING_KEYS_IN_USE: [&str; 3] = ["volatile-ttl", "volatile-random", "allkeys-random"];
 
 /// Applies Redis's pushes to the copies, inside the connection's reader.
 struct Invalidations {
@@ -125,13 +135,33 @@ async fn subscribe(
         .set_push_sender(sink);
     let mut connection = client.get_multiplexed_async_connection_with_config(&config).await?;
     // A replica (a demoted primary) does not see the writers' fences.
-    let run_id = primary_run_id(&mut connection).await?;
+    let run_id = tracked_run_id(&mut connection).await?;
     redis::cmd("CLIENT")
         .arg(&["TRACKING", "ON", "BCAST", "PREFIX"][..])
         .arg(user_prefix)
         .query_async::<()>(&mut connection)
         .await?;
     Ok((connection, run_id))
+}
+
+/// The `run_id` of the primary `connection` reached, if copies may be kept on its word: its
+/// eviction policy never evicts a key renewed every 25 ms (see the module doc).
+async fn tracked_run_id(connection: &mut MultiplexedConnection) -> redis::RedisResult<String> {
+    let info: String = redis::cmd("INFO")
+        .arg(&["server", "replication", "memory"][..])
+        .query_async(connection)
+        .await?;
+    let limited = info_field(&info, "maxmemory").is_some_and(|bytes| bytes != "0");
+    match info_field(&info, "maxmemory_policy") {
+        Some(policy) if limited && POLICIES_EVICTING_KEYS_IN_USE.contains(&policy) => Err(redis::RedisError::from((
+            redis::ErrorKind::Client,
+            "eviction policy",
+            format!(
+                "redis may evict keys in use (maxmemory-policy {policy}); copies need an LRU or LFU policy, or noeviction"
+            ),
+        ))),
+        _ => run_id_of_primary(&info),
+    }
 }
 
 /// Renews `copies_key` until a round trip fails or is not answered in time, each answer vouching
@@ -147,10 +177,11 @@ async fn watch_health(
     let late = || format!("no answer within {} ms", PING_TIMEOUT.as_millis());
     for tick in 1u64.. {
         ticks.tick().await;
-        // Now and then: still the primary it subscribed to (a failover can leave it connected).
-        // Bounded as the round trips are, so a connection that stops answering here is replaced too.
+        // Now and then: still the primary it subscribed to (a failover can leave it connected), and
+        // still not evicting keys in use. Bounded as the round trips are, so a connection that
+        // stops answering here is replaced too.
         if tick.is_multiple_of(ROLE_CHECK_EVERY_PINGS) {
-            match tokio::time::timeout(PING_TIMEOUT, primary_run_id(&mut connection)).await {
+            match tokio::time::timeout(PING_TIMEOUT, tracked_run_id(&mut connection)).await {
                 Ok(Ok(now)) if now == run_id => {}
                 Ok(Ok(_)) => return "redis is not the instance tracking subscribed to".to_owned(),
                 Ok(Err(error)) => return error.to_string(),

@@ -352,3 +352,140 @@ async fn a_flush_of_redis_drops_every_copy_and_copies_are_made_again_at_once() {
     until_local_hit(&reader, &path).await;
     assert_eq!(reader.get(&path).await.json()["name"], "flushed");
 }
+
+#[tokio::test]
+async fn a_replaced_cache_connection_takes_the_copies_read_through_it_along() {
+    let (_redis, proxy, reader, _writer) = reader_behind_a_proxy_and_a_direct_writer(SERVICE_CALL_TIMEOUT).await;
+    let copied = format!(
+        "/v1/users/{}",
+        reader.create_user(json!({"name": "copied"})).await["id"]
+            .as_str()
+            .unwrap()
+    );
+    until_local_hit(&reader, &copied).await;
+    let other = reader.create_user(json!({"name": "read later"})).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // The read of another user is the last thing the cache connection carries (the tracking
+    // connection never sends a key): it is cut once Redis has the read, and the replica replaces it.
+    proxy.cut_after_client_sends(other.as_bytes());
+    assert_eq!(reader.get(&format!("/v1/users/{other}")).await.status, 200);
+    proxy.cut_done().await;
+    assert!(
+        copies_dropped(&reader).await,
+        "a copy read through the replaced connection was kept"
+    );
+    until_local_hit(&reader, &copied).await;
+}
+
+#[tokio::test]
+async fn a_replica_left_on_a_demoted_redis_keeps_no_copy_of_it_once_it_notices() {
+    let old_primary = OwnRedis::start();
+    let new_primary = OwnRedis::start();
+    let address = Proxy::start(old_primary.port).await;
+    let reader = spawn_app_with(|config| {
+        config.cache.local_entries = ENTRIES;
+        config.cache.redis.as_mut().unwrap().port = address.port;
+    })
+    .await;
+    let writer = reader
+        .spawn_replica(|config| {
+            config.cache.local_entries = 0;
+            config.cache.redis.as_mut().unwrap().port = new_primary.port;
+        })
+        .await;
+    let path = format!(
+        "/v1/users/{}",
+        reader.create_user(json!({"name": "before"})).await["id"]
+            .as_str()
+            .unwrap()
+    );
+    until_local_hit(&reader, &path).await;
+
+    // The failover: the address leads to the new primary, and the old one becomes a replica (of a
+    // primary it cannot reach, so it goes on serving what it holds). The reader's tracking
+    // connection is refused at once (READONLY) and sets up again on the new primary; its cache
+    // connection stays on the old one until its once-a-second instance check.
+    address.redirect(new_primary.port);
+    let unreachable = crate::helpers::free_port();
+    let () = redis::cmd("REPLICAOF")
+        .arg("127.0.0.1")
+        .arg(unreachable)
+        .query(&mut old_primary.connection())
+        .unwrap();
+    let copies_key = format!("{}:copies", reader.config.cache.key_prefix);
+    let tracking_moved = eventually(Duration::from_secs(3), async || {
+        redis::Commands::exists(&mut new_primary.connection(), &copies_key).unwrap()
+    })
+    .await;
+    assert!(tracking_moved, "the reader's tracking set up again on the new primary");
+    assert_eq!(writer.patch_json(&path, &json!({"name": "after"})).await.status, 200);
+
+    // Until the check, the reader may still answer with the old primary's body (the documented
+    // second), and copy it with the new primary vouching: those reads fill the copy.
+    let mut stale_before_the_check = 0;
+    for _ in 0..100 {
+        if reader.get(&path).await.json()["name"] == "before" {
+            stale_before_the_check += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Once it has noticed, no read serves a copy of the old primary's answer.
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    for read in 0..20 {
+        assert_eq!(
+            reader.get(&path).await.json()["name"],
+            "after",
+            "read {read}, {stale_before_the_check} stale reads before the instance check"
+        );
+    }
+}
+
+#[tokio::test]
+async fn no_copy_is_kept_on_a_redis_that_may_evict_the_key_writers_wait_on() {
+    let redis = OwnRedis::start_with(
+        crate::helpers::free_port(),
+        &["--maxmemory", "64mb", "--maxmemory-policy", "volatile-ttl"],
+    );
+    let port = redis.port;
+    let reader = spawn_app_with(move |config| {
+        config.cache.local_entries = ENTRIES;
+        config.cache.redis.as_mut().unwrap().port = port;
+    })
+    .await;
+    let path = format!(
+        "/v1/users/{}",
+        reader.create_user(json!({"name": "evictable"})).await["id"]
+            .as_str()
+            .unwrap()
+    );
+    let config_set = |name: &str, value: &str| {
+        let () = redis::cmd("CONFIG")
+            .arg("SET")
+            .arg(name)
+            .arg(value)
+            .query(&mut redis.connection())
+            .unwrap();
+    };
+
+    // volatile-ttl picks the key closest to expiring: `{prefix}:copies` would be the first to go.
+    for _ in 0..20 {
+        assert_eq!(reader.get(&path).await.json()["name"], "evictable");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(metric(&reader, "gravity_cache_local_hits_total").await, 0);
+    let copies_key = format!("{}:copies", reader.config.cache.key_prefix);
+    assert!(!redis::Commands::exists::<_, bool>(&mut redis.connection(), &copies_key).unwrap());
+
+    // Without a memory limit nothing is evicted, whatever the policy.
+    config_set("maxmemory", "0");
+    until_local_hit(&reader, &path).await;
+    // A limit set while copies are served: the once-a-second check drops them.
+    config_set("maxmemory", "64mb");
+    assert!(copies_dropped(&reader).await, "copies outlived the eviction policy");
+    // An LRU policy never evicts a key renewed every 25 ms.
+    config_set("maxmemory-policy", "allkeys-lru");
+    until_local_hit(&reader, &path).await;
+}

@@ -5,9 +5,10 @@
 //! with everything after it on that connection, until released: a read paused between its row and
 //! what it does next, a statement slow to reach the server), or cutting
 //! a connection right after forwarding a client message that contains a marker (a commit sent,
-//! its answer lost).
+//! its answer lost), or sending new connections to another server while the old ones stay (an
+//! address moved to a new primary by a failover).
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -23,6 +24,8 @@ pub struct Proxy {
 
 #[derive(Default)]
 struct Shared {
+    /// The port of the server new connections go to.
+    upstream: AtomicU16,
     refusing: AtomicBool,
     /// `true` while stalled; relays wait for it to turn `false`.
     stalled: Mutex<Option<watch::Sender<bool>>>,
@@ -45,6 +48,7 @@ impl Proxy {
         let port = listener.local_addr().expect("the proxy has an address").port();
         let (stall_sender, stall_receiver) = watch::channel(false);
         let shared = Arc::new(Shared::default());
+        shared.upstream.store(upstream_port, Ordering::SeqCst);
         *shared.stalled.lock().unwrap() = Some(stall_sender);
         *shared.stall_watch.lock().unwrap() = Some(stall_receiver);
         let accept_shared = shared.clone();
@@ -54,8 +58,9 @@ impl Proxy {
                     continue; // dropped at once: the connection is refused
                 }
                 let relay_shared = accept_shared.clone();
+                let upstream = accept_shared.upstream.load(Ordering::SeqCst);
                 let relay = tokio::spawn(async move {
-                    if let Ok(server) = TcpStream::connect(("127.0.0.1", upstream_port)).await {
+                    if let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)).await {
                         relay_connection(client, server, relay_shared).await;
                     }
                 });
@@ -71,6 +76,11 @@ impl Proxy {
         for relay in self.shared.relays.lock().unwrap().drain(..) {
             relay.abort();
         }
+    }
+
+    /// Sends new connections to the server on `port`; those open stay where they are.
+    pub fn redirect(&self, port: u16) {
+        self.shared.upstream.store(port, Ordering::SeqCst);
     }
 
     /// Accepts connections again after `cut`.

@@ -6,8 +6,8 @@
 //! data; the writer shut down, with a grace of 0 s and of 1 s, while writes wait on locked rows
 //! and commit after it has exited.
 //!
-//! No read may return a user older than a write acknowledged before the read was sent: with
-//! in-process copies off, allowing 5 ms for measurement; with copies on, 150 ms. A write that the
+//! No read may return a user older than a write acknowledged before the read was sent, allowing
+//! 5 ms for measurement, with in-process copies off and on. A write that the
 //! service did not acknowledge but the database committed (the shutdown faults) counts as
 //! acknowledged from the moment the scenario sees it in the database. Every read must succeed;
 //! every write must be acknowledged or get a 503 that says nothing was written or that the outcome
