@@ -38,15 +38,18 @@ impl SchemaWatch {
 
 /// Reads the recorded version on a fresh connection: `Ok(Some(gap))` when this release cannot
 /// run on it. A version newer than this release's is fine (a newer release migrated further, and
-/// migrations keep the older statements working).
+/// migrations keep the older statements working), dirty or not: a newer release's migration under
+/// way, or failed part-way, has left every one of this release's migrations applied, and this
+/// release keeps serving while it runs or is repaired.
 pub(crate) async fn check(client: &Client) -> Result<Option<SchemaGap>, tokio_postgres::Error> {
     let recorded = match recorded_version(client).await {
         Err(error) if error.code() == Some(&SqlState::UNDEFINED_TABLE) => None,
         other => other?,
     };
     let (applied, dirty) = recorded.map_or((None, false), |(version, dirty)| (Some(version), dirty));
+    let newer = applied.is_some_and(|version| version > latest_version());
     let behind = applied.is_none_or(|version| version < latest_version());
-    Ok((behind || dirty).then_some(SchemaGap { applied, dirty }))
+    Ok((behind || (dirty && !newer)).then_some(SchemaGap { applied, dirty }))
 }
 
 impl fmt::Display for SchemaGap {

@@ -186,3 +186,35 @@ fn a_taken_port_is_named_with_api_port() {
     let stderr = text(&output.stderr);
     assert!(stderr.contains(&format!("port {port} (API_PORT)")), "{stderr}");
 }
+
+#[tokio::test]
+async fn a_newer_releases_migration_under_way_or_failed_does_not_stop_this_release() {
+    let database = TestDatabase::create().await;
+    // What `migrate up` of the next release records while its first file runs, and leaves if the
+    // file fails: that version, dirty.
+    let next = MIGRATIONS.last().unwrap().version + 1;
+    database
+        .client
+        .execute("UPDATE schema_migrations SET version = $1, dirty = true", &[&next])
+        .await
+        .unwrap();
+
+    let service = service_process::on(&database, &[], None).await;
+    let ready = service.get("/ready").await;
+    assert_eq!(ready.status, 200, "{}", ready.text());
+    let write = http::request(service.port, "POST", "/v1/users", &[], Some(r#"{"name":"Ada"}"#))
+        .await
+        .unwrap();
+    assert_eq!(write.status, 201, "{}", write.text());
+
+    // Dirty at this release's own newest migration: that one failed part-way, so it is refused.
+    database
+        .client
+        .execute("UPDATE schema_migrations SET version = $1", &[&(next - 1)])
+        .await
+        .unwrap();
+    let service = service_process::on(&database, &[], None).await;
+    let ready = service.get("/ready").await;
+    assert_eq!(ready.status, 503, "{}", ready.text());
+    assert!(ready.text().contains("failed part-way"), "{}", ready.text());
+}

@@ -40,6 +40,8 @@ SERVICE_SETTINGS = set(
 # Found none: the table's syntax changed and this reader must follow it, or every check below
 # would compare against nothing.
 assert {"API_PORT", "DB_HOST", "REDIS_HOST"} <= SERVICE_SETTINGS, "src/config/table.rs: no settings found"
+# Read by the runtime the service is built on, not by its settings (docs/OPERATIONS.md, Tuning).
+RUNTIME_SETTINGS = {"TOKIO_WORKER_THREADS"}
 
 
 # --------------------------------------------------------------------------- rendering

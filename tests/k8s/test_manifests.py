@@ -387,13 +387,15 @@ def test_passwords_are_files_of_the_example_secret_never_environment_values(depl
                 items = v["secret"].get("items") or [{"key": k, "path": k} for k in keys]
                 files.update({f"{mount}/{i['path']}": i["key"] for i in items})
         for e in c.get("env", []):
-            assert e["name"] in k8slib.SERVICE_SETTINGS, f"{e['name']} is not a setting of the service"
+            known = k8slib.SERVICE_SETTINGS | k8slib.RUNTIME_SETTINGS
+            assert e["name"] in known, f"{e['name']} is not a setting of the service or its runtime"
             assert "secretKeyRef" not in e.get("valueFrom", {}), f"{e['name']}: a password belongs in a file"
             if e["name"].endswith("_FILE"):
                 assert files.get(e["value"]) == e["name"].removesuffix("_FILE"), f"{e['name']}={e['value']}"
             else:
                 assert not k8slib.SECRETISH_KEY.search(e["name"]), f"{e['name']} looks secret but is a literal"
-    assert {e["name"] for e in only_container(deployment)["env"]} == {"DB_PASSWORD_FILE", "REDIS_PASSWORD_FILE"}
+    env = {e["name"] for e in only_container(deployment)["env"]} - k8slib.RUNTIME_SETTINGS
+    assert env == {"DB_PASSWORD_FILE", "REDIS_PASSWORD_FILE"}
 
 
 def test_rendered_output_ships_no_secret(docs):
