@@ -119,6 +119,7 @@ impl App {
             settings: ServerSettings {
                 max_connections,
                 shutdown_grace: config.shutdown_grace,
+                keep_alive: config.keep_alive,
             },
         })
     }

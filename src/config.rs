@@ -36,6 +36,8 @@ pub struct Config {
     pub log_level: LogLevel,
     /// How long in-flight requests may run after SIGTERM before the process exits anyway.
     pub shutdown_grace: Duration,
+    /// `KEEP_ALIVE_SECONDS`: how long an idle keep-alive connection waits for its next request.
+    pub keep_alive: Duration,
     /// How often expired Idempotency-Key records are deleted. Not a setting: tests shorten it.
     pub idempotency_sweep_every: Duration,
     /// Open client connections above which new ones wait in the listen backlog; `None`: derived
@@ -194,6 +196,7 @@ impl Vars {
                 _ => LogLevel::Info,
             },
             shutdown_grace: Duration::from_secs(self.number("SHUTDOWN_GRACE_SECONDS")?),
+            keep_alive: Duration::from_secs(self.number("KEEP_ALIVE_SECONDS")?),
             idempotency_sweep_every: IDEMPOTENCY_SWEEP_EVERY,
             max_connections: match self.text("MAX_CONNECTIONS") {
                 None => None,

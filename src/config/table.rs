@@ -68,7 +68,7 @@ impl Setting {
 }
 
 /// The settings, in the order docs/API.md lists them.
-pub const SETTINGS: [Setting; 26] = [
+pub const SETTINGS: [Setting; 27] = [
     port("API_PORT", 8080, true).means("listen port (0: any free port)"),
     required("DB_HOST").means("Postgres host"),
     port("DB_PORT", 5432, false).means("Postgres port"),
@@ -90,6 +90,8 @@ pub const SETTINGS: [Setting; 26] = [
     number("CACHE_LOCAL_ENTRIES", 0, 0, 1_000_000).means("in-process copies of cached users; 0: none"),
     one_of("LOG_LEVEL", "info", &["debug", "info", "warn", "error"]).means("the least severe events written"),
     number("SHUTDOWN_GRACE_SECONDS", 10, 0, 3600).means("how long in-flight requests may finish"),
+    number("KEEP_ALIVE_SECONDS", 75, 1, 3600)
+        .means("how long an idle keep-alive connection waits for its next request"),
     text("MAX_CONNECTIONS", "derived")
         .means("open client connections at most, 1–1048576; derived from the descriptor limit"),
     text("AUTH_ISSUER", "").means("the OpenID Connect issuer whose tokens are accepted"),

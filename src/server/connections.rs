@@ -189,6 +189,16 @@ impl Tracked {
         Duration::from_micros(now.saturating_sub(self.last_active.load(Ordering::Relaxed)))
     }
 
+    /// When no request is in the handler: a mark that changes whenever a request ends, and when
+    /// the connection opened or last finished a request.
+    pub(crate) fn between_requests(&self) -> Option<(u64, Instant)> {
+        if matches!(self.state.load(Ordering::Acquire), BUSY | RECEIVING) {
+            return None;
+        }
+        let micros = self.last_active.load(Ordering::Relaxed);
+        Some((micros, self.epoch + Duration::from_micros(micros)))
+    }
+
     /// Completes when the connection has been chosen to close while not serving a request.
     pub(crate) async fn evicted(&self) {
         self.evicted.notified().await;

@@ -1,8 +1,9 @@
 //! The accept loop, the life of a client connection, and graceful shutdown.
 //!
-//! Each accepted connection is served by hyper's HTTP/1 connection with two timeouts: the request
-//! head must arrive within 5 s (hyper's header-read timeout, which also ends idle keep-alives),
-//! and an answer must make progress within 10 s ([`write_timeout`]). At most `MAX_CONNECTIONS`
+//! Each accepted connection is served by hyper's HTTP/1 connection with three timeouts: a request
+//! head must arrive within 5 s of its first byte, an idle keep-alive waits `KEEP_ALIVE_SECONDS` for
+//! its next request ([`read_deadlines`]), and an answer must make progress within 10 s
+//! ([`write_timeout`]). At most `MAX_CONNECTIONS`
 //! are served; a client that arrives at the cap makes the least recently active connection not
 //! being served close, or waits (and the clients after it in the listen backlog) while every
 //! connection is busy ([`connections`]). Requests that hyper refuses before routing are still counted and logged
@@ -12,6 +13,7 @@
 
 mod connections;
 pub(crate) mod limits;
+mod read_deadlines;
 mod refusals;
 mod write_timeout;
 
@@ -24,7 +26,7 @@ use std::time::Duration;
 
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpStream};
 
@@ -33,10 +35,8 @@ use crate::handlers;
 use crate::state::AppState;
 use crate::telemetry::rate_limited::RateLimitedWarning;
 use connections::{Registry, Tracked};
+use read_deadlines::ReadDeadlines;
 use write_timeout::{TimedWrites, WRITE_PROGRESS_TIMEOUT, WriteStalled};
-
-/// The contract's header timeout: a client slower than this to send its request head is dropped.
-pub(crate) const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// hyper's per-connection buffer: a request head must fit in it (431 otherwise), and it bounds
 /// how much of the answers hyper queues before waiting for the socket. hyper's default, 400 KiB,
@@ -64,6 +64,8 @@ pub(crate) struct ServerSettings {
     pub(crate) max_connections: usize,
     /// How long in-flight requests may run after shutdown begins.
     pub(crate) shutdown_grace: Duration,
+    /// How long a keep-alive connection may wait for its next request (`KEEP_ALIVE_SECONDS`).
+    pub(crate) keep_alive: Duration,
 }
 
 pub(crate) async fn serve(
@@ -75,8 +77,8 @@ pub(crate) async fn serve(
     let mut http = http1::Builder::new();
     // half_close: a client may shut its sending side once the request is out (as `nc -q` does)
     // and still get its answer; hyper's default drops such a connection.
-    http.timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
+    // hyper's header read timeout is off: `ReadDeadlines` keeps the head's and the idle wait's apart.
+    http.header_read_timeout(None)
         .max_buf_size(CONNECTION_BUFFER_BYTES)
         .keep_alive(true)
         .half_close(true);
@@ -89,7 +91,7 @@ pub(crate) async fn serve(
             stream = next_client(&listener, &registry, settings.max_connections, &state, &accept_errors) => stream,
             () = &mut shutdown => break,
         };
-        serve_client(stream, &http, &graceful, &registry, &state);
+        serve_client(stream, &http, &graceful, &registry, &state, settings.keep_alive);
     }
     drop(listener);
     let logger = &state.logger;
@@ -112,6 +114,7 @@ fn serve_client(
     graceful: &GracefulShutdown,
     registry: &Arc<Registry>,
     state: &Arc<AppState>,
+    keep_alive: Duration,
 ) {
     let connection = registry.register();
     state.metrics.connections_open.fetch_add(1, Ordering::Relaxed);
@@ -130,7 +133,8 @@ fn serve_client(
             }
         })
     };
-    let io = TokioIo::new(TimedWrites::new(stream, WRITE_PROGRESS_TIMEOUT));
+    let io = TimedWrites::new(stream, WRITE_PROGRESS_TIMEOUT);
+    let io = TokioIo::new(ReadDeadlines::new(io, tracked.clone(), keep_alive));
     let served = graceful.watch(http.serve_connection(io, service));
     let state = state.clone();
     tokio::spawn(async move {

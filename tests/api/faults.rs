@@ -166,6 +166,85 @@ async fn a_client_that_trickles_its_headers_is_dropped_and_others_are_served() {
     );
 }
 
+/// Sends `GET /health` on `stream` and reads its whole answer (it has a `Content-Length`).
+async fn health_on(stream: &mut tokio::net::TcpStream) -> String {
+    stream
+        .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    let mut buffer = [0u8; 1024];
+    loop {
+        let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buffer))
+            .await
+            .expect("an answer within 5 s")
+            .unwrap();
+        assert!(
+            read > 0,
+            "closed before answering: {}",
+            String::from_utf8_lossy(&answer)
+        );
+        answer.extend_from_slice(&buffer[..read]);
+        let text = String::from_utf8_lossy(&answer);
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let length: usize = head
+                .lines()
+                .find_map(|line| {
+                    line.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().to_owned())
+                })
+                .and_then(|value| value.parse().ok())
+                .unwrap_or(0);
+            if body.len() >= length {
+                return text.into_owned();
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_idle_keep_alive_connection_outlives_the_head_timeout_and_serves_its_next_request() {
+    let app = spawn_app_with(|_| {}).await;
+    let mut client = http::connect(app.port).await;
+    assert!(health_on(&mut client).await.starts_with("HTTP/1.1 200"));
+    // Longer than the 5 s a head may take: a proxy's pooled connection, idle between requests.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert!(health_on(&mut client).await.starts_with("HTTP/1.1 200"));
+}
+
+#[tokio::test]
+async fn an_idle_keep_alive_connection_is_closed_after_keep_alive_seconds() {
+    let app = spawn_app_with(|config| config.keep_alive = Duration::from_secs(1)).await;
+    let mut client = http::connect(app.port).await;
+    assert!(health_on(&mut client).await.starts_with("HTTP/1.1 200"));
+    let idle_from = Instant::now();
+    let closed = http::read_until_closed(&mut client, Duration::from_secs(4)).await;
+    let idle = idle_from.elapsed();
+    assert_eq!(closed, Ok(Vec::new()), "closed without a word");
+    assert!(
+        idle >= Duration::from_millis(900),
+        "closed after its idle time, not before: {idle:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_head_trickled_on_a_keep_alive_connection_is_dropped_after_the_head_timeout() {
+    let app = spawn_app_with(|_| {}).await;
+    let mut slow = http::connect(app.port).await;
+    assert!(health_on(&mut slow).await.starts_with("HTTP/1.1 200"));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    slow.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+    let started = Instant::now();
+    let closed = http::read_until_closed(&mut slow, Duration::from_secs(8)).await;
+    let elapsed = started.elapsed();
+    assert!(closed.is_ok(), "the slow head was not dropped within 8 s");
+    assert!(
+        elapsed >= Duration::from_secs(4),
+        "dropped after the header timeout from its first byte, not before: {elapsed:?}"
+    );
+}
+
 #[tokio::test]
 async fn hostile_requests_get_a_4xx_or_a_closed_connection_never_a_5xx() {
     let app = spawn_app_with(|_| {}).await;

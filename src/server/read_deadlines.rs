@@ -1,0 +1,142 @@
+//! The read-side timeouts of a client connection: a request head must arrive within
+//! `HEAD_READ_TIMEOUT` of its first byte (of the accept, for a connection's first request), and a
+//! keep-alive connection may wait for its next request for `KEEP_ALIVE_SECONDS`.
+//!
+//! Two limits, because they guard against different things. The head's is short: a client that
+//! trickles its head holds a connection for nothing. The idle one must be long: a proxy in front
+//! (an ingress, a load balancer) keeps its connections to the service pooled, and if the service
+//! closes one just as the proxy sends a request on it, the proxy answers 502 and, for a write
+//! without an `Idempotency-Key`, cannot say whether it happened. So the service must be the one
+//! that waits longer; the connection limit's eviction (`connections`) closes idle connections when
+//! room is needed. hyper 1 has one timer for both (its header read timeout starts as soon as it
+//! waits for the next head), so it is off and this wrapper keeps them: the reads of a connection
+//! between requests tell which wait it is in.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::{Instant, Sleep};
+
+use super::connections::Tracked;
+
+/// The contract's header timeout: a client slower than this to send its request head is dropped.
+pub(crate) const HEAD_READ_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The error a head that took too long fails its connection with.
+#[derive(Debug)]
+pub(crate) struct HeadTooSlow;
+
+/// What the connection is waiting for while no request is in the handler.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Waiting {
+    /// The rest of a head whose first byte has arrived (or the first head of a new connection).
+    Head,
+    /// The first byte of the next request.
+    NextRequest,
+}
+
+/// A client connection's I/O with the two read deadlines; writes pass through.
+pub(crate) struct ReadDeadlines<S> {
+    io: S,
+    tracked: Arc<Tracked>,
+    keep_alive: Duration,
+    timer: Pin<Box<Sleep>>,
+    waiting: Waiting,
+    /// `Tracked::between_requests`'s mark when the current wait began: another mark means a request
+    /// has ended since, and the next wait begins.
+    wait_mark: u64,
+}
+
+impl<S> ReadDeadlines<S> {
+    pub(crate) fn new(io: S, tracked: Arc<Tracked>, keep_alive: Duration) -> ReadDeadlines<S> {
+        let wait_mark = tracked.between_requests().map_or(0, |(mark, _)| mark);
+        ReadDeadlines {
+            io,
+            tracked,
+            keep_alive,
+            timer: Box::pin(tokio::time::sleep(HEAD_READ_TIMEOUT)),
+            waiting: Waiting::Head,
+            wait_mark,
+        }
+    }
+
+    fn wait_for(&mut self, waiting: Waiting, deadline: Instant) {
+        self.waiting = waiting;
+        self.timer.as_mut().reset(deadline);
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for ReadDeadlines<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        context: &mut Context<'_>,
+        buffer: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let filled = buffer.filled().len();
+        let read = Pin::new(&mut self.io).poll_read(context, buffer);
+        // A request in the handler reads its body, which has a timeout of its own.
+        let Some((mark, ended_at)) = self.tracked.between_requests() else {
+            return read;
+        };
+        if mark != self.wait_mark {
+            self.wait_mark = mark;
+            let deadline = Instant::from_std(ended_at) + self.keep_alive;
+            self.wait_for(Waiting::NextRequest, deadline);
+        }
+        match read {
+            Poll::Ready(Ok(())) if buffer.filled().len() > filled && self.waiting == Waiting::NextRequest => {
+                self.wait_for(Waiting::Head, Instant::now() + HEAD_READ_TIMEOUT);
+                read
+            }
+            Poll::Pending if self.timer.as_mut().poll(context).is_ready() => match self.waiting {
+                Waiting::Head => Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, HeadTooSlow))),
+                // Idle for its time: closed as if the client had closed it, which hyper ends quietly.
+                Waiting::NextRequest => Poll::Ready(Ok(())),
+            },
+            read => read,
+        }
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for ReadDeadlines<S> {
+    fn poll_write(mut self: Pin<&mut Self>, context: &mut Context<'_>, bytes: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(context, bytes)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        context: &mut Context<'_>,
+        buffers: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(context, buffers)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(context)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(context)
+    }
+}
+
+impl std::fmt::Display for HeadTooSlow {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            formatter,
+            "no complete request head within {} s",
+            HEAD_READ_TIMEOUT.as_secs()
+        )
+    }
+}
+
+impl std::error::Error for HeadTooSlow {}
