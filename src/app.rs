@@ -11,6 +11,7 @@
 use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
@@ -115,6 +116,7 @@ impl App {
                 cors: CorsPolicy::new(&config.cors_allowed_origins),
                 metrics,
                 logger,
+                has_been_ready: AtomicBool::new(false),
             }),
             settings: ServerSettings {
                 max_connections,

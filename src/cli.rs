@@ -16,8 +16,11 @@ use crate::db::migrate::MigrateError;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     Serve,
-    /// `--health`: probe the local server, for a container HEALTHCHECK.
-    Health,
+    /// `--health`: probe the local server, for a container HEALTHCHECK; with `--started`, healthy
+    /// only once the server has been ready since it started (`/health?started`).
+    Health {
+        started: bool,
+    },
     /// `check`: validate the settings as `serve` would, connecting to nothing.
     Check,
     Migrate(MigrateCommand),
@@ -61,6 +64,7 @@ gravity-bff: the Gravity backend-for-frontend
 Usage:
   gravity-bff [serve]               run the HTTP server (settings from the environment)
   gravity-bff --health              GET http://127.0.0.1:$API_PORT/health; exit 0 if it answers 200
+  gravity-bff --health --started    the same with /health?started: 200 once the server has been ready
   gravity-bff check                 check the settings as serve would, connecting to nothing; exit 0 or 2
   gravity-bff migrate [up]          apply every pending migration
   gravity-bff migrate up --create-database    the same, first creating DB_NAME when it is missing
@@ -87,7 +91,8 @@ impl Command {
         });
         match words.collect::<Result<Vec<&str>, String>>()?.as_slice() {
             [] | ["serve"] => Ok(Command::Serve),
-            ["--health"] => Ok(Command::Health),
+            ["--health"] => Ok(Command::Health { started: false }),
+            ["--health", "--started"] => Ok(Command::Health { started: true }),
             ["check"] => Ok(Command::Check),
             ["--version" | "-V"] => Ok(Command::Version),
             ["--help" | "-h" | "help"] => Ok(Command::Help),
@@ -153,10 +158,11 @@ mod tests {
     #[test]
     fn invocations_parse_as_the_contract_lists_them() {
         let up = |create_database| Command::Migrate(MigrateCommand::Up { create_database });
-        let cases: [(&[&str], Command); 11] = [
+        let cases: [(&[&str], Command); 12] = [
             (&[], Command::Serve),
             (&["serve"], Command::Serve),
-            (&["--health"], Command::Health),
+            (&["--health"], Command::Health { started: false }),
+            (&["--health", "--started"], Command::Health { started: true }),
             (&["check"], Command::Check),
             (&["--version"], Command::Version),
             (&["--help"], Command::Help),

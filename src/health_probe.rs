@@ -1,6 +1,7 @@
 //! `gravity-bff --health`: the container HEALTHCHECK, which must work where there is no shell,
 //! curl or wget (scratch and distroless images). Blocking std networking, no runtime to start:
-//! `GET /health` on `127.0.0.1:$API_PORT`, healthy only on a `200` status line within `TIMEOUT`.
+//! `GET /health` (or `/health?started`) on `127.0.0.1:$API_PORT`, healthy only on a `200` status
+//! line within `TIMEOUT`.
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
@@ -9,8 +10,8 @@ use std::time::{Duration, Instant};
 /// The contract's limit for one probe.
 pub const TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Probes the server on `port`; the error says why it is not healthy.
-pub fn probe(port: u16, timeout: Duration) -> Result<(), String> {
+/// Probes `path` of the server on `port`; the error says why it is not healthy.
+pub fn probe(port: u16, path: &str, timeout: Duration) -> Result<(), String> {
     let deadline = Instant::now() + timeout;
     let address = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     let remaining = || {
@@ -25,7 +26,10 @@ pub fn probe(port: u16, timeout: Duration) -> Result<(), String> {
         .map_err(|error| error.to_string())?;
     stream
         .write_all(
-            b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: gravity-bff-health\r\nConnection: close\r\n\r\n",
+            format!(
+                "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: gravity-bff-health\r\nConnection: close\r\n\r\n"
+            )
+            .as_bytes(),
         )
         .map_err(|error| format!("cannot send the request: {error}"))?;
     let mut head = Vec::with_capacity(128);
@@ -51,6 +55,6 @@ pub fn probe(port: u16, timeout: Duration) -> Result<(), String> {
     } else if status_line.is_empty() {
         Err("the connection closed without an answer".into())
     } else {
-        Err(format!("/health answered {status_line:?}"))
+        Err(format!("{path} answered {status_line:?}"))
     }
 }

@@ -26,9 +26,10 @@ fn run() -> Result<(), Failure> {
     match Command::parse(std::env::args_os().skip(1)).map_err(Failure::Usage)? {
         Command::Version => println!("{}", build_info::version_line()),
         Command::Help => print!("{}", usage()),
-        Command::Health => {
+        Command::Health { started } => {
             let port = config::probe_port_from_env()?;
-            health_probe::probe(port, health_probe::TIMEOUT).map_err(Failure::Unhealthy)?;
+            let path = if started { "/health?started" } else { "/health" };
+            health_probe::probe(port, path, health_probe::TIMEOUT).map_err(Failure::Unhealthy)?;
         }
         Command::Check => {
             gravity_bff::app::check(&Config::from_env()?)?;

@@ -5,6 +5,7 @@
 //! and the handlers read it; none of those is imported from here, so imports run one way.
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 use crate::auth::Auth;
 use crate::cache::Cache;
@@ -28,4 +29,6 @@ pub(crate) struct AppState {
     pub(crate) cors: Option<CorsPolicy>,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) logger: Logger,
+    /// Set the first time the process is ready (`/ready`'s conditions hold): `/health?started`.
+    pub(crate) has_been_ready: AtomicBool,
 }

@@ -7,7 +7,8 @@ The rules: no mapping repeats a key (YAML keeps the last silently; build.rs refu
 document is plain JSON data (the served /openapi.json is this file converted);
 every pattern compiles in both Python's and Rust's regex; every operation has a unique
 operationId, takes X-Request-Id and documents the statuses any route may answer (500, 503 with
-Retry-After, and 400/404/413/415/422 where its parameters and body call for them; an operation
+Retry-After, and 400/404/413/415/422 where its parameters and body call for them (a query flag
+taking any string calls for no 400); an operation
 that needs a token names a declared security scheme and documents 401 and 403, each with
 WWW-Authenticate), with
 application/problem+json errors and a required X-Request-Id on every response; GET routes
@@ -158,10 +159,15 @@ class Rules:
         require(("500", "503"), "does not document", " (any route may answer it)")
         if "requestBody" in op:
             require(("400", "413", "415", "422"), "takes a body but does not document")
-        names = {(p.get("in"), p.get("name")) for p in self.parameters(op, item)}
+        parameters = self.parameters(op, item)
+        names = {(p.get("in"), p.get("name")) for p in parameters}
         if ("path", "id") in names:
             require(("400", "404"), "has a path id but does not document")
-        if any(loc == "query" for loc, _ in names) and "400" not in responses:
+        # A query parameter whose schema takes any string (a flag) has no value to refuse.
+        refusable = [
+            p for p in parameters if p.get("in") == "query" and self.deref(p.get("schema", {})) != {"type": "string"}
+        ]
+        if refusable and "400" not in responses:
             self.fail(f"{where}: has query parameters but does not document 400")
         if ("header", "X-Request-Id") not in names:
             self.fail(f"{where}: does not take the X-Request-Id request header")

@@ -185,7 +185,7 @@ async fn serve(
     let subject = caller.subject();
     let headers = &parts.headers;
     match action {
-        Action::Health => Ok(system::health()),
+        Action::Health => system::health(state, parts.uri.query()).await,
         Action::Ready => system::ready(state).await,
         Action::Metrics => Ok(system::metrics(state)),
         Action::OpenApi => Ok(system::openapi()),

@@ -1,4 +1,7 @@
-//! Operational endpoints: liveness, readiness, metrics and the API description.
+//! Operational endpoints: liveness (and "ready once since it started"), readiness, metrics and
+//! the API description.
+
+use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 use hyper::StatusCode;
@@ -14,9 +17,21 @@ const HEALTHY: &[u8] = br#"{"status":"ok"}"#;
 /// The OpenAPI description, converted from `openapi.yaml` to JSON at build time.
 const OPENAPI_JSON: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/openapi.json"));
 
-/// Liveness: touches nothing, so a slow database never gets the process restarted.
-pub(crate) fn health() -> HttpResponse {
-    json(StatusCode::OK, Bytes::from_static(HEALTHY))
+/// Liveness: touches nothing, so a slow database never gets the process restarted. With the query
+/// parameter `started`, also "ready once since it started": until the process first is, the
+/// answer is `/ready`'s, and from then on plain liveness again. An orchestrator that gates a
+/// rolling update on a task's health (Docker Swarm) so waits for readiness, while a later outage
+/// of Postgres or of the issuer never makes a started replica unhealthy, and so restarted.
+pub(crate) async fn health(state: &AppState, query: Option<&str>) -> Result<HttpResponse, Error> {
+    let started_asked = query.is_some_and(|query| {
+        query
+            .split('&')
+            .any(|pair| pair.split_once('=').map_or(pair, |(name, _)| name) == "started")
+    });
+    if started_asked && !state.has_been_ready.load(Ordering::Acquire) {
+        ready(state).await?;
+    }
+    Ok(json(StatusCode::OK, Bytes::from_static(HEALTHY)))
 }
 
 /// Readiness: Postgres must answer, and with authentication on the issuer's keys must have been
@@ -48,6 +63,7 @@ pub(crate) async fn ready(state: &AppState) -> Result<HttpResponse, Error> {
             "no usable key of the token issuer is held: none fetched yet, or its key set lists none".into(),
         ));
     }
+    state.has_been_ready.store(true, Ordering::Release);
     let body = format!(
         r#"{{"status":"ready","postgres":"ok","redis":"{redis}","auth":"{}"}}"#,
         auth.label()

@@ -218,3 +218,56 @@ async fn a_newer_releases_migration_under_way_or_failed_does_not_stop_this_relea
     assert_eq!(ready.status, 503, "{}", ready.text());
     assert!(ready.text().contains("failed part-way"), "{}", ready.text());
 }
+
+#[tokio::test]
+async fn health_started_answers_as_ready_until_the_first_time_it_is_then_as_liveness() {
+    let database = TestDatabase::create_empty().await;
+    let service = service_process::on(&database, &[], None).await;
+    let probe_vars = vec![("API_PORT".to_owned(), service.port.to_string())];
+
+    // Not ready yet (never migrated): plain liveness is 200, `started` is /ready's 503.
+    assert_eq!(service.get("/health").await.status, 200);
+    let started = service.get("/health?started").await;
+    assert_eq!(started.status, 503, "{}", started.text());
+    assert_eq!(started.json()["postgres"], "schema_behind", "{}", started.text());
+    let probe = run(&["--health", "--started"], &probe_vars);
+    assert_eq!(probe.status.code(), Some(1), "{}", text(&probe.stderr));
+    assert!(
+        text(&probe.stderr).contains("/health?started answered"),
+        "{}",
+        text(&probe.stderr)
+    );
+    assert_eq!(run(&["--health"], &probe_vars).status.code(), Some(0));
+
+    // Ready once, without anyone asking /ready: from then on `started` is 200.
+    database.migrate().await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while service.get("/health?started").await.status != 200 {
+        assert!(tokio::time::Instant::now() < deadline, "never started");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(run(&["--health", "--started"], &probe_vars).status.code(), Some(0));
+
+    // Not ready any more (the schema taken back, its connections replaced): a started replica
+    // stays healthy; only /ready says so.
+    let mut migrator = Migrator::connect(&database.config().database).await.unwrap();
+    migrator.down(1).await.unwrap();
+    database
+        .client
+        .batch_execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        )
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while service.get("/ready").await.status != 503 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "still ready after its schema went back"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(service.get("/health?started").await.status, 200);
+    assert_eq!(run(&["--health", "--started"], &probe_vars).status.code(), Some(0));
+}

@@ -463,7 +463,7 @@ pub async fn wait_for_lock_waits(database: &TestDatabase, count: i64) {
 /// Waits until a server started as a separate process answers `/health` on `port`.
 pub async fn wait_until_serving(port: u16, within: Duration) {
     let started = std::time::Instant::now();
-    while gravity_bff::health_probe::probe(port, Duration::from_millis(200)).is_err() {
+    while gravity_bff::health_probe::probe(port, "/health", Duration::from_millis(200)).is_err() {
         assert!(
             started.elapsed() < within,
             "the server on {port} did not come up within {within:?}"

@@ -180,7 +180,8 @@ def test_the_api_rolls_one_replica_at_a_time_the_new_one_first_and_rolls_back_on
     assert api["deploy"]["rollback_config"]["order"] == "start-first"
     assert api["deploy"]["restart_policy"]["condition"] == "any"
     assert api["deploy"]["replicas"] == "3"
-    assert api["healthcheck"]["test"] == ["CMD", "/gravity-bff", "--health"]
+    # Started means ready once: a release that never gets ready replaces no replica.
+    assert api["healthcheck"]["test"] == ["CMD", "/gravity-bff", "--health", "--started"]
     assert seconds(api["stop_grace_period"]) > int(settings["SHUTDOWN_GRACE_SECONDS"])
     assert api["read_only"] is True and api["cap_drop"] == ["ALL"]
 

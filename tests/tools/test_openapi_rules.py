@@ -89,6 +89,17 @@ def test_each_broken_rule_is_reported(edit, expected):
     assert any(expected in p for p in found), found
 
 
+def test_a_query_parameter_with_values_to_refuse_needs_a_400_and_a_flag_does_not():
+    def with_query(schema: dict) -> dict:
+        def edit(d: dict) -> None:
+            d["paths"]["/things"]["get"]["parameters"].append({"name": "q", "in": "query", "schema": schema})
+
+        return changed(edit)
+
+    assert any("has query parameters but does not document 400" in p for p in problems(with_query({"type": "integer"})))
+    assert problems(with_query({"type": "string"})) == []
+
+
 def test_an_operation_that_needs_a_token_names_its_scheme_and_documents_401_and_403():
     challenge = {"WWW-Authenticate": {"required": True, "schema": {"type": "string"}}}
 
