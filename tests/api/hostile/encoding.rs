@@ -2,12 +2,11 @@
 
 use serde_json::json;
 
-use super::{assert_refused, exchange, json_post};
-use crate::helpers::spawn_app;
+use super::{assert_refused, exchange, json_post, target};
 
 #[tokio::test]
 async fn nul_bytes_and_invalid_utf8_get_a_4xx() {
-    let app = spawn_app().await;
+    let app = target().await;
     for field in ["name", "email", "avatar_url"] {
         let body = json!({"name": "Ada", field: format!("https://a\u{0}@b.example/")});
         let response = app.post_json("/v1/users", &body).await;
@@ -67,7 +66,7 @@ async fn nul_bytes_and_invalid_utf8_get_a_4xx() {
 
 #[tokio::test]
 async fn oversized_deep_repeated_and_huge_input_gets_a_4xx() {
-    let app = spawn_app().await;
+    let app = target().await;
     let many_headers: String = (0..500).map(|number| format!("X-Header-{number}: v\r\n")).collect();
     let deep_object = format!("{}1{}", "{\"a\":".repeat(5_000), "}".repeat(5_000));
     let deep_in_a_field = format!("{{\"name\":{}{}}}", "[".repeat(200), "]".repeat(200));

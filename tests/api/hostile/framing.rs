@@ -2,12 +2,12 @@
 
 use std::time::{Duration, Instant};
 
+use super::target;
 use super::{assert_refused, exchange};
-use crate::helpers::spawn_app;
 
 #[tokio::test]
 async fn content_length_lies_and_broken_chunking_get_a_4xx_or_a_close() {
-    let app = spawn_app().await;
+    let app = target().await;
     let head = "POST /v1/users HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n";
     let cases: Vec<(&str, Vec<u8>)> = vec![
         (
@@ -76,7 +76,7 @@ async fn content_length_lies_and_broken_chunking_get_a_4xx_or_a_close() {
 
 #[tokio::test]
 async fn old_odd_and_pipelined_http_is_answered_or_refused() {
-    let app = spawn_app().await;
+    let app = target().await;
     let refused: Vec<(&str, Vec<u8>)> = vec![
         ("HTTP/0.9", b"GET /health\r\n\r\n".to_vec()),
         (

@@ -13,11 +13,20 @@ use hyper::Method;
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
 
-use crate::helpers::{TestApp, spawn_app};
+use crate::helpers::{TestApp, spawn_app_with};
 use crate::support::http;
 
-/// Longer than any timeout of the service (5 s for a body): past this, the request hangs.
+/// Longer than any timeout of the service (5 s for a body, then `IDLE_CLOSE`): past this, the
+/// request hangs.
 const HANG: Duration = Duration::from_secs(9);
+/// The targets' `KEEP_ALIVE_SECONDS`: short, so that `exchange` sees the connection close soon
+/// after the last answer of a keep-alive exchange.
+const IDLE_CLOSE: Duration = Duration::from_secs(2);
+
+/// A service to attack, closing idle keep-alive connections after `IDLE_CLOSE`.
+pub async fn target() -> TestApp {
+    spawn_app_with(|config| config.keep_alive = IDLE_CLOSE).await
+}
 
 const SQL: [&str; 6] = [
     "' OR '1'='1",
@@ -84,7 +93,7 @@ pub async fn assert_refused(app: &TestApp, cases: &[(&str, Vec<u8>)]) {
 
 #[tokio::test]
 async fn sql_in_every_field_and_parameter_is_only_ever_data() {
-    let app = spawn_app().await;
+    let app = target().await;
     let target = app.create_user(json!({"name": "Target"})).await;
     let target_path = format!("/v1/users/{}", target["id"].as_str().unwrap());
     let started = Instant::now();
@@ -156,7 +165,7 @@ async fn sql_in_every_field_and_parameter_is_only_ever_data() {
 
 #[tokio::test]
 async fn forged_cursors_name_positions_and_never_fail_with_a_5xx() {
-    let app = spawn_app().await;
+    let app = target().await;
     for number in 0..3 {
         app.create_user(json!({ "name": format!("user {number}") })).await;
     }
@@ -183,7 +192,7 @@ async fn forged_cursors_name_positions_and_never_fail_with_a_5xx() {
 
 #[tokio::test]
 async fn an_email_that_lower_casing_lengthens_past_255_characters_is_a_422() {
-    let app = spawn_app().await;
+    let app = target().await;
     let email = format!("{}@{}", "İ".repeat(200), "x".repeat(54));
     let response = app.post_json("/v1/users", &json!({"name": "x", "email": email})).await;
     assert_eq!(response.problem(422)["errors"][0]["field"], "email");
