@@ -3,7 +3,7 @@ engine one when it is not, and leave it again), with authentication on: the issu
 deployed as a config (AUTH_JWKS_FILE, tools/dev_issuer.py's key), and every request, the load's
 too, with a token of both scopes. Under a steady load of reads and keyed writes
 through the load balancer (tools/fleet_load.py, 200 requests/s): a rolling update of every
-replica, a replica killed with SIGKILL, scaling 3 → 5 → 2 and Redis killed and restarted. After
+replica, an update whose replicas never get ready (rolled back), a replica killed with SIGKILL, scaling 3 → 5 → 2 and Redis killed and restarted. After
 each, every answer is held against the database. In order; each test leaves three replicas.
 Everything the stack made (services, containers, networks, volumes, secrets, configs, image tags)
 is removed at the end, pass or fail, and checked gone."""
@@ -161,6 +161,28 @@ def test_a_rolling_update_of_every_replica_fails_no_request_and_loses_no_write(s
     record(
         "rolling update of 3 replicas (start-first)", tally, took, f"{retried}; {rows} users checked in the database"
     )
+
+
+def test_an_update_that_never_gets_ready_replaces_no_replica_and_is_rolled_back(stack: Stack) -> None:
+    missing = "AUTH_JWKS_URL=file:///etc/gravity-bff/no-such-jwks.json"
+    before = set(stack.containers("api"))
+
+    def update() -> None:
+        # Its tasks run and answer /health, but never hold the issuer's keys, so are never ready.
+        docker("service", "update", "--detach", "--env-add", missing, f"{stack.name}_api")
+        wait_for(
+            "Swarm rolled the update back",
+            lambda: (stack.service("api").get("UpdateStatus") or {}).get("State") == "rollback_completed",
+            timeout=300,
+        )
+
+    tally, took, retried = under_load_counting_retries(stack, update)
+    stack.wait_for_fleet(REPLICAS)
+    assert missing not in stack.service("api")["Spec"]["TaskTemplate"]["ContainerSpec"]["Env"]
+    assert before == set(stack.containers("api")), "a replica was replaced by one that was never ready"
+    assert_every_request_succeeded(tally, "an update that never gets ready")
+    rows = assert_database_agrees(tally, stack.psql)
+    record("an update that never gets ready, rolled back", tally, took, f"{retried}; {rows} users checked")
 
 
 def test_a_replica_killed_with_sigkill_costs_no_idempotent_request_and_comes_back(stack: Stack) -> None:
