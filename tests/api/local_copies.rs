@@ -32,6 +32,14 @@ async fn until_local_hit(app: &TestApp, path: &str) {
     assert!(served_locally, "{path} was never served from a local copy");
 }
 
+/// The path of a new user named `name`, once `reader` serves it from a local copy.
+async fn a_copied_user(reader: &TestApp, name: &str) -> String {
+    let created = reader.create_user(json!({ "name": name })).await;
+    let path = format!("/v1/users/{}", created["id"].as_str().unwrap());
+    until_local_hit(reader, &path).await;
+    path
+}
+
 /// A replica keeping local copies whose Redis connections all go through a proxy the test can
 /// stall or cut, with `call_timeout` as its bound on a Redis call, and a replica without copies
 /// that reaches the same Redis directly.
@@ -133,13 +141,7 @@ async fn a_copy_read_before_a_write_whose_invalidation_arrives_first_is_never_ke
     // on its way (it would remove the reservation below before the race begins). The connection
     // delivers in order, so a later invalidation, of a marker the reader holds a copy of, having
     // taken effect means this one has too; it also shows that tracking is up.
-    let marker = format!(
-        "/v1/users/{}",
-        reader.create_user(json!({"name": "marker"})).await["id"]
-            .as_str()
-            .unwrap()
-    );
-    until_local_hit(&reader, &marker).await;
+    let marker = a_copied_user(&reader, "marker").await;
     assert_eq!(
         writer
             .patch_json(&marker, &json!({"name": "marker moved"}))
@@ -212,13 +214,7 @@ async fn a_local_copy_on_own_redis(name: &str) -> (OwnRedis, TestApp, String) {
         config.cache.redis.as_mut().unwrap().port = port;
     })
     .await;
-    let path = format!(
-        "/v1/users/{}",
-        reader.create_user(json!({ "name": name })).await["id"]
-            .as_str()
-            .unwrap()
-    );
-    until_local_hit(&reader, &path).await;
+    let path = a_copied_user(&reader, name).await;
     assert_eq!(metric(&reader, "gravity_cache_local_entries").await, 1);
     (redis, reader, path)
 }
@@ -250,13 +246,7 @@ async fn losing_the_tracking_connection_drops_every_copy_until_it_is_back() {
 #[tokio::test]
 async fn a_stalled_tracking_connection_never_lets_a_copy_contradict_an_acknowledged_write() {
     let (_redis, proxy, reader, writer) = reader_behind_a_proxy_and_a_direct_writer(SERVICE_CALL_TIMEOUT).await;
-    let path = format!(
-        "/v1/users/{}",
-        reader.create_user(json!({"name": "before stall"})).await["id"]
-            .as_str()
-            .unwrap()
-    );
-    until_local_hit(&reader, &path).await;
+    let path = a_copied_user(&reader, "before stall").await;
 
     proxy.stall();
     assert_eq!(
@@ -356,13 +346,7 @@ async fn a_flush_of_redis_drops_every_copy_and_copies_are_made_again_at_once() {
 #[tokio::test]
 async fn a_replaced_cache_connection_takes_the_copies_read_through_it_along() {
     let (_redis, proxy, reader, _writer) = reader_behind_a_proxy_and_a_direct_writer(SERVICE_CALL_TIMEOUT).await;
-    let copied = format!(
-        "/v1/users/{}",
-        reader.create_user(json!({"name": "copied"})).await["id"]
-            .as_str()
-            .unwrap()
-    );
-    until_local_hit(&reader, &copied).await;
+    let copied = a_copied_user(&reader, "copied").await;
     let other = reader.create_user(json!({"name": "read later"})).await["id"]
         .as_str()
         .unwrap()
@@ -396,13 +380,7 @@ async fn a_replica_left_on_a_demoted_redis_keeps_no_copy_of_it_once_it_notices()
             config.cache.redis.as_mut().unwrap().port = new_primary.port;
         })
         .await;
-    let path = format!(
-        "/v1/users/{}",
-        reader.create_user(json!({"name": "before"})).await["id"]
-            .as_str()
-            .unwrap()
-    );
-    until_local_hit(&reader, &path).await;
+    let path = a_copied_user(&reader, "before").await;
 
     // The failover: the address leads to the new primary, and the old one becomes a replica (of a
     // primary it cannot reach, so it goes on serving what it holds). The reader's tracking
