@@ -9,7 +9,7 @@
 //! answers, or one whose request body has stalled. A request being handled is never interrupted;
 //! one whose body is cut short gets its answer (408) before the connection closes.
 
-use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -52,6 +52,9 @@ pub(crate) struct Tracked {
     /// Microseconds after the registry's epoch when the connection opened, last finished a
     /// request, or last received a chunk of a body.
     last_active: AtomicU64,
+    /// The request in the handler declared a body that no one has started reading: if the
+    /// handler answers without it, hyper reads (and drops) it after the answer.
+    body_unread: AtomicBool,
     /// Told once when the connection, not serving a request, is chosen to make room.
     evicted: Notify,
     /// Told once when the connection is chosen to make room while its request's body arrives.
@@ -110,6 +113,7 @@ impl Registry {
         let tracked = Arc::new(Tracked {
             state: AtomicU8::new(IDLE),
             last_active: AtomicU64::new(micros_since(self.epoch)),
+            body_unread: AtomicBool::new(false),
             evicted: Notify::new(),
             body_cut_short: Notify::new(),
             slot,
@@ -189,6 +193,16 @@ impl Tracked {
         Duration::from_micros(now.saturating_sub(self.last_active.load(Ordering::Relaxed)))
     }
 
+    /// Records whether the request just begun declares a body (`Content-Length` above 0, chunked).
+    pub(crate) fn declares_body(&self, declared: bool) {
+        self.body_unread.store(declared, Ordering::Relaxed);
+    }
+
+    /// Whether the request that ended last left its declared body unread (once: it clears).
+    pub(crate) fn take_unread_body(&self) -> bool {
+        self.body_unread.swap(false, Ordering::Relaxed)
+    }
+
     /// When no request is in the handler: a mark that changes whenever a request ends, and when
     /// the connection opened or last finished a request.
     pub(crate) fn between_requests(&self) -> Option<(u64, Instant)> {
@@ -222,6 +236,7 @@ impl Tracked {
 
 impl Arrival for Tracked {
     fn receiving(&self) -> bool {
+        self.body_unread.store(false, Ordering::Relaxed);
         self.mark_active();
         self.switch(BUSY, RECEIVING)
     }

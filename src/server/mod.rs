@@ -129,6 +129,7 @@ fn serve_client(
                     // answered (and logged) as such before the connection closes.
                     return Ok::<_, Infallible>(handlers::refuse(&state, request, Error::NoRoom));
                 };
+                tracked.declares_body(!hyper::body::Body::is_end_stream(request.body()));
                 Ok(handlers::handle(state, request, tracked.as_ref()).await)
             }
         })

@@ -50,6 +50,9 @@ pub(crate) struct ReadDeadlines<S> {
     /// `Tracked::between_requests`'s mark when the current wait began: another mark means a request
     /// has ended since, and the next wait begins.
     wait_mark: u64,
+    /// The request that ended left its body unread: the first bytes after it are that body, which
+    /// hyper reads and drops, not the start of the next head.
+    body_to_drain: bool,
 }
 
 impl<S> ReadDeadlines<S> {
@@ -62,6 +65,7 @@ impl<S> ReadDeadlines<S> {
             timer: Box::pin(tokio::time::sleep(HEAD_READ_TIMEOUT)),
             waiting: Waiting::Head,
             wait_mark,
+            body_to_drain: false,
         }
     }
 
@@ -85,11 +89,15 @@ impl<S: AsyncRead + Unpin> AsyncRead for ReadDeadlines<S> {
         };
         if mark != self.wait_mark {
             self.wait_mark = mark;
+            self.body_to_drain = self.tracked.take_unread_body();
             let deadline = Instant::from_std(ended_at) + self.keep_alive;
             self.wait_for(Waiting::NextRequest, deadline);
         }
         match read {
             Poll::Ready(Ok(())) if buffer.filled().len() > filled && self.waiting == Waiting::NextRequest => {
+                if std::mem::take(&mut self.body_to_drain) {
+                    return read;
+                }
                 self.wait_for(Waiting::Head, Instant::now() + HEAD_READ_TIMEOUT);
                 read
             }
@@ -140,3 +148,62 @@ impl std::fmt::Display for HeadTooSlow {
 }
 
 impl std::error::Error for HeadTooSlow {}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+
+    use super::*;
+    use crate::server::connections::Registry;
+
+    /// A request that ends on `tracked`, having declared a body or not.
+    fn one_request(tracked: &Tracked, declares_body: bool) {
+        let request = tracked.begin_request().expect("an idle connection takes a request");
+        tracked.declares_body(declares_body);
+        drop(request);
+    }
+
+    /// Whether a read of `server` is still waiting after `wait` (rather than ending or failing).
+    async fn still_waiting(server: &mut ReadDeadlines<DuplexStream>, wait: Duration) -> bool {
+        let mut byte = [0u8; 1];
+        tokio::time::timeout(wait, server.read(&mut byte)).await.is_err()
+    }
+
+    #[tokio::test]
+    async fn a_body_left_unread_and_dropped_after_the_answer_does_not_start_the_heads_5_s() {
+        let registry = Registry::new();
+        let connection = registry.register();
+        let (mut client, io) = tokio::io::duplex(1024);
+        let mut server = ReadDeadlines::new(io, connection.tracked.clone(), Duration::from_secs(75));
+        one_request(&connection.tracked, true);
+        // hyper reads the body the handler did not need once the answer is out, and drops it.
+        client.write_all(b"{}").await.unwrap();
+        let mut body = [0u8; 2];
+        server.read_exact(&mut body).await.unwrap();
+        assert!(
+            still_waiting(&mut server, HEAD_READ_TIMEOUT + Duration::from_secs(1)).await,
+            "an idle keep-alive, not a slow head"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_first_byte_of_the_next_head_starts_its_5_s() {
+        let registry = Registry::new();
+        let connection = registry.register();
+        let (mut client, io) = tokio::io::duplex(1024);
+        let mut server = ReadDeadlines::new(io, connection.tracked.clone(), Duration::from_secs(75));
+        one_request(&connection.tracked, false);
+        client.write_all(b"GET").await.unwrap();
+        let mut start = [0u8; 3];
+        server.read_exact(&mut start).await.unwrap();
+        let mut more = [0u8; 1];
+        let read = tokio::time::timeout(HEAD_READ_TIMEOUT + Duration::from_secs(1), server.read(&mut more)).await;
+        let error = read
+            .expect("the head's 5 s ran out")
+            .expect_err("a head too slow fails the connection");
+        assert!(
+            error.get_ref().is_some_and(|inner| inner.is::<HeadTooSlow>()),
+            "{error}"
+        );
+    }
+}
