@@ -203,14 +203,18 @@ impl Tracked {
         self.body_unread.swap(false, Ordering::Relaxed)
     }
 
-    /// When no request is in the handler: a mark that changes whenever a request ends, and when
-    /// the connection opened or last finished a request.
-    pub(crate) fn between_requests(&self) -> Option<(u64, Instant)> {
+    /// When no request is in the handler: a mark that changes whenever a request ends (`ended_at`
+    /// tells when).
+    pub(crate) fn between_requests(&self) -> Option<u64> {
         if matches!(self.state.load(Ordering::Acquire), BUSY | RECEIVING) {
             return None;
         }
-        let micros = self.last_active.load(Ordering::Relaxed);
-        Some((micros, self.epoch + Duration::from_micros(micros)))
+        Some(self.last_active.load(Ordering::Relaxed))
+    }
+
+    /// When the connection opened or finished the request that left `mark`.
+    pub(crate) fn ended_at(&self, mark: u64) -> Instant {
+        self.epoch + Duration::from_micros(mark)
     }
 
     /// Completes when the connection has been chosen to close while not serving a request.

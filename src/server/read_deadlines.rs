@@ -57,7 +57,7 @@ pub(crate) struct ReadDeadlines<S> {
 
 impl<S> ReadDeadlines<S> {
     pub(crate) fn new(io: S, tracked: Arc<Tracked>, keep_alive: Duration) -> ReadDeadlines<S> {
-        let wait_mark = tracked.between_requests().map_or(0, |(mark, _)| mark);
+        let wait_mark = tracked.between_requests().unwrap_or(0);
         ReadDeadlines {
             io,
             tracked,
@@ -84,13 +84,13 @@ impl<S: AsyncRead + Unpin> AsyncRead for ReadDeadlines<S> {
         let filled = buffer.filled().len();
         let read = Pin::new(&mut self.io).poll_read(context, buffer);
         // A request in the handler reads its body, which has a timeout of its own.
-        let Some((mark, ended_at)) = self.tracked.between_requests() else {
+        let Some(mark) = self.tracked.between_requests() else {
             return read;
         };
         if mark != self.wait_mark {
             self.wait_mark = mark;
             self.body_to_drain = self.tracked.take_unread_body();
-            let deadline = Instant::from_std(ended_at) + self.keep_alive;
+            let deadline = Instant::from_std(self.tracked.ended_at(mark)) + self.keep_alive;
             self.wait_for(Waiting::NextRequest, deadline);
         }
         match read {
@@ -154,13 +154,21 @@ mod tests {
     use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 
     use super::*;
-    use crate::server::connections::Registry;
+    use crate::server::connections::{Registration, Registry};
 
-    /// A request that ends on `tracked`, having declared a body or not.
-    fn one_request(tracked: &Tracked, declares_body: bool) {
-        let request = tracked.begin_request().expect("an idle connection takes a request");
-        tracked.declares_body(declares_body);
+    /// A connection (its client end, and its server end read through `ReadDeadlines`) whose first
+    /// request has ended, having declared a body or not.
+    fn after_one_request(declares_body: bool) -> (Registration, DuplexStream, ReadDeadlines<DuplexStream>) {
+        let connection = Registry::new().register();
+        let (client, io) = tokio::io::duplex(1024);
+        let server = ReadDeadlines::new(io, connection.tracked.clone(), Duration::from_secs(75));
+        let request = connection
+            .tracked
+            .begin_request()
+            .expect("an idle connection takes a request");
+        connection.tracked.declares_body(declares_body);
         drop(request);
+        (connection, client, server)
     }
 
     /// Whether a read of `server` is still waiting after `wait` (rather than ending or failing).
@@ -171,11 +179,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_body_left_unread_and_dropped_after_the_answer_does_not_start_the_heads_5_s() {
-        let registry = Registry::new();
-        let connection = registry.register();
-        let (mut client, io) = tokio::io::duplex(1024);
-        let mut server = ReadDeadlines::new(io, connection.tracked.clone(), Duration::from_secs(75));
-        one_request(&connection.tracked, true);
+        let (_connection, mut client, mut server) = after_one_request(true);
         // hyper reads the body the handler did not need once the answer is out, and drops it.
         client.write_all(b"{}").await.unwrap();
         let mut body = [0u8; 2];
@@ -188,11 +192,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_first_byte_of_the_next_head_starts_its_5_s() {
-        let registry = Registry::new();
-        let connection = registry.register();
-        let (mut client, io) = tokio::io::duplex(1024);
-        let mut server = ReadDeadlines::new(io, connection.tracked.clone(), Duration::from_secs(75));
-        one_request(&connection.tracked, false);
+        let (_connection, mut client, mut server) = after_one_request(false);
         client.write_all(b"GET").await.unwrap();
         let mut start = [0u8; 3];
         server.read_exact(&mut start).await.unwrap();
