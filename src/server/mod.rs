@@ -2,20 +2,18 @@
 //!
 //! Each accepted connection is served by hyper's HTTP/1 connection with three timeouts: a request
 //! head must arrive within 5 s of its first byte, an idle keep-alive waits `KEEP_ALIVE_SECONDS` for
-//! its next request ([`read_deadlines`]), and an answer must make progress within 10 s
-//! ([`write_timeout`]). At most `MAX_CONNECTIONS`
-//! are served; a client that arrives at the cap makes the least recently active connection not
+//! its next request, and an answer must make progress within 10 s ([`client_socket`]). At most
+//! `MAX_CONNECTIONS` are served; a client that arrives at the cap makes the least recently active connection not
 //! being served close, or waits (and the clients after it in the listen backlog) while every
 //! connection is busy ([`connections`]). Requests that hyper refuses before routing are still counted and logged
 //! ([`refusals`]). On shutdown the listener is closed first, so new connections are refused at
 //! once, then in-flight requests get up to the grace period to finish; idle keep-alive
 //! connections close immediately.
 
+mod client_socket;
 mod connections;
 pub(crate) mod limits;
-mod read_deadlines;
 mod refusals;
-mod write_timeout;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -34,9 +32,8 @@ use crate::error::Error;
 use crate::handlers;
 use crate::state::AppState;
 use crate::telemetry::rate_limited::RateLimitedWarning;
+use client_socket::{ClientSocket, WriteStalled};
 use connections::{Registry, Tracked};
-use read_deadlines::ReadDeadlines;
-use write_timeout::{TimedWrites, WRITE_PROGRESS_TIMEOUT, WriteStalled};
 
 /// hyper's per-connection buffer: a request head must fit in it (431 otherwise), and it bounds
 /// how much of the answers hyper queues before waiting for the socket. hyper's default, 400 KiB,
@@ -77,7 +74,7 @@ pub(crate) async fn serve(
     let mut http = http1::Builder::new();
     // half_close: a client may shut its sending side once the request is out (as `nc -q` does)
     // and still get its answer; hyper's default drops such a connection.
-    // hyper's header read timeout is off: `ReadDeadlines` keeps the head's and the idle wait's apart.
+    // hyper's header read timeout is off: `ClientSocket` keeps the head's and the idle wait's apart.
     http.header_read_timeout(None)
         .max_buf_size(CONNECTION_BUFFER_BYTES)
         .keep_alive(true)
@@ -134,8 +131,7 @@ fn serve_client(
             }
         })
     };
-    let io = TimedWrites::new(stream, WRITE_PROGRESS_TIMEOUT);
-    let io = TokioIo::new(ReadDeadlines::new(io, tracked.clone(), keep_alive));
+    let io = TokioIo::new(ClientSocket::new(stream, tracked.clone(), keep_alive));
     let served = graceful.watch(http.serve_connection(io, service));
     let state = state.clone();
     tokio::spawn(async move {
@@ -168,9 +164,6 @@ async fn next_client(
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
-                // Responses are written whole; Nagle's algorithm would only delay them.
-                let _ = stream.set_nodelay(true);
-                write_timeout::bound_send_buffer(&stream);
                 make_room(registry, max_connections).await;
                 return stream;
             }

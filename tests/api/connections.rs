@@ -9,7 +9,7 @@ use tokio::net::TcpStream;
 use crate::helpers::{TestDatabase, eventually};
 use crate::service_process;
 
-/// The service's write-progress timeout (`server::write_timeout::WRITE_PROGRESS_TIMEOUT`).
+/// The service's write-progress timeout (`server::client_socket::WRITE_PROGRESS_TIMEOUT`).
 const WRITE_PROGRESS_TIMEOUT: Duration = Duration::from_secs(10);
 const SLOW_READERS: usize = 100;
 const PIPELINED: usize = 300;

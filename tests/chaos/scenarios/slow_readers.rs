@@ -19,7 +19,7 @@ use crate::tally::{Tally, millis};
 
 const SLOW_READERS: usize = 100;
 const PIPELINED: usize = 300;
-/// The service's `server::write_timeout::WRITE_PROGRESS_TIMEOUT`.
+/// The service's `server::client_socket::WRITE_PROGRESS_TIMEOUT`.
 const WRITE_PROGRESS_TIMEOUT: Duration = Duration::from_secs(10);
 /// `/health` must be answered within this while the connections are stuck, when they must cost
 /// the service nothing.
