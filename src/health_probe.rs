@@ -24,13 +24,11 @@ pub fn probe(port: u16, path: &str, timeout: Duration) -> Result<(), String> {
     stream
         .set_write_timeout(Some(remaining()))
         .map_err(|error| error.to_string())?;
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: gravity-bff-health\r\nConnection: close\r\n\r\n"
+    );
     stream
-        .write_all(
-            format!(
-                "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: gravity-bff-health\r\nConnection: close\r\n\r\n"
-            )
-            .as_bytes(),
-        )
+        .write_all(request.as_bytes())
         .map_err(|error| format!("cannot send the request: {error}"))?;
     let mut head = Vec::with_capacity(128);
     let mut chunk = [0u8; 128];

@@ -45,9 +45,7 @@ type Shard = HashMap<TokenDigest, Arc<Principal>, BuildHasherDefault<DigestHashe
 
 impl TokenDigest {
     pub(super) fn of(token: &[u8]) -> TokenDigest {
-        let mut bytes = [0; 32];
-        bytes.copy_from_slice(digest(&SHA256, token).as_ref());
-        TokenDigest(bytes)
+        TokenDigest(digest(&SHA256, token).as_ref().try_into().expect("SHA-256 is 32 bytes"))
     }
 
     fn shard(&self) -> usize {
@@ -58,9 +56,7 @@ impl TokenDigest {
 /// A digest is already uniformly distributed: its first eight bytes are its hash.
 impl Hash for TokenDigest {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        state.write_u64(u64::from_ne_bytes([
-            self.0[0], self.0[1], self.0[2], self.0[3], self.0[4], self.0[5], self.0[6], self.0[7],
-        ]));
+        state.write_u64(u64::from_ne_bytes(self.0[..8].try_into().expect("eight bytes")));
     }
 }
 

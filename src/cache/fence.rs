@@ -139,10 +139,10 @@ impl Cache {
         }
     }
 
-    /// Lifts a write's fence after its commit (or after it definitely wrote nothing). `false` when
-    /// Redis never answered: the fence then stays until it expires. After a commit, returns no
-    /// sooner than every replica's in-process copies have heard of the fence.
-    pub(crate) async fn lift_fence(&self, fence: Fence, tries: LiftTries) -> bool {
+    /// Lifts a write's fence after its commit (or after it definitely wrote nothing); if Redis never
+    /// answers, the fence stays until it expires. After a commit, returns no sooner than every
+    /// replica's in-process copies have heard of the fence.
+    pub(crate) async fn lift_fence(&self, fence: Fence, tries: LiftTries) {
         let answer = self.lift(&fence, tries).await;
         if tries == LiftTries::UntilAnswered {
             if let Some(heard_at) = fence.copies_heard_at {
@@ -156,7 +156,6 @@ impl Cache {
                 tokio::time::sleep_until(answered_at + VOUCHED_FOR).await;
             }
         }
-        answer.is_some()
     }
 
     /// `LIFT_FENCE`'s answer and when it came, or `None` when Redis never answered.

@@ -16,20 +16,12 @@ pub(crate) struct KeyBuf {
 impl KeyBuf {
     /// The body key of `id`, under `user_prefix` (`{prefix}:user:`).
     pub(crate) fn body(user_prefix: &str, id: Uuid) -> KeyBuf {
-        let mut key = KeyBuf {
-            bytes: [0; KEY_CAPACITY],
-            len: 0,
-        };
-        key.push(user_prefix.as_bytes());
-        let end = key.len + uuid::fmt::Hyphenated::LENGTH;
-        id.hyphenated().encode_lower(&mut key.bytes[key.len..end]);
-        key.len = end;
-        key
-    }
-
-    fn push(&mut self, part: &[u8]) {
-        self.bytes[self.len..self.len + part.len()].copy_from_slice(part);
-        self.len += part.len();
+        let prefix = user_prefix.as_bytes();
+        let len = prefix.len() + uuid::fmt::Hyphenated::LENGTH;
+        let mut bytes = [0; KEY_CAPACITY];
+        bytes[..prefix.len()].copy_from_slice(prefix);
+        id.hyphenated().encode_lower(&mut bytes[prefix.len()..len]);
+        KeyBuf { bytes, len }
     }
 
     pub(crate) fn as_bytes(&self) -> &[u8] {

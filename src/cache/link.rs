@@ -10,7 +10,7 @@
 //! copies) is forgotten with it, so that it lasts no longer than the connection.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
@@ -134,7 +134,7 @@ impl RedisLink {
             .inner
             .current
             .read()
-            .unwrap_or_else(|poison| poison.into_inner())
+            .unwrap_or_else(PoisonError::into_inner)
             .clone();
         if current.is_none() {
             self.ensure_connecting();
@@ -177,7 +177,7 @@ impl RedisLink {
     }
 
     fn retire(&self, generation: u64) {
-        let mut current = self.inner.current.write().unwrap_or_else(|poison| poison.into_inner());
+        let mut current = self.inner.current.write().unwrap_or_else(PoisonError::into_inner);
         if current.as_ref().is_some_and(|(_, live)| *live == generation) {
             *current = None;
             drop(current);
@@ -225,9 +225,9 @@ impl Inner {
         get.arg(&self.instance_key);
         let recorded = get.query_async::<Option<Vec<u8>>>(&mut connection).await.ok().flatten();
         let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
-        *self.current.write().unwrap_or_else(|poison| poison.into_inner()) = Some((connection.clone(), generation));
+        *self.current.write().unwrap_or_else(PoisonError::into_inner) = Some((connection.clone(), generation));
         self.connected.notify_waiters();
-        *self.run_id.lock().unwrap_or_else(|poison| poison.into_inner()) = run_id.clone();
+        *self.run_id.lock().unwrap_or_else(PoisonError::into_inner) = run_id.clone();
         if !run_id.is_empty() && recorded.as_deref() == Some(run_id.as_bytes()) {
             self.serving.store(generation, Ordering::Release);
             return Ok(None);
@@ -327,12 +327,7 @@ async fn watch_the_instance(link: std::sync::Weak<Inner>) {
         let Some((mut connection, generation)) = link.connection() else {
             continue;
         };
-        let expected = link
-            .inner
-            .run_id
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
-            .clone();
+        let expected = link.inner.run_id.lock().unwrap_or_else(PoisonError::into_inner).clone();
         let checked = tokio::time::timeout(CONNECT_TIMEOUT, primary_run_id(&mut connection)).await;
         match checked {
             Ok(Ok(run_id)) if run_id == expected => {}

@@ -4,7 +4,7 @@
 //! Both pools are made of such slots.
 
 use std::sync::atomic::AtomicUsize;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use tokio::sync::{Notify, watch};
@@ -44,21 +44,21 @@ pub(crate) struct LiveConnection {
 impl Slot {
     /// The slot's connection, if it is up and not known to be closed.
     pub(crate) fn connection(&self) -> Option<Arc<LiveConnection>> {
-        let connection = self.live.read().unwrap_or_else(|poison| poison.into_inner()).clone()?;
+        let connection = self.live.read().unwrap_or_else(PoisonError::into_inner).clone()?;
         (!connection.client.is_closed()).then_some(connection)
     }
 
     /// Empties the slot if it still holds `connection` (and not already the keeper's replacement).
     /// Dropping the last handle to the client closes it; the keeper then reconnects.
     pub(crate) fn discard(&self, connection: &Arc<LiveConnection>) {
-        let mut live = self.live.write().unwrap_or_else(|poison| poison.into_inner());
+        let mut live = self.live.write().unwrap_or_else(PoisonError::into_inner);
         if live.as_ref().is_some_and(|current| Arc::ptr_eq(current, connection)) {
             *live = None;
         }
     }
 
     fn store(&self, connection: Option<Arc<LiveConnection>>) {
-        *self.live.write().unwrap_or_else(|poison| poison.into_inner()) = connection;
+        *self.live.write().unwrap_or_else(PoisonError::into_inner) = connection;
     }
 }
 

@@ -7,7 +7,7 @@
 //! no connection: they name the missing migration and the command instead of "not answering".
 
 use std::fmt;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, PoisonError, RwLock};
 
 use tokio_postgres::Client;
 use tokio_postgres::error::SqlState;
@@ -28,11 +28,11 @@ pub(crate) struct SchemaWatch(Arc<RwLock<Option<SchemaGap>>>);
 
 impl SchemaWatch {
     pub(crate) fn gap(&self) -> Option<SchemaGap> {
-        *self.0.read().unwrap_or_else(|poison| poison.into_inner())
+        *self.0.read().unwrap_or_else(PoisonError::into_inner)
     }
 
     pub(crate) fn record(&self, gap: Option<SchemaGap>) {
-        *self.0.write().unwrap_or_else(|poison| poison.into_inner()) = gap;
+        *self.0.write().unwrap_or_else(PoisonError::into_inner) = gap;
     }
 }
 

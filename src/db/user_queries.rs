@@ -14,7 +14,7 @@ use crate::db::Database;
 use crate::db::keeper::LiveConnection;
 use crate::error::Error;
 use crate::user::User;
-use crate::user::input::{NewUser, UserPatch};
+use crate::user::input::{AvatarUrl, Email, NewUser, UserPatch};
 use crate::user::page::{Cursor, PageRequest};
 
 /// The users statements of one connection.
@@ -186,14 +186,8 @@ pub(crate) async fn update_user(
     id: Uuid,
     patch: &UserPatch,
 ) -> Result<Option<User>, tokio_postgres::Error> {
-    let email = patch
-        .email
-        .as_ref()
-        .map(|email| email.as_ref().map(|email| email.as_str()));
-    let avatar_url = patch
-        .avatar_url
-        .as_ref()
-        .map(|url| url.as_ref().map(|url| url.as_str()));
+    let email = patch.email.as_ref().map(|email| email.as_ref().map(Email::as_str));
+    let avatar_url = patch.avatar_url.as_ref().map(|url| url.as_ref().map(AvatarUrl::as_str));
     let row = connection
         .client
         .query_opt(

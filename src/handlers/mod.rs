@@ -140,13 +140,12 @@ impl Envelope {
             user_id: caller.user_id(),
             error: failure.as_deref(),
         });
-        response.headers_mut().insert(X_REQUEST_ID, self.request_id);
-        response.headers_mut().insert(TRACEPARENT, self.trace.traceparent());
+        let headers = response.headers_mut();
+        headers.insert(X_REQUEST_ID, self.request_id);
+        headers.insert(TRACEPARENT, self.trace.traceparent());
         if matches!(route, Route::Users | Route::User(_)) {
             // A user's data is the caller's alone: no browser or shared cache keeps it.
-            response
-                .headers_mut()
-                .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
         }
         if state.cors.is_some() {
             CorsPolicy::mark(&mut response, self.allowed_origin);
@@ -158,13 +157,9 @@ impl Envelope {
 /// Why a request failed, for its log line: the source chain behind a 5xx, never sent to the client.
 fn failure_cause(error: &Error) -> Option<Cow<'static, str>> {
     match error {
-        Error::Timeout => Some(Cow::Borrowed("the request ran past its 10 s deadline")),
-        Error::NoRoom => Some(Cow::Borrowed(
-            "the connection was chosen to close for room as the request arrived",
-        )),
-        _ => error
-            .cause()
-            .map(|cause| Cow::Owned(crate::error::chain(cause.as_ref()))),
+        Error::Timeout => Some("the request ran past its 10 s deadline".into()),
+        Error::NoRoom => Some("the connection was chosen to close for room as the request arrived".into()),
+        _ => error.cause().map(|cause| crate::error::chain(cause.as_ref()).into()),
     }
 }
 

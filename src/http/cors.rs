@@ -69,20 +69,12 @@ impl AllowedOrigin {
             Some((host, port)) if !port.contains(']') => (host, Some(port)),
             _ => (authority, None),
         };
-        let host_is_valid = match host.strip_prefix('[').and_then(|inner| inner.strip_suffix(']')) {
-            Some(ipv6) => {
-                !ipv6.is_empty()
-                    && ipv6
-                        .bytes()
-                        .all(|byte| matches!(byte, b'0'..=b'9' | b'a'..=b'f' | b':' | b'.'))
-            }
-            None => {
-                !host.is_empty()
-                    && host
-                        .bytes()
-                        .all(|byte| matches!(byte, b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.'))
-            }
-        };
+        let (name, allowed): (&str, fn(u8) -> bool) =
+            match host.strip_prefix('[').and_then(|inner| inner.strip_suffix(']')) {
+                Some(ipv6) => (ipv6, |byte| matches!(byte, b'0'..=b'9' | b'a'..=b'f' | b':' | b'.')),
+                None => (host, |byte| matches!(byte, b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.')),
+            };
+        let host_is_valid = !name.is_empty() && name.bytes().all(allowed);
         let port_is_valid = port.is_none_or(|port| {
             port != default_port && !port.starts_with('0') && port.parse::<u16>().is_ok_and(|number| number > 0)
         });

@@ -50,19 +50,15 @@ impl TraceContext {
             (Some(value), None) => parse(value.as_bytes()),
             _ => None,
         };
-        let bits = unique_bits::next();
-        let span_id = hex_id(&bits[..8]);
-        match parent {
-            Some(parent) => TraceContext {
-                trace_id: parent.trace_id,
-                span_id,
-                sampled: parent.sampled,
-            },
-            None => TraceContext {
-                trace_id: hex_id(&unique_bits::next()),
-                span_id,
-                sampled: false,
-            },
+        let span_id = hex_id(&unique_bits::next()[..8]);
+        let Parent { trace_id, sampled } = parent.unwrap_or_else(|| Parent {
+            trace_id: hex_id(&unique_bits::next()),
+            sampled: false,
+        });
+        TraceContext {
+            trace_id,
+            span_id,
+            sampled,
         }
     }
 

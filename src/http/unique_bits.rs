@@ -22,10 +22,7 @@ pub(crate) fn next() -> [u8; 16] {
     let count = next_count();
     let high = splitmix64(seed ^ count);
     let low = splitmix64(high ^ seed.rotate_left(32));
-    let mut bytes = [0u8; 16];
-    bytes[..8].copy_from_slice(&high.to_be_bytes());
-    bytes[8..].copy_from_slice(&low.to_be_bytes());
-    bytes
+    ((u128::from(high) << 64) | u128::from(low)).to_be_bytes()
 }
 
 /// Writes `bytes` into `text` as lower-case hex, two digits a byte, as far as `text` reaches.

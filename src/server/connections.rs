@@ -10,7 +10,7 @@
 //! one whose body is cut short gets its answer (408) before the connection closes.
 
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
@@ -149,11 +149,7 @@ impl Registry {
             let Some((candidate, state, _)) = candidate else {
                 return false;
             };
-            if candidate
-                .state
-                .compare_exchange(state, EVICTED, Ordering::AcqRel, Ordering::Relaxed)
-                .is_ok()
-            {
+            if candidate.switch(state, EVICTED) {
                 self.closing.fetch_add(1, Ordering::Relaxed);
                 if state == RECEIVING {
                     candidate.body_cut_short.notify_one();
@@ -173,7 +169,7 @@ impl Registry {
 
     fn lock(&self) -> MutexGuard<'_, Entries> {
         // Nothing is ever left half-updated under this lock, so a poisoned one is still sound.
-        self.entries.lock().unwrap_or_else(|poison| poison.into_inner())
+        self.entries.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -181,10 +177,7 @@ impl Tracked {
     /// Marks a request as started; `None` if the connection was chosen to close, in which case
     /// the request must not run (the client sees the connection close, as after any idle close).
     pub(crate) fn begin_request(&self) -> Option<RequestInProgress<'_>> {
-        self.state
-            .compare_exchange(IDLE, BUSY, Ordering::AcqRel, Ordering::Relaxed)
-            .ok()
-            .map(|_| RequestInProgress { connection: self })
+        self.switch(IDLE, BUSY).then(|| RequestInProgress { connection: self })
     }
 
     /// How long since the connection opened or last finished a request.

@@ -43,10 +43,7 @@ pub(crate) fn refusal_status(error: &hyper::Error) -> Option<StatusCode> {
     }
     // hyper answers every other parse error of a request head with 400, except its own internal
     // errors, which its message names.
-    if error.to_string().contains("internal error") {
-        return None;
-    }
-    Some(StatusCode::BAD_REQUEST)
+    (!error.to_string().contains("internal error")).then_some(StatusCode::BAD_REQUEST)
 }
 
 /// Counts and logs a refused request as a request of the `unmatched` route: its method is unknown

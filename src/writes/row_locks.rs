@@ -5,7 +5,7 @@
 //! A map from the key to an async mutex; an entry lives only while someone holds or waits for it.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard};
 use uuid::Uuid;
@@ -36,7 +36,7 @@ impl RowLocks {
         let entry = self
             .held
             .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
+            .unwrap_or_else(PoisonError::into_inner)
             .entry(key)
             .or_default()
             .clone();
@@ -53,7 +53,7 @@ impl RowLocks {
 impl Drop for RowGuard<'_> {
     fn drop(&mut self) {
         drop(self.guard.take());
-        let mut held = self.locks.held.lock().unwrap_or_else(|poison| poison.into_inner());
+        let mut held = self.locks.held.lock().unwrap_or_else(PoisonError::into_inner);
         // Two handles left (the map's and this one) means nobody else holds or awaits it.
         if Arc::strong_count(&self.entry) == 2 {
             held.remove(&self.key);
