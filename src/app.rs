@@ -75,8 +75,9 @@ impl App {
             .map(|redis| Cache::connect(redis, &config.cache, metrics.clone(), logger.clone()))
             .transpose()
             .map_err(|error| StartupError::Config(ConfigError::new("REDIS_HOST", error.to_string())))?;
-        let auth = Auth::start(&config.authentication, metrics.clone(), &logger).map_err(StartupError::Config)?;
         let max_connections = connection_limit(&config, &logger);
+        let auth = Auth::start(&config.authentication, max_connections, metrics.clone(), &logger)
+            .map_err(StartupError::Config)?;
         let address = SocketAddr::from((Ipv4Addr::UNSPECIFIED, config.api_port));
         let listener = TcpListener::bind(address).await.map_err(|error| StartupError::Listen {
             port: config.api_port,

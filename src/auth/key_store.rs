@@ -7,9 +7,13 @@
 //! down costs nothing while its keys are unchanged. Fetches caused by unknown `kid`s are at
 //! most one per `unknown_key_fetch_every`, so made-up `kid`s cannot turn the service against
 //! its issuer; a request whose `kid` is unknown waits for a fetch that started after it needed
-//! the key (after the one under way, if any, which may predate the key).
+//! the key (after the one under way, if any, which may predate the key). At most a quarter of
+//! `MAX_CONNECTIONS` wait at once: a waiting request holds its connection, and neither a slow
+//! issuer nor a flood of made-up `kid`s may take every connection from the callers whose keys are
+//! held; the requests past that bound are answered at once, as if no fetch had been allowed.
 //! Failed fetches are logged each time: the backoff bounds them to one a minute.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
 use std::time::Duration;
 
@@ -41,6 +45,9 @@ pub(super) struct KeyStore {
     /// Wakes the fetching task for an unknown key; shared with it, which holds the store itself
     /// only while it fetches.
     wake: Arc<Notify>,
+    /// Requests waiting for a fetch now, and the most that may.
+    waiting: AtomicUsize,
+    max_waiting: usize,
     /// Forgotten whenever a fetch drops a key they were verified with.
     tokens: Arc<RememberedTokens>,
     metrics: Arc<Metrics>,
@@ -60,6 +67,7 @@ impl KeyStore {
     /// Starts the fetching task; the first set arrives when it does.
     pub(super) fn start(
         settings: BearerSettings,
+        max_waiting: usize,
         tokens: Arc<RememberedTokens>,
         metrics: Arc<Metrics>,
         logger: Logger,
@@ -75,6 +83,8 @@ impl KeyStore {
             }),
             finished: watch::Sender::new(0),
             wake: Arc::new(Notify::new()),
+            waiting: AtomicUsize::new(0),
+            max_waiting,
             tokens,
             metrics,
             logger,
@@ -99,7 +109,8 @@ impl KeyStore {
     /// if none was caused this way within the interval. A fetch under way may have been sent
     /// before the issuer published the key, so once a set is held the one after it is waited for
     /// too; only when no new one may be asked for is the one under way all there is. `false`
-    /// when no fetch finished for it in time.
+    /// when no fetch finished for it in time, or `max_waiting` requests wait already (the fetch
+    /// is still asked for).
     pub(super) async fn fetch_for_unknown_key(&self) -> bool {
         let mut finished = self.finished.subscribe();
         let keys_held = self.current().is_some();
@@ -127,6 +138,9 @@ impl KeyStore {
         // patience for one fetch or two, so the request keeps most of its 10 s deadline: a
         // follow-up that misses it only leaves this token refused (401), as before it existed.
         let patience = FETCH_TIMEOUT + Duration::from_secs(1);
+        let Some(_place) = Waiter::enter(self) else {
+            return false;
+        };
         let waited = finished.wait_for(|count| *count >= finished_before + fetches);
         tokio::time::timeout(patience, waited)
             .await
@@ -211,6 +225,26 @@ impl KeyStore {
                 &[("keys", &set.len())],
             );
         }
+    }
+}
+
+/// A request's place among those waiting for a fetch, given back when it stops waiting.
+struct Waiter<'store>(&'store KeyStore);
+
+impl<'store> Waiter<'store> {
+    fn enter(store: &'store KeyStore) -> Option<Waiter<'store>> {
+        let taken = store
+            .waiting
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |waiting| {
+                (waiting < store.max_waiting).then_some(waiting + 1)
+            });
+        taken.is_ok().then_some(Waiter(store))
+    }
+}
+
+impl Drop for Waiter<'_> {
+    fn drop(&mut self) {
+        self.0.waiting.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

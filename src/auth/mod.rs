@@ -67,9 +67,11 @@ pub(crate) enum Readiness {
 
 impl Auth {
     /// Starts fetching the issuer's keys (without waiting for them); refuses a service that was
-    /// told neither how to check tokens nor to check none.
+    /// told neither how to check tokens nor to check none. A quarter of `max_connections` may
+    /// wait for a fetch at once (`KeyStore::fetch_for_unknown_key`).
     pub(crate) fn start(
         settings: &Authentication,
+        max_connections: usize,
         metrics: Arc<Metrics>,
         logger: &Logger,
     ) -> Result<Auth, ConfigError> {
@@ -82,7 +84,14 @@ impl Auth {
             return Ok(Auth { bearer: None });
         };
         let tokens = Arc::new(RememberedTokens::default());
-        let keys = KeyStore::start(settings.clone(), tokens.clone(), metrics.clone(), logger.clone());
+        let max_waiting = (max_connections / 4).max(1);
+        let keys = KeyStore::start(
+            settings.clone(),
+            max_waiting,
+            tokens.clone(),
+            metrics.clone(),
+            logger.clone(),
+        );
         Ok(Auth {
             bearer: Some(Arc::new(Bearer { keys, tokens, metrics })),
         })

@@ -503,6 +503,44 @@ async fn a_flood_of_made_up_kids_costs_at_most_one_fetch_per_interval() {
     assert_eq!(server.fetches() - fetches_before, 1, "one fetch for fifty unknown kids");
 }
 
+#[tokio::test]
+async fn a_slow_issuer_and_made_up_kids_leave_connections_to_callers_whose_keys_are_held() {
+    let key = SigningKey::generate(Algorithm::Es256, "key-1");
+    let server = JwksServer::start(jwks(&[&key])).await;
+    let path_to_issuer = Proxy::start(server.port).await;
+    let jwks_url = format!("http://127.0.0.1:{}/jwks.json", path_to_issuer.port);
+    // At most a quarter of the connections, 10, wait for a fetch.
+    let app = spawn_app_with_auth(&jwks_url, |config| config.max_connections = Some(40)).await;
+    let keys_in = eventually(Duration::from_secs(5), async || app.get("/ready").await.status == 200).await;
+    assert!(keys_in, "the first key set arrived");
+
+    // The issuer stops answering; a made-up kid on every connection the replica has asks for a
+    // fetch that takes its whole 5 s timeout.
+    path_to_issuer.stall();
+    let made_up: Vec<String> = (0..40)
+        .map(|number| {
+            SigningKey::generate(Algorithm::EdDsa, &format!("made-up-{number}")).token(&claims("x", READ_WRITE))
+        })
+        .collect();
+    let flood = futures_of(&app, &made_up);
+    let caller = async {
+        // The flood has arrived and found its kids unknown by then.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let started = std::time::Instant::now();
+        let answer = app.with_token(&token(&key)).get("/v1/users").await;
+        (answer.status, started.elapsed())
+    };
+    let (answers, (status, waited)) = tokio::join!(flood, caller);
+
+    assert!(answers.iter().all(|status| *status == 401), "{answers:?}");
+    assert_eq!(status, 200, "a caller whose key is held is served");
+    assert!(
+        waited < Duration::from_secs(3),
+        "served while the fetch is stalled, not after it ({waited:?}): the requests past the first \
+         10 with unknown kids are refused at once, so they hold no connection"
+    );
+}
+
 /// GET /v1/users with each token, all at once.
 async fn futures_of(app: &TestApp, tokens: &[String]) -> Vec<u16> {
     let requests = tokens.iter().map(|token| {
