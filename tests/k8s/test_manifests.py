@@ -6,6 +6,7 @@ Run: scripts/check-k8s.sh (installs the tools), or `python -m pytest tests/k8s`.
 
 from __future__ import annotations
 
+import math
 import re
 
 import pytest
@@ -273,9 +274,12 @@ def test_pdb_and_service_select_only_server_pods(docs, deployment, job):
 
 
 def test_connection_budget_fits_postgres(docs, deployment, config):
-    """(maxReplicas + maxSurge + 2 draining) x (DB_POOL_SIZE + DB_EXTRA_WRITE_CONNECTIONS)
-    + 1 migrate Job must fit the budget recorded on the HPA, which must fit under Postgres
-    max_connections. The extra write connections default to 4 when the ConfigMap omits them."""
+    """(maxReplicas + maxSurge + pods still stopping) x (DB_POOL_SIZE +
+    DB_EXTRA_WRITE_CONNECTIONS) + 1 migrate Job must fit the budget recorded on the HPA, which
+    must fit under Postgres max_connections. A stopping pod holds its pool up to
+    terminationGracePeriodSeconds, and rollout steps are at least minReadySeconds apart, so
+    ceil(grace / minReadySeconds) of them can overlap. The extra write connections default to 4
+    when the ConfigMap omits them."""
     hpa = find(docs, "HorizontalPodAutoscaler", "gravity-bff")
     ann = hpa["metadata"]["annotations"]
     max_conn = int(ann["gravity-bff/postgres-max-connections"])
@@ -283,8 +287,10 @@ def test_connection_budget_fits_postgres(docs, deployment, config):
     pool = int(config["DB_POOL_SIZE"])
     per_replica = pool + int(config.get("DB_EXTRA_WRITE_CONNECTIONS", "4"))
     surge = int(deployment["spec"]["strategy"]["rollingUpdate"]["maxSurge"])
-    draining = 2
-    worst = (hpa["spec"]["maxReplicas"] + surge + draining) * per_replica + 1
+    grace = deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+    stopping = math.ceil(grace / deployment["spec"]["minReadySeconds"])
+    assert stopping <= 2, "hpa.yaml and docs/KUBERNETES.md count at most 2 pods still stopping"
+    worst = (hpa["spec"]["maxReplicas"] + surge + stopping) * per_replica + 1
     superuser_reserved = 3  # PostgreSQL's default superuser_reserved_connections
     assert budget <= max_conn - superuser_reserved
     assert worst <= budget, (
