@@ -1,7 +1,7 @@
-"""`API_REPLICAS=3 make up`, as docs/DEPLOY.md says, with the `monitoring` profile: three replicas
-behind the load balancer (the one published port), every replica answering, Prometheus scraping
-each of them, the load balancer retrying only what is safe to repeat, and no read through it older
-than a PATCH acknowledged through it."""
+"""`API_REPLICAS=3 make up`, as docs/DEPLOY.md says, with the `monitoring` profile and CORS on:
+three replicas behind the load balancer (the one published port), every replica answering,
+Prometheus scraping each of them, the load balancer retrying only what is safe to repeat, no read
+through it older than a PATCH acknowledged through it, and its own answers readable by a page."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from e2e_support import FINDINGS, PRODUCTION, Project, Timer, free_ports, health
 from fleet_support import assert_only_safe_requests_are_retried, assert_reads_follow_patches, lb_counter
 
 REPLICAS = 3
+ALLOWED_ORIGIN = "https://app.example.test"
 
 
 @pytest.fixture(scope="module")
@@ -20,13 +21,17 @@ def fleet(project: Project) -> Project:
     project.make("down")
     port, prometheus = free_ports(2, project.ports)
     project.variables.update(
-        API_PORT=str(port), API_REPLICAS=str(REPLICAS), PROMETHEUS_PORT=str(prometheus), COMPOSE_PROFILES="monitoring"
+        API_PORT=str(port),
+        API_REPLICAS=str(REPLICAS),
+        PROMETHEUS_PORT=str(prometheus),
+        COMPOSE_PROFILES="monitoring",
+        CORS_ALLOWED_ORIGINS=ALLOWED_ORIGIN,
     )
     with Timer(f"API_REPLICAS={REPLICAS} make up (monitoring profile)"):
         project.make("up")
     yield project
     project.make("down")
-    for name in ("API_REPLICAS", "PROMETHEUS_PORT", "COMPOSE_PROFILES"):
+    for name in ("API_REPLICAS", "PROMETHEUS_PORT", "COMPOSE_PROFILES", "CORS_ALLOWED_ORIGINS"):
         project.variables.pop(name)
 
 
@@ -74,6 +79,17 @@ def test_three_healthy_replicas_serve_every_route_behind_the_one_published_port(
     FINDINGS["fleet (compose): replicas answering"] = dict(sorted(served.items()))
 
 
+def test_the_published_port_keeps_metrics_inside_and_passes_the_replicas_cors_untouched(fleet: Project) -> None:
+    api = port(fleet)
+    metrics = request(api, "GET", "/metrics")
+    assert metrics.status == 404 and metrics.headers["content-type"] == "application/problem+json", metrics
+    assert b"gravity_" not in metrics.body
+    allowed = request(api, "GET", "/v1/users", headers={"Origin": ALLOWED_ORIGIN})
+    assert allowed.status == 200 and allowed.headers["access-control-allow-origin"] == ALLOWED_ORIGIN
+    other = request(api, "GET", "/v1/users", headers={"Origin": "https://elsewhere.example"})
+    assert other.status == 200 and "access-control-allow-origin" not in other.headers, other.headers
+
+
 def test_prometheus_scrapes_every_replica_and_evaluates_the_alert_rules(fleet: Project) -> None:
     prometheus = int(fleet.variables["PROMETHEUS_PORT"])
 
@@ -118,10 +134,15 @@ def test_with_every_replica_stopped_the_load_balancer_says_nothing_was_written(f
     wait_for(
         "no replica left in the pool", lambda: lb_counter(lb_metrics(fleet), "haproxy_backend_active_servers") == 0, 30
     )
-    answer = request(port(fleet), "POST", "/v1/users", {"name": "nobody"}, {"X-Request-Id": "fleet-none-1"})
+    headers = {"X-Request-Id": "fleet-none-1", "Origin": ALLOWED_ORIGIN}
+    answer = request(port(fleet), "POST", "/v1/users", {"name": "nobody"}, headers)
     assert answer.status == 503 and answer.headers["content-type"] == "application/problem+json"
     assert "nothing was written" in answer.json()["detail"]
     assert answer.headers["retry-after"] == "1" and answer.headers["x-request-id"] == "fleet-none-1"
+    # A page can read it: CORS headers of the balancer's own, as docs/DEPLOY.md says.
+    assert answer.headers["access-control-allow-origin"] == ALLOWED_ORIGIN, answer.headers
+    exposed = {name.strip() for name in answer.headers["access-control-expose-headers"].split(",")}
+    assert {"retry-after", "x-request-id"} <= exposed, exposed
     FINDINGS["fleet (compose): no replica"] = (
-        "503 problem+json, nothing written, Retry-After 1, the client's X-Request-Id"
+        "503 problem+json, nothing written, Retry-After 1, the client's X-Request-Id, readable by a page"
     )
