@@ -3,13 +3,14 @@
 //!
 //! One GET per document on a connection of its own (hyper's client connection, no pool: a fetch
 //! is rare), no redirects followed, at most `MAX_DOCUMENT_BYTES` read; the caller bounds the
-//! whole fetch in time. Discovery's `jwks_uri` is remembered and discovered again only after
-//! a fetch from it fails. Plain http lets anyone on the path replace the keys: it is for a
+//! whole fetch in time. Discovery is read on every fetch, so that a `jwks_uri` the issuer moves
+//! is followed at the next one (and a document that stops naming `AUTH_ISSUER` fails the fetch,
+//! which keeps the keys held). Plain http lets anyone on the path replace the keys: it is for a
 //! network the operator trusts (a cluster-internal issuer), and `auth` warns at start-up.
 
 use std::io::Read as _;
 use std::path::Path;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Limited};
@@ -35,8 +36,6 @@ pub(super) struct KeySetSource {
     /// The issuer the discovery document must name.
     issuer: String,
     tls: TlsConnector,
-    /// `jwks_uri` from the last discovery.
-    discovered: Mutex<Option<Uri>>,
 }
 
 /// The members of an OpenID provider's configuration the service reads.
@@ -60,7 +59,6 @@ impl KeySetSource {
             source,
             issuer,
             tls: TlsConnector::from(Arc::new(config)),
-            discovered: Mutex::new(None),
         }
     }
 
@@ -82,18 +80,7 @@ impl KeySetSource {
         match &self.source {
             KeySource::File(path) => read_file(path).await,
             KeySource::Web(uri) => self.get(uri).await,
-            KeySource::Discovery(configuration) => {
-                let remembered = self.discovered.lock().unwrap_or_else(PoisonError::into_inner).clone();
-                let jwks = match remembered {
-                    Some(jwks) => jwks,
-                    None => self.discover(configuration).await?,
-                };
-                let fetched = self.get(&jwks).await;
-                if fetched.is_err() {
-                    *self.discovered.lock().unwrap_or_else(PoisonError::into_inner) = None;
-                }
-                fetched
-            }
+            KeySource::Discovery(configuration) => self.get(&self.discover(configuration).await?).await,
         }
     }
 
@@ -124,7 +111,6 @@ impl KeySetSource {
                 "{configuration} names a jwks_uri the service does not fetch: {jwks}"
             ));
         }
-        *self.discovered.lock().unwrap_or_else(PoisonError::into_inner) = Some(jwks.clone());
         Ok(jwks)
     }
 

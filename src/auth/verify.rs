@@ -60,9 +60,6 @@ struct Claims {
 pub(super) fn verify(token: &str, keys: &KeySet) -> Result<Principal, TokenProblem> {
     ring_provider::install();
     let header = read_header(token)?;
-    if !ALGORITHMS.iter().any(|(_, name)| *name == header.alg) {
-        return Err(TokenProblem::DisallowedAlgorithm);
-    }
     let key = keys
         .find(header.kid.as_deref(), &header.alg)
         .ok_or(TokenProblem::UnknownKey)?;
@@ -93,6 +90,12 @@ fn read_header(token: &str) -> Result<Header, TokenProblem> {
     if header.crit {
         return Err(TokenProblem::Malformed);
     }
+    if !ALGORITHMS.iter().any(|(_, name)| *name == header.alg) {
+        return Err(TokenProblem::DisallowedAlgorithm);
+    }
+    // A header jsonwebtoken cannot read (a `typ` that is no string, say) is malformed too, not a
+    // problem of the claims it would otherwise be reported as.
+    serde_json::from_slice::<jsonwebtoken::Header>(&json).map_err(|_| TokenProblem::Malformed)?;
     Ok(header)
 }
 
@@ -111,10 +114,11 @@ fn problem_of(kind: &ErrorKind) -> TokenProblem {
         | ErrorKind::MissingAlgorithm
         | ErrorKind::InvalidAlgorithmName
         | ErrorKind::UnsupportedAlgorithm => TokenProblem::DisallowedAlgorithm,
-        ErrorKind::MissingRequiredClaim(_)
-        | ErrorKind::InvalidClaimFormat(_)
-        | ErrorKind::InvalidSubject
-        | ErrorKind::Json(_) => TokenProblem::BadClaims,
+        ErrorKind::MissingRequiredClaim(_) | ErrorKind::InvalidClaimFormat(_) | ErrorKind::InvalidSubject => {
+            TokenProblem::BadClaims
+        }
+        // A claim missing or of the wrong type; a payload that is no JSON at all is malformed.
+        ErrorKind::Json(error) if error.is_data() => TokenProblem::BadClaims,
         _ => TokenProblem::Malformed,
     }
 }

@@ -183,6 +183,16 @@ async fn each_bad_token_is_refused_with_invalid_token_and_writes_nothing() {
             ec.token_with_header(&json!({"alg": "ES256", "kid": "ec", "crit": null}), &good),
             "malformed",
         ),
+        (
+            "with a header jsonwebtoken cannot read (typ a number)",
+            ec.token_with_header(&json!({"alg": "ES256", "kid": "ec", "typ": 5}), &good),
+            "malformed",
+        ),
+        (
+            "signed, over a payload that is not JSON",
+            ec.token_over(b"not json"),
+            "malformed",
+        ),
         ("not a JWT", "abc.def".to_owned(), "malformed"),
         ("16,000 bytes, within the head limit", "a".repeat(16_000), "oversized"),
     ];
@@ -616,18 +626,54 @@ async fn a_service_that_never_had_keys_answers_503_until_the_issuer_comes_up() {
     assert_eq!(app.get("/ready").await.json()["auth"], "ok");
 }
 
-/// `GET /v1/users` on an app whose issuer is `server` itself (no `AUTH_JWKS_URL`: its keys come
-/// by OpenID discovery), with a token of `key` for that issuer.
-async fn read_through_discovery(server: &JwksServer, key: &SigningKey) -> crate::helpers::TestResponse {
+/// An app whose issuer is `server` itself (no `AUTH_JWKS_URL`: its keys come by OpenID
+/// discovery).
+async fn app_discovering(server: &JwksServer) -> TestApp {
     let issuer = server.issuer_url();
     let settings = [
         ("AUTH_DISABLED", ""),
         ("AUTH_ISSUER", issuer.as_str()),
         ("AUTH_AUDIENCE", crate::helpers::AUDIENCE),
     ];
-    let app = spawn_app_with_settings(&settings, |_| {}).await;
-    let token = key.token(&with(&claims("user-1", READ_WRITE), "iss", json!(issuer)));
-    app.with_token(&token).get("/v1/users").await
+    spawn_app_with_settings(&settings, |_| {}).await
+}
+
+/// A token of `key` for `server` as the issuer.
+fn token_of_issuer(server: &JwksServer, key: &SigningKey) -> String {
+    key.token(&with(&claims("user-1", READ_WRITE), "iss", json!(server.issuer_url())))
+}
+
+/// `GET /v1/users` on an app discovering `server`, with a token of `key` for that issuer.
+async fn read_through_discovery(server: &JwksServer, key: &SigningKey) -> crate::helpers::TestResponse {
+    let app = app_discovering(server).await;
+    app.with_token(&token_of_issuer(server, key)).get("/v1/users").await
+}
+
+#[tokio::test]
+async fn a_key_set_the_issuer_moves_is_followed_while_the_old_address_still_answers() {
+    let old = SigningKey::generate(Algorithm::Es256, "old");
+    let new = SigningKey::generate(Algorithm::Es256, "new");
+    let issuer = JwksServer::start(jwks(&[&old])).await;
+    let app = app_discovering(&issuer).await;
+    assert_eq!(
+        app.with_token(&token_of_issuer(&issuer, &old))
+            .get("/v1/users")
+            .await
+            .status,
+        200
+    );
+
+    // The issuer rotates to a key set at a new address; the old one keeps serving the old set.
+    let moved = JwksServer::start(jwks(&[&new])).await;
+    issuer.name_jwks_uri(&moved.jwks_url());
+    let answer = app.with_token(&token_of_issuer(&issuer, &new)).get("/v1/users").await;
+
+    assert_eq!(
+        answer.status, 200,
+        "the unknown kid's fetch reads discovery again: {:?}",
+        answer.body
+    );
+    assert_eq!(moved.fetches(), 1);
 }
 
 #[tokio::test]

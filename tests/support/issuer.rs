@@ -135,6 +135,12 @@ impl SigningKey {
         json!({"alg": self.algorithm.name(), "typ": "JWT", "kid": self.kid})
     }
 
+    /// A token of this key's header over any payload, JSON or not, signed by this key.
+    pub fn token_over(&self, payload: &[u8]) -> String {
+        let input = format!("{}.{}", b64(self.header().to_string().as_bytes()), b64(payload));
+        format!("{input}.{}", b64(&self.sign(input.as_bytes())))
+    }
+
     /// A token with any header over `claims`, signed by this key.
     pub fn token_with_header(&self, header: &Value, claims: &Value) -> String {
         let input = signing_input(header, claims);
@@ -208,6 +214,8 @@ struct ServerState {
     key_set: Mutex<Value>,
     /// The `issuer` the OpenID configuration names.
     issuer: Mutex<String>,
+    /// The `jwks_uri` it names, when not this server's own `/jwks.json`.
+    jwks_uri: Mutex<Option<String>>,
     fetches: AtomicU64,
 }
 
@@ -219,6 +227,7 @@ impl JwksServer {
         let state = Arc::new(ServerState {
             key_set: Mutex::new(key_set),
             issuer: Mutex::new(format!("http://127.0.0.1:{port}")),
+            jwks_uri: Mutex::new(None),
             fetches: AtomicU64::new(0),
         });
         let mut server = JwksServer {
@@ -248,6 +257,11 @@ impl JwksServer {
     /// Makes the OpenID configuration name another issuer.
     pub fn claim_issuer(&self, issuer: &str) {
         *self.state.issuer.lock().unwrap() = issuer.to_owned();
+    }
+
+    /// Makes the OpenID configuration name another key set (the issuer moved it).
+    pub fn name_jwks_uri(&self, jwks_uri: &str) {
+        *self.state.jwks_uri.lock().unwrap() = Some(jwks_uri.to_owned());
     }
 
     /// How many times the key set was fetched.
@@ -306,7 +320,9 @@ fn answer(state: &ServerState, request: &Request<hyper::body::Incoming>) -> Resp
                 .and_then(|host| host.to_str().ok())
                 .unwrap_or_default()
                 .to_owned();
-            json!({"issuer": issuer, "jwks_uri": format!("http://{port}/jwks.json")}).to_string()
+            let jwks_uri = state.jwks_uri.lock().unwrap().clone();
+            let jwks_uri = jwks_uri.unwrap_or_else(|| format!("http://{port}/jwks.json"));
+            json!({"issuer": issuer, "jwks_uri": jwks_uri}).to_string()
         }
         _ => {
             let mut response = Response::new(Full::new(Bytes::new()));
