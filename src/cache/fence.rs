@@ -13,7 +13,10 @@
 //!   also tells whether any replica serves copies (`{prefix}:copies`, `tracking`); if so, a
 //!   committed write answers no sooner than `VOUCHED_FOR` after its fence: a copy is served only on
 //!   the word of a round trip sent less than that ago, which Redis processed after the fence, so
-//!   the old copy's invalidation came first (`local`).
+//!   the old copy's invalidation came first (`local`). The key can be missing for a moment while
+//!   copies are served (a flush, until the next renewal 25 ms later), so a replica that keeps
+//!   copies itself always waits, and one that saw the key within `COPIES_SIGHTING_COUNTS` waits
+//!   as if it were there.
 //! - **Lifting learns whether it held.** If the token is gone (Redis restarted, flushed or evicted
 //!   it), a reader may have stored a body read before the commit, so the lift removes whatever is
 //!   at the key; while copies are served, a committed write then also answers no sooner than
@@ -21,6 +24,7 @@
 //!   retried for `LIFT_PATIENCE`, waiting for the link while it reconnects; after that the fence,
 //!   still in a Redis that is frozen or out of reach, does the rest.
 
+use std::sync::PoisonError;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -76,6 +80,10 @@ return copies";
 const HELD: i64 = 1;
 const COPIES_SERVED: i64 = 2;
 
+/// How long a sighting of `{prefix}:copies` counts: far longer than the key is ever missing while
+/// copies are served, and short enough that writes stop waiting soon after copies are turned off.
+const COPIES_SIGHTING_COUNTS: Duration = Duration::from_secs(600);
+
 /// How long a lift is tried before the write answers anyway: more than the link takes to reach a
 /// Redis that is back (an attempt may hang for its 500 ms connect timeout, and the next starts at
 /// most 500 ms later), plus the call itself, so a restarted Redis is reached again in time.
@@ -124,7 +132,9 @@ impl Cache {
             Ok(copies_served) => {
                 // Redis tells the other replicas (their tracking connections); this one drops its copy now.
                 self.forget_copy(id);
-                let copies_heard_at = (copies_served == 1).then(|| Instant::now() + VOUCHED_FOR);
+                let copies_heard_at = self
+                    .copies_may_be_served(copies_served == 1)
+                    .then(|| Instant::now() + VOUCHED_FOR);
                 Ok(Fence {
                     id,
                     token,
@@ -151,11 +161,26 @@ impl Cache {
             // The fence was gone, and what the lift removed in its place may have been copied (or
             // nothing was there, or another write's fence: rare enough to wait for all the same).
             if let Some((answer, answered_at)) = answer
-                && answer & (HELD | COPIES_SERVED) == COPIES_SERVED
+                && answer & HELD == 0
+                && self.copies_may_be_served(answer & COPIES_SERVED != 0)
             {
                 tokio::time::sleep_until(answered_at + VOUCHED_FOR).await;
             }
         }
+    }
+
+    /// Whether any replica may serve copies, given whether Redis holds `{prefix}:copies` now: yes
+    /// if it does, if this replica keeps copies (a fleet runs one setting), or if the key was seen
+    /// within `COPIES_SIGHTING_COUNTS`.
+    fn copies_may_be_served(&self, key_held: bool) -> bool {
+        if self.near.is_some() {
+            return true;
+        }
+        let mut seen_at = self.inner.copies_seen_at.lock().unwrap_or_else(PoisonError::into_inner);
+        if key_held {
+            *seen_at = Some(Instant::now());
+        }
+        seen_at.is_some_and(|at| at.elapsed() < COPIES_SIGHTING_COUNTS)
     }
 
     /// `LIFT_FENCE`'s answer and when it came, or `None` when Redis never answered.

@@ -22,8 +22,8 @@ mod stored_value;
 mod sweep;
 mod tracking;
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -104,6 +104,8 @@ struct Inner {
     call_timeout: Duration,
     /// `{prefix}:copies`: exists while any replica may serve in-process copies.
     copies_key: String,
+    /// When a fence's script last found `copies_key` (`Cache::copies_may_be_served`).
+    copies_seen_at: Mutex<Option<tokio::time::Instant>>,
     fill_script: Script,
     lease_script: Script,
     raise_fence_script: Script,
@@ -170,6 +172,7 @@ impl Cache {
                 ttl: cache_settings.ttl,
                 call_timeout: cache_settings.call_timeout,
                 copies_key: keys::copies_key(&cache_settings.key_prefix),
+                copies_seen_at: Mutex::new(None),
                 fill_script: Script::new(FILL_IF_LEASED),
                 lease_script: Script::new(TAKE_LEASE),
                 raise_fence_script: Script::new(fence::RAISE_FENCE),

@@ -14,9 +14,13 @@
 //! vouches that they came first.
 //!
 //! Copies are kept only where that key cannot be evicted while it is renewed: a Redis with a
-//! memory limit and an eviction policy that may pick a key in use (`volatile-ttl`, which picks
-//! the key closest to expiring, or a random one) could let writers answer without waiting for
-//! the copies, so tracking is refused there (checked as it subscribes and once a second).
+//! memory limit and an eviction policy that may pick a key in use could let writers answer
+//! without waiting for the copies, so tracking is refused there (checked as it subscribes and
+//! once a second). That is `volatile-ttl` (it picks the key closest to expiring), the random
+//! policies, and the LRU ones too: Redis's LRU clock ticks once a second, so a key renewed every
+//! 25 ms is no more recent to it than any key touched in the same second. LFU keeps the key's
+//! count across renewals (each one raises it), and `noeviction` evicts nothing. A flush still
+//! removes the key; writers remember seeing it (`fence`).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -46,7 +50,13 @@ const RECONNECT_CAP: Duration = Duration::from_secs(1);
 /// Failed attempts to set tracking up are logged at most this often.
 const FAILURES_LOGGED_EVERY: Duration = Duration::from_secs(5);
 /// Eviction policies that may evict `{prefix}:copies` while replicas renew it every 25 ms.
-const POLICIES_EVICTING_KEYS_IN_USE: [&str; 3] = ["volatile-ttl", "volatile-random", "allkeys-random"];
+const POLICIES_EVICTING_KEYS_IN_USE: [&str; 5] = [
+    "volatile-ttl",
+    "volatile-random",
+    "allkeys-random",
+    "volatile-lru",
+    "allkeys-lru",
+];
 
 /// Applies Redis's pushes to the copies, inside the connection's reader.
 struct Invalidations {
@@ -156,9 +166,7 @@ async fn tracked_run_id(connection: &mut MultiplexedConnection) -> redis::RedisR
         Some(policy) if limited && POLICIES_EVICTING_KEYS_IN_USE.contains(&policy) => Err(redis::RedisError::from((
             redis::ErrorKind::Client,
             "eviction policy",
-            format!(
-                "redis may evict keys in use (maxmemory-policy {policy}); copies need an LRU or LFU policy, or noeviction"
-            ),
+            format!("redis may evict keys in use (maxmemory-policy {policy}); copies need an LFU policy or noeviction"),
         ))),
         _ => run_id_of_primary(&info),
     }

@@ -262,6 +262,45 @@ async fn a_stalled_tracking_connection_never_lets_a_copy_contradict_an_acknowled
 }
 
 #[tokio::test]
+async fn a_flush_that_removes_the_copies_key_does_not_let_a_write_skip_waiting_for_copies() {
+    // A writer that keeps copies itself, and one that does not but has seen them served.
+    for writer_keeps_copies in [true, false] {
+        let (redis, redis_path, reader, writer) = reader_behind_a_proxy_and_a_direct_writer(SERVICE_CALL_TIMEOUT).await;
+        let writer = if writer_keeps_copies {
+            let port = redis.port;
+            writer
+                .spawn_replica(|config| {
+                    config.cache.local_entries = ENTRIES;
+                    config.cache.redis.as_mut().unwrap().port = port;
+                })
+                .await
+        } else {
+            let seen = writer.create_user(json!({"name": "seen"})).await;
+            let seen = format!("/v1/users/{}", seen["id"].as_str().unwrap());
+            assert_eq!(
+                writer.patch_json(&seen, &json!({"name": "seen again"})).await.status,
+                200
+            );
+            writer
+        };
+        let path = a_copied_user(&reader, "before").await;
+
+        // The reader's invalidations are late, and `{prefix}:copies` is gone until the next
+        // renewal (the reader's, stalled; the writer's own, if any, 25 ms away).
+        redis_path.stall();
+        let () = redis::cmd("FLUSHALL").query(&mut redis.connection()).unwrap();
+        assert_eq!(writer.patch_json(&path, &json!({"name": "after"})).await.status, 200);
+
+        assert_eq!(
+            reader.get(&path).await.json()["name"],
+            "after",
+            "writer keeps copies: {writer_keeps_copies}"
+        );
+        redis_path.resume();
+    }
+}
+
+#[tokio::test]
 async fn a_write_whose_fence_redis_lost_is_not_contradicted_by_a_copy_of_what_its_lift_removed() {
     let (redis, proxy, reader, writer) = reader_behind_a_proxy_and_a_direct_writer(SERVICE_CALL_TIMEOUT).await;
     let id = reader.create_user(json!({"name": "v0"})).await["id"]
@@ -463,7 +502,10 @@ async fn no_copy_is_kept_on_a_redis_that_may_evict_the_key_writers_wait_on() {
     // A limit set while copies are served: the once-a-second check drops them.
     config_set("maxmemory", "64mb");
     assert!(copies_dropped(&reader).await, "copies outlived the eviction policy");
-    // An LRU policy never evicts a key renewed every 25 ms.
+    // LRU's clock ticks once a second: a key renewed every 25 ms is no safer than others.
     config_set("maxmemory-policy", "allkeys-lru");
+    assert!(copies_dropped(&reader).await, "copies outlived an LRU policy");
+    // LFU counts each renewal: the key in use is the last it would evict.
+    config_set("maxmemory-policy", "allkeys-lfu");
     until_local_hit(&reader, &path).await;
 }

@@ -294,7 +294,7 @@ def test_cache_runs_unprivileged_as_a_bounded_cache(production) -> None:
     # The sh -c command bypasses the entrypoint's drop to the redis user, so compose sets it.
     assert cache["user"] == "redis"
     script = cache["command"][2]
-    assert "--maxmemory " in script and "--maxmemory-policy allkeys-lru" in script
+    assert "--maxmemory " in script and "--maxmemory-policy allkeys-lfu" in script
 
 
 # --- development: docker-compose.yml + docker-compose.dev.yml -----------------------------------------

@@ -21,17 +21,18 @@ def fleet(project: Project) -> Project:
     project.make("down")
     port, prometheus = free_ports(2, project.ports)
     project.variables.update(
-        API_PORT=str(port),
-        API_REPLICAS=str(REPLICAS),
-        PROMETHEUS_PORT=str(prometheus),
-        COMPOSE_PROFILES="monitoring",
-        CORS_ALLOWED_ORIGINS=ALLOWED_ORIGIN,
+        API_PORT=str(port), API_REPLICAS=str(REPLICAS), PROMETHEUS_PORT=str(prometheus), COMPOSE_PROFILES="monitoring"
     )
+    # In .env, where an operator sets it: the replicas and the load balancer read the one value.
+    project.make(".env")
+    origins = project.env_file().get("CORS_ALLOWED_ORIGINS", "")
+    project.set_env("CORS_ALLOWED_ORIGINS", ALLOWED_ORIGIN)
     with Timer(f"API_REPLICAS={REPLICAS} make up (monitoring profile)"):
         project.make("up")
     yield project
     project.make("down")
-    for name in ("API_REPLICAS", "PROMETHEUS_PORT", "COMPOSE_PROFILES", "CORS_ALLOWED_ORIGINS"):
+    project.set_env("CORS_ALLOWED_ORIGINS", origins)
+    for name in ("API_REPLICAS", "PROMETHEUS_PORT", "COMPOSE_PROFILES"):
         project.variables.pop(name)
 
 
