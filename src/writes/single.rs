@@ -233,13 +233,14 @@ const CLAIM_WAIT_MARGIN: Duration = Duration::from_millis(100);
 const REPLAY_FENCE_LIFETIME: Duration = Duration::from_secs(5);
 
 /// One write's fence in the cache (`cache::Fence`): raised before the write can commit (or before
-/// a replay answers), lifted after it has committed (or definitely wrote nothing), left to expire
-/// when its outcome is unknown.
+/// a replay answers), lifted after it has committed (or definitely wrote nothing), and when its
+/// outcome is unknown, lifted once more as it expires.
 struct Fencing<'a> {
     /// The cache and the user, when the write changes a user that may be cached.
     target: Option<(&'a Cache, Uuid)>,
     deadline: Instant,
-    raised: Option<Fence>,
+    /// The fence, and when it expires (no sooner than Redis lets it).
+    raised: Option<(Fence, Instant)>,
 }
 
 impl Fencing<'_> {
@@ -263,20 +264,31 @@ impl Fencing<'_> {
 
     async fn raise_living(&mut self, lifetime: Duration) -> Result<(), Error> {
         if let Some((cache, id)) = self.target {
-            self.raised = Some(cache.raise_fence(id, lifetime).await?);
+            let expires_at = Instant::now() + lifetime;
+            self.raised = Some((cache.raise_fence(id, lifetime).await?, expires_at));
         }
         Ok(())
     }
 
     /// Lifts the fence of a write that committed (for the lift's whole patience, past the deadline
     /// if need be: a restarted Redis may have lost the fence, and only the lift removes what readers
-    /// stored meanwhile) or that wrote nothing (once).
+    /// stored meanwhile) or that wrote nothing (once). A write whose outcome is unknown may still
+    /// commit until its fence expires; should Redis lose the fence before (evicted, say), a reader
+    /// may store the row as it was, so the fence is lifted once as it expires, when the write can
+    /// no longer commit: the lift of a fence that is gone removes what is at the key.
     async fn settle(self, outcome: &Result<WriteResponse, Error>) {
-        let (Some((cache, _)), Some(fence)) = (self.target, self.raised) else {
+        let (Some((cache, _)), Some((fence, expires_at))) = (self.target, self.raised) else {
             return;
         };
         let tries = match outcome {
-            Err(Error::WriteOutcomeUnknown(_)) => return,
+            Err(Error::WriteOutcomeUnknown(_)) => {
+                let cache = cache.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep_until(expires_at).await;
+                    cache.lift_fence(fence, LiftTries::Once).await;
+                });
+                return;
+            }
             Ok(_) => LiftTries::UntilAnswered,
             Err(_) => LiftTries::Once,
         };

@@ -156,6 +156,41 @@ async fn a_patch_whose_connection_is_lost_once_it_was_sent_is_called_unknown_and
 }
 
 #[tokio::test]
+async fn an_unknown_writes_fence_lost_before_its_late_commit_leaves_no_old_body_once_it_would_have_expired() {
+    let postgres = Proxy::start(Services::from_env().pg_port).await;
+    let app = spawn_app_with(|config| config.database.port = postgres.port).await;
+    let (id, path) = app.create_named("Ada").await;
+    let locker = lock_rows(&app.database, &[&id]).await;
+    postgres.cut_after_client_sends(b"late");
+    let problem = app.patch_json(&path, &json!({"name": "late"})).await.problem(503);
+    assert!(problem["detail"].as_str().unwrap().contains("unknown"), "{problem}");
+    wait_for_lock_waits(&app.database, 1).await;
+    let key = app.cache_key(&id);
+    let fence_ms: i64 = redis::cmd("PTTL").arg(&key).query(&mut app.redis()).unwrap();
+
+    // Redis loses the fence (evicted under memory pressure, say): a reader caches the row as it
+    // still is, and then the statement sent before the cut commits.
+    let _: () = redis::Commands::del(&mut app.redis(), &key).unwrap();
+    app.get(&path).await;
+    assert_eq!(app.get(&path).await.header("x-cache"), Some("HIT"));
+    locker.batch_execute("COMMIT").await.unwrap();
+    let committed = eventually(Duration::from_secs(5), async || {
+        name_in_database(&app, &id).await == "late"
+    })
+    .await;
+    assert!(committed, "the statement sent before the cut committed");
+
+    // Until the fence would have expired the write could still have committed, so the body read
+    // before it may stay; from then on, no read serves it.
+    tokio::time::sleep(Duration::from_millis(u64::try_from(fence_ms).unwrap())).await;
+    let agrees = eventually(Duration::from_secs(2), async || {
+        app.get(&path).await.json()["name"] == "late"
+    })
+    .await;
+    assert!(agrees, "the old body outlived the time the write could commit in");
+}
+
+#[tokio::test]
 async fn a_keyed_patch_whose_connection_is_lost_before_its_commit_is_sent_says_nothing_was_written() {
     let postgres = Proxy::start(Services::from_env().pg_port).await;
     let redis = Proxy::start(Services::from_env().redis_port).await;
