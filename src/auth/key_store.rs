@@ -13,11 +13,10 @@
 //! held; the requests past that bound are answered at once, as if no fetch had been allowed.
 //! Failed fetches are logged each time: the backoff bounds them to one a minute.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
 use std::time::Duration;
 
-use tokio::sync::{Notify, watch};
+use tokio::sync::{Notify, Semaphore, watch};
 use tokio::time::Instant;
 
 use super::fetch::KeySetSource;
@@ -45,9 +44,8 @@ pub(super) struct KeyStore {
     /// Wakes the fetching task for an unknown key; shared with it, which holds the store itself
     /// only while it fetches.
     wake: Arc<Notify>,
-    /// Requests waiting for a fetch now, and the most that may.
-    waiting: AtomicUsize,
-    max_waiting: usize,
+    /// A place for each request that may wait for a fetch at once.
+    waiting: Semaphore,
     /// Forgotten whenever a fetch drops a key they were verified with.
     tokens: Arc<RememberedTokens>,
     metrics: Arc<Metrics>,
@@ -83,8 +81,7 @@ impl KeyStore {
             }),
             finished: watch::Sender::new(0),
             wake: Arc::new(Notify::new()),
-            waiting: AtomicUsize::new(0),
-            max_waiting,
+            waiting: Semaphore::new(max_waiting),
             tokens,
             metrics,
             logger,
@@ -138,7 +135,7 @@ impl KeyStore {
         // patience for one fetch or two, so the request keeps most of its 10 s deadline: a
         // follow-up that misses it only leaves this token refused (401), as before it existed.
         let patience = FETCH_TIMEOUT + Duration::from_secs(1);
-        let Some(_place) = Waiter::enter(self) else {
+        let Ok(_place) = self.waiting.try_acquire() else {
             return false;
         };
         let waited = finished.wait_for(|count| *count >= finished_before + fetches);
@@ -225,26 +222,6 @@ impl KeyStore {
                 &[("keys", &set.len())],
             );
         }
-    }
-}
-
-/// A request's place among those waiting for a fetch, given back when it stops waiting.
-struct Waiter<'store>(&'store KeyStore);
-
-impl<'store> Waiter<'store> {
-    fn enter(store: &'store KeyStore) -> Option<Waiter<'store>> {
-        let taken = store
-            .waiting
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |waiting| {
-                (waiting < store.max_waiting).then_some(waiting + 1)
-            });
-        taken.is_ok().then_some(Waiter(store))
-    }
-}
-
-impl Drop for Waiter<'_> {
-    fn drop(&mut self) {
-        self.0.waiting.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

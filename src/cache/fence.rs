@@ -108,6 +108,8 @@ pub(crate) struct Fence {
     token: Token,
     /// When replicas serving in-process copies have all heard of the fence (`None`: none may).
     copies_heard_at: Option<Instant>,
+    /// When it expires: no sooner than Redis lets it (measured from before the call).
+    expires_at: Instant,
 }
 
 impl Cache {
@@ -121,6 +123,7 @@ impl Cache {
             return Err(refused("redis is not connected".into()));
         };
         let token = Token::new();
+        let expires_at = Instant::now() + lifetime;
         let key = KeyBuf::body(&inner.user_prefix, id);
         let mut invocation = inner.raise_fence_script.key(key.as_bytes());
         invocation
@@ -139,6 +142,7 @@ impl Cache {
                     id,
                     token,
                     copies_heard_at,
+                    expires_at,
                 })
             }
             Err(Some(error)) => Err(refused(format!("redis refused it: {error}"))),
@@ -167,6 +171,17 @@ impl Cache {
                 tokio::time::sleep_until(answered_at + VOUCHED_FOR).await;
             }
         }
+    }
+
+    /// Lifts a fence once as it expires, in the background: for a write whose outcome is unknown,
+    /// which may commit until then. Should Redis have lost the fence before (evicted it, say), a
+    /// reader may have stored the row as it was; the lift of a fence that is gone removes it.
+    pub(crate) fn lift_fence_as_it_expires(&self, fence: Fence) {
+        let cache = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep_until(fence.expires_at).await;
+            cache.lift_fence(fence, LiftTries::Once).await;
+        });
     }
 
     /// Whether any replica may serve copies, given whether Redis holds `{prefix}:copies` now: yes

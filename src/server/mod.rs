@@ -3,10 +3,10 @@
 //! Each accepted connection is served by hyper's HTTP/1 connection with three timeouts: a request
 //! head must arrive within 5 s of its first byte, an idle keep-alive waits `KEEP_ALIVE_SECONDS` for
 //! its next request, and an answer must make progress within 10 s ([`client_socket`]). At most
-//! `MAX_CONNECTIONS` are served; a client that arrives at the cap makes the least recently active connection not
-//! being served close, or waits (and the clients after it in the listen backlog) while every
-//! connection is busy ([`connections`]). Requests that hyper refuses before routing are still counted and logged
-//! ([`refusals`]). On shutdown the listener is closed first, so new connections are refused at
+//! `MAX_CONNECTIONS` are served; a client that arrives at the cap makes the least recently active
+//! connection not being served close, or waits (and the clients after it in the listen backlog)
+//! while every connection is busy ([`connections`]). Requests that hyper refuses before routing
+//! are still counted and logged ([`refusals`]). On shutdown the listener is closed first, so new connections are refused at
 //! once, then in-flight requests get up to the grace period to finish; idle keep-alive
 //! connections close immediately.
 

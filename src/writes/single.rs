@@ -239,8 +239,7 @@ struct Fencing<'a> {
     /// The cache and the user, when the write changes a user that may be cached.
     target: Option<(&'a Cache, Uuid)>,
     deadline: Instant,
-    /// The fence, and when it expires (no sooner than Redis lets it).
-    raised: Option<(Fence, Instant)>,
+    raised: Option<Fence>,
 }
 
 impl Fencing<'_> {
@@ -264,31 +263,21 @@ impl Fencing<'_> {
 
     async fn raise_living(&mut self, lifetime: Duration) -> Result<(), Error> {
         if let Some((cache, id)) = self.target {
-            let expires_at = Instant::now() + lifetime;
-            self.raised = Some((cache.raise_fence(id, lifetime).await?, expires_at));
+            self.raised = Some(cache.raise_fence(id, lifetime).await?);
         }
         Ok(())
     }
 
     /// Lifts the fence of a write that committed (for the lift's whole patience, past the deadline
     /// if need be: a restarted Redis may have lost the fence, and only the lift removes what readers
-    /// stored meanwhile) or that wrote nothing (once). A write whose outcome is unknown may still
-    /// commit until its fence expires; should Redis lose the fence before (evicted, say), a reader
-    /// may store the row as it was, so the fence is lifted once as it expires, when the write can
-    /// no longer commit: the lift of a fence that is gone removes what is at the key.
+    /// stored meanwhile) or that wrote nothing (once); a write whose outcome is unknown may commit
+    /// until its fence expires, and is lifted once then.
     async fn settle(self, outcome: &Result<WriteResponse, Error>) {
-        let (Some((cache, _)), Some((fence, expires_at))) = (self.target, self.raised) else {
+        let (Some((cache, _)), Some(fence)) = (self.target, self.raised) else {
             return;
         };
         let tries = match outcome {
-            Err(Error::WriteOutcomeUnknown(_)) => {
-                let cache = cache.clone();
-                tokio::spawn(async move {
-                    tokio::time::sleep_until(expires_at).await;
-                    cache.lift_fence(fence, LiftTries::Once).await;
-                });
-                return;
-            }
+            Err(Error::WriteOutcomeUnknown(_)) => return cache.lift_fence_as_it_expires(fence),
             Ok(_) => LiftTries::UntilAnswered,
             Err(_) => LiftTries::Once,
         };
