@@ -2,6 +2,7 @@
 //! the library crate so the tests drive the very same code; how a failure ends the process is
 //! decided by `cli::Failure`.
 
+use std::cmp::Ordering;
 use std::process::ExitCode;
 
 use gravity_bff::cli::{Command, Failure, MigrateCommand, usage};
@@ -107,8 +108,11 @@ fn migrate(config: Config, command: MigrateCommand) -> Result<(), Failure> {
                 let version = state.version.map_or("none".to_owned(), |version| version.to_string());
                 println!("version: {version}{}", if state.dirty { " (dirty)" } else { "" });
                 for migration in MIGRATIONS {
-                    let applied = state.version.is_some_and(|version| migration.version <= version);
-                    let mark = if applied { "applied" } else { "pending" };
+                    let mark = match state.version.map(|version| migration.version.cmp(&version)) {
+                        Some(Ordering::Equal) if state.dirty => "dirty",
+                        Some(Ordering::Less | Ordering::Equal) => "applied",
+                        _ => "pending",
+                    };
                     println!("{mark:>8}  {:04}_{}", migration.version, migration.name);
                 }
             }

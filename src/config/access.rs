@@ -61,14 +61,7 @@ pub enum KeySource {
 
 /// `AUTH_*`: whether tokens are checked, and whose.
 pub(super) fn authentication(vars: &Vars) -> Result<Authentication, ConfigError> {
-    let disabled = match vars.text("AUTH_DISABLED").as_deref() {
-        None | Some("false") => false,
-        Some("true") => true,
-        Some(other) => {
-            let problem = format!("must be true or false, got {other:?}");
-            return Err(ConfigError::new("AUTH_DISABLED", problem));
-        }
-    };
+    let disabled = vars.one_of("AUTH_DISABLED")? == "true";
     let issuer = match (disabled, vars.text("AUTH_ISSUER")) {
         (true, Some(_)) => {
             return Err(ConfigError::new(
@@ -208,6 +201,10 @@ mod tests {
         ));
         let disabled = vars("", "", "", "true").authentication().unwrap();
         assert!(matches!(disabled, Authentication::Disabled));
+        assert!(
+            matches!(vars("", "", "", "TRUE").authentication(), Ok(Authentication::Disabled)),
+            "in any letter case, as every other choice"
+        );
         assert!(disabled.require_a_choice().is_ok());
     }
 

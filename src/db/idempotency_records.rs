@@ -40,8 +40,13 @@ const LOOK_UP: &str = "SELECT subject = $2 AND fingerprint = sha256($3), status,
      FROM idempotency_keys \
      WHERE key = $1 AND created_at >= now() - make_interval(secs => $4) AND status IS NOT NULL";
 
-const SWEEP: &str = "DELETE FROM idempotency_keys WHERE key IN ( \
-       SELECT key FROM idempotency_keys WHERE created_at < now() - make_interval(secs => $2) LIMIT $1 \
+/// Deletes a batch of expired records. A record a claim is taking over is locked: it is skipped,
+/// and the expiry is checked again on the row as it is when deleted, so a takeover that committed
+/// meanwhile (a fresh record, its write made) is never deleted.
+const SWEEP: &str = "DELETE FROM idempotency_keys \
+     WHERE created_at < now() - make_interval(secs => $2) AND key IN ( \
+       SELECT key FROM idempotency_keys WHERE created_at < now() - make_interval(secs => $2) \
+       LIMIT $1 FOR UPDATE SKIP LOCKED \
      )";
 
 pub(crate) struct IdempotencyStatements {

@@ -5,6 +5,13 @@
 //! TRUNCATE + INSERT in a transaction; `dirty` is set before a file runs and cleared after, and a
 //! dirty database is refused until repaired; a file runs as one simple-query batch. A session
 //! advisory lock with golang-migrate's id makes replicas that start together wait for each other.
+//!
+//! Two things differ from golang-migrate, both because a file is one batch and so one transaction
+//! (no file holds transaction control; a test keeps it so): a file Postgres rejects was rolled
+//! back whole, so the version before it is recorded clean again and a later run simply retries
+//! (only a run cut off mid-file leaves the database dirty, applied whole or not at all); and the
+//! session has no `statement_timeout` or `lock_timeout` (the service's own are 9 s), so a long
+//! migration, or one queued behind a lock, waits as long as its runner lets it.
 
 use std::fmt;
 
@@ -48,10 +55,14 @@ pub enum MigrateError {
     Dirty(i64),
     /// The database is at a version this binary has no file for.
     UnknownVersion(i64),
-    /// A migration file failed; the database is left dirty at its version.
+    /// A migration file failed. Postgres rejected it and rolled it back (`rolled_back`: the
+    /// database is clean at `at`, the version before), or the session was lost while it ran
+    /// (dirty at `at`: applied whole or not at all).
     Failed {
         version: i64,
         name: &'static str,
+        at: Option<i64>,
+        rolled_back: bool,
         source: tokio_postgres::Error,
     },
     /// `down N` asked for more steps than are applied.
@@ -90,7 +101,8 @@ fn connect_failure(settings: &DatabaseSettings, error: &tokio_postgres::Error) -
     ConnectFailure { text, missing_database }
 }
 
-/// A session with the service's own settings (same host, credentials and TLS).
+/// A session with the service's own settings (same host, credentials and TLS), without their
+/// timeouts.
 async fn open(settings: &DatabaseSettings) -> Result<Client, MigrateError> {
     let connector = Connector::new(settings, "gravity-bff-migrate").map_err(MigrateError::Config)?;
     let (client, driver) = connector
@@ -98,6 +110,9 @@ async fn open(settings: &DatabaseSettings) -> Result<Client, MigrateError> {
         .await
         .map_err(|error| MigrateError::Connect(connect_failure(settings, &error)))?;
     tokio::spawn(driver);
+    client
+        .batch_execute("SET statement_timeout = 0; SET lock_timeout = 0")
+        .await?;
     Ok(client)
 }
 
@@ -153,9 +168,15 @@ impl Migrator {
         Ok((Migrator::connect(settings).await?, true))
     }
 
-    /// The version and dirty flag, without changing anything.
+    /// The version and dirty flag, without changing anything or waiting for a run under way.
     pub async fn state(&mut self) -> Result<SchemaState, MigrateError> {
-        self.locked(async |this| this.read_state().await).await
+        match self.read_state().await {
+            Err(MigrateError::Database(error)) if error.code() == Some(&SqlState::UNDEFINED_TABLE) => Ok(SchemaState {
+                version: None,
+                dirty: false,
+            }),
+            other => other,
+        }
     }
 
     /// Applies every pending migration, oldest first; returns those applied.
@@ -167,12 +188,15 @@ impl Migrator {
                 return Ok(Vec::new());
             }
             state.version.map_or(Ok(()), known)?;
-            let current = state.version.unwrap_or(0);
+            let mut current = state.version;
+            let pending = MIGRATIONS
+                .iter()
+                .filter(|migration| migration.version > state.version.unwrap_or(0));
             let mut applied = Vec::new();
-            for migration in MIGRATIONS.iter().filter(|migration| migration.version > current) {
-                this.set_version(Some(migration.version), true).await?;
-                this.run_batch(migration, migration.up).await?;
-                this.set_version(Some(migration.version), false).await?;
+            for migration in pending {
+                this.run(migration, migration.up, current, Some(migration.version))
+                    .await?;
+                current = Some(migration.version);
                 applied.push(*migration);
             }
             Ok(applied)
@@ -210,9 +234,8 @@ impl Migrator {
             for position in (applied.len() - steps..applied.len()).rev() {
                 let migration = applied[position];
                 let target = position.checked_sub(1).map(|previous| applied[previous].version);
-                this.set_version(target, true).await?;
-                this.run_batch(migration, migration.down).await?;
-                this.set_version(target, false).await?;
+                this.run(migration, migration.down, Some(migration.version), target)
+                    .await?;
                 reverted.push(*migration);
             }
             Ok(reverted)
@@ -264,15 +287,28 @@ impl Migrator {
         Ok(state)
     }
 
-    async fn run_batch(&self, migration: &Migration, sql: &'static str) -> Result<(), MigrateError> {
-        self.client
-            .batch_execute(sql)
-            .await
-            .map_err(|source| MigrateError::Failed {
-                version: migration.version,
-                name: migration.name,
-                source,
-            })
+    /// Runs one file (`sql`, the up or down of `migration`) to move from version `from` to `to`:
+    /// dirty at `to` while it runs, clean at `to` after, and clean at `from` again when Postgres
+    /// rejected it (and so rolled it back).
+    async fn run(
+        &mut self,
+        migration: &Migration,
+        sql: &'static str,
+        from: Option<i64>,
+        to: Option<i64>,
+    ) -> Result<(), MigrateError> {
+        self.set_version(to, true).await?;
+        let Err(source) = self.client.batch_execute(sql).await else {
+            return self.set_version(to, false).await;
+        };
+        let rolled_back = source.code().is_some() && self.set_version(from, false).await.is_ok();
+        Err(MigrateError::Failed {
+            version: migration.version,
+            name: migration.name,
+            at: if rolled_back { from } else { to },
+            rolled_back,
+            source,
+        })
     }
 
     /// golang-migrate's SetVersion: TRUNCATE, then one row unless nothing is applied and clean.
@@ -326,18 +362,35 @@ impl fmt::Display for MigrateError {
             MigrateError::Database(error) => write!(formatter, "database error: {}", crate::error::chain(error)),
             MigrateError::Dirty(version) => write!(
                 formatter,
-                "the database is dirty at version {version}: a migration failed part-way; repair the schema by hand, \
-                 then set schema_migrations.dirty to false (or run `gravity-bff migrate force VERSION`)"
+                "the database is dirty at version {version}: {}",
+                dirty_advice(*version)
             ),
             MigrateError::UnknownVersion(version) => write!(
                 formatter,
                 "the database is at version {version}, which this binary has no migration for"
             ),
-            MigrateError::Failed { version, name, source } => write!(
+            MigrateError::Failed {
+                version,
+                name,
+                at,
+                rolled_back: true,
+                source,
+            } => write!(
                 formatter,
-                "migration {version:04}_{name} failed and the database is left dirty at {version}: {}",
+                "migration {version:04}_{name} failed and Postgres rolled all of it back; the database stays clean \
+                 at version {}; fix the cause and run it again: {}",
+                at.map_or("none".to_owned(), |at| at.to_string()),
                 crate::error::chain(source)
             ),
+            MigrateError::Failed { name, at, source, .. } => {
+                let at = at.unwrap_or(-1);
+                write!(
+                    formatter,
+                    "migration {name} was cut off: {}; the database is left dirty at version {at}: {}",
+                    crate::error::chain(source),
+                    dirty_advice(at)
+                )
+            }
             MigrateError::TooFewApplied { requested, applied } => write!(
                 formatter,
                 "cannot revert {requested} migrations: only {applied} are applied"
@@ -347,6 +400,21 @@ impl fmt::Display for MigrateError {
 }
 
 impl std::error::Error for MigrateError {}
+
+/// What to do about a database dirty at `version`: a file runs in one transaction, so the run that
+/// was cut off left all of it or none of it.
+pub(crate) fn dirty_advice(version: i64) -> String {
+    let before = MIGRATIONS
+        .iter()
+        .rev()
+        .find(|migration| migration.version < version)
+        .map_or(-1, |migration| migration.version);
+    format!(
+        "a run of migration {version} was cut off (or is still under way), and left all of it or none of it; \
+         once no run is under way, see whether its changes are there, then run `gravity-bff migrate force \
+         {version}` if they are, or `gravity-bff migrate force {before}` if not (see `gravity-bff migrate status`)"
+    )
+}
 
 #[cfg(test)]
 mod tests {
@@ -366,6 +434,41 @@ mod tests {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
         let files = std::fs::read_dir(dir).unwrap().count();
         assert_eq!(files, MIGRATIONS.len() * 2);
+    }
+
+    /// A file runs as one transaction only while it holds no transaction control of its own;
+    /// the rollback of a failed file, and the advice for a dirty one, rely on that.
+    #[test]
+    fn no_migration_file_controls_its_own_transaction() {
+        let controls = [
+            "begin",
+            "commit",
+            "rollback",
+            "end",
+            "start transaction",
+            "savepoint",
+            "abort",
+        ];
+        for migration in MIGRATIONS {
+            for sql in [migration.up, migration.down] {
+                let code: String = sql
+                    .lines()
+                    .map(|line| line.split("--").next().unwrap_or_default())
+                    .collect::<Vec<_>>()
+                    .join("\n")
+                    .to_lowercase();
+                for statement in code.split(';').map(str::trim) {
+                    let controlled = controls
+                        .iter()
+                        .any(|control| statement == *control || statement.starts_with(&format!("{control} ")));
+                    assert!(
+                        !controlled && !statement.contains("concurrently"),
+                        "migration {} holds {statement:?}",
+                        migration.name
+                    );
+                }
+            }
+        }
     }
 
     const GRAVITY_DB_LOCK_ID: i64 = 3_915_578_438;

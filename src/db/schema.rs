@@ -1,7 +1,7 @@
 //! Whether the database's schema is the one this release's statements need.
 //!
-//! A Postgres that answers but was never migrated (or is behind this release, or was left dirty
-//! by a failed migration) is not an outage: waiting does not fix it, `gravity-bff migrate up`
+//! A Postgres that answers but was never migrated (or is behind this release, or is dirty: a
+//! migration under way, or cut off) is not an outage: waiting does not fix it, `gravity-bff migrate up`
 //! does. So every connection checks the recorded migration version before preparing its
 //! statements, and the answer is kept here for `/ready` and for the 503s of requests that found
 //! no connection: they name the missing migration and the command instead of "not answering".
@@ -12,7 +12,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 use tokio_postgres::Client;
 use tokio_postgres::error::SqlState;
 
-use super::migrate::{MIGRATIONS, latest_version, recorded_version};
+use super::migrate::{MIGRATIONS, dirty_advice, latest_version, recorded_version};
 
 /// What the database lacks: the migrations after `applied` (none applied: `None`), or a repair
 /// after a migration that failed part-way (`dirty`).
@@ -57,8 +57,8 @@ impl fmt::Display for SchemaGap {
         if let (true, Some(version)) = (self.dirty, self.applied) {
             return write!(
                 formatter,
-                "postgres answers, but migration {version} failed part-way and left the schema dirty; \
-                 repair it, then run `gravity-bff migrate force {version}` (see `gravity-bff migrate status`)"
+                "postgres answers, but the schema is dirty at version {version}: {}",
+                dirty_advice(version)
             );
         }
         let applied = self.applied.unwrap_or(0);

@@ -191,7 +191,7 @@ fn a_taken_port_is_named_with_api_port() {
 async fn a_newer_releases_migration_under_way_or_failed_does_not_stop_this_release() {
     let database = TestDatabase::create().await;
     // What `migrate up` of the next release records while its first file runs, and leaves if the
-    // file fails: that version, dirty.
+    // run is cut off: that version, dirty.
     let next = MIGRATIONS.last().unwrap().version + 1;
     database
         .client
@@ -207,7 +207,7 @@ async fn a_newer_releases_migration_under_way_or_failed_does_not_stop_this_relea
         .unwrap();
     assert_eq!(write.status, 201, "{}", write.text());
 
-    // Dirty at this release's own newest migration: that one failed part-way, so it is refused.
+    // Dirty at this release's own newest migration: a run of it under way or cut off, so it is refused.
     database
         .client
         .execute("UPDATE schema_migrations SET version = $1", &[&(next - 1)])
@@ -216,7 +216,9 @@ async fn a_newer_releases_migration_under_way_or_failed_does_not_stop_this_relea
     let service = service_process::on(&database, &[], None).await;
     let ready = service.get("/ready").await;
     assert_eq!(ready.status, 503, "{}", ready.text());
-    assert!(ready.text().contains("failed part-way"), "{}", ready.text());
+    let told = ready.text();
+    assert!(told.contains(&format!("dirty at version {}", next - 1)), "{told}");
+    assert!(told.contains(&format!("migrate force {}", next - 1)), "{told}");
 }
 
 #[tokio::test]

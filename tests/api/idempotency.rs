@@ -244,6 +244,36 @@ async fn an_expired_record_not_yet_swept_is_taken_over_as_a_new_key() {
     assert_eq!(count_named(&app, "Second").await, 1);
 }
 
+#[tokio::test]
+async fn a_sweep_never_deletes_a_record_just_taken_over_so_a_retry_still_replays() {
+    let app = spawn_app_with(|config| config.idempotency_sweep_every = Duration::from_millis(50)).await;
+    create_with_a_record_25_hours_old(&app, "reused").await;
+    // Creates wait on this lock, so the write that takes the expired record over holds it
+    // (claimed, not yet committed) while the service's sweeps run.
+    let blocker = app.database.services.connect(&app.database.name).await;
+    blocker
+        .batch_execute("BEGIN; LOCK TABLE users IN SHARE MODE")
+        .await
+        .unwrap();
+    let body = r#"{"name":"Second"}"#;
+    let release = async {
+        tokio::time::sleep(Duration::from_millis(1_000)).await;
+        blocker.batch_execute("ROLLBACK").await.unwrap();
+    };
+    let ((), created) = tokio::join!(release, send_keyed(&app, Method::POST, "/v1/users", "reused", body));
+    assert_eq!(created.status, 201, "{}", String::from_utf8_lossy(&created.body));
+    // Sweeps that waited for the takeover's row have run by now.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let retried = send_keyed(&app, Method::POST, "/v1/users", "reused", body).await;
+    assert_eq!(
+        retried.header("idempotent-replayed"),
+        Some("true"),
+        "the record outlived the sweeps"
+    );
+    assert_eq!((retried.status.as_u16(), &retried.body), (201, &created.body));
+    assert_eq!(count_named(&app, "Second").await, 1, "the retry created nobody");
+}
+
 /// Creates a user with `key`, then ages the key's record past the 24 hours it is kept for.
 async fn create_with_a_record_25_hours_old(app: &TestApp, key: &str) {
     let created = send_keyed(app, Method::POST, "/v1/users", key, r#"{"name":"First"}"#).await;

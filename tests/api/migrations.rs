@@ -1,6 +1,8 @@
-//! Migrations: golang-migrate's bookkeeping, the dirty flag, the advisory lock.
+//! Migrations: golang-migrate's bookkeeping, the dirty flag, the advisory lock, a failed file rolled back.
 
-use gravity_bff::db::migrate::{MIGRATIONS, MigrateError, Migrator, SchemaState, latest_version};
+use std::time::Duration;
+
+use gravity_bff::db::migrate::{MIGRATIONS, MigrateError, Migrator, SchemaState, advisory_lock_id, latest_version};
 
 use crate::helpers::TestDatabase;
 
@@ -114,7 +116,7 @@ async fn a_dirty_database_is_refused() {
 }
 
 #[tokio::test]
-async fn a_failing_migration_leaves_the_database_dirty_at_its_version() {
+async fn a_failing_migration_is_rolled_back_whole_and_the_next_run_retries_it() {
     let database = TestDatabase::create().await;
     let mut migrator = migrator(&database).await;
     // Back to version 1, then data that the case-insensitive unique index (version 2) rejects.
@@ -126,11 +128,89 @@ async fn a_failing_migration_leaves_the_database_dirty_at_its_version() {
         .unwrap();
     let failed = migrator.up().await;
     assert!(
-        matches!(failed, Err(MigrateError::Failed { version: 2, .. })),
+        matches!(
+            failed,
+            Err(MigrateError::Failed {
+                version: 2,
+                at: Some(1),
+                rolled_back: true,
+                ..
+            })
+        ),
         "{failed:?}"
     );
-    assert_eq!(bookkeeping(&database).await, vec![(2, true)]);
-    assert!(matches!(migrator.up().await, Err(MigrateError::Dirty(2))));
+    let told = failed.unwrap_err().to_string();
+    assert!(
+        told.contains("rolled all of it back") && told.contains("clean at version 1"),
+        "{told}"
+    );
+    assert_eq!(
+        bookkeeping(&database).await,
+        vec![(1, false)],
+        "clean at the version before"
+    );
+
+    database
+        .client
+        .batch_execute("DELETE FROM users WHERE name = 'b'")
+        .await
+        .unwrap();
+    assert_eq!(
+        migrator.up().await.unwrap().len(),
+        MIGRATIONS.len() - 1,
+        "the cause fixed, it runs"
+    );
+    assert_eq!(bookkeeping(&database).await, vec![(latest_version(), false)]);
+}
+
+#[tokio::test]
+async fn a_migration_waits_for_a_lock_longer_than_the_services_statement_timeout() {
+    let database = TestDatabase::create().await;
+    let mut migrator = migrator(&database).await;
+    migrator.down(1).await.unwrap();
+    // An open transaction that read the table the last migration alters holds it for 10 s: more
+    // than the 9 s the service's own sessions would wait.
+    let reader = database.services.connect(&database.name).await;
+    reader
+        .batch_execute("BEGIN; SELECT count(*) FROM idempotency_keys")
+        .await
+        .unwrap();
+    let release = async {
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        reader.batch_execute("COMMIT").await.unwrap();
+    };
+    let ((), applied) = tokio::join!(release, migrator.up());
+    assert_eq!(applied.unwrap().len(), 1, "it waited for the lock and ran");
+    assert_eq!(bookkeeping(&database).await, vec![(latest_version(), false)]);
+}
+
+#[tokio::test]
+async fn status_answers_at_once_while_a_run_holds_the_lock_and_changes_nothing() {
+    let database = TestDatabase::create_empty().await;
+    let holder = database.services.connect(&database.name).await;
+    let names = holder
+        .query_one("SELECT current_schema()::text, current_database()::text", &[])
+        .await
+        .unwrap();
+    let lock_id = advisory_lock_id(names.get(0), "schema_migrations", names.get(1));
+    holder
+        .execute("SELECT pg_advisory_lock($1)", &[&lock_id])
+        .await
+        .unwrap();
+    let mut migrator = migrator(&database).await;
+    let state = tokio::time::timeout(Duration::from_secs(5), migrator.state()).await;
+    let state = state.expect("status does not queue behind a run").unwrap();
+    assert_eq!(
+        state,
+        SchemaState {
+            version: None,
+            dirty: false
+        }
+    );
+    assert!(
+        !has_table(&database, "schema_migrations").await,
+        "status created nothing"
+    );
 }
 
 #[tokio::test]
