@@ -5,6 +5,9 @@ SHELL := /bin/bash
 MUSL_TARGET := x86_64-unknown-linux-musl
 MUSL_BIN    := target/$(MUSL_TARGET)/release/gravity-bff
 COMPOSE     := scripts/compose.sh
+# The test services' project, named on the command line: COMPOSE_PROJECT_NAME (which names the
+# main stack) must not make them part of it.
+TEST_PROJECT ?= gravity-bff-test
 
 .PHONY: help up down down-volumes logs ps dev test test-fast test-up test-down test-containers bench image lint build build-musl run migrate
 .PHONY: swarm-up swarm-down swarm-down-volumes swarm-ps
@@ -69,10 +72,10 @@ test-fast: ## the quick path: fmt --check, clippy -D warnings, cargo test
 	cargo test --locked --workspace
 
 test-up: ## start the throwaway test Postgres (5433) and Redis (6380)
-	$(COMPOSE) -f docker-compose.test.yml up -d --wait
+	$(COMPOSE) -p $(TEST_PROJECT) -f docker-compose.test.yml up -d --wait
 
 test-down: ## stop and remove the test services and their data
-	$(COMPOSE) -f docker-compose.test.yml down -v --remove-orphans
+	$(COMPOSE) -p $(TEST_PROJECT) -f docker-compose.test.yml down -v --remove-orphans
 
 test-containers: ## the container stack end to end on a real Docker engine (tests/containers_e2e)
 	scripts/test-containers.sh

@@ -103,7 +103,7 @@ tool() {
     if type -P "$name" >/dev/null; then
         command "$name" "$@"
     elif docker info >/dev/null 2>&1; then
-        docker run --rm --user "$(id -u)" -v "$work:$work:ro" --entrypoint "$name" "$image" "$@"
+        docker run --rm --user "$(id -u)" -v "$work:$work:ro" --env CORS_ALLOWED_ORIGINS --entrypoint "$name" "$image" "$@"
     else
         echo "    $name is not installed and no Docker engine answers to run $image: install it (Debian, Ubuntu: apt-get install $package) or start Docker" >&2
         return 1
@@ -114,8 +114,16 @@ cp deploy/haproxy/haproxy.cfg "$work/haproxy/"
 cp deploy/prometheus/prometheus.yml deploy/prometheus/alerts.yml deploy/prometheus/alerts.test.yml "$work/compose/"
 cp deploy/swarm/prometheus.yml deploy/prometheus/alerts.yml "$work/swarm/"
 run_promtool() { tool promtool prom/prometheus:v2.42.0 prometheus "$@"; }
-check "haproxy -c (warnings fail too): deploy/haproxy/haproxy.cfg" \
-    tool haproxy haproxy:2.6 haproxy -c -dW -f "$work/haproxy/haproxy.cfg"
+# haproxy -c with CORS_ALLOWED_ORIGINS as given ("" unset): the configuration reads it at run time.
+haproxy_reads() {
+    (
+        if [[ -n "$1" ]]; then export CORS_ALLOWED_ORIGINS="$1"; else unset CORS_ALLOWED_ORIGINS; fi
+        tool haproxy haproxy:2.6 haproxy -c -dW -f "$work/haproxy/haproxy.cfg"
+    )
+}
+check "haproxy -c (warnings fail too): deploy/haproxy/haproxy.cfg" haproxy_reads ""
+check "haproxy -c: deploy/haproxy/haproxy.cfg with CORS_ALLOWED_ORIGINS a list of two" \
+    haproxy_reads "https://app.example,http://localhost:5173"
 check "promtool check config: deploy/prometheus/prometheus.yml and deploy/swarm/prometheus.yml" \
     run_promtool check config "$work/compose/prometheus.yml" "$work/swarm/prometheus.yml"
 check "promtool check rules: deploy/prometheus/alerts.yml" run_promtool check rules "$work/compose/alerts.yml"

@@ -6,7 +6,7 @@
 # answer (for commands that need it), instead of a wall of connection errors.
 # Every image it builds is stamped with the source revision: REVISION (the build argument of
 # docker-compose.yml's api, read by build.rs for `--version` and gravity_build_info) is the
-# checked-out commit unless the environment sets it. Without the buildx plugin, Compose builds
+# checked-out commit unless the environment sets it; VERSION, Cargo.toml's version. Without the buildx plugin, Compose builds
 # with its own BuildKit client (COMPOSE_BAKE=false) instead of warning on every build that Bake
 # needs buildx.
 # Used by the Makefile as $(COMPOSE); usage: scripts/compose.sh [compose options] COMMAND [args]
@@ -31,7 +31,18 @@ else
 fi
 
 REVISION="${REVISION:-$(git -C "${BASH_SOURCE[0]%/*}" rev-parse --short HEAD 2>/dev/null || echo unknown)}"
-export REVISION
+# And with the package's version (the image's org.opencontainers.image.version label), as
+# scripts/image.sh does.
+if [[ -z "${VERSION:-}" ]]; then
+    VERSION=dev
+    while IFS= read -r line; do
+        if [[ "$line" =~ ^version\ =\ \"(.*)\"$ ]]; then
+            VERSION="${BASH_REMATCH[1]}"
+            break
+        fi
+    done <"${BASH_SOURCE[0]%/*}/../Cargo.toml"
+fi
+export REVISION VERSION
 
 # The compose command is the first argument that is neither a global option nor an option's value.
 command_name=""

@@ -88,7 +88,11 @@ wait_for_rollout() {
 deploy() {
     local files=(-c deploy/swarm/stack.yml)
     [[ -z "${AUTH_JWKS_FILE:-}" ]] || files+=(-c deploy/swarm/jwks.yml)
-    docker stack deploy --detach=true --prune --resolve-image "$resolve" "${files[@]}" "$stack" >/dev/null
+    # Docker CLI 26 and later wait for the services unless told not to; earlier ones know no
+    # --detach and never wait. Readiness is waited for below, either way.
+    local detach=()
+    docker stack deploy --help 2>/dev/null | grep -q -- '--detach' && detach=(--detach=true)
+    docker stack deploy "${detach[@]}" --prune --resolve-image "$resolve" "${files[@]}" "$stack" >/dev/null
 }
 
 up() {

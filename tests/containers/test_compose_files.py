@@ -355,7 +355,7 @@ def test_dev_keeps_the_target_dir_and_registry_in_named_volumes(development, doc
 def test_dev_logs_at_debug_level_and_migrates_from_the_same_source(development) -> None:
     api, migrate = development["services"]["api"], development["services"]["migrate"]
     assert api["environment"]["LOG_LEVEL"] == "debug"
-    assert api["environment"]["RUST_LOG"] == "debug"
+    assert "RUST_LOG" not in api["environment"], "the binary reads LOG_LEVEL only"
     assert migrate["command"][:2] == ["cargo", "run"] and migrate["command"][-2:] == ["migrate", "up"]
     assert migrate["volumes"] == api["volumes"]
     assert api["depends_on"]["migrate"] == {"condition": "service_completed_successfully"}
@@ -430,8 +430,8 @@ def make_dry_run(target: str) -> str:
         ("logs", ["scripts/compose.sh", "logs", "-f"]),
         ("swarm-up", ["scripts/swarm.sh", "up"]),
         ("swarm-down-volumes", ["scripts/swarm.sh", "down-volumes"]),
-        ("test-up", ["scripts/compose.sh", "-f", "docker-compose.test.yml", "up", "-d", "--wait"]),
-        ("test-down", ["scripts/compose.sh", "-f", "docker-compose.test.yml", "down", "-v"]),
+        ("test-up", ["scripts/compose.sh", "-p", "gravity-bff-test", "-f", "docker-compose.test.yml", "up", "-d"]),
+        ("test-down", ["scripts/compose.sh", "-p", "gravity-bff-test", "-f", "docker-compose.test.yml", "down", "-v"]),
     ],
 )
 def test_make_targets_run_compose_v2_through_the_wrapper(target: str, expected: list[str]) -> None:
@@ -449,7 +449,10 @@ def test_make_help_prints_no_make_syntax_and_lists_the_container_targets() -> No
 
 def test_the_api_image_is_built_with_the_source_revision(raw, dockerfile) -> None:
     # scripts/compose.sh sets REVISION to the checked-out commit; build.rs reads it.
-    assert raw["docker-compose.yml"]["services"]["api"]["build"]["args"] == {"REVISION": "${REVISION:-unknown}"}
+    assert raw["docker-compose.yml"]["services"]["api"]["build"]["args"] == {
+        "REVISION": "${REVISION:-unknown}",
+        "VERSION": "${VERSION:-dev}",
+    }
     builder = dockerfile.stage("builder")
     assert any(arg.arguments.startswith("REVISION") for arg in builder.all("ARG"))
     assert any('REVISION="$REVISION" cargo build' in run.arguments for run in builder.all("RUN"))

@@ -51,6 +51,7 @@ case "$*" in
   "secret create "*) echo "secret create ${@: -2:1} $(cat)" >>"$CALLS" ;;
   "service inspect "*"{{.Spec.TaskTemplate"*) [ -n "${CURRENT:-}" ] && echo "$CURRENT" ;;
   "service inspect "*) ;;
+  "stack deploy --help") echo "  -d, --detach   Exit immediately instead of waiting for the stack services to converge" ;;
   "stack deploy "*jwks.yml*) echo "deploy api $API_IMAGE x $API_REPLICAS, migrate $MIGRATE_IMAGE, keys $JWKS_CONFIG" >>"$CALLS" ;;
   "stack deploy "*) echo "deploy api $API_IMAGE x $API_REPLICAS, migrate $MIGRATE_IMAGE" >>"$CALLS" ;;
   "service ps "*"-q"*) ;;

@@ -14,6 +14,7 @@ from fleet_support import assert_only_safe_requests_are_retried, assert_reads_fo
 
 REPLICAS = 3
 ALLOWED_ORIGIN = "https://app.example.test"
+OTHER_ORIGIN = "http://localhost:5173"
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +27,8 @@ def fleet(project: Project) -> Project:
     # In .env, where an operator sets it: the replicas and the load balancer read the one value.
     project.make(".env")
     origins = project.env_file().get("CORS_ALLOWED_ORIGINS", "")
-    project.set_env("CORS_ALLOWED_ORIGINS", ALLOWED_ORIGIN)
+    # Two origins: a comma-separated list, as operators write it (the balancer once failed on it).
+    project.set_env("CORS_ALLOWED_ORIGINS", f"{OTHER_ORIGIN},{ALLOWED_ORIGIN}")
     with Timer(f"API_REPLICAS={REPLICAS} make up (monitoring profile)"):
         project.make("up")
     yield project
