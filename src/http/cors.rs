@@ -26,7 +26,7 @@ use crate::http::response::{HttpResponse, empty};
 /// The request headers a page may send: the token, JSON bodies, the write key and the tracing
 /// and correlation headers the service reads.
 const ALLOW_HEADERS: HeaderValue =
-    HeaderValue::from_static("authorization, content-type, idempotency-key, traceparent, x-request-id");
+    HeaderValue::from_static("authorization, content-type, idempotency-key, traceparent, tracestate, x-request-id");
 /// The response headers a page's script may read beside the CORS-safelisted ones.
 const EXPOSE_HEADERS: HeaderValue =
     HeaderValue::from_static("Location, X-Request-Id, X-Cache, Retry-After, Idempotent-Replayed, WWW-Authenticate");

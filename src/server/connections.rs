@@ -55,6 +55,8 @@ pub(crate) struct Tracked {
     /// The request in the handler declared a body that no one has started reading: if the
     /// handler answers without it, hyper reads (and drops) it after the answer.
     body_unread: AtomicBool,
+    /// Shutting down: the request that had arrived is answered, then the connection closes.
+    close_after_answer: AtomicBool,
     /// Told once when the connection, not serving a request, is chosen to make room.
     evicted: Notify,
     /// Told once when the connection is chosen to make room while its request's body arrives.
@@ -114,6 +116,7 @@ impl Registry {
             state: AtomicU8::new(IDLE),
             last_active: AtomicU64::new(micros_since(self.epoch)),
             body_unread: AtomicBool::new(false),
+            close_after_answer: AtomicBool::new(false),
             evicted: Notify::new(),
             body_cut_short: Notify::new(),
             slot,
@@ -208,6 +211,16 @@ impl Tracked {
     /// When the connection opened or finished the request that left `mark`.
     pub(crate) fn ended_at(&self, mark: u64) -> Instant {
         self.epoch + Duration::from_micros(mark)
+    }
+
+    /// Makes the next answer (or the one being prepared) the connection's last.
+    pub(crate) fn close_after_answer(&self) {
+        self.close_after_answer.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether answers close the connection (`close_after_answer`).
+    pub(crate) fn closes_after_answer(&self) -> bool {
+        self.close_after_answer.load(Ordering::Relaxed)
     }
 
     /// Completes when the connection has been chosen to close while not serving a request.

@@ -8,7 +8,10 @@
 //! while every connection is busy ([`connections`]). Requests that hyper refuses before routing
 //! are still counted and logged ([`refusals`]). On shutdown the listener is closed first, so new connections are refused at
 //! once, then in-flight requests get up to the grace period to finish; idle keep-alive
-//! connections close immediately.
+//! connections close immediately, unless a request has already arrived on them (the kernel holds
+//! bytes hyper has not read yet): that request is answered, with `Connection: close`. A connection
+//! closed for room reads such a request first too, and answers it 503. Closing a socket with
+//! unread bytes would reset it and lose a request the client had sent.
 
 mod client_socket;
 mod connections;
@@ -18,15 +21,17 @@ mod refusals;
 use std::convert::Infallible;
 use std::future::Future;
 use std::io;
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use hyper::header::{CONNECTION, HeaderValue};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
 
 use crate::error::Error;
 use crate::handlers;
@@ -54,6 +59,10 @@ const ACCEPT_ERROR_LOG_INTERVAL: Duration = Duration::from_secs(5);
 /// connection closable but, to keep requests cheap, signals nobody.
 const ROOM_RECHECK: Duration = Duration::from_millis(20);
 
+/// How long a connection closed for room may take to read and refuse a request that had already
+/// arrived (it is complete in the kernel's buffer, or nearly).
+const ARRIVED_REQUEST_GRACE: Duration = Duration::from_millis(250);
+
 /// How the server treats its clients.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ServerSettings {
@@ -79,7 +88,7 @@ pub(crate) async fn serve(
         .max_buf_size(CONNECTION_BUFFER_BYTES)
         .keep_alive(true)
         .half_close(true);
-    let graceful = GracefulShutdown::new();
+    let (stop, stopping) = watch::channel(false);
     let registry = Registry::new();
     let accept_errors = RateLimitedWarning::new(state.logger.clone(), "accept failed", ACCEPT_ERROR_LOG_INTERVAL);
     tokio::pin!(shutdown);
@@ -88,7 +97,7 @@ pub(crate) async fn serve(
             stream = next_client(&listener, &registry, settings.max_connections, &state, &accept_errors) => stream,
             () = &mut shutdown => break,
         };
-        serve_client(stream, &http, &graceful, &registry, &state, settings.keep_alive);
+        serve_client(stream, &http, stopping.clone(), &registry, &state, settings.keep_alive);
     }
     drop(listener);
     let logger = &state.logger;
@@ -96,8 +105,14 @@ pub(crate) async fn serve(
         "shutting down; draining in-flight requests",
         &[("grace_seconds", &settings.shutdown_grace.as_secs())],
     );
+    let _ = stop.send(true);
+    let all_closed = async {
+        while registry.open() > 0 {
+            let _ = tokio::time::timeout(ROOM_RECHECK, registry.wait_for_a_close()).await;
+        }
+    };
     tokio::select! {
-        () = graceful.shutdown() => {}
+        () = all_closed => {}
         () = tokio::time::sleep(settings.shutdown_grace) => {
             logger.warn("grace period over; closing the remaining connections", &[]);
         }
@@ -108,7 +123,7 @@ pub(crate) async fn serve(
 fn serve_client(
     stream: TcpStream,
     http: &http1::Builder,
-    graceful: &GracefulShutdown,
+    mut stopping: watch::Receiver<bool>,
     registry: &Arc<Registry>,
     state: &Arc<AppState>,
     keep_alive: Duration,
@@ -127,29 +142,68 @@ fn serve_client(
                     return Ok::<_, Infallible>(handlers::refuse(&state, request, Error::NoRoom));
                 };
                 tracked.declares_body(!hyper::body::Body::is_end_stream(request.body()));
-                Ok(handlers::handle(state, request, tracked.as_ref()).await)
+                let mut response = handlers::handle(state, request, tracked.as_ref()).await;
+                if tracked.closes_after_answer() {
+                    response
+                        .headers_mut()
+                        .insert(CONNECTION, HeaderValue::from_static("close"));
+                }
+                Ok(response)
             }
         })
     };
+    let socket = stream.as_raw_fd();
     let io = TokioIo::new(ClientSocket::new(stream, tracked.clone(), keep_alive));
-    let served = graceful.watch(http.serve_connection(io, service));
     let state = state.clone();
+    let connection = (connection, http.serve_connection(io, service));
     tokio::spawn(async move {
-        tokio::select! {
-            served = served => {
-                if let Err(error) = served {
-                    connection_ended_with(&error, &state, &tracked);
+        let (registration, served) = connection;
+        tokio::pin!(served);
+        let mut told_to_stop = false;
+        let ended = loop {
+            tokio::select! {
+                ended = served.as_mut() => break Some(ended),
+                // Dropping the connection closes it (abortively if its writes were stuck).
+                () = tracked.evicted() => {
+                    if !has_unread_bytes(socket) {
+                        break None;
+                    }
+                    break tokio::time::timeout(ARRIVED_REQUEST_GRACE, served.as_mut()).await.ok();
+                }
+                () = stopped(&mut stopping), if !told_to_stop => {
+                    told_to_stop = true;
+                    if has_unread_bytes(socket) {
+                        tracked.close_after_answer();
+                    } else {
+                        served.as_mut().graceful_shutdown();
+                    }
                 }
             }
-            // Dropping the connection closes it (abortively if its writes were stuck).
-            () = tracked.evicted() => {}
+        };
+        if let Some(Err(error)) = ended {
+            connection_ended_with(&error, &state, &tracked);
         }
         if tracked.was_evicted() {
             state.metrics.connections_evicted.fetch_add(1, Ordering::Relaxed);
         }
         state.metrics.connections_open.fetch_sub(1, Ordering::Relaxed);
-        drop(connection);
+        drop(registration);
     });
+}
+
+/// Completes once shutdown has begun (or the server is gone).
+async fn stopped(stopping: &mut watch::Receiver<bool>) {
+    let _ = stopping.wait_for(|stop| *stop).await;
+}
+
+/// Whether bytes the client sent wait in the kernel, unread: a request the client considers sent.
+/// The caller owns the connection, so `socket` is open for the call.
+fn has_unread_bytes(socket: RawFd) -> bool {
+    let mut byte = 0u8;
+    // SAFETY: `socket` is the descriptor of a connection its caller holds open; one byte is
+    // peeked into a local, without waiting and without taking it off the socket.
+    let peeked = unsafe { libc::recv(socket, (&raw mut byte).cast(), 1, libc::MSG_PEEK | libc::MSG_DONTWAIT) };
+    peeked > 0
 }
 
 /// The next client, once there is room for it: a client that arrives at the cap closes the least

@@ -1,9 +1,10 @@
 //! Clients that hold connections without playing along: ones that stop reading their answers, and
-//! more idle connections than the process has descriptors for.
+//! more idle connections than the process has descriptors for; and the requests of connections
+//! closed for room.
 
 use std::time::{Duration, Instant};
 
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::helpers::{TestDatabase, eventually};
@@ -162,6 +163,58 @@ async fn with_256_descriptors_and_300_idle_connections_the_probes_are_answered_a
 }
 
 /// Waits without reading until the service resets the connection; returns when, after `started`.
+#[tokio::test]
+async fn a_request_that_arrived_on_a_connection_closed_for_room_is_answered_not_reset() {
+    const CAP: usize = 100;
+    let database = TestDatabase::create().await;
+    let cap = CAP.to_string();
+    let service = service_process::on(&database, &[("MAX_CONNECTIONS", &cap)], None).await;
+    let mut clients = Vec::new();
+    for _ in 0..CAP {
+        let mut client = TcpStream::connect(("127.0.0.1", service.port)).await.unwrap();
+        client
+            .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buffer = [0u8; 4096];
+        assert!(client.read(&mut buffer).await.unwrap() > 0);
+        clients.push(client);
+    }
+    // Quiet long enough to be closable for room; then each sends a request, and newcomers arrive.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for client in &mut clients {
+        client
+            .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+    }
+    let mut newcomers = Vec::new();
+    for _ in 0..CAP {
+        newcomers.push(TcpStream::connect(("127.0.0.1", service.port)).await.unwrap());
+    }
+    let mut outcomes = std::collections::BTreeMap::<String, usize>::new();
+    for client in &mut clients {
+        let mut buffer = [0u8; 4096];
+        let read = tokio::time::timeout(Duration::from_secs(5), client.read(&mut buffer)).await;
+        let outcome = match read {
+            Ok(Ok(read)) if read >= 12 => String::from_utf8_lossy(&buffer[..12]).into_owned(),
+            Ok(Ok(_)) => "closed without an answer".to_owned(),
+            Ok(Err(error)) => format!("{:?}", error.kind()),
+            Err(_) => "no answer in 5 s".to_owned(),
+        };
+        *outcomes.entry(outcome).or_default() += 1;
+    }
+    let answered: usize = ["HTTP/1.1 200", "HTTP/1.1 503"]
+        .iter()
+        .filter_map(|status| outcomes.get(*status))
+        .sum();
+    assert_eq!(
+        answered, CAP,
+        "each request is run (200) or refused for room (503): {outcomes:?}"
+    );
+    drop(newcomers);
+}
+
 async fn wait_for_reset(stream: TcpStream, started: Instant) -> Duration {
     loop {
         tokio::time::sleep(Duration::from_millis(100)).await;

@@ -72,7 +72,7 @@ async fn a_preflight_from_an_allowed_origin_is_answered_without_a_token() {
         assert_eq!(response.header("access-control-allow-methods"), Some(allowed));
         assert_eq!(
             response.header("access-control-allow-headers"),
-            Some("authorization, content-type, idempotency-key, traceparent, x-request-id")
+            Some("authorization, content-type, idempotency-key, traceparent, tracestate, x-request-id")
         );
         assert_eq!(response.header("access-control-max-age"), Some("600"));
         assert_eq!(response.header("vary"), Some("origin"));

@@ -83,6 +83,66 @@ async fn drains_in_flight_requests_and_exits_0_on(signal_name: &str) {
 }
 
 #[tokio::test]
+async fn requests_that_arrived_on_idle_keep_alive_connections_before_sigterm_are_answered() {
+    let database = TestDatabase::create().await;
+    // Probes are logged at debug.
+    let service = service_process::on(&database, &[("LOG_LEVEL", "debug")], None).await;
+    let mut clients = Vec::new();
+    for _ in 0..CLIENTS {
+        let mut client = TcpStream::connect(("127.0.0.1", service.port)).await.unwrap();
+        client.write_all(HEALTH).await.unwrap();
+        read_one_answer(&mut client).await;
+        clients.push(client);
+    }
+    // Each idle keep-alive connection gets a request, in the server's socket before the signal.
+    for (number, client) in clients.iter_mut().enumerate() {
+        let request = format!("GET /health HTTP/1.1\r\nHost: x\r\nX-Request-Id: late-{number}\r\n\r\n");
+        client.write_all(request.as_bytes()).await.unwrap();
+    }
+    // At once: hyper has not read them yet (a write to a loopback socket is in the peer's buffer
+    // when it returns).
+    signal(service.pid(), "TERM");
+
+    let mut unanswered = 0;
+    for client in &mut clients {
+        let mut answer = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(5), client.read_to_end(&mut answer)).await;
+        let answer = String::from_utf8_lossy(&answer);
+        // Read to the end: the connection closes after the answer.
+        if !(read.is_ok_and(|read| read.is_ok()) && answer.starts_with("HTTP/1.1 200")) {
+            unanswered += 1;
+        }
+    }
+    assert_eq!(
+        unanswered, 0,
+        "every request sent before SIGTERM is answered, its connection then closed"
+    );
+    let finished = service.wait().await;
+    assert!(finished.status.success(), "exit code 0, got {:?}", finished.status);
+    let logged = finished
+        .request_lines()
+        .iter()
+        .filter(|line| {
+            line["http.request.id"]
+                .as_str()
+                .is_some_and(|id| id.starts_with("late-"))
+        })
+        .count();
+    assert_eq!(logged, CLIENTS, "and each is logged");
+}
+
+const CLIENTS: usize = 200;
+
+const HEALTH: &[u8] = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
+
+/// Reads one short answer (a /health) off a keep-alive connection.
+async fn read_one_answer(client: &mut TcpStream) {
+    let mut buffer = [0u8; 4096];
+    let read = tokio::time::timeout(Duration::from_secs(5), client.read(&mut buffer)).await;
+    assert!(read.unwrap().unwrap() > 0, "answered");
+}
+
+#[tokio::test]
 async fn a_patch_still_waiting_when_the_grace_runs_out_is_never_contradicted_by_the_cache_when_it_commits_later() {
     a_write_abandoned_at_shutdown_that_commits_later_is_never_contradicted(hyper::Method::PATCH).await;
 }
