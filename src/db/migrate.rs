@@ -457,6 +457,8 @@ mod tests {
                     .collect::<Vec<_>>()
                     .join("\n")
                     .to_lowercase();
+                // A `DO $$ … $$` body is PL/pgSQL, whose BEGIN and END open and close a block.
+                let code: String = code.split("$$").step_by(2).collect::<Vec<_>>().join("$$");
                 for statement in code.split(';').map(str::trim) {
                     let controlled = controls
                         .iter()

@@ -7,6 +7,7 @@
 use std::borrow::Cow;
 
 use serde_json::Value;
+use unicode_normalization::UnicodeNormalization;
 
 use super::visibility::{has_visible_character, is_invisible};
 use crate::error::{Error, FieldError};
@@ -174,12 +175,13 @@ impl Email {
         if local.is_empty() || domain.is_empty() {
             return Err("must have text before and after the @".into());
         }
-        // Lower-casing can lengthen text ('İ' becomes 'i̇'), and the stored form must fit the column.
-        let lower = text.to_lowercase();
-        if lower.chars().count() > EMAIL_MAX_CHARS {
+        // Stored lower-cased and in NFC (an accent typed as a combining mark and precomposed is the
+        // same address). Both can change the length ('İ' becomes 'i̇'); the stored form must fit.
+        let stored: String = text.to_lowercase().nfc().collect();
+        if stored.chars().count() > EMAIL_MAX_CHARS {
             return Err(too_long(EMAIL_MAX_CHARS));
         }
-        Ok(Email(lower))
+        Ok(Email(stored))
     }
 
     pub fn as_str(&self) -> &str {
@@ -330,6 +332,17 @@ mod tests {
         assert_eq!(lengthened.chars().count(), 255);
         assert!(Email::parse(Value::String(lengthened)).is_err());
         assert!(Email::parse(Value::String("x@y".into())).is_ok());
+    }
+
+    #[test]
+    fn an_email_is_stored_lower_cased_in_nfc_however_its_accents_were_typed() {
+        let stored = |text: &str| Email::parse(Value::String(text.into())).unwrap().as_str().to_owned();
+        assert_eq!(
+            stored("JOSE\u{301}@X.ES"),
+            "jos\u{e9}@x.es",
+            "combining acute, upper case"
+        );
+        assert_eq!(stored("jos\u{e9}@x.es"), "jos\u{e9}@x.es");
     }
 
     #[test]

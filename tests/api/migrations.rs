@@ -168,19 +168,28 @@ async fn a_migration_waits_for_a_lock_longer_than_the_services_statement_timeout
     let database = TestDatabase::create().await;
     let mut migrator = migrator(&database).await;
     migrator.down(1).await.unwrap();
-    // An open transaction that read the table the last migration alters holds it for 10 s: more
-    // than the 9 s the service's own sessions would wait.
+    // An open transaction that read the tables holds the newest migration (which needs a table to
+    // itself) for 10 s: more than the 9 s the service's own sessions would wait.
     let reader = database.services.connect(&database.name).await;
     reader
-        .batch_execute("BEGIN; SELECT count(*) FROM idempotency_keys")
+        .batch_execute("BEGIN; SELECT count(*) FROM users; SELECT count(*) FROM idempotency_keys")
         .await
         .unwrap();
     let release = async {
         tokio::time::sleep(Duration::from_secs(10)).await;
         reader.batch_execute("COMMIT").await.unwrap();
     };
-    let ((), applied) = tokio::join!(release, migrator.up());
-    assert_eq!(applied.unwrap().len(), 1, "it waited for the lock and ran");
+    let started = std::time::Instant::now();
+    let ((), applied) = tokio::join!(release, async {
+        let applied = migrator.up().await;
+        (applied, started.elapsed())
+    });
+    let (applied, took) = applied;
+    assert!(
+        took >= Duration::from_millis(9_500),
+        "it waited for the reader ({took:?})"
+    );
+    assert_eq!(applied.unwrap().len(), 1, "and then ran");
     assert_eq!(bookkeeping(&database).await, vec![(latest_version(), false)]);
 }
 
@@ -211,6 +220,17 @@ async fn status_answers_at_once_while_a_run_holds_the_lock_and_changes_nothing()
         !has_table(&database, "schema_migrations").await,
         "status created nothing"
     );
+}
+
+#[tokio::test]
+async fn the_email_index_holds_any_writer_to_one_address_however_its_accents_are_encoded() {
+    let database = TestDatabase::create().await;
+    let insert = "INSERT INTO users (name, email) VALUES ('a', $1)";
+    database.client.execute(insert, &[&"jos\u{e9}@x.es"]).await.unwrap();
+    let decomposed = database.client.execute(insert, &[&"JOSE\u{301}@x.es"]).await;
+    let error = decomposed.expect_err("the same address with a combining accent, in upper case");
+    let constraint = error.as_db_error().and_then(|error| error.constraint());
+    assert_eq!(constraint, Some("users_email_lower_key"), "{error}");
 }
 
 #[tokio::test]

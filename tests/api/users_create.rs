@@ -246,6 +246,28 @@ async fn a_taken_email_is_a_409_regardless_of_case() {
 }
 
 #[tokio::test]
+async fn a_taken_email_is_a_409_however_its_accents_are_encoded() {
+    let app = spawn_app().await;
+    let created = app
+        .create_user(json!({"name": "José", "email": "jos\u{e9}@example.es"}))
+        .await;
+    let response = app
+        .post_json(
+            "/v1/users",
+            &json!({"name": "Imposter", "email": "JOSE\u{301}@example.es"}),
+        )
+        .await;
+    response.problem(409);
+    assert_eq!(count_users(&app).await, 1);
+    assert_eq!(created["email"], "jos\u{e9}@example.es");
+    // Stored in NFC however it was typed.
+    let other = app
+        .create_user(json!({"name": "Zoë", "email": "ZOE\u{308}@example.nl"}))
+        .await;
+    assert_eq!(other["email"], "zo\u{eb}@example.nl");
+}
+
+#[tokio::test]
 async fn twenty_concurrent_creates_with_one_email_give_exactly_one_201() {
     let app = spawn_app().await;
     let attempts = (0..20).map(|n| {
