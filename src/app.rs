@@ -34,6 +34,8 @@ const FIRST_CONNECTION_WAIT: Duration = Duration::from_secs(5);
 /// How long start-up waits for the first Redis connection (a reachable Redis takes milliseconds;
 /// an unreachable one must not hold reads back long, since they do not need it).
 const FIRST_REDIS_CONNECTION_WAIT: Duration = Duration::from_secs(1);
+/// How long a stopping process waits for stdout to take the last request lines.
+const EXIT_FLUSH_PATIENCE: Duration = Duration::from_secs(1);
 
 /// A service ready to run: the port is bound, the connections are coming up.
 pub struct App {
@@ -144,7 +146,9 @@ impl App {
         );
         server::serve(self.listener, self.state, shutdown, self.settings).await;
         logger.info("stopped", &[]);
-        logger.flush();
+        if !logger.flush_within(EXIT_FLUSH_PATIENCE) {
+            logger.warn("stdout took no request lines for 1 s; exiting without the rest", &[]);
+        }
     }
 }
 

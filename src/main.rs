@@ -56,16 +56,26 @@ fn serve(config: Config) -> Result<(), Failure> {
 /// SIGTERM (what a container runtime sends), SIGINT (Ctrl-C) or SIGHUP (the terminal or the
 /// supervisor went away). The service has no configuration to reload, so SIGHUP does not mean
 /// "reload" here; it drains like the others instead of killing the process mid-request, which is
-/// what its default action would do.
+/// what its default action would do. A second one while draining means "now": the process exits
+/// at once with code 1, as a second Ctrl-C does elsewhere.
 async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     let mut terminate = signal(SignalKind::terminate()).expect("SIGTERM can be handled");
     let mut hang_up = signal(SignalKind::hangup()).expect("SIGHUP can be handled");
-    tokio::select! {
-        _ = terminate.recv() => {}
-        _ = hang_up.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
+    let mut interrupt = signal(SignalKind::interrupt()).expect("SIGINT can be handled");
+    let mut next = async move || {
+        tokio::select! {
+            _ = terminate.recv() => {}
+            _ = hang_up.recv() => {}
+            _ = interrupt.recv() => {}
+        }
+    };
+    next().await;
+    tokio::spawn(async move {
+        next().await;
+        eprintln!("gravity-bff: a second signal while draining: exiting now, cutting off what is in flight");
+        std::process::exit(1);
+    });
 }
 
 fn migrate(config: Config, command: MigrateCommand) -> Result<(), Failure> {

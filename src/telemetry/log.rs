@@ -127,9 +127,16 @@ impl Logger {
         let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), &line);
     }
 
-    /// Writes out pending request lines now (at shutdown).
-    pub(crate) fn flush(&self) {
-        sink().flush();
+    /// Writes out pending request lines now (at shutdown), waiting at most `patience` for stdout
+    /// to take them: a stalled stdout (a full pipe nobody reads) must not keep a stopping process
+    /// alive. `false` if it did not.
+    pub(crate) fn flush_within(&self, patience: Duration) -> bool {
+        let (flushed, done) = std::sync::mpsc::channel();
+        let flusher = std::thread::Builder::new().name("log-flush".into()).spawn(move || {
+            sink().flush();
+            let _ = flushed.send(());
+        });
+        flusher.is_ok() && done.recv_timeout(patience).is_ok()
     }
 
     /// Request lines dropped because stdout could not keep up.

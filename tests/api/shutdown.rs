@@ -133,6 +133,77 @@ async fn requests_that_arrived_on_idle_keep_alive_connections_before_sigterm_are
 
 const CLIENTS: usize = 200;
 
+#[tokio::test]
+async fn a_second_signal_while_draining_exits_at_once() {
+    let database = TestDatabase::create().await;
+    let vars = [("SHUTDOWN_GRACE_SECONDS", "60")];
+    let mut service = service_process::on(&database, &vars, None).await;
+    // A request in flight (its body still on its way) that would hold the drain for the grace.
+    let mut in_flight = TcpStream::connect(("127.0.0.1", service.port)).await.unwrap();
+    let head = "POST /v1/users HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 20\r\n\r\n{";
+    in_flight.write_all(head.as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    signal(service.pid(), "TERM");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(service.wait_exit(Duration::from_millis(10)).await.is_none(), "draining");
+    signal(service.pid(), "INT");
+    let status = service.wait_exit(Duration::from_secs(3)).await;
+    assert_eq!(
+        status.and_then(|status| status.code()),
+        Some(1),
+        "gone at once, with code 1"
+    );
+}
+
+#[tokio::test]
+async fn a_stdout_nobody_reads_does_not_keep_a_stopping_process_alive() {
+    let database = TestDatabase::create().await;
+    let directory = std::env::temp_dir().join(format!("gravity-bff-stalled-stdout-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&directory);
+    std::fs::create_dir_all(&directory).unwrap();
+    let fifo = directory.join("stdout");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    // Opened for reading (so the service can open it for writing), and never read.
+    use std::os::unix::fs::OpenOptionsExt;
+    let _reader = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&fifo)
+        .unwrap();
+    let mut vars = database.services.vars(&database.name, &database.name);
+    vars.retain(|(name, _)| name != "LOG_LEVEL" && name != "SHUTDOWN_GRACE_SECONDS");
+    vars.push(("LOG_LEVEL".into(), "debug".into()));
+    vars.push(("SHUTDOWN_GRACE_SECONDS".into(), "1".into()));
+    let mut service = crate::support::service::Launch {
+        output: Some((fifo.clone(), directory.join("stderr"))),
+        ..crate::support::service::Launch::new(BINARY, vars)
+    }
+    .start()
+    .await
+    .unwrap();
+    // Far more request lines than the pipe holds (64 KiB): the log writer blocks on stdout.
+    let mut client = TcpStream::connect(("127.0.0.1", service.port)).await.unwrap();
+    for _ in 0..1_000 {
+        client.write_all(HEALTH).await.unwrap();
+        read_one_answer(&mut client).await;
+    }
+    signal(service.pid(), "TERM");
+    let status = service.wait_exit(Duration::from_secs(5)).await;
+    assert!(
+        status.is_some_and(|status| status.success()),
+        "exits 0 within the grace and the second it gives stdout: {status:?}"
+    );
+    let stderr = std::fs::read_to_string(directory.join("stderr")).unwrap();
+    assert!(stderr.contains("stdout took no request lines"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&directory);
+}
+
 const HEALTH: &[u8] = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
 
 /// Reads one short answer (a /health) off a keep-alive connection.
