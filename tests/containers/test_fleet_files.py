@@ -116,6 +116,25 @@ def test_the_load_balancers_own_errors_are_problem_json_saying_whether_anything_
         assert words in errors[status] and "X-Request-Id" in errors[status], status
 
 
+def max_connections(command: list[str]) -> int:
+    (setting,) = re.findall(r"max_connections=(\d+)", " ".join(command))
+    return int(setting)
+
+
+def test_postgres_has_room_for_every_replica_slot_of_the_load_balancer(stack, settings) -> None:
+    (template,) = directives("backend api", "server-template")
+    slots = int(template.split()[2])
+    compose = compose_model.load_model(
+        [REPO / "docker-compose.yml"], compose_model.parse_env_file(REPO / ".env.example")
+    )
+    example = compose_model.parse_env_file(REPO / ".env.example")
+    for name, model, values, surge in (("compose", compose, example, 0), ("swarm", stack, settings, 1)):
+        per_replica = int(values["DB_POOL_SIZE"]) + int(values["DB_EXTRA_WRITE_CONNECTIONS"])
+        needed = (slots + surge) * per_replica + 1  # + migrate
+        allowed = max_connections(model["services"]["db"]["command"])
+        assert needed <= allowed, (name, needed, allowed)
+
+
 def test_the_ports_agree_between_haproxy_compose_swarm_and_prometheus(stack) -> None:
     assert "bind :8080" in haproxy_sections()["frontend api"]
     assert "bind :8404" in haproxy_sections()["frontend observability"]
