@@ -115,12 +115,10 @@ cp deploy/prometheus/prometheus.yml deploy/prometheus/alerts.yml deploy/promethe
 cp deploy/swarm/prometheus.yml deploy/prometheus/alerts.yml "$work/swarm/"
 run_promtool() { tool promtool prom/prometheus:v2.42.0 prometheus "$@"; }
 # haproxy -c with CORS_ALLOWED_ORIGINS as given ("" unset): the configuration reads it at run time.
-haproxy_reads() {
-    (
-        if [[ -n "$1" ]]; then export CORS_ALLOWED_ORIGINS="$1"; else unset CORS_ALLOWED_ORIGINS; fi
-        tool haproxy haproxy:2.6 haproxy -c -dW -f "$work/haproxy/haproxy.cfg"
-    )
-}
+haproxy_reads() { (
+    if [[ -n "$1" ]]; then export CORS_ALLOWED_ORIGINS="$1"; else unset CORS_ALLOWED_ORIGINS; fi
+    tool haproxy haproxy:2.6 haproxy -c -dW -f "$work/haproxy/haproxy.cfg"
+); }
 check "haproxy -c (warnings fail too): deploy/haproxy/haproxy.cfg" haproxy_reads ""
 check "haproxy -c: deploy/haproxy/haproxy.cfg with CORS_ALLOWED_ORIGINS a list of two" \
     haproxy_reads "https://app.example,http://localhost:5173"

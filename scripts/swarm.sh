@@ -1,10 +1,9 @@
 #!/usr/bin/env bash
 # `make swarm-up`, `-down`, `-down-volumes`, `-ps`: the stack on Docker Swarm (deploy/swarm/stack.yml;
 # docs/DEPLOY.md is the guide, and lists the environment it reads).
-#   up            build the image (unless IMAGE names one), tag it by its content, create the two
-#                 secrets when missing, deploy the migrations with it, and once they succeeded the
-#                 api, one replica at a time; wait until the load balancer answers /ready
-#   down          remove the stack (its volumes and secrets stay); down-volumes: them too; ps: show it
+#   up    build the image (unless IMAGE names one), tag it by its content, create the two secrets when
+#         missing, deploy the migrations with it, then the api one replica at a time; wait for /ready
+#   down  remove the stack (its volumes and secrets stay); down-volumes: them too; ps: show it
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -88,11 +87,9 @@ wait_for_rollout() {
 deploy() {
     local files=(-c deploy/swarm/stack.yml)
     [[ -z "${AUTH_JWKS_FILE:-}" ]] || files+=(-c deploy/swarm/jwks.yml)
-    # Docker CLI 26 and later wait for the services unless told not to; earlier ones know no
-    # --detach and never wait. Readiness is waited for below, either way.
-    local detach=()
+    local detach=() # CLI 26+ waits unless told not to; older ones know no --detach, and never wait
     docker stack deploy --help 2>/dev/null | grep -q -- '--detach' && detach=(--detach=true)
-    docker stack deploy "${detach[@]}" --prune --resolve-image "$resolve" "${files[@]}" "$stack" >/dev/null
+    docker stack deploy "${detach[@]}" --prune --resolve-image "${resolve:-${RESOLVE_IMAGE:-always}}" "${files[@]}" "$stack" >/dev/null
 }
 
 up() {
@@ -104,7 +101,6 @@ up() {
         AUTH_JWKS_FILE="$(realpath "$AUTH_JWKS_FILE")" JWKS_CONFIG="$(sha256sum "$AUTH_JWKS_FILE" | cut -c1-12)"
         export AUTH_JWKS_FILE JWKS_CONFIG
     fi
-    resolve="${RESOLVE_IMAGE:-always}"
     if [[ -z "${IMAGE:-}" ]]; then
         scripts/image.sh >/dev/null
         local built="gravity-bff:${IMAGE_TAG:-latest}" id
@@ -140,7 +136,7 @@ up() {
     before="$(update_states | head -n 1)"
     deploy
     wait_for_rollout "$before"
-    # Configs no task uses any more (earlier versions); those in use are refused, and stay.
+    # Configs no task uses any more (earlier versions) go; those in use are refused, and stay.
     docker config ls -q --filter "label=com.docker.stack.namespace=$stack" | xargs -r docker config rm >/dev/null 2>&1 || true
     echo "make swarm-up: $stack serves on port $API_PORT of every node ($API_REPLICAS replicas of $IMAGE)"
 }

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 
 use crate::auth::Auth;
 use crate::cache::Cache;
@@ -34,6 +34,13 @@ const FIRST_CONNECTION_WAIT: Duration = Duration::from_secs(5);
 /// How long start-up waits for the first Redis connection (a reachable Redis takes milliseconds;
 /// an unreachable one must not hold reads back long, since they do not need it).
 const FIRST_REDIS_CONNECTION_WAIT: Duration = Duration::from_secs(1);
+/// Connections the kernel completes and queues for `accept`. tokio's `bind` asks for 128; a burst
+/// larger than that (a load balancer reconnecting its pool, clients arriving while every
+/// connection is busy at `MAX_CONNECTIONS`) then has its SYNs dropped, and each of those clients
+/// waits a second or more for TCP to try again. 1024 is what Go's and nginx-era defaults allow
+/// for, and the kernel caps it at `net.core.somaxconn` anyway.
+const LISTEN_BACKLOG: u32 = 1024;
+
 /// How long a stopping process waits for stdout to take the last request lines.
 const EXIT_FLUSH_PATIENCE: Duration = Duration::from_secs(1);
 
@@ -81,7 +88,7 @@ impl App {
         let auth = Auth::start(&config.authentication, max_connections, metrics.clone(), &logger)
             .map_err(StartupError::Config)?;
         let address = SocketAddr::from((Ipv4Addr::UNSPECIFIED, config.api_port));
-        let listener = TcpListener::bind(address).await.map_err(|error| StartupError::Listen {
+        let listener = listen(address).map_err(|error| StartupError::Listen {
             port: config.api_port,
             error,
         })?;
@@ -196,3 +203,12 @@ impl std::fmt::Display for StartupError {
 }
 
 impl std::error::Error for StartupError {}
+
+/// Binds the service's port with `LISTEN_BACKLOG` (and `SO_REUSEADDR`, as `TcpListener::bind`
+/// sets, so a restarted process is not refused the port while old connections linger).
+fn listen(address: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = TcpSocket::new_v4()?;
+    socket.set_reuseaddr(true)?;
+    socket.bind(address)?;
+    socket.listen(LISTEN_BACKLOG)
+}

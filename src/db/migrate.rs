@@ -135,7 +135,18 @@ impl Migrator {
         let names = client
             .query_one("SELECT current_schema()::text, current_database()::text", &[])
             .await?;
-        let lock_id = advisory_lock_id(names.get(0), TABLE, names.get(1));
+        let Some(schema) = names.get::<_, Option<&str>>(0) else {
+            let text = format!(
+                "user {:?} (DB_USER) has no schema to migrate in database {:?} (DB_NAME): its search_path names none \
+                 that exists",
+                settings.user, settings.name
+            );
+            return Err(MigrateError::Connect(ConnectFailure {
+                text,
+                missing_database: false,
+            }));
+        };
+        let lock_id = advisory_lock_id(schema, TABLE, names.get(1));
         Ok(Migrator { client, lock_id })
     }
 

@@ -234,6 +234,19 @@ async fn the_email_index_holds_any_writer_to_one_address_however_its_accents_are
 }
 
 #[tokio::test]
+async fn a_session_with_no_schema_to_migrate_in_is_named_not_a_panic() {
+    let database = TestDatabase::create_empty().await;
+    let empty_path = format!("ALTER DATABASE \"{}\" SET search_path = ''", database.name);
+    database.client.batch_execute(&empty_path).await.unwrap();
+    let refused = Migrator::connect(&database.config().database).await;
+    let told = refused.err().expect("refused").to_string();
+    assert!(
+        told.contains("no schema to migrate") && told.contains("DB_USER"),
+        "{told}"
+    );
+}
+
+#[tokio::test]
 async fn two_concurrent_runs_leave_one_consistent_result() {
     let database = TestDatabase::create_empty().await;
     let (mut first, mut second) = (migrator(&database).await, migrator(&database).await);
