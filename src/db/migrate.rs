@@ -55,13 +55,14 @@ pub enum MigrateError {
     Dirty(i64),
     /// The database is at a version this binary has no file for.
     UnknownVersion(i64),
-    /// A migration file failed. Postgres rejected it and rolled it back (`rolled_back`: the
-    /// database is clean at `at`, the version before), or the session was lost while it ran
-    /// (dirty at `at`: applied whole or not at all).
+    /// A migration file, run to move from version `from` to `to`, failed. Postgres rejected it
+    /// and rolled it back (`rolled_back`: the database is clean at `from`), or the session was
+    /// lost while it ran (dirty at `to`: the file applied whole or not at all).
     Failed {
         version: i64,
         name: &'static str,
-        at: Option<i64>,
+        from: Option<i64>,
+        to: Option<i64>,
         rolled_back: bool,
         source: tokio_postgres::Error,
     },
@@ -316,7 +317,8 @@ impl Migrator {
         Err(MigrateError::Failed {
             version: migration.version,
             name: migration.name,
-            at: if rolled_back { from } else { to },
+            from,
+            to,
             rolled_back,
             source,
         })
@@ -383,23 +385,33 @@ impl fmt::Display for MigrateError {
             MigrateError::Failed {
                 version,
                 name,
-                at,
+                from,
                 rolled_back: true,
                 source,
+                ..
             } => write!(
                 formatter,
                 "migration {version:04}_{name} failed and Postgres rolled all of it back; the database stays clean \
                  at version {}; fix the cause and run it again: {}",
-                at.map_or("none".to_owned(), |at| at.to_string()),
+                from.map_or("none".to_owned(), |from| from.to_string()),
                 crate::error::chain(source)
             ),
-            MigrateError::Failed { name, at, source, .. } => {
-                let at = at.unwrap_or(-1);
+            MigrateError::Failed {
+                version,
+                name,
+                from,
+                to,
+                source,
+                ..
+            } => {
+                let (from, to) = (from.unwrap_or(-1), to.unwrap_or(-1));
                 write!(
                     formatter,
-                    "migration {name} was cut off: {}; the database is left dirty at version {at}: {}",
-                    crate::error::chain(source),
-                    dirty_advice(at)
+                    "migration {version:04}_{name} was cut off ({}) and the database is left dirty at version {to}; \
+                     it ran in one transaction, so all of it or none of it applied: once no run is under way, see \
+                     which, then run `gravity-bff migrate force {to}` if it did, or `gravity-bff migrate force \
+                     {from}` if not",
+                    crate::error::chain(source)
                 )
             }
             MigrateError::TooFewApplied { requested, applied } => write!(
@@ -421,9 +433,9 @@ pub(crate) fn dirty_advice(version: i64) -> String {
         .find(|migration| migration.version < version)
         .map_or(-1, |migration| migration.version);
     format!(
-        "a run of migration {version} was cut off (or is still under way), and left all of it or none of it; \
-         once no run is under way, see whether its changes are there, then run `gravity-bff migrate force \
-         {version}` if they are, or `gravity-bff migrate force {before}` if not (see `gravity-bff migrate status`)"
+        "a migration run is under way, or was cut off; a file applies whole or not at all, so once none is \
+         under way, see whether the schema is at version {version}, then run `gravity-bff migrate force \
+         {version}` if it is, or force the version it is at (after a cut-off `migrate up`, {before})"
     )
 }
 

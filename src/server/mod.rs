@@ -154,10 +154,9 @@ fn serve_client(
     };
     let socket = stream.as_raw_fd();
     let io = TokioIo::new(ClientSocket::new(stream, tracked.clone(), keep_alive));
+    let served = http.serve_connection(io, service);
     let state = state.clone();
-    let connection = (connection, http.serve_connection(io, service));
     tokio::spawn(async move {
-        let (registration, served) = connection;
         tokio::pin!(served);
         let mut told_to_stop = false;
         let ended = loop {
@@ -187,7 +186,7 @@ fn serve_client(
             state.metrics.connections_evicted.fetch_add(1, Ordering::Relaxed);
         }
         state.metrics.connections_open.fetch_sub(1, Ordering::Relaxed);
-        drop(registration);
+        drop(connection);
     });
 }
 

@@ -132,7 +132,7 @@ async fn a_failing_migration_is_rolled_back_whole_and_the_next_run_retries_it() 
             failed,
             Err(MigrateError::Failed {
                 version: 2,
-                at: Some(1),
+                from: Some(1),
                 rolled_back: true,
                 ..
             })
