@@ -182,13 +182,7 @@ impl Migrator {
 
     /// The version and dirty flag, without changing anything or waiting for a run under way.
     pub async fn state(&mut self) -> Result<SchemaState, MigrateError> {
-        match self.read_state().await {
-            Err(MigrateError::Database(error)) if error.code() == Some(&SqlState::UNDEFINED_TABLE) => Ok(SchemaState {
-                version: None,
-                dirty: false,
-            }),
-            other => other,
-        }
+        self.read_state().await
     }
 
     /// Applies every pending migration, oldest first; returns those applied.
@@ -341,12 +335,17 @@ impl Migrator {
     }
 }
 
-/// The version and dirty flag in `schema_migrations`, as recorded; `None` when it holds no row.
+/// The version and dirty flag in `schema_migrations`, as recorded; `None` when it holds no row, or
+/// does not exist (never migrated).
 pub(crate) async fn recorded_version(client: &Client) -> Result<Option<(i64, bool)>, tokio_postgres::Error> {
-    let row = client
+    match client
         .query_opt("SELECT version, dirty FROM schema_migrations LIMIT 1", &[])
-        .await?;
-    Ok(row.map(|row| (row.get(0), row.get(1))))
+        .await
+    {
+        Ok(row) => Ok(row.map(|row| (row.get(0), row.get(1)))),
+        Err(error) if error.code() == Some(&SqlState::UNDEFINED_TABLE) => Ok(None),
+        Err(error) => Err(error),
+    }
 }
 
 pub fn latest_version() -> i64 {
@@ -404,14 +403,13 @@ impl fmt::Display for MigrateError {
                 source,
                 ..
             } => {
-                let (from, to) = (from.unwrap_or(-1), to.unwrap_or(-1));
+                let to = to.unwrap_or(-1);
+                let otherwise = format!("`gravity-bff migrate force {}`", from.unwrap_or(-1));
                 write!(
                     formatter,
-                    "migration {version:04}_{name} was cut off ({}) and the database is left dirty at version {to}; \
-                     it ran in one transaction, so all of it or none of it applied: once no run is under way, see \
-                     which, then run `gravity-bff migrate force {to}` if it did, or `gravity-bff migrate force \
-                     {from}` if not",
-                    crate::error::chain(source)
+                    "migration {version:04}_{name} was cut off ({}) and the database is left dirty at version {to}; {}",
+                    crate::error::chain(source),
+                    force_advice(to, &otherwise)
                 )
             }
             MigrateError::TooFewApplied { requested, applied } => write!(
@@ -432,10 +430,18 @@ pub(crate) fn dirty_advice(version: i64) -> String {
         .rev()
         .find(|migration| migration.version < version)
         .map_or(-1, |migration| migration.version);
+    let otherwise = format!("force the version it is at (after a cut-off `migrate up`, {before})");
     format!(
-        "a migration run is under way, or was cut off; a file applies whole or not at all, so once none is \
-         under way, see whether the schema is at version {version}, then run `gravity-bff migrate force \
-         {version}` if it is, or force the version it is at (after a cut-off `migrate up`, {before})"
+        "a migration run is under way, or was cut off; {}",
+        force_advice(version, &otherwise)
+    )
+}
+
+/// How to leave a database dirty at `dirty_at` once it is known whether the file applied.
+fn force_advice(dirty_at: i64, otherwise: &str) -> String {
+    format!(
+        "a file applies whole or not at all, so once no run is under way, see whether the schema is at \
+         version {dirty_at}, then run `gravity-bff migrate force {dirty_at}` if it is, or {otherwise} if not"
     )
 }
 

@@ -10,7 +10,6 @@ use std::fmt;
 use std::sync::{Arc, PoisonError, RwLock};
 
 use tokio_postgres::Client;
-use tokio_postgres::error::SqlState;
 
 use super::migrate::{MIGRATIONS, dirty_advice, latest_version, recorded_version};
 
@@ -42,10 +41,7 @@ impl SchemaWatch {
 /// way, or failed part-way, has left every one of this release's migrations applied, and this
 /// release keeps serving while it runs or is repaired.
 pub(crate) async fn check(client: &Client) -> Result<Option<SchemaGap>, tokio_postgres::Error> {
-    let recorded = match recorded_version(client).await {
-        Err(error) if error.code() == Some(&SqlState::UNDEFINED_TABLE) => None,
-        other => other?,
-    };
+    let recorded = recorded_version(client).await?;
     let (applied, dirty) = recorded.map_or((None, false), |(version, dirty)| (Some(version), dirty));
     let newer = applied.is_some_and(|version| version > latest_version());
     let behind = applied.is_none_or(|version| version < latest_version());

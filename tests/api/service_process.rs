@@ -19,14 +19,19 @@ pub async fn start(vars: Vec<(String, String)>) -> Service {
 /// Starts the binary on `database` with the settings adjusted by `extra`, under
 /// `sh -c 'ulimit -n N; exec …'` when a descriptor limit is given, and waits until it serves.
 pub async fn on(database: &TestDatabase, extra: &[(&str, &str)], descriptor_limit: Option<u32>) -> Service {
-    let mut vars = database.services.vars(&database.name, &database.name);
-    vars.retain(|(name, _)| !extra.iter().any(|(extra, _)| extra == name));
-    vars.extend(extra.iter().map(|(name, value)| (name.to_string(), value.to_string())));
     Launch {
         descriptor_limit,
-        ..Launch::new(BINARY, vars)
+        ..launch(database, extra)
     }
     .start()
     .await
     .unwrap_or_else(|error| panic!("{error}"))
+}
+
+/// The launch `on` starts, for a test that sets more of it (where the output goes, say).
+pub fn launch(database: &TestDatabase, extra: &[(&str, &str)]) -> Launch {
+    let mut vars = database.services.vars(&database.name, &database.name);
+    vars.retain(|(name, _)| !extra.iter().any(|(extra, _)| extra == name));
+    vars.extend(extra.iter().map(|(name, value)| (name.to_string(), value.to_string())));
+    Launch::new(BINARY, vars)
 }

@@ -176,13 +176,10 @@ async fn a_stdout_nobody_reads_does_not_keep_a_stopping_process_alive() {
         .custom_flags(libc::O_NONBLOCK)
         .open(&fifo)
         .unwrap();
-    let mut vars = database.services.vars(&database.name, &database.name);
-    vars.retain(|(name, _)| name != "LOG_LEVEL" && name != "SHUTDOWN_GRACE_SECONDS");
-    vars.push(("LOG_LEVEL".into(), "debug".into()));
-    vars.push(("SHUTDOWN_GRACE_SECONDS".into(), "1".into()));
+    let vars = [("LOG_LEVEL", "debug"), ("SHUTDOWN_GRACE_SECONDS", "1")];
     let mut service = crate::support::service::Launch {
         output: Some((fifo.clone(), directory.join("stderr"))),
-        ..crate::support::service::Launch::new(BINARY, vars)
+        ..service_process::launch(&database, &vars)
     }
     .start()
     .await
