@@ -5,7 +5,6 @@
 use std::time::Duration;
 
 /// The waits between tries: `first`, then doubled after each failure, never above `cap`.
-#[derive(Debug, Clone)]
 pub(crate) struct Backoff {
     first: Duration,
     cap: Duration,

@@ -225,9 +225,7 @@ impl Vars {
 
     /// The prefix goes verbatim into Redis keys, so it is kept to characters that need no quoting.
     fn key_prefix(&self) -> Result<String, ConfigError> {
-        let Some(text) = self.text("CACHE_KEY_PREFIX") else {
-            return Ok("gravity".to_owned());
-        };
+        let text = self.text("CACHE_KEY_PREFIX").unwrap_or_else(|| "gravity".to_owned());
         let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':');
         if text.len() > MAX_KEY_PREFIX_LEN || !text.chars().all(allowed) {
             let rule = format!("must be 1 to {MAX_KEY_PREFIX_LEN} characters of letters, digits, '_', '-', '.' or ':'");

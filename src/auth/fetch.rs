@@ -139,10 +139,7 @@ impl KeySetSource {
 }
 
 /// The request and its answer on one connection; the connection closes when this returns.
-async fn exchange<S>(stream: S, uri: &Uri) -> Result<Bytes, String>
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
+async fn exchange<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(stream: S, uri: &Uri) -> Result<Bytes, String> {
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .map_err(|error| error.to_string())?;

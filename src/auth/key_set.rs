@@ -70,14 +70,14 @@ impl KeySet {
 
     /// The key a token's header names: by `kid` (the one of the token's algorithm, should an
     /// issuer give one `kid` to keys of two types), or the only key when the token names none.
-    pub(super) fn find(&self, kid: Option<&str>, algorithm: &str) -> Option<&VerificationKey> {
+    pub(super) fn find(&self, kid: Option<&str>, algorithm: Algorithm) -> Option<&VerificationKey> {
         match kid {
             // The first of those named `kid` whose algorithm is the token's, else the first of them.
             Some(kid) => self
                 .keys
                 .iter()
                 .filter(|key| key.kid.as_deref() == Some(kid))
-                .min_by_key(|key| jose_name(key.algorithm) != algorithm),
+                .min_by_key(|key| key.algorithm != algorithm),
             None if self.keys.len() == 1 => self.keys.first(),
             None => None,
         }
@@ -142,20 +142,8 @@ impl VerificationKey {
     }
 }
 
-/// The algorithms a key may have, with their JOSE names as a token's header gives them.
-pub(super) const ALGORITHMS: [(Algorithm, &str); 3] = [
-    (Algorithm::RS256, "RS256"),
-    (Algorithm::ES256, "ES256"),
-    (Algorithm::EdDSA, "EdDSA"),
-];
-
-/// An algorithm's JOSE name; empty for one outside `ALGORITHMS`.
-pub(super) fn jose_name(algorithm: Algorithm) -> &'static str {
-    ALGORITHMS
-        .iter()
-        .find(|(known, _)| *known == algorithm)
-        .map_or("", |(_, name)| name)
-}
+/// The algorithms a key may have.
+pub(super) const ALGORITHMS: [Algorithm; 3] = [Algorithm::RS256, Algorithm::ES256, Algorithm::EdDSA];
 
 fn validation(algorithm: Algorithm, settings: &BearerSettings) -> Validation {
     let mut validation = Validation::new(algorithm);
@@ -286,19 +274,28 @@ pub(super) mod tests {
     #[test]
     fn a_token_without_kid_finds_the_only_key_and_no_other() {
         let one = parse(&[ec("only", "P-256", "")]).unwrap();
-        assert!(one.find(None, "ES256").is_some());
-        assert!(one.find(Some("only"), "ES256").is_some());
-        assert!(one.find(Some("other"), "ES256").is_none());
+        assert!(one.find(None, Algorithm::ES256).is_some());
+        assert!(one.find(Some("only"), Algorithm::ES256).is_some());
+        assert!(one.find(Some("other"), Algorithm::ES256).is_none());
         let two = parse(&[ec("a", "P-256", ""), okp("b", "Ed25519")]).unwrap();
-        assert!(two.find(None, "ES256").is_none());
+        assert!(two.find(None, Algorithm::ES256).is_none());
     }
 
     #[test]
     fn one_kid_on_keys_of_two_types_finds_the_one_of_the_tokens_algorithm() {
         let set = parse(&[rsa("shared", ""), ec("shared", "P-256", "")]).unwrap();
-        assert_eq!(set.find(Some("shared"), "ES256").unwrap().algorithm, Algorithm::ES256);
-        assert_eq!(set.find(Some("shared"), "RS256").unwrap().algorithm, Algorithm::RS256);
-        assert_eq!(set.find(Some("shared"), "EdDSA").unwrap().algorithm, Algorithm::RS256);
+        assert_eq!(
+            set.find(Some("shared"), Algorithm::ES256).unwrap().algorithm,
+            Algorithm::ES256
+        );
+        assert_eq!(
+            set.find(Some("shared"), Algorithm::RS256).unwrap().algorithm,
+            Algorithm::RS256
+        );
+        assert_eq!(
+            set.find(Some("shared"), Algorithm::EdDSA).unwrap().algorithm,
+            Algorithm::RS256
+        );
     }
 
     #[test]

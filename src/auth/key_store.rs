@@ -101,13 +101,10 @@ impl KeyStore {
         self.current.read().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
-    /// Waits for a fetch of the keys for a token whose `kid` the current set lacks (or while
-    /// none is held), one that starts after the key was needed: the one asked for, or a new one
-    /// if none was caused this way within the interval. A fetch under way may have been sent
-    /// before the issuer published the key, so once a set is held the one after it is waited for
-    /// too; only when no new one may be asked for is the one under way all there is. `false`
-    /// when no fetch finished for it in time, or `max_waiting` requests wait already (the fetch
-    /// is still asked for).
+    /// Waits for a fetch that starts after the key was needed (see the module doc), for a token
+    /// whose `kid` the current set lacks or while none is held; only when no new fetch may be asked
+    /// for is the one under way all there is. `false` when none finished for it in time, or
+    /// `max_waiting` requests wait already (the fetch is still asked for).
     pub(super) async fn fetch_for_unknown_key(&self) -> bool {
         let mut finished = self.finished.subscribe();
         let keys_held = self.current().is_some();
@@ -153,11 +150,10 @@ impl KeyStore {
             fetching.under_way = true;
             fetching.requested = false;
         }
-        let fetched = match tokio::time::timeout(FETCH_TIMEOUT, self.source.fetch()).await {
-            Ok(Ok(document)) => KeySet::parse(&document, &self.settings),
-            Ok(Err(error)) => Err(error),
-            Err(_) => Err(format!("no key set within {FETCH_TIMEOUT:?}")),
-        };
+        let fetched = tokio::time::timeout(FETCH_TIMEOUT, self.source.fetch())
+            .await
+            .unwrap_or_else(|_| Err(format!("no key set within {FETCH_TIMEOUT:?}")))
+            .and_then(|document| KeySet::parse(&document, &self.settings));
         let (succeeded, usable) = match fetched {
             Ok(set) => {
                 let usable = !set.is_empty();

@@ -3,13 +3,9 @@
 //!
 //! A backend-for-frontend is where the frontend's tokens are checked, so every read and write
 //! of a user needs a valid token with its scope unless authentication is explicitly off
-//! (`AUTH_DISABLED=true`). In reading order:
-//! - `scopes`: `users:read` and `users:write`, and what a token's `scope`/`scp` grant;
-//! - `verify`: one token against the keys (the algorithm allow-list, the claims);
-//! - `ring_provider`: the signature checks themselves, by ring;
-//! - `token_cache`: verified tokens remembered until they expire, by digest;
-//! - `key_set`, `key_store`, `fetch`: the issuer's keys, parsed, held, and fetched (at start-up,
-//!   on a schedule, and for an unknown `kid`, rate-limited).
+//! (`AUTH_DISABLED=true`). In reading order: `scopes`, `verify` (one token), `ring_provider` (its
+//! signature), `token_cache` (verified tokens until they expire), and the issuer's keys: parsed
+//! (`key_set`), held (`key_store`) and fetched (`fetch`).
 //!
 //! What a refusal looks like on the wire (`WWW-Authenticate`, 400/401/403) is `http::bearer`'s;
 //! this module decides, counts each refusal by reason, and never logs a token.

@@ -33,14 +33,7 @@ pub(super) fn install() {
 /// A public key and the one algorithm it verifies.
 struct RingVerifier {
     algorithm: Algorithm,
-    key: PublicKey,
-}
-
-enum PublicKey {
-    /// RSA modulus and exponent, big-endian.
-    Rsa { modulus: Vec<u8>, exponent: Vec<u8> },
-    /// An uncompressed P-256 point (ES256) or an Ed25519 key (EdDSA), as ring reads them.
-    Bytes(Vec<u8>),
+    key: DecodingKey,
 }
 
 fn verifier(algorithm: &Algorithm, key: &DecodingKey) -> Result<Box<dyn JwtVerifier>, Error> {
@@ -53,17 +46,9 @@ fn verifier(algorithm: &Algorithm, key: &DecodingKey) -> Result<Box<dyn JwtVerif
     if key.family() != family {
         return Err(ErrorKind::InvalidAlgorithm.into());
     }
-    let key = match key.kind() {
-        DecodingKeyKind::RsaModulusExponent { n, e } => PublicKey::Rsa {
-            modulus: n.clone(),
-            exponent: e.clone(),
-        },
-        DecodingKeyKind::SecretOrDer(bytes) if family != AlgorithmFamily::Rsa => PublicKey::Bytes(bytes.clone()),
-        DecodingKeyKind::SecretOrDer(_) => return Err(ErrorKind::InvalidKeyFormat.into()),
-    };
     Ok(Box::new(RingVerifier {
         algorithm: *algorithm,
-        key,
+        key: key.clone(),
     }))
 }
 
@@ -73,16 +58,15 @@ fn no_signer(_: &Algorithm, _: &EncodingKey) -> Result<Box<dyn JwtSigner>, Error
 
 impl Verifier<Vec<u8>> for RingVerifier {
     fn verify(&self, message: &[u8], signature: &Vec<u8>) -> Result<(), signature::Error> {
-        let verified = match (&self.key, self.algorithm) {
-            (PublicKey::Rsa { modulus, exponent }, Algorithm::RS256) => RsaPublicKeyComponents {
-                n: modulus.as_slice(),
-                e: exponent.as_slice(),
+        // `key_set` admits only these: a modulus and exponent, a 65-byte P-256 point, a 32-byte Ed25519 key.
+        let verified = match (self.key.kind(), self.algorithm) {
+            (DecodingKeyKind::RsaModulusExponent { n, e }, Algorithm::RS256) => {
+                RsaPublicKeyComponents { n, e }.verify(&RSA_PKCS1_2048_8192_SHA256, message, signature)
             }
-            .verify(&RSA_PKCS1_2048_8192_SHA256, message, signature),
-            (PublicKey::Bytes(point), Algorithm::ES256) => {
+            (DecodingKeyKind::SecretOrDer(point), Algorithm::ES256) => {
                 UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, point).verify(message, signature)
             }
-            (PublicKey::Bytes(key), Algorithm::EdDSA) => {
+            (DecodingKeyKind::SecretOrDer(key), Algorithm::EdDSA) => {
                 UnparsedPublicKey::new(&ED25519, key).verify(message, signature)
             }
             _ => return Err(signature::Error::new()),

@@ -14,7 +14,7 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, PoisonError, RwLock};
 
 use ring::digest::{SHA256, digest};
 
@@ -31,6 +31,7 @@ const SHARD_CAPACITY: usize = CAPACITY / SHARDS;
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(super) struct TokenDigest([u8; 32]);
 
+#[derive(Default)]
 pub(super) struct RememberedTokens {
     shards: [RwLock<Shard>; SHARDS],
     /// How many times everything was forgotten.
@@ -80,20 +81,13 @@ impl Hasher for DigestHasher {
     }
 }
 
-impl Default for RememberedTokens {
-    fn default() -> RememberedTokens {
-        RememberedTokens {
-            shards: std::array::from_fn(|_| RwLock::new(Shard::with_capacity_and_hasher(0, Default::default()))),
-            forgettings: AtomicU64::new(0),
-        }
-    }
-}
-
 impl RememberedTokens {
     /// The principal of a token verified before, unless it has expired by `now` (seconds since
     /// the epoch). An expired entry stays until an insert into its shard makes room.
     pub(super) fn get(&self, token: &TokenDigest, now: u64) -> Option<Arc<Principal>> {
-        self.read(token)
+        self.shards[token.shard()]
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
             .get(token)
             .filter(|principal| principal.expires_at > now)
             .cloned()
@@ -110,7 +104,9 @@ impl RememberedTokens {
         if principal.expires_at <= now {
             return;
         }
-        let mut shard = self.write(&token);
+        let mut shard = self.shards[token.shard()]
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
         // Under the shard's lock: a `forget_all` that began after this check clears this entry.
         if self.era() != verified_in {
             return;
@@ -140,18 +136,6 @@ impl RememberedTokens {
             .iter()
             .map(|shard| shard.read().unwrap_or_else(PoisonError::into_inner).len())
             .sum()
-    }
-
-    fn read(&self, token: &TokenDigest) -> RwLockReadGuard<'_, Shard> {
-        self.shards[token.shard()]
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn write(&self, token: &TokenDigest) -> RwLockWriteGuard<'_, Shard> {
-        self.shards[token.shard()]
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
     }
 }
 

@@ -9,11 +9,12 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::Algorithm;
 use jsonwebtoken::errors::ErrorKind;
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 
-use super::key_set::{ALGORITHMS, KeySet, jose_name};
+use super::key_set::{ALGORITHMS, KeySet};
 use super::ring_provider;
 use super::scopes::{Grants, ScopeClaim};
 use crate::http::bearer::TokenProblem;
@@ -34,7 +35,6 @@ pub(crate) struct Principal {
 #[derive(Deserialize)]
 struct Header {
     alg: String,
-    #[serde(default)]
     kid: Option<String>,
     /// Present at all, even as `null`.
     #[serde(default, deserialize_with = "present")]
@@ -49,9 +49,7 @@ struct Claims {
     /// `iss` must be `AUTH_ISSUER` exactly.
     #[serde(rename = "iss")]
     _issuer: String,
-    #[serde(default)]
     scope: Option<ScopeClaim>,
-    #[serde(default)]
     scp: Option<ScopeClaim>,
 }
 
@@ -59,12 +57,10 @@ struct Claims {
 /// newer set might not.
 pub(super) fn verify(token: &str, keys: &KeySet) -> Result<Principal, TokenProblem> {
     ring_provider::install();
-    let header = read_header(token)?;
-    let key = keys
-        .find(header.kid.as_deref(), &header.alg)
-        .ok_or(TokenProblem::UnknownKey)?;
+    let (kid, algorithm) = read_header(token)?;
+    let key = keys.find(kid.as_deref(), algorithm).ok_or(TokenProblem::UnknownKey)?;
     // A key is used with its own algorithm only; jsonwebtoken checks it again.
-    if header.alg != jose_name(key.algorithm) {
+    if algorithm != key.algorithm {
         return Err(TokenProblem::DisallowedAlgorithm);
     }
     let claims = jsonwebtoken::decode::<Claims>(token, &key.decoding, &key.validation)
@@ -82,7 +78,8 @@ pub(super) fn verify(token: &str, keys: &KeySet) -> Result<Principal, TokenProbl
     })
 }
 
-fn read_header(token: &str) -> Result<Header, TokenProblem> {
+/// The header's `kid` and its algorithm, one of `ALGORITHMS`.
+fn read_header(token: &str) -> Result<(Option<String>, Algorithm), TokenProblem> {
     let (encoded, _) = token.split_once('.').ok_or(TokenProblem::Malformed)?;
     let json = URL_SAFE_NO_PAD.decode(encoded).map_err(|_| TokenProblem::Malformed)?;
     let header: Header = serde_json::from_slice(&json).map_err(|_| TokenProblem::Malformed)?;
@@ -90,13 +87,13 @@ fn read_header(token: &str) -> Result<Header, TokenProblem> {
     if header.crit {
         return Err(TokenProblem::Malformed);
     }
-    if !ALGORITHMS.iter().any(|(_, name)| *name == header.alg) {
+    let Some(algorithm) = header.alg.parse().ok().filter(|alg| ALGORITHMS.contains(alg)) else {
         return Err(TokenProblem::DisallowedAlgorithm);
-    }
+    };
     // A header jsonwebtoken cannot read (a `typ` that is no string, say) is malformed too, not a
     // problem of the claims it would otherwise be reported as.
     serde_json::from_slice::<jsonwebtoken::Header>(&json).map_err(|_| TokenProblem::Malformed)?;
-    Ok(header)
+    Ok((header.kid, algorithm))
 }
 
 fn present<'de, D: serde::Deserializer<'de>>(value: D) -> Result<bool, D::Error> {

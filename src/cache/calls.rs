@@ -1,7 +1,6 @@
 //! The cache's calls to Redis and their accounting: each bounded by `config::OPERATION_TIMEOUT`, a
-//! timeout or a lost connection opening the breaker (a lost or stalled connection is replaced, and
-//! the in-process copies read through it dropped: `link`), every failure counted and logged
-//! without flooding.
+//! timeout or a lost connection opening the breaker (and replacing the connection: `link`), every
+//! failure counted and logged without flooding.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -38,18 +37,13 @@ impl Inner {
             Err(_) => return (Lookup::Miss(None), Duration::ZERO),
         };
         self.metrics.cache_misses.fetch_add(1, Ordering::Relaxed);
-        let lease = match stored {
-            // Nothing (or an empty string), another reader's lease or a write's fence: the script
-            // decides (a live lease or fence stays, and the reader fills nothing).
-            Stored::Absent | Stored::Lease | Stored::Fence => {
-                self.take_lease(&mut connection, generation, &key, false).await
-            }
-            Stored::Bad(bad) => {
-                self.bad_values[bad as usize].fetch_add(1, Ordering::Relaxed);
-                self.take_lease(&mut connection, generation, &key, true).await
-            }
-            Stored::Body => None,
-        };
+        if let Stored::Bad(bad) = stored {
+            self.bad_values[bad as usize].fetch_add(1, Ordering::Relaxed);
+        }
+        // Nothing (or an empty string), another reader's lease or a write's fence: the script decides
+        // (a live lease or fence stays, and the reader fills nothing); a bad value it replaces.
+        let replace_bad = matches!(stored, Stored::Bad(_));
+        let lease = self.take_lease(&mut connection, generation, &key, replace_bad).await;
         (Lookup::Miss(lease), Duration::ZERO)
     }
 
@@ -147,7 +141,7 @@ impl Inner {
             Err(_) => {
                 self.link.report(generation, CallOutcome::TimedOut);
                 self.breaker.record_failure();
-                (format!("no answer within {} ms", self.call_timeout.as_millis()), None)
+                (super::no_answer_within(self.call_timeout), None)
             }
         };
         self.metrics.cache_errors.fetch_add(1, Ordering::Relaxed);

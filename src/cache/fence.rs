@@ -11,12 +11,10 @@
 //!   it (`fence:` and a token per write) until the last lifts its part.
 //! - **Every replica's in-process copies have heard of it before the write answers.** The script
 //!   also tells whether any replica serves copies (`{prefix}:copies`, `tracking`); if so, a
-//!   committed write answers no sooner than `VOUCHED_FOR` after its fence: a copy is served only on
-//!   the word of a round trip sent less than that ago, which Redis processed after the fence, so
-//!   the old copy's invalidation came first (`local`). The key can be missing for a moment while
-//!   copies are served (a flush, until the next renewal 25 ms later), so a replica that keeps
-//!   copies itself always waits, and one that saw the key within `COPIES_SIGHTING_COUNTS` waits
-//!   as if it were there.
+//!   committed write answers no sooner than `VOUCHED_FOR` after its fence (why that suffices:
+//!   `local`). The key can be missing for a moment while copies are served (a flush, until the
+//!   next renewal 25 ms later), so a replica that keeps copies itself always waits, and one that
+//!   saw the key within `COPIES_SIGHTING_COUNTS` waits as if it were there.
 //! - **Lifting learns whether it held.** If the token is gone (Redis restarted, flushed or evicted
 //!   it), a reader may have stored a body read before the commit, so the lift removes whatever is
 //!   at the key; while copies are served, a committed write then also answers no sooner than
@@ -131,26 +129,22 @@ impl Cache {
             .arg(token.as_bytes())
             .arg(u64::try_from(lifetime.as_millis()).unwrap_or(u64::MAX));
         let call = invocation.invoke_async::<i64>(&mut connection);
-        match inner.bounded("raise fence", generation, call).await {
-            Ok(copies_served) => {
-                // Redis tells the other replicas (their tracking connections); this one drops its copy now.
-                self.forget_copy(id);
-                let copies_heard_at = self
-                    .copies_may_be_served(copies_served == 1)
-                    .then(|| Instant::now() + VOUCHED_FOR);
-                Ok(Fence {
-                    id,
-                    token,
-                    copies_heard_at,
-                    expires_at,
-                })
-            }
-            Err(Some(error)) => Err(refused(format!("redis refused it: {error}"))),
-            Err(None) => Err(refused(format!(
-                "no answer within {} ms",
-                inner.call_timeout.as_millis()
-            ))),
-        }
+        let copies_served = match inner.bounded("raise fence", generation, call).await {
+            Ok(copies_served) => copies_served,
+            Err(Some(error)) => return Err(refused(format!("redis refused it: {error}"))),
+            Err(None) => return Err(refused(super::no_answer_within(inner.call_timeout))),
+        };
+        // Redis tells the other replicas (their tracking connections); this one drops its copy now.
+        self.forget_copy(id);
+        let copies_heard_at = self
+            .copies_may_be_served(copies_served == 1)
+            .then(|| Instant::now() + VOUCHED_FOR);
+        Ok(Fence {
+            id,
+            token,
+            copies_heard_at,
+            expires_at,
+        })
     }
 
     /// Lifts a write's fence after its commit (or after it definitely wrote nothing); if Redis never

@@ -46,10 +46,9 @@ pub(crate) fn copies_key(prefix: &str) -> String {
 
 /// The id at the end of a body key under `user_prefix`, if it is one.
 pub(crate) fn id_of_key(user_prefix: &[u8], key: &[u8]) -> Option<Uuid> {
-    let id = key.strip_prefix(user_prefix)?;
-    if id.len() != uuid::fmt::Hyphenated::LENGTH {
-        return None;
-    }
+    let id = key
+        .strip_prefix(user_prefix)
+        .filter(|id| id.len() == uuid::fmt::Hyphenated::LENGTH)?;
     Uuid::try_parse_ascii(id).ok()
 }
 

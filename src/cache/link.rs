@@ -23,12 +23,10 @@ use crate::telemetry::log::Logger;
 use crate::telemetry::metrics::Metrics;
 use crate::telemetry::rate_limited::RateLimitedWarning;
 
-/// Connecting (TCP, AUTH, the `INFO` check) may take this long before the attempt counts as failed.
-const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
+/// Connecting (TCP, AUTH, `INFO`; `tracking`'s subscribing too) may take this long before failing.
+pub(super) const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 const RECONNECT_FIRST: Duration = Duration::from_millis(20);
 const RECONNECT_CAP: Duration = Duration::from_millis(500);
-/// Failed connection attempts are logged at most this often.
-const FAILURES_LOGGED_EVERY: Duration = Duration::from_secs(5);
 /// How often the current connection's Redis is checked to be the primary it was.
 const INSTANCE_CHECK_EVERY: Duration = Duration::from_secs(1);
 /// Timeouts in a row after which the connection is taken for stalled and replaced.
@@ -111,7 +109,7 @@ impl RedisLink {
                 connect_failures: RateLimitedWarning::new(
                     logger.clone(),
                     "cache unavailable: cannot connect to redis; serving from postgres",
-                    FAILURES_LOGGED_EVERY,
+                    super::COMPLAIN_EVERY,
                 ),
                 logger,
                 forget_reads,
@@ -304,11 +302,8 @@ pub(crate) fn run_id_of_primary(info: &str) -> Result<String, RedisError> {
 
 /// The value of `name` in an `INFO` answer.
 pub(crate) fn info_field<'a>(info: &'a str, name: &str) -> Option<&'a str> {
-    info.lines().find_map(|line| {
-        line.strip_prefix(name)
-            .and_then(|rest| rest.strip_prefix(':'))
-            .map(str::trim)
-    })
+    info.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(':').map(str::trim))
 }
 
 /// Once a second, checks that the current connection still reaches the primary it reached when it
@@ -328,12 +323,10 @@ async fn watch_the_instance(link: std::sync::Weak<Inner>) {
             continue;
         };
         let expected = link.inner.run_id.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        // No answer retires nothing: the calls' own timeouts decide whether it is stalled.
         let checked = tokio::time::timeout(CONNECT_TIMEOUT, primary_run_id(&mut connection)).await;
-        match checked {
-            Ok(Ok(run_id)) if run_id == expected => {}
-            Ok(Ok(_)) | Ok(Err(_)) => link.retire(generation),
-            // No answer: the calls' own timeouts decide whether the connection is stalled.
-            Err(_) => {}
+        if checked.is_ok_and(|answer| answer.ok() != Some(expected)) {
+            link.retire(generation);
         }
     }
 }

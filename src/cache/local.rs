@@ -8,9 +8,9 @@
 //!   it less than `VOUCHED_FOR` ago has been answered. Redis sends a change's invalidations to
 //!   every tracking connection before it answers any command read after the change was answered
 //!   (with `BCAST`, at the end of the event-loop pass that made it), so a copy served now has
-//!   missed no change answered before the vouching round trip was sent. A committed write answers no sooner than `VOUCHED_FOR` after Redis took its
-//!   fence (`fence`): a read that starts after the answer is vouched for by a round trip sent after
-//!   the fence, whose invalidation of the old copy has been applied.
+//!   missed no change answered before the vouching round trip was sent. A committed write answers
+//!   no sooner than `VOUCHED_FOR` after its fence (`fence`), so a read after the answer is vouched
+//!   for by a round trip sent after the fence, whose invalidation of the old copy has been applied.
 //! - **Anything that may have lost an invalidation drops every copy**: the tracking connection's
 //!   loss (none is served until it is back, `flush`) and a null invalidation (Redis flushed).
 //! - **Bounded**: at most `CACHE_LOCAL_ENTRIES` copies (a full shard drops an arbitrary one), none
@@ -122,11 +122,11 @@ impl LocalCopies {
         }
         let token = self.next_token.fetch_add(1, Ordering::Relaxed);
         let mut shard = self.shard(id);
-        if !shard.entries.contains_key(&id) && shard.entries.len() >= self.capacity_per_shard {
-            let evicted = shard.entries.keys().next().copied();
-            if let Some(evicted) = evicted {
-                shard.entries.remove(&evicted);
-            }
+        if !shard.entries.contains_key(&id)
+            && shard.entries.len() >= self.capacity_per_shard
+            && let Some(evicted) = shard.entries.keys().next().copied()
+        {
+            shard.entries.remove(&evicted);
         }
         shard.entries.insert(id, Entry::Reserved(token));
         Some(Reservation { token, epoch })
@@ -135,10 +135,9 @@ impl LocalCopies {
     /// Stores the copy into its reservation, unless an invalidation or a flush removed it since.
     pub(crate) fn store(&self, id: Uuid, reservation: Reservation, body: Bytes, lifetime: Duration) {
         let mut shard = self.shard(id);
-        if !self.usable() || self.epoch.load(Ordering::Acquire) != reservation.epoch {
-            return;
-        }
-        if let Some(entry) = shard.entries.get_mut(&id)
+        if self.usable()
+            && self.epoch.load(Ordering::Acquire) == reservation.epoch
+            && let Some(entry) = shard.entries.get_mut(&id)
             && matches!(entry, Entry::Reserved(token) if *token == reservation.token)
         {
             *entry = Entry::Copy {

@@ -39,10 +39,9 @@ use health::Breaker;
 use keys::KeyBuf;
 use link::RedisLink;
 use local::LocalCopies;
-use stored_value::BadValue;
-use stored_value::Token;
+use stored_value::{BadValue, Token};
 
-/// A failing Redis is logged at most this often.
+/// A failing Redis (its calls, connecting, setting tracking up) is logged at most this often.
 const COMPLAIN_EVERY: Duration = Duration::from_secs(5);
 /// How long a reader's fill lease lives: longer than any read of Postgres takes (9 s at most), so
 /// a slow reader's lease does not expire under it; a crashed reader's lease only delays fills.
@@ -260,4 +259,9 @@ impl Cache {
             local_entries: self.near.as_ref().map(|near| near.len()),
         }
     }
+}
+
+/// How a call that got no answer in time is told, in the log and in a write's refusal.
+fn no_answer_within(timeout: Duration) -> String {
+    format!("no answer within {} ms", timeout.as_millis())
 }

@@ -1,9 +1,8 @@
-//! Sweeps: removing every cached body under the prefix from a Redis whose contents cannot be
-//! trusted, before any replica serves from it. A Redis that restarted, failed over or was flushed
-//! may hold bodies restored from disk that acknowledged writes had removed. At every (re)connection
-//! (`link`), `{prefix}:instance` must name this Redis's `run_id`; else the connection carries fences
-//! only until a sweep has removed every body and lease under the prefix (fences stay: they stand
-//! for writes on their way) and recorded the instance, which every replica then sees.
+//! Sweeps: removing every cached body and lease under the prefix from a Redis whose contents
+//! cannot be trusted, before any replica serves from it (`link` decides when): one that restarted,
+//! failed over or was flushed may hold bodies restored from disk that acknowledged writes had
+//! removed. Fences stay: they stand for writes on their way. A sweep ends by recording the Redis's
+//! `run_id` at `{prefix}:instance`, which every replica then sees.
 
 use redis::aio::MultiplexedConnection;
 use std::time::Duration;
@@ -70,6 +69,6 @@ async fn bounded<T>(call: impl Future<Output = redis::RedisResult<T>>) -> Result
     match tokio::time::timeout(SWEEP_CALL_TIMEOUT, call).await {
         Ok(Ok(value)) => Ok(value),
         Ok(Err(error)) => Err(error.to_string()),
-        Err(_) => Err(format!("no answer within {} ms", SWEEP_CALL_TIMEOUT.as_millis())),
+        Err(_) => Err(super::no_answer_within(SWEEP_CALL_TIMEOUT)),
     }
 }

@@ -6,12 +6,11 @@
 //! The connection is trusted only while it provably delivers: every `PING_EVERY` a round trip
 //! goes out, and its answer vouches for the copies for `local::VOUCHED_FOR` from when it was sent.
 //! The round trip is `SET {prefix}:copies 1 PX 3000`, which also keeps alive the key that tells
-//! writers some replica serves copies (`fence`); it outlives any answer's vouching by seconds. An
-//! answer late by `PING_TIMEOUT`, a lost connection or a null invalidation drops every copy, and
-//! the connection is set up again with a capped back-off. Only one round trip is ever in flight:
-//! with `BCAST`, Redis sends a command's invalidations at the end of the event-loop pass that ran
-//! it, so only an answer to a command sent after that pass (after the writer had its answer)
-//! vouches that they came first.
+//! writers some replica serves copies (`fence`). An answer late by `PING_TIMEOUT`, a lost
+//! connection or a null invalidation drops every copy, and the connection is set up again with a
+//! capped back-off. Only one round trip is ever in flight: with `BCAST`, Redis sends a command's
+//! invalidations at the end of the event-loop pass that ran it, so only an answer to a command
+//! sent after that pass (after the writer had its answer) vouches that they came first.
 //!
 //! Copies are kept only where that key cannot be evicted while it is renewed: a Redis with a
 //! memory limit and an eviction policy that may pick a key in use could let writers answer
@@ -29,7 +28,7 @@ use redis::aio::{AsyncPushSender, MultiplexedConnection, SendError};
 use redis::{AsyncConnectionConfig, Client, PushInfo, PushKind, Value};
 
 use super::keys::id_of_key;
-use super::link::{info_field, run_id_of_primary};
+use super::link::{CONNECT_TIMEOUT, info_field, run_id_of_primary};
 use super::local::{LocalCopies, VOUCHED_FOR};
 use crate::backoff::Backoff;
 use crate::telemetry::log::Logger;
@@ -44,11 +43,8 @@ const ROLE_CHECK_EVERY_PINGS: u64 = 40;
 const COPIES_KEY_LIFETIME_MS: u64 = 3_000;
 /// A round trip not answered within this counts as a lost connection: it is replaced.
 pub(crate) const PING_TIMEOUT: Duration = Duration::from_millis(500);
-const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 const RECONNECT_FIRST: Duration = Duration::from_millis(50);
 const RECONNECT_CAP: Duration = Duration::from_secs(1);
-/// Failed attempts to set tracking up are logged at most this often.
-const FAILURES_LOGGED_EVERY: Duration = Duration::from_secs(5);
 /// Eviction policies that may evict `{prefix}:copies` while replicas renew it every 25 ms.
 const POLICIES_EVICTING_KEYS_IN_USE: [&str; 5] = [
     "volatile-ttl",
@@ -94,7 +90,7 @@ pub(crate) fn start(client: Client, user_prefix: String, copies_key: String, loc
         let failures = RateLimitedWarning::new(
             logger.clone(),
             "redis invalidation tracking cannot be set up; local copies unused",
-            FAILURES_LOGGED_EVERY,
+            super::COMPLAIN_EVERY,
         );
         let mut failed = false;
         loop {
@@ -182,7 +178,6 @@ async fn watch_health(
 ) -> String {
     let mut ticks = tokio::time::interval(PING_EVERY);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let late = || format!("no answer within {} ms", PING_TIMEOUT.as_millis());
     for tick in 1u64.. {
         ticks.tick().await;
         // Now and then: still the primary it subscribed to (a failover can leave it connected), and
@@ -193,7 +188,7 @@ async fn watch_health(
                 Ok(Ok(now)) if now == run_id => {}
                 Ok(Ok(_)) => return "redis is not the instance tracking subscribed to".to_owned(),
                 Ok(Err(error)) => return error.to_string(),
-                Err(_) => return late(),
+                Err(_) => return super::no_answer_within(PING_TIMEOUT),
             }
         }
         let mut renew = redis::cmd("SET");
@@ -202,7 +197,7 @@ async fn watch_health(
         match tokio::time::timeout(PING_TIMEOUT, renew.query_async::<()>(&mut connection)).await {
             Ok(Ok(())) => local.vouch(sent),
             Ok(Err(error)) => return error.to_string(),
-            Err(_) => return late(),
+            Err(_) => return super::no_answer_within(PING_TIMEOUT),
         }
     }
     unreachable!("the ticks never run out")

@@ -95,9 +95,7 @@ pub(super) fn authentication(vars: &Vars) -> Result<Authentication, ConfigError>
 
 /// `CORS_ALLOWED_ORIGINS`: comma-separated, each as a browser sends it.
 pub(super) fn allowed_origins(vars: &Vars) -> Result<Vec<AllowedOrigin>, ConfigError> {
-    let Some(list) = vars.text("CORS_ALLOWED_ORIGINS") else {
-        return Ok(Vec::new());
-    };
+    let list = vars.text("CORS_ALLOWED_ORIGINS").unwrap_or_default();
     list.split(',')
         .map(str::trim)
         .filter(|origin| !origin.is_empty())

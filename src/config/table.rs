@@ -124,13 +124,8 @@ pub fn help() -> String {
         .collect();
     let width = |column: usize| rows.iter().map(|row| row[column].chars().count()).max().unwrap_or(0);
     let (name, default, range) = (width(0), width(1), width(2));
-    let mut lines = String::new();
-    for [n, d, r, m] in rows {
-        let line = format!("  {n:<name$}  {d:<default$}  {r:<range$}  {m}");
-        lines.push_str(line.trim_end());
-        lines.push('\n');
-    }
-    lines
+    let line = |[n, d, r, m]: &[String; 4]| format!("  {n:<name$}  {d:<default$}  {r:<range$}  {m}");
+    rows.iter().map(|row| line(row).trim_end().to_owned() + "\n").collect()
 }
 
 /// The service's own variables, as envy read them: only names of the table, so that an unrelated
@@ -163,7 +158,7 @@ impl Vars {
 
     /// A number within the table's limits, or its default.
     pub(super) fn number(&self, name: &'static str) -> Result<u64, ConfigError> {
-        let Rule::Number { default, min, max } = rule(name) else {
+        let Some(Rule::Number { default, min, max }) = find(name).map(|setting| &setting.rule) else {
             unreachable!("{name} is a number in the table")
         };
         self.text(name)
@@ -172,7 +167,7 @@ impl Vars {
 
     /// A port number within the table's limits, or its default.
     pub(super) fn port(&self, name: &'static str) -> Result<u16, ConfigError> {
-        let Rule::Port { default, any } = rule(name) else {
+        let Some(Rule::Port { default, any }) = find(name).map(|setting| &setting.rule) else {
             unreachable!("{name} is a port in the table")
         };
         let Some(text) = self.text(name) else {
@@ -189,7 +184,7 @@ impl Vars {
 
     /// One of the table's words (in any letter case), or its default.
     pub(super) fn one_of(&self, name: &'static str) -> Result<&'static str, ConfigError> {
-        let Rule::OneOf { default, words } = rule(name) else {
+        let Some(Rule::OneOf { default, words }) = find(name).map(|setting| &setting.rule) else {
             unreachable!("{name} is a choice in the table")
         };
         let Some(text) = self.text(name) else {
@@ -199,13 +194,6 @@ impl Vars {
         word.copied()
             .ok_or_else(|| ConfigError::new(name, format!("must be {}, got {text:?}", words.join(", "))))
     }
-}
-
-/// The rule of a setting the code reads, which is always in the table.
-fn rule(name: &str) -> &'static Rule {
-    &find(name)
-        .unwrap_or_else(|| unreachable!("{name} is in the table"))
-        .rule
 }
 
 /// A whole number from `min` to `max`.

@@ -78,13 +78,9 @@ impl Keeper {
     pub(crate) async fn run(self) {
         let mut stopped = self.stopped.clone();
         let mut backoff = Backoff::new(RECONNECT_FIRST, RECONNECT_CAP);
-        let failures =
-            RateLimitedWarning::new(self.logger.clone(), "postgres connection failed", FAILURES_LOGGED_EVERY);
-        let schema_behind = RateLimitedWarning::new(
-            self.logger.clone(),
-            "postgres schema is not this release's; serving 503 until it is migrated",
-            FAILURES_LOGGED_EVERY,
-        );
+        let warning = |message| RateLimitedWarning::new(self.logger.clone(), message, FAILURES_LOGGED_EVERY);
+        let failures = warning("postgres connection failed");
+        let schema_behind = warning("postgres schema is not this release's; serving 503 until it is migrated");
         let mut failed = false;
         loop {
             let attempt = tokio::select! {

@@ -1,17 +1,16 @@
 //! Schema migrations, embedded at build time and kept the way golang-migrate keeps them.
 //!
-//! The bookkeeping is golang-migrate's own, so either tool can take over from the other: one row in
-//! `schema_migrations(version bigint not null primary key, dirty boolean not null)`, rewritten by
-//! TRUNCATE + INSERT in a transaction; `dirty` is set before a file runs and cleared after, and a
-//! dirty database is refused until repaired; a file runs as one simple-query batch. A session
-//! advisory lock with golang-migrate's id makes replicas that start together wait for each other.
+//! The bookkeeping is golang-migrate's own, so either tool can take over from the other: one row
+//! in `schema_migrations`, rewritten by TRUNCATE + INSERT in a transaction; `dirty` is set before a
+//! file runs and cleared after, and a dirty database is refused until repaired. A session advisory
+//! lock with golang-migrate's id makes replicas that start together wait for each other.
 //!
-//! Two things differ from golang-migrate, both because a file is one batch and so one transaction
-//! (no file holds transaction control; a test keeps it so): a file Postgres rejects was rolled
-//! back whole, so the version before it is recorded clean again and a later run simply retries
-//! (only a run cut off mid-file leaves the database dirty, applied whole or not at all); and the
-//! session has no `statement_timeout` or `lock_timeout` (the service's own are 9 s), so a long
-//! migration, or one queued behind a lock, waits as long as its runner lets it.
+//! Two things differ from golang-migrate, both because a file runs as one simple-query batch and so
+//! one transaction (no file holds transaction control; a test keeps it so): a file Postgres rejects
+//! was rolled back whole, so the version before it is recorded clean again and a later run simply
+//! retries (only a run cut off mid-file leaves the database dirty, applied whole or not at all);
+//! and the session has no `statement_timeout` or `lock_timeout` (the service's own are 9 s), so a
+//! long migration, or one queued behind a lock, waits as long as its runner lets it.
 
 use std::fmt;
 
@@ -35,7 +34,6 @@ pub static MIGRATIONS: &[Migration] = include!(concat!(env!("OUT_DIR"), "/migrat
 
 /// golang-migrate's `advisoryLockIDSalt` (database/util.go).
 const ADVISORY_LOCK_SALT: u32 = 1_486_364_155;
-const TABLE: &str = "schema_migrations";
 
 /// Where the database stands: `None` is golang-migrate's NilVersion (nothing applied).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,15 +47,16 @@ pub enum MigrateError {
     /// A settings problem (such as an unreadable CA bundle): exit code 2.
     Config(ConfigError),
     /// No session: the text names the settings it came from.
-    Connect(ConnectFailure),
+    Connect(String),
+    /// The server answered that `DB_NAME` does not exist (`--create-database` creates it).
+    MissingDatabase(String),
     Database(tokio_postgres::Error),
     /// A previous run failed part-way through this version; someone must look before going on.
     Dirty(i64),
     /// The database is at a version this binary has no file for.
     UnknownVersion(i64),
-    /// A migration file, run to move from version `from` to `to`, failed. Postgres rejected it
-    /// and rolled it back (`rolled_back`: the database is clean at `from`), or the session was
-    /// lost while it ran (dirty at `to`: the file applied whole or not at all).
+    /// A migration file, run to move from version `from` to `to`, failed: Postgres rolled it back
+    /// (`rolled_back`: clean at `from`), or the session was lost while it ran (dirty at `to`).
     Failed {
         version: i64,
         name: &'static str,
@@ -74,32 +73,26 @@ pub enum MigrateError {
 }
 
 /// Why no session could be opened, in words that name the settings to look at.
-#[derive(Debug)]
-pub struct ConnectFailure {
-    pub text: String,
-    /// The server answered that `DB_NAME` does not exist (`--create-database` creates it).
-    pub missing_database: bool,
-}
-
-fn connect_failure(settings: &DatabaseSettings, error: &tokio_postgres::Error) -> ConnectFailure {
+fn connect_failure(settings: &DatabaseSettings, error: &tokio_postgres::Error) -> MigrateError {
     let (host, port, name, user) = (&settings.host, settings.port, &settings.name, &settings.user);
     let why = crate::error::chain(error);
     let code = error.code();
-    let missing_database = code == Some(&SqlState::INVALID_CATALOG_NAME);
-    let text = if missing_database {
-        format!(
+    if code == Some(&SqlState::INVALID_CATALOG_NAME) {
+        return MigrateError::MissingDatabase(format!(
             "database {name:?} (DB_NAME) does not exist on {host}:{port}; create it, or run \
              `gravity-bff migrate up --create-database`"
-        )
-    } else if code == Some(&SqlState::INVALID_PASSWORD) || code == Some(&SqlState::INVALID_AUTHORIZATION_SPECIFICATION)
-    {
+        ));
+    }
+    let refused =
+        code == Some(&SqlState::INVALID_PASSWORD) || code == Some(&SqlState::INVALID_AUTHORIZATION_SPECIFICATION);
+    let text = if refused {
         format!("postgres at {host}:{port} refused user {user:?} (DB_USER, DB_PASSWORD): {why}")
     } else if code.is_none() {
         format!("cannot reach postgres at {host}:{port} (DB_HOST, DB_PORT): {why}")
     } else {
         format!("cannot connect to postgres at {host}:{port} (DB_HOST, DB_PORT, DB_NAME): {why}")
     };
-    ConnectFailure { text, missing_database }
+    MigrateError::Connect(text)
 }
 
 /// A session with the service's own settings (same host, credentials and TLS), without their
@@ -109,7 +102,7 @@ async fn open(settings: &DatabaseSettings) -> Result<Client, MigrateError> {
     let (client, driver) = connector
         .connect()
         .await
-        .map_err(|error| MigrateError::Connect(connect_failure(settings, &error)))?;
+        .map_err(|error| connect_failure(settings, &error))?;
     tokio::spawn(driver);
     client
         .batch_execute("SET statement_timeout = 0; SET lock_timeout = 0")
@@ -142,12 +135,9 @@ impl Migrator {
                  that exists",
                 settings.user, settings.name
             );
-            return Err(MigrateError::Connect(ConnectFailure {
-                text,
-                missing_database: false,
-            }));
+            return Err(MigrateError::Connect(text));
         };
-        let lock_id = advisory_lock_id(schema, TABLE, names.get(1));
+        let lock_id = advisory_lock_id(schema, "schema_migrations", names.get(1));
         Ok(Migrator { client, lock_id })
     }
 
@@ -155,9 +145,7 @@ impl Migrator {
     /// database of the same server) if it does not exist; `true` when it was created.
     pub async fn connect_creating_database(settings: &DatabaseSettings) -> Result<(Migrator, bool), MigrateError> {
         match Migrator::connect(settings).await {
-            Err(MigrateError::Connect(ConnectFailure {
-                missing_database: true, ..
-            })) => {}
+            Err(MigrateError::MissingDatabase(_)) => {}
             other => return other.map(|migrator| (migrator, false)),
         }
         let maintenance = DatabaseSettings {
@@ -172,17 +160,19 @@ impl Migrator {
         {
             let (name, user, why) = (&settings.name, &settings.user, crate::error::chain(&error));
             let text = format!("cannot create database {name:?} (DB_NAME) as {user:?} (DB_USER): {why}");
-            return Err(MigrateError::Connect(ConnectFailure {
-                text,
-                missing_database: false,
-            }));
+            return Err(MigrateError::Connect(text));
         }
         Ok((Migrator::connect(settings).await?, true))
     }
 
     /// The version and dirty flag, without changing anything or waiting for a run under way.
     pub async fn state(&mut self) -> Result<SchemaState, MigrateError> {
-        self.read_state().await
+        // golang-migrate writes -1 (NilVersion) for "nothing applied, but dirty".
+        let (version, dirty) = recorded_version(&self.client).await?.unwrap_or((-1, false));
+        Ok(SchemaState {
+            version: (version >= 0).then_some(version),
+            dirty,
+        })
     }
 
     /// Applies every pending migration, oldest first; returns those applied.
@@ -276,17 +266,8 @@ impl Migrator {
         Ok(value)
     }
 
-    async fn read_state(&self) -> Result<SchemaState, MigrateError> {
-        // golang-migrate writes -1 (NilVersion) for "nothing applied, but dirty".
-        let (version, dirty) = recorded_version(&self.client).await?.unwrap_or((-1, false));
-        Ok(SchemaState {
-            version: (version >= 0).then_some(version),
-            dirty,
-        })
-    }
-
-    async fn clean_state(&self) -> Result<SchemaState, MigrateError> {
-        let state = self.read_state().await?;
+    async fn clean_state(&mut self) -> Result<SchemaState, MigrateError> {
+        let state = self.state().await?;
         if state.dirty {
             return Err(MigrateError::Dirty(state.version.unwrap_or(-1)));
         }
@@ -370,7 +351,7 @@ impl fmt::Display for MigrateError {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             MigrateError::Config(error) => write!(formatter, "{error}"),
-            MigrateError::Connect(failure) => write!(formatter, "{}", failure.text),
+            MigrateError::Connect(text) | MigrateError::MissingDatabase(text) => formatter.write_str(text),
             MigrateError::Database(error) => write!(formatter, "database error: {}", crate::error::chain(error)),
             MigrateError::Dirty(version) => write!(
                 formatter,
@@ -422,8 +403,7 @@ impl fmt::Display for MigrateError {
 
 impl std::error::Error for MigrateError {}
 
-/// What to do about a database dirty at `version`: a file runs in one transaction, so the run that
-/// was cut off left all of it or none of it.
+/// What to do about a database dirty at `version` (a cut-off file applied whole or not at all).
 pub(crate) fn dirty_advice(version: i64) -> String {
     let before = MIGRATIONS
         .iter()

@@ -94,8 +94,9 @@ impl Database {
         let (stop, stopped) = watch::channel(());
         let write_count = (settings.pool_size / 2).max(1);
         let read_count = settings.pool_size.saturating_sub(write_count).max(1);
-        let spawn_pool = |kind: &str, count: usize, connected: &Arc<Notify>| -> Box<[Arc<Slot>]> {
+        let spawn_pool = |kind: &str, count: usize| -> (Box<[Arc<Slot>]>, Arc<Notify>) {
             let slots: Box<[Arc<Slot>]> = (0..count).map(|_| Arc::new(Slot::default())).collect();
+            let connected = Arc::new(Notify::new());
             for (index, slot) in slots.iter().enumerate() {
                 let keeper = Keeper {
                     name: format!("{kind} {index}"),
@@ -107,25 +108,16 @@ impl Database {
                 };
                 tokio::spawn(keeper.run());
             }
-            slots
+            (slots, connected)
         };
-        let read_connected = Arc::new(Notify::new());
-        let write_changed = Arc::new(Notify::new());
-        let reads = ReadPool::new(
-            spawn_pool("read", read_count, &read_connected),
-            read_connected,
-            connector.schema.clone(),
-        );
-        let writes = Arc::new(WritePool::new(
-            spawn_pool("write", write_count, &write_changed),
-            write_changed,
-            connector.clone(),
-            settings.extra_write_connections,
-        ));
+        let (slots, connected) = spawn_pool("read", read_count);
+        let reads = ReadPool::new(slots, connected, connector.schema.clone());
+        let (slots, changed) = spawn_pool("write", write_count);
+        let writes = WritePool::new(slots, changed, connector.clone(), settings.extra_write_connections);
         Database {
             inner: Arc::new(Inner {
                 reads,
-                writes,
+                writes: Arc::new(writes),
                 _stop: stop,
             }),
         }

@@ -24,8 +24,7 @@ pub(crate) struct ReadPool {
     schema: SchemaWatch,
 }
 
-/// A read connection's turn, lent to one query; counts as in use until dropped. (Not to be
-/// confused with the cache's fill leases.)
+/// A read connection's turn, lent to one query; counts as in use until dropped.
 pub(crate) struct ReadTurn {
     connection: Arc<LiveConnection>,
     slot: Arc<Slot>,

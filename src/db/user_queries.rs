@@ -137,17 +137,15 @@ pub(crate) struct NewUserColumns<'a> {
 
 impl<'a> NewUserColumns<'a> {
     /// The columns of `users`, in their order.
-    pub(crate) fn of(users: impl ExactSizeIterator<Item = &'a NewUser> + Clone) -> Self {
-        NewUserColumns {
-            names: users.clone().map(|user| user.name.as_str()).collect(),
-            emails: users
-                .clone()
-                .map(|user| user.email.as_ref().map(|email| email.as_str()))
-                .collect(),
-            avatar_urls: users
-                .map(|user| user.avatar_url.as_ref().map(|url| url.as_str()))
-                .collect(),
+    pub(crate) fn of(users: impl Iterator<Item = &'a NewUser>) -> Self {
+        let mut columns = NewUserColumns::default();
+        for user in users {
+            columns.names.push(user.name.as_str());
+            columns.emails.push(user.email.as_ref().map(Email::as_str));
+            let avatar_url = user.avatar_url.as_ref().map(AvatarUrl::as_str);
+            columns.avatar_urls.push(avatar_url);
         }
+        columns
     }
 }
 
@@ -230,15 +228,12 @@ pub(crate) async fn list_users(db: &Database, page: PageRequest) -> Result<UserP
     })?;
     let mut users = rows.iter().map(User::try_from).collect::<Result<Vec<_>, _>>()?;
     // A next page exists only if the extra row came back, so a page with a cursor is always full.
-    let next = if users.len() > usize::from(page.limit) {
-        users.truncate(usize::from(page.limit));
-        users.last().map(|last| Cursor {
-            created_at: last.created_at,
-            id: last.id,
-        })
-    } else {
-        None
-    };
+    let more = users.len() > usize::from(page.limit);
+    users.truncate(usize::from(page.limit));
+    let next = users.last().filter(|_| more).map(|last| Cursor {
+        created_at: last.created_at,
+        id: last.id,
+    });
     Ok(UserPage { users, next })
 }
 

@@ -9,11 +9,9 @@
 //! Writes to one row queue in the process, so one locked row holds at most one connection; but
 //! as many locked rows as there are write connections would hold them all, and every unrelated
 //! write would wait behind them for up to the lock timeout. So when every write connection has
-//! been held longer than any ordinary write takes (`STUCK_AFTER`), a writer opens an extra
-//! connection for itself (at most `DB_EXTRA_WRITE_CONNECTIONS` at once), which is closed when its
-//! write ends.
-//! Under load alone connections are held briefly, so extras are opened only for writes stuck in
-//! Postgres (a row lock, a slow statement).
+//! been held longer than any ordinary write takes (`STUCK_AFTER`: load alone never holds one that
+//! long), a writer opens an extra connection for itself (at most `DB_EXTRA_WRITE_CONNECTIONS` at
+//! once), which is closed when its write ends.
 
 use std::ops::Deref;
 use std::sync::atomic::Ordering;
@@ -185,10 +183,7 @@ impl WritePool {
     /// Postgres does not take it within `ACQUIRE_WAIT` or before the deadline. The reservation is
     /// returned as well if the writer stops waiting meanwhile (this future is dropped).
     async fn open_extra(self: &Arc<Self>, deadline: Instant) -> Option<WriteConnection> {
-        let mut reservation = ExtraReservation {
-            pool: self,
-            handed_on: false,
-        };
+        let reservation = ExtraReservation(self);
         // Not the whole deadline: a pool connection may well come free meanwhile.
         let give_up_at = deadline.min(Instant::now() + ACQUIRE_WAIT);
         let opened = tokio::time::timeout_at(give_up_at, keeper::open(&self.connector)).await;
@@ -200,7 +195,7 @@ impl WritePool {
         // Ends when the connection is closed, i.e. when the writer drops it.
         tokio::spawn(driver);
         // From here the connection gives the reservation back when it is dropped.
-        reservation.handed_on = true;
+        std::mem::forget(reservation);
         Some(WriteConnection {
             pool: self.clone(),
             index: None,
@@ -220,18 +215,13 @@ impl WritePool {
 }
 
 /// An extra connection counted in `State::extra` that is not open yet: given back when dropped,
-/// unless it was handed on to the `WriteConnection` it became.
-struct ExtraReservation<'pool> {
-    pool: &'pool WritePool,
-    handed_on: bool,
-}
+/// unless forgotten once it became a `WriteConnection`.
+struct ExtraReservation<'pool>(&'pool WritePool);
 
 impl Drop for ExtraReservation<'_> {
     fn drop(&mut self) {
-        if !self.handed_on {
-            self.pool.state().extra -= 1;
-            self.pool.changed.notify_waiters();
-        }
+        self.0.state().extra -= 1;
+        self.0.changed.notify_waiters();
     }
 }
 

@@ -1,12 +1,11 @@
 //! Request handling: the per-request envelope and the dispatch from route and method to handler.
 //!
-//! `handle` is what the server calls for every request. It picks the request id, continues or
-//! starts the trace, answers a CORS preflight from an allowed origin, runs the handler under the
-//! request deadline, turns an `Error` into its problem response, stamps the request id,
-//! `traceparent`, `Cache-Control` on user routes and the CORS headers, and records the request in the metrics and the log.
-//! `Action` is the one table of what each route and method does and which scope it needs; the
-//! caller is authorized before its handler runs. Handlers themselves only speak HTTP for their
-//! route.
+//! `handle`, called for every request, picks the request id, continues or starts the trace,
+//! answers a CORS preflight from an allowed origin, runs the handler under the request deadline,
+//! turns an `Error` into its problem response, stamps the request id, `traceparent`,
+//! `Cache-Control` on user routes and the CORS headers, and records the request in the metrics
+//! and the log. `Action` is the one table of what each route and method does and which scope it
+//! needs; the caller is authorized before its handler runs. Handlers only speak HTTP.
 
 mod system;
 mod user_routes;
@@ -123,10 +122,10 @@ impl Envelope {
         let failure = outcome.as_ref().err().and_then(failure_cause);
         let mut response = outcome.unwrap_or_else(Error::into_response);
         let duration = self.started.elapsed();
-        let status = response.status().as_u16();
-        state.metrics.record_request(route, &parts.method, status, duration);
+        let (method, status) = (&parts.method, response.status().as_u16());
+        state.metrics.record_request(route, Some(method), status, duration);
         state.logger.request(&RequestRecord {
-            method: parts.method.as_str(),
+            method: method.as_str(),
             route: route.template(),
             status,
             duration,

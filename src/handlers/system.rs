@@ -23,12 +23,8 @@ const OPENAPI_JSON: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/openapi.js
 /// rolling update on a task's health (Docker Swarm) so waits for readiness, while a later outage
 /// of Postgres or of the issuer never makes a started replica unhealthy, and so restarted.
 pub(crate) async fn health(state: &AppState, query: Option<&str>) -> Result<HttpResponse, Error> {
-    let started_asked = query.is_some_and(|query| {
-        query
-            .split('&')
-            .any(|pair| pair.split_once('=').map_or(pair, |(name, _)| name) == "started")
-    });
-    if started_asked && !state.has_been_ready.load(Ordering::Acquire) {
+    let names_started = |pair: &str| pair.split('=').next() == Some("started");
+    if query.unwrap_or_default().split('&').any(names_started) && !state.has_been_ready.load(Ordering::Acquire) {
         ready(state).await?;
     }
     Ok(json(StatusCode::OK, Bytes::from_static(HEALTHY)))
@@ -52,11 +48,10 @@ pub(crate) async fn ready(state: &AppState) -> Result<HttpResponse, Error> {
         auth: auth.label(),
         cause,
     };
-    match postgres {
-        Err(Error::SchemaBehind(gap)) => return Err(not_ready("schema_behind", gap.into())),
-        Err(error) => return Err(not_ready("down", Box::new(error))),
-        Ok(()) => {}
-    }
+    postgres.map_err(|error| match error {
+        Error::SchemaBehind(gap) => not_ready("schema_behind", gap.into()),
+        error => not_ready("down", Box::new(error)),
+    })?;
     if auth == Readiness::NoKeys {
         return Err(not_ready(
             "ok",

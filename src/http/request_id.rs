@@ -20,11 +20,8 @@ pub(crate) fn choose(client_id: Option<&HeaderValue>) -> HeaderValue {
 }
 
 pub(crate) fn is_sane(id: &[u8]) -> bool {
-    !id.is_empty()
-        && id.len() <= MAX_CLIENT_ID_LEN
-        && id
-            .iter()
-            .all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'_' | b':' | b'-'))
+    let allowed = |byte: &u8| byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'_' | b':' | b'-');
+    (1..=MAX_CLIENT_ID_LEN).contains(&id.len()) && id.iter().all(allowed)
 }
 
 /// A new, process-unique id such as `5b6c1f0e-9a7d-4c3b-8e21-0f4d6a7b8c9d`.

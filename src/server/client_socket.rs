@@ -2,16 +2,14 @@
 //! keep the way a service facing proxies and browsers needs.
 //!
 //! **Reads.** A request head must arrive within `HEAD_READ_TIMEOUT` of its first byte (of the
-//! accept, for a connection's first request), and a keep-alive connection may wait for its next
-//! request for `KEEP_ALIVE_SECONDS`. Two limits, because they guard against different things. The
-//! head's is short: a client that trickles its head holds a connection for nothing. The idle one
-//! must be long: a proxy in front (an ingress, a load balancer) keeps its connections to the
-//! service pooled, and if the service closes one just as the proxy sends a request on it, the
-//! proxy answers 502 and, for a write without an `Idempotency-Key`, cannot say whether it
-//! happened. So the service must be the one that waits longer; the connection limit's eviction
-//! (`connections`) closes idle connections when room is needed. hyper 1 has one timer for both
-//! (its header read timeout starts as soon as it waits for the next head), so it is off and the
-//! reads of a connection between requests tell which wait it is in.
+//! accept, for a connection's first request): a client that trickles its head holds a connection
+//! for nothing. A keep-alive connection may wait `KEEP_ALIVE_SECONDS` for its next request, which
+//! must be long: a proxy in front (an ingress, a load balancer) pools its connections to the
+//! service, and if the service closes one just as the proxy sends a request on it, the proxy
+//! answers 502 and, for a write without an `Idempotency-Key`, cannot say whether it happened. So
+//! the service must be the one that waits longer; `connections` closes idle ones when room is
+//! needed. hyper 1 has one timer for both (its header read timeout starts as soon as it waits for
+//! the next head), so it is off and the reads between requests tell which wait it is in.
 //!
 //! **Writes.** hyper 1 has no write timeout, so a client that pipelines requests and never reads
 //! the answers would keep its connection, hyper's buffers and a full kernel send buffer forever.
@@ -20,10 +18,7 @@
 //! before it fires, the write fails, hyper ends the connection, and the socket is closed
 //! abortively (`SO_LINGER` 0): the kernel drops the unsent data at once instead of holding it for
 //! a client that will never take it. The timeout bounds how long a stuck connection lives;
-//! `SEND_BUFFER_BYTES` bounds how much kernel memory it holds meanwhile. Left to autotuning, Linux
-//! grows a socket's send buffer to `net.ipv4.tcp_wmem`'s maximum (4 MiB by default) for a client
-//! that reads nothing: 100 such clients held 389 MiB of kernel memory (docs/RELIABILITY.md has the
-//! figures).
+//! `SEND_BUFFER_BYTES` bounds how much kernel memory it holds meanwhile.
 
 use std::future::Future;
 use std::io::{self, IoSlice};
@@ -48,10 +43,12 @@ pub(crate) const HEAD_READ_TIMEOUT: Duration = Duration::from_secs(5);
 pub(crate) const WRITE_PROGRESS_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// `SO_SNDBUF` of client sockets; Linux doubles it for its bookkeeping, so a socket holds at most
-/// 128 KiB. That is four times the largest common answer (a page of 100 users, about 26 KiB), so
-/// answers still leave in one write, and enough for 10 Mbit/s to a client 100 ms away; a BFF's
-/// clients (an ingress, a gateway) are much closer. Measured on loopback, a page of 100 users is
-/// served as fast as with autotuning, and 100 clients that read nothing hold 26 MiB instead of 389.
+/// 128 KiB. Left to autotuning, Linux grows it to `net.ipv4.tcp_wmem`'s maximum (4 MiB by default)
+/// for a client that reads nothing. 128 KiB is four times the largest common answer (a page of 100
+/// users, about 26 KiB), so answers still leave in one write, and enough for 10 Mbit/s to a client
+/// 100 ms away; a BFF's clients (an ingress, a gateway) are much closer. Measured on loopback, a
+/// page of 100 users is served as fast as with autotuning, and 100 clients that read nothing hold
+/// 26 MiB instead of 389 (docs/RELIABILITY.md has the figures).
 const SEND_BUFFER_BYTES: usize = 64 << 10;
 
 /// The error a head that took too long fails its connection with.
@@ -133,15 +130,13 @@ impl ClientSocket {
             self.stalled = false;
             return written;
         }
-        if !self.stalled {
-            self.stalled = true;
-            let deadline = Instant::now() + self.write_timeout;
-            match &mut self.write_timer {
-                Some(timer) => timer.as_mut().reset(deadline),
-                None => self.write_timer = Some(Box::pin(tokio::time::sleep_until(deadline))),
-            }
+        let write_timeout = self.write_timeout;
+        let timer = self
+            .write_timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(write_timeout)));
+        if !std::mem::replace(&mut self.stalled, true) {
+            timer.as_mut().reset(Instant::now() + write_timeout);
         }
-        let timer = self.write_timer.as_mut().expect("a stalled write has a timer");
         match timer.as_mut().poll(context) {
             Poll::Ready(()) => Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, WriteStalled))),
             Poll::Pending => Poll::Pending,
@@ -169,10 +164,9 @@ impl AsyncRead for ClientSocket {
         }
         match read {
             Poll::Ready(Ok(())) if buffer.filled().len() > filled && self.waiting == Waiting::NextRequest => {
-                if std::mem::take(&mut self.body_to_drain) {
-                    return read;
+                if !std::mem::take(&mut self.body_to_drain) {
+                    self.wait_for(Waiting::Head, Instant::now() + HEAD_READ_TIMEOUT);
                 }
-                self.wait_for(Waiting::Head, Instant::now() + HEAD_READ_TIMEOUT);
                 read
             }
             Poll::Pending if self.read_timer.as_mut().poll(context).is_ready() => match self.waiting {
@@ -215,8 +209,8 @@ impl AsyncWrite for ClientSocket {
 }
 
 impl Drop for ClientSocket {
-    /// A connection closed while its writes are stuck has unsent data the client will not take:
-    /// reset it so the kernel frees that memory now, rather than retrying the send for minutes.
+    /// The abortive close of a stuck connection (see the module doc), so the kernel frees its
+    /// unsent data now rather than retrying the send for minutes.
     fn drop(&mut self) {
         if self.stalled {
             let _ = self.stream.set_zero_linger();

@@ -95,12 +95,10 @@ impl Registry {
         })
     }
 
-    /// Open connections now.
     pub(crate) fn open(&self) -> usize {
         self.open.load(Ordering::Relaxed)
     }
 
-    /// Connections told to close that are still open.
     pub(crate) fn closing(&self) -> usize {
         self.closing.load(Ordering::Relaxed)
     }
@@ -141,12 +139,11 @@ impl Registry {
                 .slots
                 .iter()
                 .flatten()
-                .map(|connection| {
+                .filter_map(|connection| {
                     let state = connection.state.load(Ordering::Relaxed);
-                    (connection, state, connection.last_active.load(Ordering::Relaxed))
-                })
-                .filter(|(_, state, last_active)| {
-                    (*state == IDLE || *state == RECEIVING) && *last_active <= quiet_since
+                    let last_active = connection.last_active.load(Ordering::Relaxed);
+                    let closable = matches!(state, IDLE | RECEIVING) && last_active <= quiet_since;
+                    closable.then_some((connection, state, last_active))
                 })
                 .min_by_key(|(_, _, last_active)| *last_active);
             let Some((candidate, state, _)) = candidate else {
@@ -218,7 +215,6 @@ impl Tracked {
         self.close_after_answer.store(true, Ordering::Relaxed);
     }
 
-    /// Whether answers close the connection (`close_after_answer`).
     pub(crate) fn closes_after_answer(&self) -> bool {
         self.close_after_answer.load(Ordering::Relaxed)
     }

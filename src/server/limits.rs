@@ -32,17 +32,14 @@ pub(crate) fn raise_descriptor_limit() -> io::Result<u64> {
     if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
         return Err(io::Error::last_os_error());
     }
-    let wanted = limit.rlim_max.min(HIGHEST_DESCRIPTOR_LIMIT);
-    if limit.rlim_cur >= wanted {
-        return Ok(limit.rlim_cur);
+    let (soft, wanted) = (limit.rlim_cur, limit.rlim_max.min(HIGHEST_DESCRIPTOR_LIMIT));
+    if soft >= wanted {
+        return Ok(soft);
     }
-    let raised = libc::rlimit {
-        rlim_cur: wanted,
-        rlim_max: limit.rlim_max,
-    };
+    limit.rlim_cur = wanted;
     // SAFETY: setrlimit only reads the struct it is given, which lives for the call.
-    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } != 0 {
-        return Ok(limit.rlim_cur);
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) } != 0 {
+        return Ok(soft);
     }
     Ok(wanted)
 }

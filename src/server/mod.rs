@@ -1,13 +1,11 @@
 //! The accept loop, the life of a client connection, and graceful shutdown.
 //!
-//! Each accepted connection is served by hyper's HTTP/1 connection with three timeouts: a request
-//! head must arrive within 5 s of its first byte, an idle keep-alive waits `KEEP_ALIVE_SECONDS` for
-//! its next request, and an answer must make progress within 10 s ([`client_socket`]). At most
-//! `MAX_CONNECTIONS` are served; a client that arrives at the cap makes the least recently active
-//! connection not being served close, or waits (and the clients after it in the listen backlog)
-//! while every connection is busy ([`connections`]). Requests that hyper refuses before routing
-//! are still counted and logged ([`refusals`]). On shutdown the listener is closed first, so new connections are refused at
-//! once, then in-flight requests get up to the grace period to finish; idle keep-alive
+//! Each accepted connection is hyper's HTTP/1 over a [`client_socket`] (the head, idle and
+//! write-progress deadlines), registered in [`connections`] (which one closes for room at
+//! `MAX_CONNECTIONS`); while every connection is busy, the client at the cap waits, and the ones
+//! after it in the listen backlog. Requests that hyper refuses before routing are still counted
+//! and logged ([`refusals`]). On shutdown the listener is closed first, so new connections are
+//! refused at once, then in-flight requests get up to the grace period to finish; idle keep-alive
 //! connections close immediately, unless a request has already arrived on them (the kernel holds
 //! bytes hyper has not read yet): that request is answered, with `Connection: close`. A connection
 //! closed for room reads such a request first too, and answers it 503. Closing a socket with
@@ -111,11 +109,8 @@ pub(crate) async fn serve(
             let _ = tokio::time::timeout(ROOM_RECHECK, registry.wait_for_a_close()).await;
         }
     };
-    tokio::select! {
-        () = all_closed => {}
-        () = tokio::time::sleep(settings.shutdown_grace) => {
-            logger.warn("grace period over; closing the remaining connections", &[]);
-        }
+    if tokio::time::timeout(settings.shutdown_grace, all_closed).await.is_err() {
+        logger.warn("grace period over; closing the remaining connections", &[]);
     }
 }
 
@@ -255,21 +250,15 @@ async fn make_room(registry: &Registry, max_connections: usize) {
 /// Why a connection ended with an error: a refused request is counted and logged as a request;
 /// a stuck writer is counted; the rest (clients gone, header timeouts) are routine.
 fn connection_ended_with(error: &hyper::Error, state: &AppState, tracked: &Tracked) {
+    let (metrics, logger) = (&state.metrics, &state.logger);
     if let Some(status) = refusals::refusal_status(error) {
         refusals::record(state, status, error, tracked.idle_for());
     } else if is_write_stall(error) {
-        state
-            .metrics
-            .connections_write_timed_out
-            .fetch_add(1, Ordering::Relaxed);
-        state
-            .logger
-            .debug("closed a connection that read nothing for 10 s", &[]);
+        metrics.connections_write_timed_out.fetch_add(1, Ordering::Relaxed);
+        logger.debug("closed a connection that read nothing for 10 s", &[]);
     } else {
-        state.logger.debug(
-            "connection ended with an error",
-            &[("error.message", &error.to_string())],
-        );
+        let message = error.to_string();
+        logger.debug("connection ended with an error", &[("error.message", &message)]);
     }
 }
 

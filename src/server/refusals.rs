@@ -32,9 +32,8 @@ pub(crate) fn refusal_status(error: &hyper::Error) -> Option<StatusCode> {
         return None;
     }
     if error.is_parse_too_large() {
-        // hyper's API tells "too large" apart from the rest but not a long target (414) from a
-        // large head (431); its message does. With today's buffer only 431 occurs (pinned by
-        // tests/api/refusals.rs); the 414 stays right if the buffer ever grows past 64 KiB.
+        // hyper's API tells a long target (414) from a large head (431) only by its message. Only
+        // 431 occurs with today's buffer (pinned by tests/api/refusals.rs), 414 once it passes 64 KiB.
         return Some(if error.to_string().contains("URI too long") {
             StatusCode::URI_TOO_LONG
         } else {
@@ -50,13 +49,14 @@ pub(crate) fn refusal_status(error: &hyper::Error) -> Option<StatusCode> {
 /// (`-`), it carried no request id hyper could read (empty), it starts a trace of its own (no
 /// `traceparent` could be read either), and its duration runs from the connection's last activity.
 pub(crate) fn record(state: &AppState, status: StatusCode, error: &hyper::Error, duration: Duration) {
-    state.metrics.record_refusal(status.as_u16(), duration);
+    let status = status.as_u16();
+    state.metrics.record_request(Route::Unmatched, None, status, duration);
     let reason = error.to_string();
     let trace = TraceContext::continue_or_start(&HeaderMap::new());
     state.logger.request(&RequestRecord {
         method: "-",
         route: Route::Unmatched.template(),
-        status: status.as_u16(),
+        status,
         duration,
         request_id: b"",
         trace_id: trace.trace_id(),

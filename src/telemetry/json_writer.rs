@@ -43,13 +43,11 @@ unsigned_field_value!(u16, u32, u64, usize);
 pub(crate) fn write_decimal(line: &mut Vec<u8>, mut value: u64) {
     let mut digits = [0u8; 20];
     let mut start = digits.len();
-    loop {
+    // At least one digit: 0 is written as `0`.
+    while start == digits.len() || value > 0 {
         start -= 1;
         digits[start] = b'0' + (value % 10) as u8;
         value /= 10;
-        if value == 0 {
-            break;
-        }
     }
     line.extend_from_slice(&digits[start..]);
 }

@@ -6,7 +6,7 @@
 //! then the process (`process`) and runtime (`runtime`) figures read at that moment.
 
 use std::fmt::{Display, Write as _};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 use hyper::Method;
@@ -61,34 +61,25 @@ pub(crate) struct AuthFigures {
     pub(crate) tokens_remembered: usize,
 }
 
-/// Counters shared by the whole process.
+/// Counters shared by the whole process; what each counts is its family's HELP text in `render`.
 #[derive(Default)]
 pub(crate) struct Metrics {
     requests: [[[AtomicU64; STATUS_SLOTS]; METHODS.len()]; ROUTE_COUNT],
     durations: [Histogram; ROUTE_COUNT],
     pub(crate) cache_hits: AtomicU64,
-    /// Reads answered from an in-process copy.
     pub(crate) cache_local_hits: AtomicU64,
     pub(crate) cache_misses: AtomicU64,
     pub(crate) cache_errors: AtomicU64,
-    /// Reads that skipped Redis: the breaker was open, no connection was up, or its Redis was
-    /// not yet swept of its past.
     pub(crate) cache_bypassed: AtomicU64,
-    /// Write fences whose lift Redis did not answer before the write had to answer: each keeps
-    /// its user out of the cache until it expires.
     pub(crate) cache_fences_left: AtomicU64,
-    /// Sweeps of every cached body under the prefix.
     pub(crate) cache_sweeps: AtomicU64,
     pub(crate) connections_open: AtomicU64,
-    /// Connections closed because no byte could be written to them for the write-progress timeout.
     pub(crate) connections_write_timed_out: AtomicU64,
-    /// Idle connections closed to make room at `MAX_CONNECTIONS`.
     pub(crate) connections_evicted: AtomicU64,
-    /// Failed `accept` calls (out of descriptors, memory, or a client gone before it was accepted).
     pub(crate) accept_errors: AtomicU64,
-    /// Requests refused for their credentials, by `http::bearer::REFUSAL_REASONS`.
+    /// One per reason in `http::bearer::REFUSAL_REASONS`.
     auth_refusals: [AtomicU64; REFUSAL_REASONS.len()],
-    /// Fetches of the issuer's keys that succeeded, and that failed.
+    /// Fetches of the issuer's keys that succeeded, then those that failed.
     auth_key_fetches: [AtomicU64; 2],
 }
 
@@ -100,37 +91,28 @@ struct Histogram {
 }
 
 impl Metrics {
-    pub(crate) fn record_request(&self, route: Route, method: &Method, status: u16, duration: Duration) {
-        self.record(route, method_slot(method), status, duration);
-    }
-
-    /// A request hyper refused before routing: route `unmatched`, method `OTHER`.
-    pub(crate) fn record_refusal(&self, status: u16, duration: Duration) {
-        self.record(Route::Unmatched, OTHER_METHOD, status, duration);
+    /// A request; `method` is `None` when hyper refused its head, so that it is not known.
+    pub(crate) fn record_request(&self, route: Route, method: Option<&Method>, status: u16, duration: Duration) {
+        let method_slot = method.map_or(OTHER_METHOD, method_slot);
+        let status_slot = STATUSES.iter().position(|&known| known == status);
+        let counter = &self.requests[route.index()][method_slot][status_slot.unwrap_or(STATUSES.len())];
+        counter.fetch_add(1, Relaxed);
+        let histogram = &self.durations[route.index()];
+        let seconds = duration.as_secs_f64();
+        let bucket = BUCKETS.iter().position(|&bound| seconds <= bound);
+        histogram.buckets[bucket.unwrap_or(BUCKETS.len())].fetch_add(1, Relaxed);
+        histogram.sum_micros.fetch_add(duration.as_micros() as u64, Relaxed);
     }
 
     /// A request refused for its credentials, by its position in `REFUSAL_REASONS`.
     pub(crate) fn record_auth_refusal(&self, reason: usize) {
         if let Some(counter) = self.auth_refusals.get(reason) {
-            counter.fetch_add(1, Ordering::Relaxed);
+            counter.fetch_add(1, Relaxed);
         }
     }
 
     pub(crate) fn record_key_fetch(&self, succeeded: bool) {
-        self.auth_key_fetches[usize::from(!succeeded)].fetch_add(1, Ordering::Relaxed);
-    }
-
-    fn record(&self, route: Route, method_slot: usize, status: u16, duration: Duration) {
-        let status_slot = STATUSES.iter().position(|&known| known == status);
-        let counter = &self.requests[route.index()][method_slot][status_slot.unwrap_or(STATUSES.len())];
-        counter.fetch_add(1, Ordering::Relaxed);
-        let histogram = &self.durations[route.index()];
-        let seconds = duration.as_secs_f64();
-        let bucket = BUCKETS.iter().position(|&bound| seconds <= bound);
-        histogram.buckets[bucket.unwrap_or(BUCKETS.len())].fetch_add(1, Ordering::Relaxed);
-        histogram
-            .sum_micros
-            .fetch_add(duration.as_micros() as u64, Ordering::Relaxed);
+        self.auth_key_fetches[usize::from(!succeeded)].fetch_add(1, Relaxed);
     }
 
     /// The whole `/metrics` page: `render`, then the process and runtime figures as they are now.
@@ -194,11 +176,8 @@ impl Metrics {
             let help = "Cached values that were not a body for their key, replaced as misses.";
             render_labelled(&mut out, name, "counter", help, "kind", cache.bad_values);
             if let Some(entries) = cache.local_entries {
-                let _ = writeln!(
-                    out,
-                    "# HELP gravity_cache_local_entries In-process copies (and reservations) held.\n\
-                     # TYPE gravity_cache_local_entries gauge\ngravity_cache_local_entries {entries}"
-                );
+                let help = "In-process copies (and reservations) held.";
+                render_one(&mut out, "gravity_cache_local_entries", "gauge", help, entries);
             }
         }
         self.render_connections(&mut out);
@@ -238,12 +217,9 @@ impl Metrics {
     }
 
     fn render_connections(&self, out: &mut String) {
-        let _ = writeln!(
-            out,
-            "# HELP gravity_http_connections_open Client connections open now (at most MAX_CONNECTIONS).\n\
-             # TYPE gravity_http_connections_open gauge\ngravity_http_connections_open {}",
-            load(&self.connections_open)
-        );
+        let name = "gravity_http_connections_open";
+        let help = "Client connections open now (at most MAX_CONNECTIONS).";
+        render_one(out, name, "gauge", help, load(&self.connections_open));
         let name = "gravity_http_connections_closed_total";
         let help = "Client connections the service closed, by reason.";
         let closed = [
@@ -251,12 +227,9 @@ impl Metrics {
             ("evicted", load(&self.connections_evicted)),
         ];
         render_labelled(out, name, "counter", help, "reason", closed);
-        let _ = writeln!(
-            out,
-            "# HELP gravity_http_accept_errors_total Failed accept calls (out of descriptors or memory, or a client gone).\n\
-             # TYPE gravity_http_accept_errors_total counter\ngravity_http_accept_errors_total {}",
-            load(&self.accept_errors)
-        );
+        let name = "gravity_http_accept_errors_total";
+        let help = "Failed accept calls (out of descriptors or memory, or a client gone).";
+        render_one(out, name, "counter", help, load(&self.accept_errors));
     }
 
     fn render_requests(&self, out: &mut String) {
@@ -310,7 +283,12 @@ impl Metrics {
 }
 
 fn load(counter: &AtomicU64) -> u64 {
-    counter.load(Ordering::Relaxed)
+    counter.load(Relaxed)
+}
+
+/// A family of one series: its help, its type and its figure.
+fn render_one(out: &mut String, name: &str, kind: &str, help: &str, figure: impl Display) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {figure}");
 }
 
 /// A family with one label: its help, its type, and one series per value of the label.
@@ -352,13 +330,8 @@ fn render_pools(out: &mut String, (reads, writes): (PoolStats, PoolStats)) {
     let help = "Queries sent to Postgres and not yet answered (reads), or writes holding a connection.";
     let in_flight = pools.map(|(name, pool)| (name, pool.queries_in_flight));
     render_labelled(out, "gravity_db_queries_in_flight", "gauge", help, "pool", in_flight);
-    let _ = writeln!(
-        out,
-        "# HELP gravity_db_write_extra_connections Write connections open beside the pool's own: opened while every write connection is stuck (a row lock, a slow statement), closed when their write ends.\n\
-         # TYPE gravity_db_write_extra_connections gauge\n\
-         gravity_db_write_extra_connections {}",
-        writes.extra
-    );
+    let help = "Write connections open beside the pool's own: opened while every write connection is stuck (a row lock, a slow statement), closed when their write ends.";
+    render_one(out, "gravity_db_write_extra_connections", "gauge", help, writes.extra);
 }
 
 /// The method's slot in `METHODS`: one comparison of the method's tag per request, no string.
@@ -380,10 +353,10 @@ mod tests {
     #[test]
     fn requests_are_counted_by_template_method_and_status() {
         let metrics = Metrics::default();
-        metrics.record_request(Route::User("x"), &Method::GET, 404, Duration::from_micros(300));
-        metrics.record_request(Route::User("x"), &Method::GET, 404, Duration::from_micros(300));
-        metrics.record_request(Route::Users, &Method::PUT, 405, Duration::from_millis(2));
-        metrics.record_refusal(431, Duration::from_millis(1));
+        metrics.record_request(Route::User("x"), Some(&Method::GET), 404, Duration::from_micros(300));
+        metrics.record_request(Route::User("x"), Some(&Method::GET), 404, Duration::from_micros(300));
+        metrics.record_request(Route::Users, Some(&Method::PUT), 405, Duration::from_millis(2));
+        metrics.record_request(Route::Unmatched, None, 431, Duration::from_millis(1));
         let text = metrics.render((PoolStats::default(), PoolStats::default()), None, 0, 0);
         assert!(text.contains(r#"gravity_http_requests_total{method="GET",route="/v1/users/{id}",status="404"} 2"#));
         assert!(text.contains(r#"gravity_http_requests_total{method="OTHER",route="unmatched",status="431"} 1"#));

@@ -2,7 +2,7 @@
 //! dead Redis, every failed `accept`) is logged at most once per interval, with the number of
 //! like ones that were not, so an outage shows in the log without flooding it.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use crate::telemetry::json_writer::FieldValue;
@@ -37,18 +37,13 @@ impl RateLimitedWarning {
         let now = u64::try_from(self.epoch.elapsed().as_millis())
             .unwrap_or(u64::MAX)
             .max(1);
-        let last = self.last_logged.load(Ordering::Relaxed);
+        let last = self.last_logged.load(Relaxed);
         let due = last == 0 || now.saturating_sub(last) >= self.every.as_millis() as u64;
-        if !due
-            || self
-                .last_logged
-                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-                .is_err()
-        {
-            self.held_back.fetch_add(1, Ordering::Relaxed);
+        if !due || self.last_logged.compare_exchange(last, now, Relaxed, Relaxed).is_err() {
+            self.held_back.fetch_add(1, Relaxed);
             return;
         }
-        let held_back = self.held_back.swap(0, Ordering::Relaxed);
+        let held_back = self.held_back.swap(0, Relaxed);
         let error: &dyn FieldValue = &error;
         let all = [
             fields,

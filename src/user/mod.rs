@@ -58,10 +58,9 @@ fn rfc3339_micros<S: serde::Serializer>(moment: &OffsetDateTime, serializer: S) 
 
 /// Reads a user id from a path segment: a hyphenated UUID in any letter case.
 pub fn parse_user_id(segment: &str) -> Result<Uuid, Error> {
-    let hyphenated = segment.len() == uuid::fmt::Hyphenated::LENGTH
-        && [8, 13, 18, 23].iter().all(|&at| segment.as_bytes()[at] == b'-');
+    // `try_parse` also takes the simple, braced and URN forms, none of them 36 bytes long.
     match Uuid::try_parse(segment) {
-        Ok(id) if hyphenated => Ok(id),
+        Ok(id) if segment.len() == uuid::fmt::Hyphenated::LENGTH => Ok(id),
         _ => Err(Error::BadRequest(format!(
             "{:?} is not a user id; ids are hyphenated UUIDs",
             truncate(segment, 64)

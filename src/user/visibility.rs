@@ -53,14 +53,11 @@ pub fn is_invisible(c: char) -> bool {
     INVISIBLE.get(candidate).is_some_and(|&(first, _)| first <= c)
 }
 
-/// White space, a control character or an invisible one: what nobody sees, or sees as a gap.
-pub fn shows_nothing(c: char) -> bool {
-    c.is_whitespace() || c.is_control() || is_invisible(c)
-}
-
-/// Whether any character of `text` can be seen.
+/// Whether any character of `text` can be seen: one that is not white space, a control character
+/// or an invisible one.
 pub fn has_visible_character(text: &str) -> bool {
-    !text.chars().all(shows_nothing)
+    text.chars()
+        .any(|c| !(c.is_whitespace() || c.is_control() || is_invisible(c)))
 }
 
 #[cfg(test)]

@@ -16,8 +16,7 @@ use tokio_postgres::error::SqlState;
 
 use super::progress::WriteProgress;
 use super::single::{start_budget, statement_failure_at};
-use super::transaction;
-use super::{WriteResponse, created_response};
+use super::{WriteResponse, created_response, transaction};
 use crate::batcher::{Batcher, Batching};
 use crate::db::Database;
 use crate::db::connect::STATEMENT_TIMEOUT;

@@ -28,9 +28,8 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 use crate::cache::Cache;
-use crate::db::Database;
-use crate::db::idempotency_records;
 use crate::db::user_queries::email_taken;
+use crate::db::{Database, idempotency_records};
 use crate::error::Error;
 use crate::telemetry::log::Logger;
 use crate::user::User;

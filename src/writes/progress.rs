@@ -33,15 +33,14 @@ pub(crate) struct WaitingForWrite {
 impl WriteProgress {
     /// A write's progress, and the request's hold on it while it waits.
     pub(crate) fn start(deadline: Instant) -> (Arc<WriteProgress>, WaitingForWrite) {
-        let progress = Arc::new(WriteProgress {
-            state: AtomicU8::new(QUEUED),
-            deadline,
-            behind_its_key: AtomicBool::new(false),
-        });
         let waiting = WaitingForWrite {
-            progress: progress.clone(),
+            progress: Arc::new(WriteProgress {
+                state: AtomicU8::new(QUEUED),
+                deadline,
+                behind_its_key: AtomicBool::new(false),
+            }),
         };
-        (progress, waiting)
+        (waiting.progress.clone(), waiting)
     }
 
     pub(crate) fn deadline(&self) -> Instant {
@@ -56,13 +55,10 @@ impl WriteProgress {
     /// The error for a request whose deadline passed: a write that never went out (nothing
     /// written, or the same key's request still in progress), or one already sent (outcome unknown).
     pub(crate) fn timed_out(&self) -> Error {
-        if self.abandon() {
-            if self.behind_its_key.load(Ordering::Acquire) {
-                return Error::IdempotencyKeyInProgress;
-            }
-            Error::WriteNotApplied("the request deadline passed before the write was sent".into())
-        } else {
-            Error::WriteOutcomeUnknown("the request deadline passed while the write was in progress".into())
+        match self.abandon() {
+            true if self.behind_its_key.load(Ordering::Acquire) => Error::IdempotencyKeyInProgress,
+            true => Error::WriteNotApplied("the request deadline passed before the write was sent".into()),
+            false => Error::WriteOutcomeUnknown("the request deadline passed while the write was in progress".into()),
         }
     }
 

@@ -27,8 +27,7 @@ pub(crate) struct RowLocks {
 pub(crate) struct RowGuard<'a> {
     locks: &'a RowLocks,
     key: RowKey,
-    entry: Arc<AsyncMutex<()>>,
-    guard: Option<OwnedMutexGuard<()>>,
+    guard: OwnedMutexGuard<()>,
 }
 
 impl RowLocks {
@@ -40,22 +39,19 @@ impl RowLocks {
             .entry(key)
             .or_default()
             .clone();
-        let guard = entry.clone().lock_owned().await;
         RowGuard {
             locks: self,
             key,
-            entry,
-            guard: Some(guard),
+            guard: entry.lock_owned().await,
         }
     }
 }
 
 impl Drop for RowGuard<'_> {
     fn drop(&mut self) {
-        drop(self.guard.take());
         let mut held = self.locks.held.lock().unwrap_or_else(PoisonError::into_inner);
-        // Two handles left (the map's and this one) means nobody else holds or awaits it.
-        if Arc::strong_count(&self.entry) == 2 {
+        // Two handles left (the map's and this guard's, released next): nobody else holds or awaits it.
+        if Arc::strong_count(OwnedMutexGuard::mutex(&self.guard)) == 2 {
             held.remove(&self.key);
         }
     }

@@ -64,13 +64,10 @@ pub(crate) async fn run_alone<T>(
 ) -> Result<T, Error> {
     let lock_wait = lock_wait.unwrap_or(budget).min(budget);
     if budget < STATEMENT_TIMEOUT {
-        let outcome = preceded_by(connection, "BEGIN; ", budget, lock_wait, statement(connection)).await;
-        return finish(
-            connection,
-            outcome.map_err(|error| failed(error, Stage::BeforeCommit)),
-            before_commit,
-        )
-        .await;
+        let inside = preceded_by(connection, "BEGIN; ", budget, lock_wait, statement(connection))
+            .await
+            .map_err(|error| failed(error, Stage::BeforeCommit));
+        return finish(connection, inside, before_commit).await;
     }
     still_open(connection, "the write")?;
     // Nothing is sent if it fails: the connection is as it was.
