@@ -23,8 +23,12 @@ const OPENAPI_JSON: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/openapi.js
 /// rolling update on a task's health (Docker Swarm) so waits for readiness, while a later outage
 /// of Postgres or of the issuer never makes a started replica unhealthy, and so restarted.
 pub(crate) async fn health(state: &AppState, query: Option<&str>) -> Result<HttpResponse, Error> {
-    let names_started = |pair: &str| pair.split('=').next() == Some("started");
-    if query.unwrap_or_default().split('&').any(names_started) && !state.has_been_ready.load(Ordering::Acquire) {
+    let started_asked = query.is_some_and(|query| {
+        query
+            .split('&')
+            .any(|pair| pair.split_once('=').map_or(pair, |(name, _)| name) == "started")
+    });
+    if started_asked && !state.has_been_ready.load(Ordering::Acquire) {
         ready(state).await?;
     }
     Ok(json(StatusCode::OK, Bytes::from_static(HEALTHY)))
