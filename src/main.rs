@@ -98,7 +98,7 @@ fn migrate(config: Config, command: MigrateCommand) -> Result<(), Failure> {
             MigrateCommand::Up { .. } => {
                 let applied = migrator.up().await?;
                 for migration in &applied {
-                    println!("applied {:04}_{}", migration.version, migration.name);
+                    println!("applied {migration}");
                 }
                 if applied.is_empty() {
                     println!("no change: the schema is up to date");
@@ -106,7 +106,7 @@ fn migrate(config: Config, command: MigrateCommand) -> Result<(), Failure> {
             }
             MigrateCommand::Down(steps) => {
                 for migration in migrator.down(steps).await? {
-                    println!("reverted {:04}_{}", migration.version, migration.name);
+                    println!("reverted {migration}");
                 }
             }
             MigrateCommand::Force(version) => {
@@ -123,7 +123,7 @@ fn migrate(config: Config, command: MigrateCommand) -> Result<(), Failure> {
                         Some(Ordering::Less | Ordering::Equal) => "applied",
                         _ => "pending",
                     };
-                    println!("{mark:>8}  {:04}_{}", migration.version, migration.name);
+                    println!("{mark:>8}  {migration}");
                 }
             }
         }

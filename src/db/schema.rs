@@ -11,7 +11,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 
 use tokio_postgres::Client;
 
-use super::migrate::{MIGRATIONS, dirty_advice, latest_version, recorded_version};
+use super::migrate::{MIGRATIONS, Migration, dirty_advice, latest_version, recorded_version};
 
 /// What the database lacks: the migrations after `applied` (none applied: `None`), or a repair
 /// after a migration that failed part-way (`dirty`).
@@ -59,9 +59,7 @@ impl fmt::Display for SchemaGap {
         }
         let applied = self.applied.unwrap_or(0);
         let mut missing = MIGRATIONS.iter().filter(|migration| migration.version > applied);
-        let first = missing.next().map_or(String::new(), |migration| {
-            format!("{:04}_{}", migration.version, migration.name)
-        });
+        let first = missing.next().map_or(String::new(), Migration::to_string);
         let more = match missing.count() {
             0 => String::new(),
             count => format!(" and {count} more"),
@@ -99,10 +97,7 @@ mod tests {
             dirty: false,
         }
         .to_string();
-        assert!(
-            text.contains(&format!("{:04}_{} is not applied", latest.version, latest.name)),
-            "{text}"
-        );
+        assert!(text.contains(&format!("{latest} is not applied")), "{text}");
     }
 
     #[test]

@@ -61,10 +61,7 @@ async fn migrate_up_with_create_database_creates_a_missing_database_then_migrate
         "{stdout}"
     );
     for migration in MIGRATIONS {
-        assert!(
-            stdout.contains(&format!("applied {:04}_{}", migration.version, migration.name)),
-            "{stdout}"
-        );
+        assert!(stdout.contains(&format!("applied {migration}")), "{stdout}");
     }
 
     let again = run(&["migrate", "up", "--create-database"], &vars);
@@ -148,7 +145,7 @@ async fn a_database_one_migration_behind_names_the_missing_migration() {
     let service = service_process::on(&database, &[], None).await;
     let ready = service.get("/ready").await;
     assert_eq!(ready.status, 503, "{}", ready.text());
-    let wanted = format!("migration {:04}_{} is not applied", latest.version, latest.name);
+    let wanted = format!("migration {latest} is not applied");
     assert!(ready.text().contains(&wanted), "{}", ready.text());
 }
 
