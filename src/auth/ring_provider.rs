@@ -46,6 +46,10 @@ fn verifier(algorithm: &Algorithm, key: &DecodingKey) -> Result<Box<dyn JwtVerif
     if key.family() != family {
         return Err(ErrorKind::InvalidAlgorithm.into());
     }
+    // An RSA key is verified from its modulus and exponent only (`key_set` makes no other kind).
+    if family == AlgorithmFamily::Rsa && !matches!(key.kind(), DecodingKeyKind::RsaModulusExponent { .. }) {
+        return Err(ErrorKind::InvalidKeyFormat.into());
+    }
     Ok(Box::new(RingVerifier {
         algorithm: *algorithm,
         key: key.clone(),
@@ -58,7 +62,7 @@ fn no_signer(_: &Algorithm, _: &EncodingKey) -> Result<Box<dyn JwtSigner>, Error
 
 impl Verifier<Vec<u8>> for RingVerifier {
     fn verify(&self, message: &[u8], signature: &Vec<u8>) -> Result<(), signature::Error> {
-        // `key_set` admits only these: a modulus and exponent, a 65-byte P-256 point, a 32-byte Ed25519 key.
+        // `key_set` admits only these: a 65-byte P-256 point, a 32-byte Ed25519 key, and RSA as above.
         let verified = match (self.key.kind(), self.algorithm) {
             (DecodingKeyKind::RsaModulusExponent { n, e }, Algorithm::RS256) => {
                 RsaPublicKeyComponents { n, e }.verify(&RSA_PKCS1_2048_8192_SHA256, message, signature)

@@ -86,29 +86,35 @@ impl TraceContext {
 
 /// A `traceparent` value, or `None` when the specification says to ignore it.
 fn parse(value: &[u8]) -> Option<Parent> {
-    // Version `00`'s fields: lower-case hex digits only (the specification allows no upper case),
-    // between dashes.
-    let mut fields = value.get(..TRACEPARENT_LEN)?.iter().enumerate();
-    let well_formed = fields.all(|(at, &byte)| match at {
-        2 | 35 | 52 => byte == b'-',
-        _ => matches!(byte, b'0'..=b'9' | b'a'..=b'f'),
-    });
-    let valid_version = match &value[0..2] {
-        b"ff" => false,
-        b"00" => value.len() == TRACEPARENT_LEN,
+    if value.len() < TRACEPARENT_LEN || !is_hex_id(&value[0..2]) {
+        return None;
+    }
+    match &value[0..2] {
+        b"ff" => return None,
+        b"00" if value.len() != TRACEPARENT_LEN => return None,
         // A later version may append fields, each after a dash.
-        _ => value.get(TRACEPARENT_LEN).is_none_or(|&byte| byte == b'-'),
-    };
-    let (trace_id, parent_id) = (&value[3..35], &value[36..52]);
+        _ if value.len() > TRACEPARENT_LEN && value[TRACEPARENT_LEN] != b'-' => return None,
+        _ => {}
+    }
+    let (trace_id, parent_id, flags) = (&value[3..35], &value[36..52], &value[53..55]);
+    let separated = value[2] == b'-' && value[35] == b'-' && value[52] == b'-';
     let all_zeros = |id: &[u8]| id.iter().all(|&digit| digit == b'0');
-    if !well_formed || !valid_version || all_zeros(trace_id) || all_zeros(parent_id) {
+    if !separated || !is_hex_id(trace_id) || !is_hex_id(parent_id) || !is_hex_id(flags) {
+        return None;
+    }
+    if all_zeros(trace_id) || all_zeros(parent_id) {
         return None;
     }
     Some(Parent {
         trace_id: trace_id.try_into().expect("32 digits"),
         // The sampled flag is the lowest bit of the flags' second hex digit.
-        sampled: matches!(value[54], b'1' | b'3' | b'5' | b'7' | b'9' | b'b' | b'd' | b'f'),
+        sampled: matches!(flags[1], b'1' | b'3' | b'5' | b'7' | b'9' | b'b' | b'd' | b'f'),
     })
+}
+
+/// Lower-case hex digits only: the specification allows no upper case.
+fn is_hex_id(digits: &[u8]) -> bool {
+    digits.iter().all(|digit| matches!(digit, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 /// `bytes` as lower-case hex digits; all zeros, the one invalid id, becomes `…01` (a one-in-2^64
