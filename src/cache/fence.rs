@@ -13,8 +13,9 @@
 //!   also tells whether any replica serves copies (`{prefix}:copies`, `tracking`); if so, a
 //!   committed write answers no sooner than `VOUCHED_FOR` after its fence (why that suffices:
 //!   `local`). The key can be missing for a moment while copies are served (a flush, until the
-//!   next renewal 25 ms later), so a replica that keeps copies itself always waits, and one that
-//!   saw the key within `COPIES_SIGHTING_COUNTS` waits as if it were there.
+//!   next renewal 25 ms later), so a replica that keeps copies itself always waits, one that saw
+//!   the key within `COPIES_SIGHTING_COUNTS` waits as if it were there, and any replica waits
+//!   while Redis lacks the record of its instance (`link`), which a flush removes as well.
 //! - **Lifting learns whether it held.** If the token is gone (Redis restarted, flushed or evicted
 //!   it), a reader may have stored a body read before the commit, so the lift removes whatever is
 //!   at the key; while copies are served, a committed write then also answers no sooner than
@@ -38,8 +39,7 @@ use crate::error::Error;
 
 /// Adds a write's token (ARGV[1]) to the fence at the key, or replaces whatever else is there with
 /// a fence of that token; the fence lives ARGV[2] ms, or longer if it already did. `pcall`: a value
-/// of another type is simply replaced. Returns 1 if any replica may serve in-process copies (the
-/// key KEYS[2] exists), else 0.
+/// of another type is simply replaced. Returns `COPIES_KEY` and `NO_RECORD` as they are.
 pub(super) const RAISE_FENCE: &str = r"
 local held = redis.pcall('GET', KEYS[1])
 local tokens = ''
@@ -49,14 +49,14 @@ if type(held) == 'string' and string.sub(held, 1, 6) == 'fence:' then
   lifetime = math.max(lifetime, redis.call('PTTL', KEYS[1]))
 end
 redis.call('SET', KEYS[1], 'fence:' .. tokens .. ARGV[1], 'PX', lifetime)
-return redis.call('EXISTS', KEYS[2])";
+return redis.call('EXISTS', KEYS[2]) * 2 + (1 - redis.call('EXISTS', KEYS[3])) * 4";
 
 /// Takes the write's token (ARGV[1]) out of the fence, removing the key with the last token. Without
 /// it: another write's fence is left in place, anything else is removed (it may have been stored
-/// while the fence was gone). Returns `HELD` if the token was there, plus `COPIES_SERVED` if any
-/// replica may serve in-process copies (the key KEYS[2] exists).
+/// while the fence was gone). Returns `HELD` if the token was there, plus `COPIES_KEY` and
+/// `NO_RECORD` as they are.
 pub(super) const LIFT_FENCE: &str = r"
-local copies = redis.call('EXISTS', KEYS[2]) * 2
+local copies = redis.call('EXISTS', KEYS[2]) * 2 + (1 - redis.call('EXISTS', KEYS[3])) * 4
 local held = redis.pcall('GET', KEYS[1])
 if type(held) == 'string' and string.sub(held, 1, 6) == 'fence:' then
   for at = 7, #held, 16 do
@@ -74,9 +74,14 @@ if type(held) == 'string' and string.sub(held, 1, 6) == 'fence:' then
 end
 redis.call('DEL', KEYS[1])
 return copies";
-/// `LIFT_FENCE`'s answer, bit by bit.
+/// The fence scripts' answers, bit by bit. The write's token was still there (`LIFT_FENCE` only).
 const HELD: i64 = 1;
-const COPIES_SERVED: i64 = 2;
+/// `{prefix}:copies` (KEYS[2]) exists: some replica serves in-process copies.
+const COPIES_KEY: i64 = 2;
+/// `{prefix}:instance` (KEYS[3]) is missing: a flush or a new Redis removed it, and
+/// `{prefix}:copies` with it, while a replica may still serve copies for `VOUCHED_FOR` on the word
+/// of a round trip from before; `link` writes the record again no sooner than that afterwards.
+const NO_RECORD: i64 = 4;
 
 /// How long a sighting of `{prefix}:copies` counts: far longer than the key is ever missing while
 /// copies are served, and short enough that writes stop waiting soon after copies are turned off.
@@ -126,19 +131,18 @@ impl Cache {
         let mut invocation = inner.raise_fence_script.key(key.as_bytes());
         invocation
             .key(&inner.copies_key)
+            .key(inner.link.instance_key())
             .arg(token.as_bytes())
             .arg(u64::try_from(lifetime.as_millis()).unwrap_or(u64::MAX));
         let call = invocation.invoke_async::<i64>(&mut connection);
-        let copies_served = match inner.bounded("raise fence", generation, call).await {
-            Ok(copies_served) => copies_served,
+        let answer = match inner.bounded("raise fence", generation, call).await {
+            Ok(answer) => answer,
             Err(Some(error)) => return Err(refused(format!("redis refused it: {error}"))),
             Err(None) => return Err(refused(super::no_answer_within(inner.call_timeout))),
         };
         // Redis tells the other replicas (their tracking connections); this one drops its copy now.
         self.forget_copy(id);
-        let copies_heard_at = self
-            .copies_may_be_served(copies_served == 1)
-            .then(|| Instant::now() + VOUCHED_FOR);
+        let copies_heard_at = self.copies_may_be_served(answer).then(|| Instant::now() + VOUCHED_FOR);
         Ok(Fence {
             id,
             token,
@@ -160,7 +164,7 @@ impl Cache {
             // nothing was there, or another write's fence: rare enough to wait for all the same).
             if let Some((answer, answered_at)) = answer
                 && answer & HELD == 0
-                && self.copies_may_be_served(answer & COPIES_SERVED != 0)
+                && self.copies_may_be_served(answer)
             {
                 tokio::time::sleep_until(answered_at + VOUCHED_FOR).await;
             }
@@ -178,18 +182,18 @@ impl Cache {
         });
     }
 
-    /// Whether any replica may serve copies, given whether Redis holds `{prefix}:copies` now: yes
-    /// if it does, if this replica keeps copies (a fleet runs one setting), or if the key was seen
-    /// within `COPIES_SIGHTING_COUNTS`.
-    fn copies_may_be_served(&self, key_held: bool) -> bool {
+    /// Whether any replica may serve copies, given a fence script's `answer`: yes if Redis holds
+    /// `{prefix}:copies` or lacks its record (`NO_RECORD`), if this replica keeps copies (a fleet
+    /// runs one setting), or if the key was seen within `COPIES_SIGHTING_COUNTS`.
+    fn copies_may_be_served(&self, answer: i64) -> bool {
         if self.near.is_some() {
             return true;
         }
         let mut seen_at = self.inner.copies_seen_at.lock().unwrap_or_else(PoisonError::into_inner);
-        if key_held {
+        if answer & COPIES_KEY != 0 {
             *seen_at = Some(Instant::now());
         }
-        seen_at.is_some_and(|at| at.elapsed() < COPIES_SIGHTING_COUNTS)
+        answer & NO_RECORD != 0 || seen_at.is_some_and(|at| at.elapsed() < COPIES_SIGHTING_COUNTS)
     }
 
     /// `LIFT_FENCE`'s answer and when it came, or `None` when Redis never answered.
@@ -207,7 +211,10 @@ impl Cache {
             let patience = until.saturating_duration_since(Instant::now());
             if let Some((mut connection, generation)) = inner.link.connection_within(patience).await {
                 let mut invocation = inner.lift_fence_script.key(key.as_bytes());
-                invocation.key(&inner.copies_key).arg(fence.token.as_bytes());
+                invocation
+                    .key(&inner.copies_key)
+                    .key(inner.link.instance_key())
+                    .arg(fence.token.as_bytes());
                 let call = invocation.invoke_async::<i64>(&mut connection);
                 if let Ok(answer) = inner.bounded("lift fence", generation, call).await {
                     self.forget_copy(fence.id);

@@ -5,9 +5,12 @@
 //!
 //! A new connection carries fences at once, but serves cached bodies only once its Redis is known
 //! to hold nothing older than the writes acknowledged before: its `run_id` is the one recorded at
-//! `{prefix}:instance`, or a sweep has made it so (`sweep`). A connection retired may have been
-//! reading from a Redis that is no primary any more: what was kept of its reads (the in-process
-//! copies) is forgotten with it, so that it lasts no longer than the connection.
+//! `{prefix}:instance`, or a sweep has made it so (`sweep`). While the record is missing, every
+//! write waits for in-process copies (`fence`): it is written `RECORD_NO_SOONER_THAN` after the
+//! sweep began, and written again if it goes from a Redis a connection serves (a flush, a `DEL`).
+//! A connection retired may have been reading from a Redis that is no primary any more: what was
+//! kept of its reads (the in-process copies) is forgotten with it, so that it lasts no longer than
+//! the connection.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
@@ -17,6 +20,7 @@ use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Client, RedisError};
 use tokio::sync::Notify;
 
+use super::local::VOUCHED_FOR;
 use super::sweep::sweep;
 use crate::backoff::Backoff;
 use crate::telemetry::log::Logger;
@@ -29,6 +33,11 @@ const RECONNECT_FIRST: Duration = Duration::from_millis(20);
 const RECONNECT_CAP: Duration = Duration::from_millis(500);
 /// How often the current connection's Redis is checked to be the primary it was.
 const INSTANCE_CHECK_EVERY: Duration = Duration::from_secs(1);
+/// How long after finding its Redis without its record (or with another's) a replica writes it: a
+/// replica may serve a copy for `VOUCHED_FOR` on the word of a round trip sent before the flush or
+/// restart that took the record away, with `{prefix}:copies` (`fence`); the rest is a margin of
+/// two renewals of that key.
+const RECORD_NO_SOONER_THAN: Duration = VOUCHED_FOR.saturating_add(Duration::from_millis(50));
 /// Timeouts in a row after which the connection is taken for stalled and replaced.
 const TIMEOUTS_BEFORE_REPLACING: u32 = 3;
 
@@ -62,6 +71,14 @@ struct Inner {
     run_id: Mutex<String>,
     /// Called when a connection is retired, after it can no longer be taken.
     forget_reads: Box<dyn Fn() + Send + Sync>,
+}
+
+/// Whether a record replaces what is at the key: after a sweep, yes (whatever is there is not this
+/// Redis's record); when restoring a missing one, no (another replica may have written it since).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Overwrite {
+    Yes,
+    No,
 }
 
 /// How a call on the connection went, as far as the connection is concerned.
@@ -118,6 +135,11 @@ impl RedisLink {
         link.ensure_connecting();
         tokio::spawn(watch_the_instance(Arc::downgrade(&link.inner)));
         link
+    }
+
+    /// `{prefix}:instance`, which the fence scripts check too.
+    pub(crate) fn instance_key(&self) -> &[u8] {
+        &self.inner.instance_key
     }
 
     /// The current connection, if its Redis may serve cached bodies (see the module doc).
@@ -234,11 +256,12 @@ impl Inner {
     }
 
     /// Sweeps a Redis not recorded as current, trying again until it succeeds or the connection is
-    /// replaced; then lets the connection serve.
+    /// replaced; then lets the connection serve, and records the Redis as current.
     async fn sweep_until_current(&self, mut connection: MultiplexedConnection, generation: u64, run_id: &str) {
+        let record_at = tokio::time::Instant::now() + RECORD_NO_SOONER_THAN;
         let mut backoff = Backoff::new(RECONNECT_FIRST, RECONNECT_CAP);
         while self.generation.load(Ordering::Acquire) == generation {
-            match sweep(&mut connection, &self.user_prefix, &self.instance_key, run_id).await {
+            match sweep(&mut connection, &self.user_prefix).await {
                 Ok(()) => {
                     self.metrics.cache_sweeps.fetch_add(1, Ordering::Relaxed);
                     // Only if it is still the current connection: a newer one decides for itself.
@@ -248,6 +271,9 @@ impl Inner {
                          failover or a flush): every cached body under the prefix removed before serving any",
                         &[("run_id", &run_id)],
                     );
+                    // Should this fail, `watch_the_instance` writes the missing record.
+                    tokio::time::sleep_until(record_at).await;
+                    self.write_record(&mut connection, run_id, Overwrite::Yes).await;
                     return;
                 }
                 Err(problem) => {
@@ -260,6 +286,36 @@ impl Inner {
                 }
             }
         }
+    }
+
+    /// Writes the record of the Redis that `connection` serves from again if it is missing: its
+    /// bodies are still no older than the writes acknowledged, since taking keys away (a flush, a
+    /// `DEL`, an eviction) stores none.
+    async fn restore_record(&self, connection: &mut MultiplexedConnection, run_id: &str) {
+        let mut exists = redis::cmd("EXISTS");
+        exists.arg(&self.instance_key);
+        let answer = tokio::time::timeout(CONNECT_TIMEOUT, exists.query_async::<i64>(connection)).await;
+        if !answer.is_ok_and(|held| held == Ok(0)) {
+            return;
+        }
+        tokio::time::sleep(RECORD_NO_SOONER_THAN).await;
+        if self.write_record(connection, run_id, Overwrite::No).await {
+            self.logger.info(
+                "the record of the redis serving as current was missing (a flush?); written again",
+                &[("run_id", &run_id)],
+            );
+        }
+    }
+
+    /// Records `run_id` at `{prefix}:instance`; whether Redis wrote it.
+    async fn write_record(&self, connection: &mut MultiplexedConnection, run_id: &str, overwrite: Overwrite) -> bool {
+        let mut record = redis::cmd("SET");
+        record.arg(&self.instance_key).arg(run_id);
+        if overwrite == Overwrite::No {
+            record.arg("NX");
+        }
+        let written = tokio::time::timeout(CONNECT_TIMEOUT, record.query_async::<redis::Value>(connection)).await;
+        matches!(written, Ok(Ok(redis::Value::Okay)))
     }
 
     fn connect_failed(&self, problem: &str) {
@@ -309,7 +365,8 @@ pub(crate) fn info_field<'a>(info: &'a str, name: &str) -> Option<&'a str> {
 /// Once a second, checks that the current connection still reaches the primary it reached when it
 /// was opened: a failover that keeps clients connected to the demoted node, or a restart behind a
 /// proxy, shows only this way. A change retires the connection; the next one is checked (and the
-/// Redis swept if need be) as any new one is.
+/// Redis swept if need be) as any new one is. The same Redis has its record written again if it
+/// went.
 async fn watch_the_instance(link: std::sync::Weak<Inner>) {
     let mut ticks = tokio::time::interval(INSTANCE_CHECK_EVERY);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -323,10 +380,16 @@ async fn watch_the_instance(link: std::sync::Weak<Inner>) {
             continue;
         };
         let expected = link.inner.run_id.lock().unwrap_or_else(PoisonError::into_inner).clone();
-        // No answer retires nothing: the calls' own timeouts decide whether it is stalled.
-        let checked = tokio::time::timeout(CONNECT_TIMEOUT, primary_run_id(&mut connection)).await;
-        if checked.is_ok_and(|answer| answer.ok() != Some(expected)) {
-            link.retire(generation);
+        match tokio::time::timeout(CONNECT_TIMEOUT, primary_run_id(&mut connection)).await {
+            Ok(Ok(run_id)) if run_id == expected => {
+                let serving = link.serving_connection();
+                if serving.is_some_and(|(_, serving)| serving == generation) {
+                    link.inner.restore_record(&mut connection, &expected).await;
+                }
+            }
+            Ok(_) => link.retire(generation),
+            // No answer retires nothing: the calls' own timeouts decide whether it is stalled.
+            Err(_) => {}
         }
     }
 }

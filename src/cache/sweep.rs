@@ -1,8 +1,8 @@
 //! Sweeps: removing every cached body and lease under the prefix from a Redis whose contents
 //! cannot be trusted, before any replica serves from it (`link` decides when): one that restarted,
 //! failed over or was flushed may hold bodies restored from disk that acknowledged writes had
-//! removed. Fences stay: they stand for writes on their way. A sweep ends by recording the Redis's
-//! `run_id` at `{prefix}:instance`, which every replica then sees.
+//! removed. Fences stay: they stand for writes on their way. After a sweep, `link` records the
+//! Redis's `run_id` at `{prefix}:instance`, which every replica then sees.
 
 use redis::aio::MultiplexedConnection;
 use std::time::Duration;
@@ -25,14 +25,8 @@ end
 return removed";
 
 /// Removes every body and lease under `user_prefix` (`SCAN` the keyspace, then the script above on
-/// what it found) and then records `run_id` at `instance_key`; `Ok` once the scan came back to its
-/// start and the record is written.
-pub(super) async fn sweep(
-    connection: &mut MultiplexedConnection,
-    user_prefix: &str,
-    instance_key: &[u8],
-    run_id: &str,
-) -> Result<(), String> {
+/// what it found); `Ok` once the scan came back to its start.
+pub(super) async fn sweep(connection: &mut MultiplexedConnection, user_prefix: &str) -> Result<(), String> {
     let pattern = format!("{user_prefix}*");
     let script = redis::Script::new(REMOVE_UNLESS_FENCED);
     let mut cursor: u64 = 0;
@@ -56,13 +50,10 @@ pub(super) async fn sweep(
             bounded(invocation.invoke_async::<i64>(connection)).await?;
         }
         if next == 0 {
-            break;
+            return Ok(());
         }
         cursor = next;
     }
-    let mut record = redis::cmd("SET");
-    record.arg(instance_key).arg(run_id);
-    bounded(record.query_async::<()>(connection)).await
 }
 
 async fn bounded<T>(call: impl Future<Output = redis::RedisResult<T>>) -> Result<T, String> {

@@ -112,6 +112,13 @@ async fn a_write_waits_for_other_replicas_copies_only_while_some_replica_serves_
     let key = format!("{}:copies", plain.config.cache.key_prefix);
     let exists = |app: &TestApp| -> bool { redis::Commands::exists(&mut app.redis(), &key).unwrap() };
     assert!(!exists(&plain), "no replica serves copies");
+    // Until its Redis is recorded as current (just after the first sweep), every write waits.
+    let record = format!("{}:instance", plain.config.cache.key_prefix);
+    let recorded = async || redis::Commands::exists(&mut plain.redis(), &record).unwrap();
+    assert!(
+        eventually(Duration::from_secs(3), recorded).await,
+        "the redis is recorded"
+    );
     let started = Instant::now();
     assert_eq!(plain.patch_json(&path, &json!({"name": "v1"})).await.status, 200);
     let without_copies = started.elapsed();
@@ -298,6 +305,48 @@ async fn a_flush_that_removes_the_copies_key_does_not_let_a_write_skip_waiting_f
         );
         redis_path.resume();
     }
+}
+
+#[tokio::test]
+async fn a_flush_does_not_let_a_writer_that_never_saw_copies_served_skip_waiting_for_them() {
+    let (redis, redis_path, reader, writer) = reader_behind_a_proxy_and_a_direct_writer(SERVICE_CALL_TIMEOUT).await;
+    let path = a_copied_user(&reader, "before").await;
+
+    // The writer has raised no fence yet, so it has never found `{prefix}:copies`; the flush
+    // removes the key until the reader's next renewal, and the reader's invalidations are late.
+    redis_path.stall();
+    let () = redis::cmd("FLUSHALL").query(&mut redis.connection()).unwrap();
+    assert_eq!(writer.patch_json(&path, &json!({"name": "after"})).await.status, 200);
+
+    assert_eq!(reader.get(&path).await.json()["name"], "after");
+    redis_path.resume();
+}
+
+#[tokio::test]
+async fn the_record_a_flush_removed_is_written_again_so_writes_stop_waiting_for_copies() {
+    let redis = OwnRedis::start();
+    let port = redis.port;
+    let app = spawn_app_with(move |config| config.cache.redis.as_mut().unwrap().port = port).await;
+    let record = format!("{}:instance", app.key_prefix);
+    let recorded = || -> Option<String> { redis::Commands::get(&mut redis.connection(), &record).unwrap() };
+    assert!(
+        eventually(Duration::from_secs(3), async || recorded().is_some()).await,
+        "the first sweep records the instance"
+    );
+    let current = recorded();
+
+    // Every write waits for copies while the record is missing (a flush takes `{prefix}:copies`
+    // away too); the replica serving from that Redis writes it again.
+    let () = redis::cmd("FLUSHALL").query(&mut redis.connection()).unwrap();
+    let written_again = eventually(Duration::from_secs(3), async || recorded() == current).await;
+    assert!(written_again, "the record of the flushed redis is back");
+    let user = app.create_user(json!({"name": "cached again"})).await;
+    let path = format!("/v1/users/{}", user["id"].as_str().unwrap());
+    let cached = eventually(Duration::from_secs(3), async || {
+        app.get(&path).await.header("x-cache") == Some("HIT")
+    })
+    .await;
+    assert!(cached, "the flushed redis still serves");
 }
 
 #[tokio::test]
