@@ -15,7 +15,8 @@
 //!   `local`). The key can be missing for a moment while copies are served (a flush, until the
 //!   next renewal 25 ms later), so a replica that keeps copies itself always waits, one that saw
 //!   the key within `COPIES_SIGHTING_COUNTS` waits as if it were there, and any replica waits
-//!   while Redis lacks the record of its instance (`link`), which a flush removes as well.
+//!   while the record of the Redis's instance (`link`) does not name it: a flush, a restart from
+//!   an older snapshot or a failover may have taken the key too.
 //! - **Lifting learns whether it held.** If the token is gone (Redis restarted, flushed or evicted
 //!   it), a reader may have stored a body read before the commit, so the lift removes whatever is
 //!   at the key; while copies are served, a committed write then also answers no sooner than
@@ -39,7 +40,8 @@ use crate::error::Error;
 
 /// Adds a write's token (ARGV[1]) to the fence at the key, or replaces whatever else is there with
 /// a fence of that token; the fence lives ARGV[2] ms, or longer if it already did. `pcall`: a value
-/// of another type is simply replaced. Returns `COPIES_KEY` and `NO_RECORD` as they are.
+/// of another type is simply replaced. Returns `COPIES_KEY` and `NO_RECORD` (ARGV[3]: the
+/// connection's `run_id`) as they are.
 pub(super) const RAISE_FENCE: &str = r"
 local held = redis.pcall('GET', KEYS[1])
 local tokens = ''
@@ -49,14 +51,16 @@ if type(held) == 'string' and string.sub(held, 1, 6) == 'fence:' then
   lifetime = math.max(lifetime, redis.call('PTTL', KEYS[1]))
 end
 redis.call('SET', KEYS[1], 'fence:' .. tokens .. ARGV[1], 'PX', lifetime)
-return redis.call('EXISTS', KEYS[2]) * 2 + (1 - redis.call('EXISTS', KEYS[3])) * 4";
+local recorded = redis.pcall('GET', KEYS[3]) == ARGV[3]
+return redis.call('EXISTS', KEYS[2]) * 2 + (recorded and 0 or 4)";
 
 /// Takes the write's token (ARGV[1]) out of the fence, removing the key with the last token. Without
 /// it: another write's fence is left in place, anything else is removed (it may have been stored
 /// while the fence was gone). Returns `HELD` if the token was there, plus `COPIES_KEY` and
-/// `NO_RECORD` as they are.
+/// `NO_RECORD` (ARGV[2]: the connection's `run_id`) as they are.
 pub(super) const LIFT_FENCE: &str = r"
-local copies = redis.call('EXISTS', KEYS[2]) * 2 + (1 - redis.call('EXISTS', KEYS[3])) * 4
+local recorded = redis.pcall('GET', KEYS[3]) == ARGV[2]
+local copies = redis.call('EXISTS', KEYS[2]) * 2 + (recorded and 0 or 4)
 local held = redis.pcall('GET', KEYS[1])
 if type(held) == 'string' and string.sub(held, 1, 6) == 'fence:' then
   for at = 7, #held, 16 do
@@ -78,9 +82,11 @@ return copies";
 const HELD: i64 = 1;
 /// `{prefix}:copies` (KEYS[2]) exists: some replica serves in-process copies.
 const COPIES_KEY: i64 = 2;
-/// `{prefix}:instance` (KEYS[3]) is missing: a flush or a new Redis removed it, and
-/// `{prefix}:copies` with it, while a replica may still serve copies for `VOUCHED_FOR` on the word
-/// of a round trip from before; `link` writes the record again no sooner than that afterwards.
+/// `{prefix}:instance` (KEYS[3]) does not record the Redis the script runs on: a flush, a restart
+/// or a failover took it (or a newer one) away, and may have taken `{prefix}:copies` with it
+/// (a snapshot or a replica can be older than the key's 3 s), while a replica may still serve
+/// copies for `VOUCHED_FOR` on the word of a round trip from before; `link` writes the record no
+/// sooner than that afterwards.
 const NO_RECORD: i64 = 4;
 
 /// How long a sighting of `{prefix}:copies` counts: far longer than the key is ever missing while
@@ -133,7 +139,8 @@ impl Cache {
             .key(&inner.copies_key)
             .key(inner.link.instance_key())
             .arg(token.as_bytes())
-            .arg(u64::try_from(lifetime.as_millis()).unwrap_or(u64::MAX));
+            .arg(u64::try_from(lifetime.as_millis()).unwrap_or(u64::MAX))
+            .arg(inner.link.run_id());
         let call = invocation.invoke_async::<i64>(&mut connection);
         let answer = match inner.bounded("raise fence", generation, call).await {
             Ok(answer) => answer,
@@ -214,7 +221,8 @@ impl Cache {
                 invocation
                     .key(&inner.copies_key)
                     .key(inner.link.instance_key())
-                    .arg(fence.token.as_bytes());
+                    .arg(fence.token.as_bytes())
+                    .arg(inner.link.run_id());
                 let call = invocation.invoke_async::<i64>(&mut connection);
                 if let Ok(answer) = inner.bounded("lift fence", generation, call).await {
                     self.forget_copy(fence.id);

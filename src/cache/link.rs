@@ -5,9 +5,10 @@
 //!
 //! A new connection carries fences at once, but serves cached bodies only once its Redis is known
 //! to hold nothing older than the writes acknowledged before: its `run_id` is the one recorded at
-//! `{prefix}:instance`, or a sweep has made it so (`sweep`). While the record is missing, every
-//! write waits for in-process copies (`fence`): it is written `RECORD_NO_SOONER_THAN` after the
-//! sweep began, and written again if it goes from a Redis a connection serves (a flush, a `DEL`).
+//! `{prefix}:instance`, or a sweep has made it so (`sweep`). While the record does not name the
+//! Redis, every write waits for in-process copies (`fence`): it is written after a sweep, and
+//! again if it goes from a Redis a connection serves (a flush, a `DEL`), each time only
+//! `RECORD_NO_SOONER_THAN` after a marker that a flush or restart in between removes.
 //! A connection retired may have been reading from a Redis that is no primary any more: what was
 //! kept of its reads (the in-process copies) is forgotten with it, so that it lasts no longer than
 //! the connection.
@@ -21,6 +22,7 @@ use redis::{AsyncConnectionConfig, Client, RedisError};
 use tokio::sync::Notify;
 
 use super::local::VOUCHED_FOR;
+use super::stored_value::Token;
 use super::sweep::sweep;
 use crate::backoff::Backoff;
 use crate::telemetry::log::Logger;
@@ -33,11 +35,20 @@ const RECONNECT_FIRST: Duration = Duration::from_millis(20);
 const RECONNECT_CAP: Duration = Duration::from_millis(500);
 /// How often the current connection's Redis is checked to be the primary it was.
 const INSTANCE_CHECK_EVERY: Duration = Duration::from_secs(1);
-/// How long after finding its Redis without its record (or with another's) a replica writes it: a
-/// replica may serve a copy for `VOUCHED_FOR` on the word of a round trip sent before the flush or
-/// restart that took the record away, with `{prefix}:copies` (`fence`); the rest is a margin of
-/// two renewals of that key.
+/// How long after the last flush or restart a record is written: a replica may serve a copy for
+/// `VOUCHED_FOR` on the word of a round trip sent before the event that took the record away, with
+/// `{prefix}:copies` (`fence`); the rest is a margin of two renewals of that key.
 const RECORD_NO_SOONER_THAN: Duration = VOUCHED_FOR.saturating_add(Duration::from_millis(50));
+/// The marker of a record to be written lives far longer than the wait, and goes by itself.
+const MARKER_LIFETIME_MS: u64 = 10_000;
+/// Writes the record (KEYS[1], ARGV[1]) if its marker (KEYS[2]) is still there, removing it: a
+/// flush or a restart since the marker was set removed it.
+const RECORD_IF_MARKED: &str = r"
+if redis.call('DEL', KEYS[2]) == 0 then
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[1])
+return 1";
 /// Timeouts in a row after which the connection is taken for stalled and replaced.
 const TIMEOUTS_BEFORE_REPLACING: u32 = 3;
 
@@ -69,16 +80,9 @@ struct Inner {
     connect_failures: RateLimitedWarning,
     /// The `run_id` of the Redis the current connection reached.
     run_id: Mutex<String>,
+    record_script: redis::Script,
     /// Called when a connection is retired, after it can no longer be taken.
     forget_reads: Box<dyn Fn() + Send + Sync>,
-}
-
-/// Whether a record replaces what is at the key: after a sweep, yes (whatever is there is not this
-/// Redis's record); when restoring a missing one, no (another replica may have written it since).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Overwrite {
-    Yes,
-    No,
 }
 
 /// How a call on the connection went, as far as the connection is concerned.
@@ -129,6 +133,7 @@ impl RedisLink {
                     super::COMPLAIN_EVERY,
                 ),
                 logger,
+                record_script: redis::Script::new(RECORD_IF_MARKED),
                 forget_reads,
             }),
         };
@@ -140,6 +145,11 @@ impl RedisLink {
     /// `{prefix}:instance`, which the fence scripts check too.
     pub(crate) fn instance_key(&self) -> &[u8] {
         &self.inner.instance_key
+    }
+
+    /// The `run_id` of the Redis the current connection reached (or one opened since).
+    pub(crate) fn run_id(&self) -> String {
+        self.inner.run_id.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
     /// The current connection, if its Redis may serve cached bodies (see the module doc).
@@ -245,9 +255,10 @@ impl Inner {
         get.arg(&self.instance_key);
         let recorded = get.query_async::<Option<Vec<u8>>>(&mut connection).await.ok().flatten();
         let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
+        // Before the connection is published: a fence on it compares the record with its `run_id`.
+        *self.run_id.lock().unwrap_or_else(PoisonError::into_inner) = run_id.clone();
         *self.current.write().unwrap_or_else(PoisonError::into_inner) = Some((connection.clone(), generation));
         self.connected.notify_waiters();
-        *self.run_id.lock().unwrap_or_else(PoisonError::into_inner) = run_id.clone();
         if !run_id.is_empty() && recorded.as_deref() == Some(run_id.as_bytes()) {
             self.serving.store(generation, Ordering::Release);
             return Ok(None);
@@ -258,7 +269,6 @@ impl Inner {
     /// Sweeps a Redis not recorded as current, trying again until it succeeds or the connection is
     /// replaced; then lets the connection serve, and records the Redis as current.
     async fn sweep_until_current(&self, mut connection: MultiplexedConnection, generation: u64, run_id: &str) {
-        let record_at = tokio::time::Instant::now() + RECORD_NO_SOONER_THAN;
         let mut backoff = Backoff::new(RECONNECT_FIRST, RECONNECT_CAP);
         while self.generation.load(Ordering::Acquire) == generation {
             match sweep(&mut connection, &self.user_prefix).await {
@@ -272,8 +282,7 @@ impl Inner {
                         &[("run_id", &run_id)],
                     );
                     // Should this fail, `watch_the_instance` writes the missing record.
-                    tokio::time::sleep_until(record_at).await;
-                    self.write_record(&mut connection, run_id, Overwrite::Yes).await;
+                    self.write_record(&mut connection, run_id).await;
                     return;
                 }
                 Err(problem) => {
@@ -288,34 +297,42 @@ impl Inner {
         }
     }
 
-    /// Writes the record of the Redis that `connection` serves from again if it is missing: its
-    /// bodies are still no older than the writes acknowledged, since taking keys away (a flush, a
-    /// `DEL`, an eviction) stores none.
+    /// Writes the record of the Redis that `connection` serves from again if it went (a flush, a
+    /// `DEL`, an eviction) or holds something else: its bodies are still no older than the writes
+    /// acknowledged, since taking keys away stores none.
     async fn restore_record(&self, connection: &mut MultiplexedConnection, run_id: &str) {
-        let mut exists = redis::cmd("EXISTS");
-        exists.arg(&self.instance_key);
-        let answer = tokio::time::timeout(CONNECT_TIMEOUT, exists.query_async::<i64>(connection)).await;
-        if !answer.is_ok_and(|held| held == Ok(0)) {
-            return;
-        }
-        tokio::time::sleep(RECORD_NO_SOONER_THAN).await;
-        if self.write_record(connection, run_id, Overwrite::No).await {
+        let mut get = redis::cmd("GET");
+        get.arg(&self.instance_key);
+        let answer = tokio::time::timeout(CONNECT_TIMEOUT, get.query_async::<Option<Vec<u8>>>(connection)).await;
+        let current = |recorded: &Option<Vec<u8>>| recorded.as_deref() == Some(run_id.as_bytes());
+        if answer.is_ok_and(|recorded| !recorded.as_ref().is_ok_and(current))
+            && self.write_record(connection, run_id).await
+        {
             self.logger.info(
-                "the record of the redis serving as current was missing (a flush?); written again",
+                "the record of the redis serving as current was missing or another's (a flush?); written again",
                 &[("run_id", &run_id)],
             );
         }
     }
 
-    /// Records `run_id` at `{prefix}:instance`; whether Redis wrote it.
-    async fn write_record(&self, connection: &mut MultiplexedConnection, run_id: &str, overwrite: Overwrite) -> bool {
-        let mut record = redis::cmd("SET");
-        record.arg(&self.instance_key).arg(run_id);
-        if overwrite == Overwrite::No {
-            record.arg("NX");
+    /// Records `run_id` at `{prefix}:instance` `RECORD_NO_SOONER_THAN` from now, unless Redis lost
+    /// a marker set now in the meantime (a flush or a restart, which the wait must follow); whether
+    /// Redis wrote it.
+    async fn write_record(&self, connection: &mut MultiplexedConnection, run_id: &str) -> bool {
+        let mut marker = self.instance_key.clone();
+        marker.extend_from_slice(b":pending:");
+        marker.extend_from_slice(Token::new().as_bytes());
+        let mut mark = redis::cmd("SET");
+        mark.arg(&marker).arg(1).arg("PX").arg(MARKER_LIFETIME_MS);
+        let marked = tokio::time::timeout(CONNECT_TIMEOUT, mark.query_async::<()>(connection)).await;
+        if !matches!(marked, Ok(Ok(()))) {
+            return false;
         }
-        let written = tokio::time::timeout(CONNECT_TIMEOUT, record.query_async::<redis::Value>(connection)).await;
-        matches!(written, Ok(Ok(redis::Value::Okay)))
+        tokio::time::sleep(RECORD_NO_SOONER_THAN).await;
+        let mut invocation = self.record_script.key(&self.instance_key);
+        invocation.key(&marker).arg(run_id);
+        let written = tokio::time::timeout(CONNECT_TIMEOUT, invocation.invoke_async::<i64>(connection)).await;
+        matches!(written, Ok(Ok(1)))
     }
 
     fn connect_failed(&self, problem: &str) {

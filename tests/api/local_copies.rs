@@ -323,6 +323,79 @@ async fn a_flush_does_not_let_a_writer_that_never_saw_copies_served_skip_waiting
 }
 
 #[tokio::test]
+async fn a_redis_restarted_from_an_older_snapshot_does_not_let_a_write_skip_waiting_for_copies() {
+    let (mut redis, redis_path, reader, writer) = reader_behind_a_proxy_and_a_direct_writer(SERVICE_CALL_TIMEOUT).await;
+    let record = format!("{}:instance", reader.config.cache.key_prefix);
+    let recorded = async || redis::Commands::exists(&mut redis.connection(), &record).unwrap();
+    assert!(
+        eventually(Duration::from_secs(3), recorded).await,
+        "the redis is recorded"
+    );
+    // A snapshot holding the record, and a `{prefix}:copies` that has expired by the time it is
+    // loaded again (as Redis's default periodic snapshots do after a crash).
+    let () = redis::cmd("SAVE").query(&mut redis.connection()).unwrap();
+    tokio::time::sleep(Duration::from_millis(3_500)).await;
+    let path = a_copied_user(&reader, "before").await;
+
+    // The reader's path freezes (its invalidations, and the news of the restart, are late) while
+    // Redis is killed and loads the snapshot.
+    redis_path.stall();
+    redis.restart();
+    let mut tries = 0;
+    while writer.patch_json(&path, &json!({"name": "after"})).await.status != 200 {
+        tries += 1;
+        assert!(tries < 50, "the write never went through");
+    }
+
+    assert_eq!(reader.get(&path).await.json()["name"], "after");
+    redis_path.resume();
+}
+
+#[tokio::test]
+async fn a_second_flush_while_a_record_waits_to_be_written_restarts_the_wait() {
+    let (redis, redis_path, reader, writer) = reader_behind_a_proxy_and_a_direct_writer(SERVICE_CALL_TIMEOUT).await;
+    let record = format!("{}:instance", reader.config.cache.key_prefix);
+    let recorded = async || redis::Commands::exists(&mut redis.connection(), &record).unwrap();
+    assert!(
+        eventually(Duration::from_secs(3), recorded).await,
+        "the redis is recorded"
+    );
+    let path = a_copied_user(&reader, "before").await;
+    // MONITOR shows when a replica's once-a-second check finds the record gone.
+    let mut monitor = std::net::TcpStream::connect(("127.0.0.1", redis.port)).unwrap();
+    std::io::Write::write_all(&mut monitor, b"MONITOR\r\n").unwrap();
+    let (checked, checks) = std::sync::mpsc::channel::<Instant>();
+    let lines = std::io::BufReader::new(monitor.try_clone().unwrap());
+    let needles = [format!("\"GET\" \"{record}\""), format!("\"EXISTS\" \"{record}\"")];
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(lines).map_while(Result::ok) {
+            let the_check = needles.iter().any(|needle| line.contains(needle.as_str())) && !line.contains("lua");
+            if the_check && checked.send(Instant::now()).is_err() {
+                return;
+            }
+        }
+    });
+
+    // The first flush takes the record; a replica's check finds it gone and will write it again.
+    let () = redis::cmd("FLUSHALL").query(&mut redis.connection()).unwrap();
+    while checks.try_recv().is_ok() {}
+    let found_gone = tokio::task::spawn_blocking(move || checks.recv().unwrap())
+        .await
+        .unwrap();
+    until_local_hit(&reader, &path).await;
+    // A second flush before that write, with the reader's invalidations late.
+    tokio::time::sleep_until((found_gone + Duration::from_millis(125)).into()).await;
+    redis_path.stall();
+    let () = redis::cmd("FLUSHALL").query(&mut redis.connection()).unwrap();
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    assert_eq!(writer.patch_json(&path, &json!({"name": "after"})).await.status, 200);
+
+    assert_eq!(reader.get(&path).await.json()["name"], "after");
+    redis_path.resume();
+    let _ = monitor.shutdown(std::net::Shutdown::Both);
+}
+
+#[tokio::test]
 async fn the_record_a_flush_removed_is_written_again_so_writes_stop_waiting_for_copies() {
     let redis = OwnRedis::start();
     let port = redis.port;

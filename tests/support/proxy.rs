@@ -208,7 +208,15 @@ async fn pump(
     let mut tail: Vec<u8> = Vec::new();
     loop {
         let read = match from.read(&mut buffer).await {
-            Ok(0) | Err(_) => return,
+            Ok(0) | Err(_) => {
+                // A stalled path (a frozen middlebox, a partition) forwards no FIN either.
+                while *stall.borrow_and_update() {
+                    if stall.changed().await.is_err() {
+                        return;
+                    }
+                }
+                return;
+            }
             Ok(read) => read,
         };
         let chunk = &buffer[..read];
