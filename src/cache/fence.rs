@@ -51,7 +51,7 @@ if type(held) == 'string' and string.sub(held, 1, 6) == 'fence:' then
   lifetime = math.max(lifetime, redis.call('PTTL', KEYS[1]))
 end
 redis.call('SET', KEYS[1], 'fence:' .. tokens .. ARGV[1], 'PX', lifetime)
-local recorded = redis.pcall('GET', KEYS[3]) == ARGV[3]
+local recorded = ARGV[3] ~= '' and redis.pcall('GET', KEYS[3]) == ARGV[3]
 return redis.call('EXISTS', KEYS[2]) * 2 + (recorded and 0 or 4)";
 
 /// Takes the write's token (ARGV[1]) out of the fence, removing the key with the last token. Without
@@ -59,7 +59,7 @@ return redis.call('EXISTS', KEYS[2]) * 2 + (recorded and 0 or 4)";
 /// while the fence was gone). Returns `HELD` if the token was there, plus `COPIES_KEY` and
 /// `NO_RECORD` (ARGV[2]: the connection's `run_id`) as they are.
 pub(super) const LIFT_FENCE: &str = r"
-local recorded = redis.pcall('GET', KEYS[3]) == ARGV[2]
+local recorded = ARGV[2] ~= '' and redis.pcall('GET', KEYS[3]) == ARGV[2]
 local copies = redis.call('EXISTS', KEYS[2]) * 2 + (recorded and 0 or 4)
 local held = redis.pcall('GET', KEYS[1])
 if type(held) == 'string' and string.sub(held, 1, 6) == 'fence:' then

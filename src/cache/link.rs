@@ -78,6 +78,8 @@ struct Inner {
     logger: Logger,
     /// Failed connection attempts, logged at most once per 5 s.
     connect_failures: RateLimitedWarning,
+    /// Failed writes of the record, logged at most once per 5 s: writes wait for copies meanwhile.
+    record_failures: RateLimitedWarning,
     /// The `run_id` of the Redis the current connection reached.
     run_id: Mutex<String>,
     record_script: redis::Script,
@@ -130,6 +132,11 @@ impl RedisLink {
                 connect_failures: RateLimitedWarning::new(
                     logger.clone(),
                     "cache unavailable: cannot connect to redis; serving from postgres",
+                    super::COMPLAIN_EVERY,
+                ),
+                record_failures: RateLimitedWarning::new(
+                    logger.clone(),
+                    "cannot record the redis as current; every write waits for in-process copies until it is",
                     super::COMPLAIN_EVERY,
                 ),
                 logger,
@@ -319,25 +326,47 @@ impl Inner {
     /// a marker set now in the meantime (a flush or a restart, which the wait must follow); whether
     /// Redis wrote it.
     async fn write_record(&self, connection: &mut MultiplexedConnection, run_id: &str) -> bool {
+        // A Redis that tells no `run_id` is never recorded: writes to it always wait for copies.
+        if run_id.is_empty() {
+            return false;
+        }
         let mut marker = self.instance_key.clone();
         marker.extend_from_slice(b":pending:");
         marker.extend_from_slice(Token::new().as_bytes());
         let mut mark = redis::cmd("SET");
         mark.arg(&marker).arg(1).arg("PX").arg(MARKER_LIFETIME_MS);
         let marked = tokio::time::timeout(CONNECT_TIMEOUT, mark.query_async::<()>(connection)).await;
-        if !matches!(marked, Ok(Ok(()))) {
+        if let Some(problem) = call_problem(marked) {
+            self.record_failures.warn(&problem, &[("run_id", &run_id)]);
             return false;
         }
         tokio::time::sleep(RECORD_NO_SOONER_THAN).await;
         let mut invocation = self.record_script.key(&self.instance_key);
         invocation.key(&marker).arg(run_id);
         let written = tokio::time::timeout(CONNECT_TIMEOUT, invocation.invoke_async::<i64>(connection)).await;
-        matches!(written, Ok(Ok(1)))
+        match written {
+            // 0: the marker went (a flush or a restart came), and the next check starts again.
+            Ok(Ok(answer)) => answer == 1,
+            failed => {
+                let problem = call_problem(failed.map(|answer| answer.map(drop))).unwrap_or_default();
+                self.record_failures.warn(&problem, &[("run_id", &run_id)]);
+                false
+            }
+        }
     }
 
     fn connect_failed(&self, problem: &str) {
         self.metrics.cache_errors.fetch_add(1, Ordering::Relaxed);
         self.connect_failures.warn(problem, &[]);
+    }
+}
+
+/// What went wrong with a bounded call, if anything.
+fn call_problem(outcome: Result<Result<(), RedisError>, tokio::time::error::Elapsed>) -> Option<String> {
+    match outcome {
+        Ok(Ok(())) => None,
+        Ok(Err(error)) => Some(error.to_string()),
+        Err(_) => Some(super::no_answer_within(CONNECT_TIMEOUT)),
     }
 }
 
