@@ -335,20 +335,17 @@ impl Inner {
         marker.extend_from_slice(Token::new().as_bytes());
         let mut mark = redis::cmd("SET");
         mark.arg(&marker).arg(1).arg("PX").arg(MARKER_LIFETIME_MS);
-        let marked = tokio::time::timeout(CONNECT_TIMEOUT, mark.query_async::<()>(connection)).await;
-        if let Some(problem) = call_problem(marked) {
+        if let Err(problem) = super::within(CONNECT_TIMEOUT, mark.query_async::<()>(connection)).await {
             self.record_failures.warn(&problem, &[("run_id", &run_id)]);
             return false;
         }
         tokio::time::sleep(RECORD_NO_SOONER_THAN).await;
         let mut invocation = self.record_script.key(&self.instance_key);
         invocation.key(&marker).arg(run_id);
-        let written = tokio::time::timeout(CONNECT_TIMEOUT, invocation.invoke_async::<i64>(connection)).await;
-        match written {
-            // 0: the marker went (a flush or a restart came), and the next check starts again.
-            Ok(Ok(answer)) => answer == 1,
-            failed => {
-                let problem = call_problem(failed.map(|answer| answer.map(drop))).unwrap_or_default();
+        // 0: the marker went (a flush or a restart came), and the next check starts again.
+        match super::within(CONNECT_TIMEOUT, invocation.invoke_async::<i64>(connection)).await {
+            Ok(written) => written == 1,
+            Err(problem) => {
                 self.record_failures.warn(&problem, &[("run_id", &run_id)]);
                 false
             }
@@ -358,15 +355,6 @@ impl Inner {
     fn connect_failed(&self, problem: &str) {
         self.metrics.cache_errors.fetch_add(1, Ordering::Relaxed);
         self.connect_failures.warn(problem, &[]);
-    }
-}
-
-/// What went wrong with a bounded call, if anything.
-fn call_problem(outcome: Result<Result<(), RedisError>, tokio::time::error::Elapsed>) -> Option<String> {
-    match outcome {
-        Ok(Ok(())) => None,
-        Ok(Err(error)) => Some(error.to_string()),
-        Err(_) => Some(super::no_answer_within(CONNECT_TIMEOUT)),
     }
 }
 

@@ -265,3 +265,13 @@ impl Cache {
 fn no_answer_within(timeout: Duration) -> String {
     format!("no answer within {} ms", timeout.as_millis())
 }
+
+/// A call off the request path (a sweep, the record), bounded by `timeout`; a failure as the log
+/// tells it.
+async fn within<T>(timeout: Duration, call: impl Future<Output = redis::RedisResult<T>>) -> Result<T, String> {
+    match tokio::time::timeout(timeout, call).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(error)) => Err(error.to_string()),
+        Err(_) => Err(no_answer_within(timeout)),
+    }
+}

@@ -37,7 +37,8 @@ pub(super) async fn sweep(connection: &mut MultiplexedConnection, user_prefix: &
             .arg(&pattern)
             .arg("COUNT")
             .arg(SWEEP_BATCH);
-        let (next, keys) = bounded(scan.query_async::<(u64, Vec<Vec<u8>>)>(connection)).await?;
+        let (next, keys) =
+            super::within(SWEEP_CALL_TIMEOUT, scan.query_async::<(u64, Vec<Vec<u8>>)>(connection)).await?;
         let ours: Vec<&Vec<u8>> = keys
             .iter()
             .filter(|key| id_of_key(user_prefix.as_bytes(), key).is_some())
@@ -47,19 +48,11 @@ pub(super) async fn sweep(connection: &mut MultiplexedConnection, user_prefix: &
             for key in ours {
                 invocation.key(key.as_slice());
             }
-            bounded(invocation.invoke_async::<i64>(connection)).await?;
+            super::within(SWEEP_CALL_TIMEOUT, invocation.invoke_async::<i64>(connection)).await?;
         }
         if next == 0 {
             return Ok(());
         }
         cursor = next;
-    }
-}
-
-async fn bounded<T>(call: impl Future<Output = redis::RedisResult<T>>) -> Result<T, String> {
-    match tokio::time::timeout(SWEEP_CALL_TIMEOUT, call).await {
-        Ok(Ok(value)) => Ok(value),
-        Ok(Err(error)) => Err(error.to_string()),
-        Err(_) => Err(super::no_answer_within(SWEEP_CALL_TIMEOUT)),
     }
 }
