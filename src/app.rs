@@ -108,7 +108,7 @@ impl App {
                 &[],
             );
         }
-        let lookups = LookupQueue::start(db.clone(), db.read_connections());
+        let lookups = LookupQueue::start(db.clone());
         let writes = Writes::start(
             db.clone(),
             cache.clone(),
@@ -144,13 +144,8 @@ impl App {
     /// Serves until `shutdown` completes, then drains in-flight requests for up to the grace period.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         let logger = self.state.logger.clone();
-        logger.info(
-            "listening",
-            &[
-                ("port", &self.port()),
-                ("max_connections", &self.settings.max_connections),
-            ],
-        );
+        let (port, max_connections) = (self.port(), self.settings.max_connections);
+        logger.info("listening", &[("port", &port), ("max_connections", &max_connections)]);
         server::serve(self.listener, self.state, shutdown, self.settings).await;
         logger.info("stopped", &[]);
         if !logger.flush_within(EXIT_FLUSH_PATIENCE) {

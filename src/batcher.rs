@@ -30,7 +30,7 @@ pub(crate) trait Batching: Send + Sync + 'static {
     fn run(self: Arc<Self>, resource: Self::Resource, batch: Vec<Self::Item>) -> impl Future<Output = ()> + Send;
 }
 
-/// Hands items to the batcher task; cheap to clone.
+/// Hands items to the batcher task.
 pub(crate) struct Batcher<B: Batching> {
     sender: mpsc::UnboundedSender<B::Item>,
     /// Items queued and not yet taken into a batch (for `/metrics`).
@@ -38,7 +38,7 @@ pub(crate) struct Batcher<B: Batching> {
 }
 
 impl<B: Batching> Batcher<B> {
-    /// Starts the batcher task, which runs until every `Batcher` handle is gone.
+    /// Starts the batcher task, which runs until the `Batcher` is dropped.
     pub(crate) fn start(batching: B) -> Batcher<B> {
         let (sender, receiver) = mpsc::unbounded_channel();
         let waiting = Arc::new(AtomicUsize::new(0));
@@ -57,15 +57,6 @@ impl<B: Batching> Batcher<B> {
 
     pub(crate) fn waiting(&self) -> usize {
         self.waiting.load(Ordering::Relaxed)
-    }
-}
-
-impl<B: Batching> Clone for Batcher<B> {
-    fn clone(&self) -> Batcher<B> {
-        Batcher {
-            sender: self.sender.clone(),
-            waiting: self.waiting.clone(),
-        }
     }
 }
 

@@ -133,13 +133,9 @@ impl Config {
 /// setting is absent. `0` cannot be probed.
 pub fn probe_port_from_env() -> Result<u16, ConfigError> {
     let port = Vars::read(own_vars_from_env()?.into_iter().filter(|(name, _)| name == "API_PORT"))?.port("API_PORT")?;
-    if port == 0 {
-        return Err(ConfigError::new(
-            "API_PORT",
-            "is 0 (any free port), which cannot be probed",
-        ));
-    }
-    Ok(port)
+    (port != 0)
+        .then_some(port)
+        .ok_or_else(|| ConfigError::new("API_PORT", "is 0 (any free port), which cannot be probed"))
 }
 
 /// The service's own variables from the process environment. `std::env::vars` would panic on any

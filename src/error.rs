@@ -216,11 +216,7 @@ impl Error {
                 .into(),
             Error::SchemaBehind(gap) => gap.as_str().into(),
             Error::NotReady { postgres: "down", .. } => "postgres is not answering".into(),
-            Error::NotReady {
-                postgres: "schema_behind",
-                cause,
-                ..
-            } => cause.to_string().into(),
+            Error::NotReady { postgres, cause, .. } if *postgres == "schema_behind" => cause.to_string().into(),
             Error::NotReady { .. } => "no usable key of the token issuer is held: none fetched yet, or its key set \
                  lists none this service can use"
                 .into(),

@@ -54,10 +54,8 @@ fn serve(config: Config) -> Result<(), Failure> {
 }
 
 /// SIGTERM (what a container runtime sends), SIGINT (Ctrl-C) or SIGHUP (the terminal or the
-/// supervisor went away). The service has no configuration to reload, so SIGHUP does not mean
-/// "reload" here; it drains like the others instead of killing the process mid-request, which is
-/// what its default action would do. A second one while draining means "now": the process exits
-/// at once with code 1, as a second Ctrl-C does elsewhere.
+/// supervisor went away) starts the drain; a second one while draining exits at once with code 1,
+/// as a second Ctrl-C does elsewhere. Why SIGHUP drains rather than reloads: docs/API.md, Shutdown.
 async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     let mut terminate = signal(SignalKind::terminate()).expect("SIGTERM can be handled");

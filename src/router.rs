@@ -18,11 +18,9 @@ pub enum Route<'a> {
     Unmatched,
 }
 
-/// How many routes there are, for arrays of per-route counters.
-pub(crate) const ROUTE_COUNT: usize = 7;
-
-/// Each route's template, by `Route::index`: what `/metrics` labels requests with.
-pub(crate) const TEMPLATES: [&str; ROUTE_COUNT] = [
+/// Each route's template, by `Route::index`: what `/metrics` labels requests with (and its length,
+/// how many routes there are, sizes the arrays of per-route counters).
+pub(crate) const TEMPLATES: [&str; 7] = [
     "/health",
     "/ready",
     "/metrics",
@@ -120,6 +118,6 @@ mod tests {
         let mut templates = TEMPLATES.to_vec();
         templates.sort_unstable();
         templates.dedup();
-        assert_eq!(templates.len(), ROUTE_COUNT);
+        assert_eq!(templates.len(), TEMPLATES.len());
     }
 }

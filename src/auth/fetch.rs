@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Limited};
-use hyper::header::{ACCEPT, HOST, HeaderValue, USER_AGENT};
+use hyper::header::{ACCEPT, HOST, USER_AGENT};
 use hyper::{Request, StatusCode, Uri};
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
@@ -28,7 +28,6 @@ use crate::config::KeySource;
 
 /// The largest document read: key sets are a few KiB; a megabyte is no key set.
 const MAX_DOCUMENT_BYTES: usize = 256 << 10;
-const USER_AGENT_VALUE: HeaderValue = HeaderValue::from_static(concat!("gravity-bff/", env!("CARGO_PKG_VERSION")));
 
 /// Where the keys come from, and the means to get them.
 pub(super) struct KeySetSource {
@@ -55,11 +54,8 @@ impl KeySetSource {
             .with_root_certificates(roots)
             .with_no_client_auth();
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
-        KeySetSource {
-            source,
-            issuer,
-            tls: TlsConnector::from(Arc::new(config)),
-        }
+        let tls = TlsConnector::from(Arc::new(config));
+        KeySetSource { source, issuer, tls }
     }
 
     /// Whether the keys travel over plain http, which anyone on the path can change.
@@ -88,20 +84,17 @@ impl KeySetSource {
     /// Discovery 1.0 §4.3) and keep to https when it was read over https.
     async fn discover(&self, configuration: &Uri) -> Result<Uri, String> {
         let document = self.get(configuration).await?;
-        let provider: ProviderConfiguration = serde_json::from_slice(&document)
+        let ProviderConfiguration { issuer, jwks_uri } = serde_json::from_slice(&document)
             .map_err(|error| format!("{configuration} is not an OpenID provider configuration: {error}"))?;
-        if provider.issuer != self.issuer {
+        if issuer != self.issuer {
             return Err(format!(
-                "{configuration} names the issuer {:?}, not AUTH_ISSUER {:?}; tokens would never match",
-                provider.issuer, self.issuer
+                "{configuration} names the issuer {issuer:?}, not AUTH_ISSUER {:?}; tokens would never match",
+                self.issuer
             ));
         }
-        let jwks: Uri = provider.jwks_uri.parse().map_err(|_| {
-            format!(
-                "{configuration} names a jwks_uri that is no URL: {:?}",
-                provider.jwks_uri
-            )
-        })?;
+        let jwks: Uri = jwks_uri
+            .parse()
+            .map_err(|_| format!("{configuration} names a jwks_uri that is no URL: {jwks_uri:?}"))?;
         let allowed = match configuration.scheme_str() {
             Some("https") => jwks.scheme_str() == Some("https"),
             _ => matches!(jwks.scheme_str(), Some("https" | "http")),
@@ -148,7 +141,7 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(stream: S,
     let request = Request::get(target)
         .header(HOST, authority)
         .header(ACCEPT, "application/json")
-        .header(USER_AGENT, USER_AGENT_VALUE)
+        .header(USER_AGENT, concat!("gravity-bff/", env!("CARGO_PKG_VERSION")))
         .body(Empty::<Bytes>::new())
         .map_err(|error| error.to_string())?;
     let answer = async move {

@@ -8,7 +8,8 @@
 //! on which keys exist, even when none of its keys is usable here: a held key it no longer lists
 //! is withdrawn (`key_store`). Only a document that is no key set at all is a failed fetch.
 
-use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, PublicKeyUse};
+use jsonwebtoken::jwk::EllipticCurve::{Ed25519, P256};
+use jsonwebtoken::jwk::{AlgorithmParameters as Parameters, Jwk, KeyAlgorithm, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey, DecodingKeyKind, Validation};
 use serde::Deserialize;
 
@@ -108,15 +109,9 @@ impl VerificationKey {
             return None;
         }
         let algorithm = match (&jwk.common.key_algorithm, &jwk.algorithm) {
-            (Some(KeyAlgorithm::RS256) | None, AlgorithmParameters::RSA(_)) => Algorithm::RS256,
-            (Some(KeyAlgorithm::ES256) | None, AlgorithmParameters::EllipticCurve(ec))
-                if ec.curve == EllipticCurve::P256 =>
-            {
-                Algorithm::ES256
-            }
-            (Some(KeyAlgorithm::EdDSA) | None, AlgorithmParameters::OctetKeyPair(okp))
-                if okp.curve == EllipticCurve::Ed25519 =>
-            {
+            (Some(KeyAlgorithm::RS256) | None, Parameters::RSA(_)) => Algorithm::RS256,
+            (Some(KeyAlgorithm::ES256) | None, Parameters::EllipticCurve(ec)) if ec.curve == P256 => Algorithm::ES256,
+            (Some(KeyAlgorithm::EdDSA) | None, Parameters::OctetKeyPair(okp)) if okp.curve == Ed25519 => {
                 Algorithm::EdDSA
             }
             _ => return None,

@@ -1,17 +1,15 @@
 //! The issuer's keys as the process holds them: fetched at start-up, again on a schedule, and
-//! at once when a token names a key the process does not hold.
+//! at once when a token names a key the process does not hold (the rules and their figures:
+//! docs/API.md, The issuer's keys).
 //!
-//! One task fetches; requests only read the current set. Start-up never waits for the issuer:
-//! until a first set arrives, protected routes answer 503 (and the task keeps trying, backing
-//! off from 1 s to a minute). Once a set is held, a failed fetch keeps it: an issuer that is
-//! down costs nothing while its keys are unchanged. Fetches caused by unknown `kid`s are at
-//! most one per `unknown_key_fetch_every`, so made-up `kid`s cannot turn the service against
-//! its issuer; a request whose `kid` is unknown waits for a fetch that started after it needed
-//! the key (after the one under way, if any, which may predate the key). At most a quarter of
-//! `MAX_CONNECTIONS` wait at once: a waiting request holds its connection, and neither a slow
-//! issuer nor a flood of made-up `kid`s may take every connection from the callers whose keys are
-//! held; the requests past that bound are answered at once, as if no fetch had been allowed.
-//! Failed fetches are logged each time: the backoff bounds them to one a minute.
+//! One task fetches; requests only read the current set. Start-up never waits for the issuer,
+//! and a failed fetch keeps the set held: an issuer that is down costs nothing while its keys
+//! are unchanged. Fetches caused by unknown `kid`s are at most one per `unknown_key_fetch_every`,
+//! so made-up `kid`s cannot turn the service against its issuer; a request whose `kid` is unknown
+//! waits for a fetch that started after it needed the key (the one under way may predate it). A
+//! waiting request holds its connection, so at most a quarter of `MAX_CONNECTIONS` wait at once:
+//! neither a slow issuer nor made-up `kid`s may take every connection from the callers whose keys
+//! are held. Failed fetches are logged each time: the backoff bounds them to one a minute.
 
 use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
 use std::time::Duration;
@@ -64,16 +62,16 @@ struct Fetching {
 impl KeyStore {
     /// Starts the fetching task; the first set arrives when it does.
     pub(super) fn start(
-        settings: BearerSettings,
+        settings: &BearerSettings,
         max_waiting: usize,
         tokens: Arc<RememberedTokens>,
         metrics: Arc<Metrics>,
-        logger: Logger,
+        logger: &Logger,
     ) -> Arc<KeyStore> {
         let store = Arc::new(KeyStore {
             current: RwLock::new(None),
             source: KeySetSource::new(settings.keys.clone(), settings.issuer.clone()),
-            settings,
+            settings: settings.clone(),
             fetching: Mutex::new(Fetching {
                 under_way: true,
                 requested: false,
@@ -84,7 +82,7 @@ impl KeyStore {
             waiting: Semaphore::new(max_waiting),
             tokens,
             metrics,
-            logger,
+            logger: logger.clone(),
         });
         if store.source.is_plain_http() {
             store.logger.warn(
@@ -161,12 +159,11 @@ impl KeyStore {
                 (true, usable)
             }
             Err(error) => {
-                let held = self.current().map_or(0, |set| set.len());
                 self.logger.warn(
                     "the issuer's keys could not be fetched",
                     &[
                         ("url", &self.source.describe()),
-                        ("keys_held", &held),
+                        ("keys_held", &self.current().map_or(0, |set| set.len())),
                         ("error.message", &error),
                     ],
                 );
@@ -226,9 +223,7 @@ impl KeyStore {
 async fn keep_fetching(store: Weak<KeyStore>, wake: Arc<Notify>) {
     let mut retry = Backoff::new(RETRY_MIN, RETRY_MAX);
     loop {
-        let Some(strong) = store.upgrade() else {
-            return;
-        };
+        let Some(strong) = store.upgrade() else { return };
         let wait = if strong.fetch_once().await {
             retry.reset();
             strong.settings.refresh_every

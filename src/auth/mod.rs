@@ -81,24 +81,15 @@ impl Auth {
         };
         let tokens = Arc::new(RememberedTokens::default());
         let max_waiting = (max_connections / 4).max(1);
-        let keys = KeyStore::start(
-            settings.clone(),
-            max_waiting,
-            tokens.clone(),
-            metrics.clone(),
-            logger.clone(),
-        );
-        Ok(Auth {
-            bearer: Some(Arc::new(Bearer { keys, tokens, metrics })),
-        })
+        let keys = KeyStore::start(settings, max_waiting, tokens.clone(), metrics.clone(), logger);
+        let bearer = Some(Arc::new(Bearer { keys, tokens, metrics }));
+        Ok(Auth { bearer })
     }
 
     /// Whether a request may use a route that needs `scope`. `caller` names the token's
     /// principal as soon as the token is verified, so that a 403 is logged with whom it refused.
     pub(crate) async fn authorize(&self, headers: &HeaderMap, scope: Scope, caller: &mut Caller) -> Result<(), Error> {
-        let Some(bearer) = &self.bearer else {
-            return Ok(());
-        };
+        let Some(bearer) = &self.bearer else { return Ok(()) };
         let outcome = bearer.authorize(headers, scope, caller).await;
         match &outcome {
             Ok(()) => {}
@@ -150,13 +141,10 @@ impl Bearer {
     /// Verifies a token not seen before; a `kid` the held keys lack (or holding none at all)
     /// first waits for a fetch of the key set, when one is allowed.
     async fn verify(&self, token: &str) -> Result<Principal, Error> {
-        let keys = match self.keys.current() {
-            Some(keys) => keys,
-            None => {
-                self.keys.fetch_for_unknown_key().await;
-                self.keys.current().ok_or(Error::KeysUnavailable)?
-            }
-        };
+        if self.keys.current().is_none() {
+            self.keys.fetch_for_unknown_key().await;
+        }
+        let keys = self.keys.current().ok_or(Error::KeysUnavailable)?;
         let verified = match verify::verify(token, &keys) {
             Err(TokenProblem::UnknownKey) if self.keys.fetch_for_unknown_key().await => {
                 let keys = self.keys.current().ok_or(Error::KeysUnavailable)?;

@@ -11,10 +11,12 @@
 use jsonwebtoken::crypto::{CryptoProvider, JwtSigner, JwtVerifier, KeyUtils};
 use jsonwebtoken::errors::{Error, ErrorKind};
 use jsonwebtoken::signature::{self, Verifier};
-use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey, DecodingKeyKind, EncodingKey};
+use jsonwebtoken::{Algorithm, DecodingKey, DecodingKeyKind, EncodingKey};
 use ring::signature::{
     ECDSA_P256_SHA256_FIXED, ED25519, RSA_PKCS1_2048_8192_SHA256, RsaPublicKeyComponents, UnparsedPublicKey,
 };
+
+use super::key_set::ALGORITHMS;
 
 /// The provider; installed once per process by `install`.
 static RING: CryptoProvider = CryptoProvider {
@@ -37,17 +39,12 @@ struct RingVerifier {
 }
 
 fn verifier(algorithm: &Algorithm, key: &DecodingKey) -> Result<Box<dyn JwtVerifier>, Error> {
-    let family = match algorithm {
-        Algorithm::RS256 => AlgorithmFamily::Rsa,
-        Algorithm::ES256 => AlgorithmFamily::Ec,
-        Algorithm::EdDSA => AlgorithmFamily::Ed,
-        _ => return Err(ErrorKind::InvalidAlgorithm.into()),
-    };
-    if key.family() != family {
+    // The allow-list only, each algorithm with a key of its own family.
+    if !ALGORITHMS.contains(algorithm) || key.family() != algorithm.family() {
         return Err(ErrorKind::InvalidAlgorithm.into());
     }
     // An RSA key is verified from its modulus and exponent only (`key_set` makes no other kind).
-    if family == AlgorithmFamily::Rsa && !matches!(key.kind(), DecodingKeyKind::RsaModulusExponent { .. }) {
+    if *algorithm == Algorithm::RS256 && !matches!(key.kind(), DecodingKeyKind::RsaModulusExponent { .. }) {
         return Err(ErrorKind::InvalidKeyFormat.into());
     }
     Ok(Box::new(RingVerifier {

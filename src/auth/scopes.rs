@@ -1,10 +1,9 @@
 //! The scopes of the API and what a token grants of them.
 //!
-//! Reads of users need `users:read`, writes need `users:write`; neither implies the other. A
-//! token lists its scopes in `scope` (RFC 8693 §4.2, RFC 9068: one space-separated string, as
-//! Keycloak, Auth0 and Okta's `scope` do) or `scp` (an array, as Okta and Spring issue it, or a
-//! space-separated string, as Entra ID does); either is read in either form, as the issuer signed
-//! it. Scopes the API does not know are ignored.
+//! Which route needs which scope, and how the common issuers write them, is docs/API.md (Scopes).
+//! A token lists its scopes in `scope` (RFC 8693 §4.2, RFC 9068) or `scp`; issuers write either
+//! as a space-separated string or an array, so either is read in either form, as the issuer
+//! signed it. Scopes the API does not know are ignored.
 
 use serde::Deserialize;
 

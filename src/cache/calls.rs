@@ -60,10 +60,8 @@ impl Inner {
             let mut command = redis::cmd("GETRANGE");
             command.arg(key.as_bytes()).arg(0).arg(MAX_USER_JSON_LEN);
             let read = command.query_async::<Bytes>(connection);
-            return self
-                .bounded("get", generation, read)
-                .await
-                .map(|bytes| (bytes, Duration::ZERO));
+            let bytes = self.bounded("get", generation, read).await?;
+            return Ok((bytes, Duration::ZERO));
         }
         let mut pipeline = redis::pipe();
         pipeline
@@ -98,15 +96,9 @@ impl Inner {
     ) -> Option<Token> {
         let token = Token::new();
         let mut invocation = self.lease_script.key(key.as_bytes());
-        invocation
-            .arg(token.as_bytes())
-            .arg(LEASE_MILLISECONDS)
-            .arg(u8::from(replace_bad));
+        invocation.arg((token.as_bytes(), LEASE_MILLISECONDS, u8::from(replace_bad)));
         let call = invocation.invoke_async::<i64>(connection);
-        match self.bounded("lease", generation, call).await {
-            Ok(1) => Some(token),
-            _ => None,
-        }
+        matches!(self.bounded("lease", generation, call).await, Ok(1)).then_some(token)
     }
 
     /// Runs one call within `OPERATION_TIMEOUT`. A timeout or a transport failure opens the

@@ -215,8 +215,7 @@ impl RedisLink {
 
     fn retire(&self, generation: u64) {
         let mut current = self.inner.current.write().unwrap_or_else(PoisonError::into_inner);
-        if current.as_ref().is_some_and(|(_, live)| *live == generation) {
-            *current = None;
+        if current.take_if(|(_, live)| *live == generation).is_some() {
             drop(current);
             (self.inner.forget_reads)();
             self.inner.timeouts_in_a_row.store(0, Ordering::Relaxed);
@@ -232,11 +231,13 @@ impl RedisLink {
         tokio::spawn(async move {
             let mut backoff = Backoff::new(RECONNECT_FIRST, RECONNECT_CAP);
             let opened = loop {
-                match tokio::time::timeout(CONNECT_TIMEOUT, inner.open()).await {
+                let problem = match tokio::time::timeout(CONNECT_TIMEOUT, inner.open()).await {
                     Ok(Ok(opened)) => break opened,
-                    Ok(Err(error)) => inner.connect_failed(&error.to_string()),
-                    Err(_) => inner.connect_failed("no answer in time"),
-                }
+                    Ok(Err(error)) => error.to_string(),
+                    Err(_) => "no answer in time".to_owned(),
+                };
+                inner.metrics.cache_errors.fetch_add(1, Ordering::Relaxed);
+                inner.connect_failures.warn(&problem, &[]);
                 tokio::time::sleep(backoff.next_wait()).await;
             };
             inner.connecting.store(false, Ordering::Release);
@@ -335,26 +336,18 @@ impl Inner {
         marker.extend_from_slice(Token::new().as_bytes());
         let mut mark = redis::cmd("SET");
         mark.arg(&marker).arg(1).arg("PX").arg(MARKER_LIFETIME_MS);
-        if let Err(problem) = super::within(CONNECT_TIMEOUT, mark.query_async::<()>(connection)).await {
-            self.record_failures.warn(&problem, &[("run_id", &run_id)]);
-            return false;
-        }
-        tokio::time::sleep(RECORD_NO_SOONER_THAN).await;
-        let mut invocation = self.record_script.key(&self.instance_key);
-        invocation.key(&marker).arg(run_id);
+        let mut record = self.record_script.key(&self.instance_key);
+        record.key(&marker).arg(run_id);
+        let marked_then_recorded = async {
+            super::within(CONNECT_TIMEOUT, mark.query_async::<()>(connection)).await?;
+            tokio::time::sleep(RECORD_NO_SOONER_THAN).await;
+            super::within(CONNECT_TIMEOUT, record.invoke_async::<i64>(connection)).await
+        };
         // 0: the marker went (a flush or a restart came), and the next check starts again.
-        match super::within(CONNECT_TIMEOUT, invocation.invoke_async::<i64>(connection)).await {
-            Ok(written) => written == 1,
-            Err(problem) => {
-                self.record_failures.warn(&problem, &[("run_id", &run_id)]);
-                false
-            }
-        }
-    }
-
-    fn connect_failed(&self, problem: &str) {
-        self.metrics.cache_errors.fetch_add(1, Ordering::Relaxed);
-        self.connect_failures.warn(problem, &[]);
+        marked_then_recorded
+            .await
+            .inspect_err(|problem| self.record_failures.warn(problem, &[("run_id", &run_id)]))
+            .is_ok_and(|written| written == 1)
     }
 }
 
@@ -413,7 +406,7 @@ async fn watch_the_instance(link: std::sync::Weak<Inner>) {
         let Some((mut connection, generation)) = link.connection() else {
             continue;
         };
-        let expected = link.inner.run_id.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        let expected = link.run_id();
         match tokio::time::timeout(CONNECT_TIMEOUT, primary_run_id(&mut connection)).await {
             Ok(Ok(run_id)) if run_id == expected => {
                 let serving = link.serving_connection();

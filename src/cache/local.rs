@@ -50,10 +50,7 @@ pub(crate) struct LocalCopies {
     epoch: AtomicU64,
 }
 
-#[derive(Default)]
-struct Shard {
-    entries: HashMap<Uuid, Entry, BuildHasherDefault<DefaultHasher>>,
-}
+type Shard = HashMap<Uuid, Entry, BuildHasherDefault<DefaultHasher>>;
 
 enum Entry {
     /// A reader's Redis read is on its way; only that reader may turn this into a copy.
@@ -107,7 +104,7 @@ impl LocalCopies {
         if !self.usable() {
             return None;
         }
-        match self.shard(id).entries.get(&id) {
+        match self.shard(id).get(&id) {
             Some(Entry::Copy { body, expires }) if *expires > Instant::now() => Some(body.clone()),
             _ => None,
         }
@@ -122,13 +119,13 @@ impl LocalCopies {
         }
         let token = self.next_token.fetch_add(1, Ordering::Relaxed);
         let mut shard = self.shard(id);
-        if !shard.entries.contains_key(&id)
-            && shard.entries.len() >= self.capacity_per_shard
-            && let Some(evicted) = shard.entries.keys().next().copied()
+        if !shard.contains_key(&id)
+            && shard.len() >= self.capacity_per_shard
+            && let Some(evicted) = shard.keys().next().copied()
         {
-            shard.entries.remove(&evicted);
+            shard.remove(&evicted);
         }
-        shard.entries.insert(id, Entry::Reserved(token));
+        shard.insert(id, Entry::Reserved(token));
         Some(Reservation { token, epoch })
     }
 
@@ -137,7 +134,7 @@ impl LocalCopies {
         let mut shard = self.shard(id);
         if self.usable()
             && self.epoch.load(Ordering::Acquire) == reservation.epoch
-            && let Some(entry) = shard.entries.get_mut(&id)
+            && let Some(entry) = shard.get_mut(&id)
             && matches!(entry, Entry::Reserved(token) if *token == reservation.token)
         {
             *entry = Entry::Copy {
@@ -149,7 +146,7 @@ impl LocalCopies {
 
     /// Drops the copy (or reservation) of `id`: an invalidation, or this process's own write.
     pub(crate) fn remove(&self, id: Uuid) {
-        self.shard(id).entries.remove(&id);
+        self.shard(id).remove(&id);
     }
 
     /// Drops every copy and reservation, and serves none until `resume`: invalidations may have
@@ -163,7 +160,7 @@ impl LocalCopies {
     pub(crate) fn invalidate_all(&self) {
         self.epoch.fetch_add(1, Ordering::AcqRel);
         for shard in &self.shards {
-            lock(shard).entries.clear();
+            lock(shard).clear();
         }
     }
 
@@ -177,7 +174,7 @@ impl LocalCopies {
 
     /// How many entries (copies and reservations) are held.
     pub(crate) fn len(&self) -> usize {
-        self.shards.iter().map(|shard| lock(shard).entries.len()).sum()
+        self.shards.iter().map(|shard| lock(shard).len()).sum()
     }
 
     fn shard(&self, id: Uuid) -> MutexGuard<'_, Shard> {

@@ -225,10 +225,7 @@ impl Cache {
         };
         let key = KeyBuf::body(&inner.user_prefix, id);
         let mut invocation = inner.fill_script.key(key.as_bytes());
-        invocation
-            .arg(lease.as_bytes())
-            .arg(body.as_ref())
-            .arg(inner.ttl.as_secs());
+        invocation.arg((lease.as_bytes(), body.as_ref(), inner.ttl.as_secs()));
         let call = invocation.invoke_async::<i64>(&mut connection);
         let _ = inner.bounded("fill", generation, call).await;
     }
@@ -266,8 +263,8 @@ fn no_answer_within(timeout: Duration) -> String {
     format!("no answer within {} ms", timeout.as_millis())
 }
 
-/// A call off the request path (a sweep, the record), bounded by `timeout`; a failure as the log
-/// tells it.
+/// A call off the request path (a sweep, the record, tracking's round trips), bounded by `timeout`;
+/// a failure as the log tells it.
 async fn within<T>(timeout: Duration, call: impl Future<Output = redis::RedisResult<T>>) -> Result<T, String> {
     match tokio::time::timeout(timeout, call).await {
         Ok(Ok(value)) => Ok(value),

@@ -32,23 +32,12 @@ pub(super) async fn sweep(connection: &mut MultiplexedConnection, user_prefix: &
     let mut cursor: u64 = 0;
     loop {
         let mut scan = redis::cmd("SCAN");
-        scan.arg(cursor)
-            .arg("MATCH")
-            .arg(&pattern)
-            .arg("COUNT")
-            .arg(SWEEP_BATCH);
-        let (next, keys) =
+        scan.arg(cursor).arg(("MATCH", &pattern)).arg(("COUNT", SWEEP_BATCH));
+        let (next, mut keys) =
             super::within(SWEEP_CALL_TIMEOUT, scan.query_async::<(u64, Vec<Vec<u8>>)>(connection)).await?;
-        let ours: Vec<&Vec<u8>> = keys
-            .iter()
-            .filter(|key| id_of_key(user_prefix.as_bytes(), key).is_some())
-            .collect();
-        if !ours.is_empty() {
-            let mut invocation = script.prepare_invoke();
-            for key in ours {
-                invocation.key(key.as_slice());
-            }
-            super::within(SWEEP_CALL_TIMEOUT, invocation.invoke_async::<i64>(connection)).await?;
+        keys.retain(|key| id_of_key(user_prefix.as_bytes(), key).is_some());
+        if !keys.is_empty() {
+            super::within(SWEEP_CALL_TIMEOUT, script.key(&keys).invoke_async::<i64>(connection)).await?;
         }
         if next == 0 {
             return Ok(());

@@ -184,20 +184,18 @@ async fn watch_health(
         // still not evicting keys in use. Bounded as the round trips are, so a connection that
         // stops answering here is replaced too.
         if tick.is_multiple_of(ROLE_CHECK_EVERY_PINGS) {
-            match tokio::time::timeout(PING_TIMEOUT, tracked_run_id(&mut connection)).await {
-                Ok(Ok(now)) if now == run_id => {}
-                Ok(Ok(_)) => return "redis is not the instance tracking subscribed to".to_owned(),
-                Ok(Err(error)) => return error.to_string(),
-                Err(_) => return super::no_answer_within(PING_TIMEOUT),
+            match super::within(PING_TIMEOUT, tracked_run_id(&mut connection)).await {
+                Ok(now) if now == run_id => {}
+                Ok(_) => return "redis is not the instance tracking subscribed to".to_owned(),
+                Err(problem) => return problem,
             }
         }
         let mut renew = redis::cmd("SET");
         renew.arg(copies_key).arg(1).arg("PX").arg(COPIES_KEY_LIFETIME_MS);
         let sent = Instant::now();
-        match tokio::time::timeout(PING_TIMEOUT, renew.query_async::<()>(&mut connection)).await {
-            Ok(Ok(())) => local.vouch(sent),
-            Ok(Err(error)) => return error.to_string(),
-            Err(_) => return super::no_answer_within(PING_TIMEOUT),
+        match super::within(PING_TIMEOUT, renew.query_async::<()>(&mut connection)).await {
+            Ok(()) => local.vouch(sent),
+            Err(problem) => return problem,
         }
     }
     unreachable!("the ticks never run out")

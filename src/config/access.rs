@@ -134,16 +134,14 @@ fn parse_web_url(setting: &'static str, text: &str) -> Result<Uri, ConfigError> 
 }
 
 fn parse_jwks_url(text: &str) -> Result<KeySource, ConfigError> {
-    if let Some(path) = text.strip_prefix("file://") {
-        if !path.starts_with('/') {
-            return Err(ConfigError::new(
-                "AUTH_JWKS_URL",
-                format!("must name an absolute path as file:///path, got {text:?}"),
-            ));
-        }
-        return Ok(KeySource::File(PathBuf::from(path)));
+    match text.strip_prefix("file://") {
+        Some(path) if path.starts_with('/') => Ok(KeySource::File(PathBuf::from(path))),
+        Some(_) => Err(ConfigError::new(
+            "AUTH_JWKS_URL",
+            format!("must name an absolute path as file:///path, got {text:?}"),
+        )),
+        None => parse_web_url("AUTH_JWKS_URL", text).map(KeySource::Web),
     }
-    parse_web_url("AUTH_JWKS_URL", text).map(KeySource::Web)
 }
 
 /// OpenID Connect Discovery 1.0 §4: the issuer without a trailing `/`, then the well-known path.

@@ -4,7 +4,6 @@
 //! accepts any certificate, as libpq's `require` does; `verify-full` checks the chain against
 //! `DB_SSL_ROOT_CERT` (or the public web roots) and the host name.
 
-use super::schema::SchemaWatch;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,6 +17,7 @@ use tokio_postgres::tls::MakeTlsConnect;
 use tokio_postgres::{Client, Socket};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
+use super::schema::SchemaWatch;
 use crate::config::{ConfigError, DatabaseSettings, SslMode};
 
 /// How long one connection attempt may take before it counts as failed.
@@ -95,7 +95,7 @@ fn tls_config(settings: &DatabaseSettings) -> Result<ClientConfig, ConfigError> 
     let builder = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .expect("ring supports the default TLS versions");
-    let config = match settings.ssl_mode {
+    Ok(match settings.ssl_mode {
         SslMode::Disable | SslMode::Require => builder
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(EncryptOnly { algorithms }))
@@ -103,8 +103,7 @@ fn tls_config(settings: &DatabaseSettings) -> Result<ClientConfig, ConfigError> 
         SslMode::VerifyFull => builder
             .with_root_certificates(root_store(settings)?)
             .with_no_client_auth(),
-    };
-    Ok(config)
+    })
 }
 
 fn root_store(settings: &DatabaseSettings) -> Result<RootCertStore, ConfigError> {

@@ -19,9 +19,8 @@ use crate::db::keeper::LiveConnection;
 use crate::error::Error;
 use crate::telemetry::log::Logger;
 
-/// How long a record is replayed; afterwards the key is free again.
-pub(crate) const RECORD_LIFETIME: Duration = Duration::from_secs(24 * 3600);
-const LIFETIME_SECONDS: f64 = RECORD_LIFETIME.as_secs_f64();
+/// How long a record is replayed, in seconds (as `make_interval` takes them); then the key is free.
+const LIFETIME_SECONDS: f64 = 24.0 * 3600.0;
 
 /// How many expired records one sweep statement deletes, so a sweep never holds many row locks.
 const SWEEP_BATCH: i64 = 1_000;
@@ -175,10 +174,8 @@ pub(crate) async fn keep_sweeping(db: Database, logger: Logger, every: Duration)
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
-        let Ok(mut connection) = db
-            .checkout_writer(tokio::time::Instant::now() + STATEMENT_TIMEOUT)
-            .await
-        else {
+        let deadline = tokio::time::Instant::now() + STATEMENT_TIMEOUT;
+        let Ok(mut connection) = db.checkout_writer(deadline).await else {
             continue;
         };
         match sweep_expired(&connection).await {

@@ -133,38 +133,31 @@ impl Keeper {
 }
 
 /// Why a connection could not be opened.
-#[derive(Debug)]
 pub(crate) enum OpenError {
     Postgres(tokio_postgres::Error),
     /// Postgres answered, but its schema is not this release's (recorded in `connector.schema`).
     Schema(SchemaGap),
 }
 
-impl From<tokio_postgres::Error> for OpenError {
-    fn from(error: tokio_postgres::Error) -> OpenError {
-        OpenError::Postgres(error)
-    }
-}
-
 /// Connects, checks the schema (recording what it found in `connector.schema`) and prepares; the
 /// driver runs alongside meanwhile. The caller drives the returned driver for as long as it uses
 /// the connection.
 pub(crate) async fn open(connector: &Connector) -> Result<(Arc<LiveConnection>, Driver), OpenError> {
-    let (client, mut driver) = connector.connect().await?;
+    let (client, mut driver) = connector.connect().await.map_err(OpenError::Postgres)?;
     let statements = {
         let prepare = async {
-            let gap = schema::check(&client).await?;
+            let gap = schema::check(&client).await.map_err(OpenError::Postgres)?;
             connector.schema.record(gap);
             match gap {
                 Some(gap) => Err(OpenError::Schema(gap)),
-                None => Ok(Statements::prepare(&client).await?),
+                None => Statements::prepare(&client).await.map_err(OpenError::Postgres),
             }
         };
         tokio::pin!(prepare);
         tokio::select! {
             prepared = &mut prepare => prepared,
             ended = &mut driver => {
-                ended?;
+                ended.map_err(OpenError::Postgres)?;
                 prepare.await
             }
         }

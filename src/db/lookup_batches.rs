@@ -16,11 +16,8 @@ use super::user_queries::find_users;
 use crate::batcher::{Batcher, Batching};
 use crate::error::Error;
 
-/// Hands lookups to the batcher task; cheap to clone.
-#[derive(Clone)]
-pub(crate) struct LookupQueue {
-    batcher: Batcher<Lookups>,
-}
+/// Hands lookups to the batcher task.
+pub(crate) struct LookupQueue(Batcher<Lookups>);
 
 struct QueuedLookup {
     id: Uuid,
@@ -34,19 +31,17 @@ struct Lookups {
 }
 
 impl LookupQueue {
-    /// Starts the batcher: `in_flight` batches at most (one per read connection).
-    pub(crate) fn start(db: Database, in_flight: usize) -> LookupQueue {
-        let in_flight = Arc::new(Semaphore::new(in_flight.max(1)));
-        LookupQueue {
-            batcher: Batcher::start(Lookups { db, in_flight }),
-        }
+    /// Starts the batcher: as many batches in flight at most as there are read connections.
+    pub(crate) fn start(db: Database) -> LookupQueue {
+        let in_flight = Arc::new(Semaphore::new(db.reads().slots.len().max(1)));
+        LookupQueue(Batcher::start(Lookups { db, in_flight }))
     }
 
     /// The body of the user with `id` (its JSON, as `GET /v1/users/{id}` answers it), looked up
     /// together with whatever else is being looked up.
     pub(crate) async fn find(&self, id: Uuid) -> Result<Option<Bytes>, Error> {
         let (answer, answered) = oneshot::channel();
-        self.batcher
+        self.0
             .submit(QueuedLookup { id, answer })
             .map_err(|_| Error::Unavailable("the service is shutting down".into()))?;
         answered

@@ -1,16 +1,8 @@
-//! Schema migrations, embedded at build time and kept the way golang-migrate keeps them.
-//!
-//! The bookkeeping is golang-migrate's own, so either tool can take over from the other: one row
-//! in `schema_migrations`, rewritten by TRUNCATE + INSERT in a transaction; `dirty` is set before a
-//! file runs and cleared after, and a dirty database is refused until repaired. A session advisory
-//! lock with golang-migrate's id makes replicas that start together wait for each other.
-//!
-//! Two things differ from golang-migrate, both because a file runs as one simple-query batch and so
-//! one transaction (no file holds transaction control; a test keeps it so): a file Postgres rejects
-//! was rolled back whole, so the version before it is recorded clean again and a later run simply
-//! retries (only a run cut off mid-file leaves the database dirty, applied whole or not at all);
-//! and the session has no `statement_timeout` or `lock_timeout` (the service's own are 9 s), so a
-//! long migration, or one queued behind a lock, waits as long as its runner lets it.
+//! Schema migrations, embedded at build time and kept the way golang-migrate keeps them, so either
+//! tool can take over from the other (the contract, and how a run differs from golang-migrate's:
+//! docs/API.md, "The binary"). A file runs as one simple-query batch and so one transaction (a test
+//! keeps files free of transaction control): that is why a file Postgres rejects leaves the version
+//! before it clean, and only a run cut off mid-file leaves the database dirty.
 
 use std::fmt;
 
@@ -103,7 +95,7 @@ fn connect_failure(settings: &DatabaseSettings, error: &tokio_postgres::Error) -
 }
 
 /// A session with the service's own settings (same host, credentials and TLS), without their
-/// timeouts.
+/// timeouts: a long migration, or one queued behind a lock, waits as long as its runner lets it.
 async fn open(settings: &DatabaseSettings) -> Result<Client, MigrateError> {
     let connector = Connector::new(settings, "gravity-bff-migrate").map_err(MigrateError::Config)?;
     let (client, driver) = connector
@@ -373,30 +365,25 @@ impl fmt::Display for MigrateError {
                 version,
                 name,
                 from,
-                rolled_back: true,
-                source,
-                ..
-            } => write!(
-                formatter,
-                "migration {version:04}_{name} failed and Postgres rolled all of it back; the database stays clean \
-                 at version {}; fix the cause and run it again: {}",
-                from.map_or("none".to_owned(), |from| from.to_string()),
-                crate::error::chain(source)
-            ),
-            MigrateError::Failed {
-                version,
-                name,
-                from,
                 to,
+                rolled_back,
                 source,
-                ..
             } => {
+                let why = crate::error::chain(source);
+                if *rolled_back {
+                    let from = from.map_or("none".to_owned(), |from| from.to_string());
+                    return write!(
+                        formatter,
+                        "migration {version:04}_{name} failed and Postgres rolled all of it back; the database \
+                         stays clean at version {from}; fix the cause and run it again: {why}"
+                    );
+                }
                 let to = to.unwrap_or(-1);
                 let otherwise = format!("`gravity-bff migrate force {}`", from.unwrap_or(-1));
                 write!(
                     formatter,
-                    "migration {version:04}_{name} was cut off ({}) and the database is left dirty at version {to}; {}",
-                    crate::error::chain(source),
+                    "migration {version:04}_{name} was cut off ({why}) and the database is left dirty at \
+                     version {to}; {}",
                     force_advice(to, &otherwise)
                 )
             }

@@ -147,11 +147,6 @@ impl Database {
         .map(|_| ())
     }
 
-    /// How many read connections there are (and so how many lookup batches may be in flight).
-    pub(crate) fn read_connections(&self) -> usize {
-        self.inner.reads.slots.len()
-    }
-
     /// The read and the write pool's figures.
     pub(crate) fn stats(&self) -> (PoolStats, PoolStats) {
         let mut writes = stats_of(&self.inner.writes.slots);

@@ -36,10 +36,8 @@ impl SchemaWatch {
 }
 
 /// Reads the recorded version on a fresh connection: `Ok(Some(gap))` when this release cannot
-/// run on it. A version newer than this release's is fine (a newer release migrated further, and
-/// migrations keep the older statements working), dirty or not: a newer release's migration under
-/// way, or failed part-way, has left every one of this release's migrations applied, and this
-/// release keeps serving while it runs or is repaired.
+/// run on it. A newer version is fine (migrations keep older statements working), dirty or not: a
+/// newer release's migration, under way or failed part-way, has left all of this release's applied.
 pub(crate) async fn check(client: &Client) -> Result<Option<SchemaGap>, tokio_postgres::Error> {
     let recorded = recorded_version(client).await?;
     let (applied, dirty) = recorded.map_or((None, false), |(version, dirty)| (Some(version), dirty));

@@ -6,7 +6,7 @@
 //! write connection of the caller's own (`crate::writes` opens and ends it).
 
 use tokio_postgres::error::SqlState;
-use tokio_postgres::types::Type;
+use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Client, Row, Statement};
 use uuid::Uuid;
 
@@ -90,12 +90,8 @@ impl UserStatements {
     pub(crate) async fn prepare(client: &Client) -> Result<UserStatements, tokio_postgres::Error> {
         Ok(UserStatements {
             find_many: client.prepare_typed(FIND_USERS, &[Type::UUID_ARRAY]).await?,
-            insert_one: client
-                .prepare_typed(INSERT_USER, &[Type::TEXT, Type::TEXT, Type::TEXT])
-                .await?,
-            insert_many: client
-                .prepare_typed(INSERT_USERS, &[Type::TEXT_ARRAY, Type::TEXT_ARRAY, Type::TEXT_ARRAY])
-                .await?,
+            insert_one: client.prepare_typed(INSERT_USER, &[Type::TEXT; 3]).await?,
+            insert_many: client.prepare_typed(INSERT_USERS, &[Type::TEXT_ARRAY; 3]).await?,
             update: client.prepare(UPDATE_USER).await?,
             delete: client.prepare(DELETE_USER).await?,
             list_first: client.prepare(LIST_FIRST).await?,
@@ -163,13 +159,8 @@ pub(crate) async fn insert_users(
             .await?;
         return Ok(vec![row.as_ref().map(User::try_from).transpose()?]);
     }
-    let rows = connection
-        .client
-        .query(
-            &users.insert_many,
-            &[&columns.names, &columns.emails, &columns.avatar_urls],
-        )
-        .await?;
+    let params: [&(dyn ToSql + Sync); 3] = [&columns.names, &columns.emails, &columns.avatar_urls];
+    let rows = connection.client.query(&users.insert_many, &params).await?;
     rows.iter()
         .map(|row| match row.try_get::<_, Option<Uuid>>(0)? {
             None => Ok(None),

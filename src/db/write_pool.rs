@@ -66,11 +66,10 @@ enum Turn {
     Slot(WriteConnection),
     /// An extra connection was reserved for this writer: open it.
     OpenExtra,
-    /// Wait for a change, or until `recheck` (when the held connections will count as stuck).
-    Wait {
-        any_up: bool,
-        recheck: Option<Instant>,
-    },
+    /// Wait for a change, or until the given instant (when the held connections will count as stuck).
+    Wait(Option<Instant>),
+    /// No connection is up: wait for a keeper to connect one.
+    NoneUp,
 }
 
 impl WritePool {
@@ -80,14 +79,13 @@ impl WritePool {
         connector: Connector,
         extra_max: usize,
     ) -> WritePool {
-        let state = State {
-            held_since: vec![None; slots.len()],
-            extra: 0,
-            no_extra_until: None,
-        };
         WritePool {
+            state: Mutex::new(State {
+                held_since: vec![None; slots.len()],
+                extra: 0,
+                no_extra_until: None,
+            }),
             slots,
-            state: Mutex::new(state),
             changed,
             connector,
             extra_max,
@@ -114,7 +112,8 @@ impl WritePool {
                         continue;
                     }
                 },
-                Turn::Wait { any_up, recheck } => (any_up, recheck),
+                Turn::Wait(recheck) => (true, recheck),
+                Turn::NoneUp => (false, None),
             };
             let give_up_at = if any_up {
                 none_up_since = None;
@@ -161,10 +160,7 @@ impl WritePool {
             .filter_map(|index| state.held_since[index])
             .max();
         let Some(latest_held) = latest_held else {
-            return Turn::Wait {
-                any_up: false,
-                recheck: None,
-            };
+            return Turn::NoneUp;
         };
         let paused = state.no_extra_until.is_some_and(|until| now < until);
         let extra_possible = extras_allowed && !paused && state.extra < self.extra_max;
@@ -173,10 +169,7 @@ impl WritePool {
             state.extra += 1;
             return Turn::OpenExtra;
         }
-        Turn::Wait {
-            any_up: true,
-            recheck: extra_possible.then_some(stuck_at),
-        }
+        Turn::Wait(extra_possible.then_some(stuck_at))
     }
 
     /// Opens the extra connection reserved by `take_turn`; `None` (and the reservation returned) if

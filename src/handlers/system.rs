@@ -18,10 +18,8 @@ const HEALTHY: &[u8] = br#"{"status":"ok"}"#;
 const OPENAPI_JSON: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/openapi.json"));
 
 /// Liveness: touches nothing, so a slow database never gets the process restarted. With the query
-/// parameter `started`, also "ready once since it started": until the process first is, the
-/// answer is `/ready`'s, and from then on plain liveness again. An orchestrator that gates a
-/// rolling update on a task's health (Docker Swarm) so waits for readiness, while a later outage
-/// of Postgres or of the issuer never makes a started replica unhealthy, and so restarted.
+/// parameter `started`, `/ready`'s answer until the process first is ready, then plain liveness
+/// again: a rollout waits for readiness, and a later outage restarts no replica (docs/DEPLOY.md).
 pub(crate) async fn health(state: &AppState, query: Option<&str>) -> Result<HttpResponse, Error> {
     let started_asked = query.is_some_and(|query| {
         query

@@ -6,11 +6,10 @@
 //! module knows nothing of JWTs beyond the reasons a token can be refused for.
 //!
 //! The token is read from the `Authorization` header only: RFC 6750's query parameter and form
-//! field put tokens into logs and browser history. The scheme is case-insensitive (`bearer` is
-//! as good as `Bearer`); a header given twice is a malformed request (400, `invalid_request`);
-//! another scheme (`Basic …`) is no bearer token at all (401 without an error code, as §3.1 asks).
-//! Reading the token (`bearer_token`) only finds it; its syntax (`b64token`) is checked apart, so
-//! that a token verified before, and remembered by its digest, is not scanned again.
+//! field put tokens into logs and browser history. Each refusal's status and challenge is in
+//! docs/API.md (Refusals). Reading the token (`bearer_token`) only finds it; its syntax
+//! (`b64token`) is checked apart, so that a token verified before, and remembered by its digest,
+//! is not scanned again.
 
 use hyper::StatusCode;
 use hyper::header::{AUTHORIZATION, HeaderMap, HeaderValue};
@@ -87,9 +86,7 @@ const INVALID_TOKEN: HeaderValue = HeaderValue::from_static("Bearer error=\"inva
 /// rest of its syntax.
 pub fn bearer_token(headers: &HeaderMap) -> Result<Option<&[u8]>, Refusal> {
     let mut values = headers.get_all(AUTHORIZATION).iter();
-    let Some(value) = values.next() else {
-        return Ok(None);
-    };
+    let Some(value) = values.next() else { return Ok(None) };
     if values.next().is_some() {
         return Err(Refusal::RepeatedHeader);
     }

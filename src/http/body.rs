@@ -1,10 +1,7 @@
-//! Reading a JSON object from a request body, with the contract's checks in the contract's order.
-//!
-//! 415 when the body is not declared as JSON, 413 when it is over the limit (decided from
-//! `Content-Length` before reading, and enforced while reading so an oversized chunked body is
-//! never buffered), 408 when the client stops sending (a gap of `BODY_IDLE_TIMEOUT` between two
-//! chunks, or the whole body taking `BODY_TIME_LIMIT`), 400 when it is not one JSON object or
-//! repeats a key. What the fields mean is the caller's business.
+//! Reading a JSON object from a request body, with the contract's checks in the contract's order
+//! (415, 413, 408, 400: docs/API.md, Which error). The size limit is decided from `Content-Length`
+//! before reading and enforced while reading, so an oversized chunked body is never buffered.
+//! What the fields mean is the caller's business.
 //!
 //! While a body is arriving, its connection may be closed for room (`Arrival`): a client that
 //! sends its body slowly holds a connection as an idle one does, and at the connection limit
@@ -16,7 +13,7 @@ use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderMap};
-use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
+use serde::de::{Deserialize, Deserializer, Error as _, MapAccess, Visitor};
 use serde_json::Value;
 
 /// The largest body accepted, in bytes.
@@ -166,9 +163,7 @@ impl<'de> Visitor<'de> for ObjectVisitor {
         let mut members: Vec<(String, Value)> = Vec::new();
         while let Some(key) = map.next_key::<String>()? {
             if members.iter().any(|(seen, _)| *seen == key) {
-                return Err(de::Error::custom(format_args!(
-                    "the key {key:?} appears more than once"
-                )));
+                return Err(A::Error::custom(format_args!("the key {key:?} appears more than once")));
             }
             let value = map.next_value::<Value>()?;
             members.push((key, value));

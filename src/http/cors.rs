@@ -1,17 +1,10 @@
 //! CORS for the browser frontend: which origins may call the API from a page, and the headers
-//! that tell the browser so (the Fetch standard's CORS protocol).
-//!
-//! Only exact origins listed in `CORS_ALLOWED_ORIGINS` are allowed; with none listed the service
-//! sends no CORS header at all, as before. An allowed origin's preflight (`OPTIONS` with
-//! `Access-Control-Request-Method`) is answered here, without a token (browsers never send one
-//! with a preflight): 204 with the route's methods, the request headers the API reads and a max
-//! age. Every answer to an allowed origin names it in `Access-Control-Allow-Origin` and exposes
-//! the response headers the API documents. Another origin gets none of that: its preflight is an
-//! `OPTIONS` request like any other (405 with `Allow`), and the browser keeps its page from
-//! calling. Credentials mode is not needed (the token travels in `Authorization`, set by the
-//! page's script), so `Access-Control-Allow-Credentials` is never sent.
-//!
-//! Every response carries `Vary: Origin` while the policy is on, whatever the origin: the answer
+//! that tell the browser so (the Fetch standard's CORS protocol; docs/API.md, CORS, has them byte
+//! for byte). Only exact origins are allowed, and with none listed no CORS header is sent at all.
+//! An allowed origin's preflight is answered without a token (browsers never send one with it);
+//! another origin's is an `OPTIONS` like any other (405), so the browser keeps its page from
+//! calling. No credentials mode: the token travels in `Authorization`, set by the page's script.
+//! `Vary: Origin` goes on every response while the policy is on, whatever the origin: the answer
 //! depends on it, and a shared cache must not hand one origin's answer to another.
 
 use hyper::header::{

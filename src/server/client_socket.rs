@@ -3,13 +3,11 @@
 //!
 //! **Reads.** A request head must arrive within `HEAD_READ_TIMEOUT` of its first byte (of the
 //! accept, for a connection's first request): a client that trickles its head holds a connection
-//! for nothing. A keep-alive connection may wait `KEEP_ALIVE_SECONDS` for its next request, which
-//! must be long: a proxy in front (an ingress, a load balancer) pools its connections to the
-//! service, and if the service closes one just as the proxy sends a request on it, the proxy
-//! answers 502 and, for a write without an `Idempotency-Key`, cannot say whether it happened. So
-//! the service must be the one that waits longer; `connections` closes idle ones when room is
-//! needed. hyper 1 has one timer for both (its header read timeout starts as soon as it waits for
-//! the next head), so it is off and the reads between requests tell which wait it is in.
+//! for nothing. A keep-alive connection may wait `KEEP_ALIVE_SECONDS` for its next request, longer
+//! than the proxies in front keep their pooled connections (docs/API.md, Timeouts, says why);
+//! `connections` closes idle ones when room is needed. hyper 1 has one timer for both (its header
+//! read timeout starts as soon as it waits for the next head), so it is off and the reads between
+//! requests tell which wait it is in.
 //!
 //! **Writes.** hyper 1 has no write timeout, so a client that pipelines requests and never reads
 //! the answers would keep its connection, hyper's buffers and a full kernel send buffer forever.
@@ -46,9 +44,8 @@ pub(crate) const WRITE_PROGRESS_TIMEOUT: Duration = Duration::from_secs(10);
 /// 128 KiB. Left to autotuning, Linux grows it to `net.ipv4.tcp_wmem`'s maximum (4 MiB by default)
 /// for a client that reads nothing. 128 KiB is four times the largest common answer (a page of 100
 /// users, about 26 KiB), so answers still leave in one write, and enough for 10 Mbit/s to a client
-/// 100 ms away; a BFF's clients (an ingress, a gateway) are much closer. Measured on loopback, a
-/// page of 100 users is served as fast as with autotuning, and 100 clients that read nothing hold
-/// 26 MiB instead of 389 (docs/RELIABILITY.md has the figures).
+/// 100 ms away; a BFF's clients (an ingress, a gateway) are much closer. Measured on loopback, it
+/// is as fast as autotuning and holds far less (docs/RELIABILITY.md has the figures).
 const SEND_BUFFER_BYTES: usize = 64 << 10;
 
 /// The error a head that took too long fails its connection with.

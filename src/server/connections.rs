@@ -4,10 +4,8 @@
 //! when a request starts, two stores when it ends: nothing shared between connections is touched
 //! per request). The `Registry` lists the entries; its lock is taken only when a connection opens
 //! or closes, and by the accept loop when it needs room. At `MAX_CONNECTIONS`, the least recently
-//! active connection that is not being served and has been quiet for `QUIET_FOR` is told to
-//! close: an idle keep-alive, a client still sending its head, one that stopped reading its
-//! answers, or one whose request body has stalled. A request being handled is never interrupted;
-//! one whose body is cut short gets its answer (408) before the connection closes.
+//! active connection that is not being served and has been quiet for `QUIET_FOR` is told to close
+//! (which ones that can be, and what their clients see: docs/API.md, Operations, Connections).
 
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};

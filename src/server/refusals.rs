@@ -2,18 +2,9 @@
 //!
 //! When a request head cannot be parsed, hyper 1 answers by itself and then ends the connection
 //! with the parse error: the service's handler never runs, so without this module such requests
-//! would leave no log line and no metric. What hyper sends (hyper 1.x,
-//! `proto::h1::role::Server::on_error`) is a status line and `content-length: 0` with a `date`
-//! header: no body, no `X-Request-Id`, and nothing in hyper's API can change that response or
-//! replace it, because it is written before the error reaches the service. Its statuses:
-//! - 400 for a bad method, request target, version or header (folded headers, a space before the
-//!   colon, a duplicate or malformed `Content-Length`, a `Transfer-Encoding` other than `chunked`
-//!   last, both length headers);
-//! - 431 for a head that does not fit the connection's 16 KiB buffer, or with more than 100
-//!   headers;
-//! - 414 for a request target over 65,534 bytes, which cannot happen here since such a head does
-//!   not fit the buffer (targets over 8 KiB get the service's own 414, with a problem body);
-//! - and nothing at all for the HTTP/2 preface sent over HTTP/1, which is closed without a word.
+//! would leave no log line and no metric. Nothing in hyper's API can change or replace that answer
+//! (`proto::h1::role::Server::on_error` writes it before the error reaches the service); what it
+//! is, status by status, is docs/API.md (Operations, refusals before routing).
 
 use std::time::Duration;
 

@@ -8,22 +8,7 @@
 //!
 //! Field names are the ones shippers and their index templates already know: the OpenTelemetry
 //! log data model and semantic conventions, and the Elastic Common Schema (ECS) where OTel names
-//! nothing. Dotted names are flat keys (`"http.route":"…"`), which both read as nested fields.
-//!
-//! | field | meaning | from |
-//! | --- | --- | --- |
-//! | `timestamp` | RFC 3339, UTC, microseconds | OTel `Timestamp` (Datadog, Loki and Vector find it by this name) |
-//! | `level` | `debug`, `info`, `warn`, `error` | the name Datadog, Loki and Grafana look for (ECS: `log.level`, OTel: `SeverityText`) |
-//! | `message` | `request`, or what happened | ECS `message` |
-//! | `http.request.method` | `GET`, … | OTel and ECS |
-//! | `http.route` | the route template, e.g. `/v1/users/{id}` | OTel |
-//! | `http.response.status_code` | a number | OTel and ECS |
-//! | `event.duration` | nanoseconds, a number | ECS (and Datadog's `duration` unit) |
-//! | `http.request.id` | the `X-Request-Id` sent back | ECS |
-//! | `trace_id`, `span_id` | W3C trace and span ids, lower-case hex | OTel's trace context in non-OTLP logs |
-//! | `gravity.cache` | `HIT` or `MISS`, on cached routes | the service's own namespace (no standard field) |
-//! | `user.id` | the verified token's `sub`, on routes that need a token | OTel and ECS `user.id` |
-//! | `error.message` | why a 5xx happened, with its source chain | ECS and OTel |
+//! nothing. docs/OPERATIONS.md (Logs) lists each field, its meaning and the standard it is from.
 //!
 //! Nothing logged carries a body, a password, a token, or any client text other than a sanitised
 //! request id (and `user.id`, which the issuer signed). The request line is built in a buffer

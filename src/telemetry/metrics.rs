@@ -13,7 +13,7 @@ use hyper::Method;
 
 use crate::build_info::{REVISION, VERSION};
 use crate::http::bearer::REFUSAL_REASONS;
-use crate::router::{ROUTE_COUNT, Route, TEMPLATES};
+use crate::router::{Route, TEMPLATES};
 use crate::telemetry::process::ProcessStats;
 use crate::telemetry::runtime;
 
@@ -64,8 +64,8 @@ pub(crate) struct AuthFigures {
 /// Counters shared by the whole process; what each counts is its family's HELP text in `render`.
 #[derive(Default)]
 pub(crate) struct Metrics {
-    requests: [[[AtomicU64; STATUS_SLOTS]; METHODS.len()]; ROUTE_COUNT],
-    durations: [Histogram; ROUTE_COUNT],
+    requests: [[[AtomicU64; STATUS_SLOTS]; METHODS.len()]; TEMPLATES.len()],
+    durations: [Histogram; TEMPLATES.len()],
     pub(crate) cache_hits: AtomicU64,
     pub(crate) cache_local_hits: AtomicU64,
     pub(crate) cache_misses: AtomicU64,

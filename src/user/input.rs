@@ -48,8 +48,6 @@ pub struct UserPatch {
     pub avatar_url: Option<Option<AvatarUrl>>,
 }
 
-const READ_ONLY_FIELDS: [&str; 3] = ["id", "created_at", "updated_at"];
-
 impl NewUser {
     pub fn parse(object: JsonObject) -> Result<NewUser, Error> {
         let (patch, mut errors) = parse_fields(object);
@@ -72,11 +70,9 @@ impl NewUser {
 
 impl UserPatch {
     pub fn parse(object: JsonObject) -> Result<UserPatch, Error> {
-        let (patch, errors) = parse_fields(object);
-        if errors.is_empty() {
-            Ok(patch)
-        } else {
-            Err(Error::InvalidFields(errors))
+        match parse_fields(object) {
+            (patch, errors) if errors.is_empty() => Ok(patch),
+            (_, errors) => Err(Error::InvalidFields(errors)),
         }
     }
 
@@ -95,7 +91,7 @@ fn parse_fields(object: JsonObject) -> (UserPatch, Vec<FieldError>) {
             "name" => UserName::parse(value).map(|name| patch.name = Some(name)),
             "email" => parse_nullable(value, Email::parse).map(|email| patch.email = Some(email)),
             "avatar_url" => parse_nullable(value, AvatarUrl::parse).map(|url| patch.avatar_url = Some(url)),
-            read_only if READ_ONLY_FIELDS.contains(&read_only) => Err("is read-only".into()),
+            "id" | "created_at" | "updated_at" => Err("is read-only".into()),
             _ => Err("is not a known field".into()),
         };
         if let Err(message) = outcome {
@@ -230,10 +226,8 @@ fn has_http_scheme_and_host(url: &str) -> bool {
             None => (host_and_port, None),
         }
     };
-    let host_ok = !host.is_empty()
-        && host
-            .chars()
-            .all(|c| c.is_alphanumeric() || matches!(c, '-' | '.' | '_' | '~' | '%' | ':'));
+    let host_character = |c: char| c.is_alphanumeric() || matches!(c, '-' | '.' | '_' | '~' | '%' | ':');
+    let host_ok = !host.is_empty() && host.chars().all(host_character);
     let port_ok = port.is_none_or(|port| port.is_empty() || port.parse::<u16>().is_ok());
     host_ok && port_ok
 }

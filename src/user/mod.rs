@@ -42,9 +42,7 @@ pub(crate) const MAX_USER_JSON_LEN: usize =
 impl User {
     /// The user as the response body the contract describes.
     pub(crate) fn to_json(&self) -> Bytes {
-        serde_json::to_vec(self)
-            .map(Bytes::from)
-            .expect("a user always serializes")
+        Bytes::from(serde_json::to_vec(self).expect("a user always serializes"))
     }
 }
 
@@ -70,10 +68,7 @@ pub fn parse_user_id(segment: &str) -> Result<Uuid, Error> {
 
 /// At most `limit` characters of client text, for echoing it in an error.
 pub(crate) fn truncate(text: &str, limit: usize) -> &str {
-    match text.char_indices().nth(limit) {
-        Some((end, _)) => &text[..end],
-        None => text,
-    }
+    text.char_indices().nth(limit).map_or(text, |(end, _)| &text[..end])
 }
 
 #[cfg(test)]

@@ -55,10 +55,8 @@ impl PageRequest {
                 }
             }
         }
-        Ok(PageRequest {
-            limit: limit.unwrap_or(DEFAULT_LIMIT),
-            after,
-        })
+        let limit = limit.unwrap_or(DEFAULT_LIMIT);
+        Ok(PageRequest { limit, after })
     }
 }
 

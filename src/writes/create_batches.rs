@@ -5,8 +5,7 @@
 //! email another session is inserting); if it waited longer, or Postgres rejected one of its rows,
 //! its rows run again one by one, so that one such row fails or delays no other. Cancelled at the
 //! deadline or with its connection lost, every row gets that answer. Keyed creates are not batched
-//! (each claims its key in a transaction of its own). A batch's rows share `created_at`, so the
-//! list orders them by id, as it orders any equal timestamps.
+//! (each claims its key in a transaction of its own). A batch shares one `created_at` (docs/API.md).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,9 +31,7 @@ use crate::user::input::NewUser;
 const BATCH_LOCK_WAIT: Duration = Duration::from_millis(100);
 
 /// Hands creates to the batcher task.
-pub(crate) struct CreateQueue {
-    batcher: Batcher<Creates>,
-}
+pub(crate) struct CreateQueue(Batcher<Creates>);
 
 struct QueuedCreate {
     user: NewUser,
@@ -49,21 +46,19 @@ struct Creates {
 
 impl CreateQueue {
     pub(crate) fn start(db: Database) -> CreateQueue {
-        CreateQueue {
-            batcher: Batcher::start(Creates { db }),
-        }
+        CreateQueue(Batcher::start(Creates { db }))
     }
 
     /// Creates waiting for a write connection.
     pub(crate) fn waiting(&self) -> usize {
-        self.batcher.waiting()
+        self.0.waiting()
     }
 
     /// Queues a create and waits for its answer. The batcher owns the write from here: it runs to
     /// completion even if this caller stops waiting.
     pub(crate) async fn submit(&self, user: NewUser, progress: Arc<WriteProgress>) -> Result<WriteResponse, Error> {
         let (answer, answered) = oneshot::channel();
-        self.batcher
+        self.0
             .submit(QueuedCreate { user, progress, answer })
             .map_err(|_| Error::WriteNotApplied("the service is shutting down".into()))?;
         answered

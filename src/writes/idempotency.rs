@@ -1,13 +1,7 @@
-//! The `Idempotency-Key` request header (IETF httpapi Idempotency-Key draft): what a valid key
-//! is, and what identifies the request it was first used for.
-//!
-//! The key is the header's value verbatim: 1–255 visible ASCII characters. A key belongs to the
-//! subject that used it first (the token's `sub`, or nobody with authentication off): another
-//! subject's repeat is refused like a different request, never answered with the first one's
-//! response. Clients should use random keys such as UUIDs. The request is identified by its
-//! method, its path (with the user id in lower case, so letter case does not make two requests
-//! differ) and its body's exact bytes; Postgres hashes that with SHA-256 into the record's
-//! fingerprint.
+//! The `Idempotency-Key` request header (IETF httpapi Idempotency-Key draft; the contract is in
+//! docs/API.md, Writes): what a valid key is, whose it is, and what identifies the request it was
+//! first used for: its method, its path (the user id in lower case, so letter case does not make
+//! two requests differ) and its body's exact bytes.
 
 use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
 

@@ -33,14 +33,12 @@ pub(crate) struct WaitingForWrite {
 impl WriteProgress {
     /// A write's progress, and the request's hold on it while it waits.
     pub(crate) fn start(deadline: Instant) -> (Arc<WriteProgress>, WaitingForWrite) {
-        let waiting = WaitingForWrite {
-            progress: Arc::new(WriteProgress {
-                state: AtomicU8::new(QUEUED),
-                deadline,
-                behind_its_key: AtomicBool::new(false),
-            }),
-        };
-        (waiting.progress.clone(), waiting)
+        let progress = Arc::new(WriteProgress {
+            state: AtomicU8::new(QUEUED),
+            deadline,
+            behind_its_key: AtomicBool::new(false),
+        });
+        (progress.clone(), WaitingForWrite { progress })
     }
 
     pub(crate) fn deadline(&self) -> Instant {

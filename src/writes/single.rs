@@ -253,12 +253,10 @@ impl Fencing<'_> {
     /// committed): it need only replace what is at the key, so it lives `REPLAY_FENCE_LIFETIME`.
     /// A refusal is `ReplayRefused`: the write was made, only its answer is held back.
     async fn raise_for_replay(&mut self) -> Result<(), Error> {
-        self.raise_living(REPLAY_FENCE_LIFETIME)
-            .await
-            .map_err(|refused| match refused {
-                Error::WriteRefused(cause) => Error::ReplayRefused(cause),
-                other => other,
-            })
+        match self.raise_living(REPLAY_FENCE_LIFETIME).await {
+            Err(Error::WriteRefused(cause)) => Err(Error::ReplayRefused(cause)),
+            other => other,
+        }
     }
 
     async fn raise_living(&mut self, lifetime: Duration) -> Result<(), Error> {

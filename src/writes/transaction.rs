@@ -1,15 +1,11 @@
 //! A write's statements on its own connection, and what their failures mean for the client.
 //!
-//! Postgres enforces each write's deadline: its `statement_timeout` and `lock_timeout` are the
-//! time the request has left, less a margin for the commit and the answer, never more than
-//! `STATEMENT_TIMEOUT`, so a write that cannot finish in time fails with "nothing was written".
-//!
-//! A single-statement write with the whole cap left (the common case) is sent alone and
-//! autocommits, bounded by the connection's own timeouts: one round trip. Postgres answers only
-//! after the commit, so an answer means it is durable, and a connection lost once it was sent
-//! leaves the outcome unknown. Any other write runs in a transaction whose `BEGIN` carries the
-//! shorter timeouts in the first statement's round trip; only the commit's own round trip can
-//! leave its outcome unknown.
+//! Postgres enforces each write's deadline (the contract: docs/API.md, Writes), so a write that
+//! cannot finish in time fails with "nothing was written". A write of one statement with the whole
+//! `STATEMENT_TIMEOUT` left autocommits in one round trip, bounded by the connection's own timeouts;
+//! any other runs in a transaction whose `BEGIN` sets shorter ones in its first statement's round
+//! trip. Postgres answers an autocommit only after the commit, so an answer means it is durable, and
+//! a connection lost once it was sent leaves the outcome unknown, as one lost during a `COMMIT` does.
 
 use std::future::Future;
 use std::time::Duration;
