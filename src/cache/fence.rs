@@ -140,7 +140,7 @@ impl Cache {
             .key(inner.link.instance_key())
             .arg(token.as_bytes())
             .arg(u64::try_from(lifetime.as_millis()).unwrap_or(u64::MAX))
-            .arg(inner.link.run_id());
+            .arg(&*inner.link.run_id());
         let call = invocation.invoke_async::<i64>(&mut connection);
         let answer = match inner.bounded("raise fence", generation, call).await {
             Ok(answer) => answer,
@@ -222,7 +222,7 @@ impl Cache {
                     .key(&inner.copies_key)
                     .key(inner.link.instance_key())
                     .arg(fence.token.as_bytes())
-                    .arg(inner.link.run_id());
+                    .arg(&*inner.link.run_id());
                 let call = invocation.invoke_async::<i64>(&mut connection);
                 if let Ok(answer) = inner.bounded("lift fence", generation, call).await {
                     self.forget_copy(fence.id);

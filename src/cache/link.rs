@@ -81,7 +81,7 @@ struct Inner {
     /// Failed writes of the record, logged at most once per 5 s: writes wait for copies meanwhile.
     record_failures: RateLimitedWarning,
     /// The `run_id` of the Redis the current connection reached.
-    run_id: Mutex<String>,
+    run_id: Mutex<Arc<str>>,
     record_script: redis::Script,
     /// Called when a connection is retired, after it can no longer be taken.
     forget_reads: Box<dyn Fn() + Send + Sync>,
@@ -128,7 +128,7 @@ impl RedisLink {
                 user_prefix,
                 instance_key,
                 metrics,
-                run_id: Mutex::new(String::new()),
+                run_id: Mutex::new(Arc::from("")),
                 connect_failures: RateLimitedWarning::new(
                     logger.clone(),
                     "cache unavailable: cannot connect to redis; serving from postgres",
@@ -155,7 +155,7 @@ impl RedisLink {
     }
 
     /// The `run_id` of the Redis the current connection reached (or one opened since).
-    pub(crate) fn run_id(&self) -> String {
+    pub(crate) fn run_id(&self) -> Arc<str> {
         self.inner.run_id.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
@@ -264,7 +264,7 @@ impl Inner {
         let recorded = get.query_async::<Option<Vec<u8>>>(&mut connection).await.ok().flatten();
         let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
         // Before the connection is published: a fence on it compares the record with its `run_id`.
-        *self.run_id.lock().unwrap_or_else(PoisonError::into_inner) = run_id.clone();
+        *self.run_id.lock().unwrap_or_else(PoisonError::into_inner) = Arc::from(run_id.as_str());
         *self.current.write().unwrap_or_else(PoisonError::into_inner) = Some((connection.clone(), generation));
         self.connected.notify_waiters();
         if !run_id.is_empty() && recorded.as_deref() == Some(run_id.as_bytes()) {
@@ -408,7 +408,7 @@ async fn watch_the_instance(link: std::sync::Weak<Inner>) {
         };
         let expected = link.run_id();
         match tokio::time::timeout(CONNECT_TIMEOUT, primary_run_id(&mut connection)).await {
-            Ok(Ok(run_id)) if run_id == expected => {
+            Ok(Ok(run_id)) if *run_id == *expected => {
                 let serving = link.serving_connection();
                 if serving.is_some_and(|(_, serving)| serving == generation) {
                     link.inner.restore_record(&mut connection, &expected).await;
