@@ -12,14 +12,11 @@
 //! invalidations at the end of the event-loop pass that ran it, so only an answer to a command
 //! sent after that pass (after the writer had its answer) vouches that they came first.
 //!
-//! Copies are kept only where that key cannot be evicted while it is renewed: a Redis with a
-//! memory limit and an eviction policy that may pick a key in use could let writers answer
-//! without waiting for the copies, so tracking is refused there (checked as it subscribes and
-//! once a second). That is `volatile-ttl` (it picks the key closest to expiring), the random
-//! policies, and the LRU ones too: Redis's LRU clock ticks once a second, so a key renewed every
-//! 25 ms is no more recent to it than any key touched in the same second. LFU keeps the key's
-//! count across renewals (each one raises it), and `noeviction` evicts nothing. A flush still
-//! removes the key; writers remember seeing it (`fence`).
+//! Copies are kept only where that key cannot be evicted while it is renewed, else writers could
+//! answer without waiting for them: tracking is refused under a memory limit with an eviction
+//! policy that may pick a key in use (checked as it subscribes and once a second; which policies,
+//! and why LRU is one: docs/API.md, Cache). A flush still removes the key; writers remember seeing
+//! it (`fence`).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
