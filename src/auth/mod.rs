@@ -141,10 +141,13 @@ impl Bearer {
     /// Verifies a token not seen before; a `kid` the held keys lack (or holding none at all)
     /// first waits for a fetch of the key set, when one is allowed.
     async fn verify(&self, token: &str) -> Result<Principal, Error> {
-        if self.keys.current().is_none() {
-            self.keys.fetch_for_unknown_key().await;
-        }
-        let keys = self.keys.current().ok_or(Error::KeysUnavailable)?;
+        let keys = match self.keys.current() {
+            Some(keys) => keys,
+            None => {
+                self.keys.fetch_for_unknown_key().await;
+                self.keys.current().ok_or(Error::KeysUnavailable)?
+            }
+        };
         let verified = match verify::verify(token, &keys) {
             Err(TokenProblem::UnknownKey) if self.keys.fetch_for_unknown_key().await => {
                 let keys = self.keys.current().ok_or(Error::KeysUnavailable)?;
