@@ -41,6 +41,11 @@ cleanup() {
         wait "$service_pid" 2>/dev/null || true
     fi
     rm -rf "$work"
+    # The service records its Redis at {prefix}:instance: nothing of this run stays behind.
+    redis-cli -h "${TEST_REDIS_HOST:-127.0.0.1}" -p "${TEST_REDIS_PORT:-6379}" --scan \
+        --pattern "gravity-observability-$$:*" 2>/dev/null \
+        | xargs -r -n 100 redis-cli -h "${TEST_REDIS_HOST:-127.0.0.1}" -p "${TEST_REDIS_PORT:-6379}" del \
+            >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
 
