@@ -35,6 +35,7 @@ fi
 # ------------------------------------------------------------------------------ the service
 work=$(mktemp -d)
 service_pid=
+prefix=gravity-observability-$$
 cleanup() {
     if [[ -n $service_pid ]]; then
         kill "$service_pid" 2>/dev/null || true
@@ -43,7 +44,7 @@ cleanup() {
     rm -rf "$work"
     # The service records its Redis at {prefix}:instance: nothing of this run stays behind.
     redis-cli -h "${TEST_REDIS_HOST:-127.0.0.1}" -p "${TEST_REDIS_PORT:-6379}" --scan \
-        --pattern "gravity-observability-$$:*" 2>/dev/null \
+        --pattern "$prefix:*" 2>/dev/null \
         | xargs -r -n 100 redis-cli -h "${TEST_REDIS_HOST:-127.0.0.1}" -p "${TEST_REDIS_PORT:-6379}" del \
             >/dev/null 2>&1 || true
 }
@@ -54,7 +55,7 @@ export API_PORT=$port LOG_LEVEL=debug
 export DB_HOST=${TEST_PG_HOST:-127.0.0.1} DB_PORT=${TEST_PG_PORT:-5432} DB_NAME=postgres
 export DB_USER=${TEST_PG_USER:-postgres} DB_PASSWORD=${TEST_PG_PASSWORD:-}
 export REDIS_HOST=${TEST_REDIS_HOST:-127.0.0.1} REDIS_PORT=${TEST_REDIS_PORT:-6379}
-export CACHE_KEY_PREFIX=gravity-observability-$$
+export CACHE_KEY_PREFIX=$prefix
 "$venv_bin/python" tools/dev_issuer.py keys "$work/issuer"
 export AUTH_ISSUER=https://issuer.observability.test AUTH_AUDIENCE=gravity-bff AUTH_JWKS_URL=file://$work/issuer/jwks.json
 token=$("$venv_bin/python" tools/dev_issuer.py token "$work/issuer" "$AUTH_ISSUER" "$AUTH_AUDIENCE" users:read observer)
