@@ -24,7 +24,7 @@ use crate::http::body::Arrival;
 use crate::http::cors::CorsPolicy;
 use crate::http::response::{HttpResponse, X_CACHE, X_REQUEST_ID};
 use crate::http::trace_context::{TRACEPARENT, TraceContext};
-use crate::http::{MAX_TARGET_BYTES, request_id};
+use crate::http::{MAX_TARGET_BYTES, host_problem, request_id};
 use crate::router::{self, Route};
 use crate::state::AppState;
 use crate::telemetry::log::RequestRecord;
@@ -162,7 +162,8 @@ fn failure_cause(error: &Error) -> Option<Cow<'static, str>> {
     }
 }
 
-/// Authorizes the caller for what the request asks, then runs its handler. `caller` is filled in
+/// Checks that the request names its host, authorizes the caller for what it asks, then runs its
+/// handler. `caller` is filled in
 /// as soon as it is known, so the log line names it even if the handler runs out of time.
 async fn serve(
     state: &AppState,
@@ -172,6 +173,9 @@ async fn serve(
     deadline: tokio::time::Instant,
     caller: &mut Caller,
 ) -> Result<HttpResponse, Error> {
+    if let Some(problem) = host_problem(parts.version, &parts.headers) {
+        return Err(Error::BadRequest(problem.into()));
+    }
     let action = Action::of(route, &parts.method)?;
     if let Some(scope) = action.scope() {
         state.auth.authorize(&parts.headers, scope, caller).await?;

@@ -75,6 +75,40 @@ async fn content_length_lies_and_broken_chunking_get_a_4xx_or_a_close() {
 }
 
 #[tokio::test]
+async fn a_request_without_one_valid_host_gets_400_and_runs_nothing() {
+    let app = target().await;
+    let body = br#"{"name":"Hostless"}"#;
+    let post = |host: &str| {
+        let head = format!(
+            "POST /v1/users HTTP/1.1\r\n{host}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        [head.as_bytes(), body].concat()
+    };
+    let cases = [
+        ("HTTP/1.1 without Host", post("")),
+        ("two Host lines", post("Host: x\r\nHost: y\r\n")),
+        ("a Host that is no host", post("Host: a b\r\n")),
+        (
+            "a GET without Host",
+            b"GET /health HTTP/1.1\r\nConnection: close\r\n\r\n".to_vec(),
+        ),
+    ];
+    for (name, request) in cases {
+        let answer = exchange(app.port, &request).await;
+        assert_eq!(answer.statuses, vec![400], "{name}: {}", answer.text);
+        assert!(
+            answer.text.contains("application/problem+json") && answer.text.contains("x-request-id"),
+            "{name}: a problem body and a request id, as any 400: {}",
+            answer.text
+        );
+    }
+    assert_eq!(crate::users_create::count_users(&app).await, 0, "no create ran");
+    let named = exchange(app.port, &post("Host: api.example.com:8080\r\n")).await;
+    assert_eq!(named.statuses, vec![201], "{}", named.text);
+}
+
+#[tokio::test]
 async fn old_odd_and_pipelined_http_is_answered_or_refused() {
     let app = target().await;
     let refused: Vec<(&str, Vec<u8>)> = vec![
@@ -119,7 +153,6 @@ async fn old_odd_and_pipelined_http_is_answered_or_refused() {
     for request in [
         &b"GET /health HTTP/1.1\nHost: x\nConnection: close\n\n"[..],
         b"GET http://elsewhere.example/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-        b"GET /health HTTP/1.1\r\nConnection: close\r\n\r\n",
     ] {
         let answer = exchange(app.port, request).await;
         assert!(answer.statuses.iter().all(|status| *status < 500), "{}", answer.text);
