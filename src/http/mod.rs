@@ -67,27 +67,13 @@ const HOST_BYTES: [bool; 256] = {
     let mut table = [false; 256];
     let mut byte = 0;
     while byte < 256 {
-        let character = byte as u8;
-        table[byte] = character.is_ascii_alphanumeric()
-            || matches!(
-                character,
-                b'-' | b'.'
-                    | b'_'
-                    | b'~'
-                    | b'!'
-                    | b'$'
-                    | b'&'
-                    | b'\''
-                    | b'('
-                    | b')'
-                    | b'*'
-                    | b'+'
-                    | b','
-                    | b';'
-                    | b'='
-                    | b'%'
-            );
+        table[byte] = (byte as u8).is_ascii_alphanumeric();
         byte += 1;
+    }
+    let (others, mut other) = (b"-._~!$&'()*+,;=%", 0);
+    while other < others.len() {
+        table[others[other] as usize] = true;
+        other += 1;
     }
     table
 };
@@ -109,6 +95,8 @@ mod tests {
             "[::1]",
             "[::1]:8080",
             "xn--bcher-kva.example",
+            "a~_!$&'()*+,;=b",
+            "%41.example",
         ] {
             assert!(is_host(valid.as_bytes()), "{valid:?}");
         }
