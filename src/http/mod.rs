@@ -36,15 +36,16 @@ pub fn host_problem(version: Version, headers: &HeaderMap) -> Option<&'static st
 
 /// Whether `value` is `uri-host [":" port]` (RFC 3986): a bracketed IP literal, or a name or IPv4
 /// address of the characters a URI host may hold, then digits after a colon. Empty is valid (RFC
-/// 9110 7.2, for a target without an authority).
+/// 9110 7.2, for a target without an authority). `http::uri::Authority` parses the same form but
+/// copies the value first, and this runs for every request.
 fn is_host(value: &[u8]) -> bool {
     let host_byte = |byte: &u8| HOST_BYTES[usize::from(*byte)];
     let (host_is_valid, after_host) = match value {
-        [b'[', literal_on @ ..] => match literal_on.iter().position(|&byte| byte == b']') {
+        [b'[', bracketed @ ..] => match bracketed.iter().position(|&byte| byte == b']') {
             Some(end) => {
-                let literal = &literal_on[..end];
+                let literal = &bracketed[..end];
                 let valid = !literal.is_empty() && literal.iter().all(|byte| *byte == b':' || host_byte(byte));
-                (valid, &literal_on[end + 1..])
+                (valid, &bracketed[end + 1..])
             }
             None => return false,
         },
