@@ -7,9 +7,11 @@
 //! and commit after it has exited.
 //!
 //! No read may return a user older than a write acknowledged before the read was sent, allowing
-//! 5 ms for measurement, with in-process copies off and on. A write that the
-//! service did not acknowledge but the database committed (the shutdown faults) counts as
-//! acknowledged from the moment the scenario sees it in the database. Every read must succeed;
+//! 5 ms for measurement, with in-process copies off and on. A write that the service did not
+//! acknowledge but the database committed (the shutdown faults) counts as acknowledged from the
+//! moment the scenario sees it in the database, and an unanswered DELETE from the moment a later
+//! write is answered 404. A write whose outcome is unknown may commit even after a later one was
+//! acknowledged, so a read that returns it is not judged by its version. Every read must succeed;
 //! every write must be acknowledged or get a 503 that says nothing was written or that the outcome
 //! is unknown.
 
@@ -20,7 +22,7 @@ use std::time::{Duration, Instant};
 use crate::Harness;
 use crate::report::Report;
 use crate::scenarios::{RandomUsers, version_in};
-use crate::support::http;
+use crate::support::http::{self, Failure};
 use crate::support::proxy::Proxy;
 use crate::support::redis_server::OwnRedis;
 use crate::support::service::Service;
@@ -80,6 +82,12 @@ struct Shared {
     bound: Duration,
     stop: AtomicBool,
     tally: Mutex<Tally>,
+    /// Per user, the versions written whose outcome is unknown: each may commit at any time, even
+    /// after a later write was acknowledged (Postgres lets a statement that finds the row free
+    /// update it before one still waking from its wait for the row), so a read of one is the truth.
+    unknown_outcomes: Vec<Mutex<Vec<u64>>>,
+    /// The scenario's own session, to say what the database held when a read was stale.
+    database: tokio_postgres::Client,
 }
 
 /// What happened during one phase.
@@ -90,6 +98,12 @@ struct Tally {
     unknown: u64,
     unanswered_writes: u64,
     untruthful_writes: u64,
+    /// The first few of those answers (method, status, detail), so a failure says what it saw.
+    untruthful_answers: Vec<String>,
+    /// The first few reads beyond the bound (user, replica, version read, what was acknowledged).
+    stale_reads: Vec<String>,
+    /// Reads that returned a write whose outcome is unknown: not judged by its version.
+    reads_of_unknown_outcomes: u64,
     reads: u64,
     failed_reads: u64,
     stale_within_bound: u64,
@@ -140,14 +154,16 @@ async fn run(harness: Arc<Harness>, scenario: &str, copies: &[(&str, &str)], bou
     let shared = Arc::new(Shared {
         acks: ids.iter().map(|_| Mutex::new(Vec::new())).collect(),
         next_version: ids.iter().map(|_| AtomicU64::new(1)).collect(),
+        unknown_outcomes: ids.iter().map(|_| Mutex::new(Vec::new())).collect(),
         ids,
         writer_port: AtomicU16::new(writer.port),
         reader_ports: [readers[0].port, readers[1].port],
         bound,
         stop: AtomicBool::new(false),
         tally: Mutex::new(Tally::default()),
+        database: harness.cluster.client(&started.database).await,
     });
-    let database = harness.cluster.client(&started.database).await;
+    let database = &shared.database;
     let mut tasks = tokio::task::JoinSet::new();
     for writer in 0..WRITERS {
         tasks.spawn(write_loop(shared.clone(), writer));
@@ -162,7 +178,7 @@ async fn run(harness: Arc<Harness>, scenario: &str, copies: &[(&str, &str)], bou
         match fault {
             Fault::WriterShutDown { .. } => {
                 let settings = writer_env(shutdown_grace_after(Some(index)));
-                writer = shut_down_the_writer(&harness, scenario, &redis, &shared, &database, writer, &settings).await;
+                writer = shut_down_the_writer(&harness, scenario, &redis, &shared, database, writer, &settings).await;
             }
             fault => {
                 inject(fault, &mut redis, &writer_path);
@@ -351,6 +367,22 @@ async fn shut_down_the_writer(
     replacement
 }
 
+/// What the database holds for `user` now, with the transaction that wrote it.
+async fn held_now(shared: &Shared, user: usize) -> String {
+    let row = shared
+        .database
+        .query_opt(
+            "SELECT name, xmin::text FROM users WHERE id = $1::text::uuid",
+            &[&shared.ids[user]],
+        )
+        .await;
+    match row {
+        Ok(Some(row)) => format!("{} (xmin {})", row.get::<_, String>(0), row.get::<_, String>(1)),
+        Ok(None) => "no row".into(),
+        Err(error) => format!("nothing known ({error})"),
+    }
+}
+
 fn version_of(name: &str) -> u64 {
     name.strip_prefix('v')
         .and_then(|number| number.split_whitespace().next()?.parse().ok())
@@ -374,6 +406,8 @@ fn take_tally(shared: &Shared) -> Tally {
 async fn write_loop(shared: Arc<Shared>, writer: usize) {
     let mine: Vec<usize> = (writer..shared.ids.len()).step_by(WRITERS).collect();
     let mut deleted = vec![false; shared.ids.len()];
+    // A DELETE that went unanswered (the writer exited as it ran) may have committed.
+    let mut maybe_deleted = vec![false; shared.ids.len()];
     let mut round = 0u64;
     while !shared.stop.load(Ordering::Relaxed) {
         round += 1;
@@ -385,39 +419,54 @@ async fn write_loop(shared: Arc<Shared>, writer: usize) {
             let path = format!("/v1/users/{}", shared.ids[user]);
             // Users 0 and 1 are the shutdown faults' locked rows: never deleted.
             let delete = user > 1 && round > 3 && (round + user as u64).is_multiple_of(20);
-            let (version, response) = if delete {
-                (DELETED, http::request(port, "DELETE", &path, &[], None).await.ok())
+            let version = if delete {
+                DELETED
             } else {
-                let version = shared.next_version[user].fetch_add(1, Ordering::Relaxed);
-                let body = format!(r#"{{"name":"v{version}"}}"#);
-                (
-                    version,
-                    http::request(port, "PATCH", &path, &[], Some(&body)).await.ok(),
-                )
+                shared.next_version[user].fetch_add(1, Ordering::Relaxed)
             };
-            let acknowledged = response
-                .as_ref()
-                .is_some_and(|response| matches!(response.status, 200 | 204));
-            if acknowledged {
-                acknowledge(&shared, user, version);
-                deleted[user] = delete;
+            let answer = if delete {
+                http::request(port, "DELETE", &path, &[], None).await
+            } else {
+                let body = format!(r#"{{"name":"v{version}"}}"#);
+                http::request(port, "PATCH", &path, &[], Some(&body)).await
+            };
+            let detail = answer.as_ref().map_or(String::new(), |response| {
+                response.json()["detail"].as_str().unwrap_or_default().to_owned()
+            });
+            let status = answer.as_ref().map_or(0, |response| response.status);
+            let acknowledged = matches!(status, 200 | 204);
+            // A 404 after a DELETE whose outcome is unknown is that DELETE's acknowledgement.
+            let found_deleted = maybe_deleted[user] && status == 404;
+            // Sent and then not answered (the writer exited as it ran), or a 503 that says so: it
+            // may commit, now or later. A refused connection reached no service: nothing written.
+            let outcome_unknown = match &answer {
+                Err(Failure::Refused(_)) => false,
+                Err(_) => true,
+                Ok(_) => status == 503 && detail.contains("unknown"),
+            };
+            if acknowledged || found_deleted {
+                acknowledge(&shared, user, if found_deleted { DELETED } else { version });
+                deleted[user] = delete || found_deleted;
+                maybe_deleted[user] = false;
+            } else if outcome_unknown && delete {
+                maybe_deleted[user] = true;
+            } else if outcome_unknown {
+                shared.unknown_outcomes[user].lock().unwrap().push(version);
             }
             let mut tally = shared.tally.lock().unwrap();
-            match response {
-                _ if acknowledged => tally.acknowledged += 1,
-                Some(response) if response.status == 503 => {
-                    let detail = response.json()["detail"].as_str().unwrap_or_default().to_owned();
-                    if detail.contains("nothing was written") {
-                        tally.refused += 1;
-                    } else if detail.contains("unknown") {
-                        tally.unknown += 1;
-                    } else {
-                        tally.untruthful_writes += 1;
+            match answer {
+                _ if acknowledged || found_deleted => tally.acknowledged += 1,
+                // The writer went away (the shutdown faults).
+                Err(_) => tally.unanswered_writes += 1,
+                Ok(_) if status == 503 && detail.contains("nothing was written") => tally.refused += 1,
+                Ok(_) if outcome_unknown => tally.unknown += 1,
+                Ok(_) => {
+                    tally.untruthful_writes += 1;
+                    if tally.untruthful_answers.len() < 3 {
+                        let method = if delete { "DELETE" } else { "PATCH" };
+                        tally.untruthful_answers.push(format!("{method} {status}: {detail}"));
                     }
                 }
-                Some(_) => tally.untruthful_writes += 1,
-                // The writer went away (the shutdown faults): the outcome is unknown.
-                None => tally.unanswered_writes += 1,
             }
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
@@ -442,6 +491,22 @@ async fn read_loop(shared: Arc<Shared>, seed: u64) {
                 continue;
             }
         };
+        if shared.unknown_outcomes[user].lock().unwrap().contains(&version) {
+            let mut tally = shared.tally.lock().unwrap();
+            tally.reads += 1;
+            tally.reads_of_unknown_outcomes += 1;
+            continue;
+        }
+        let newer: Vec<u64> = acks_before_sending
+            .iter()
+            .map(|(acked, _)| *acked)
+            .filter(|acked| *acked > version)
+            .collect();
+        let held = if newer.is_empty() {
+            None
+        } else {
+            Some(held_now(&shared, user).await)
+        };
         let mut tally = shared.tally.lock().unwrap();
         tally.reads += 1;
         // The oldest acknowledgement of a newer version than the one read: how long before the
@@ -452,6 +517,17 @@ async fn read_loop(shared: Arc<Shared>, seed: u64) {
         let late_by = sent.saturating_duration_since(acknowledged_at);
         if late_by > shared.bound {
             tally.stale_beyond_bound += 1;
+            if tally.stale_reads.len() < 3 {
+                let cache = response
+                    .as_ref()
+                    .and_then(|response| response.header("x-cache"))
+                    .unwrap_or("-");
+                tally.stale_reads.push(format!(
+                    "user {user} through port {port}: version {version} (X-Cache {cache}) after {newer:?}, {:.1} ms late; the database then held {}",
+                    late_by.as_secs_f64() * 1e3,
+                    held.unwrap_or_default()
+                ));
+            }
         } else {
             tally.stale_within_bound += 1;
         }
@@ -476,6 +552,12 @@ fn record(report: &mut Report, phase: &str, tally: Tally) {
             tally.latest_stale.as_secs_f64() * 1e3
         ),
     );
+    if tally.reads_of_unknown_outcomes > 0 {
+        report.figure(
+            format!("{phase}: reads that returned a write whose outcome was unknown"),
+            tally.reads_of_unknown_outcomes,
+        );
+    }
     report.check(
         tally.stale_beyond_bound == 0,
         format!(
@@ -494,4 +576,10 @@ fn record(report: &mut Report, phase: &str, tally: Tally) {
             tally.untruthful_writes
         ),
     );
+    for read in &tally.stale_reads {
+        report.figure(format!("{phase}: a read beyond the bound"), read);
+    }
+    for answer in &tally.untruthful_answers {
+        report.figure(format!("{phase}: an answer that was neither"), answer);
+    }
 }
