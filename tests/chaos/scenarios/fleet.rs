@@ -7,13 +7,16 @@
 //! and commit after it has exited.
 //!
 //! No read may return a user older than a write acknowledged before the read was sent, allowing
-//! 5 ms for measurement, with in-process copies off and on. A write that the service did not
-//! acknowledge but the database committed (the shutdown faults) counts as acknowledged from the
-//! moment the scenario sees it in the database, and an unanswered DELETE from the moment a later
-//! write is answered 404. A write whose outcome is unknown may commit even after a later one was
-//! acknowledged, so a read that returns it is not judged by its version. Every read must succeed;
-//! every write must be acknowledged or get a 503 that says nothing was written or that the outcome
-//! is unknown.
+//! 5 ms for measurement, with in-process copies off and on. "Older" is Postgres's own order: a
+//! trigger records each row's updates and deletes as they are made, and a row's next update is made
+//! only after the one before has committed, so that record is the order of commits, whatever the
+//! versions' numbers say (a write whose outcome is unknown can commit after a later one was
+//! acknowledged: Postgres lets a statement that finds a just-released row free update it before
+//! one still waking from its wait for that row). A write that the service did not acknowledge but
+//! the database committed (the shutdown faults) counts as acknowledged from the moment the scenario
+//! sees it in the database, and an unanswered DELETE from the moment a later write is answered 404.
+//! Every read must succeed; every write must be acknowledged or get a 503 that says nothing was
+//! written or that the outcome is unknown.
 
 use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -36,8 +39,6 @@ const FAULT_FOR: Duration = Duration::from_millis(2_500);
 const SETTLE_FOR: Duration = Duration::from_millis(2_000);
 /// A deleted user's version: newer than any name.
 const DELETED: u64 = u64::MAX;
-/// Acknowledgements kept per user: far more than are made within the bound.
-const ACKS_KEPT: usize = 64;
 
 /// The faults, in the order they are injected.
 #[derive(Debug, Clone, Copy)]
@@ -82,12 +83,14 @@ struct Shared {
     bound: Duration,
     stop: AtomicBool,
     tally: Mutex<Tally>,
-    /// Per user, the versions written whose outcome is unknown: each may commit at any time, even
-    /// after a later write was acknowledged (Postgres lets a statement that finds the row free
-    /// update it before one still waking from its wait for the row), so a read of one is the truth.
-    unknown_outcomes: Vec<Mutex<Vec<u64>>>,
-    /// The scenario's own session, to say what the database held when a read was stale.
-    database: tokio_postgres::Client,
+}
+
+/// A read that succeeded: whose user, the version it returned, when it was sent.
+#[derive(Clone, Copy)]
+struct Read {
+    user: usize,
+    version: u64,
+    sent: Instant,
 }
 
 /// What happened during one phase.
@@ -100,15 +103,19 @@ struct Tally {
     untruthful_writes: u64,
     /// The first few of those answers (method, status, detail), so a failure says what it saw.
     untruthful_answers: Vec<String>,
-    /// The first few reads beyond the bound (user, replica, version read, what was acknowledged).
-    stale_reads: Vec<String>,
-    /// Reads that returned a write whose outcome is unknown: not judged by its version.
-    reads_of_unknown_outcomes: u64,
-    reads: u64,
+    /// The reads that succeeded, judged when the phase is recorded.
+    reads: Vec<Read>,
     failed_reads: u64,
+}
+
+/// The reads of a phase judged against the order in which Postgres committed the writes.
+#[derive(Default)]
+struct Judgement {
     stale_within_bound: u64,
     stale_beyond_bound: u64,
     latest_stale: Duration,
+    /// The first few reads beyond the bound, described.
+    examples: Vec<String>,
 }
 
 pub async fn fleet_without_copies(harness: Arc<Harness>) -> Report {
@@ -150,20 +157,22 @@ async fn run(harness: Arc<Harness>, scenario: &str, copies: &[(&str, &str)], bou
         harness.start_replica(scenario, "b", Some(&redis), copies).await,
         harness.start_replica(scenario, "c", Some(&redis), copies).await,
     ];
+    let database = harness.cluster.client(&started.database).await;
+    database
+        .batch_execute(RECORD_COMMITS)
+        .await
+        .expect("the commit record is set up");
     let ids = super::create_users(writer.port, USERS, "v0").await;
     let shared = Arc::new(Shared {
         acks: ids.iter().map(|_| Mutex::new(Vec::new())).collect(),
         next_version: ids.iter().map(|_| AtomicU64::new(1)).collect(),
-        unknown_outcomes: ids.iter().map(|_| Mutex::new(Vec::new())).collect(),
         ids,
         writer_port: AtomicU16::new(writer.port),
         reader_ports: [readers[0].port, readers[1].port],
         bound,
         stop: AtomicBool::new(false),
         tally: Mutex::new(Tally::default()),
-        database: harness.cluster.client(&started.database).await,
     });
-    let database = &shared.database;
     let mut tasks = tokio::task::JoinSet::new();
     for writer in 0..WRITERS {
         tasks.spawn(write_loop(shared.clone(), writer));
@@ -173,12 +182,12 @@ async fn run(harness: Arc<Harness>, scenario: &str, copies: &[(&str, &str)], bou
     }
 
     tokio::time::sleep(SETTLE_FOR).await;
-    record(&mut report, "before any fault", take_tally(&shared));
+    record(&mut report, "before any fault", take_tally(&shared), &shared, &database).await;
     for (index, fault) in FAULTS.into_iter().enumerate() {
         match fault {
             Fault::WriterShutDown { .. } => {
                 let settings = writer_env(shutdown_grace_after(Some(index)));
-                writer = shut_down_the_writer(&harness, scenario, &redis, &shared, database, writer, &settings).await;
+                writer = shut_down_the_writer(&harness, scenario, &redis, &shared, &database, writer, &settings).await;
             }
             fault => {
                 inject(fault, &mut redis, &writer_path);
@@ -187,7 +196,7 @@ async fn run(harness: Arc<Harness>, scenario: &str, copies: &[(&str, &str)], bou
             }
         }
         tokio::time::sleep(SETTLE_FOR).await;
-        record(&mut report, &describe(fault), take_tally(&shared));
+        record(&mut report, &describe(fault), take_tally(&shared), &shared, &database).await;
     }
     shared.stop.store(true, Ordering::Relaxed);
     tasks.join_all().await;
@@ -367,22 +376,6 @@ async fn shut_down_the_writer(
     replacement
 }
 
-/// What the database holds for `user` now, with the transaction that wrote it.
-async fn held_now(shared: &Shared, user: usize) -> String {
-    let row = shared
-        .database
-        .query_opt(
-            "SELECT name, xmin::text FROM users WHERE id = $1::text::uuid",
-            &[&shared.ids[user]],
-        )
-        .await;
-    match row {
-        Ok(Some(row)) => format!("{} (xmin {})", row.get::<_, String>(0), row.get::<_, String>(1)),
-        Ok(None) => "no row".into(),
-        Err(error) => format!("nothing known ({error})"),
-    }
-}
-
 fn version_of(name: &str) -> u64 {
     name.strip_prefix('v')
         .and_then(|number| number.split_whitespace().next()?.parse().ok())
@@ -392,9 +385,6 @@ fn version_of(name: &str) -> u64 {
 fn acknowledge(shared: &Shared, user: usize, version: u64) {
     let mut acks = shared.acks[user].lock().unwrap();
     acks.push((version, Instant::now()));
-    if acks.len() > ACKS_KEPT {
-        acks.remove(0);
-    }
 }
 
 fn take_tally(shared: &Shared) -> Tally {
@@ -450,8 +440,6 @@ async fn write_loop(shared: Arc<Shared>, writer: usize) {
                 maybe_deleted[user] = false;
             } else if outcome_unknown && delete {
                 maybe_deleted[user] = true;
-            } else if outcome_unknown {
-                shared.unknown_outcomes[user].lock().unwrap().push(version);
             }
             let mut tally = shared.tally.lock().unwrap();
             match answer {
@@ -478,64 +466,103 @@ async fn read_loop(shared: Arc<Shared>, seed: u64) {
     let port = shared.reader_ports[seed as usize % 2];
     while !shared.stop.load(Ordering::Relaxed) {
         let user = users.next();
-        let acks_before_sending = shared.acks[user].lock().unwrap().clone();
         let sent = Instant::now();
         let response = http::get(port, &format!("/v1/users/{}", shared.ids[user])).await.ok();
         let version = match &response {
-            Some(response) if response.status == 200 => version_in(response),
-            Some(response) if response.status == 404 => DELETED,
-            _ => {
-                let mut tally = shared.tally.lock().unwrap();
-                tally.reads += 1;
-                tally.failed_reads += 1;
-                continue;
-            }
-        };
-        if shared.unknown_outcomes[user].lock().unwrap().contains(&version) {
-            let mut tally = shared.tally.lock().unwrap();
-            tally.reads += 1;
-            tally.reads_of_unknown_outcomes += 1;
-            continue;
-        }
-        let newer: Vec<u64> = acks_before_sending
-            .iter()
-            .map(|(acked, _)| *acked)
-            .filter(|acked| *acked > version)
-            .collect();
-        let held = if newer.is_empty() {
-            None
-        } else {
-            Some(held_now(&shared, user).await)
+            Some(response) if response.status == 200 => Some(version_in(response)),
+            Some(response) if response.status == 404 => Some(DELETED),
+            _ => None,
         };
         let mut tally = shared.tally.lock().unwrap();
-        tally.reads += 1;
-        // The oldest acknowledgement of a newer version than the one read: how long before the
-        // read it was made says how stale the read was.
-        let Some(&(_, acknowledged_at)) = acks_before_sending.iter().find(|(acked, _)| *acked > version) else {
-            continue;
-        };
-        let late_by = sent.saturating_duration_since(acknowledged_at);
-        if late_by > shared.bound {
-            tally.stale_beyond_bound += 1;
-            if tally.stale_reads.len() < 3 {
-                let cache = response
-                    .as_ref()
-                    .and_then(|response| response.header("x-cache"))
-                    .unwrap_or("-");
-                tally.stale_reads.push(format!(
-                    "user {user} through port {port}: version {version} (X-Cache {cache}) after {newer:?}, {:.1} ms late; the database then held {}",
-                    late_by.as_secs_f64() * 1e3,
-                    held.unwrap_or_default()
-                ));
-            }
-        } else {
-            tally.stale_within_bound += 1;
+        match version {
+            Some(version) => tally.reads.push(Read { user, version, sent }),
+            None => tally.failed_reads += 1,
         }
-        tally.latest_stale = tally.latest_stale.max(late_by);
     }
 }
 
-fn record(report: &mut Report, phase: &str, tally: Tally) {
+/// Records, in a table of the scenario's own, every update and delete of a user as it is made, in
+/// order: a row's next update (or delete) is made only once the one before has committed, so per
+/// user this is the order of commits.
+const RECORD_COMMITS: &str = "
+CREATE TABLE chaos_commits (seq bigserial PRIMARY KEY, id uuid NOT NULL, name text);
+CREATE FUNCTION chaos_record_commit() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF TG_OP = 'DELETE' THEN
+    INSERT INTO chaos_commits (id, name) VALUES (OLD.id, NULL);
+  ELSE
+    INSERT INTO chaos_commits (id, name) VALUES (NEW.id, NEW.name);
+  END IF;
+  RETURN NULL;
+END $$;
+CREATE TRIGGER chaos_record_commit AFTER UPDATE OR DELETE ON users
+  FOR EACH ROW EXECUTE FUNCTION chaos_record_commit();";
+
+/// Judges the reads: stale if Postgres committed a write acknowledged before the read was sent
+/// after the one whose version the read returned.
+async fn judge(shared: &Shared, database: &tokio_postgres::Client, reads: &[Read]) -> Judgement {
+    // Per user, each version's place in its commits; the created user ("v0") comes before all.
+    let mut place: Vec<std::collections::HashMap<u64, i64>> =
+        shared.ids.iter().map(|_| [(0, 0)].into_iter().collect()).collect();
+    let user_of: std::collections::HashMap<&str, usize> = shared
+        .ids
+        .iter()
+        .enumerate()
+        .map(|(user, id)| (id.as_str(), user))
+        .collect();
+    let rows = database
+        .query("SELECT seq, id::text, name FROM chaos_commits", &[])
+        .await
+        .expect("the commit record is read");
+    for row in rows {
+        let Some(&user) = user_of.get(row.get::<_, String>(1).as_str()) else {
+            continue;
+        };
+        let version = row
+            .get::<_, Option<String>>(2)
+            .map_or(DELETED, |name| version_of(&name));
+        place[user].insert(version, row.get(0));
+    }
+    let mut judgement = Judgement::default();
+    for read in reads {
+        let read_place = place[read.user].get(&read.version).copied();
+        let acks = shared.acks[read.user].lock().unwrap();
+        // The first acknowledgement, before the read was sent, of a write committed after the one
+        // read (or of any, for a version Postgres never committed): how late the read was.
+        let Some(&(acked, acknowledged_at)) = acks.iter().take_while(|(_, at)| *at <= read.sent).find(|(acked, _)| {
+            let acked_place = place[read.user].get(acked).copied().unwrap_or(i64::MAX);
+            read_place.is_none_or(|read_place| acked_place > read_place)
+        }) else {
+            continue;
+        };
+        let late_by = read.sent.saturating_duration_since(acknowledged_at);
+        judgement.latest_stale = judgement.latest_stale.max(late_by);
+        if late_by <= shared.bound {
+            judgement.stale_within_bound += 1;
+            continue;
+        }
+        judgement.stale_beyond_bound += 1;
+        if judgement.examples.len() < 3 {
+            let at = |version: u64| {
+                place[read.user]
+                    .get(&version)
+                    .map_or("never".to_owned(), i64::to_string)
+            };
+            judgement.examples.push(format!(
+                "user {}: version {} (commit {}) after version {acked} (commit {}) was acknowledged {:.1} ms before",
+                read.user,
+                read.version,
+                at(read.version),
+                at(acked),
+                late_by.as_secs_f64() * 1e3
+            ));
+        }
+    }
+    judgement
+}
+
+async fn record(report: &mut Report, phase: &str, tally: Tally, shared: &Shared, database: &tokio_postgres::Client) {
+    let judgement = judge(shared, database, &tally.reads).await;
     report.figure(
         format!("{phase}: writes acknowledged / refused (nothing written) / unknown / unanswered"),
         format!(
@@ -547,22 +574,16 @@ fn record(report: &mut Report, phase: &str, tally: Tally) {
         format!("{phase}: reads / stale within the bound / latest stale read after its acknowledgement"),
         format!(
             "{} / {} / {:.1} ms",
-            tally.reads,
-            tally.stale_within_bound,
-            tally.latest_stale.as_secs_f64() * 1e3
+            tally.reads.len() as u64 + tally.failed_reads,
+            judgement.stale_within_bound,
+            judgement.latest_stale.as_secs_f64() * 1e3
         ),
     );
-    if tally.reads_of_unknown_outcomes > 0 {
-        report.figure(
-            format!("{phase}: reads that returned a write whose outcome was unknown"),
-            tally.reads_of_unknown_outcomes,
-        );
-    }
     report.check(
-        tally.stale_beyond_bound == 0,
+        judgement.stale_beyond_bound == 0,
         format!(
             "{phase}: no read returned a user older than a write acknowledged before it was sent ({} did)",
-            tally.stale_beyond_bound
+            judgement.stale_beyond_bound
         ),
     );
     report.check(
@@ -576,7 +597,7 @@ fn record(report: &mut Report, phase: &str, tally: Tally) {
             tally.untruthful_writes
         ),
     );
-    for read in &tally.stale_reads {
+    for read in &judgement.examples {
         report.figure(format!("{phase}: a read beyond the bound"), read);
     }
     for answer in &tally.untruthful_answers {
