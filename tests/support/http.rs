@@ -68,6 +68,11 @@ impl Response {
     pub fn json(&self) -> Value {
         serde_json::from_slice(&self.body).unwrap_or(Value::Null)
     }
+
+    /// A problem body's `detail`, or "" when there is none.
+    pub fn detail(&self) -> String {
+        self.json()["detail"].as_str().unwrap_or_default().to_owned()
+    }
 }
 
 impl fmt::Display for Failure {

@@ -18,6 +18,7 @@
 //! Every read must succeed; every write must be acknowledged or get a 503 that says nothing was
 //! written or that the outcome is unknown.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -37,7 +38,7 @@ const READERS: usize = 8;
 /// How long each fault lasts, and how long the fleet runs well between two.
 const FAULT_FOR: Duration = Duration::from_millis(2_500);
 const SETTLE_FOR: Duration = Duration::from_millis(2_000);
-/// A deleted user's version: newer than any name.
+/// The version of a deleted user (a read answered 404, a DELETE in the commit record).
 const DELETED: u64 = u64::MAX;
 
 /// The faults, in the order they are injected.
@@ -94,7 +95,7 @@ struct Read {
 }
 
 /// What happened during one phase.
-#[derive(Default, Clone)]
+#[derive(Default)]
 struct Tally {
     acknowledged: u64,
     refused: u64,
@@ -409,20 +410,14 @@ async fn write_loop(shared: Arc<Shared>, writer: usize) {
             let path = format!("/v1/users/{}", shared.ids[user]);
             // Users 0 and 1 are the shutdown faults' locked rows: never deleted.
             let delete = user > 1 && round > 3 && (round + user as u64).is_multiple_of(20);
-            let version = if delete {
-                DELETED
+            let (version, answer) = if delete {
+                (DELETED, http::request(port, "DELETE", &path, &[], None).await)
             } else {
-                shared.next_version[user].fetch_add(1, Ordering::Relaxed)
-            };
-            let answer = if delete {
-                http::request(port, "DELETE", &path, &[], None).await
-            } else {
+                let version = shared.next_version[user].fetch_add(1, Ordering::Relaxed);
                 let body = format!(r#"{{"name":"v{version}"}}"#);
-                http::request(port, "PATCH", &path, &[], Some(&body)).await
+                (version, http::request(port, "PATCH", &path, &[], Some(&body)).await)
             };
-            let detail = answer.as_ref().map_or(String::new(), |response| {
-                response.json()["detail"].as_str().unwrap_or_default().to_owned()
-            });
+            let detail = answer.as_ref().map_or(String::new(), http::Response::detail);
             let status = answer.as_ref().map_or(0, |response| response.status);
             let acknowledged = matches!(status, 200 | 204);
             // A 404 after a DELETE whose outcome is unknown is that DELETE's acknowledgement.
@@ -502,9 +497,8 @@ CREATE TRIGGER chaos_record_commit AFTER UPDATE OR DELETE ON users
 /// after the one whose version the read returned.
 async fn judge(shared: &Shared, database: &tokio_postgres::Client, reads: &[Read]) -> Judgement {
     // Per user, each version's place in its commits; the created user ("v0") comes before all.
-    let mut place: Vec<std::collections::HashMap<u64, i64>> =
-        shared.ids.iter().map(|_| [(0, 0)].into_iter().collect()).collect();
-    let user_of: std::collections::HashMap<&str, usize> = shared
+    let mut place: Vec<HashMap<u64, i64>> = shared.ids.iter().map(|_| [(0, 0)].into_iter().collect()).collect();
+    let user_of: HashMap<&str, usize> = shared
         .ids
         .iter()
         .enumerate()

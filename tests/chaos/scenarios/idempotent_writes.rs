@@ -138,8 +138,7 @@ async fn client_loop(port: u16, client: usize, stop: Arc<AtomicBool>) -> Vec<Cre
                 .ok();
             match response {
                 Some(response) if response.status == 503 => {
-                    let detail = response.json()["detail"].as_str().unwrap_or_default().to_owned();
-                    if detail.contains("unknown") {
+                    if response.detail().contains("unknown") {
                         create.unknown += 1;
                     } else {
                         create.not_applied += 1;

@@ -166,12 +166,7 @@ async fn set_version(port: u16, id: &str, version: u64) -> WriteAnswer {
         .ok()
     {
         Some(response) if response.status == 200 => WriteAnswer::Acknowledged,
-        Some(response)
-            if response.status == 503
-                && response.json()["detail"]
-                    .as_str()
-                    .is_some_and(|detail| detail.contains("nothing was written")) =>
-        {
+        Some(response) if response.status == 503 && response.detail().contains("nothing was written") => {
             WriteAnswer::Refused
         }
         _ => WriteAnswer::Failed,
