@@ -4,6 +4,7 @@
 //! accepts any certificate, as libpq's `require` does; `verify-full` checks the chain against
 //! `DB_SSL_ROOT_CERT` (or the public web roots) and the host name.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -86,6 +87,16 @@ impl Connector {
     /// Opens a connection. The driver must be spawned or polled by the caller.
     pub(crate) async fn connect(&self) -> Result<(Client, Driver), tokio_postgres::Error> {
         self.config.connect(self.tls.clone()).await
+    }
+
+    /// Asks Postgres, on a connection of its own, to cancel the statement `client`'s session is
+    /// running. Postgres does not answer: a session running nothing (its statement not there yet,
+    /// or already done) ignores it, so a caller that must see the statement end asks again.
+    pub(crate) fn cancel(&self, client: &Client) -> impl Future<Output = ()> + Send + 'static {
+        let (token, tls) = (client.cancel_token(), self.tls.clone());
+        async move {
+            let _ = token.cancel_query(tls).await;
+        }
     }
 }
 

@@ -139,6 +139,12 @@ impl Database {
         self.inner.writes.checkout(deadline).await
     }
 
+    /// Closes the write connections at shutdown, ending the statements still running on them
+    /// (`WritePool::close`).
+    pub(crate) async fn close_writes(&self, patience: Duration) -> write_pool::Closed {
+        self.inner.writes.close(patience).await
+    }
+
     /// Whether Postgres answers a trivial query now.
     pub(crate) async fn ping(&self) -> Result<(), Error> {
         read_with_retry!(self.reads(), |connection| connection

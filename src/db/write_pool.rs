@@ -12,6 +12,12 @@
 //! been held longer than any ordinary write takes (`STUCK_AFTER`: load alone never holds one that
 //! long), a writer opens an extra connection for itself (at most `DB_EXTRA_WRITE_CONNECTIONS` at
 //! once), which is closed when its write ends.
+//!
+//! At shutdown the pool closes (`close`): no connection is handed out any more, and Postgres is
+//! asked to cancel the statement of every one still held until each is handed back. A write the
+//! process left running in Postgres could commit after the exit, after a later write its client
+//! sent through another replica once it saw its connection close: the later, acknowledged write
+//! would be overwritten (docs/API.md, Shutdown).
 
 use std::ops::Deref;
 use std::sync::atomic::Ordering;
@@ -31,6 +37,11 @@ use crate::error::Error;
 pub(crate) const STUCK_AFTER: Duration = Duration::from_millis(100);
 /// After an extra connection could not be opened, none is tried for this long.
 const EXTRA_PAUSE: Duration = Duration::from_millis(1_000);
+/// While closing, how often the statements still running are cancelled again (a cancel that
+/// reaches Postgres before its statement does is ignored), and how often the pool looks whether
+/// they have ended.
+const CANCEL_AGAIN: Duration = Duration::from_millis(100);
+const CLOSE_RECHECK: Duration = Duration::from_millis(5);
 
 pub(crate) struct WritePool {
     pub(crate) slots: Box<[Arc<Slot>]>,
@@ -49,6 +60,20 @@ struct State {
     extra: usize,
     /// After Postgres refused an extra connection, none is tried again before this.
     no_extra_until: Option<Instant>,
+    /// Every connection a writer holds (slots and extra ones), to cancel its statement at close.
+    held: Vec<Arc<LiveConnection>>,
+    /// Set by `close`: no connection is handed out any more.
+    closed: bool,
+}
+
+/// What `close` left behind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Closed {
+    /// Writes holding a connection when the pool closed (their statements were cancelled).
+    pub(crate) running: usize,
+    /// Of those, the ones still holding it when the patience ran out: Postgres did not answer, so
+    /// their statements may still commit.
+    pub(crate) unended: usize,
 }
 
 /// A write connection held by one writer until dropped.
@@ -70,6 +95,8 @@ enum Turn {
     Wait(Option<Instant>),
     /// No connection is up: wait for a keeper to connect one.
     NoneUp,
+    /// The pool is closed (the process is stopping).
+    Closed,
 }
 
 impl WritePool {
@@ -84,6 +111,8 @@ impl WritePool {
                 held_since: vec![None; slots.len()],
                 extra: 0,
                 no_extra_until: None,
+                held: Vec::new(),
+                closed: false,
             }),
             slots,
             changed,
@@ -114,6 +143,9 @@ impl WritePool {
                 },
                 Turn::Wait(recheck) => (true, recheck),
                 Turn::NoneUp => (false, None),
+                Turn::Closed => {
+                    return Err(Error::WriteNotApplied("the service is shutting down".into()));
+                }
             };
             let give_up_at = if any_up {
                 none_up_since = None;
@@ -139,6 +171,9 @@ impl WritePool {
 
     fn take_turn(self: &Arc<Self>, extras_allowed: bool) -> Turn {
         let mut state = self.state();
+        if state.closed {
+            return Turn::Closed;
+        }
         let now = Instant::now();
         let live = |index: usize| self.slots[index].connection();
         let free_live = (0..self.slots.len())
@@ -146,6 +181,7 @@ impl WritePool {
             .find_map(|index| Some((index, live(index)?)));
         if let Some((index, connection)) = free_live {
             state.held_since[index] = Some(now);
+            state.held.push(connection.clone());
             self.slots[index].in_flight.store(1, Ordering::Relaxed);
             return Turn::Slot(WriteConnection {
                 pool: self.clone(),
@@ -187,6 +223,14 @@ impl WritePool {
         };
         // Ends when the connection is closed, i.e. when the writer drops it.
         tokio::spawn(driver);
+        let mut state = self.state();
+        if state.closed {
+            // Closed meanwhile: `checkout` finds it so (the reservation is given back first).
+            drop(state);
+            return None;
+        }
+        state.held.push(connection.clone());
+        drop(state);
         // From here the connection gives the reservation back when it is dropped.
         std::mem::forget(reservation);
         Some(WriteConnection {
@@ -195,6 +239,43 @@ impl WritePool {
             connection,
             clean: false,
         })
+    }
+
+    /// Closes the pool for good (every writer waiting for a connection, and every later one, is
+    /// told nothing was written) and cancels the statement on each connection still held, again
+    /// every `CANCEL_AGAIN`, until every writer has handed its connection back (its statement
+    /// ended: committed, or cancelled and so rolled back) or `patience` runs out.
+    pub(crate) async fn close(&self, patience: Duration) -> Closed {
+        let give_up_at = Instant::now() + patience;
+        let running = {
+            let mut state = self.state();
+            state.closed = true;
+            state.held.len()
+        };
+        self.changed.notify_waiters();
+        let mut next_cancel = Instant::now();
+        loop {
+            let now = Instant::now();
+            let cancels: Vec<_> = {
+                let state = self.state();
+                if state.held.is_empty() || now >= give_up_at {
+                    let unended = state.held.len();
+                    return Closed { running, unended };
+                }
+                if now < next_cancel {
+                    Vec::new()
+                } else {
+                    next_cancel = now + CANCEL_AGAIN;
+                    let held = state.held.iter();
+                    held.map(|connection| self.connector.cancel(&connection.client))
+                        .collect()
+                }
+            };
+            for cancel in cancels {
+                tokio::spawn(cancel);
+            }
+            tokio::time::sleep(CLOSE_RECHECK).await;
+        }
     }
 
     /// Extra connections open now.
@@ -224,6 +305,11 @@ impl WriteConnection {
     pub(crate) fn mark_clean(&mut self) {
         self.clean = true;
     }
+
+    /// Whether the pool was closed since: the process is stopping, and sends no more writes.
+    pub(crate) fn pool_closed(&self) -> bool {
+        self.pool.state().closed
+    }
 }
 
 impl Deref for WriteConnection {
@@ -236,18 +322,23 @@ impl Deref for WriteConnection {
 
 impl Drop for WriteConnection {
     fn drop(&mut self) {
-        match self.index {
-            Some(index) => {
-                let slot = &self.pool.slots[index];
-                if !self.clean {
-                    slot.discard(&self.connection);
-                }
-                slot.in_flight.store(0, Ordering::Relaxed);
-                self.pool.state().held_since[index] = None;
+        if let Some(index) = self.index {
+            let slot = &self.pool.slots[index];
+            if !self.clean {
+                slot.discard(&self.connection);
             }
-            // Closed once this last handle to its client is gone.
-            None => self.pool.state().extra -= 1,
+            slot.in_flight.store(0, Ordering::Relaxed);
         }
+        let mut state = self.pool.state();
+        match self.index {
+            Some(index) => state.held_since[index] = None,
+            // Closed once this last handle to its client is gone.
+            None => state.extra -= 1,
+        }
+        if let Some(at) = state.held.iter().position(|held| Arc::ptr_eq(held, &self.connection)) {
+            state.held.swap_remove(at);
+        }
+        drop(state);
         self.pool.changed.notify_waiters();
     }
 }

@@ -9,7 +9,10 @@
 //! connections close immediately, unless a request has already arrived on them (the kernel holds
 //! bytes hyper has not read yet): that request is answered, with `Connection: close`. A connection
 //! closed for room reads such a request first too, and answers it 503. Closing a socket with
-//! unread bytes would reset it and lose a request the client had sent.
+//! unread bytes would reset it and lose a request the client had sent. Once the grace is over,
+//! writes still running in Postgres are cancelled and waited for before the process exits
+//! (`db::write_pool`): left running, one could commit after its client, seeing its connection
+//! close, had sent the next write through another replica, and overwrite it.
 
 mod client_socket;
 mod connections;
@@ -61,6 +64,11 @@ const ROOM_RECHECK: Duration = Duration::from_millis(20);
 /// arrived (it is complete in the kernel's buffer, or nearly).
 const ARRIVED_REQUEST_GRACE: Duration = Duration::from_millis(250);
 
+/// After the drain, how long Postgres has to end the writes still running once asked to cancel
+/// them (milliseconds, while it answers), and then how long their answers have to go out.
+const WRITE_END_PATIENCE: Duration = Duration::from_secs(2);
+const LAST_ANSWERS_PATIENCE: Duration = Duration::from_millis(500);
+
 /// How the server treats its clients.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ServerSettings {
@@ -104,13 +112,30 @@ pub(crate) async fn serve(
         &[("grace_seconds", &settings.shutdown_grace.as_secs())],
     );
     let _ = stop.send(true);
-    let all_closed = async {
+    let all_closed = async || {
         while registry.open() > 0 {
             let _ = tokio::time::timeout(ROOM_RECHECK, registry.wait_for_a_close()).await;
         }
     };
-    if tokio::time::timeout(settings.shutdown_grace, all_closed).await.is_err() {
-        logger.warn("grace period over; closing the remaining connections", &[]);
+    if tokio::time::timeout(settings.shutdown_grace, all_closed())
+        .await
+        .is_err()
+    {
+        logger.warn(
+            "grace period over; ending the writes still running, then closing the remaining connections",
+            &[],
+        );
+    }
+    let writes = state.db.close_writes(WRITE_END_PATIENCE).await;
+    if writes.unended > 0 {
+        logger.warn(
+            "postgres did not end every write still running; they may commit after the exit",
+            &[("writes", &writes.unended)],
+        );
+    }
+    // A write that was cancelled or committed just now is answered before its connection closes.
+    if writes.running > 0 {
+        let _ = tokio::time::timeout(LAST_ANSWERS_PATIENCE, all_closed()).await;
     }
 }
 

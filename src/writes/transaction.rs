@@ -68,6 +68,7 @@ pub(crate) async fn run_alone<T>(
     still_open(connection, "the write")?;
     // Nothing is sent if it fails: the connection is as it was.
     before_commit().await.inspect_err(|_| connection.mark_clean())?;
+    still_open(connection, "the write").inspect_err(|_| connection.mark_clean())?;
     let (outcome, reset) = if lock_wait < budget {
         // The session's lock timeout, lowered for this statement and put back, all in its round trip.
         let lower = format!("SET lock_timeout = {}", lock_wait.as_millis().max(1));
@@ -149,13 +150,17 @@ pub(crate) async fn finish<T>(
     Ok(value)
 }
 
-/// `Ok` while the connection is open; else nothing more can be sent, and `what` never was.
+/// `Ok` while the connection is open and the process is not stopping; else `what` is not sent (a
+/// stopping process sends nothing that could commit after it has exited: `db::write_pool`).
 fn still_open(connection: &WriteConnection, what: &str) -> Result<(), Error> {
-    if connection.client.is_closed() {
-        let lost = format!("the write connection was lost before {what} was sent");
-        return Err(Error::WriteNotApplied(lost.into()));
-    }
-    Ok(())
+    let why = if connection.client.is_closed() {
+        format!("the write connection was lost before {what} was sent")
+    } else if connection.pool_closed() {
+        format!("the service is shutting down: {what} was not sent")
+    } else {
+        return Ok(());
+    };
+    Err(Error::WriteNotApplied(why.into()))
 }
 
 /// Rolls back after a failure or a decision not to write; the connection is clean once it has.

@@ -3,11 +3,16 @@
 
 use std::time::Duration;
 
+use hyper::Method;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::task::JoinHandle;
 
-use crate::helpers::{TestDatabase, eventually, http_get_json, http_request, lock_rows, signal, wait_for_lock_waits};
+use crate::helpers::{
+    TestDatabase, TestResponse, eventually, http_get_json, http_request, lock_rows, signal, wait_for_lock_waits,
+};
 use crate::service_process;
+use crate::support::proxy::Proxy;
 
 pub const BINARY: &str = env!("CARGO_BIN_EXE_gravity-bff");
 
@@ -211,53 +216,95 @@ async fn read_one_answer(client: &mut TcpStream) {
 }
 
 #[tokio::test]
-async fn a_patch_still_waiting_when_the_grace_runs_out_is_never_contradicted_by_the_cache_when_it_commits_later() {
-    a_write_abandoned_at_shutdown_that_commits_later_is_never_contradicted(hyper::Method::PATCH).await;
+async fn a_patch_still_waiting_when_the_grace_runs_out_is_cancelled_told_nothing_was_written_and_never_commits() {
+    a_write_still_waiting_when_the_grace_runs_out_is_cancelled(Method::PATCH).await;
 }
 
 #[tokio::test]
-async fn a_delete_still_waiting_when_the_grace_runs_out_is_never_contradicted_by_the_cache_when_it_commits_later() {
-    a_write_abandoned_at_shutdown_that_commits_later_is_never_contradicted(hyper::Method::DELETE).await;
+async fn a_delete_still_waiting_when_the_grace_runs_out_is_cancelled_told_nothing_was_written_and_never_commits() {
+    a_write_still_waiting_when_the_grace_runs_out_is_cancelled(Method::DELETE).await;
 }
 
-/// A write waits on a row another session holds locked; the service gets SIGTERM with a grace of
-/// 1 s and exits before the write is done. Postgres still runs the statement, which commits once
-/// the lock is gone, after the process has exited. A replica started then must not serve the user
-/// as it was cached before.
-async fn a_write_abandoned_at_shutdown_that_commits_later_is_never_contradicted(method: hyper::Method) {
+/// A write waits on a row another session holds locked when the grace (1 s) runs out. Left
+/// running in Postgres, it would commit once the lock is gone, after its client (seeing its
+/// connection close) had sent the next write through another replica, and overwrite that one. So
+/// the process has Postgres cancel it before it exits, and its client is told nothing was written.
+async fn a_write_still_waiting_when_the_grace_runs_out_is_cancelled(method: Method) {
     let database = TestDatabase::create().await;
-    let service = service_process::on(&database, &[("SHUTDOWN_GRACE_SECONDS", "1")], None).await;
-    let address = format!("http://127.0.0.1:{}", service.port);
-    let created = crate::helpers::http_post_json(&address, "/v1/users", &serde_json::json!({"name": "before"})).await;
-    let id = created["id"].as_str().unwrap().to_owned();
-    let path = format!("/v1/users/{id}");
-    http_get_json(&address, &path).await;
-    assert_eq!(
-        http_request(&address, hyper::Method::GET, &path, &[], b"")
-            .await
-            .header("x-cache"),
-        Some("HIT")
-    );
+    let replica = service_process::on(&database, &[("SHUTDOWN_GRACE_SECONDS", "1")], None).await;
+    let other = service_process::on(&database, &[], None).await;
+    let (address, other_address) = (replica.url(), other.url());
+    let (id, path) = create_and_cache(&address, &other_address).await;
 
     let locker = lock_rows(&database, &[&id]).await;
-    let write = {
-        let (address, path, method) = (address.clone(), path.clone(), method.clone());
-        tokio::spawn(async move {
-            let body = br#"{"name":"committed after the exit"}"#;
-            let (headers, body): (&[(&str, &str)], &[u8]) = if method == hyper::Method::PATCH {
-                (&[("content-type", "application/json")], body)
-            } else {
-                (&[], b"")
-            };
-            http_request(&address, method, &path, headers, body).await
-        })
-    };
+    let write = spawn_write(&address, &path, method.clone(), "from the stopping replica");
     wait_for_lock_waits(&database, 1).await;
+    let finished = replica.stop_with("TERM").await;
+    assert!(finished.status.success(), "exit 0: {:?}", finished.status);
+    let problem = write.await.unwrap().problem(503);
+    let detail = problem["detail"].as_str().unwrap();
+    assert!(detail.contains("nothing was written"), "{detail}");
+    assert_eq!(
+        lock_waits(&database).await,
+        0,
+        "no statement of the exited process still waits to commit"
+    );
+
+    // The client's next write, through another replica, stands.
+    let next = spawn_write(&other_address, &path, Method::PATCH, "acknowledged after");
+    wait_for_lock_waits(&database, 1).await;
+    locker.batch_execute("COMMIT").await.unwrap();
+    assert_eq!(next.await.unwrap().status, 200);
+    let name: String = database
+        .client
+        .query_one("SELECT name FROM users WHERE id = $1::text::uuid", &[&id])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(name, "acknowledged after");
+    assert_eq!(
+        http_get_json(&other_address, &path).await.1["name"],
+        "acknowledged after"
+    );
+}
+
+#[tokio::test]
+async fn a_patch_postgres_cannot_be_asked_to_cancel_at_exit_is_never_contradicted_by_the_cache_when_it_commits_later() {
+    a_write_left_running_at_exit_that_commits_later_is_never_contradicted(Method::PATCH).await;
+}
+
+#[tokio::test]
+async fn a_delete_postgres_cannot_be_asked_to_cancel_at_exit_is_never_contradicted_by_the_cache_when_it_commits_later()
+{
+    a_write_left_running_at_exit_that_commits_later_is_never_contradicted(Method::DELETE).await;
+}
+
+/// As above, but Postgres cannot be reached when the grace runs out (it takes no new connection,
+/// and a cancel needs one), so the write cannot be cancelled: the process waits 2 s for it, says so and exits. The statement
+/// still commits once the lock is gone, after the exit. A replica started then must not serve the
+/// user as it was cached before.
+async fn a_write_left_running_at_exit_that_commits_later_is_never_contradicted(method: Method) {
+    let database = TestDatabase::create().await;
+    let postgres = Proxy::start(database.services.pg_port).await;
+    let proxied_port = postgres.port.to_string();
+    let settings = [
+        ("SHUTDOWN_GRACE_SECONDS", "1"),
+        ("DB_PORT", proxied_port.as_str()),
+        ("LOG_LEVEL", "warn"),
+    ];
+    let service = service_process::on(&database, &settings, None).await;
+    let address = service.url();
+    let (id, path) = create_and_cache(&address, &address).await;
+
+    let locker = lock_rows(&database, &[&id]).await;
+    let write = spawn_write(&address, &path, method.clone(), "committed after the exit");
+    wait_for_lock_waits(&database, 1).await;
+    postgres.refuse_new();
     let finished = service.stop_with("TERM").await;
-    assert!(
-        finished.status.success(),
-        "exit 0 after the grace: {:?}",
-        finished.status
+    assert!(finished.status.success(), "exit 0: {:?}", finished.status);
+    assert_eq!(
+        finished.event("postgres did not end every write still running; they may commit after the exit")["writes"],
+        1
     );
     write.abort();
 
@@ -269,22 +316,21 @@ async fn a_write_abandoned_at_shutdown_that_commits_later_is_never_contradicted(
             .await
             .unwrap();
         match method {
-            hyper::Method::PATCH => row.is_some_and(|row| row.get::<_, String>(0) == "committed after the exit"),
+            Method::PATCH => row.is_some_and(|row| row.get::<_, String>(0) == "committed after the exit"),
             _ => row.is_none(),
         }
     })
     .await;
     assert!(
         committed,
-        "the statement sent before the exit committed once the lock was gone"
+        "the statement Postgres could not be asked to cancel committed once the lock was gone"
     );
 
     let replica = service_process::on(&database, &[], None).await;
-    let replica_address = format!("http://127.0.0.1:{}", replica.port);
     for _ in 0..3 {
-        let read = http_request(&replica_address, hyper::Method::GET, &path, &[], b"").await;
+        let read = http_request(&replica.url(), Method::GET, &path, &[], b"").await;
         match method {
-            hyper::Method::PATCH => assert_eq!(
+            Method::PATCH => assert_eq!(
                 read.json()["name"],
                 "committed after the exit",
                 "{:?}",
@@ -298,4 +344,43 @@ async fn a_write_abandoned_at_shutdown_that_commits_later_is_never_contradicted(
             ),
         }
     }
+}
+
+/// Creates a user through `address` and has `reader` cache it; its id and path.
+async fn create_and_cache(address: &str, reader: &str) -> (String, String) {
+    let created = crate::helpers::http_post_json(address, "/v1/users", &serde_json::json!({"name": "before"})).await;
+    let id = created["id"].as_str().unwrap().to_owned();
+    let path = format!("/v1/users/{id}");
+    http_get_json(reader, &path).await;
+    let cached = http_request(reader, Method::GET, &path, &[], b"").await;
+    assert_eq!(cached.header("x-cache"), Some("HIT"));
+    (id, path)
+}
+
+/// Sends a PATCH (renaming the user `name`) or a DELETE in a task of its own.
+fn spawn_write(address: &str, path: &str, method: Method, name: &str) -> JoinHandle<TestResponse> {
+    let (address, path) = (address.to_owned(), path.to_owned());
+    let body = serde_json::json!({ "name": name }).to_string();
+    tokio::spawn(async move {
+        let (headers, body): (&[(&str, &str)], &[u8]) = if method == Method::PATCH {
+            (&[("content-type", "application/json")], body.as_bytes())
+        } else {
+            (&[], b"")
+        };
+        http_request(&address, method, &path, headers, body).await
+    })
+}
+
+/// How many of the service's Postgres sessions wait on a lock now.
+async fn lock_waits(database: &TestDatabase) -> i64 {
+    let row = database
+        .client
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+             AND application_name = 'gravity-bff' AND wait_event_type = 'Lock'",
+            &[],
+        )
+        .await
+        .unwrap();
+    row.get(0)
 }

@@ -78,12 +78,18 @@ impl Proxy {
         }
     }
 
+    /// Refuses new connections; those open stay and forward as before (a server that takes no
+    /// more, or a path that lets no new one through). `restore` ends it.
+    pub fn refuse_new(&self) {
+        self.shared.refusing.store(true, Ordering::SeqCst);
+    }
+
     /// Sends new connections to the server on `port`; those open stay where they are.
     pub fn redirect(&self, port: u16) {
         self.shared.upstream.store(port, Ordering::SeqCst);
     }
 
-    /// Accepts connections again after `cut`.
+    /// Accepts connections again after `cut` or `refuse_new`.
     pub fn restore(&self) {
         self.shared.refusing.store(false, Ordering::SeqCst);
     }

@@ -3,8 +3,9 @@
 //! through the two others, while Redis and the writer fail in every way the service knows of: Redis
 //! frozen; refusing writes (out of memory, no replicas, read-only, writes paused); the writer's path
 //! to Redis stalled or cut while the readers still reach it; Redis restarted empty and with its
-//! data; the writer shut down, with a grace of 0 s and of 1 s, while writes wait on locked rows
-//! and commit after it has exited.
+//! data; the writer shut down, with a grace of 0 s and of 1 s, while writes wait on locked rows:
+//! they are cancelled before it exits, and none may commit after its exit (its clients, seeing
+//! their connections close, go on through the replacement).
 //!
 //! No read may return a user older than a write acknowledged before the read was sent, allowing
 //! 5 ms for measurement, with in-process copies off and on. "Older" is Postgres's own order: a
@@ -13,8 +14,8 @@
 //! versions' numbers say (a write whose outcome is unknown can commit after a later one was
 //! acknowledged: Postgres lets a statement that finds a just-released row free update it before
 //! one still waking from its wait for that row). A write that the service did not acknowledge but
-//! the database committed (the shutdown faults) counts as acknowledged from the moment the scenario
-//! sees it in the database, and an unanswered DELETE from the moment a later write is answered 404.
+//! the database committed counts as acknowledged from the moment the scenario sees it in the
+//! database, and an unanswered DELETE from the moment a later write is answered 404.
 //! Every read must succeed; every write must be acknowledged or get a 503 that says nothing was
 //! written or that the outcome is unknown.
 
@@ -107,6 +108,8 @@ struct Tally {
     /// The reads that succeeded, judged when the phase is recorded.
     reads: Vec<Read>,
     failed_reads: u64,
+    /// In a shutdown phase: writes sent to the old writer that Postgres committed after its exit.
+    late_commits: Option<u64>,
 }
 
 /// The reads of a phase judged against the order in which Postgres committed the writes.
@@ -317,9 +320,9 @@ fn describe(fault: Fault) -> String {
         Fault::WriterPathCut => "the writer's path to Redis cut, the readers' not".into(),
         Fault::RestartedEmpty => "Redis killed, restarted empty".into(),
         Fault::RestartedWithData => "Redis killed, restarted with its data (AOF)".into(),
-        Fault::WriterShutDown { grace_seconds } => format!(
-            "the writer shut down (SIGTERM, grace {grace_seconds} s) with writes waiting on locked rows, which commit after it exited"
-        ),
+        Fault::WriterShutDown { grace_seconds } => {
+            format!("the writer shut down (SIGTERM, grace {grace_seconds} s) with writes waiting on locked rows")
+        }
     }
 }
 
@@ -331,9 +334,10 @@ fn config_set(redis: &OwnRedis, name: &str, value: &str) {
 }
 
 /// Locks two users' rows, lets writes to them queue on the writer, stops the writer (its grace
-/// runs out with the writes still waiting), starts a new writer, then releases the rows: the
-/// statements the old writer sent commit after it exited. What they wrote counts as acknowledged
-/// from the moment it is seen in the database.
+/// runs out with the writes still waiting), starts a new writer, then releases the rows. The old
+/// writer must have ended its statements before exiting: none of its writes may commit after it
+/// (counted in the phase's tally). Whatever the rows hold then counts as acknowledged from the
+/// moment it is seen in the database.
 async fn shut_down_the_writer(
     harness: &Harness,
     scenario: &str,
@@ -356,6 +360,13 @@ async fn shut_down_the_writer(
     signal(writer.pid(), "TERM");
     let exited = writer.wait_exit(Duration::from_secs(10)).await;
     assert!(exited.is_some_and(|status| status.success()), "the writer exits 0");
+    // Every version the old writer was sent is below these; its commits are recorded by now.
+    let versions_sent_before = [0, 1].map(|user| shared.next_version[user].load(Ordering::Relaxed));
+    let last_seq_before: i64 = database
+        .query_one("SELECT coalesce(max(seq), 0) FROM chaos_commits", &[])
+        .await
+        .expect("the commit record is read")
+        .get(0);
     let replacement = harness
         .start_replica(scenario, "writer", Some(redis), &as_refs(next_settings))
         .await;
@@ -374,6 +385,24 @@ async fn shut_down_the_writer(
         };
         acknowledge(shared, user, version);
     }
+    let mut late_commits = 0;
+    for row in database
+        .query(
+            "SELECT id::text, name FROM chaos_commits WHERE seq > $1 AND name IS NOT NULL",
+            &[&last_seq_before],
+        )
+        .await
+        .expect("the commit record is read")
+    {
+        let Some(user) = [0, 1]
+            .into_iter()
+            .find(|&user| shared.ids[user] == row.get::<_, String>(0))
+        else {
+            continue;
+        };
+        late_commits += u64::from(version_of(&row.get::<_, String>(1)) < versions_sent_before[user]);
+    }
+    shared.tally.lock().unwrap().late_commits = Some(late_commits);
     replacement
 }
 
@@ -591,6 +620,12 @@ async fn record(report: &mut Report, phase: &str, tally: Tally, shared: &Shared,
             tally.untruthful_writes
         ),
     );
+    if let Some(late_commits) = tally.late_commits {
+        report.check(
+            late_commits == 0,
+            format!("{phase}: no write sent to the writer that exited committed after its exit ({late_commits} did)"),
+        );
+    }
     for read in &judgement.examples {
         report.figure(format!("{phase}: a read beyond the bound"), read);
     }
