@@ -12,6 +12,7 @@ use tokio_postgres::Client;
 
 use super::Statements;
 use super::connect::{Connector, Driver};
+use super::lost_sessions::Session;
 use super::schema::{self, SchemaGap};
 use crate::backoff::Backoff;
 use crate::telemetry::log::Logger;
@@ -39,6 +40,8 @@ pub(crate) struct Slot {
 pub(crate) struct LiveConnection {
     pub(crate) client: Client,
     pub(crate) statements: Statements,
+    /// Its session in Postgres, to end it if the connection is lost under a write.
+    pub(crate) session: Session,
 }
 
 impl Slot {
@@ -144,13 +147,17 @@ pub(crate) enum OpenError {
 /// the connection.
 pub(crate) async fn open(connector: &Connector) -> Result<(Arc<LiveConnection>, Driver), OpenError> {
     let (client, mut driver) = connector.connect().await.map_err(OpenError::Postgres)?;
-    let statements = {
+    let (statements, session) = {
         let prepare = async {
             let gap = schema::check(&client).await.map_err(OpenError::Postgres)?;
             connector.schema.record(gap);
             match gap {
                 Some(gap) => Err(OpenError::Schema(gap)),
-                None => Statements::prepare(&client).await.map_err(OpenError::Postgres),
+                None => {
+                    let (statements, session) = tokio::try_join!(Statements::prepare(&client), Session::of(&client))
+                        .map_err(OpenError::Postgres)?;
+                    Ok((statements, session))
+                }
             }
         };
         tokio::pin!(prepare);
@@ -162,5 +169,10 @@ pub(crate) async fn open(connector: &Connector) -> Result<(Arc<LiveConnection>, 
             }
         }
     }?;
-    Ok((Arc::new(LiveConnection { client, statements }), driver))
+    let connection = LiveConnection {
+        client,
+        statements,
+        session,
+    };
+    Ok((Arc::new(connection), driver))
 }

@@ -38,6 +38,7 @@ pub(crate) mod connect;
 pub(crate) mod idempotency_records;
 pub(crate) mod keeper;
 pub(crate) mod lookup_batches;
+mod lost_sessions;
 pub mod migrate;
 mod read_pool;
 pub mod schema;
@@ -83,6 +84,7 @@ pub(crate) struct Statements {
     pub(crate) ping: Statement,
     pub(crate) users: user_queries::UserStatements,
     pub(crate) idempotency: idempotency_records::IdempotencyStatements,
+    pub(crate) terminate: Statement,
 }
 
 const PING: &str = "SELECT 1";
@@ -140,8 +142,8 @@ impl Database {
     }
 
     /// Closes the write connections at shutdown, ending the statements still running on them
-    /// (`WritePool::close`).
-    pub(crate) async fn close_writes(&self, patience: Duration) -> write_pool::Closed {
+    /// (`WritePool::close`); how many may still commit.
+    pub(crate) async fn close_writes(&self, patience: Duration) -> usize {
         self.inner.writes.close(patience).await
     }
 
@@ -183,6 +185,7 @@ impl Statements {
             ping: client.prepare(PING).await?,
             users: user_queries::UserStatements::prepare(client).await?,
             idempotency: idempotency_records::IdempotencyStatements::prepare(client).await?,
+            terminate: client.prepare(lost_sessions::TERMINATE).await?,
         })
     }
 }

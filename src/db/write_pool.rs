@@ -66,16 +66,6 @@ struct State {
     closed: bool,
 }
 
-/// What `close` left behind.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Closed {
-    /// Writes holding a connection when the pool closed (their statements were cancelled).
-    pub(crate) running: usize,
-    /// Of those, the ones still holding it when the patience ran out: Postgres did not answer, so
-    /// their statements may still commit.
-    pub(crate) unended: usize,
-}
-
 /// A write connection held by one writer until dropped.
 pub(crate) struct WriteConnection {
     pool: Arc<WritePool>,
@@ -244,14 +234,11 @@ impl WritePool {
     /// Closes the pool for good (every writer waiting for a connection, and every later one, is
     /// told nothing was written) and cancels the statement on each connection still held, again
     /// every `CANCEL_AGAIN`, until every writer has handed its connection back (its statement
-    /// ended: committed, or cancelled and so rolled back) or `patience` runs out.
-    pub(crate) async fn close(&self, patience: Duration) -> Closed {
+    /// ended: committed, or cancelled and so rolled back) or `patience` runs out. Returns how
+    /// many were still held then: Postgres did not answer, so their statements may yet commit.
+    pub(crate) async fn close(&self, patience: Duration) -> usize {
         let give_up_at = Instant::now() + patience;
-        let running = {
-            let mut state = self.state();
-            state.closed = true;
-            state.held.len()
-        };
+        self.state().closed = true;
         self.changed.notify_waiters();
         let mut next_cancel = Instant::now();
         loop {
@@ -259,8 +246,7 @@ impl WritePool {
             let cancels: Vec<_> = {
                 let state = self.state();
                 if state.held.is_empty() || now >= give_up_at {
-                    let unended = state.held.len();
-                    return Closed { running, unended };
+                    return state.held.len();
                 }
                 if now < next_cancel {
                     Vec::new()

@@ -126,17 +126,16 @@ pub(crate) async fn serve(
             &[],
         );
     }
-    let writes = state.db.close_writes(WRITE_END_PATIENCE).await;
-    if writes.unended > 0 {
+    let unended = state.db.close_writes(WRITE_END_PATIENCE).await;
+    if unended > 0 {
         logger.warn(
             "postgres did not end every write still running; they may commit after the exit",
-            &[("writes", &writes.unended)],
+            &[("writes", &unended)],
         );
     }
-    // A write that was cancelled or committed just now is answered before its connection closes.
-    if writes.running > 0 {
-        let _ = tokio::time::timeout(LAST_ANSWERS_PATIENCE, all_closed()).await;
-    }
+    // Writes that ended just now (cancelled, committed, or refused as the pool closed) are
+    // answered before their connections close.
+    let _ = tokio::time::timeout(LAST_ANSWERS_PATIENCE, all_closed()).await;
 }
 
 /// Serves one client on a task of its own, registered (and so closable for room) until it ends.

@@ -102,7 +102,8 @@ impl Batching for Creates {
             return;
         }
         let several = sending.len() > 1;
-        let (inserted, refusal) = insert(&mut connection, &sending, budget, several.then_some(BATCH_LOCK_WAIT)).await;
+        let lock_wait = several.then_some(BATCH_LOCK_WAIT);
+        let (inserted, refusal) = insert(&self.db, &mut connection, &sending, budget, lock_wait).await;
         match inserted {
             Ok(rows) => {
                 for (create, row) in sending.into_iter().zip(rows) {
@@ -111,7 +112,7 @@ impl Batching for Creates {
             }
             // Postgres refused the statement for one of its rows (a row it rejects, an email locked by
             // another session): the statement wrote nothing, so each create alone finds out which.
-            Err(_) if several && refusal != Refusal::None => run_one_by_one(&mut connection, sending).await,
+            Err(_) if several && refusal != Refusal::None => run_one_by_one(&self.db, &mut connection, sending).await,
             Err(error) => {
                 for create in sending {
                     let _ = create.answer.send(Err(shared_failure(&error)));
@@ -124,10 +125,10 @@ impl Batching for Creates {
 /// Runs each create alone, after a batch statement failed: first each with the batch's short lock
 /// wait, so that a locked email holds up no other create; then those that waited for a lock, with
 /// the time each has left.
-async fn run_one_by_one(connection: &mut WriteConnection, batch: Vec<QueuedCreate>) {
+async fn run_one_by_one(db: &Database, connection: &mut WriteConnection, batch: Vec<QueuedCreate>) {
     let mut locked = Vec::new();
     for create in batch {
-        match insert_alone(connection, &create, Some(BATCH_LOCK_WAIT)).await {
+        match insert_alone(db, connection, &create, Some(BATCH_LOCK_WAIT)).await {
             (_, Refusal::LockWait) => locked.push(create),
             (answer, _) => {
                 let _ = create.answer.send(answer);
@@ -135,7 +136,7 @@ async fn run_one_by_one(connection: &mut WriteConnection, batch: Vec<QueuedCreat
         }
     }
     for create in locked {
-        let (answer, _) = insert_alone(connection, &create, None).await;
+        let (answer, _) = insert_alone(db, connection, &create, None).await;
         let _ = create.answer.send(answer);
     }
 }
@@ -156,6 +157,7 @@ enum Refusal {
 /// One create alone, waiting at most `lock_wait` for a row lock: the answer, and whether Postgres
 /// refused it.
 async fn insert_alone(
+    db: &Database,
     connection: &mut WriteConnection,
     create: &QueuedCreate,
     lock_wait: Option<Duration>,
@@ -164,14 +166,16 @@ async fn insert_alone(
         let late = "too little of the request's time was left to retry the write alone";
         return (Err(Error::WriteNotApplied(late.into())), Refusal::None);
     };
-    let (inserted, refusal) = insert(connection, std::slice::from_ref(create), budget, lock_wait).await;
+    let (inserted, refusal) = insert(db, connection, std::slice::from_ref(create), budget, lock_wait).await;
     let answer = inserted.and_then(|rows| created_response(rows.into_iter().next().flatten()));
     (answer, refusal)
 }
 
 /// Inserts the creates in one statement: a row per create (`None` for a taken email), and whether
-/// Postgres refused the statement.
+/// Postgres refused the statement. If the connection was lost once it was sent, its session is
+/// ended before anyone is told (`db::lost_sessions`).
 async fn insert(
+    db: &Database,
     connection: &mut WriteConnection,
     creates: &[QueuedCreate],
     budget: Duration,
@@ -196,6 +200,10 @@ async fn insert(
         },
     )
     .await;
+    if matches!(inserted, Err(Error::WriteOutcomeUnknown(_))) {
+        db.end_lost_session(connection, tokio::time::Instant::now() + budget)
+            .await;
+    }
     (inserted, refusal)
 }
 

@@ -69,9 +69,13 @@ impl Inner {
             None => write_once(&mut connection, &request, progress, &mut fencing).await,
             Some(key) => write_once_keyed(&mut connection, &request, key, progress, &mut fencing).await,
         };
+        // The connection was lost once something that could commit was sent: its session is
+        // ended before anyone is told, or the next write to this user may start.
+        let lost = matches!(outcome, Err(Error::WriteOutcomeUnknown(_)));
+        let ended = lost && self.db.end_lost_session(&connection, deadline).await;
         // The row's turn is kept until the fence is settled; the connection is not needed.
         drop(connection);
-        fencing.settle(&outcome).await;
+        fencing.settle(&outcome, ended).await;
         outcome
     }
 }
@@ -266,17 +270,18 @@ impl Fencing<'_> {
         Ok(())
     }
 
-    /// Lifts the fence of a write that committed (for the lift's whole patience, past the deadline
-    /// if need be: a restarted Redis may have lost the fence, and only the lift removes what readers
-    /// stored meanwhile) or that wrote nothing (once); a write whose outcome is unknown may commit
-    /// until its fence expires, and is lifted once then.
-    async fn settle(self, outcome: &Result<WriteResponse, Error>) {
+    /// Lifts the fence of a write that committed, or whose unknown outcome is final (its session
+    /// `ended`), for the lift's whole patience, past the deadline if need be (a restarted Redis
+    /// may have lost the fence, and only the lift removes what readers stored meanwhile); of one
+    /// that wrote nothing, once. A write whose outcome is unknown and whose session may live on
+    /// may commit until its fence expires, and is lifted once then.
+    async fn settle(self, outcome: &Result<WriteResponse, Error>, ended: bool) {
         let (Some((cache, _)), Some(fence)) = (self.target, self.raised) else {
             return;
         };
         let tries = match outcome {
-            Err(Error::WriteOutcomeUnknown(_)) => return cache.lift_fence_as_it_expires(fence),
-            Ok(_) => LiftTries::UntilAnswered,
+            Err(Error::WriteOutcomeUnknown(_)) if !ended => return cache.lift_fence_as_it_expires(fence),
+            Ok(_) | Err(Error::WriteOutcomeUnknown(_)) => LiftTries::UntilAnswered,
             Err(_) => LiftTries::Once,
         };
         cache.lift_fence(fence, tries).await;

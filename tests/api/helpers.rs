@@ -444,20 +444,22 @@ pub async fn lock_rows(database: &TestDatabase, ids: &[&str]) -> tokio_postgres:
 
 /// Waits until at least `count` of the service's Postgres sessions wait on a lock.
 pub async fn wait_for_lock_waits(database: &TestDatabase, count: i64) {
-    let waiting = eventually(Duration::from_secs(5), async || {
-        let row = database
-            .client
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
-                 AND application_name = 'gravity-bff' AND wait_event_type = 'Lock'",
-                &[],
-            )
-            .await
-            .unwrap();
-        row.get::<_, i64>(0) >= count
-    })
-    .await;
+    let waiting = eventually(Duration::from_secs(5), async || lock_waits(database).await >= count).await;
     assert!(waiting, "the service's writes never waited on the locked rows");
+}
+
+/// How many of the service's Postgres sessions wait on a lock now.
+pub async fn lock_waits(database: &TestDatabase) -> i64 {
+    let row = database
+        .client
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+             AND application_name = 'gravity-bff' AND wait_event_type = 'Lock'",
+            &[],
+        )
+        .await
+        .unwrap();
+    row.get(0)
 }
 
 /// Waits until a server started as a separate process answers `/health` on `port`.

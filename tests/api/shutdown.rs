@@ -9,7 +9,8 @@ use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 
 use crate::helpers::{
-    TestDatabase, TestResponse, eventually, http_get_json, http_request, lock_rows, signal, wait_for_lock_waits,
+    TestDatabase, TestResponse, eventually, http_get_json, http_request, lock_rows, lock_waits, signal,
+    wait_for_lock_waits,
 };
 use crate::service_process;
 use crate::support::proxy::Proxy;
@@ -369,18 +370,4 @@ fn spawn_write(address: &str, path: &str, method: Method, name: &str) -> JoinHan
         };
         http_request(&address, method, &path, headers, body).await
     })
-}
-
-/// How many of the service's Postgres sessions wait on a lock now.
-async fn lock_waits(database: &TestDatabase) -> i64 {
-    let row = database
-        .client
-        .query_one(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
-             AND application_name = 'gravity-bff' AND wait_event_type = 'Lock'",
-            &[],
-        )
-        .await
-        .unwrap();
-    row.get(0)
 }

@@ -39,6 +39,8 @@ struct Shared {
     released: AtomicBool,
     /// The marker after whose client message the connection is cut.
     cut_after: Mutex<Option<Vec<u8>>>,
+    /// Whether every connection stalls as that cut is made.
+    stall_at_cut: AtomicBool,
     cut_done: Notify,
 }
 
@@ -151,6 +153,13 @@ impl Proxy {
         *self.shared.cut_after.lock().unwrap() = Some(marker.to_vec());
     }
 
+    /// As `cut_after_client_sends`, and every other connection stalls at that moment (new ones
+    /// too): the server can no longer be reached, until `resume`.
+    pub fn cut_after_client_sends_then_stall(&self, marker: &[u8]) {
+        self.shared.stall_at_cut.store(true, Ordering::SeqCst);
+        self.cut_after_client_sends(marker);
+    }
+
     /// Waits until `cut_after_client_sends` has cut.
     pub async fn cut_done(&self) {
         loop {
@@ -251,6 +260,11 @@ async fn pump(
         }
         if direction == Direction::ToServer && take_marker(&shared.cut_after, &window) {
             let _ = to.flush().await;
+            if shared.stall_at_cut.swap(false, Ordering::SeqCst)
+                && let Some(stalled) = shared.stalled.lock().unwrap().as_ref()
+            {
+                stalled.send_replace(true);
+            }
             shared.cut_done.notify_waiters();
             return;
         }
