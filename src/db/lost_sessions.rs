@@ -45,7 +45,7 @@ impl Database {
     /// Terminates the session of `lost` (a write connection that is gone) and waits until Postgres
     /// no longer lists it, up to `until`; `true` once it has ended (the write's outcome is final,
     /// if unknown). While Postgres cannot be reached it keeps trying: the session may still be
-    /// running the statement.
+    /// running the statement. Giving up is logged: that write may still commit.
     pub(crate) async fn end_lost_session(&self, lost: &LiveConnection, until: Instant) -> bool {
         let Session { pid, started } = lost.session;
         loop {
@@ -60,6 +60,11 @@ impl Database {
                 return true;
             }
             if Instant::now() + RECHECK >= until {
+                self.inner.logger.warn(
+                    "postgres could not be reached to end the session of a write whose connection was lost; \
+                     it may still commit",
+                    &[("db.pid", &pid.unsigned_abs())],
+                );
                 return false;
             }
             tokio::time::sleep(RECHECK).await;

@@ -75,6 +75,7 @@ pub(crate) struct Database {
 struct Inner {
     reads: ReadPool,
     writes: Arc<WritePool>,
+    logger: Logger,
     /// Dropping the sender (with the last `Database`) tells every keeper to stop and close.
     _stop: watch::Sender<()>,
 }
@@ -120,6 +121,7 @@ impl Database {
             inner: Arc::new(Inner {
                 reads,
                 writes: Arc::new(writes),
+                logger,
                 _stop: stop,
             }),
         }

@@ -234,21 +234,25 @@ impl WritePool {
     /// Closes the pool for good (every writer waiting for a connection, and every later one, is
     /// told nothing was written) and cancels the statement on each connection still held, again
     /// every `CANCEL_AGAIN`, until every writer has handed its connection back (its statement
-    /// ended: committed, or cancelled and so rolled back) or `patience` runs out. Returns how
-    /// many were still held then: Postgres did not answer, so their statements may yet commit.
+    /// ended: committed, or cancelled and so rolled back; or, its connection lost, its session
+    /// ended or given up on, which `lost_sessions` logs) or `patience` runs out. Returns how many
+    /// were still held then: Postgres did not answer, so their statements may yet commit.
     pub(crate) async fn close(&self, patience: Duration) -> usize {
         let give_up_at = Instant::now() + patience;
         self.state().closed = true;
         self.changed.notify_waiters();
         let mut next_cancel = Instant::now();
+        // A round of cancels at a time: a Postgres that does not answer gets no pile of them.
+        let mut cancelling = tokio::task::JoinSet::new();
         loop {
+            while cancelling.try_join_next().is_some() {}
             let now = Instant::now();
             let cancels: Vec<_> = {
                 let state = self.state();
                 if state.held.is_empty() || now >= give_up_at {
                     return state.held.len();
                 }
-                if now < next_cancel {
+                if now < next_cancel || !cancelling.is_empty() {
                     Vec::new()
                 } else {
                     next_cancel = now + CANCEL_AGAIN;
@@ -258,7 +262,7 @@ impl WritePool {
                 }
             };
             for cancel in cancels {
-                tokio::spawn(cancel);
+                cancelling.spawn(cancel);
             }
             tokio::time::sleep(CLOSE_RECHECK).await;
         }

@@ -173,7 +173,7 @@ async fn insert_alone(
 
 /// Inserts the creates in one statement: a row per create (`None` for a taken email), and whether
 /// Postgres refused the statement. If the connection was lost once it was sent, its session is
-/// ended before anyone is told (`db::lost_sessions`).
+/// ended before anyone is told, or until the last of their deadlines (`db::lost_sessions`).
 async fn insert(
     db: &Database,
     connection: &mut WriteConnection,
@@ -200,9 +200,9 @@ async fn insert(
         },
     )
     .await;
-    if matches!(inserted, Err(Error::WriteOutcomeUnknown(_))) {
-        db.end_lost_session(connection, tokio::time::Instant::now() + budget)
-            .await;
+    let last_deadline = creates.iter().map(|create| create.progress.deadline()).max();
+    if let (Err(Error::WriteOutcomeUnknown(_)), Some(until)) = (&inserted, last_deadline) {
+        db.end_lost_session(connection, until).await;
     }
     (inserted, refusal)
 }

@@ -77,7 +77,9 @@ pub(crate) async fn run_alone<T>(
             statement(connection),
             connection.client.batch_execute("RESET lock_timeout"),
         );
-        (lowered.and(outcome), reset.is_ok())
+        // The statement's own outcome is what was written, even if the SET failed (a cancel
+        // landing on it, say): the statement ran then with the session's lock timeout.
+        (outcome, lowered.is_ok() && reset.is_ok())
     } else {
         (statement(connection).await, true)
     };
