@@ -27,6 +27,12 @@ const FAILURES_LOGGED_EVERY: Duration = Duration::from_secs(5);
 /// A schema behind this release is looked at again this often (only a migration fixes it).
 const SCHEMA_RECHECK_EVERY: Duration = Duration::from_secs(1);
 
+/// Postgres 14+: a statement still running (waiting on a row lock, say) looks every second whether
+/// its client is still there, and ends if not, rather than running on to commit after a process
+/// killed without its drain (docs/API.md, Writes), when the client may have sent its next write
+/// through another replica.
+const CHECK_CLIENT: &str = "SET client_connection_check_interval = 1000";
+
 /// One connection's place in a pool: empty while (re)connecting.
 #[derive(Default)]
 pub(crate) struct Slot {
@@ -154,9 +160,10 @@ pub(crate) async fn open(connector: &Connector) -> Result<(Arc<LiveConnection>, 
             match gap {
                 Some(gap) => Err(OpenError::Schema(gap)),
                 None => {
-                    let (statements, session) = tokio::try_join!(Statements::prepare(&client), Session::of(&client))
-                        .map_err(OpenError::Postgres)?;
-                    Ok((statements, session))
+                    let prepared = async { tokio::try_join!(Statements::prepare(&client), Session::of(&client)) };
+                    // Postgres 13 does not know the setting, and goes without it.
+                    let (prepared, _) = tokio::join!(prepared, client.batch_execute(CHECK_CLIENT));
+                    prepared.map_err(OpenError::Postgres)
                 }
             }
         };

@@ -269,6 +269,33 @@ async fn a_write_still_waiting_when_the_grace_runs_out_is_cancelled(method: Meth
     );
 }
 
+/// A replica killed outright (SIGKILL: no drain) cannot end its writes. Postgres notices within a
+/// second that such a write's client is gone, rather than running its statement on, to commit once
+/// the row is free, perhaps after the client's next write through another replica.
+#[tokio::test]
+async fn a_write_waiting_when_its_replica_is_killed_is_ended_by_postgres_and_never_commits() {
+    let database = TestDatabase::create().await;
+    let replica = service_process::on(&database, &[], None).await;
+    let address = replica.url();
+    let (id, path) = create_and_cache(&address, &address).await;
+    let locker = lock_rows(&database, &[&id]).await;
+    let write = spawn_write(&address, &path, Method::PATCH, "from the killed replica");
+    wait_for_lock_waits(&database, 1).await;
+    let finished = replica.stop_with("KILL").await;
+    assert!(!finished.status.success(), "{:?}", finished.status);
+    write.abort();
+    let noticed = eventually(Duration::from_secs(5), async || lock_waits(&database).await == 0).await;
+    assert!(noticed, "Postgres still runs the statement of the killed replica");
+    locker.batch_execute("COMMIT").await.unwrap();
+    let name: String = database
+        .client
+        .query_one("SELECT name FROM users WHERE id = $1::text::uuid", &[&id])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(name, "before");
+}
+
 #[tokio::test]
 async fn a_patch_postgres_cannot_be_asked_to_cancel_at_exit_is_never_contradicted_by_the_cache_when_it_commits_later() {
     a_write_left_running_at_exit_that_commits_later_is_never_contradicted(Method::PATCH).await;
