@@ -256,13 +256,7 @@ async fn a_write_still_waiting_when_the_grace_runs_out_is_cancelled(method: Meth
     wait_for_lock_waits(&database, 1).await;
     locker.batch_execute("COMMIT").await.unwrap();
     assert_eq!(next.await.unwrap().status, 200);
-    let name: String = database
-        .client
-        .query_one("SELECT name FROM users WHERE id = $1::text::uuid", &[&id])
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(name, "acknowledged after");
+    assert_eq!(name_in_database(&database, &id).await, "acknowledged after");
     assert_eq!(
         http_get_json(&other_address, &path).await.1["name"],
         "acknowledged after"
@@ -287,13 +281,7 @@ async fn a_write_waiting_when_its_replica_is_killed_is_ended_by_postgres_and_nev
     let noticed = eventually(Duration::from_secs(5), async || lock_waits(&database).await == 0).await;
     assert!(noticed, "Postgres still runs the statement of the killed replica");
     locker.batch_execute("COMMIT").await.unwrap();
-    let name: String = database
-        .client
-        .query_one("SELECT name FROM users WHERE id = $1::text::uuid", &[&id])
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(name, "before");
+    assert_eq!(name_in_database(&database, &id).await, "before");
 }
 
 #[tokio::test]
@@ -397,4 +385,14 @@ fn spawn_write(address: &str, path: &str, method: Method, name: &str) -> JoinHan
         };
         http_request(&address, method, &path, headers, body).await
     })
+}
+
+/// The user's name as Postgres has it.
+async fn name_in_database(database: &TestDatabase, id: &str) -> String {
+    let row = database
+        .client
+        .query_one("SELECT name FROM users WHERE id = $1::text::uuid", &[&id])
+        .await
+        .unwrap();
+    row.get(0)
 }
