@@ -18,8 +18,7 @@ use super::keeper::LiveConnection;
 /// How often a session that is still listed is terminated and looked for again.
 const RECHECK: std::time::Duration = std::time::Duration::from_millis(10);
 
-pub(crate) const IDENTIFY: &str =
-    "SELECT pg_backend_pid(), backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid()";
+const IDENTIFY: &str = "SELECT pg_backend_pid(), backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid()";
 /// A row while the session is listed (it was sent the signal again), none once it has ended.
 pub(crate) const TERMINATE: &str =
     "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid = $1 AND backend_start = $2";

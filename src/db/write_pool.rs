@@ -20,7 +20,7 @@
 //! would be overwritten (docs/API.md, Shutdown).
 
 use std::ops::Deref;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -51,6 +51,9 @@ pub(crate) struct WritePool {
     connector: Connector,
     /// `DB_EXTRA_WRITE_CONNECTIONS`.
     extra_max: usize,
+    /// Set by `close`: no connection is handed out any more. Read under `state`'s lock by
+    /// `take_turn`, so a writer either sees it or is in `held` before `close` looks.
+    closed: AtomicBool,
 }
 
 struct State {
@@ -62,8 +65,6 @@ struct State {
     no_extra_until: Option<Instant>,
     /// Every connection a writer holds (slots and extra ones), to cancel its statement at close.
     held: Vec<Arc<LiveConnection>>,
-    /// Set by `close`: no connection is handed out any more.
-    closed: bool,
 }
 
 /// A write connection held by one writer until dropped.
@@ -102,8 +103,8 @@ impl WritePool {
                 extra: 0,
                 no_extra_until: None,
                 held: Vec::new(),
-                closed: false,
             }),
+            closed: AtomicBool::new(false),
             slots,
             changed,
             connector,
@@ -161,7 +162,7 @@ impl WritePool {
 
     fn take_turn(self: &Arc<Self>, extras_allowed: bool) -> Turn {
         let mut state = self.state();
-        if state.closed {
+        if self.closed.load(Ordering::Acquire) {
             return Turn::Closed;
         }
         let now = Instant::now();
@@ -214,7 +215,7 @@ impl WritePool {
         // Ends when the connection is closed, i.e. when the writer drops it.
         tokio::spawn(driver);
         let mut state = self.state();
-        if state.closed {
+        if self.closed.load(Ordering::Acquire) {
             // Closed meanwhile: `checkout` finds it so (the reservation is given back first).
             drop(state);
             return None;
@@ -239,7 +240,7 @@ impl WritePool {
     /// were still held then: Postgres did not answer, so their statements may yet commit.
     pub(crate) async fn close(&self, patience: Duration) -> usize {
         let give_up_at = Instant::now() + patience;
-        self.state().closed = true;
+        self.closed.store(true, Ordering::Release);
         self.changed.notify_waiters();
         let mut next_cancel = Instant::now();
         // A round of cancels at a time: a Postgres that does not answer gets no pile of them.
@@ -298,7 +299,7 @@ impl WriteConnection {
 
     /// Whether the pool was closed since: the process is stopping, and sends no more writes.
     pub(crate) fn pool_closed(&self) -> bool {
-        self.pool.state().closed
+        self.pool.closed.load(Ordering::Acquire)
     }
 }
 
