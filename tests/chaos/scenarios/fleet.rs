@@ -3,7 +3,8 @@
 //! through the two others, while Redis and the writer fail in every way the service knows of: Redis
 //! frozen; refusing writes (out of memory, no replicas, read-only, writes paused); the writer's path
 //! to Redis stalled or cut while the readers still reach it; Redis restarted empty and with its
-//! data; the writer shut down, with a grace of 0 s and of 1 s, while writes wait on locked rows:
+//! data; the writer's path to Postgres cut (every connection dropped) while writes wait on locked
+//! rows; the writer shut down, with a grace of 0 s and of 1 s, while writes wait on locked rows:
 //! they are cancelled before it exits, and none may commit after its exit (its clients, seeing
 //! their connections close, go on through the replacement).
 //!
@@ -17,7 +18,10 @@
 //! the database committed counts as acknowledged from the moment the scenario sees it in the
 //! database, and an unanswered DELETE from the moment a later write is answered 404.
 //! Every read must succeed; every write must be acknowledged or get a 503 that says nothing was
-//! written or that the outcome is unknown.
+//! written or that the outcome is unknown; and a write's outcome must be final once it is answered:
+//! each user's writes are sent one at a time, the next only after the one before was answered, so
+//! no write may commit after a later one to the same user (a 503 "outcome unknown" may mean it
+//! committed, but not that it may still commit, overwriting what came after it).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
@@ -54,10 +58,11 @@ enum Fault {
     WriterPathCut,
     RestartedEmpty,
     RestartedWithData,
+    WriterDatabasePathCut,
     WriterShutDown { grace_seconds: u64 },
 }
 
-const FAULTS: [Fault; 11] = [
+const FAULTS: [Fault; 12] = [
     Fault::Frozen,
     Fault::OutOfMemory,
     Fault::NoReplicas,
@@ -67,6 +72,7 @@ const FAULTS: [Fault; 11] = [
     Fault::WriterPathCut,
     Fault::RestartedEmpty,
     Fault::RestartedWithData,
+    Fault::WriterDatabasePathCut,
     Fault::WriterShutDown { grace_seconds: 0 },
     Fault::WriterShutDown { grace_seconds: 1 },
 ];
@@ -85,6 +91,8 @@ struct Shared {
     bound: Duration,
     stop: AtomicBool,
     tally: Mutex<Tally>,
+    /// The last commit whose order was judged (by an earlier phase).
+    commits_judged: Mutex<i64>,
 }
 
 /// A read that succeeded: whose user, the version it returned, when it was sent.
@@ -120,6 +128,10 @@ struct Judgement {
     latest_stale: Duration,
     /// The first few reads beyond the bound, described.
     examples: Vec<String>,
+    /// Writes committed after a later write to the same user (sent only once they were answered).
+    late_commits: u64,
+    /// The first few of those, described.
+    late_examples: Vec<String>,
 }
 
 pub async fn fleet_without_copies(harness: Arc<Harness>) -> Report {
@@ -148,7 +160,8 @@ async fn run(harness: Arc<Harness>, scenario: &str, copies: &[(&str, &str)], bou
         &["--appendonly", "yes", "--appendfsync", "always"],
     );
     let writer_path = Proxy::start(redis.port).await;
-    let writer_env = |grace: u64| writer_settings(grace, writer_path.port, copies);
+    let writer_database_path = Proxy::start(harness.cluster.port).await;
+    let writer_env = |grace: u64| writer_settings(grace, writer_path.port, writer_database_path.port, copies);
     let started = harness
         .start_service(
             scenario,
@@ -176,6 +189,7 @@ async fn run(harness: Arc<Harness>, scenario: &str, copies: &[(&str, &str)], bou
         bound,
         stop: AtomicBool::new(false),
         tally: Mutex::new(Tally::default()),
+        commits_judged: Mutex::new(0),
     });
     let mut tasks = tokio::task::JoinSet::new();
     for writer in 0..WRITERS {
@@ -192,6 +206,9 @@ async fn run(harness: Arc<Harness>, scenario: &str, copies: &[(&str, &str)], bou
             Fault::WriterShutDown { .. } => {
                 let settings = writer_env(shutdown_grace_after(Some(index)));
                 writer = shut_down_the_writer(&harness, scenario, &redis, &shared, &database, writer, &settings).await;
+            }
+            Fault::WriterDatabasePathCut => {
+                cut_the_writers_database_path(&harness, scenario, &shared, &writer_database_path).await
             }
             fault => {
                 inject(fault, &mut redis, &writer_path);
@@ -227,11 +244,18 @@ async fn run(harness: Arc<Harness>, scenario: &str, copies: &[(&str, &str)], bou
     report
 }
 
-/// The writer's settings: its Redis is the proxy, its grace the one its shutdown fault tests.
-fn writer_settings(grace_seconds: u64, proxy_port: u16, copies: &[(&str, &str)]) -> Vec<(String, String)> {
+/// The writer's settings: its Redis and its Postgres are behind proxies, its grace the one its
+/// shutdown fault tests.
+fn writer_settings(
+    grace_seconds: u64,
+    redis_proxy_port: u16,
+    database_proxy_port: u16,
+    copies: &[(&str, &str)],
+) -> Vec<(String, String)> {
     let mut settings = vec![
         ("SHUTDOWN_GRACE_SECONDS".to_owned(), grace_seconds.to_string()),
-        ("REDIS_PORT".to_owned(), proxy_port.to_string()),
+        ("REDIS_PORT".to_owned(), redis_proxy_port.to_string()),
+        ("DB_PORT".to_owned(), database_proxy_port.to_string()),
     ];
     settings.extend(
         copies
@@ -285,7 +309,7 @@ fn inject(fault: Fault, redis: &mut OwnRedis, writer_path: &Proxy) {
         Fault::WriterPathStalled => writer_path.stall(),
         Fault::WriterPathCut => writer_path.cut(),
         Fault::RestartedEmpty | Fault::RestartedWithData => redis.kill(),
-        Fault::WriterShutDown { .. } => unreachable!("handled by shut_down_the_writer"),
+        Fault::WriterDatabasePathCut | Fault::WriterShutDown { .. } => unreachable!("handled apart"),
     }
 }
 
@@ -305,7 +329,7 @@ fn recover(fault: Fault, redis: &mut OwnRedis, writer_path: &Proxy) {
         Fault::WriterPathCut => writer_path.restore(),
         Fault::RestartedEmpty => redis.restart_empty(),
         Fault::RestartedWithData => redis.restart(),
-        Fault::WriterShutDown { .. } => unreachable!("handled by shut_down_the_writer"),
+        Fault::WriterDatabasePathCut | Fault::WriterShutDown { .. } => unreachable!("handled apart"),
     }
 }
 
@@ -320,6 +344,9 @@ fn describe(fault: Fault) -> String {
         Fault::WriterPathCut => "the writer's path to Redis cut, the readers' not".into(),
         Fault::RestartedEmpty => "Redis killed, restarted empty".into(),
         Fault::RestartedWithData => "Redis killed, restarted with its data (AOF)".into(),
+        Fault::WriterDatabasePathCut => {
+            "the writer's path to Postgres cut (every connection dropped) with writes waiting on locked rows".into()
+        }
         Fault::WriterShutDown { grace_seconds } => {
             format!("the writer shut down (SIGTERM, grace {grace_seconds} s) with writes waiting on locked rows")
         }
@@ -331,6 +358,34 @@ fn config_set(redis: &OwnRedis, name: &str, value: &str) {
         .arg(&["SET", name, value][..])
         .query(&mut redis.connection())
         .expect("CONFIG SET");
+}
+
+/// Locks two users' rows, lets writes to them queue on the writer, drops every connection between
+/// the writer and Postgres (refusing new ones for half a second), then releases the rows once the
+/// writer has been connected again for a while. The writes cut while waiting are answered "outcome
+/// unknown"; the writer's clients go on writing those users, and none of the cut writes may commit
+/// after a later one (judged with every phase's reads).
+async fn cut_the_writers_database_path(harness: &Harness, scenario: &str, shared: &Shared, path: &Proxy) {
+    let locker = lock_two_rows(harness, scenario, shared).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    path.cut();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    path.restore();
+    tokio::time::sleep(FAULT_FOR).await;
+    locker.batch_execute("COMMIT").await.expect("the rows are released");
+}
+
+/// A session of its own holding the row locks of users 0 and 1 (never deleted) until it commits.
+async fn lock_two_rows(harness: &Harness, scenario: &str, shared: &Shared) -> tokio_postgres::Client {
+    let locker = harness.cluster.client(&format!("chaos_{scenario}")).await;
+    locker
+        .batch_execute(&format!(
+            "BEGIN; SELECT 1 FROM users WHERE id IN ('{}', '{}') FOR UPDATE",
+            shared.ids[0], shared.ids[1]
+        ))
+        .await
+        .expect("the rows are locked");
+    locker
 }
 
 /// Locks two users' rows, lets writes to them queue on the writer, stops the writer (its grace
@@ -347,15 +402,7 @@ async fn shut_down_the_writer(
     mut writer: Service,
     next_settings: &[(String, String)],
 ) -> Service {
-    let locked = [&shared.ids[0], &shared.ids[1]];
-    let locker = harness.cluster.client(&format!("chaos_{scenario}")).await;
-    locker
-        .batch_execute(&format!(
-            "BEGIN; SELECT 1 FROM users WHERE id IN ('{}', '{}') FOR UPDATE",
-            locked[0], locked[1]
-        ))
-        .await
-        .expect("the rows are locked");
+    let locker = lock_two_rows(harness, scenario, shared).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     signal(writer.pid(), "TERM");
     let exited = writer.wait_exit(Duration::from_secs(10)).await;
@@ -534,9 +581,13 @@ async fn judge(shared: &Shared, database: &tokio_postgres::Client, reads: &[Read
         .map(|(user, id)| (id.as_str(), user))
         .collect();
     let rows = database
-        .query("SELECT seq, id::text, name FROM chaos_commits", &[])
+        .query("SELECT seq, id::text, name FROM chaos_commits ORDER BY seq", &[])
         .await
         .expect("the commit record is read");
+    let mut judgement = Judgement::default();
+    let mut judged_through = shared.commits_judged.lock().unwrap();
+    // Per user, the latest version committed so far: a commit of an earlier one comes late.
+    let mut latest = vec![0u64; shared.ids.len()];
     for row in rows {
         let Some(&user) = user_of.get(row.get::<_, String>(1).as_str()) else {
             continue;
@@ -544,9 +595,21 @@ async fn judge(shared: &Shared, database: &tokio_postgres::Client, reads: &[Read
         let version = row
             .get::<_, Option<String>>(2)
             .map_or(DELETED, |name| version_of(&name));
-        place[user].insert(version, row.get(0));
+        let seq: i64 = row.get(0);
+        place[user].insert(version, seq);
+        if version < latest[user] && seq > *judged_through {
+            judgement.late_commits += 1;
+            if judgement.late_examples.len() < 3 {
+                judgement.late_examples.push(format!(
+                    "user {user}: version {version} committed (commit {seq}) after version {}",
+                    latest[user]
+                ));
+            }
+        }
+        latest[user] = latest[user].max(version);
+        *judged_through = (*judged_through).max(seq);
     }
-    let mut judgement = Judgement::default();
+    drop(judged_through);
     for read in reads {
         let read_place = place[read.user].get(&read.version).copied();
         let acks = shared.acks[read.user].lock().unwrap();
@@ -620,6 +683,13 @@ async fn record(report: &mut Report, phase: &str, tally: Tally, shared: &Shared,
             tally.untruthful_writes
         ),
     );
+    report.check(
+        judgement.late_commits == 0,
+        format!(
+            "{phase}: no write committed after a later write to the same user was sent ({} did)",
+            judgement.late_commits
+        ),
+    );
     if let Some(late_commits) = tally.late_commits {
         report.check(
             late_commits == 0,
@@ -628,6 +698,9 @@ async fn record(report: &mut Report, phase: &str, tally: Tally, shared: &Shared,
     }
     for read in &judgement.examples {
         report.figure(format!("{phase}: a read beyond the bound"), read);
+    }
+    for commit in &judgement.late_examples {
+        report.figure(format!("{phase}: a late commit"), commit);
     }
     for answer in &tally.untruthful_answers {
         report.figure(format!("{phase}: an answer that was neither"), answer);
