@@ -123,16 +123,7 @@ pub fn b64token(token: &[u8]) -> Result<&str, Refusal> {
 }
 
 /// Which bytes a `b64token` is made of, by value: one load per byte of every request's token.
-const B64TOKEN: [bool; 256] = {
-    let mut table = [false; 256];
-    let mut byte = 0;
-    while byte < 256 {
-        let c = byte as u8;
-        table[byte] = c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~' | b'+' | b'/');
-        byte += 1;
-    }
-    table
-};
+const B64TOKEN: [bool; 256] = super::byte_table(b"-._~+/");
 
 impl Refusal {
     pub fn status(self) -> StatusCode {

@@ -62,22 +62,25 @@ fn is_host(value: &[u8]) -> bool {
         }
 }
 
-/// The bytes of a URI host (unreserved, sub-delims and `%` of percent-encoding), as a table: every
-/// request's `Host` is checked, and a look-up per byte is the cheapest test.
-const HOST_BYTES: [bool; 256] = {
+/// The bytes of a URI host (unreserved, sub-delims and `%` of percent-encoding).
+const HOST_BYTES: [bool; 256] = byte_table(b"-._~!$&'()*+,;=%");
+
+/// A table of the ASCII letters and digits and `others`, by byte value: for what runs on every
+/// request (`Host`, a token), a look-up per byte is the cheapest test.
+pub(crate) const fn byte_table(others: &[u8]) -> [bool; 256] {
     let mut table = [false; 256];
     let mut byte = 0;
     while byte < 256 {
         table[byte] = (byte as u8).is_ascii_alphanumeric();
         byte += 1;
     }
-    let (others, mut other) = (b"-._~!$&'()*+,;=%", 0);
+    let mut other = 0;
     while other < others.len() {
         table[others[other] as usize] = true;
         other += 1;
     }
     table
-};
+}
 
 #[cfg(test)]
 mod tests {

@@ -84,6 +84,8 @@ struct Shared {
     acks: Vec<Mutex<Vec<(u64, Instant)>>>,
     /// Per user, the next version to write.
     next_version: Vec<AtomicU64>,
+    /// Per user, the latest version whose PATCH has been answered, whatever the answer.
+    answered_through: Vec<AtomicU64>,
     /// The writer replica's port (it changes when the writer is replaced).
     writer_port: AtomicU16,
     reader_ports: [u16; 2],
@@ -118,6 +120,8 @@ struct Tally {
     failed_reads: u64,
     /// In a shutdown phase: writes sent to the old writer that Postgres committed after its exit.
     late_commits: Option<u64>,
+    /// In the Postgres cut phase: writes to the locked rows that committed after their answer.
+    commits_after_answer: Option<u64>,
 }
 
 /// The reads of a phase judged against the order in which Postgres committed the writes.
@@ -183,6 +187,7 @@ async fn run(harness: Arc<Harness>, scenario: &str, copies: &[(&str, &str)], bou
     let shared = Arc::new(Shared {
         acks: ids.iter().map(|_| Mutex::new(Vec::new())).collect(),
         next_version: ids.iter().map(|_| AtomicU64::new(1)).collect(),
+        answered_through: ids.iter().map(|_| AtomicU64::new(0)).collect(),
         ids,
         writer_port: AtomicU16::new(writer.port),
         reader_ports: [readers[0].port, readers[1].port],
@@ -208,7 +213,7 @@ async fn run(harness: Arc<Harness>, scenario: &str, copies: &[(&str, &str)], bou
                 writer = shut_down_the_writer(&harness, scenario, &redis, &shared, &database, writer, &settings).await;
             }
             Fault::WriterDatabasePathCut => {
-                cut_the_writers_database_path(&harness, scenario, &shared, &writer_database_path).await
+                cut_the_writers_database_path(&harness, scenario, &shared, &database, &writer_database_path).await
             }
             fault => {
                 inject(fault, &mut redis, &writer_path);
@@ -363,16 +368,61 @@ fn config_set(redis: &OwnRedis, name: &str, value: &str) {
 /// Locks two users' rows, lets writes to them queue on the writer, drops every connection between
 /// the writer and Postgres (refusing new ones for half a second), then releases the rows once the
 /// writer has been connected again for a while. The writes cut while waiting are answered "outcome
-/// unknown"; the writer's clients go on writing those users, and none of the cut writes may commit
-/// after a later one (judged with every phase's reads).
-async fn cut_the_writers_database_path(harness: &Harness, scenario: &str, shared: &Shared, path: &Proxy) {
+/// unknown", and the writer's clients send their next writes to those users, which wait in turn.
+/// No write answered before the rows are released may commit after (counted in the phase's
+/// tally): its answer came once its session had ended, and its commit could overwrite the next.
+async fn cut_the_writers_database_path(
+    harness: &Harness,
+    scenario: &str,
+    shared: &Shared,
+    database: &tokio_postgres::Client,
+    path: &Proxy,
+) {
     let locker = lock_two_rows(harness, scenario, shared).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     path.cut();
     tokio::time::sleep(Duration::from_millis(500)).await;
     path.restore();
     tokio::time::sleep(FAULT_FOR).await;
+    // Writes to the locked rows answered by now did not commit before: the rows were locked.
+    let answered_before = [0, 1].map(|user| shared.answered_through[user].load(Ordering::Relaxed));
+    let last_seq_before = last_commit(database).await;
     locker.batch_execute("COMMIT").await.expect("the rows are released");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let late = commits_since(database, shared, last_seq_before)
+        .await
+        .into_iter()
+        .filter(|&(user, version)| version <= answered_before[user])
+        .count();
+    shared.tally.lock().unwrap().commits_after_answer = Some(late as u64);
+}
+
+/// The sequence number of the latest commit recorded.
+async fn last_commit(database: &tokio_postgres::Client) -> i64 {
+    database
+        .query_one("SELECT coalesce(max(seq), 0) FROM chaos_commits", &[])
+        .await
+        .expect("the commit record is read")
+        .get(0)
+}
+
+/// The updates of users 0 and 1 (the locked rows) committed after commit `seq`: (user, version).
+async fn commits_since(database: &tokio_postgres::Client, shared: &Shared, seq: i64) -> Vec<(usize, u64)> {
+    database
+        .query(
+            "SELECT id::text, name FROM chaos_commits WHERE seq > $1 AND name IS NOT NULL",
+            &[&seq],
+        )
+        .await
+        .expect("the commit record is read")
+        .iter()
+        .filter_map(|row| {
+            let user = [0, 1]
+                .into_iter()
+                .find(|&user| shared.ids[user] == row.get::<_, String>(0))?;
+            Some((user, version_of(&row.get::<_, String>(1))))
+        })
+        .collect()
 }
 
 /// A session of its own holding the row locks of users 0 and 1 (never deleted) until it commits.
@@ -409,11 +459,7 @@ async fn shut_down_the_writer(
     assert!(exited.is_some_and(|status| status.success()), "the writer exits 0");
     // Every version the old writer was sent is below these; its commits are recorded by now.
     let versions_sent_before = [0, 1].map(|user| shared.next_version[user].load(Ordering::Relaxed));
-    let last_seq_before: i64 = database
-        .query_one("SELECT coalesce(max(seq), 0) FROM chaos_commits", &[])
-        .await
-        .expect("the commit record is read")
-        .get(0);
+    let last_seq_before = last_commit(database).await;
     let replacement = harness
         .start_replica(scenario, "writer", Some(redis), &as_refs(next_settings))
         .await;
@@ -432,23 +478,11 @@ async fn shut_down_the_writer(
         };
         acknowledge(shared, user, version);
     }
-    let mut late_commits = 0;
-    for row in database
-        .query(
-            "SELECT id::text, name FROM chaos_commits WHERE seq > $1 AND name IS NOT NULL",
-            &[&last_seq_before],
-        )
+    let late_commits = commits_since(database, shared, last_seq_before)
         .await
-        .expect("the commit record is read")
-    {
-        let Some(user) = [0, 1]
-            .into_iter()
-            .find(|&user| shared.ids[user] == row.get::<_, String>(0))
-        else {
-            continue;
-        };
-        late_commits += u64::from(version_of(&row.get::<_, String>(1)) < versions_sent_before[user]);
-    }
+        .into_iter()
+        .filter(|&(user, version)| version < versions_sent_before[user])
+        .count() as u64;
     shared.tally.lock().unwrap().late_commits = Some(late_commits);
     replacement
 }
@@ -493,6 +527,9 @@ async fn write_loop(shared: Arc<Shared>, writer: usize) {
                 let body = format!(r#"{{"name":"v{version}"}}"#);
                 (version, http::request(port, "PATCH", &path, &[], Some(&body)).await)
             };
+            if !delete {
+                shared.answered_through[user].fetch_max(version, Ordering::Relaxed);
+            }
             let detail = answer.as_ref().map_or(String::new(), http::Response::detail);
             let status = answer.as_ref().map_or(0, |response| response.status);
             let acknowledged = matches!(status, 200 | 204);
@@ -690,6 +727,12 @@ async fn record(report: &mut Report, phase: &str, tally: Tally, shared: &Shared,
             judgement.late_commits
         ),
     );
+    if let Some(late) = tally.commits_after_answer {
+        report.check(
+            late == 0,
+            format!("{phase}: no write to the locked rows committed after it was answered ({late} did)"),
+        );
+    }
     if let Some(late_commits) = tally.late_commits {
         report.check(
             late_commits == 0,
