@@ -12,16 +12,18 @@
 //! 5 ms for measurement, with in-process copies off and on. "Older" is Postgres's own order: a
 //! trigger records each row's updates and deletes as they are made, and a row's next update is made
 //! only after the one before has committed, so that record is the order of commits, whatever the
-//! versions' numbers say (a write whose outcome is unknown can commit after a later one was
-//! acknowledged: Postgres lets a statement that finds a just-released row free update it before
-//! one still waking from its wait for that row). A write that the service did not acknowledge but
+//! versions' numbers say (they differ if a write whose outcome is unknown commits after a later one
+//! was acknowledged, as it still may when Postgres is out of its replica's reach: Postgres lets a
+//! statement that finds a just-released row free update it before one still waking from its wait
+//! for that row). A write that the service did not acknowledge but
 //! the database committed counts as acknowledged from the moment the scenario sees it in the
 //! database, and an unanswered DELETE from the moment a later write is answered 404.
 //! Every read must succeed; every write must be acknowledged or get a 503 that says nothing was
 //! written or that the outcome is unknown; and a write's outcome must be final once it is answered:
 //! each user's writes are sent one at a time, the next only after the one before was answered, so
 //! no write may commit after a later one to the same user (a 503 "outcome unknown" may mean it
-//! committed, but not that it may still commit, overwriting what came after it).
+//! committed, but not that it may still commit, overwriting what came after it); in the Postgres
+//! cut, no write to the locked rows answered before their release may commit after it.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
