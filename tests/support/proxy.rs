@@ -1,5 +1,6 @@
 //! A TCP proxy a test puts between the service and Postgres or Redis, to make the network fail
-//! in the ways real ones do: cut (every connection dropped, new ones refused), stalled (nothing
+//! in the ways real ones do: cut (every connection dropped, new ones refused; or dropped on the
+//! client's side only, the server's left open and hearing nothing), stalled (nothing
 //! forwarded in either direction, connections left open: a frozen middlebox), holding one reply
 //! or request (the first server reply, or client message, that contains a marker is held back,
 //! with everything after it on that connection, until released: a read paused between its row and
@@ -8,7 +9,8 @@
 //! its answer lost), or sending new connections to another server while the old ones stay (an
 //! address moved to a new primary by a failover).
 
-use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -31,6 +33,12 @@ struct Shared {
     stalled: Mutex<Option<watch::Sender<bool>>>,
     stall_watch: Mutex<Option<watch::Receiver<bool>>>,
     relays: Mutex<Vec<JoinHandle<()>>>,
+    /// A second descriptor of each open connection's server side, by connection, so that
+    /// aborting a relay does not close it: after `cut_leaving_servers_connected` the server hears
+    /// of the cut only when these go (`close_server_sides`, `cut`, drop). A relay that ends by
+    /// itself removes its own.
+    server_sides: Mutex<HashMap<u64, std::net::TcpStream>>,
+    connections: AtomicU64,
     /// The direction and marker of the first message to hold, and whether it was seen.
     hold_marker: Mutex<Option<(Direction, Vec<u8>)>>,
     holding: Notify,
@@ -62,9 +70,14 @@ impl Proxy {
                 let relay_shared = accept_shared.clone();
                 let upstream = accept_shared.upstream.load(Ordering::SeqCst);
                 let relay = tokio::spawn(async move {
-                    if let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)).await {
-                        relay_connection(client, server, relay_shared).await;
+                    let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)).await else {
+                        return;
+                    };
+                    let connection = relay_shared.connections.fetch_add(1, Ordering::SeqCst);
+                    if let Some(server) = keep_server_side(connection, server, &relay_shared) {
+                        relay_connection(client, server, relay_shared.clone()).await;
                     }
+                    relay_shared.server_sides.lock().unwrap().remove(&connection);
                 });
                 accept_shared.relays.lock().unwrap().push(relay);
             }
@@ -74,6 +87,14 @@ impl Proxy {
 
     /// Drops every connection and refuses new ones: the server is gone.
     pub fn cut(&self) {
+        self.cut_leaving_servers_connected();
+        self.shared.server_sides.lock().unwrap().clear();
+    }
+
+    /// Drops every connection on the client's side only, and refuses new ones: the server's side
+    /// stays open and hears nothing (a NAT or firewall between them that forgot the connections),
+    /// until `restore`.
+    pub fn cut_leaving_servers_connected(&self) {
         self.shared.refusing.store(true, Ordering::SeqCst);
         for relay in self.shared.relays.lock().unwrap().drain(..) {
             relay.abort();
@@ -91,9 +112,14 @@ impl Proxy {
         self.shared.upstream.store(port, Ordering::SeqCst);
     }
 
-    /// Accepts connections again after `cut` or `refuse_new`.
+    /// Accepts connections again after a cut or `refuse_new`.
     pub fn restore(&self) {
         self.shared.refusing.store(false, Ordering::SeqCst);
+    }
+
+    /// Closes the server's side of the connections a cut left open.
+    pub fn close_server_sides(&self) {
+        self.shared.server_sides.lock().unwrap().clear();
     }
 
     /// Stops forwarding anything, in both directions, on every connection (new ones too).
@@ -179,6 +205,14 @@ impl Drop for Proxy {
             relay.abort();
         }
     }
+}
+
+/// `server`, with a second descriptor of it kept in `shared.server_sides`.
+fn keep_server_side(connection: u64, server: TcpStream, shared: &Shared) -> Option<TcpStream> {
+    let server = server.into_std().ok()?;
+    let second = server.try_clone().ok()?;
+    shared.server_sides.lock().unwrap().insert(connection, second);
+    TcpStream::from_std(server).ok()
 }
 
 async fn relay_connection(client: TcpStream, server: TcpStream, shared: Arc<Shared>) {

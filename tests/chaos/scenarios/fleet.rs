@@ -3,8 +3,8 @@
 //! through the two others, while Redis and the writer fail in every way the service knows of: Redis
 //! frozen; refusing writes (out of memory, no replicas, read-only, writes paused); the writer's path
 //! to Redis stalled or cut while the readers still reach it; Redis restarted empty and with its
-//! data; the writer's path to Postgres cut (every connection dropped) while writes wait on locked
-//! rows; the writer shut down, with a grace of 0 s and of 1 s, while writes wait on locked rows:
+//! data; the writer's path to Postgres cut (every connection dropped on the writer's side, Postgres's
+//! side left open) while writes wait on locked rows; the writer shut down, with a grace of 0 s and of 1 s, while writes wait on locked rows:
 //! they are cancelled before it exits, and none may commit after its exit (its clients, seeing
 //! their connections close, go on through the replacement).
 //!
@@ -25,7 +25,7 @@
 //! committed, but not that it may still commit, overwriting what came after it); in the Postgres
 //! cut, no write to the locked rows answered before their release may commit after it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -95,8 +95,10 @@ struct Shared {
     bound: Duration,
     stop: AtomicBool,
     tally: Mutex<Tally>,
-    /// The last commit whose order was judged (by an earlier phase).
-    commits_judged: Mutex<i64>,
+    /// The commits already counted late (by an earlier phase).
+    late_commits_counted: Mutex<HashSet<i64>>,
+    /// Per user, the latest version sent before its DELETE was.
+    sent_before_delete: Vec<AtomicU64>,
 }
 
 /// A read that succeeded: whose user, the version it returned, when it was sent.
@@ -124,6 +126,8 @@ struct Tally {
     late_commits: Option<u64>,
     /// In the Postgres cut phase: writes to the locked rows that committed after their answer.
     commits_after_answer: Option<u64>,
+    /// In the Postgres cut phase: the writes waiting on the locked rows when the cut was made.
+    waiting_at_cut: Option<i64>,
 }
 
 /// The reads of a phase judged against the order in which Postgres committed the writes.
@@ -186,6 +190,7 @@ async fn run(harness: Arc<Harness>, scenario: &str, copies: &[(&str, &str)], bou
         .await
         .expect("the commit record is set up");
     let ids = super::create_users(writer.port, USERS, "v0").await;
+    let ids_for_deletes = ids.iter().map(|_| AtomicU64::new(0)).collect();
     let shared = Arc::new(Shared {
         acks: ids.iter().map(|_| Mutex::new(Vec::new())).collect(),
         next_version: ids.iter().map(|_| AtomicU64::new(1)).collect(),
@@ -196,7 +201,8 @@ async fn run(harness: Arc<Harness>, scenario: &str, copies: &[(&str, &str)], bou
         bound,
         stop: AtomicBool::new(false),
         tally: Mutex::new(Tally::default()),
-        commits_judged: Mutex::new(0),
+        late_commits_counted: Mutex::new(HashSet::new()),
+        sent_before_delete: ids_for_deletes,
     });
     let mut tasks = tokio::task::JoinSet::new();
     for writer in 0..WRITERS {
@@ -352,7 +358,7 @@ fn describe(fault: Fault) -> String {
         Fault::RestartedEmpty => "Redis killed, restarted empty".into(),
         Fault::RestartedWithData => "Redis killed, restarted with its data (AOF)".into(),
         Fault::WriterDatabasePathCut => {
-            "the writer's path to Postgres cut (every connection dropped) with writes waiting on locked rows".into()
+            "the writer's path to Postgres cut (Postgres's side left open) with writes waiting on locked rows".into()
         }
         Fault::WriterShutDown { grace_seconds } => {
             format!("the writer shut down (SIGTERM, grace {grace_seconds} s) with writes waiting on locked rows")
@@ -367,9 +373,11 @@ fn config_set(redis: &OwnRedis, name: &str, value: &str) {
         .expect("CONFIG SET");
 }
 
-/// Locks two users' rows, lets writes to them queue on the writer, drops every connection between
-/// the writer and Postgres (refusing new ones for half a second), then releases the rows once the
-/// writer has been connected again for a while. The writes cut while waiting are answered "outcome
+/// Locks two users' rows, lets writes to them queue on the writer, drops the writer's side of every
+/// connection between it and Postgres (refusing new ones for half a second) while Postgres's side
+/// stays open and hears nothing, as behind a NAT or firewall that forgot the connections, so only
+/// the writer can end the sessions it lost; then releases the rows once the writer has been
+/// connected again for a while. The writes cut while waiting are answered "outcome
 /// unknown", and the writer's clients send their next writes to those users, which wait in turn.
 /// No write answered before the rows are released may commit after (counted in the phase's
 /// tally): its answer came once its session had ended, and its commit could overwrite the next.
@@ -381,8 +389,8 @@ async fn cut_the_writers_database_path(
     path: &Proxy,
 ) {
     let locker = lock_two_rows(harness, scenario, shared).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    path.cut();
+    let waiting = writes_waiting_on_locks(database, 2).await;
+    path.cut_leaving_servers_connected();
     tokio::time::sleep(Duration::from_millis(500)).await;
     path.restore();
     tokio::time::sleep(FAULT_FOR).await;
@@ -390,13 +398,36 @@ async fn cut_the_writers_database_path(
     let answered_before = [0, 1].map(|user| shared.answered_through[user].load(Ordering::Relaxed));
     let last_seq_before = last_commit(database).await;
     locker.batch_execute("COMMIT").await.expect("the rows are released");
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    path.close_server_sides();
     let late = commits_since(database, shared, last_seq_before)
         .await
         .into_iter()
         .filter(|&(user, version)| version <= answered_before[user])
         .count();
-    shared.tally.lock().unwrap().commits_after_answer = Some(late as u64);
+    let mut tally = shared.tally.lock().unwrap();
+    tally.commits_after_answer = Some(late as u64);
+    tally.waiting_at_cut = Some(waiting);
+}
+
+/// The sessions of the scenario's database waiting on a lock, once there are `expected` of them
+/// (or after 3 s, however many there are then).
+async fn writes_waiting_on_locks(database: &tokio_postgres::Client, expected: i64) -> i64 {
+    let until = Instant::now() + Duration::from_secs(3);
+    loop {
+        let waiting: i64 = database
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+                &[],
+            )
+            .await
+            .expect("pg_stat_activity is read")
+            .get(0);
+        if waiting >= expected || Instant::now() >= until {
+            return waiting;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// The sequence number of the latest commit recorded.
@@ -520,9 +551,11 @@ async fn write_loop(shared: Arc<Shared>, writer: usize) {
             }
             let port = shared.writer_port.load(Ordering::Relaxed);
             let path = format!("/v1/users/{}", shared.ids[user]);
-            // Users 0 and 1 are the shutdown faults' locked rows: never deleted.
+            // Users 0 and 1 are the rows the Postgres cut and the shutdowns lock: never deleted.
             let delete = user > 1 && round > 3 && (round + user as u64).is_multiple_of(20);
             let (version, answer) = if delete {
+                let sent_before = shared.next_version[user].load(Ordering::Relaxed) - 1;
+                shared.sent_before_delete[user].store(sent_before, Ordering::Relaxed);
                 (DELETED, http::request(port, "DELETE", &path, &[], None).await)
             } else {
                 let version = shared.next_version[user].fetch_add(1, Ordering::Relaxed);
@@ -624,8 +657,9 @@ async fn judge(shared: &Shared, database: &tokio_postgres::Client, reads: &[Read
         .await
         .expect("the commit record is read");
     let mut judgement = Judgement::default();
-    let mut judged_through = shared.commits_judged.lock().unwrap();
-    // Per user, the latest version committed so far: a commit of an earlier one comes late.
+    let mut counted = shared.late_commits_counted.lock().unwrap();
+    // Per user, the latest version committed so far: a commit of an earlier one comes late, as
+    // does a DELETE committed after a version sent after it.
     let mut latest = vec![0u64; shared.ids.len()];
     for row in rows {
         let Some(&user) = user_of.get(row.get::<_, String>(1).as_str()) else {
@@ -636,7 +670,12 @@ async fn judge(shared: &Shared, database: &tokio_postgres::Client, reads: &[Read
             .map_or(DELETED, |name| version_of(&name));
         let seq: i64 = row.get(0);
         place[user].insert(version, seq);
-        if version < latest[user] && seq > *judged_through {
+        let sent_before = if version == DELETED {
+            shared.sent_before_delete[user].load(Ordering::Relaxed)
+        } else {
+            version
+        };
+        if sent_before < latest[user] && counted.insert(seq) {
             judgement.late_commits += 1;
             if judgement.late_examples.len() < 3 {
                 judgement.late_examples.push(format!(
@@ -646,9 +685,8 @@ async fn judge(shared: &Shared, database: &tokio_postgres::Client, reads: &[Read
             }
         }
         latest[user] = latest[user].max(version);
-        *judged_through = (*judged_through).max(seq);
     }
-    drop(judged_through);
+    drop(counted);
     for read in reads {
         let read_place = place[read.user].get(&read.version).copied();
         let acks = shared.acks[read.user].lock().unwrap();
@@ -729,6 +767,12 @@ async fn record(report: &mut Report, phase: &str, tally: Tally, shared: &Shared,
             judgement.late_commits
         ),
     );
+    if let Some(waiting) = tally.waiting_at_cut {
+        report.check(
+            waiting >= 2,
+            format!("{phase}: the cut found a write waiting on each locked row ({waiting} waiting)"),
+        );
+    }
     if let Some(late) = tally.commits_after_answer {
         report.check(
             late == 0,
