@@ -93,7 +93,7 @@ impl Proxy {
 
     /// Drops every connection on the client's side only, and refuses new ones: the server's side
     /// stays open and hears nothing (a NAT or firewall between them that forgot the connections),
-    /// until `restore`.
+    /// until `close_server_sides`. `restore` accepts connections again.
     pub fn cut_leaving_servers_connected(&self) {
         self.shared.refusing.store(true, Ordering::SeqCst);
         for relay in self.shared.relays.lock().unwrap().drain(..) {

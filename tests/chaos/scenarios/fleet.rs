@@ -123,9 +123,9 @@ struct Tally {
     reads: Vec<Read>,
     failed_reads: u64,
     /// In a shutdown phase: writes sent to the old writer that Postgres committed after its exit.
-    late_commits: Option<u64>,
+    committed_after_exit: Option<u64>,
     /// In the Postgres cut phase: writes to the locked rows that committed after their answer.
-    commits_after_answer: Option<u64>,
+    committed_after_answer: Option<u64>,
     /// In the Postgres cut phase: the writes waiting on the locked rows when the cut was made.
     waiting_at_cut: Option<i64>,
 }
@@ -190,11 +190,11 @@ async fn run(harness: Arc<Harness>, scenario: &str, copies: &[(&str, &str)], bou
         .await
         .expect("the commit record is set up");
     let ids = super::create_users(writer.port, USERS, "v0").await;
-    let ids_for_deletes = ids.iter().map(|_| AtomicU64::new(0)).collect();
     let shared = Arc::new(Shared {
         acks: ids.iter().map(|_| Mutex::new(Vec::new())).collect(),
-        next_version: ids.iter().map(|_| AtomicU64::new(1)).collect(),
-        answered_through: ids.iter().map(|_| AtomicU64::new(0)).collect(),
+        next_version: counters(ids.len(), 1),
+        answered_through: counters(ids.len(), 0),
+        sent_before_delete: counters(ids.len(), 0),
         ids,
         writer_port: AtomicU16::new(writer.port),
         reader_ports: [readers[0].port, readers[1].port],
@@ -202,7 +202,6 @@ async fn run(harness: Arc<Harness>, scenario: &str, copies: &[(&str, &str)], bou
         stop: AtomicBool::new(false),
         tally: Mutex::new(Tally::default()),
         late_commits_counted: Mutex::new(HashSet::new()),
-        sent_before_delete: ids_for_deletes,
     });
     let mut tasks = tokio::task::JoinSet::new();
     for writer in 0..WRITERS {
@@ -406,7 +405,7 @@ async fn cut_the_writers_database_path(
         .filter(|&(user, version)| version <= answered_before[user])
         .count();
     let mut tally = shared.tally.lock().unwrap();
-    tally.commits_after_answer = Some(late as u64);
+    tally.committed_after_answer = Some(late as u64);
     tally.waiting_at_cut = Some(waiting);
 }
 
@@ -511,13 +510,18 @@ async fn shut_down_the_writer(
         };
         acknowledge(shared, user, version);
     }
-    let late_commits = commits_since(database, shared, last_seq_before)
+    let committed_after_exit = commits_since(database, shared, last_seq_before)
         .await
         .into_iter()
         .filter(|&(user, version)| version < versions_sent_before[user])
         .count() as u64;
-    shared.tally.lock().unwrap().late_commits = Some(late_commits);
+    shared.tally.lock().unwrap().committed_after_exit = Some(committed_after_exit);
     replacement
+}
+
+/// One counter per user, each starting at `start`.
+fn counters(users: usize, start: u64) -> Vec<AtomicU64> {
+    (0..users).map(|_| AtomicU64::new(start)).collect()
 }
 
 fn version_of(name: &str) -> u64 {
@@ -678,8 +682,13 @@ async fn judge(shared: &Shared, database: &tokio_postgres::Client, reads: &[Read
         if sent_before < latest[user] && counted.insert(seq) {
             judgement.late_commits += 1;
             if judgement.late_examples.len() < 3 {
+                let write = if version == DELETED {
+                    format!("a DELETE sent after version {sent_before}")
+                } else {
+                    format!("version {version}")
+                };
                 judgement.late_examples.push(format!(
-                    "user {user}: version {version} committed (commit {seq}) after version {}",
+                    "user {user}: {write} committed (commit {seq}) after version {}",
                     latest[user]
                 ));
             }
@@ -773,16 +782,16 @@ async fn record(report: &mut Report, phase: &str, tally: Tally, shared: &Shared,
             format!("{phase}: the cut found a write waiting on each locked row ({waiting} waiting)"),
         );
     }
-    if let Some(late) = tally.commits_after_answer {
+    if let Some(late) = tally.committed_after_answer {
         report.check(
             late == 0,
             format!("{phase}: no write to the locked rows committed after it was answered ({late} did)"),
         );
     }
-    if let Some(late_commits) = tally.late_commits {
+    if let Some(late) = tally.committed_after_exit {
         report.check(
-            late_commits == 0,
-            format!("{phase}: no write sent to the writer that exited committed after its exit ({late_commits} did)"),
+            late == 0,
+            format!("{phase}: no write sent to the writer that exited committed after its exit ({late} did)"),
         );
     }
     for read in &judgement.examples {
