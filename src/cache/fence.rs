@@ -1,28 +1,15 @@
 //! Fences: how a write keeps every replica from serving the user as it was before the write (the
-//! memcache paper's lease turned around, Meta's "remote markers": the writer holds the key while
-//! the truth is changing).
-//! - **Raised before the write can commit**, a fence replaces whatever is at the key, and no lease
-//!   is taken over it, so no replica hits the old body or fills one read before the commit; readers
-//!   that find one read Postgres. **If Redis does not take it, the write is refused**: only Redis
-//!   could warn the other replicas.
-//! - **It outlives any commit it stands for** that Postgres answers or cancels within its timeouts
-//!   (the writer picks its lifetime from them), covering a write whose outcome is unknown, whose
-//!   lift went unanswered or whose process died. Writers of one user on different replicas share
-//!   it (`fence:` and a token per write) until the last lifts its part.
-//! - **Every replica's in-process copies have heard of it before the write answers.** The script
-//!   also tells whether any replica serves copies (`{prefix}:copies`, `tracking`); if so, a
-//!   committed write answers no sooner than `VOUCHED_FOR` after its fence (why that suffices:
-//!   `local`). The key can be missing for a moment while copies are served (a flush, until the
-//!   next renewal 25 ms later), so a replica that keeps copies itself always waits, one that saw
-//!   the key within `COPIES_SIGHTING_COUNTS` waits as if it were there, and any replica waits
-//!   while the record of the Redis's instance (`link`) does not name it: a flush, a restart from
-//!   an older snapshot or a failover may have taken the key too.
-//! - **Lifting learns whether it held.** If the token is gone (Redis restarted, flushed or evicted
-//!   it), a reader may have stored a body read before the commit, so the lift removes whatever is
-//!   at the key; while copies are served, a committed write then also answers no sooner than
-//!   `VOUCHED_FOR` after that removal, which other replicas may have copied. An unanswered lift is
-//!   retried for `LIFT_PATIENCE`, waiting for the link while it reconnects; after that the fence,
-//!   still in a Redis that is frozen or out of reach, does the rest.
+//! memcache paper's lease turned around, Meta's "remote markers"; the rules they keep, and why those
+//! suffice: ARCHITECTURE.md, Invariants, and docs/API.md, Cache).
+//! - **Raised before the write can commit**, a fence replaces whatever is at the key, and writers
+//!   of one user share it (`fence:` and a token per write) until the last lifts its part. If Redis
+//!   does not take it, the write is refused: only Redis could warn the other replicas.
+//! - **The same script tells whether any replica may serve in-process copies**
+//!   (`copies_may_be_served`); if so, a committed write answers no sooner than `VOUCHED_FOR` after
+//!   its fence (why that suffices: `local`).
+//! - **Lifting learns whether it held** (`HELD`): if not, it removes whatever is at the key. An
+//!   unanswered lift is retried for `LIFT_PATIENCE`; after that the fence, still in a Redis that is
+//!   frozen or out of reach, does the rest.
 
 use std::sync::PoisonError;
 use std::sync::atomic::Ordering;

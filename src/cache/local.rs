@@ -1,16 +1,13 @@
 //! In-process copies of cached bodies (`CACHE_LOCAL_ENTRIES`; client-side caching, a near cache),
 //! kept coherent by Redis itself. Every rule is about never keeping a copy Redis has since changed:
 //! - **A copy is stored only if nothing invalidated its key since its Redis read was sent**: the
-//!   reader reserves the key (a token) *before* sending its read, an invalidation removes the
-//!   reservation, and the copy is stored only into its own. The tracking connection's reader
-//!   applies invalidations in wire order (`tracking`), so the invalidation wins whichever comes first.
+//!   reader reserves the key *before* sending its read, an invalidation (applied in wire order:
+//!   `tracking`) removes the reservation, and the copy is stored only into its own.
 //! - **A copy is served only while the tracking connection vouches for it**: a round trip sent on
-//!   it less than `VOUCHED_FOR` ago has been answered. Redis sends a change's invalidations to
-//!   every tracking connection before it answers any command read after the change was answered
-//!   (with `BCAST`, at the end of the event-loop pass that made it), so a copy served now has
-//!   missed no change answered before the vouching round trip was sent. A committed write answers
-//!   no sooner than `VOUCHED_FOR` after its fence (`fence`), so a read after the answer is vouched
-//!   for by a round trip sent after the fence, whose invalidation of the old copy has been applied.
+//!   it less than `VOUCHED_FOR` ago has been answered. Redis sends a change's invalidations before
+//!   it answers any command read after the change was answered, so a copy served now has missed no
+//!   change answered before that round trip was sent; and a committed write answers no sooner than
+//!   `VOUCHED_FOR` after its fence (`fence`), so a read after the answer finds the old copy gone.
 //! - **Anything that may have lost an invalidation drops every copy**: the tracking connection's
 //!   loss (none is served until it is back, `flush`) and a null invalidation (Redis flushed).
 //! - **Bounded**: at most `CACHE_LOCAL_ENTRIES` copies (a full shard drops an arbitrary one), none

@@ -3,20 +3,16 @@
 //! the driver's reader hands each push to `Invalidations::send` in wire order, so a copy is
 //! dropped before anything read after the push is handled.
 //!
-//! The connection is trusted only while it provably delivers: every `PING_EVERY` a round trip
-//! goes out, and its answer vouches for the copies for `local::VOUCHED_FOR` from when it was sent.
-//! The round trip is `SET {prefix}:copies 1 PX 3000`, which also keeps alive the key that tells
-//! writers some replica serves copies (`fence`). An answer late by `PING_TIMEOUT`, a lost
-//! connection or a null invalidation drops every copy, and the connection is set up again with a
-//! capped back-off. Only one round trip is ever in flight: with `BCAST`, Redis sends a command's
+//! Every `PING_EVERY` a round trip (`SET {prefix}:copies 1 PX 3000`, which also tells writers that
+//! some replica serves copies: `fence`) vouches for the copies (`local`); one late by
+//! `PING_TIMEOUT`, a lost connection or a null invalidation drops them all, and the connection is
+//! set up again. Only one round trip is ever in flight: with `BCAST`, Redis sends a command's
 //! invalidations at the end of the event-loop pass that ran it, so only an answer to a command
 //! sent after that pass (after the writer had its answer) vouches that they came first.
 //!
 //! Copies are kept only where that key cannot be evicted while it is renewed, else writers could
 //! answer without waiting for them: tracking is refused under a memory limit with an eviction
-//! policy that may pick a key in use (checked as it subscribes and once a second; which policies,
-//! and why LRU is one: docs/API.md, Cache). A flush still removes the key; writers remember seeing
-//! it (`fence`).
+//! policy that may pick a key in use (which policies, and why LRU is one: docs/API.md, Cache).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
