@@ -6,12 +6,10 @@
 //! A new connection carries fences at once, but serves cached bodies only once its Redis is known
 //! to hold nothing older than the writes acknowledged before: its `run_id` is the one recorded at
 //! `{prefix}:instance`, or a sweep has made it so (`sweep`). While the record does not name the
-//! Redis, every write waits for in-process copies (`fence`): it is written after a sweep, and
-//! again if it goes from a Redis a connection serves (a flush, a `DEL`), each time only
-//! `RECORD_NO_SOONER_THAN` after a marker that a flush or restart in between removes.
-//! A connection retired may have been reading from a Redis that is no primary any more: what was
-//! kept of its reads (the in-process copies) is forgotten with it, so that it lasts no longer than
-//! the connection.
+//! Redis, every write waits for in-process copies (`fence`): it is written after a sweep, and again
+//! if it goes from a Redis a connection serves, each time `RECORD_NO_SOONER_THAN` after a marker
+//! that a flush or restart in between removes. A retired connection takes the in-process copies
+//! with it: it may have been reading from a Redis that is no primary any more.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};

@@ -1,16 +1,10 @@
 //! The Redis cache of user bodies: cache-aside, optional for reads, and never the reason a read
-//! through any replica contradicts an acknowledged write. Only this module knows the key format
-//! (`keys`); `{prefix}:user:{id}` holds the exact response body of `GET /v1/users/{id}`.
-//! - **A hit is one bounded read**: `GETRANGE key 0 MAX`, told apart from a lease, a fence or a
-//!   bad value by its bytes (`stored_value`).
-//! - **Fills cannot store the past**: a miss leaves a lease (`SET NX PX`) before Postgres is read,
-//!   and the fill stores the body only over its own lease.
-//! - **Writes fence first** (`fence`); a Redis with a past is swept before it serves (`link`, `sweep`).
-//! - **Bad values are one key's problem**: a miss, replaced by the reader's lease, counted.
-//! - **A sick Redis costs reads little**: every call is bounded, and a failure opens the breaker
-//!   (`calls`, `health`) or replaces the connection (`link`).
-//! - **In-process copies** (`local`, `tracking`; `CACHE_LOCAL_ENTRIES` > 0): a near cache in front
-//!   of Redis, kept coherent by Redis's invalidation messages.
+//! through any replica contradicts an acknowledged write (docs/API.md, Cache). Only this module
+//! knows the key format (`keys`); `{prefix}:user:{id}` holds the exact response body of
+//! `GET /v1/users/{id}`. A hit is one bounded `GETRANGE`, told apart from a lease, a fence or a
+//! bad value by its bytes (`stored_value`); a miss leaves a lease (`SET NX PX`) before Postgres is
+//! read, and the fill stores the body only over its own lease. The other submodules (fences,
+//! sweeps, the breaker, in-process copies) are mapped in ARCHITECTURE.md, Where is what.
 
 mod calls;
 mod fence;

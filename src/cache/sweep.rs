@@ -1,8 +1,7 @@
 //! Sweeps: removing every cached body and lease under the prefix from a Redis whose contents
 //! cannot be trusted, before any replica serves from it (`link` decides when): one that restarted,
 //! failed over or was flushed may hold bodies restored from disk that acknowledged writes had
-//! removed. Fences stay: they stand for writes on their way. After a sweep, `link` records the
-//! Redis's `run_id` at `{prefix}:instance`, which every replica then sees.
+//! removed. Fences stay: they stand for writes on their way.
 
 use redis::aio::MultiplexedConnection;
 use std::time::Duration;
