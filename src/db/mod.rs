@@ -1,11 +1,7 @@
-//! Postgres: `DB_POOL_SIZE` long-lived connections, split between reads and writes.
-//!
-//! Reads share their connections, pipelined (`read_pool`); each write takes a connection of its
-//! own for its transaction (`write_pool`), so a write waiting on a row lock never stalls a read
-//! (and, with extra connections opened while all of them are stuck, no unrelated write either).
-//! Every connection slot has a keeper task (`keeper`) that connects, prepares every statement
-//! once, and reconnects with a short backoff when the connection dies; requests that find no live
-//! connection wait briefly for one and then fail with 503, and nothing needs a restart.
+//! Postgres: `DB_POOL_SIZE` long-lived connections, split between reads (shared, pipelined:
+//! `read_pool`) and writes (one per write: `write_pool`), so a write waiting on a row lock never
+//! stalls a read. A keeper task per slot (`keeper`) reconnects a connection that dies; requests
+//! that find none up wait briefly for one, then fail with 503, and nothing needs a restart.
 
 /// Runs a read on a `ReadPool`, and runs it again on another connection (up to `READ_ATTEMPTS` in all) when its
 /// connection turns out to be dead. Reads are safe to repeat, and this hides a terminated backend

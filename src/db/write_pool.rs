@@ -13,11 +13,9 @@
 //! long), a writer opens an extra connection for itself (at most `DB_EXTRA_WRITE_CONNECTIONS` at
 //! once), which is closed when its write ends.
 //!
-//! At shutdown the pool closes (`close`): no connection is handed out any more, and Postgres is
-//! asked to cancel the statement of every one still held until each is handed back. A write the
-//! process left running in Postgres could commit after the exit, after a later write its client
-//! sent through another replica once it saw its connection close: the later, acknowledged write
-//! would be overwritten (docs/API.md, Shutdown).
+//! At shutdown the pool closes (`close`), ending the writes still running: one left running in
+//! Postgres could commit after the exit, over a later, acknowledged write its client sent through
+//! another replica once it saw its connection close (docs/API.md, Shutdown).
 
 use std::ops::Deref;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -3,14 +3,12 @@
 //!   request's time is cancelled by Postgres, and the client's 503 means nothing was written.
 //! - **A write, once sent, finishes** in a task of its own; the request only waits for it
 //!   (`progress` says what it may tell the client if it stops waiting first).
-//! - **A write alone** (`single`: updates, deletes, keyed creates) runs in its own transaction; an
-//!   update or delete fences the user's cache key before it can commit, or is refused, and lifts
-//!   the fence after: no replica serves a user older than an acknowledged write.
+//! - **An update or delete fences the user's cache key before it can commit** (`single`), or is
+//!   refused, and lifts the fence after: no replica serves a user older than an acknowledged write.
 //! - **Writes never share a connection with reads**, and writes to one row (or with one
 //!   Idempotency-Key) queue in the process (`row_locks`): a row locked elsewhere delays only them.
-//! - **Creates are coalesced** (`create_batches`) into one statement and one commit.
-//! - **`Idempotency-Key`** (`idempotency`): claimed, and the response recorded, in the write's own
-//!   transaction; a repeat replays the record.
+//! - Creates are coalesced (`create_batches`); an `Idempotency-Key` (`idempotency`) is claimed, and
+//!   the response recorded, in the write's own transaction.
 
 mod create_batches;
 mod idempotency;

@@ -115,9 +115,8 @@ async fn write_once_keyed(
         Ok(false) => {
             transaction::roll_back(connection).await;
             let replayed = replay(connection, key).await?;
-            // The write may have committed after its own fence expired (Postgres held its COMMIT
-            // past the fence's lifetime), and a reader may have cached the user as it was before:
-            // the replay fences the key as a write does, and answers once the fence is lifted.
+            // Its COMMIT may have landed after its own fence expired, and a reader cached the user
+            // as before it: the replay fences and lifts as a write does (docs/API.md, Writes).
             fencing.raise_for_replay().await?;
             return Ok(replayed);
         }
@@ -236,9 +235,7 @@ const CLAIM_WAIT_MARGIN: Duration = Duration::from_millis(100);
 /// unanswered, the user is cached again within seconds rather than the 40 s a write's fence lasts.
 const REPLAY_FENCE_LIFETIME: Duration = Duration::from_secs(5);
 
-/// One write's fence in the cache (`cache::Fence`): raised before the write can commit (or before
-/// a replay answers), lifted after it has committed (or definitely wrote nothing), and when its
-/// outcome is unknown, lifted once more as it expires.
+/// One write's fence in the cache (`cache::Fence`), from its raising to its lift (`settle`).
 struct Fencing<'a> {
     /// The cache and the user, when the write changes a user that may be cached.
     target: Option<(&'a Cache, Uuid)>,
