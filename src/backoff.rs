@@ -1,6 +1,5 @@
-//! Exponential back-off: the wait before the next try of something that failed, doubling from a
-//! first wait up to a cap, so that a dead peer is tried often at first and then without flooding
-//! it or the log.
+//! Exponential back-off between tries of something that failed, so that a dead peer is tried
+//! often at first and then without flooding it or the log.
 
 use std::time::Duration;
 

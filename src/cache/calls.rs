@@ -101,8 +101,7 @@ impl Inner {
         matches!(self.bounded("lease", generation, call).await, Ok(1)).then_some(token)
     }
 
-    /// Runs one call within `OPERATION_TIMEOUT`. A timeout or a transport failure opens the
-    /// breaker; every failure is counted and logged (rate-limited). `Err(Some(error))` is Redis
+    /// Runs one call, bounded and accounted for as the module doc says. `Err(Some(error))` is Redis
     /// refusing the command, `Err(None)` no answer.
     pub(super) async fn bounded<T>(
         &self,

@@ -26,8 +26,7 @@ pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Every connection's own `statement_timeout` and `lock_timeout`, below the 10 s request deadline
 /// by more than a write's commit margin: no statement (and no lock wait) runs longer than this,
-/// whatever the client does; no write is given longer. A write with this much time left relies on
-/// it; one with less sets a tighter one in its transaction (`writes::transaction`).
+/// whatever the client does; no write is given longer (`writes::transaction`).
 pub(crate) const STATEMENT_TIMEOUT: Duration = Duration::from_secs(9);
 
 /// How long data sent to Postgres may stay unacknowledged before the connection is dropped: so a

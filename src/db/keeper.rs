@@ -18,8 +18,7 @@ use crate::backoff::Backoff;
 use crate::telemetry::log::Logger;
 use crate::telemetry::rate_limited::RateLimitedWarning;
 
-/// Reconnect backoff: first retry almost at once, then doubling up to the cap. The cap keeps the
-/// recovery after Postgres returns well under a second.
+/// Reconnect back-off: the cap keeps the recovery after Postgres returns well under a second.
 const RECONNECT_FIRST: Duration = Duration::from_millis(50);
 const RECONNECT_CAP: Duration = Duration::from_millis(500);
 /// Failed attempts of one slot are logged at most this often: enough to see an outage, not a flood.

@@ -1,8 +1,6 @@
 //! Coalesced lookups by id: concurrent uncached `GET /v1/users/{id}` reads go to Postgres as one
 //! `WHERE id = ANY($1)` query, so one statement's round trip and per-statement work serve many.
-//!
-//! At most one batch per read connection is in flight; what queues meanwhile is the next batch
-//! (`batcher`). Each lookup is answered from the batch: its user's body, or nothing (404).
+//! Each lookup is answered from the batch (`batcher`): its user's body, or nothing (404).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -31,7 +29,6 @@ struct Lookups {
 }
 
 impl LookupQueue {
-    /// Starts the batcher: as many batches in flight at most as there are read connections.
     pub(crate) fn start(db: Database) -> LookupQueue {
         let in_flight = Arc::new(Semaphore::new(db.reads().slots.len().max(1)));
         LookupQueue(Batcher::start(Lookups { db, in_flight }))

@@ -6,12 +6,11 @@
 //! transaction did not end cleanly (the writer stopped half-way, or the connection failed) is
 //! discarded instead of handed back, so no later writer inherits an open transaction.
 //!
-//! Writes to one row queue in the process, so one locked row holds at most one connection; but
-//! as many locked rows as there are write connections would hold them all, and every unrelated
-//! write would wait behind them for up to the lock timeout. So when every write connection has
-//! been held longer than any ordinary write takes (`STUCK_AFTER`: load alone never holds one that
-//! long), a writer opens an extra connection for itself (at most `DB_EXTRA_WRITE_CONNECTIONS` at
-//! once), which is closed when its write ends.
+//! Writes to one row queue in the process (`writes::row_locks`), but as many locked rows as there
+//! are write connections would hold them all, and every unrelated write would wait behind them for
+//! up to the lock timeout. So when every write connection has been held longer than any ordinary
+//! write takes (`STUCK_AFTER`), a writer opens an extra connection for itself (at most
+//! `DB_EXTRA_WRITE_CONNECTIONS` at once), closed when its write ends.
 //!
 //! At shutdown the pool closes (`close`), ending the writes still running: one left running in
 //! Postgres could commit after the exit, over a later, acknowledged write its client sent through
