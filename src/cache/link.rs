@@ -257,8 +257,7 @@ impl Inner {
             .await?;
         let run_id = primary_run_id(&mut connection).await?;
         // Anything but a record (another type at the key, an error) means a sweep: always safe.
-        let mut get = redis::cmd("GET");
-        get.arg(&self.instance_key);
+        let get = redis::Cmd::get(&self.instance_key);
         let recorded = get.query_async::<Option<Vec<u8>>>(&mut connection).await.ok().flatten();
         let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
         // Before the connection is published: a fence on it compares the record with its `run_id`.
@@ -307,8 +306,7 @@ impl Inner {
     /// `DEL`, an eviction) or holds something else: its bodies are still no older than the writes
     /// acknowledged, since taking keys away stores none.
     async fn restore_record(&self, connection: &mut MultiplexedConnection, run_id: &str) {
-        let mut get = redis::cmd("GET");
-        get.arg(&self.instance_key);
+        let get = redis::Cmd::get(&self.instance_key);
         let answer = tokio::time::timeout(CONNECT_TIMEOUT, get.query_async::<Option<Vec<u8>>>(connection)).await;
         let current = |recorded: &Option<Vec<u8>>| recorded.as_deref() == Some(run_id.as_bytes());
         if answer.is_ok_and(|recorded| !recorded.as_ref().is_ok_and(current))
