@@ -388,8 +388,7 @@ pub(crate) fn info_field<'a>(info: &'a str, name: &str) -> Option<&'a str> {
 /// Once a second, checks that the current connection still reaches the primary it reached when it
 /// was opened: a failover that keeps clients connected to the demoted node, or a restart behind a
 /// proxy, shows only this way. A change retires the connection; the next one is checked (and the
-/// Redis swept if need be) as any new one is. The same Redis has its record written again if it
-/// went.
+/// Redis swept if need be) as any new one is.
 async fn watch_the_instance(link: std::sync::Weak<Inner>) {
     let mut ticks = tokio::time::interval(INSTANCE_CHECK_EVERY);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

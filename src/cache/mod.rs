@@ -147,8 +147,6 @@ impl Cache {
         } else {
             None
         };
-        // A copy read through a connection that is retired (its Redis may have been demoted while
-        // tracking moved on to the new primary) must not outlive it.
         let copies = near.clone();
         let link = RedisLink::start(
             client(ProtocolVersion::RESP2)?,

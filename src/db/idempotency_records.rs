@@ -5,8 +5,7 @@
 //! until the commit, and a concurrent claim of the same key waits on it), and the response is
 //! recorded in the same transaction just before the commit. So a record exists exactly when its
 //! write does. The fingerprint is computed by Postgres (`sha256`), so no hashing code ships here.
-//! A record belongs to the subject that claimed it: a look-up by another subject finds a record
-//! for a different request, never its response.
+//! A record belongs to the subject that claimed it (`Recorded::Different`).
 
 use std::time::Duration;
 

@@ -1,12 +1,10 @@
-//! Ending the Postgres session of a write whose connection was lost once its statement was sent.
-//!
-//! Postgres notices a lost connection only when it next reads from it, so the statement can go on
-//! running (waiting on a row lock, say) and commit seconds after the write was answered "outcome
-//! unknown": after the client's next write to that user, through this replica or another, which
-//! it would then overwrite. So before such a write answers, and before the next write to its user
-//! may start, its session is terminated over another connection and the write waits until
-//! Postgres no longer lists it: whatever the statement did is then final. A session is named by
-//! its process id and start time, as a process id alone may be reused.
+//! Ending the Postgres session of a write whose connection was lost once its statement was sent:
+//! Postgres notices the loss only when it next reads from the connection, so the statement could
+//! run on and commit over the client's next write to that user (docs/API.md, Writes). So before
+//! such a write answers, and before the next write to its user may start, its session is
+//! terminated over another connection and the write waits until Postgres no longer lists it:
+//! whatever the statement did is then final. A session is named by its process id and start time,
+//! as a process id alone may be reused.
 
 use time::OffsetDateTime;
 use tokio::time::Instant;

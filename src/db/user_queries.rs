@@ -1,9 +1,8 @@
 //! The `users` table: one function per query, each with its SQL beside it.
 //!
-//! Every statement is prepared once per connection (`UserStatements::prepare`) and run with bound
-//! parameters; no SQL is ever built from input. Rows become `User`s through `TryFrom<&Row>`.
-//! Reads run on the shared read connections; the write statements run inside a transaction on a
-//! write connection of the caller's own (`crate::writes` opens and ends it).
+//! Every statement is prepared once per connection (`UserStatements::prepare`); rows become
+//! `User`s through `TryFrom<&Row>`. Reads run on the shared read connections, the write statements
+//! on a write connection of the caller's own (`crate::writes`).
 
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{ToSql, Type};

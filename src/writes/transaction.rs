@@ -1,11 +1,9 @@
 //! A write's statements on its own connection, and what their failures mean for the client.
 //!
-//! Postgres enforces each write's deadline (the contract: docs/API.md, Writes), so a write that
-//! cannot finish in time fails with "nothing was written". A write of one statement with the whole
-//! `STATEMENT_TIMEOUT` left autocommits in one round trip, bounded by the connection's own timeouts;
-//! any other runs in a transaction whose `BEGIN` sets shorter ones in its first statement's round
-//! trip. Postgres answers an autocommit only after the commit, so an answer means it is durable, and
-//! a connection lost once it was sent leaves the outcome unknown, as one lost during a `COMMIT` does.
+//! Postgres enforces each write's deadline (the contract: docs/API.md, Writes; how: `run_alone`),
+//! so a write that cannot finish in time fails with "nothing was written". Postgres answers an
+//! autocommit only after the commit, so an answer means it is durable, and a connection lost once
+//! it was sent leaves the outcome unknown, as one lost during a `COMMIT` does.
 
 use std::future::Future;
 use std::time::Duration;
