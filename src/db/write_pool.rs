@@ -131,9 +131,7 @@ impl WritePool {
                 },
                 Turn::Wait(recheck) => (true, recheck),
                 Turn::NoneUp => (false, None),
-                Turn::Closed => {
-                    return Err(Error::WriteNotApplied("the service is shutting down".into()));
-                }
+                Turn::Closed => return Err(Error::WriteNotApplied("the service is shutting down".into())),
             };
             let give_up_at = if any_up {
                 none_up_since = None;
