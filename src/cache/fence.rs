@@ -166,8 +166,8 @@ impl Cache {
     }
 
     /// Lifts a fence once as it expires, in the background: for a write whose outcome is unknown,
-    /// which may commit until then. Should Redis have lost the fence before (evicted it, say), a
-    /// reader may have stored the row as it was; the lift of a fence that is gone removes it.
+    /// which may commit until then; should Redis have lost the fence, the lift removes what a
+    /// reader stored meanwhile.
     pub(crate) fn lift_fence_as_it_expires(&self, fence: Fence) {
         let cache = self.clone();
         tokio::spawn(async move {

@@ -178,9 +178,7 @@ impl Cache {
     }
 
     /// The cached body of a user, or a miss (with a lease when this reader may fill it): an
-    /// in-process copy when there is one, else Redis, whose body then becomes a copy if nothing
-    /// invalidated the key since it was claimed (claimed before the read is sent, so an
-    /// invalidation racing the read wins).
+    /// in-process copy when there is one, else Redis, whose body then becomes a copy (`local`'s rules).
     pub(crate) async fn lookup(&self, id: Uuid) -> Lookup {
         if self.inner.ttl.is_zero() {
             // CACHE_TTL_SECONDS=0: nothing is cached; Redis only carries the writes' fences.

@@ -1,11 +1,10 @@
 //! Coalesced creates: the creates waiting when a write connection becomes free go to Postgres as
 //! one statement and one commit, so one WAL flush serves them all (a lone create goes out at once:
 //! `batcher`). Each request is answered from its own row as if it had been alone: a taken email
-//! is that request's 409. A batch of several waits at most `BATCH_LOCK_WAIT` for a row lock (an
-//! email another session is inserting); if it waited longer, or Postgres rejected one of its rows,
-//! its rows run again one by one, so that one such row fails or delays no other. Cancelled at the
-//! deadline or with its connection lost, every row gets that answer. Keyed creates are not batched
-//! (each claims its key in a transaction of its own). A batch shares one `created_at` (docs/API.md).
+//! is that request's 409, and a batch that waits too long for a row lock, or holds a row Postgres
+//! rejects, runs again one by one (`run_one_by_one`). Cancelled at the deadline or with its
+//! connection lost, every row gets that answer. Keyed creates are not batched (each claims its key
+//! in a transaction of its own). A batch shares one `created_at` (docs/API.md).
 
 use std::sync::Arc;
 use std::time::Duration;
