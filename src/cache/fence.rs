@@ -70,10 +70,9 @@ const HELD: i64 = 1;
 /// `{prefix}:copies` (KEYS[2]) exists: some replica serves in-process copies.
 const COPIES_KEY: i64 = 2;
 /// `{prefix}:instance` (KEYS[3]) does not record the Redis the script runs on: a flush, a restart
-/// or a failover took it (or a newer one) away, and may have taken `{prefix}:copies` with it
-/// (a snapshot or a replica can be older than the key's 3 s), while a replica may still serve
-/// copies for `VOUCHED_FOR` on the word of a round trip from before; `link` writes the record no
-/// sooner than that afterwards.
+/// or a failover took it (or a newer one) away, and may have taken `{prefix}:copies` with it (a
+/// snapshot or a replica can be older than the key's 3 s) while copies are still served on the
+/// word of a round trip from before (`link`'s `RECORD_NO_SOONER_THAN`).
 const NO_RECORD: i64 = 4;
 
 /// How long a sighting of `{prefix}:copies` counts: far longer than the key is ever missing while

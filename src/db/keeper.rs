@@ -26,10 +26,8 @@ const FAILURES_LOGGED_EVERY: Duration = Duration::from_secs(5);
 /// A schema behind this release is looked at again this often (only a migration fixes it).
 const SCHEMA_RECHECK_EVERY: Duration = Duration::from_secs(1);
 
-/// Postgres 14+: a statement still running (waiting on a row lock, say) looks every second whether
-/// its client is still there, and ends if not, rather than running on to commit after a process
-/// killed without its drain (docs/API.md, Writes), when the client may have sent its next write
-/// through another replica.
+/// Postgres 14+: a statement whose client is gone (a process killed without its drain) ends within a
+/// second rather than running on to commit over the client's next write (docs/API.md, Writes).
 const CHECK_CLIENT: &str = "SET client_connection_check_interval = 1000";
 
 /// One connection's place in a pool: empty while (re)connecting.
