@@ -204,9 +204,7 @@ impl Vars {
     }
 
     /// A secret given either as the value itself or, as the official Postgres image reads its own
-    /// settings, as `NAME_FILE`: the path of a file holding it (a Docker or Kubernetes secret
-    /// mounted as a file), trailing line breaks removed. Both at once is a mistake; empty counts as
-    /// unset.
+    /// settings, as `NAME_FILE` (docs/API.md, `DB_PASSWORD_FILE`). Empty counts as unset.
     fn secret(&self, setting: &'static str, file_setting: &'static str) -> Result<String, ConfigError> {
         let value = self.raw(setting).filter(|text| !text.is_empty());
         match (value, self.text(file_setting)) {
