@@ -1,10 +1,9 @@
 //! Settings from the environment, read once at start-up.
 //!
-//! Every setting is declared once, in `table` (name, default, range, meaning), whence `--help` and
-//! parsing's defaults and limits. envy reads only the service's own variables (an unrelated one,
-//! even not UTF-8, is never looked at); each becomes a typed value, so a bad setting is one line
-//! naming the variable and the rule it breaks, and a secret is never echoed back. Who may call the
-//! service (authentication and CORS) is `access`.
+//! Every setting is declared once, in `table`, and only those are read (`own_vars_from_env`).
+//! Each becomes a typed value, so a bad setting is one line naming the variable and the rule it
+//! breaks, and a secret is never echoed back. Who may call the service (authentication and CORS)
+//! is `access`.
 
 mod access;
 mod table;
