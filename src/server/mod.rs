@@ -41,8 +41,7 @@ use connections::{Registry, Tracked};
 /// how much of the answers hyper queues before waiting for the socket. hyper's default, 400 KiB,
 /// let a client that sends a large head slowly hold that much of the process's memory for the 5 s
 /// header timeout: 200 such clients took the release binary from 3.4 to 85 MiB resident. 16 KiB
-/// is Node.js's limit for a head; hyper refuses a head once its buffer holds this much and the
-/// head is still incomplete, so heads up to 16 KiB always pass, and none over 32 KiB does.
+/// is Node.js's limit for a head (which heads pass: docs/API.md, Refusals before routing).
 const CONNECTION_BUFFER_BYTES: usize = 16 << 10;
 
 /// After an `accept` that failed for want of descriptors or memory, wait up to this long before
