@@ -5,8 +5,7 @@
 //! the Postgres keepers, the lazy Redis connection and the fetching of the issuer's keys, and
 //! waits briefly for Postgres so the first requests do not race the first connection. With
 //! Postgres, Redis or the issuer down it still starts, answers `/health`, reports not ready and
-//! recovers by itself. It does refuse to start when told neither which tokens to accept nor to
-//! accept none (`AUTH_ISSUER`, `AUTH_DISABLED`).
+//! recovers by itself.
 
 use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr};

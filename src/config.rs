@@ -1,10 +1,9 @@
 //! Settings from the environment, read once at start-up.
 //!
-//! Every setting is declared once, in `table` (name, default, range, meaning), whence `--help` and
-//! parsing's defaults and limits. envy reads only the service's own variables (an unrelated one,
-//! even not UTF-8, is never looked at); each becomes a typed value, so a bad setting is one line
-//! naming the variable and the rule it breaks, and a secret is never echoed back. Who may call the
-//! service (authentication and CORS) is `access`.
+//! Every setting is declared once, in `table`, and only those are read (`own_vars_from_env`).
+//! Each becomes a typed value, so a bad setting is one line naming the variable and the rule it
+//! breaks, and a secret is never echoed back. Who may call the service (authentication and CORS)
+//! is `access`.
 
 mod access;
 mod table;
@@ -204,9 +203,7 @@ impl Vars {
     }
 
     /// A secret given either as the value itself or, as the official Postgres image reads its own
-    /// settings, as `NAME_FILE`: the path of a file holding it (a Docker or Kubernetes secret
-    /// mounted as a file), trailing line breaks removed. Both at once is a mistake; empty counts as
-    /// unset.
+    /// settings, as `NAME_FILE` (docs/API.md, `DB_PASSWORD_FILE`). Empty counts as unset.
     fn secret(&self, setting: &'static str, file_setting: &'static str) -> Result<String, ConfigError> {
         let value = self.raw(setting).filter(|text| !text.is_empty());
         match (value, self.text(file_setting)) {

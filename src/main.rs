@@ -1,6 +1,5 @@
-//! The `gravity-bff` binary: parse the command line, read the settings, run. All logic lives in
-//! the library crate so the tests drive the very same code; how a failure ends the process is
-//! decided by `cli::Failure`.
+//! The `gravity-bff` binary: parse the command line, read the settings, run. It only wires
+//! (ARCHITECTURE.md); how a failure ends the process is decided by `cli::Failure`.
 
 use std::cmp::Ordering;
 use std::process::ExitCode;

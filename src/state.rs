@@ -1,8 +1,6 @@
 //! The handles every request shares: Postgres, the cache, authentication, the CORS policy,
-//! metrics and the logger.
-//!
-//! A leaf of the module graph: `app` builds an `AppState`, `server` hands it to every connection,
-//! and the handlers read it; none of those is imported from here, so imports run one way.
+//! metrics and the logger. `app` builds it, `server` hands it to every connection, and the
+//! handlers read it (a leaf of the module graph: ARCHITECTURE.md).
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;

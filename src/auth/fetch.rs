@@ -3,10 +3,8 @@
 //!
 //! One GET per document on a connection of its own (hyper's client connection, no pool: a fetch
 //! is rare), no redirects followed, at most `MAX_DOCUMENT_BYTES` read; the caller bounds the
-//! whole fetch in time. Discovery is read on every fetch, so that a `jwks_uri` the issuer moves
-//! is followed at the next one (and a document that stops naming `AUTH_ISSUER` fails the fetch,
-//! which keeps the keys held). Plain http lets anyone on the path replace the keys: it is for a
-//! network the operator trusts (a cluster-internal issuer), and `auth` warns at start-up.
+//! whole fetch in time. What discovery must name, and why plain http is for a network the
+//! operator trusts: docs/API.md, The issuer's keys, and `AUTH_JWKS_URL`.
 
 use std::io::Read as _;
 use std::path::Path;

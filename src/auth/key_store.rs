@@ -1,15 +1,10 @@
 //! The issuer's keys as the process holds them: fetched at start-up, again on a schedule, and
-//! at once when a token names a key the process does not hold (the rules and their figures:
-//! docs/API.md, The issuer's keys).
+//! at once when a token names a key the process does not hold (the rules, their figures and
+//! their reasons: docs/API.md, The issuer's keys).
 //!
-//! One task fetches; requests only read the current set. Start-up never waits for the issuer,
-//! and a failed fetch keeps the set held: an issuer that is down costs nothing while its keys
-//! are unchanged. Fetches caused by unknown `kid`s are at most one per `unknown_key_fetch_every`,
-//! so made-up `kid`s cannot turn the service against its issuer; a request whose `kid` is unknown
-//! waits for a fetch that started after it needed the key (the one under way may predate it). A
-//! waiting request holds its connection, so at most a quarter of `MAX_CONNECTIONS` wait at once:
-//! neither a slow issuer nor made-up `kid`s may take every connection from the callers whose keys
-//! are held. Failed fetches are logged each time: the backoff bounds them to one a minute.
+//! One task fetches; requests only read the current set. A request whose `kid` is unknown waits
+//! for a fetch that started after it needed the key, since the one under way may predate it.
+//! Failed fetches are logged each time: the backoff bounds them to one a minute.
 
 use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
 use std::time::Duration;

@@ -1,11 +1,10 @@
 //! Who is calling, and whether they may: bearer tokens (RFC 6750) carrying JWTs from one OpenID
-//! Connect issuer, verified in the process, and the scope each route needs.
+//! Connect issuer, verified in the process, and the scope each route needs (why and when:
+//! docs/API.md, Authentication).
 //!
-//! A backend-for-frontend is where the frontend's tokens are checked, so every read and write
-//! of a user needs a valid token with its scope unless authentication is explicitly off
-//! (`AUTH_DISABLED=true`). In reading order: `scopes`, `verify` (one token), `ring_provider` (its
-//! signature), `token_cache` (verified tokens until they expire), and the issuer's keys: parsed
-//! (`key_set`), held (`key_store`) and fetched (`fetch`).
+//! In reading order: `scopes`, `verify` (one token), `ring_provider` (its signature),
+//! `token_cache` (verified tokens until they expire), and the issuer's keys: parsed (`key_set`),
+//! held (`key_store`) and fetched (`fetch`).
 //!
 //! What a refusal looks like on the wire (`WWW-Authenticate`, 400/401/403) is `http::bearer`'s;
 //! this module decides, counts each refusal by reason, and never logs a token.

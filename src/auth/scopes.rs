@@ -1,9 +1,7 @@
 //! The scopes of the API and what a token grants of them.
 //!
-//! Which route needs which scope, and how the common issuers write them, is docs/API.md (Scopes).
-//! A token lists its scopes in `scope` (RFC 8693 §4.2, RFC 9068) or `scp`; issuers write either
-//! as a space-separated string or an array, so either is read in either form, as the issuer
-//! signed it. Scopes the API does not know are ignored.
+//! Which route needs which scope, and how `scope` (RFC 8693 §4.2, RFC 9068) and `scp` are read
+//! as the common issuers write them, is docs/API.md (Scopes).
 
 use serde::Deserialize;
 

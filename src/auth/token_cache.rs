@@ -1,6 +1,5 @@
 //! Verified tokens remembered until they expire, so that a token costs one signature check per
-//! process rather than one per request (an RSA or ECDSA check takes longer than a whole cached
-//! read).
+//! process rather than one per request (why, and the bound: docs/API.md, Speed).
 //!
 //! A token is remembered by the SHA-256 of its bytes, never the token itself: the memory holds
 //! nothing a request could replay, and two tokens that differ in any byte are two entries. The

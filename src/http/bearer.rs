@@ -5,9 +5,8 @@
 //! Verifying the token is `auth`'s job and mapping a refusal to a response is `error`'s; this
 //! module knows nothing of JWTs beyond the reasons a token can be refused for.
 //!
-//! The token is read from the `Authorization` header only: RFC 6750's query parameter and form
-//! field put tokens into logs and browser history. Each refusal's status and challenge is in
-//! docs/API.md (Refusals). Reading the token (`bearer_token`) only finds it; its syntax
+//! Where the token is read from, and why only there, and each refusal's status and challenge:
+//! docs/API.md (The token, Refusals). Reading the token (`bearer_token`) only finds it; its syntax
 //! (`b64token`) is checked apart, so that a token verified before, and remembered by its digest,
 //! is not scanned again.
 

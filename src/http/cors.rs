@@ -1,11 +1,7 @@
 //! CORS for the browser frontend: which origins may call the API from a page, and the headers
-//! that tell the browser so (the Fetch standard's CORS protocol; docs/API.md, CORS, has them byte
-//! for byte). Only exact origins are allowed, and with none listed no CORS header is sent at all.
-//! An allowed origin's preflight is answered without a token (browsers never send one with it);
-//! another origin's is an `OPTIONS` like any other (405), so the browser keeps its page from
-//! calling. No credentials mode: the token travels in `Authorization`, set by the page's script.
-//! `Vary: Origin` goes on every response while the policy is on, whatever the origin: the answer
-//! depends on it, and a shared cache must not hand one origin's answer to another.
+//! that tell the browser so (the Fetch standard's CORS protocol; docs/API.md, CORS, has the rules,
+//! their reasons and the headers byte for byte). Only exact origins are allowed, and with none
+//! listed no CORS header is sent at all.
 
 use hyper::header::{
     ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS, ACCESS_CONTROL_ALLOW_ORIGIN,

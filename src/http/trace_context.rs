@@ -1,10 +1,8 @@
 //! W3C Trace Context: every request belongs to a trace, and the service is one span in it.
 //!
-//! A valid `traceparent` from the caller (a mesh, an ingress, an APM agent) is continued: the
-//! request keeps its trace id and sampled flag and gets a span id of its own. A missing, repeated or
-//! invalid one is ignored and a new trace is started, as the specification requires of a receiver
-//! (<https://www.w3.org/TR/trace-context/#traceparent-header>): version `ff`, upper-case or non-hex
-//! digits, wrong lengths or separators, and all-zero trace or parent ids are all invalid. A higher
+//! A valid `traceparent` from the caller (a mesh, an ingress, an APM agent) is continued, and a
+//! missing, repeated or invalid one ignored, as docs/API.md (HTTP) lists and the specification
+//! requires of a receiver (<https://www.w3.org/TR/trace-context/#traceparent-header>). A higher
 //! version is read as version `00` when its first 55 characters parse and are followed by the end
 //! or a `-`, as the specification asks for forward compatibility.
 //!

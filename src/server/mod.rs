@@ -4,15 +4,11 @@
 //! write-progress deadlines), registered in [`connections`] (which one closes for room at
 //! `MAX_CONNECTIONS`); while every connection is busy, the client at the cap waits, and the ones
 //! after it in the listen backlog. Requests that hyper refuses before routing are still counted
-//! and logged ([`refusals`]). On shutdown the listener is closed first, so new connections are
-//! refused at once, then in-flight requests get up to the grace period to finish; idle keep-alive
-//! connections close immediately, unless a request has already arrived on them (the kernel holds
-//! bytes hyper has not read yet): that request is answered, with `Connection: close`. A connection
-//! closed for room reads such a request first too, and answers it 503. Closing a socket with
-//! unread bytes would reset it and lose a request the client had sent. Once the grace is over,
-//! writes still running in Postgres are cancelled and waited for before the process exits
-//! (`db::write_pool`): left running, one could commit after its client, seeing its connection
-//! close, had sent the next write through another replica, and overwrite it.
+//! and logged ([`refusals`]). Shutdown keeps ARCHITECTURE.md's invariant (Shutdown loses no
+//! accepted request): idle keep-alive connections close at once, unless a request has already
+//! arrived on them (the kernel holds bytes hyper has not read yet), which is answered with
+//! `Connection: close`; a connection closed for room reads such a request first too, and answers
+//! it 503. After the grace, the writes still running are ended through `db::write_pool`.
 
 mod client_socket;
 mod connections;
@@ -45,8 +41,7 @@ use connections::{Registry, Tracked};
 /// how much of the answers hyper queues before waiting for the socket. hyper's default, 400 KiB,
 /// let a client that sends a large head slowly hold that much of the process's memory for the 5 s
 /// header timeout: 200 such clients took the release binary from 3.4 to 85 MiB resident. 16 KiB
-/// is Node.js's limit for a head; hyper refuses a head once its buffer holds this much and the
-/// head is still incomplete, so heads up to 16 KiB always pass, and none over 32 KiB does.
+/// is Node.js's limit for a head (which heads pass: docs/API.md, Refusals before routing).
 const CONNECTION_BUFFER_BYTES: usize = 16 << 10;
 
 /// After an `accept` that failed for want of descriptors or memory, wait up to this long before

@@ -2,9 +2,8 @@
 //!
 //! When a request head cannot be parsed, hyper 1 answers by itself and then ends the connection
 //! with the parse error: the service's handler never runs, so without this module such requests
-//! would leave no log line and no metric. Nothing in hyper's API can change or replace that answer
-//! (`proto::h1::role::Server::on_error` writes it before the error reaches the service); what it
-//! is, status by status, is docs/API.md (Operations, refusals before routing).
+//! would leave no log line and no metric. What that answer is, and why it cannot be changed:
+//! docs/API.md (Operations, refusals before routing).
 
 use std::time::Duration;
 

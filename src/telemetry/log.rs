@@ -1,14 +1,12 @@
 //! JSON log lines: one per request on stdout, operational events on stderr.
 //!
 //! The contract keeps stdout for request lines alone, so shippers parse it without filtering;
-//! `stdout_sink` writes them in batches. A request line is `warn` for a 5xx (its cause in
-//! `error.message`) and `info` otherwise, so `LOG_LEVEL=warn` keeps every failure and a storm of
-//! 4xx from a misbehaving client stays at `info`; passing probes (`/health`, `/ready` answered 200:
-//! the HEALTHCHECK every 5 s, the load balancer's checks) are `debug`, not to drown the rest.
+//! `stdout_sink` writes them in batches. A request line's level is docs/API.md's (`LOG_LEVEL`):
+//! a storm of 4xx from a misbehaving client stays at `info`, and passing probes (the HEALTHCHECK
+//! every 5 s, the load balancer's checks) are `debug`, not to drown the rest.
 //!
-//! Field names are the ones shippers and their index templates already know: the OpenTelemetry
-//! log data model and semantic conventions, and the Elastic Common Schema (ECS) where OTel names
-//! nothing. docs/OPERATIONS.md (Logs) lists each field, its meaning and the standard it is from.
+//! Field names are the ones shippers and their index templates already know; docs/OPERATIONS.md
+//! (Logs) lists each field, its meaning and the standard it is from.
 //!
 //! Nothing logged carries a body, a password, a token, or any client text other than a sanitised
 //! request id (and `user.id`, which the issuer signed). The request line is built in a buffer

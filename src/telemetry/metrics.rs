@@ -147,30 +147,22 @@ impl Metrics {
         );
         self.render_requests(&mut out);
         self.render_durations(&mut out);
-        let _ = writeln!(
-            out,
-            "# HELP gravity_cache_hits_total Cached user reads answered from Redis.\n\
-             # TYPE gravity_cache_hits_total counter\ngravity_cache_hits_total {hits}\n\
-             # HELP gravity_cache_local_hits_total Cached user reads answered from an in-process copy (CACHE_LOCAL_ENTRIES).\n\
-             # TYPE gravity_cache_local_hits_total counter\ngravity_cache_local_hits_total {local_hits}\n\
-             # HELP gravity_cache_misses_total User reads Redis did not have.\n\
-             # TYPE gravity_cache_misses_total counter\ngravity_cache_misses_total {misses}\n\
-             # HELP gravity_cache_errors_total Redis calls that failed or timed out.\n\
-             # TYPE gravity_cache_errors_total counter\ngravity_cache_errors_total {errors}\n\
-             # HELP gravity_cache_bypassed_total User reads that skipped Redis: failing, unreachable, or not yet swept of its past.\n\
-             # TYPE gravity_cache_bypassed_total counter\ngravity_cache_bypassed_total {bypassed}\n\
-             # HELP gravity_cache_fences_left_total Write fences Redis did not confirm lifting in time; each expires by itself.\n\
-             # TYPE gravity_cache_fences_left_total counter\ngravity_cache_fences_left_total {fences_left}\n\
-             # HELP gravity_cache_sweeps_total Removals of every cached body under the prefix from a Redis not recorded as current (restarted, failed over, flushed).\n\
-             # TYPE gravity_cache_sweeps_total counter\ngravity_cache_sweeps_total {sweeps}",
-            hits = load(&self.cache_hits),
-            local_hits = load(&self.cache_local_hits),
-            misses = load(&self.cache_misses),
-            errors = load(&self.cache_errors),
-            bypassed = load(&self.cache_bypassed),
-            fences_left = load(&self.cache_fences_left),
-            sweeps = load(&self.cache_sweeps),
-        );
+        let mut counter =
+            |name: &str, help: &str, value: &AtomicU64| render_one(&mut out, name, "counter", help, load(value));
+        let help = "Cached user reads answered from Redis.";
+        counter("gravity_cache_hits_total", help, &self.cache_hits);
+        let help = "Cached user reads answered from an in-process copy (CACHE_LOCAL_ENTRIES).";
+        counter("gravity_cache_local_hits_total", help, &self.cache_local_hits);
+        let help = "User reads Redis did not have.";
+        counter("gravity_cache_misses_total", help, &self.cache_misses);
+        let help = "Redis calls that failed or timed out.";
+        counter("gravity_cache_errors_total", help, &self.cache_errors);
+        let help = "User reads that skipped Redis: failing, unreachable, or not yet swept of its past.";
+        counter("gravity_cache_bypassed_total", help, &self.cache_bypassed);
+        let help = "Write fences Redis did not confirm lifting in time; each expires by itself.";
+        counter("gravity_cache_fences_left_total", help, &self.cache_fences_left);
+        let help = "Removals of every cached body under the prefix from a Redis not recorded as current (restarted, failed over, flushed).";
+        counter("gravity_cache_sweeps_total", help, &self.cache_sweeps);
         if let Some(cache) = cache {
             let name = "gravity_cache_bad_values_total";
             let help = "Cached values that were not a body for their key, replaced as misses.";
@@ -182,13 +174,11 @@ impl Metrics {
         }
         self.render_connections(&mut out);
         render_pools(&mut out, pools);
-        let _ = writeln!(
-            out,
-            "# HELP gravity_creates_waiting Creates waiting for a write connection (they go out together, coalesced).\n\
-             # TYPE gravity_creates_waiting gauge\ngravity_creates_waiting {waiting_creates}\n\
-             # HELP gravity_log_lines_dropped_total Request log lines dropped because stdout could not keep up.\n\
-             # TYPE gravity_log_lines_dropped_total counter\ngravity_log_lines_dropped_total {dropped_log_lines}"
-        );
+        let help = "Creates waiting for a write connection (they go out together, coalesced).";
+        render_one(&mut out, "gravity_creates_waiting", "gauge", help, waiting_creates);
+        let name = "gravity_log_lines_dropped_total";
+        let help = "Request log lines dropped because stdout could not keep up.";
+        render_one(&mut out, name, "counter", help, dropped_log_lines);
         out
     }
 
@@ -205,15 +195,11 @@ impl Metrics {
         let help = "Fetches of the issuer's key set, by outcome (a failed one keeps the keys held).";
         let fetches = ["ok", "failed"].iter().zip(self.auth_key_fetches.iter().map(load));
         render_labelled(out, name, "counter", help, "outcome", fetches);
-        let _ = writeln!(
-            out,
-            "# HELP gravity_auth_keys The issuer's usable keys held (0: none fetched yet, protected routes answer 503; or the issuer lists none usable, tokens are refused).\n\
-             # TYPE gravity_auth_keys gauge\ngravity_auth_keys {keys}\n\
-             # HELP gravity_auth_tokens_remembered Verified tokens remembered until they expire.\n\
-             # TYPE gravity_auth_tokens_remembered gauge\ngravity_auth_tokens_remembered {tokens_remembered}",
-            keys = auth.keys,
-            tokens_remembered = auth.tokens_remembered,
-        );
+        let help = "The issuer's usable keys held (0: none fetched yet, protected routes answer 503; or the issuer lists none usable, tokens are refused).";
+        render_one(out, "gravity_auth_keys", "gauge", help, auth.keys);
+        let name = "gravity_auth_tokens_remembered";
+        let help = "Verified tokens remembered until they expire.";
+        render_one(out, name, "gauge", help, auth.tokens_remembered);
     }
 
     fn render_connections(&self, out: &mut String) {

@@ -46,49 +46,26 @@ impl ProcessStats {
 
     /// Appends the Prometheus text for every figure that was read.
     pub(crate) fn render(&self, out: &mut String) {
-        let families: [(&str, &str, &str, Option<f64>); 6] = [
-            (
-                "process_cpu_seconds_total",
-                "counter",
-                "Total user and system CPU time spent in seconds.",
-                self.cpu_seconds,
-            ),
-            (
-                "process_open_fds",
-                "gauge",
-                "Number of open file descriptors.",
-                self.open_fds.map(|count| count as f64),
-            ),
-            (
-                "process_max_fds",
-                "gauge",
-                "Maximum number of open file descriptors.",
-                self.max_fds.map(|count| count as f64),
-            ),
-            (
-                "process_resident_memory_bytes",
-                "gauge",
-                "Resident memory size in bytes.",
-                self.resident_memory_bytes.map(|bytes| bytes as f64),
-            ),
-            (
-                "process_virtual_memory_bytes",
-                "gauge",
-                "Virtual memory size in bytes.",
-                self.virtual_memory_bytes.map(|bytes| bytes as f64),
-            ),
-            (
-                "process_start_time_seconds",
-                "gauge",
-                "Start time of the process since unix epoch in seconds.",
-                self.start_time_seconds,
-            ),
-        ];
-        for (name, kind, help, value) in families {
-            if let Some(value) = value {
-                let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
+        let mut family = |name: &str, kind: &str, help: &str, figure: Option<f64>| {
+            if let Some(figure) = figure {
+                let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {figure}");
             }
-        }
+        };
+        let count = |figure: Option<u64>| figure.map(|figure| figure as f64);
+        let help = "Total user and system CPU time spent in seconds.";
+        family("process_cpu_seconds_total", "counter", help, self.cpu_seconds);
+        let help = "Number of open file descriptors.";
+        family("process_open_fds", "gauge", help, count(self.open_fds));
+        let help = "Maximum number of open file descriptors.";
+        family("process_max_fds", "gauge", help, count(self.max_fds));
+        let name = "process_resident_memory_bytes";
+        let help = "Resident memory size in bytes.";
+        family(name, "gauge", help, count(self.resident_memory_bytes));
+        let name = "process_virtual_memory_bytes";
+        let help = "Virtual memory size in bytes.";
+        family(name, "gauge", help, count(self.virtual_memory_bytes));
+        let help = "Start time of the process since unix epoch in seconds.";
+        family("process_start_time_seconds", "gauge", help, self.start_time_seconds);
     }
 }
 

@@ -1,7 +1,6 @@
-//! Gauges of the tokio runtime, read at scrape time from its stable metrics (no `tokio_unstable`):
-//! workers, alive tasks (about one per open connection, plus the background keepers), the global
-//! queue's depth, and each worker's busy time. A queue that stays deep, or workers busy nearly all
-//! the time, mean the process is saturated: more replicas or cores, not more connections.
+//! Gauges of the tokio runtime (docs/OPERATIONS.md lists them), read at scrape time from its
+//! stable metrics (no `tokio_unstable`). A queue that stays deep, or workers busy nearly all the
+//! time, mean the process is saturated: more replicas or cores, not more connections.
 
 use std::fmt::Write as _;
 
