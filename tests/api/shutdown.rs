@@ -295,10 +295,11 @@ async fn a_delete_postgres_cannot_be_asked_to_cancel_at_exit_is_never_contradict
     a_write_left_running_at_exit_that_commits_later_is_never_contradicted(Method::DELETE).await;
 }
 
-/// As above, but Postgres cannot be reached when the grace runs out (it takes no new connection,
-/// and a cancel needs one), so the write cannot be cancelled: the process waits 2 s for it, says so and exits. The statement
-/// still commits once the lock is gone, after the exit. A replica started then must not serve the
-/// user as it was cached before.
+/// As above, but Postgres cannot be reached when the grace runs out (a path that forwards nothing
+/// any more: no cancel gets through, nor the closing of the exiting process's connections, so
+/// Postgres's own client check cannot end the statement), so the write cannot be cancelled: the
+/// process waits 2 s for it, says so and exits. The statement still commits once the lock is gone,
+/// after the exit. A replica started then must not serve the user as it was cached before.
 async fn a_write_left_running_at_exit_that_commits_later_is_never_contradicted(method: Method) {
     let database = TestDatabase::create().await;
     let postgres = Proxy::start(database.services.pg_port).await;
@@ -315,7 +316,7 @@ async fn a_write_left_running_at_exit_that_commits_later_is_never_contradicted(m
     let locker = lock_rows(&database, &[&id]).await;
     let write = spawn_write(&address, &path, method.clone(), "committed after the exit");
     wait_for_lock_waits(&database, 1).await;
-    postgres.refuse_new();
+    postgres.stall();
     let finished = service.stop_with("TERM").await;
     assert!(finished.status.success(), "exit 0: {:?}", finished.status);
     assert_eq!(

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
@@ -215,9 +215,11 @@ fn keep_server_side(connection: u64, server: TcpStream, shared: &Shared) -> Opti
     TcpStream::from_std(server).ok()
 }
 
-async fn relay_connection(client: TcpStream, server: TcpStream, shared: Arc<Shared>) {
+async fn relay_connection(client: TcpStream, mut server: TcpStream, shared: Arc<Shared>) {
     let (client_read, client_write) = client.into_split();
-    let (server_read, server_write) = server.into_split();
+    // Borrowed halves: an owned write half shuts the socket down when dropped, which would send
+    // the server a FIN when a cut aborts the relay, even with `server_sides` holding it open.
+    let (server_read, server_write) = server.split();
     let stall = shared
         .stall_watch
         .lock()
@@ -246,8 +248,8 @@ enum Direction {
 }
 
 async fn pump(
-    mut from: tokio::net::tcp::OwnedReadHalf,
-    mut to: tokio::net::tcp::OwnedWriteHalf,
+    mut from: impl AsyncRead + Unpin,
+    mut to: impl AsyncWrite + Unpin,
     shared: Arc<Shared>,
     mut stall: watch::Receiver<bool>,
     direction: Direction,
