@@ -3,7 +3,8 @@
 //! suffice: ARCHITECTURE.md, Invariants, and docs/API.md, Cache).
 //! - **Raised before the write can commit**, a fence replaces whatever is at the key, and writers
 //!   of one user share it (`fence:` and a token per write) until the last lifts its part. If Redis
-//!   does not take it, the write is refused: only Redis could warn the other replicas.
+//!   does not take it, the write is refused: only Redis could warn the other replicas. If Redis
+//!   does not answer, it may have taken it: the refused write lifts it in the background.
 //! - **The same script tells whether any replica may serve in-process copies**
 //!   (`copies_may_be_served`); if so, a committed write answers no sooner than `VOUCHED_FOR` after
 //!   its fence (why that suffices: `local`).
@@ -131,7 +132,20 @@ impl Cache {
         let answer = match inner.bounded("raise fence", generation, call).await {
             Ok(answer) => answer,
             Err(Some(error)) => return Err(refused(format!("redis refused it: {error}"))),
-            Err(None) => return Err(refused(super::no_answer_within(inner.call_timeout))),
+            Err(None) => {
+                // Redis may have taken the fence and lost only its answer: lifted in the background
+                // (the write is refused, so wrote nothing), it keeps no replica from caching the
+                // user for the fence's lifetime.
+                let fence = Fence {
+                    id,
+                    token,
+                    copies_heard_at: None,
+                    expires_at,
+                };
+                let cache = self.clone();
+                tokio::spawn(async move { cache.lift(&fence, LiftTries::UntilAnswered).await });
+                return Err(refused(super::no_answer_within(inner.call_timeout)));
+            }
         };
         // Redis tells the other replicas (their tracking connections); this one drops its copy now.
         self.forget_copy(id);
