@@ -29,6 +29,14 @@ pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// whatever the client does; no write is given longer (`writes::transaction`).
 pub(crate) const STATEMENT_TIMEOUT: Duration = Duration::from_secs(9);
 
+/// How long Postgres keeps a session that sits in a transaction its client has stopped speaking in
+/// (`idle_in_transaction_session_timeout`): a connection lost where Postgres could not tell (a
+/// middlebox that forgot it) would otherwise hold the write's row lock and idempotency claim until
+/// TCP gives up, hours later. A live client's next message arrives sooner: the service is never
+/// idle in a transaction for longer than its fence's round trip (200 ms at most), and what it
+/// sends reaches Postgres within `TCP_USER_TIMEOUT` or never.
+pub(crate) const IDLE_IN_TRANSACTION_TIMEOUT: Duration = TCP_USER_TIMEOUT.saturating_add(Duration::from_secs(1));
+
 /// How long data sent to Postgres may stay unacknowledged before the connection is dropped: so a
 /// statement that is sent reaches Postgres within this long, or never.
 pub(crate) const TCP_USER_TIMEOUT: Duration = Duration::from_secs(30);
@@ -65,8 +73,10 @@ impl Connector {
             .keepalives_retries(3)
             .tcp_user_timeout(TCP_USER_TIMEOUT)
             .options(format!(
-                "-c statement_timeout={milliseconds} -c lock_timeout={milliseconds} -c TimeZone=UTC",
-                milliseconds = STATEMENT_TIMEOUT.as_millis()
+                "-c statement_timeout={milliseconds} -c lock_timeout={milliseconds} \
+                 -c idle_in_transaction_session_timeout={idle} -c TimeZone=UTC",
+                milliseconds = STATEMENT_TIMEOUT.as_millis(),
+                idle = IDLE_IN_TRANSACTION_TIMEOUT.as_millis()
             ))
             .ssl_mode(match settings.ssl_mode {
                 SslMode::Disable => PgSslMode::Disable,

@@ -104,7 +104,7 @@ async fn open(settings: &DatabaseSettings) -> Result<Client, MigrateError> {
         .map_err(|error| connect_failure(settings, &error))?;
     tokio::spawn(driver);
     client
-        .batch_execute("SET statement_timeout = 0; SET lock_timeout = 0")
+        .batch_execute("SET statement_timeout = 0; SET lock_timeout = 0; SET idle_in_transaction_session_timeout = 0")
         .await?;
     Ok(client)
 }

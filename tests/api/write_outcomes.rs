@@ -242,6 +242,47 @@ async fn a_keyed_patch_whose_connection_is_lost_before_its_commit_is_sent_says_n
 }
 
 #[tokio::test]
+async fn a_keyed_patch_lost_before_its_commit_where_postgres_cannot_tell_leaves_its_row_and_key_free_for_a_retry() {
+    let postgres = Proxy::start(Services::from_env().pg_port).await;
+    let redis = Proxy::start(Services::from_env().redis_port).await;
+    let app = spawn_app_with(|config| {
+        config.database.port = postgres.port;
+        config.cache.redis.as_mut().unwrap().port = redis.port;
+    })
+    .await;
+    let (id, path) = app.create_named("Ada").await;
+
+    // As above, but the cut leaves Postgres's side of the connection open and hearing nothing (a
+    // middlebox that forgot it): the session stays in its transaction, holding the user's row and
+    // the key's claim.
+    redis.hold_request_containing(id.as_bytes());
+    let write = send_keyed(&app, Method::PATCH, &path, "lost-unheard", r#"{"name":"Grace"}"#);
+    let meanwhile = async {
+        redis.holding().await;
+        postgres.cut_leaving_servers_connected();
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        redis.release();
+    };
+    let (answer, ()) = tokio::join!(write, meanwhile);
+    let problem = answer.problem(503);
+    assert!(
+        problem["detail"].as_str().unwrap().contains("nothing was written"),
+        "{problem}"
+    );
+    postgres.restore();
+
+    // Postgres ends the session once it has been idle in its transaction for 31 s: a retry then
+    // goes through (each one before waits for the key's claim and is told it is in progress).
+    let retried = eventually(Duration::from_secs(60), async || {
+        let retry = send_keyed(&app, Method::PATCH, &path, "lost-unheard", r#"{"name":"Grace"}"#).await;
+        retry.status == 200
+    })
+    .await;
+    assert!(retried, "the retry of a write that wrote nothing never went through");
+    assert_eq!(name_in_database(&app, &id).await, "Grace");
+}
+
+#[tokio::test]
 async fn a_replay_of_a_patch_committed_after_its_writer_died_and_its_fence_expired_never_serves_the_old_body() {
     let app = spawn_app().await;
     let (id, path) = app.create_named("Ada").await;
