@@ -60,7 +60,8 @@ const ROOM_RECHECK: Duration = Duration::from_millis(20);
 const ARRIVED_REQUEST_GRACE: Duration = Duration::from_millis(250);
 
 /// After the drain, how long Postgres has to end the writes still running once asked to cancel
-/// them (milliseconds, while it answers), and then how long their answers have to go out.
+/// them (milliseconds, while it answers), and then, with whatever of that is left, how long the
+/// ended writes have to lift their cache fences and answer.
 const WRITE_END_PATIENCE: Duration = Duration::from_secs(2);
 const LAST_ANSWERS_PATIENCE: Duration = Duration::from_millis(500);
 
@@ -121,6 +122,7 @@ pub(crate) async fn serve(
             &[],
         );
     }
+    let after_drain_until = tokio::time::Instant::now() + WRITE_END_PATIENCE + LAST_ANSWERS_PATIENCE;
     let unended = state.db.close_writes(WRITE_END_PATIENCE).await;
     if unended > 0 {
         logger.warn(
@@ -128,9 +130,19 @@ pub(crate) async fn serve(
             &[("writes", &unended)],
         );
     }
-    // Writes that ended just now (cancelled, committed, or refused as the pool closed) are
-    // answered before their connections close.
-    let _ = tokio::time::timeout(LAST_ANSWERS_PATIENCE, all_closed()).await;
+    // Writes that ended just now (cancelled, committed, or refused as the pool closed) lift their
+    // fences and are answered before their connections close, in what is left of the time after the
+    // drain. An exit before a lift (tried until Redis answers, for up to 2 s) would leave the fence
+    // to keep its user uncached until it expires, and a body it should remove.
+    let patience = after_drain_until.saturating_duration_since(tokio::time::Instant::now());
+    if !state.writes.until_settled(patience).await {
+        logger.warn(
+            "exiting before every write had lifted its cache fence; their users are cached again once the fences \
+             expire",
+            &[],
+        );
+    }
+    let _ = tokio::time::timeout_at(after_drain_until, all_closed()).await;
 }
 
 /// Serves one client on a task of its own, registered (and so closable for room) until it ends.

@@ -84,6 +84,12 @@ impl Writes {
         }
     }
 
+    /// Waits, up to `patience`, until every update and delete under way has settled its fence (a
+    /// stopping process whose writes have ended: `db::Database::close_writes`); whether they have.
+    pub(crate) async fn until_settled(&self, patience: Duration) -> bool {
+        self.inner.row_locks.until_none_held(patience).await
+    }
+
     /// Creates waiting for a write connection, to be coalesced.
     pub(crate) fn waiting_creates(&self) -> usize {
         self.inner.creates.waiting()

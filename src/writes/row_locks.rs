@@ -3,11 +3,15 @@
 //! writes never wait here.
 //!
 //! A map from the key to an async mutex; an entry lives only while someone holds or waits for it.
+//! A write holds its turn until its fence is settled, so an empty map also tells a stopping
+//! process that every fence lift has ended (`until_none_held`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard};
+use std::time::Duration;
+
+use tokio::sync::{Mutex as AsyncMutex, Notify, OwnedMutexGuard};
 use uuid::Uuid;
 
 /// What writes queue on.
@@ -21,6 +25,8 @@ pub(crate) enum RowKey {
 #[derive(Default)]
 pub(crate) struct RowLocks {
     held: Mutex<HashMap<RowKey, Arc<AsyncMutex<()>>>>,
+    /// Woken when the last entry goes.
+    emptied: Notify,
 }
 
 /// The right to write the row; the next writer of it goes on when this is dropped.
@@ -45,6 +51,23 @@ impl RowLocks {
             guard: entry.lock_owned().await,
         }
     }
+
+    /// Waits until nobody holds or waits for a turn, up to `patience`; whether that happened.
+    pub(crate) async fn until_none_held(&self, patience: Duration) -> bool {
+        let none_held = async {
+            loop {
+                // Registered before the check, so an emptying in between is not missed.
+                let emptied = self.emptied.notified();
+                tokio::pin!(emptied);
+                emptied.as_mut().enable();
+                if self.held.lock().unwrap_or_else(PoisonError::into_inner).is_empty() {
+                    return;
+                }
+                emptied.await;
+            }
+        };
+        tokio::time::timeout(patience, none_held).await.is_ok()
+    }
 }
 
 impl Drop for RowGuard<'_> {
@@ -53,6 +76,9 @@ impl Drop for RowGuard<'_> {
         // Two handles left (the map's and this guard's, released next): nobody else holds or awaits it.
         if Arc::strong_count(OwnedMutexGuard::mutex(&self.guard)) == 2 {
             held.remove(&self.key);
+            if held.is_empty() {
+                self.locks.emptied.notify_waiters();
+            }
         }
     }
 }
@@ -60,7 +86,6 @@ impl Drop for RowGuard<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     impl RowLocks {
         fn len(&self) -> usize {
@@ -84,5 +109,25 @@ mod tests {
         assert!(again.is_ok(), "the row is free once the first writer is done");
         drop(again);
         assert_eq!(locks.len(), 0, "no entry outlives its writers");
+    }
+
+    #[tokio::test]
+    async fn until_none_held_waits_for_the_last_turn_to_be_given_up() {
+        let locks = RowLocks::default();
+        let first = locks.lock(RowKey::User(Uuid::from_u128(1))).await;
+        let second = locks.lock(RowKey::IdempotencyKey(7)).await;
+        assert!(
+            !locks.until_none_held(Duration::from_millis(20)).await,
+            "two turns held"
+        );
+        drop(first);
+        assert!(!locks.until_none_held(Duration::from_millis(20)).await, "one turn held");
+        let waiting = locks.until_none_held(Duration::from_secs(5));
+        let released = async {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            drop(second);
+        };
+        let (none_held, ()) = tokio::join!(waiting, released);
+        assert!(none_held, "woken once the last turn went");
     }
 }

@@ -295,6 +295,68 @@ async fn a_delete_postgres_cannot_be_asked_to_cancel_at_exit_is_never_contradict
     a_write_left_running_at_exit_that_commits_later_is_never_contradicted(Method::DELETE).await;
 }
 
+#[tokio::test]
+async fn a_stopping_replica_exits_only_once_a_write_that_ended_has_lifted_its_fence() {
+    a_stopping_replica_lifts_the_fence_of_a_write_that_ends_at_exit(Client::Waiting).await;
+}
+
+#[tokio::test]
+async fn a_stopping_replica_lifts_the_fence_of_a_write_whose_client_was_answered_at_its_deadline() {
+    a_stopping_replica_lifts_the_fence_of_a_write_that_ends_at_exit(Client::AnsweredAtTheDeadline).await;
+}
+
+/// Whether the write's client is still waiting for its answer when the process is told to stop.
+#[derive(PartialEq)]
+enum Client {
+    Waiting,
+    /// Told "outcome unknown" at the request's deadline, with the write still running.
+    AnsweredAtTheDeadline,
+}
+
+/// A PATCH's fence is raised and its statement held on its way to Postgres; then the path to
+/// Redis stalls and the process is told to stop. The statement goes on and ends, and its fence's
+/// lift finds Redis answering again only a second later: past the half second the process gives
+/// the answers of ended writes, within the lift's own two seconds. The process exits only once the
+/// fence is lifted.
+async fn a_stopping_replica_lifts_the_fence_of_a_write_that_ends_at_exit(client: Client) {
+    let database = TestDatabase::create().await;
+    let postgres = Proxy::start(database.services.pg_port).await;
+    let redis = Proxy::start(database.services.redis_port).await;
+    let (postgres_port, redis_port) = (postgres.port.to_string(), redis.port.to_string());
+    let settings = [
+        ("SHUTDOWN_GRACE_SECONDS", "0"),
+        ("DB_PORT", postgres_port.as_str()),
+        ("REDIS_PORT", redis_port.as_str()),
+    ];
+    let service = service_process::on(&database, &settings, None).await;
+    let address = service.url();
+    let (id, path) = create_and_cache(&address, &address).await;
+
+    postgres.hold_request_containing(b"renamed at exit");
+    let write = spawn_write(&address, &path, Method::PATCH, "renamed at exit");
+    postgres.holding().await;
+    if client == Client::AnsweredAtTheDeadline {
+        let answer = write.await.unwrap();
+        let detail = answer.problem(503)["detail"].as_str().unwrap().to_owned();
+        assert!(detail.contains("its outcome is unknown"), "{detail}");
+    }
+    redis.stall();
+    signal(service.pid(), "TERM");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    postgres.release();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    redis.resume();
+    let finished = service.wait().await;
+    assert!(finished.status.success(), "exit 0: {:?}", finished.status);
+
+    let key = format!("{}:user:{id}", database.name);
+    let mut connection = redis::Client::open(database.services.redis_url())
+        .and_then(|client| client.get_connection())
+        .unwrap();
+    let left: Option<String> = redis::cmd("GET").arg(&key).query(&mut connection).unwrap();
+    assert_eq!(left, None, "the process exited before the write lifted its fence");
+}
+
 /// As above, but Postgres cannot be reached when the grace runs out (a path that forwards nothing
 /// any more: no cancel gets through, nor the closing of the exiting process's connections, so
 /// Postgres's own client check cannot end the statement), so the write cannot be cancelled: the
