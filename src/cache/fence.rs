@@ -88,12 +88,16 @@ const LIFT_PATIENCE: Duration = Duration::from_secs(2);
 const LIFT_RETRY_FIRST: Duration = Duration::from_millis(20);
 const LIFT_RETRY_CAP: Duration = Duration::from_millis(200);
 
-/// How hard a lift tries.
+/// How hard a lift tries, and what it waits for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum LiftTries {
-    /// Until Redis answers, for `LIFT_PATIENCE`: the write committed.
-    UntilAnswered,
-    /// Once: the write wrote nothing, and an unlifted fence only delays caching.
+    /// Until Redis answers, for `LIFT_PATIENCE`, then until in-process copies cannot contradict
+    /// the write: it committed (or may have, and its session has ended).
+    AfterCommit,
+    /// Until Redis answers, for `LIFT_PATIENCE`: the write wrote nothing, so no copy can contradict
+    /// it, but a fence left in place keeps its user uncached for the fence's lifetime.
+    WroteNothing,
+    /// Once: the fence is expiring anyway (`lift_fence_as_it_expires`).
     Once,
 }
 
@@ -143,7 +147,7 @@ impl Cache {
                     expires_at,
                 };
                 let cache = self.clone();
-                tokio::spawn(async move { cache.lift(&fence, LiftTries::UntilAnswered).await });
+                tokio::spawn(async move { cache.lift(&fence, LiftTries::WroteNothing).await });
                 return Err(refused(super::no_answer_within(inner.call_timeout)));
             }
         };
@@ -163,7 +167,7 @@ impl Cache {
     /// replica's in-process copies have heard of the fence.
     pub(crate) async fn lift_fence(&self, fence: Fence, tries: LiftTries) {
         let answer = self.lift(&fence, tries).await;
-        if tries == LiftTries::UntilAnswered {
+        if tries == LiftTries::AfterCommit {
             if let Some(heard_at) = fence.copies_heard_at {
                 tokio::time::sleep_until(heard_at).await;
             }
@@ -206,7 +210,7 @@ impl Cache {
     /// `LIFT_FENCE`'s answer and when it came, or `None` when Redis never answered.
     async fn lift(&self, fence: &Fence, tries: LiftTries) -> Option<(i64, Instant)> {
         let until = match tries {
-            LiftTries::UntilAnswered => Instant::now() + LIFT_PATIENCE,
+            LiftTries::AfterCommit | LiftTries::WroteNothing => Instant::now() + LIFT_PATIENCE,
             LiftTries::Once => Instant::now(),
         };
         let inner = &*self.inner;

@@ -219,6 +219,63 @@ async fn a_fence_redis_took_without_answering_keeps_no_replica_from_caching_the_
 }
 
 #[tokio::test]
+async fn a_write_that_wrote_nothing_lifts_its_fence_once_redis_is_back_so_no_replica_is_kept_from_caching_the_user() {
+    let redis = OwnRedis::start();
+    let to_redis = Proxy::start(redis.port).await;
+    let postgres = Proxy::start(Services::from_env().pg_port).await;
+    let writer = spawn_app_with(|config| {
+        config.database.port = postgres.port;
+        config.cache.redis.as_mut().unwrap().port = to_redis.port;
+    })
+    .await;
+    let reader = writer
+        .spawn_replica(|config| {
+            config.database.port = Services::from_env().pg_port;
+            config.cache.redis.as_mut().unwrap().port = redis.port;
+        })
+        .await;
+    let path = user_path(
+        &writer
+            .create_user(json!({"name": "Ada", "email": "ada@example.com"}))
+            .await,
+    );
+    writer
+        .create_user(json!({"name": "Grace", "email": "grace@example.com"}))
+        .await;
+
+    // The PATCH takes Grace's email. Its fence is raised, its statement is held on its way to
+    // Postgres while the writer's path to Redis is cut, and then it fails (the email is taken):
+    // the lift finds no connection until the path is back.
+    postgres.hold_request_containing(b"grace@example.com");
+    let taken = json!({"email": "grace@example.com"});
+    let write = writer.patch_json(&path, &taken);
+    let meanwhile = async {
+        postgres.holding().await;
+        to_redis.cut();
+        postgres.release();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        to_redis.restore();
+    };
+    let (answer, ()) = tokio::join!(write, meanwhile);
+    assert_eq!(answer.status, 409, "{:?}", answer.body);
+
+    // The lift waited for the connection: both replicas cache the user again within seconds,
+    // rather than after the fence's 40 s.
+    for app in [&writer, &reader] {
+        let cached_again = eventually(RECOVERY, async || {
+            let read = app.get(&path).await;
+            assert_eq!(read.json()["email"], "ada@example.com");
+            read.header("x-cache") == Some("HIT")
+        })
+        .await;
+        assert!(
+            cached_again,
+            "the user is cached again after the write that wrote nothing"
+        );
+    }
+}
+
+#[tokio::test]
 async fn a_write_arriving_while_the_cache_connection_is_reopened_waits_for_it_instead_of_being_refused() {
     let redis = OwnRedis::start();
     let proxy = Proxy::start(redis.port).await;
