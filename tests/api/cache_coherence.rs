@@ -207,15 +207,8 @@ async fn a_fence_redis_took_without_answering_keeps_no_replica_from_caching_the_
 
     // The fence Redis took lives 40 s; the refused write lifts it, so both replicas cache the
     // user again within seconds.
-    for app in [&writer, &reader] {
-        let cached_again = eventually(RECOVERY, async || {
-            let read = app.get(&path).await;
-            assert_eq!(read.json()["name"], "before");
-            read.header("x-cache") == Some("HIT")
-        })
-        .await;
-        assert!(cached_again, "the user is cached again after the refused write");
-    }
+    let cached_again = every_replica_hits_again(&[&writer, &reader], &path, "name", "before").await;
+    assert!(cached_again, "the user is cached again after the refused write");
 }
 
 #[tokio::test]
@@ -261,18 +254,11 @@ async fn a_write_that_wrote_nothing_lifts_its_fence_once_redis_is_back_so_no_rep
 
     // The lift waited for the connection: both replicas cache the user again within seconds,
     // rather than after the fence's 40 s.
-    for app in [&writer, &reader] {
-        let cached_again = eventually(RECOVERY, async || {
-            let read = app.get(&path).await;
-            assert_eq!(read.json()["email"], "ada@example.com");
-            read.header("x-cache") == Some("HIT")
-        })
-        .await;
-        assert!(
-            cached_again,
-            "the user is cached again after the write that wrote nothing"
-        );
-    }
+    let cached_again = every_replica_hits_again(&[&writer, &reader], &path, "email", "ada@example.com").await;
+    assert!(
+        cached_again,
+        "the user is cached again after the write that wrote nothing"
+    );
 }
 
 #[tokio::test]
@@ -601,6 +587,23 @@ async fn no_replica_contradicts_an_acknowledged_write(
         fault_lasted.as_secs_f64() * 1e3,
         recovered.elapsed().as_secs_f64() * 1e3
     );
+}
+
+/// Whether each of `apps` serves `path` from the cache again within `RECOVERY`; every read
+/// meanwhile shows `field` as `value`.
+async fn every_replica_hits_again(apps: &[&TestApp], path: &str, field: &str, value: &str) -> bool {
+    for app in apps {
+        let hit = eventually(RECOVERY, async || {
+            let read = app.get(path).await;
+            assert_eq!(read.json()[field], value, "{path}");
+            read.header("x-cache") == Some("HIT")
+        })
+        .await;
+        if !hit {
+            return false;
+        }
+    }
+    true
 }
 
 /// Every user read through `app` is as `expected` (a name, or gone).

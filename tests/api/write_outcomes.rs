@@ -13,7 +13,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use crate::helpers::{
-    TestApp, eventually, http_get_json, lock_rows, lock_waits, send_keyed, spawn_app, spawn_app_with,
+    TestApp, TestResponse, eventually, http_get_json, lock_rows, lock_waits, send_keyed, spawn_app, spawn_app_with,
     wait_for_lock_waits,
 };
 use crate::service_process;
@@ -214,35 +214,55 @@ async fn a_write_whose_lost_session_cannot_be_ended_is_called_unknown_at_its_dea
 
 #[tokio::test]
 async fn a_keyed_patch_whose_connection_is_lost_before_its_commit_is_sent_says_nothing_was_written() {
-    let postgres = Proxy::start(Services::from_env().pg_port).await;
-    let redis = Proxy::start(Services::from_env().redis_port).await;
-    let app = spawn_app_with(|config| {
-        config.database.port = postgres.port;
-        config.cache.redis.as_mut().unwrap().port = redis.port;
-    })
-    .await;
-    let (id, path) = app.create_named("Ada").await;
-
-    // A keyed write raises its fence after its statements, just before its COMMIT: the fence is
-    // held on its way to Redis (within the call's 100 ms) while the Postgres connection is cut.
-    redis.hold_request_containing(id.as_bytes());
-    let write = send_keyed(&app, Method::PATCH, &path, "lost-before-commit", r#"{"name":"Grace"}"#);
-    let meanwhile = async {
-        redis.holding().await;
-        postgres.cut();
-        tokio::time::sleep(Duration::from_millis(40)).await;
-        redis.release();
-    };
-    let (answer, ()) = tokio::join!(write, meanwhile);
-
-    let problem = answer.problem(503);
+    let lost = a_keyed_patch_lost_before_its_commit("lost-before-commit", Proxy::cut).await;
+    let problem = lost.answer.problem(503);
     let detail = problem["detail"].as_str().unwrap();
     assert!(detail.contains("nothing was written"), "{problem}");
-    assert_eq!(name_in_database(&app, &id).await, "Ada");
+    assert_eq!(name_in_database(&lost.app, &lost.id).await, "Ada");
 }
 
 #[tokio::test]
 async fn a_keyed_patch_lost_before_its_commit_where_postgres_cannot_tell_leaves_its_row_and_key_free_for_a_retry() {
+    // The cut leaves Postgres's side of the connection open and hearing nothing (a middlebox that
+    // forgot it): the session stays in its transaction, holding the user's row and the key's claim.
+    let key = "lost-unheard";
+    let lost = a_keyed_patch_lost_before_its_commit(key, Proxy::cut_leaving_servers_connected).await;
+    let problem = lost.answer.problem(503);
+    assert!(
+        problem["detail"].as_str().unwrap().contains("nothing was written"),
+        "{problem}"
+    );
+    lost.postgres.restore();
+
+    // Postgres ends the session once it has been idle in its transaction for 31 s: a retry then
+    // goes through (each one before waits for the key's claim and is told it is in progress).
+    let retried = eventually(Duration::from_secs(60), async || {
+        send_keyed(&lost.app, Method::PATCH, &lost.path, key, GRACE)
+            .await
+            .status
+            == 200
+    })
+    .await;
+    assert!(retried, "the retry of a write that wrote nothing never went through");
+    assert_eq!(name_in_database(&lost.app, &lost.id).await, "Grace");
+}
+
+const GRACE: &str = r#"{"name":"Grace"}"#;
+
+/// A keyed PATCH of Ada to Grace whose Postgres connection is lost (`cut`) just before its
+/// `COMMIT`, and what is left to look at.
+struct LostBeforeCommit {
+    app: TestApp,
+    postgres: Proxy,
+    _redis: Proxy,
+    id: String,
+    path: String,
+    answer: TestResponse,
+}
+
+/// A keyed write raises its fence after its statements, just before its COMMIT: the fence is held
+/// on its way to Redis (within the call's 100 ms) while `cut` ends the Postgres connection.
+async fn a_keyed_patch_lost_before_its_commit(key: &str, cut: impl FnOnce(&Proxy)) -> LostBeforeCommit {
     let postgres = Proxy::start(Services::from_env().pg_port).await;
     let redis = Proxy::start(Services::from_env().redis_port).await;
     let app = spawn_app_with(|config| {
@@ -251,35 +271,23 @@ async fn a_keyed_patch_lost_before_its_commit_where_postgres_cannot_tell_leaves_
     })
     .await;
     let (id, path) = app.create_named("Ada").await;
-
-    // As above, but the cut leaves Postgres's side of the connection open and hearing nothing (a
-    // middlebox that forgot it): the session stays in its transaction, holding the user's row and
-    // the key's claim.
     redis.hold_request_containing(id.as_bytes());
-    let write = send_keyed(&app, Method::PATCH, &path, "lost-unheard", r#"{"name":"Grace"}"#);
+    let write = send_keyed(&app, Method::PATCH, &path, key, GRACE);
     let meanwhile = async {
         redis.holding().await;
-        postgres.cut_leaving_servers_connected();
+        cut(&postgres);
         tokio::time::sleep(Duration::from_millis(40)).await;
         redis.release();
     };
     let (answer, ()) = tokio::join!(write, meanwhile);
-    let problem = answer.problem(503);
-    assert!(
-        problem["detail"].as_str().unwrap().contains("nothing was written"),
-        "{problem}"
-    );
-    postgres.restore();
-
-    // Postgres ends the session once it has been idle in its transaction for 31 s: a retry then
-    // goes through (each one before waits for the key's claim and is told it is in progress).
-    let retried = eventually(Duration::from_secs(60), async || {
-        let retry = send_keyed(&app, Method::PATCH, &path, "lost-unheard", r#"{"name":"Grace"}"#).await;
-        retry.status == 200
-    })
-    .await;
-    assert!(retried, "the retry of a write that wrote nothing never went through");
-    assert_eq!(name_in_database(&app, &id).await, "Grace");
+    LostBeforeCommit {
+        app,
+        postgres,
+        _redis: redis,
+        id,
+        path,
+        answer,
+    }
 }
 
 #[tokio::test]
@@ -604,7 +612,7 @@ async fn writes_waiting_on_more_locked_rows_than_there_are_write_connections_del
 }
 
 /// A 2xx means the write is in Postgres; a 503 that does not say "unknown" means it is not.
-fn agrees(response: &crate::helpers::TestResponse, stored: bool, what: &str) {
+fn agrees(response: &TestResponse, stored: bool, what: &str) {
     let status = response.status.as_u16();
     let unknown = status == 503
         && response.json()["detail"]
