@@ -94,9 +94,10 @@ pub(crate) enum LiftTries {
     /// Until Redis answers, for `LIFT_PATIENCE`, then until in-process copies cannot contradict
     /// the write: it committed (or may have, and its session has ended).
     AfterCommit,
-    /// Until Redis answers, for `LIFT_PATIENCE`: the write wrote nothing, so no copy can contradict
-    /// it, but a fence left in place keeps its user uncached for the fence's lifetime.
-    WroteNothing,
+    /// Until Redis answers, for `LIFT_PATIENCE` but not past `answer_by`: the write wrote nothing,
+    /// so no copy can contradict it, but a fence left in place keeps its user uncached for the
+    /// fence's lifetime; and its client is told so before its deadline.
+    WroteNothing { answer_by: Instant },
     /// Once: the fence is expiring anyway (`lift_fence_as_it_expires`).
     Once,
 }
@@ -146,8 +147,8 @@ impl Cache {
                     copies_heard_at: None,
                     expires_at,
                 };
-                let cache = self.clone();
-                tokio::spawn(async move { cache.lift(&fence, LiftTries::WroteNothing).await });
+                let (cache, answer_by) = (self.clone(), Instant::now() + LIFT_PATIENCE);
+                tokio::spawn(async move { cache.lift(&fence, LiftTries::WroteNothing { answer_by }).await });
                 return Err(refused(super::no_answer_within(inner.call_timeout)));
             }
         };
@@ -210,7 +211,8 @@ impl Cache {
     /// `LIFT_FENCE`'s answer and when it came, or `None` when Redis never answered.
     async fn lift(&self, fence: &Fence, tries: LiftTries) -> Option<(i64, Instant)> {
         let until = match tries {
-            LiftTries::AfterCommit | LiftTries::WroteNothing => Instant::now() + LIFT_PATIENCE,
+            LiftTries::AfterCommit => Instant::now() + LIFT_PATIENCE,
+            LiftTries::WroteNothing { answer_by } => answer_by.min(Instant::now() + LIFT_PATIENCE),
             LiftTries::Once => Instant::now(),
         };
         let inner = &*self.inner;

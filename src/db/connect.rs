@@ -32,9 +32,10 @@ pub(crate) const STATEMENT_TIMEOUT: Duration = Duration::from_secs(9);
 /// How long Postgres keeps a session that sits in a transaction its client has stopped speaking in
 /// (`idle_in_transaction_session_timeout`): a connection lost where Postgres could not tell (a
 /// middlebox that forgot it) would otherwise hold the write's row lock and idempotency claim until
-/// TCP gives up, hours later. A live client's next message arrives sooner: the service is never
-/// idle in a transaction for longer than its fence's round trip (200 ms at most), and what it
-/// sends reaches Postgres within `TCP_USER_TIMEOUT` or never.
+/// TCP gives up, hours later. A live client speaks sooner: the service is never idle in a
+/// transaction for longer than its fence's round trip (200 ms at most), and what it sends reaches
+/// Postgres within `TCP_USER_TIMEOUT` or never. A path that holds the traffic longer loses the
+/// session, and the write says so truthfully (nothing written, or outcome unknown).
 pub(crate) const IDLE_IN_TRANSACTION_TIMEOUT: Duration = TCP_USER_TIMEOUT.saturating_add(Duration::from_secs(1));
 
 /// How long data sent to Postgres may stay unacknowledged before the connection is dropped: so a

@@ -60,8 +60,8 @@ const ROOM_RECHECK: Duration = Duration::from_millis(20);
 const ARRIVED_REQUEST_GRACE: Duration = Duration::from_millis(250);
 
 /// After the drain, how long Postgres has to end the writes still running once asked to cancel
-/// them (milliseconds, while it answers), and then, with whatever of that is left, how long the
-/// ended writes have to lift their cache fences and answer.
+/// them (milliseconds, while it answers); then the ended writes lift their cache fences in what
+/// is left of both, and have at most the second to answer.
 const WRITE_END_PATIENCE: Duration = Duration::from_secs(2);
 const LAST_ANSWERS_PATIENCE: Duration = Duration::from_millis(500);
 
@@ -142,7 +142,8 @@ pub(crate) async fn serve(
             &[],
         );
     }
-    let _ = tokio::time::timeout_at(after_drain_until, all_closed()).await;
+    let answers_until = after_drain_until.min(tokio::time::Instant::now() + LAST_ANSWERS_PATIENCE);
+    let _ = tokio::time::timeout_at(answers_until, all_closed()).await;
 }
 
 /// Serves one client on a task of its own, registered (and so closable for room) until it ends.

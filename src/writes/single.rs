@@ -270,9 +270,9 @@ impl Fencing<'_> {
     /// Lifts the fence of a write that committed, or whose unknown outcome is final (its session
     /// `ended`), for the lift's whole patience, past the deadline if need be (a restarted Redis
     /// may have lost the fence, and only the lift removes what readers stored meanwhile); of one
-    /// that wrote nothing, for that patience too, but without waiting for copies. A write whose
-    /// outcome is unknown and whose session may live on may commit until its fence expires, and is
-    /// lifted once then.
+    /// that wrote nothing, for that patience too but not past the time its answer must leave, and
+    /// without waiting for copies. A write whose outcome is unknown and whose session may live on
+    /// may commit until its fence expires, and is lifted once then.
     async fn settle(self, outcome: &Result<WriteResponse, Error>, ended: bool) {
         let (Some((cache, _)), Some(fence)) = (self.target, self.raised) else {
             return;
@@ -280,7 +280,13 @@ impl Fencing<'_> {
         let tries = match outcome {
             Err(Error::WriteOutcomeUnknown(_)) if !ended => return cache.lift_fence_as_it_expires(fence),
             Ok(_) | Err(Error::WriteOutcomeUnknown(_)) => LiftTries::AfterCommit,
-            Err(_) => LiftTries::WroteNothing,
+            // Its client learns that nothing was written before the deadline turns it into "unknown".
+            Err(_) => LiftTries::WroteNothing {
+                answer_by: self
+                    .deadline
+                    .checked_sub(transaction::COMMIT_MARGIN)
+                    .unwrap_or(self.deadline),
+            },
         };
         cache.lift_fence(fence, tries).await;
     }

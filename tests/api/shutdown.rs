@@ -315,7 +315,7 @@ enum Client {
 
 /// A PATCH's fence is raised and its statement held on its way to Postgres; then the path to
 /// Redis stalls and the process is told to stop. The statement goes on and ends, and its fence's
-/// lift finds Redis answering again only a second later: past the half second the process gives
+/// lift finds Redis answering again only 800 ms later: past the half second the process gives
 /// the answers of ended writes, within the lift's own two seconds. The process exits only once the
 /// fence is lifted.
 async fn a_stopping_replica_lifts_the_fence_of_a_write_that_ends_at_exit(client: Client) {
@@ -344,7 +344,7 @@ async fn a_stopping_replica_lifts_the_fence_of_a_write_that_ends_at_exit(client:
     signal(service.pid(), "TERM");
     tokio::time::sleep(Duration::from_millis(100)).await;
     postgres.release();
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
     redis.resume();
     let finished = service.wait().await;
     assert!(finished.status.success(), "exit 0: {:?}", finished.status);

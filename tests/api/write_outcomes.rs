@@ -52,6 +52,32 @@ async fn a_patch_of_a_row_locked_past_the_deadline_gets_503_and_nothing_is_writt
 }
 
 #[tokio::test]
+async fn a_patch_of_a_row_locked_past_the_deadline_is_told_nothing_was_written_even_if_redis_stops_answering_its_lift()
+{
+    let redis = Proxy::start(Services::from_env().redis_port).await;
+    let app = spawn_app_with(|config| config.cache.redis.as_mut().unwrap().port = redis.port).await;
+    let (id, path) = app.create_named("Ada").await;
+    let locker = lock_rows(&app.database, &[&id]).await;
+
+    // The fence is raised, the statement waits on the row, and Redis stops answering: the lift of
+    // a write that wrote nothing is tried only until its answer must leave, so the deadline does
+    // not turn "nothing was written" into "unknown".
+    let patch = json!({"name": "never written"});
+    let stall_once_waiting = async {
+        wait_for_lock_waits(&app.database, 1).await;
+        redis.stall();
+    };
+    let (response, ()) = tokio::join!(app.patch_json(&path, &patch), stall_once_waiting);
+    let problem = response.problem(503);
+    assert!(
+        problem["detail"].as_str().unwrap().contains("nothing was written"),
+        "{problem}"
+    );
+    locker.batch_execute("COMMIT").await.unwrap();
+    assert_eq!(name_in_database(&app, &id).await, "Ada");
+}
+
+#[tokio::test]
 async fn a_write_that_waited_for_its_turn_is_cancelled_by_postgres_within_the_time_it_has_left() {
     let app = spawn_app().await;
     let (id, path) = app.create_named("Ada").await;
