@@ -123,14 +123,18 @@ impl Cache {
         let Some((mut connection, generation)) = inner.link.connection_within(inner.call_timeout).await else {
             return Err(refused("redis is not connected".into()));
         };
-        let token = Token::new();
-        let expires_at = Instant::now() + lifetime;
+        let mut fence = Fence {
+            id,
+            token: Token::new(),
+            copies_heard_at: None,
+            expires_at: Instant::now() + lifetime,
+        };
         let key = KeyBuf::body(&inner.user_prefix, id);
         let mut invocation = inner.raise_fence_script.key(key.as_bytes());
         invocation
             .key(&inner.copies_key)
             .key(inner.link.instance_key())
-            .arg(token.as_bytes())
+            .arg(fence.token.as_bytes())
             .arg(u64::try_from(lifetime.as_millis()).unwrap_or(u64::MAX))
             .arg(&*inner.link.run_id());
         let call = invocation.invoke_async::<i64>(&mut connection);
@@ -141,12 +145,6 @@ impl Cache {
                 // Redis may have taken the fence and lost only its answer: lifted in the background
                 // (the write is refused, so wrote nothing), it keeps no replica from caching the
                 // user for the fence's lifetime.
-                let fence = Fence {
-                    id,
-                    token,
-                    copies_heard_at: None,
-                    expires_at,
-                };
                 let (cache, answer_by) = (self.clone(), Instant::now() + LIFT_PATIENCE);
                 tokio::spawn(async move { cache.lift(&fence, LiftTries::WroteNothing { answer_by }).await });
                 return Err(refused(super::no_answer_within(inner.call_timeout)));
@@ -154,13 +152,8 @@ impl Cache {
         };
         // Redis tells the other replicas (their tracking connections); this one drops its copy now.
         self.forget_copy(id);
-        let copies_heard_at = self.copies_may_be_served(answer).then(|| Instant::now() + VOUCHED_FOR);
-        Ok(Fence {
-            id,
-            token,
-            copies_heard_at,
-            expires_at,
-        })
+        fence.copies_heard_at = self.copies_may_be_served(answer).then(|| Instant::now() + VOUCHED_FOR);
+        Ok(fence)
     }
 
     /// Lifts a write's fence after its commit (or after it definitely wrote nothing); if Redis never
