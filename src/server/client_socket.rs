@@ -78,6 +78,7 @@ pub(crate) struct ClientSocket {
     /// The request that ended left its body unread: the first bytes after it are that body, which
     /// hyper reads and drops, not the start of the next head.
     body_to_drain: bool,
+    /// `WRITE_PROGRESS_TIMEOUT`, but for the tests that need a shorter one.
     write_timeout: Duration,
     /// Made on the first stall and reused, so a connection that never stalls never allocates one.
     write_timer: Option<Pin<Box<Sleep>>>,
@@ -89,15 +90,6 @@ impl ClientSocket {
     /// Sets the socket up for answers (no Nagle delay, a bounded send buffer, which turns
     /// autotuning off) and starts the first head's deadline.
     pub(crate) fn new(stream: TcpStream, tracked: Arc<Tracked>, keep_alive: Duration) -> ClientSocket {
-        ClientSocket::with_write_timeout(stream, tracked, keep_alive, WRITE_PROGRESS_TIMEOUT)
-    }
-
-    fn with_write_timeout(
-        stream: TcpStream,
-        tracked: Arc<Tracked>,
-        keep_alive: Duration,
-        write_timeout: Duration,
-    ) -> ClientSocket {
         // Responses are written whole; Nagle's algorithm would only delay them.
         let _ = stream.set_nodelay(true);
         let _ = socket2::SockRef::from(&stream).set_send_buffer_size(SEND_BUFFER_BYTES);
@@ -110,7 +102,7 @@ impl ClientSocket {
             waiting: Waiting::Head,
             wait_mark,
             body_to_drain: false,
-            write_timeout,
+            write_timeout: WRITE_PROGRESS_TIMEOUT,
             write_timer: None,
             stalled: false,
         }
@@ -248,7 +240,8 @@ mod tests {
         let (server, _) = listener.accept().await.unwrap();
         let connection = Registry::new().register();
         let keep_alive = Duration::from_secs(75);
-        let server = ClientSocket::with_write_timeout(server, connection.tracked.clone(), keep_alive, write_timeout);
+        let mut server = ClientSocket::new(server, connection.tracked.clone(), keep_alive);
+        server.write_timeout = write_timeout;
         (connection, client, server)
     }
 
