@@ -250,9 +250,13 @@ async fn next_client(
             Err(error) => {
                 state.metrics.accept_errors.fetch_add(1, Ordering::Relaxed);
                 errors.warn(&error.to_string(), &[]);
-                if is_out_of_resources(&error) {
-                    // Free a descriptor if an idle connection holds one and go on once it is
-                    // closed; otherwise let the system breathe before trying again.
+                // Out of something, where trying again at once would spin: free a descriptor if an
+                // idle connection holds one and go on once it is closed; otherwise let the system
+                // breathe before trying again.
+                if matches!(
+                    error.raw_os_error(),
+                    Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+                ) {
                     if registry.evict_least_recently_active() {
                         let _ = tokio::time::timeout(ACCEPT_ERROR_PAUSE, registry.wait_for_a_close()).await;
                     } else {
@@ -299,12 +303,4 @@ fn is_write_stall(error: &hyper::Error) -> bool {
         .and_then(|source| source.downcast_ref::<io::Error>())
         .and_then(io::Error::get_ref)
         .is_some_and(|inner| inner.is::<WriteStalled>())
-}
-
-/// Errors that say the process is out of something, where trying again at once would spin.
-fn is_out_of_resources(error: &io::Error) -> bool {
-    matches!(
-        error.raw_os_error(),
-        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
-    )
 }
