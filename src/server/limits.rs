@@ -38,10 +38,8 @@ pub(crate) fn raise_descriptor_limit() -> io::Result<u64> {
     }
     limit.rlim_cur = wanted;
     // SAFETY: setrlimit only reads the struct it is given, which lives for the call.
-    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) } != 0 {
-        return Ok(soft);
-    }
-    Ok(wanted)
+    let raised = unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) } == 0;
+    Ok(if raised { wanted } else { soft })
 }
 
 /// The contract's default `MAX_CONNECTIONS` for a descriptor limit and the most Postgres
