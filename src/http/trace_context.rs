@@ -33,13 +33,6 @@ pub struct TraceContext {
     sampled: bool,
 }
 
-/// What a valid `traceparent` carries that the service keeps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Parent {
-    trace_id: [u8; 32],
-    sampled: bool,
-}
-
 impl TraceContext {
     /// Continues the caller's trace if its `traceparent` is valid, else starts a new one.
     pub fn continue_or_start(headers: &HeaderMap) -> TraceContext {
@@ -49,10 +42,7 @@ impl TraceContext {
             _ => None,
         };
         let span_id = hex_id(&unique_bits::next()[..8]);
-        let Parent { trace_id, sampled } = parent.unwrap_or_else(|| Parent {
-            trace_id: hex_id(&unique_bits::next()),
-            sampled: false,
-        });
+        let (trace_id, sampled) = parent.unwrap_or_else(|| (hex_id(&unique_bits::next()), false));
         TraceContext {
             trace_id,
             span_id,
@@ -82,8 +72,9 @@ impl TraceContext {
     }
 }
 
-/// A `traceparent` value, or `None` when the specification says to ignore it.
-fn parse(value: &[u8]) -> Option<Parent> {
+/// A `traceparent` value's trace id and sampled flag (what the service keeps of it), or `None`
+/// when the specification says to ignore it.
+fn parse(value: &[u8]) -> Option<([u8; 32], bool)> {
     if value.len() < TRACEPARENT_LEN || !is_hex_id(&value[0..2]) {
         return None;
     }
@@ -103,11 +94,9 @@ fn parse(value: &[u8]) -> Option<Parent> {
     if all_zeros(trace_id) || all_zeros(parent_id) {
         return None;
     }
-    Some(Parent {
-        trace_id: trace_id.try_into().expect("32 digits"),
-        // The sampled flag is the lowest bit of the flags' second hex digit.
-        sampled: matches!(flags[1], b'1' | b'3' | b'5' | b'7' | b'9' | b'b' | b'd' | b'f'),
-    })
+    // The sampled flag is the lowest bit of the flags' second hex digit.
+    let sampled = matches!(flags[1], b'1' | b'3' | b'5' | b'7' | b'9' | b'b' | b'd' | b'f');
+    Some((trace_id.try_into().expect("32 digits"), sampled))
 }
 
 /// Lower-case hex digits only: the specification allows no upper case.
@@ -151,7 +140,7 @@ mod tests {
         assert_eq!(sent.len(), TRACEPARENT_LEN);
         assert!(sent.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"), "{sent}");
         assert!(sent.ends_with("-01"), "the sampled flag is kept: {sent}");
-        assert_eq!(&parse(sent.as_bytes()).unwrap().trace_id, trace.trace_id());
+        assert_eq!(&parse(sent.as_bytes()).unwrap().0, trace.trace_id());
     }
 
     #[test]
@@ -249,7 +238,7 @@ mod tests {
         assert_ne!(first.trace_id, second.trace_id);
         assert_ne!(first.span_id, second.span_id);
         let sent = first.traceparent();
-        let parsed = parse(sent.as_bytes()).expect("what the service sends is itself valid");
-        assert_eq!(parsed.trace_id, first.trace_id);
+        let (trace_id, _) = parse(sent.as_bytes()).expect("what the service sends is itself valid");
+        assert_eq!(trace_id, first.trace_id);
     }
 }
