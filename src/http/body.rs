@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
-use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderMap};
+use hyper::body::{Body as _, Incoming};
+use hyper::header::{CONTENT_TYPE, HeaderMap};
 use serde::de::{Deserialize, Deserializer, Error as _, MapAccess, Visitor};
 use serde_json::Value;
 
@@ -76,11 +76,8 @@ pub(crate) async fn read_json_body(
     if !declares_json(headers) {
         return Err(BodyError::NotJson);
     }
-    let declared_length = headers
-        .get(CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|text| text.parse::<u64>().ok());
-    if declared_length.is_some_and(|length| length > BODY_LIMIT as u64) {
+    // The `Content-Length` hyper read (none, so 0, for a chunked body).
+    if body.size_hint().lower() > BODY_LIMIT as u64 {
         return Err(BodyError::TooLarge);
     }
     if !arrival.receiving() {
