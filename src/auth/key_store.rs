@@ -226,9 +226,6 @@ async fn keep_fetching(store: Weak<KeyStore>, wake: Arc<Notify>) {
             retry.next_wait().min(strong.settings.refresh_every)
         };
         drop(strong);
-        tokio::select! {
-            () = tokio::time::sleep(wait) => {}
-            () = wake.notified() => {}
-        }
+        let _ = tokio::time::timeout(wait, wake.notified()).await;
     }
 }
