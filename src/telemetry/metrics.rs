@@ -147,46 +147,21 @@ impl Metrics {
         );
         self.render_requests(&mut out);
         self.render_durations(&mut out);
-        let cache_counters = [
-            (
-                "gravity_cache_hits_total",
-                "Cached user reads answered from Redis.",
-                &self.cache_hits,
-            ),
-            (
-                "gravity_cache_local_hits_total",
-                "Cached user reads answered from an in-process copy (CACHE_LOCAL_ENTRIES).",
-                &self.cache_local_hits,
-            ),
-            (
-                "gravity_cache_misses_total",
-                "User reads Redis did not have.",
-                &self.cache_misses,
-            ),
-            (
-                "gravity_cache_errors_total",
-                "Redis calls that failed or timed out.",
-                &self.cache_errors,
-            ),
-            (
-                "gravity_cache_bypassed_total",
-                "User reads that skipped Redis: failing, unreachable, or not yet swept of its past.",
-                &self.cache_bypassed,
-            ),
-            (
-                "gravity_cache_fences_left_total",
-                "Write fences Redis did not confirm lifting in time; each expires by itself.",
-                &self.cache_fences_left,
-            ),
-            (
-                "gravity_cache_sweeps_total",
-                "Removals of every cached body under the prefix from a Redis not recorded as current (restarted, failed over, flushed).",
-                &self.cache_sweeps,
-            ),
-        ];
-        for (name, help, value) in cache_counters {
-            render_one(&mut out, name, "counter", help, load(value));
-        }
+        let mut counter = |name, help, value| render_one(&mut out, name, "counter", help, load(value));
+        let help = "Cached user reads answered from Redis.";
+        counter("gravity_cache_hits_total", help, &self.cache_hits);
+        let help = "Cached user reads answered from an in-process copy (CACHE_LOCAL_ENTRIES).";
+        counter("gravity_cache_local_hits_total", help, &self.cache_local_hits);
+        let help = "User reads Redis did not have.";
+        counter("gravity_cache_misses_total", help, &self.cache_misses);
+        let help = "Redis calls that failed or timed out.";
+        counter("gravity_cache_errors_total", help, &self.cache_errors);
+        let help = "User reads that skipped Redis: failing, unreachable, or not yet swept of its past.";
+        counter("gravity_cache_bypassed_total", help, &self.cache_bypassed);
+        let help = "Write fences Redis did not confirm lifting in time; each expires by itself.";
+        counter("gravity_cache_fences_left_total", help, &self.cache_fences_left);
+        let help = "Removals of every cached body under the prefix from a Redis not recorded as current (restarted, failed over, flushed).";
+        counter("gravity_cache_sweeps_total", help, &self.cache_sweeps);
         if let Some(cache) = cache {
             let name = "gravity_cache_bad_values_total";
             let help = "Cached values that were not a body for their key, replaced as misses.";
@@ -243,11 +218,8 @@ impl Metrics {
     }
 
     fn render_requests(&self, out: &mut String) {
-        let _ = writeln!(
-            out,
-            "# HELP gravity_http_requests_total HTTP requests by method, route template and status.\n\
-             # TYPE gravity_http_requests_total counter"
-        );
+        let help = "HTTP requests by method, route template and status.";
+        render_head(out, "gravity_http_requests_total", "counter", help);
         for (route, template) in TEMPLATES.iter().enumerate() {
             for (method_slot, method) in METHODS.iter().enumerate() {
                 for status_slot in 0..STATUS_SLOTS {
@@ -267,10 +239,8 @@ impl Metrics {
 
     fn render_durations(&self, out: &mut String) {
         let name = "gravity_http_request_duration_seconds";
-        let _ = writeln!(
-            out,
-            "# HELP {name} Time from request head to response, by route template.\n# TYPE {name} histogram"
-        );
+        let help = "Time from request head to response, by route template.";
+        render_head(out, name, "histogram", help);
         for (histogram, template) in self.durations.iter().zip(TEMPLATES) {
             let counts: Vec<u64> = histogram.buckets.iter().map(load).collect();
             let total: u64 = counts.iter().sum();
@@ -296,13 +266,19 @@ fn load(counter: &AtomicU64) -> u64 {
     counter.load(Relaxed)
 }
 
+/// The `# HELP` and `# TYPE` lines that open a family.
+fn render_head(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
 /// A family of one series: its help, its type and its figure.
-fn render_one(out: &mut String, name: &str, kind: &str, help: &str, figure: impl Display) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {figure}");
+pub(super) fn render_one(out: &mut String, name: &str, kind: &str, help: &str, figure: impl Display) {
+    render_head(out, name, kind, help);
+    let _ = writeln!(out, "{name} {figure}");
 }
 
 /// A family with one label: its help, its type, and one series per value of the label.
-fn render_labelled(
+pub(super) fn render_labelled(
     out: &mut String,
     name: &str,
     kind: &str,
@@ -310,7 +286,7 @@ fn render_labelled(
     label: &str,
     series: impl IntoIterator<Item = (impl Display, impl Display)>,
 ) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    render_head(out, name, kind, help);
     for (value, figure) in series {
         let _ = writeln!(out, "{name}{{{label}=\"{value}\"}} {figure}");
     }
@@ -319,11 +295,8 @@ fn render_labelled(
 /// The read and the write pool: connections by state, size, and queries in flight.
 fn render_pools(out: &mut String, (reads, writes): (PoolStats, PoolStats)) {
     let pools = [("read", reads), ("write", writes)];
-    let _ = writeln!(
-        out,
-        "# HELP gravity_db_pool_connections Postgres connections by pool and state (a read connection is shared by many queries, a write connection held by one write).\n\
-         # TYPE gravity_db_pool_connections gauge"
-    );
+    let help = "Postgres connections by pool and state (a read connection is shared by many queries, a write connection held by one write).";
+    render_head(out, "gravity_db_pool_connections", "gauge", help);
     for (name, pool) in pools {
         let idle = pool.connected - pool.in_use;
         let down = pool.size - pool.connected;

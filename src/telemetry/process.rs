@@ -5,7 +5,7 @@
 //! connection cap comes from the descriptor limit. Without `/proc` (an empty chroot) the figures
 //! it cannot read are left out rather than reported as zero.
 
-use std::fmt::Write as _;
+use crate::telemetry::metrics::render_one;
 
 /// Clock ticks per second in `/proc/*/stat`: USER_HZ, fixed at 100 in Linux's user-space ABI on
 /// every architecture (the Prometheus client libraries assume the same).
@@ -48,7 +48,7 @@ impl ProcessStats {
     pub(crate) fn render(&self, out: &mut String) {
         let mut family = |name: &str, kind: &str, help: &str, figure: Option<f64>| {
             if let Some(figure) = figure {
-                let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {figure}");
+                render_one(out, name, kind, help, figure);
             }
         };
         let count = |figure: Option<u64>| figure.map(|figure| figure as f64);

@@ -2,9 +2,9 @@
 //! stable metrics (no `tokio_unstable`). A queue that stays deep, or workers busy nearly all the
 //! time, mean the process is saturated: more replicas or cores, not more connections.
 
-use std::fmt::Write as _;
-
 use tokio::runtime::Handle;
+
+use crate::telemetry::metrics::{render_labelled, render_one};
 
 /// Appends the runtime's figures; nothing when called outside a tokio runtime.
 pub(crate) fn render(out: &mut String) {
@@ -12,24 +12,19 @@ pub(crate) fn render(out: &mut String) {
         return;
     };
     let metrics = handle.metrics();
+    let help = "Worker threads of the tokio runtime.";
+    render_one(out, "gravity_runtime_workers", "gauge", help, metrics.num_workers());
+    let name = "gravity_runtime_alive_tasks";
+    let help = "Tasks alive in the tokio runtime (connections, requests in flight, background work).";
+    render_one(out, name, "gauge", help, metrics.num_alive_tasks());
+    let name = "gravity_runtime_global_queue_depth";
+    let help = "Tasks waiting in the runtime's global queue for a worker.";
+    render_one(out, name, "gauge", help, metrics.global_queue_depth());
     let name = "gravity_runtime_worker_busy_seconds_total";
-    let _ = writeln!(
-        out,
-        "# HELP gravity_runtime_workers Worker threads of the tokio runtime.\n\
-         # TYPE gravity_runtime_workers gauge\ngravity_runtime_workers {workers}\n\
-         # HELP gravity_runtime_alive_tasks Tasks alive in the tokio runtime (connections, requests in flight, background work).\n\
-         # TYPE gravity_runtime_alive_tasks gauge\ngravity_runtime_alive_tasks {tasks}\n\
-         # HELP gravity_runtime_global_queue_depth Tasks waiting in the runtime's global queue for a worker.\n\
-         # TYPE gravity_runtime_global_queue_depth gauge\ngravity_runtime_global_queue_depth {queued}\n\
-         # HELP {name} Time each runtime worker spent running tasks rather than parked.\n# TYPE {name} counter",
-        workers = metrics.num_workers(),
-        tasks = metrics.num_alive_tasks(),
-        queued = metrics.global_queue_depth(),
-    );
-    for worker in 0..metrics.num_workers() {
-        let busy = metrics.worker_total_busy_duration(worker).as_secs_f64();
-        let _ = writeln!(out, "{name}{{worker=\"{worker}\"}} {busy}");
-    }
+    let help = "Time each runtime worker spent running tasks rather than parked.";
+    let busy =
+        (0..metrics.num_workers()).map(|worker| (worker, metrics.worker_total_busy_duration(worker).as_secs_f64()));
+    render_labelled(out, name, "counter", help, "worker", busy);
 }
 
 #[cfg(test)]
