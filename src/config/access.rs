@@ -74,12 +74,10 @@ pub(super) fn authentication(vars: &Vars) -> Result<Authentication, ConfigError>
         (false, Some(issuer)) => issuer,
     };
     let issuer_uri = parse_web_url("AUTH_ISSUER", &issuer)?;
-    let audience = vars.text("AUTH_AUDIENCE").ok_or_else(|| {
-        ConfigError::new(
-            "AUTH_AUDIENCE",
-            "is required when AUTH_ISSUER is set: the aud of the tokens the service accepts (the API's identifier at the issuer)",
-        )
-    })?;
+    let missing = "is required when AUTH_ISSUER is set: the aud of the tokens the service accepts (the API's identifier at the issuer)";
+    let audience = vars
+        .text("AUTH_AUDIENCE")
+        .ok_or_else(|| ConfigError::new("AUTH_AUDIENCE", missing))?;
     let keys = match vars.text("AUTH_JWKS_URL") {
         Some(url) => parse_jwks_url(&url)?,
         None => KeySource::Discovery(discovery_url(&issuer_uri)?),
@@ -119,16 +117,11 @@ impl Authentication {
 
 /// An absolute http or https URL with a host.
 fn parse_web_url(setting: &'static str, text: &str) -> Result<Uri, ConfigError> {
-    let refuse = || {
-        ConfigError::new(
-            setting,
-            format!("must be an https:// (or http://) URL with a host, got {text:?}"),
-        )
-    };
-    let uri: Uri = text.parse().map_err(|_| refuse())?;
+    let problem = || format!("must be an https:// (or http://) URL with a host, got {text:?}");
+    let uri: Uri = text.parse().map_err(|_| ConfigError::new(setting, problem()))?;
     let web = matches!(uri.scheme_str(), Some("https" | "http"));
     if !web || uri.host().is_none_or(str::is_empty) || text.contains('@') {
-        return Err(refuse());
+        return Err(ConfigError::new(setting, problem()));
     }
     Ok(uri)
 }
@@ -147,14 +140,9 @@ fn parse_jwks_url(text: &str) -> Result<KeySource, ConfigError> {
 /// OpenID Connect Discovery 1.0 §4: the issuer without a trailing `/`, then the well-known path.
 fn discovery_url(issuer: &Uri) -> Result<Uri, ConfigError> {
     let base = issuer.to_string();
-    format!("{}/.well-known/openid-configuration", base.trim_end_matches('/'))
-        .parse()
-        .map_err(|_| {
-            ConfigError::new(
-                "AUTH_ISSUER",
-                format!("cannot be the base of a discovery URL: {base:?}"),
-            )
-        })
+    let url = format!("{}/.well-known/openid-configuration", base.trim_end_matches('/'));
+    let problem = || format!("cannot be the base of a discovery URL: {base:?}");
+    url.parse().map_err(|_| ConfigError::new("AUTH_ISSUER", problem()))
 }
 
 #[cfg(test)]
