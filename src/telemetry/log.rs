@@ -15,7 +15,7 @@
 use std::cell::RefCell;
 use std::time::Duration;
 
-use crate::telemetry::json_writer::{FieldValue, write_decimal, write_string};
+use crate::telemetry::json_writer::{FieldValue, write_json};
 use crate::telemetry::stdout_sink::sink;
 
 /// A request line is usually under 400 bytes; one with a long error chain grows the buffer.
@@ -139,13 +139,13 @@ fn request_level(route: &str, status: u16) -> LogLevel {
 fn write_request_line(line: &mut Vec<u8>, level: LogLevel, record: &RequestRecord<'_>) {
     write_head(line, level);
     line.extend_from_slice(b",\"message\":\"request\",\"http.request.method\":");
-    write_string(line, record.method);
+    write_json(line, record.method);
     line.extend_from_slice(b",\"http.route\":\"");
     line.extend_from_slice(record.route.as_bytes());
     line.extend_from_slice(b"\",\"http.response.status_code\":");
-    write_decimal(line, u64::from(record.status));
+    write_json(line, &record.status);
     line.extend_from_slice(b",\"event.duration\":");
-    write_decimal(line, u64::try_from(record.duration.as_nanos()).unwrap_or(u64::MAX));
+    write_json(line, &u64::try_from(record.duration.as_nanos()).unwrap_or(u64::MAX));
     // Request ids are either ours or passed `request_id::is_sane`, and trace ids are hex digits:
     // nothing to escape.
     line.extend_from_slice(b",\"http.request.id\":\"");
@@ -162,11 +162,11 @@ fn write_request_line(line: &mut Vec<u8>, level: LogLevel, record: &RequestRecor
     }
     if let Some(user_id) = record.user_id {
         line.extend_from_slice(b",\"user.id\":");
-        write_string(line, user_id);
+        write_json(line, user_id);
     }
     if let Some(error) = record.error {
         line.extend_from_slice(b",\"error.message\":");
-        write_string(line, error);
+        write_json(line, error);
     }
     line.extend_from_slice(b"}\n");
 }
@@ -174,10 +174,10 @@ fn write_request_line(line: &mut Vec<u8>, level: LogLevel, record: &RequestRecor
 fn write_event_line(line: &mut Vec<u8>, level: LogLevel, message: &str, fields: Fields<'_>) {
     write_head(line, level);
     line.extend_from_slice(b",\"message\":");
-    write_string(line, message);
+    write_json(line, message);
     for (name, value) in fields {
         line.push(b',');
-        write_string(line, name);
+        write_json(line, name);
         line.push(b':');
         value.write_json(line);
     }
