@@ -9,8 +9,3 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// The source revision: the `REVISION` given to the build, else the git commit it was built
 /// from, else `unknown`. Only `[A-Za-z0-9._+-]`, so it needs no escaping anywhere.
 pub const REVISION: &str = env!("GRAVITY_REVISION");
-
-/// The line `--version` prints: `gravity-bff 0.1.0 (revision 1a2b3c4)`.
-pub fn version_line() -> String {
-    format!("gravity-bff {VERSION} (revision {REVISION})")
-}

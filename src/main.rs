@@ -4,9 +4,10 @@
 use std::cmp::Ordering;
 use std::process::ExitCode;
 
+use gravity_bff::build_info::{REVISION, VERSION};
 use gravity_bff::cli::{Command, Failure, MigrateCommand, usage};
 use gravity_bff::db::migrate::{MIGRATIONS, Migrator};
-use gravity_bff::{App, Config, build_info, config, health_probe};
+use gravity_bff::{App, Config, config, health_probe};
 
 /// musl's allocator is slow under concurrency; mimalloc is fast and small.
 #[global_allocator]
@@ -24,7 +25,7 @@ fn main() -> ExitCode {
 
 fn run() -> Result<(), Failure> {
     match Command::parse(std::env::args_os().skip(1)).map_err(Failure::Usage)? {
-        Command::Version => println!("{}", build_info::version_line()),
+        Command::Version => println!("gravity-bff {VERSION} (revision {REVISION})"),
         Command::Help => print!("{}", usage()),
         Command::Health { started } => {
             let port = config::probe_port_from_env()?;
