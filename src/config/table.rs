@@ -174,12 +174,9 @@ impl Vars {
             return Ok(*default);
         };
         let lowest = u16::from(!*any);
-        text.parse::<u16>().ok().filter(|port| *port >= lowest).ok_or_else(|| {
-            ConfigError::new(
-                name,
-                format!("must be a port number from {lowest} to 65535, got {text:?}"),
-            )
-        })
+        let problem = || format!("must be a port number from {lowest} to 65535, got {text:?}");
+        let port = text.parse::<u16>().ok().filter(|port| *port >= lowest);
+        port.ok_or_else(|| ConfigError::new(name, problem()))
     }
 
     /// One of the table's words (in any letter case), or its default.
