@@ -9,7 +9,6 @@
 
 use std::time::Duration;
 
-use tokio_postgres::types::Type;
 use tokio_postgres::{Client, Statement};
 
 use crate::db::Database;
@@ -83,16 +82,10 @@ pub(crate) enum Recorded {
 impl IdempotencyStatements {
     pub(crate) async fn prepare(client: &Client) -> Result<IdempotencyStatements, tokio_postgres::Error> {
         Ok(IdempotencyStatements {
-            claim: client
-                .prepare_typed(CLAIM, &[Type::TEXT, Type::TEXT, Type::BYTEA, Type::FLOAT8])
-                .await?,
-            record: client
-                .prepare_typed(RECORD, &[Type::TEXT, Type::INT2, Type::BYTEA, Type::TEXT])
-                .await?,
-            look_up: client
-                .prepare_typed(LOOK_UP, &[Type::TEXT, Type::TEXT, Type::BYTEA, Type::FLOAT8])
-                .await?,
-            sweep: client.prepare_typed(SWEEP, &[Type::INT8, Type::FLOAT8]).await?,
+            claim: client.prepare(CLAIM).await?,
+            record: client.prepare(RECORD).await?,
+            look_up: client.prepare(LOOK_UP).await?,
+            sweep: client.prepare(SWEEP).await?,
         })
     }
 }
