@@ -206,15 +206,11 @@ pub(crate) async fn list_users(db: &Database, page: PageRequest) -> Result<UserP
     let fetch = i64::from(page.limit) + 1;
     let rows = read_with_retry!(db.reads(), |connection| async {
         let statements = &connection.statements.users;
-        match &page.after {
-            None => connection.client.query(&statements.list_first, &[&fetch]).await,
-            Some(after) => {
-                connection
-                    .client
-                    .query(&statements.list_after, &[&after.created_at, &after.id, &fetch])
-                    .await
-            }
-        }
+        let (statement, params): (_, &[&(dyn ToSql + Sync)]) = match &page.after {
+            None => (&statements.list_first, &[&fetch]),
+            Some(after) => (&statements.list_after, &[&after.created_at, &after.id, &fetch]),
+        };
+        connection.client.query(statement, params).await
     })?;
     let mut users = rows.iter().map(User::try_from).collect::<Result<Vec<_>, _>>()?;
     // A next page exists only if the extra row came back, so a page with a cursor is always full.
