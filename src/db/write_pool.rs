@@ -243,28 +243,22 @@ impl WritePool {
         loop {
             while cancelling.try_join_next().is_some() {}
             let now = Instant::now();
-            let cancels: Vec<_> = {
+            {
                 let state = self.state();
                 if state.held.is_empty() || now >= give_up_at {
                     return state.held.len();
                 }
-                if now < next_cancel || !cancelling.is_empty() {
-                    Vec::new()
-                } else {
+                if now >= next_cancel && cancelling.is_empty() {
                     next_cancel = now + CANCEL_AGAIN;
-                    let held = state.held.iter();
-                    held.map(|connection| self.connector.cancel(&connection.client))
-                        .collect()
+                    for connection in &state.held {
+                        cancelling.spawn(self.connector.cancel(&connection.client));
+                    }
                 }
-            };
-            for cancel in cancels {
-                cancelling.spawn(cancel);
             }
             tokio::time::sleep(CLOSE_RECHECK).await;
         }
     }
 
-    /// Extra connections open now.
     pub(crate) fn extra_connections(&self) -> usize {
         self.state().extra
     }
@@ -308,16 +302,16 @@ impl Deref for WriteConnection {
 
 impl Drop for WriteConnection {
     fn drop(&mut self) {
-        if let Some(index) = self.index {
-            let slot = &self.pool.slots[index];
-            if !self.clean {
-                slot.discard(&self.connection);
-            }
-            slot.in_flight.store(0, Ordering::Relaxed);
-        }
         let mut state = self.pool.state();
         match self.index {
-            Some(index) => state.held_since[index] = None,
+            Some(index) => {
+                let slot = &self.pool.slots[index];
+                if !self.clean {
+                    slot.discard(&self.connection);
+                }
+                slot.in_flight.store(0, Ordering::Relaxed);
+                state.held_since[index] = None;
+            }
             // Closed once this last handle to its client is gone.
             None => state.extra -= 1,
         }
