@@ -109,10 +109,17 @@ async fn open(settings: &DatabaseSettings) -> Result<Client, MigrateError> {
     Ok(client)
 }
 
-/// `Ok` when this binary has a migration of that version.
-fn known(version: i64) -> Result<(), MigrateError> {
-    let known = MIGRATIONS.iter().any(|migration| migration.version == version);
-    known.then_some(()).ok_or(MigrateError::UnknownVersion(version))
+/// How many of `MIGRATIONS` a database at `version` has applied; `UnknownVersion` when this binary
+/// has no migration of that version.
+fn applied_count(version: Option<i64>) -> Result<usize, MigrateError> {
+    let Some(version) = version else { return Ok(0) };
+    let last = MIGRATIONS.iter().position(|migration| migration.version == version);
+    Ok(last.ok_or(MigrateError::UnknownVersion(version))? + 1)
+}
+
+/// The version of a database with the first `count` of `MIGRATIONS` applied.
+fn version_after(count: usize) -> Option<i64> {
+    count.checked_sub(1).map(|last| MIGRATIONS[last].version)
 }
 
 /// A migrations session: one connection holding the advisory lock while it works.
@@ -182,19 +189,12 @@ impl Migrator {
                 // A newer release migrated further; this binary has nothing to add.
                 return Ok(Vec::new());
             }
-            state.version.map_or(Ok(()), known)?;
-            let mut current = state.version;
-            let pending = MIGRATIONS
-                .iter()
-                .filter(|migration| migration.version > state.version.unwrap_or(0));
-            let mut applied = Vec::new();
-            for migration in pending {
-                this.run(migration, migration.up, current, Some(migration.version))
-                    .await?;
-                current = Some(migration.version);
-                applied.push(*migration);
+            let applied = applied_count(state.version)?;
+            for (position, migration) in MIGRATIONS.iter().enumerate().skip(applied) {
+                let from = version_after(position);
+                this.run(migration, migration.up, from, Some(migration.version)).await?;
             }
-            Ok(applied)
+            Ok(MIGRATIONS[applied..].to_vec())
         })
         .await
     }
@@ -204,7 +204,7 @@ impl Migrator {
     pub async fn force(&mut self, version: i64) -> Result<(), MigrateError> {
         let version = (version >= 0).then_some(version);
         self.locked(async |this| {
-            version.map_or(Ok(()), known)?;
+            applied_count(version)?;
             this.set_version(version, false).await
         })
         .await
@@ -214,26 +214,20 @@ impl Migrator {
     pub async fn down(&mut self, steps: usize) -> Result<Vec<Migration>, MigrateError> {
         self.locked(async |this| {
             let state = this.clean_state().await?;
-            state.version.map_or(Ok(()), known)?;
-            let applied: Vec<&Migration> = MIGRATIONS
-                .iter()
-                .filter(|migration| state.version.is_some_and(|version| migration.version <= version))
-                .collect();
-            if steps > applied.len() {
+            let applied = applied_count(state.version)?;
+            if steps > applied {
                 return Err(MigrateError::TooFewApplied {
                     requested: steps,
-                    applied: applied.len(),
+                    applied,
                 });
             }
-            let mut reverted = Vec::new();
-            for position in (applied.len() - steps..applied.len()).rev() {
-                let migration = applied[position];
-                let target = position.checked_sub(1).map(|previous| applied[previous].version);
+            let reverted = &MIGRATIONS[applied - steps..applied];
+            for (position, migration) in reverted.iter().enumerate().rev() {
+                let target = version_after(applied - steps + position);
                 this.run(migration, migration.down, Some(migration.version), target)
                     .await?;
-                reverted.push(*migration);
             }
-            Ok(reverted)
+            Ok(reverted.iter().rev().copied().collect())
         })
         .await
     }
