@@ -75,21 +75,18 @@ pub enum MigrateError {
 fn connect_failure(settings: &DatabaseSettings, error: &tokio_postgres::Error) -> MigrateError {
     let (host, port, name, user) = (&settings.host, settings.port, &settings.name, &settings.user);
     let why = crate::error::chain(error);
-    let code = error.code();
-    if code == Some(&SqlState::INVALID_CATALOG_NAME) {
-        return MigrateError::MissingDatabase(format!(
-            "database {name:?} (DB_NAME) does not exist on {host}:{port}; create it, or run \
-             `gravity-bff migrate up --create-database`"
-        ));
-    }
-    let refused =
-        code == Some(&SqlState::INVALID_PASSWORD) || code == Some(&SqlState::INVALID_AUTHORIZATION_SPECIFICATION);
-    let text = if refused {
-        format!("postgres at {host}:{port} refused user {user:?} (DB_USER, DB_PASSWORD): {why}")
-    } else if code.is_none() {
-        format!("cannot reach postgres at {host}:{port} (DB_HOST, DB_PORT): {why}")
-    } else {
-        format!("cannot connect to postgres at {host}:{port} (DB_HOST, DB_PORT, DB_NAME): {why}")
+    let text = match error.code() {
+        Some(&SqlState::INVALID_CATALOG_NAME) => {
+            return MigrateError::MissingDatabase(format!(
+                "database {name:?} (DB_NAME) does not exist on {host}:{port}; create it, or run \
+                 `gravity-bff migrate up --create-database`"
+            ));
+        }
+        Some(&SqlState::INVALID_PASSWORD | &SqlState::INVALID_AUTHORIZATION_SPECIFICATION) => {
+            format!("postgres at {host}:{port} refused user {user:?} (DB_USER, DB_PASSWORD): {why}")
+        }
+        None => format!("cannot reach postgres at {host}:{port} (DB_HOST, DB_PORT): {why}"),
+        Some(_) => format!("cannot connect to postgres at {host}:{port} (DB_HOST, DB_PORT, DB_NAME): {why}"),
     };
     MigrateError::Connect(text)
 }
