@@ -116,9 +116,8 @@ impl WritePool {
         let mut none_up_since: Option<Instant> = None;
         let mut extras_allowed = true;
         loop {
+            // Created before the look, so it hears every `notify_waiters` from then on.
             let changed = self.changed.notified();
-            tokio::pin!(changed);
-            changed.as_mut().enable();
             let (any_up, recheck) = match self.take_turn(extras_allowed) {
                 Turn::Slot(connection) => return Ok(connection),
                 Turn::OpenExtra => match self.open_extra(deadline).await {
