@@ -151,9 +151,8 @@ pub(crate) async fn look_up(
     }))
 }
 
-/// Whether `key` is recorded for another request than `request` (or by another subject): a
-/// request that writes nothing is refused for reusing a key all the same. Read on a shared
-/// connection.
+/// Whether `key` is recorded for another request than `request`, or by another subject (read on a
+/// shared connection): a request that writes nothing is refused for reusing a key all the same.
 pub(crate) async fn used_for_another(db: &Database, key: &RecordKey, request: &[u8]) -> Result<bool, Error> {
     let recorded = read_with_retry!(db.reads(), |connection| look_up(connection, key, request))?;
     Ok(recorded == Recorded::Different)

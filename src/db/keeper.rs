@@ -145,9 +145,8 @@ pub(crate) enum OpenError {
     Schema(SchemaGap),
 }
 
-/// Connects, checks the schema (recording what it found in `connector.schema`) and prepares; the
-/// driver runs alongside meanwhile. The caller drives the returned driver for as long as it uses
-/// the connection.
+/// Connects, checks the schema (recording what it found in `connector.schema`) and prepares,
+/// driving the connection meanwhile; the caller drives the returned driver from then on.
 pub(crate) async fn open(connector: &Connector) -> Result<(Arc<LiveConnection>, Driver), OpenError> {
     let (client, mut driver) = connector.connect().await.map_err(OpenError::Postgres)?;
     let (statements, session) = {
