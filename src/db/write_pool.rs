@@ -141,15 +141,11 @@ impl WritePool {
             };
             let wake_at = recheck.map_or(give_up_at, |recheck| recheck.min(give_up_at));
             if tokio::time::timeout_at(wake_at, changed).await.is_err() && wake_at == give_up_at {
-                if let (false, Some(gap)) = (any_up, self.connector.schema.gap()) {
-                    return Err(Error::SchemaBehind(gap.to_string()));
-                }
-                let why = if any_up {
-                    "no write connection to Postgres became free in time"
-                } else {
-                    "no connection to Postgres is up"
-                };
-                return Err(Error::WriteNotApplied(why.into()));
+                return Err(match (any_up, self.connector.schema.gap()) {
+                    (true, _) => Error::WriteNotApplied("no write connection to Postgres became free in time".into()),
+                    (false, Some(gap)) => Error::SchemaBehind(gap.to_string()),
+                    (false, None) => Error::WriteNotApplied("no connection to Postgres is up".into()),
+                });
             }
         }
     }
