@@ -65,10 +65,7 @@ impl Inner {
             deadline,
             raised: None,
         };
-        let outcome = match &key {
-            None => write_once(&mut connection, &request, progress, &mut fencing).await,
-            Some(key) => write_once_keyed(&mut connection, &request, key, progress, &mut fencing).await,
-        };
+        let outcome = write_once(&mut connection, &request, key.as_ref(), progress, &mut fencing).await;
         // The connection was lost once something that could commit was sent: its session is
         // ended before anyone is told, or the next write to this user may start.
         let lost = matches!(outcome, Err(Error::WriteOutcomeUnknown(_)));
@@ -80,32 +77,26 @@ impl Inner {
     }
 }
 
+/// The write's statement alone, or with a key, in the transaction that claims it (or its replay).
 async fn write_once(
     connection: &mut WriteConnection,
     request: &WriteRequest,
+    key: Option<&IdempotencyKey>,
     progress: &WriteProgress,
     fencing: &mut Fencing<'_>,
 ) -> Result<WriteResponse, Error> {
     let budget = start_budget(progress)?;
-    transaction::run_alone(
-        connection,
-        budget,
-        None,
-        async || fencing.raise().await,
-        async |connection| run_statement(connection, request).await,
-        statement_failure_at,
-    )
-    .await?
-}
-
-async fn write_once_keyed(
-    connection: &mut WriteConnection,
-    request: &WriteRequest,
-    key: &IdempotencyKey,
-    progress: &WriteProgress,
-    fencing: &mut Fencing<'_>,
-) -> Result<WriteResponse, Error> {
-    let budget = start_budget(progress)?;
+    let Some(key) = key else {
+        return transaction::run_alone(
+            connection,
+            budget,
+            None,
+            async || fencing.raise().await,
+            async |connection| run_statement(connection, request).await,
+            statement_failure_at,
+        )
+        .await?;
+    };
     let claim = idempotency_records::claim(connection, &key.key, &key.request);
     // The claim waits only for a transaction that claimed the same key and has not ended: its
     // lock timeout fires before the statement's, so that wait is told apart.
