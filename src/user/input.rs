@@ -70,10 +70,8 @@ impl NewUser {
 
 impl UserPatch {
     pub fn parse(object: JsonObject) -> Result<UserPatch, Error> {
-        match parse_fields(object) {
-            (patch, errors) if errors.is_empty() => Ok(patch),
-            (_, errors) => Err(Error::InvalidFields(errors)),
-        }
+        let (patch, errors) = parse_fields(object);
+        errors.is_empty().then_some(patch).ok_or(Error::InvalidFields(errors))
     }
 
     /// `{}`: nothing to change.
@@ -221,10 +219,9 @@ fn has_http_scheme_and_host(url: &str) -> bool {
         }
         (inside, after.strip_prefix(':'))
     } else {
-        match host_and_port.split_once(':') {
-            Some((host, port)) => (host, Some(port)),
-            None => (host_and_port, None),
-        }
+        host_and_port
+            .split_once(':')
+            .map_or((host_and_port, None), |(host, port)| (host, Some(port)))
     };
     let host_character = |c: char| c.is_alphanumeric() || matches!(c, '-' | '.' | '_' | '~' | '%' | ':');
     let host_ok = !host.is_empty() && host.chars().all(host_character);
