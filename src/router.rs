@@ -1,9 +1,8 @@
 //! The hand-rolled router: a path becomes a `Route` by matching its segments.
 //!
 //! Routing is two steps so that 404 and 405 are decided once for every route: `resolve` finds the
-//! route from the path alone (carrying the user id segment for `/v1/users/{id}`), then the
-//! dispatcher matches the method against it and answers 405 with the route's `Allow` list. A
-//! route also names its template, the label `/metrics` counts by.
+//! route from the path alone, then the dispatcher matches the method against it and answers 405
+//! with the route's `Allow` list.
 
 /// Every path the service knows, plus `Unmatched` for all others.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
