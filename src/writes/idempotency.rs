@@ -38,8 +38,7 @@ impl IdempotencyKey {
             return Err(Error::BadRequest("Idempotency-Key is given more than once".into()));
         }
         let bytes = value.as_bytes();
-        let visible = |byte: &u8| (0x21..=0x7e).contains(byte);
-        if bytes.is_empty() || bytes.len() > MAX_KEY_LEN || !bytes.iter().all(visible) {
+        if bytes.is_empty() || bytes.len() > MAX_KEY_LEN || !bytes.iter().all(u8::is_ascii_graphic) {
             return Err(Error::BadRequest(format!(
                 "Idempotency-Key must be 1 to {MAX_KEY_LEN} visible ASCII characters"
             )));
