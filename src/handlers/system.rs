@@ -21,11 +21,8 @@ const OPENAPI_JSON: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/openapi.js
 /// parameter `started`, `/ready`'s answer until the process first is ready, then plain liveness
 /// again: a rollout waits for readiness, and a later outage restarts no replica (docs/DEPLOY.md).
 pub(crate) async fn health(state: &AppState, query: Option<&str>) -> Result<HttpResponse, Error> {
-    let started_asked = query.is_some_and(|query| {
-        query
-            .split('&')
-            .any(|pair| pair.split_once('=').map_or(pair, |(name, _)| name) == "started")
-    });
+    let started_asked =
+        query.is_some_and(|query| query.split('&').any(|pair| pair.split('=').next() == Some("started")));
     if started_asked && !state.has_been_ready.load(Ordering::Acquire) {
         ready(state).await?;
     }
