@@ -7,7 +7,7 @@
 //! process that every fence lift has ended (`until_none_held`).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use tokio::sync::{Mutex as AsyncMutex, Notify, OwnedMutexGuard};
@@ -37,13 +37,7 @@ pub(crate) struct RowGuard<'a> {
 
 impl RowLocks {
     pub(crate) async fn lock(&self, key: RowKey) -> RowGuard<'_> {
-        let entry = self
-            .held
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .entry(key)
-            .or_default()
-            .clone();
+        let entry = self.entries().entry(key).or_default().clone();
         RowGuard {
             locks: self,
             key,
@@ -59,7 +53,7 @@ impl RowLocks {
                 let emptied = self.emptied.notified();
                 tokio::pin!(emptied);
                 emptied.as_mut().enable();
-                if self.held.lock().unwrap_or_else(PoisonError::into_inner).is_empty() {
+                if self.entries().is_empty() {
                     return;
                 }
                 emptied.await;
@@ -67,11 +61,15 @@ impl RowLocks {
         };
         tokio::time::timeout(patience, none_held).await.is_ok()
     }
+
+    fn entries(&self) -> MutexGuard<'_, HashMap<RowKey, Arc<AsyncMutex<()>>>> {
+        self.held.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 impl Drop for RowGuard<'_> {
     fn drop(&mut self) {
-        let mut held = self.locks.held.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut held = self.locks.entries();
         // Two handles left (the map's and this guard's, released next): nobody else holds or awaits it.
         if Arc::strong_count(OwnedMutexGuard::mutex(&self.guard)) == 2 {
             held.remove(&self.key);
