@@ -75,7 +75,7 @@ impl Batching for Creates {
     const MAX_BATCH: usize = 256;
 
     async fn acquire(&self, first: &QueuedCreate) -> Result<WriteConnection, Error> {
-        self.db.checkout_writer(first.progress.deadline()).await
+        self.db.checkout_writer(first.progress.deadline).await
     }
 
     fn refuse(&self, first: QueuedCreate, refusal: Error) {
@@ -161,7 +161,7 @@ async fn insert_alone(
     create: &QueuedCreate,
     lock_wait: Option<Duration>,
 ) -> (Result<WriteResponse, Error>, Refusal) {
-    let Some(budget) = transaction::budget(create.progress.deadline()) else {
+    let Some(budget) = transaction::budget(create.progress.deadline) else {
         let late = "too little of the request's time was left to retry the write alone";
         return (Err(Error::WriteNotApplied(late.into())), Refusal::None);
     };
@@ -199,7 +199,7 @@ async fn insert(
         },
     )
     .await;
-    let last_deadline = creates.iter().map(|create| create.progress.deadline()).max();
+    let last_deadline = creates.iter().map(|create| create.progress.deadline).max();
     if let (Err(Error::WriteOutcomeUnknown(_)), Some(until)) = (&inserted, last_deadline) {
         db.end_lost_session(connection, until).await;
     }

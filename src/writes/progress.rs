@@ -19,7 +19,7 @@ const ABANDONED: u8 = 2;
 #[derive(Debug)]
 pub(crate) struct WriteProgress {
     state: AtomicU8,
-    deadline: Instant,
+    pub(crate) deadline: Instant,
     /// Queued behind a request with the same Idempotency-Key, which may yet succeed.
     behind_its_key: AtomicBool,
 }
@@ -39,10 +39,6 @@ impl WriteProgress {
             behind_its_key: AtomicBool::new(false),
         });
         (progress.clone(), WaitingForWrite { progress })
-    }
-
-    pub(crate) fn deadline(&self) -> Instant {
-        self.deadline
     }
 
     /// Whether the write waits behind a request with the same Idempotency-Key.

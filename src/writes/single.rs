@@ -35,7 +35,7 @@ impl Inner {
         key: Option<IdempotencyKey>,
         progress: &WriteProgress,
     ) -> Result<WriteResponse, Error> {
-        let deadline = progress.deadline();
+        let deadline = progress.deadline;
         // Behind a request with the same key (a retry of one still running) until the deadline:
         // that request may yet succeed, so this one is told it is in progress, not that nothing
         // was written.
@@ -102,7 +102,7 @@ async fn write_once(
     // lock timeout fires before the statement's, so that wait is told apart.
     let claim_wait = budget.saturating_sub(CLAIM_WAIT_MARGIN);
     let inside = match transaction::preceded_by(connection, "BEGIN; ", budget, claim_wait, claim).await {
-        Ok(true) => run_keyed(connection, request, key, progress.deadline()).await,
+        Ok(true) => run_keyed(connection, request, key, progress.deadline).await,
         Ok(false) => {
             transaction::roll_back(connection).await;
             let replayed = replay(connection, key).await?;
@@ -144,7 +144,7 @@ async fn run_keyed(
 /// The time the first statement may take, after marking the write as sent; a write abandoned by
 /// its request, or with too little time left, is not started.
 pub(super) fn start_budget(progress: &WriteProgress) -> Result<Duration, Error> {
-    let budget = transaction::budget(progress.deadline())
+    let budget = transaction::budget(progress.deadline)
         .ok_or_else(|| Error::WriteNotApplied("too little of the request's time was left to start the write".into()))?;
     if !progress.mark_sent() {
         return Err(Error::WriteNotApplied(
