@@ -26,9 +26,7 @@ pub(crate) struct WriteProgress {
 
 /// Held by the request while it waits for its write: dropping it (the client went away, the
 /// deadline passed) abandons the write if it has not been sent yet.
-pub(crate) struct WaitingForWrite {
-    progress: Arc<WriteProgress>,
-}
+pub(crate) struct WaitingForWrite(Arc<WriteProgress>);
 
 impl WriteProgress {
     /// A write's progress, and the request's hold on it while it waits.
@@ -38,7 +36,7 @@ impl WriteProgress {
             deadline,
             behind_its_key: AtomicBool::new(false),
         });
-        (progress.clone(), WaitingForWrite { progress })
+        (progress.clone(), WaitingForWrite(progress))
     }
 
     /// Whether the write waits behind a request with the same Idempotency-Key.
@@ -77,7 +75,7 @@ impl WriteProgress {
 
 impl Drop for WaitingForWrite {
     fn drop(&mut self) {
-        self.progress.abandon();
+        self.0.abandon();
     }
 }
 
