@@ -50,8 +50,7 @@ impl RowLocks {
         let none_held = async {
             loop {
                 // Registered before the check, so an emptying in between is not missed.
-                let emptied = self.emptied.notified();
-                tokio::pin!(emptied);
+                let mut emptied = std::pin::pin!(self.emptied.notified());
                 emptied.as_mut().enable();
                 if self.entries().is_empty() {
                     return;
