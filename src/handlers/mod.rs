@@ -1,11 +1,7 @@
-//! Request handling: the per-request envelope and the dispatch from route and method to handler.
-//!
-//! `handle`, called for every request, picks the request id, continues or starts the trace,
-//! answers a CORS preflight from an allowed origin, runs the handler under the request deadline,
-//! turns an `Error` into its problem response, stamps the request id, `traceparent`,
-//! `Cache-Control` on user routes and the CORS headers, and records the request in the metrics
-//! and the log. `Action` is the one table of what each route and method does and which scope it
-//! needs; the caller is authorized before its handler runs. Handlers only speak HTTP.
+//! Request handling: the per-request envelope (`handle`: the request id, the trace, CORS and its
+//! preflights, the deadline, the problem response, `Cache-Control` on user routes, the metrics and
+//! the log line) and the dispatch (`Action`, the one table of each route and method's handler and
+//! scope; the caller is authorized before its handler runs). Handlers only speak HTTP.
 
 mod system;
 mod user_routes;
