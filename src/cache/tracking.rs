@@ -55,21 +55,19 @@ struct Invalidations {
 
 impl AsyncPushSender for Invalidations {
     fn send(&self, info: PushInfo) -> Result<(), SendError> {
-        match info.kind {
-            PushKind::Invalidate => match info.data.first() {
-                Some(Value::Array(keys)) => {
-                    for key in keys {
-                        if let Value::BulkString(key) = key
-                            && let Some(id) = id_of_key(&self.user_prefix, key)
-                        {
-                            self.local.remove(id);
-                        }
+        match (info.kind, info.data.first()) {
+            (PushKind::Invalidate, Some(Value::Array(keys))) => {
+                for key in keys {
+                    if let Value::BulkString(key) = key
+                        && let Some(id) = id_of_key(&self.user_prefix, key)
+                    {
+                        self.local.remove(id);
                     }
                 }
-                // A null payload: Redis flushed its data, every key changed.
-                _ => self.local.invalidate_all(),
-            },
-            PushKind::Disconnection => self.local.flush(),
+            }
+            // A null payload: Redis flushed its data, every key changed.
+            (PushKind::Invalidate, _) => self.local.invalidate_all(),
+            (PushKind::Disconnection, _) => self.local.flush(),
             _ => {}
         }
         Ok(())
