@@ -33,8 +33,6 @@ impl BadValue {
 
 /// What a fill lease's value starts with; its token follows.
 const LEASE_PREFIX: &[u8] = b"lease:";
-/// `lease:` and 16 hex digits.
-const LEASE_LEN: usize = LEASE_PREFIX.len() + TOKEN_LEN;
 /// What a fence's value starts with; the tokens of the writes it stands for follow.
 const FENCE_PREFIX: &[u8] = b"fence:";
 /// Hex digits in a `Token`.
@@ -62,7 +60,7 @@ pub(crate) fn classify(bytes: &[u8], key: &KeyBuf, max_len: usize) -> Stored {
     if bytes.is_empty() {
         return Stored::Absent;
     }
-    if bytes.starts_with(LEASE_PREFIX) && bytes.len() == LEASE_LEN {
+    if bytes.starts_with(LEASE_PREFIX) && bytes.len() == LEASE_PREFIX.len() + TOKEN_LEN {
         return Stored::Lease;
     }
     let tokens = bytes.len().wrapping_sub(FENCE_PREFIX.len());
