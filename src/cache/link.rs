@@ -308,8 +308,7 @@ impl Inner {
     async fn restore_record(&self, connection: &mut MultiplexedConnection, run_id: &str) {
         let get = redis::Cmd::get(&self.instance_key);
         let answer = tokio::time::timeout(CONNECT_TIMEOUT, get.query_async::<Option<Vec<u8>>>(connection)).await;
-        let current = |recorded: &Option<Vec<u8>>| recorded.as_deref() == Some(run_id.as_bytes());
-        if answer.is_ok_and(|recorded| !recorded.as_ref().is_ok_and(current))
+        if answer.is_ok_and(|recorded| recorded.ok().flatten().as_deref() != Some(run_id.as_bytes()))
             && self.write_record(connection, run_id).await
         {
             self.logger.info(
@@ -327,9 +326,7 @@ impl Inner {
         if run_id.is_empty() {
             return false;
         }
-        let mut marker = self.instance_key.clone();
-        marker.extend_from_slice(b":pending:");
-        marker.extend_from_slice(Token::new().as_bytes());
+        let marker = [&self.instance_key[..], b":pending:", Token::new().as_bytes()].concat();
         let mut mark = redis::cmd("SET");
         mark.arg(&marker).arg(1).arg("PX").arg(MARKER_LIFETIME_MS);
         let mut record = self.record_script.key(&self.instance_key);
@@ -360,8 +357,7 @@ pub(crate) fn is_transport_failure(error: &RedisError) -> bool {
 /// primary after a failover) may hold bodies the primary has removed, and takes no fences.
 pub(crate) async fn primary_run_id(connection: &mut MultiplexedConnection) -> Result<String, RedisError> {
     let info: String = redis::cmd("INFO")
-        .arg("server")
-        .arg("replication")
+        .arg(&["server", "replication"][..])
         .query_async(connection)
         .await?;
     run_id_of_primary(&info)
