@@ -74,9 +74,7 @@ struct Inner {
     instance_key: Vec<u8>,
     metrics: Arc<Metrics>,
     logger: Logger,
-    /// Failed connection attempts, logged at most once per 5 s.
     connect_failures: RateLimitedWarning,
-    /// Failed writes of the record, logged at most once per 5 s: writes wait for copies meanwhile.
     record_failures: RateLimitedWarning,
     /// The `run_id` of the Redis the current connection reached.
     run_id: Mutex<Arc<str>>,

@@ -107,7 +107,6 @@ struct Inner {
     metrics: Arc<Metrics>,
     /// Bad values found, by `BadValue` (the cache's own figures, rendered through `figures`).
     bad_values: [AtomicU64; BadValue::ALL.len()],
-    /// Failed calls, logged at most once per 5 s.
     complaints: RateLimitedWarning,
 }
 
