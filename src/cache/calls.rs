@@ -11,7 +11,7 @@ use redis::aio::MultiplexedConnection;
 use uuid::Uuid;
 
 use super::keys::KeyBuf;
-use super::link::{CallOutcome, is_transport_failure};
+use super::link::is_transport_failure;
 use super::stored_value::{BadValue, Stored, Token, classify};
 use super::{Inner, LEASE_MILLISECONDS, Lookup};
 use crate::user::MAX_USER_JSON_LEN;
@@ -111,26 +111,26 @@ impl Inner {
     ) -> Result<T, Option<RedisError>> {
         let (problem, refusal) = match tokio::time::timeout(self.call_timeout, call).await {
             Ok(Ok(value)) => {
-                self.link.report(generation, CallOutcome::Answered);
+                self.link.answered();
                 self.breaker.record_success();
                 return Ok(value);
             }
             Ok(Err(error)) if error.code() == Some("WRONGTYPE") => {
                 // One key's problem: not a failure of Redis.
-                self.link.report(generation, CallOutcome::Answered);
+                self.link.answered();
                 return Err(Some(error));
             }
             Ok(Err(error)) if !is_transport_failure(&error) => {
-                self.link.report(generation, CallOutcome::Answered);
+                self.link.answered();
                 (error.to_string(), Some(error))
             }
             Ok(Err(error)) => {
-                self.link.report(generation, CallOutcome::Broken);
+                self.link.retire(generation);
                 self.breaker.record_failure();
                 (error.to_string(), None)
             }
             Err(_) => {
-                self.link.report(generation, CallOutcome::TimedOut);
+                self.link.timed_out(generation);
                 self.breaker.record_failure();
                 (super::no_answer_within(self.call_timeout), None)
             }

@@ -83,16 +83,6 @@ struct Inner {
     forget_reads: Box<dyn Fn() + Send + Sync>,
 }
 
-/// How a call on the connection went, as far as the connection is concerned.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum CallOutcome {
-    /// Redis answered (with a value or with an error of its own).
-    Answered,
-    TimedOut,
-    /// The connection failed.
-    Broken,
-}
-
 impl RedisLink {
     /// Starts connecting in the background; never fails on an unreachable Redis. `forget_reads`
     /// drops whatever the process kept of reads through a connection it retires.
@@ -191,25 +181,24 @@ impl RedisLink {
         }
     }
 
-    /// Records how a call on connection `generation` went; retires the connection when it failed.
-    pub(crate) fn report(&self, generation: u64, outcome: CallOutcome) {
-        let inner = &self.inner;
-        match outcome {
-            CallOutcome::Answered => {
-                if inner.timeouts_in_a_row.load(Ordering::Relaxed) != 0 {
-                    inner.timeouts_in_a_row.store(0, Ordering::Relaxed);
-                }
-            }
-            CallOutcome::TimedOut => {
-                if inner.timeouts_in_a_row.fetch_add(1, Ordering::Relaxed) + 1 >= TIMEOUTS_BEFORE_REPLACING {
-                    self.retire(generation);
-                }
-            }
-            CallOutcome::Broken => self.retire(generation),
+    /// A call was answered, with a value or with an error of Redis's own.
+    pub(crate) fn answered(&self) {
+        if self.inner.timeouts_in_a_row.load(Ordering::Relaxed) != 0 {
+            self.inner.timeouts_in_a_row.store(0, Ordering::Relaxed);
         }
     }
 
-    fn retire(&self, generation: u64) {
+    /// A call on connection `generation` got no answer in time; the last of
+    /// `TIMEOUTS_BEFORE_REPLACING` in a row retires it.
+    pub(crate) fn timed_out(&self, generation: u64) {
+        if self.inner.timeouts_in_a_row.fetch_add(1, Ordering::Relaxed) + 1 >= TIMEOUTS_BEFORE_REPLACING {
+            self.retire(generation);
+        }
+    }
+
+    /// Replaces connection `generation`, unless that is done already: a call on it failed, or it
+    /// reaches another Redis than it did.
+    pub(crate) fn retire(&self, generation: u64) {
         let mut current = self.inner.current.write().unwrap_or_else(PoisonError::into_inner);
         if current.take_if(|(_, live)| *live == generation).is_some() {
             drop(current);
