@@ -240,7 +240,7 @@ impl Cache {
         CacheFigures {
             bad_values: BadValue::ALL
                 .iter()
-                .map(|kind| (kind.label(), inner.bad_values[*kind as usize].load(Ordering::Relaxed)))
+                .map(|(kind, label)| (*label, inner.bad_values[*kind as usize].load(Ordering::Relaxed)))
                 .collect(),
             local_entries: self.near.as_ref().map(|near| near.len()),
         }

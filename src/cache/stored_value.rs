@@ -19,16 +19,12 @@ pub(crate) enum BadValue {
 }
 
 impl BadValue {
-    pub(crate) const ALL: [BadValue; 3] = [BadValue::WrongType, BadValue::Foreign, BadValue::Oversized];
-
-    /// The `kind` label of `gravity_cache_bad_values_total`.
-    pub(crate) fn label(self) -> &'static str {
-        match self {
-            BadValue::WrongType => "wrong_type",
-            BadValue::Foreign => "foreign",
-            BadValue::Oversized => "oversized",
-        }
-    }
+    /// Every kind, with its `kind` label of `gravity_cache_bad_values_total`.
+    pub(crate) const ALL: [(BadValue, &str); 3] = [
+        (BadValue::WrongType, "wrong_type"),
+        (BadValue::Foreign, "foreign"),
+        (BadValue::Oversized, "oversized"),
+    ];
 }
 
 /// What a fill lease's value starts with; its token follows.
