@@ -34,12 +34,10 @@ impl KeyBuf {
     }
 }
 
-/// `{prefix}:instance`.
 pub(crate) fn instance_key(prefix: &str) -> Vec<u8> {
     format!("{prefix}:instance").into_bytes()
 }
 
-/// `{prefix}:copies`.
 pub(crate) fn copies_key(prefix: &str) -> String {
     format!("{prefix}:copies")
 }

@@ -305,9 +305,8 @@ impl Inner {
         }
     }
 
-    /// Records `run_id` at `{prefix}:instance` `RECORD_NO_SOONER_THAN` from now, unless Redis lost
-    /// a marker set now in the meantime (a flush or a restart, which the wait must follow); whether
-    /// Redis wrote it.
+    /// Records `run_id` at `{prefix}:instance` `RECORD_NO_SOONER_THAN` from now, unless a flush or a
+    /// restart (which the wait must follow) took the marker set now; whether Redis wrote it.
     async fn write_record(&self, connection: &mut MultiplexedConnection, run_id: &str) -> bool {
         // A Redis that tells no `run_id` is never recorded: writes to it always wait for copies.
         if run_id.is_empty() {
