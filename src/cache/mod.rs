@@ -256,8 +256,7 @@ fn no_answer_within(timeout: Duration) -> String {
 /// a failure as the log tells it.
 async fn within<T>(timeout: Duration, call: impl Future<Output = redis::RedisResult<T>>) -> Result<T, String> {
     match tokio::time::timeout(timeout, call).await {
-        Ok(Ok(value)) => Ok(value),
-        Ok(Err(error)) => Err(error.to_string()),
+        Ok(answer) => answer.map_err(|error| error.to_string()),
         Err(_) => Err(no_answer_within(timeout)),
     }
 }
