@@ -147,21 +147,19 @@ impl Metrics {
         );
         self.render_requests(&mut out);
         self.render_durations(&mut out);
-        let mut counter = |name, help, value| render_one(&mut out, name, "counter", help, load(value));
-        let help = "Cached user reads answered from Redis.";
-        counter("gravity_cache_hits_total", help, &self.cache_hits);
-        let help = "Cached user reads answered from an in-process copy (CACHE_LOCAL_ENTRIES).";
-        counter("gravity_cache_local_hits_total", help, &self.cache_local_hits);
-        let help = "User reads Redis did not have.";
-        counter("gravity_cache_misses_total", help, &self.cache_misses);
-        let help = "Redis calls that failed or timed out.";
-        counter("gravity_cache_errors_total", help, &self.cache_errors);
-        let help = "User reads that skipped Redis: failing, unreachable, or not yet swept of its past.";
-        counter("gravity_cache_bypassed_total", help, &self.cache_bypassed);
-        let help = "Write fences Redis did not confirm lifting in time; each expires by itself.";
-        counter("gravity_cache_fences_left_total", help, &self.cache_fences_left);
-        let help = "Removals of every cached body under the prefix from a Redis not recorded as current (restarted, failed over, flushed).";
-        counter("gravity_cache_sweeps_total", help, &self.cache_sweeps);
+        #[rustfmt::skip]
+        let cache_counters = [
+            ("gravity_cache_hits_total", "Cached user reads answered from Redis.", &self.cache_hits),
+            ("gravity_cache_local_hits_total", "Cached user reads answered from an in-process copy (CACHE_LOCAL_ENTRIES).", &self.cache_local_hits),
+            ("gravity_cache_misses_total", "User reads Redis did not have.", &self.cache_misses),
+            ("gravity_cache_errors_total", "Redis calls that failed or timed out.", &self.cache_errors),
+            ("gravity_cache_bypassed_total", "User reads that skipped Redis: failing, unreachable, or not yet swept of its past.", &self.cache_bypassed),
+            ("gravity_cache_fences_left_total", "Write fences Redis did not confirm lifting in time; each expires by itself.", &self.cache_fences_left),
+            ("gravity_cache_sweeps_total", "Removals of every cached body under the prefix from a Redis not recorded as current (restarted, failed over, flushed).", &self.cache_sweeps),
+        ];
+        for (name, help, value) in cache_counters {
+            render_one(&mut out, name, "counter", help, load(value));
+        }
         if let Some(cache) = cache {
             let name = "gravity_cache_bad_values_total";
             let help = "Cached values that were not a body for their key, replaced as misses.";

@@ -70,8 +70,10 @@ impl NewUser {
 
 impl UserPatch {
     pub fn parse(object: JsonObject) -> Result<UserPatch, Error> {
-        let (patch, errors) = parse_fields(object);
-        errors.is_empty().then_some(patch).ok_or(Error::InvalidFields(errors))
+        match parse_fields(object) {
+            (patch, errors) if errors.is_empty() => Ok(patch),
+            (_, errors) => Err(Error::InvalidFields(errors)),
+        }
     }
 
     /// `{}`: nothing to change.
