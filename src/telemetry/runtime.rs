@@ -12,8 +12,9 @@ pub(crate) fn render(out: &mut String) {
         return;
     };
     let metrics = handle.metrics();
+    let name = "gravity_runtime_workers";
     let help = "Worker threads of the tokio runtime.";
-    render_one(out, "gravity_runtime_workers", "gauge", help, metrics.num_workers());
+    render_one(out, name, "gauge", help, metrics.num_workers());
     let name = "gravity_runtime_alive_tasks";
     let help = "Tasks alive in the tokio runtime (connections, requests in flight, background work).";
     render_one(out, name, "gauge", help, metrics.num_alive_tasks());

@@ -50,7 +50,8 @@ impl RowLocks {
         let none_held = async {
             loop {
                 // Registered before the check, so an emptying in between is not missed.
-                let mut emptied = std::pin::pin!(self.emptied.notified());
+                let emptied = self.emptied.notified();
+                tokio::pin!(emptied);
                 emptied.as_mut().enable();
                 if self.entries().is_empty() {
                     return;
