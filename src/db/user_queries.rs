@@ -122,43 +122,27 @@ pub(crate) async fn find_users(db: &Database, ids: &[Uuid]) -> Result<Vec<User>,
     Ok(rows.iter().map(User::try_from).collect::<Result<_, _>>()?)
 }
 
-/// The three columns of a batch of new users, in request order.
-#[derive(Debug, Default)]
-pub(crate) struct NewUserColumns<'a> {
-    pub(crate) names: Vec<&'a str>,
-    pub(crate) emails: Vec<Option<&'a str>>,
-    pub(crate) avatar_urls: Vec<Option<&'a str>>,
-}
-
-impl<'a> NewUserColumns<'a> {
-    /// The columns of `users`, in their order.
-    pub(crate) fn of(users: impl Iterator<Item = &'a NewUser>) -> Self {
-        let mut columns = NewUserColumns::default();
-        for user in users {
-            columns.names.push(user.name.as_str());
-            columns.emails.push(user.email.as_ref().map(Email::as_str));
-            let avatar_url = user.avatar_url.as_ref().map(AvatarUrl::as_str);
-            columns.avatar_urls.push(avatar_url);
-        }
-        columns
-    }
-}
-
 /// Inserts a batch (alone, or inside the caller's transaction); one entry per input row, in
 /// order: the stored user, or `None` when its email was taken.
-pub(crate) async fn insert_users(
+pub(crate) async fn insert_users<'a>(
     connection: &LiveConnection,
-    columns: &NewUserColumns<'_>,
+    new_users: impl Iterator<Item = &'a NewUser>,
 ) -> Result<Vec<Option<User>>, tokio_postgres::Error> {
+    let (mut names, mut emails, mut avatar_urls) = (Vec::new(), Vec::new(), Vec::new());
+    for user in new_users {
+        names.push(user.name.as_str());
+        emails.push(user.email.as_ref().map(Email::as_str));
+        avatar_urls.push(user.avatar_url.as_ref().map(AvatarUrl::as_str));
+    }
     let users = &connection.statements.users;
-    if let ([name], [email], [avatar_url]) = (&columns.names[..], &columns.emails[..], &columns.avatar_urls[..]) {
+    if let ([name], [email], [avatar_url]) = (&names[..], &emails[..], &avatar_urls[..]) {
         let row = connection
             .client
             .query_opt(&users.insert_one, &[name, email, avatar_url])
             .await?;
         return Ok(vec![row.as_ref().map(User::try_from).transpose()?]);
     }
-    let params: [&(dyn ToSql + Sync); 3] = [&columns.names, &columns.emails, &columns.avatar_urls];
+    let params: [&(dyn ToSql + Sync); 3] = [&names, &emails, &avatar_urls];
     let rows = connection.client.query(&users.insert_many, &params).await?;
     rows.iter()
         .map(|row| match row.try_get::<_, Option<Uuid>>(0)? {

@@ -18,7 +18,7 @@ use super::{WriteResponse, created_response, transaction};
 use crate::batcher::{Batcher, Batching};
 use crate::db::Database;
 use crate::db::connect::STATEMENT_TIMEOUT;
-use crate::db::user_queries::{self, NewUserColumns};
+use crate::db::user_queries;
 use crate::db::write_pool::WriteConnection;
 use crate::error::Error;
 use crate::user::User;
@@ -180,7 +180,6 @@ async fn insert(
     budget: Duration,
     lock_wait: Option<Duration>,
 ) -> (Result<Vec<Option<User>>, Error>, Refusal) {
-    let columns = NewUserColumns::of(creates.iter().map(|create| &create.user));
     let mut refusal = Refusal::None;
     let inserted = transaction::run_alone(
         connection,
@@ -188,7 +187,7 @@ async fn insert(
         lock_wait,
         // A new user cannot be cached yet, so a create needs no fence before it commits.
         async || Ok(()),
-        async |connection| user_queries::insert_users(connection, &columns).await,
+        async |connection| user_queries::insert_users(connection, creates.iter().map(|create| &create.user)).await,
         |error, stage| {
             refusal = match error.code() {
                 Some(&SqlState::LOCK_NOT_AVAILABLE) => Refusal::LockWait,

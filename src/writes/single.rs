@@ -23,7 +23,7 @@ use super::{Inner, WriteRequest, WriteResponse, created_response, not_found};
 use crate::cache::{Cache, Fence, LiftTries};
 use crate::db::connect::{STATEMENT_TIMEOUT, TCP_USER_TIMEOUT};
 use crate::db::idempotency_records::{self, Recorded, StoredResponse};
-use crate::db::user_queries::{self, NewUserColumns, email_taken, is_email_conflict};
+use crate::db::user_queries::{self, email_taken, is_email_conflict};
 use crate::db::write_pool::WriteConnection;
 use crate::error::Error;
 
@@ -162,8 +162,7 @@ async fn run_statement(
 ) -> Result<Result<WriteResponse, Error>, tokio_postgres::Error> {
     Ok(match request {
         WriteRequest::Create(user) => {
-            let columns = NewUserColumns::of(std::iter::once(user));
-            let created = user_queries::insert_users(connection, &columns).await?;
+            let created = user_queries::insert_users(connection, std::iter::once(user)).await?;
             created_response(created.into_iter().next().flatten())
         }
         // A taken email fails the statement: `statement_failure_at` makes that the client's 409.
