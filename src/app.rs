@@ -17,6 +17,7 @@ use tokio::net::{TcpListener, TcpSocket};
 
 use crate::auth::Auth;
 use crate::cache::Cache;
+use crate::cli::Failure;
 use crate::config::{Config, ConfigError};
 use crate::db::Database;
 use crate::db::connect::Connector;
@@ -50,15 +51,6 @@ pub struct App {
     settings: ServerSettings,
 }
 
-/// Why the service could not start.
-#[derive(Debug)]
-pub enum StartupError {
-    /// A setting is unusable: exit code 2.
-    Config(ConfigError),
-    /// The port could not be bound: exit code 1.
-    Listen { port: u16, error: std::io::Error },
-}
-
 /// The checks of the settings that `App::build` makes before it connects anywhere, and that
 /// `gravity-bff check` makes alone (so a deployment can refuse a bad `.env` before it stops
 /// anything that runs).
@@ -74,20 +66,19 @@ fn checked_connector(config: &Config) -> Result<Connector, ConfigError> {
 }
 
 impl App {
-    pub async fn build(config: Config) -> Result<App, StartupError> {
-        let connector = checked_connector(&config).map_err(StartupError::Config)?;
+    pub async fn build(config: Config) -> Result<App, Failure> {
+        let connector = checked_connector(&config)?;
         let logger = Logger::new(config.log_level);
         let metrics = Arc::new(Metrics::default());
         let db = Database::start(connector, &config.database, logger.clone());
         let cache = (config.cache.redis.as_ref())
             .map(|redis| Cache::connect(redis, &config.cache, metrics.clone(), logger.clone()))
             .transpose()
-            .map_err(|error| StartupError::Config(ConfigError::new("REDIS_HOST", error.to_string())))?;
+            .map_err(|error| ConfigError::new("REDIS_HOST", error.to_string()))?;
         let max_connections = connection_limit(&config, &logger);
-        let auth = Auth::start(&config.authentication, max_connections, metrics.clone(), &logger)
-            .map_err(StartupError::Config)?;
+        let auth = Auth::start(&config.authentication, max_connections, metrics.clone(), &logger)?;
         let address = SocketAddr::from((Ipv4Addr::UNSPECIFIED, config.api_port));
-        let listener = listen(address).map_err(|error| StartupError::Listen {
+        let listener = listen(address).map_err(|error| Failure::Listen {
             port: config.api_port,
             error,
         })?;
@@ -179,24 +170,6 @@ fn connection_limit(config: &Config, logger: &Logger) -> usize {
     }
     chosen
 }
-
-impl std::fmt::Display for StartupError {
-    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            StartupError::Config(error) => write!(formatter, "{error}"),
-            StartupError::Listen { port, error } if error.kind() == std::io::ErrorKind::AddrInUse => write!(
-                formatter,
-                "cannot listen on port {port} (API_PORT): another process holds it; stop that process or \
-                 set API_PORT to a free port"
-            ),
-            StartupError::Listen { port, error } => {
-                write!(formatter, "cannot listen on port {port} (API_PORT): {error}")
-            }
-        }
-    }
-}
-
-impl std::error::Error for StartupError {}
 
 /// Binds the service's port with `LISTEN_BACKLOG` (and `SO_REUSEADDR`, as `TcpListener::bind`
 /// sets, so a restarted process is not refused the port while old connections linger).

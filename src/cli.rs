@@ -8,7 +8,6 @@
 use std::ffi::OsStr;
 use std::fmt;
 
-use crate::app::StartupError;
 use crate::config::ConfigError;
 use crate::db::migrate::MigrateError;
 
@@ -47,8 +46,11 @@ pub enum Failure {
     Usage(String),
     /// A setting is missing or malformed.
     Config(ConfigError),
-    /// The server could not start (a bad setting, or the port could not be bound).
-    Startup(StartupError),
+    /// The server's port could not be bound.
+    Listen {
+        port: u16,
+        error: std::io::Error,
+    },
     /// `--health`: the server did not answer 200; the text says why.
     Unhealthy(String),
     Migrate(MigrateError),
@@ -119,9 +121,8 @@ impl Command {
 impl Failure {
     pub fn exit_code(&self) -> u8 {
         match self {
-            Failure::Usage(_) | Failure::Config(_) => EXIT_USAGE,
-            Failure::Startup(StartupError::Config(_)) | Failure::Migrate(MigrateError::Config(_)) => EXIT_USAGE,
-            Failure::Startup(StartupError::Listen { .. }) | Failure::Unhealthy(_) | Failure::Migrate(_) => EXIT_FAILURE,
+            Failure::Usage(_) | Failure::Config(_) | Failure::Migrate(MigrateError::Config(_)) => EXIT_USAGE,
+            Failure::Listen { .. } | Failure::Unhealthy(_) | Failure::Migrate(_) => EXIT_FAILURE,
         }
     }
 }
@@ -131,7 +132,12 @@ impl fmt::Display for Failure {
         match self {
             Failure::Usage(problem) => formatter.write_str(problem),
             Failure::Config(error) => write!(formatter, "{error}"),
-            Failure::Startup(error) => write!(formatter, "{error}"),
+            Failure::Listen { port, error } if error.kind() == std::io::ErrorKind::AddrInUse => write!(
+                formatter,
+                "cannot listen on port {port} (API_PORT): another process holds it; stop that process or \
+                 set API_PORT to a free port"
+            ),
+            Failure::Listen { port, error } => write!(formatter, "cannot listen on port {port} (API_PORT): {error}"),
             Failure::Unhealthy(why) => write!(formatter, "unhealthy: {why}"),
             Failure::Migrate(error) => write!(formatter, "migrate: {error}"),
         }
@@ -149,7 +155,7 @@ macro_rules! failure_from {
     )*};
 }
 
-failure_from!(Config(ConfigError), Startup(StartupError), Migrate(MigrateError));
+failure_from!(Config(ConfigError), Migrate(MigrateError));
 
 #[cfg(test)]
 mod tests {

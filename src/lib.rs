@@ -50,5 +50,5 @@ mod timestamp;
 pub mod user;
 mod writes;
 
-pub use app::{App, StartupError};
+pub use app::App;
 pub use config::Config;
