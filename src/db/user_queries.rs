@@ -134,16 +134,16 @@ pub(crate) async fn insert_users<'a>(
         emails.push(user.email.as_ref().map(Email::as_str));
         avatar_urls.push(user.avatar_url.as_ref().map(AvatarUrl::as_str));
     }
-    let users = &connection.statements.users;
+    let statements = &connection.statements.users;
     if let ([name], [email], [avatar_url]) = (&names[..], &emails[..], &avatar_urls[..]) {
         let row = connection
             .client
-            .query_opt(&users.insert_one, &[name, email, avatar_url])
+            .query_opt(&statements.insert_one, &[name, email, avatar_url])
             .await?;
         return Ok(vec![row.as_ref().map(User::try_from).transpose()?]);
     }
     let params: [&(dyn ToSql + Sync); 3] = [&names, &emails, &avatar_urls];
-    let rows = connection.client.query(&users.insert_many, &params).await?;
+    let rows = connection.client.query(&statements.insert_many, &params).await?;
     rows.iter()
         .map(|row| match row.try_get::<_, Option<Uuid>>(0)? {
             None => Ok(None),
