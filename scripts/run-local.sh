@@ -17,9 +17,10 @@ fi
 [[ "${DB_HOST:-db}" == "db" ]] && export DB_HOST=127.0.0.1
 [[ "${REDIS_HOST-cache}" == "cache" ]] && export REDIS_HOST=127.0.0.1
 export DB_USER="${DB_USER:-postgres}" DB_NAME="${DB_NAME:-gravity_db}"
-# A local run checks no token unless it is told which issuer to trust; the service refuses to
-# serve with neither AUTH_ISSUER nor AUTH_DISABLED=true, so say it here, and say it loudly.
-[[ -n "${AUTH_ISSUER:-}${AUTH_DISABLED:-}" ]] || export AUTH_DISABLED=true
+# A local run checks no token unless it is given an AUTH_* setting (the service then names any
+# that is missing); it refuses to serve with neither AUTH_ISSUER nor AUTH_DISABLED=true, so the
+# choice is made here, and said loudly.
+[[ -n "${AUTH_ISSUER:-}${AUTH_AUDIENCE:-}${AUTH_JWKS_URL:-}${AUTH_DISABLED:-}" ]] || export AUTH_DISABLED=true
 if [[ $# -eq 0 && "${AUTH_DISABLED:-}" == true ]]; then
     echo "make run: authentication is off (AUTH_DISABLED=true): anyone who reaches port ${API_PORT:-8080} may read and change every user; README, Authentication, says how to turn it on" >&2
 fi

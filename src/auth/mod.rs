@@ -138,17 +138,18 @@ impl Bearer {
     }
 
     /// Verifies a token not seen before; a `kid` the held keys lack (or holding none at all)
-    /// first waits for a fetch of the key set, when one is allowed.
+    /// first waits for a fetch of the key set, when one is allowed. A request that waited for the
+    /// first set of all gets no second fetch: nothing fetched before it could predate the `kid`.
     async fn verify(&self, token: &str) -> Result<Principal, Error> {
-        let keys = match self.keys.current() {
-            Some(keys) => keys,
+        let (keys, waited_for_first_set) = match self.keys.current() {
+            Some(keys) => (keys, false),
             None => {
                 self.keys.fetch_for_unknown_key().await;
-                self.keys.current().ok_or(Error::KeysUnavailable)?
+                (self.keys.current().ok_or(Error::KeysUnavailable)?, true)
             }
         };
         let verified = match verify::verify(token, &keys) {
-            Err(TokenProblem::UnknownKey) if self.keys.fetch_for_unknown_key().await => {
+            Err(TokenProblem::UnknownKey) if !waited_for_first_set && self.keys.fetch_for_unknown_key().await => {
                 let keys = self.keys.current().ok_or(Error::KeysUnavailable)?;
                 verify::verify(token, &keys)
             }

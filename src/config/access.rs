@@ -62,14 +62,18 @@ pub enum KeySource {
 /// `AUTH_*`: whether tokens are checked, and whose.
 pub(super) fn authentication(vars: &Vars) -> Result<Authentication, ConfigError> {
     let disabled = vars.one_of("AUTH_DISABLED")? == "true";
+    // Half a configuration beside `AUTH_DISABLED=true` (an audience or key set, its issuer
+    // forgotten) is a mistake to name, not a reason to serve every route open.
+    let named = ["AUTH_ISSUER", "AUTH_AUDIENCE", "AUTH_JWKS_URL"]
+        .into_iter()
+        .find(|name| vars.text(name).is_some());
+    if let (true, Some(name)) = (disabled, named) {
+        let problem =
+            format!("is true while {name} is set: unset one of them, so that it is clear whether tokens are checked");
+        return Err(ConfigError::new("AUTH_DISABLED", problem));
+    }
     let issuer = match (disabled, vars.text("AUTH_ISSUER")) {
-        (true, Some(_)) => {
-            return Err(ConfigError::new(
-                "AUTH_DISABLED",
-                "is true while AUTH_ISSUER is set: unset one of them, so that it is clear whether tokens are checked",
-            ));
-        }
-        (true, None) => return Ok(Authentication::Disabled),
+        (true, _) => return Ok(Authentication::Disabled),
         (false, None) => return Ok(Authentication::NotConfigured),
         (false, Some(issuer)) => issuer,
     };
@@ -265,6 +269,26 @@ mod tests {
         for (vars, setting) in cases {
             assert_eq!(vars.authentication().unwrap_err().setting, setting);
         }
+    }
+
+    #[test]
+    fn auth_disabled_beside_any_other_auth_setting_is_refused_naming_it() {
+        for (vars, named) in [
+            (vars("https://id.example.com", "", "", "true"), "AUTH_ISSUER"),
+            (vars("", "api", "", "true"), "AUTH_AUDIENCE"),
+            (
+                vars("", "", "https://id.example.com/jwks.json", "true"),
+                "AUTH_JWKS_URL",
+            ),
+        ] {
+            let error = vars.authentication().unwrap_err();
+            assert_eq!(error.setting, "AUTH_DISABLED");
+            assert!(error.to_string().contains(named), "{error}");
+        }
+        assert!(matches!(
+            vars("", "", "", "true").authentication(),
+            Ok(Authentication::Disabled)
+        ));
     }
 
     #[test]

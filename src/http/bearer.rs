@@ -181,7 +181,9 @@ impl TokenProblem {
             TokenProblem::NotYetValid => "the token is not valid yet",
             TokenProblem::WrongIssuer => "the token is from another issuer",
             TokenProblem::WrongAudience => "the token is for another audience",
-            TokenProblem::BadClaims => "the token lacks sub, exp, iss or aud, or one of them is malformed",
+            TokenProblem::BadClaims => {
+                "the token lacks sub, exp, iss or aud, or one of them, or its scope or scp, is malformed"
+            }
         }
     }
 }

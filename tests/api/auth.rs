@@ -179,6 +179,11 @@ async fn each_bad_token_is_refused_with_invalid_token_and_writes_nothing() {
             "bad_claims",
         ),
         (
+            "with a scope claim that is neither a string nor an array of strings",
+            ec.token(&with(&good, "scope", json!(7))),
+            "bad_claims",
+        ),
+        (
             "with crit, even as null",
             ec.token_with_header(&json!({"alg": "ES256", "kid": "ec", "crit": null}), &good),
             "malformed",
@@ -410,6 +415,34 @@ async fn a_new_kid_arriving_during_a_fetch_is_checked_against_a_fetch_that_start
         answer.status, 200,
         "the fetch under way was sent before the key was published; the one after it has the key"
     );
+}
+
+#[tokio::test]
+async fn an_unknown_kid_arriving_during_the_first_fetch_of_all_gets_that_fetch_only() {
+    let published = SigningKey::generate(Algorithm::Es256, "published");
+    let unknown = SigningKey::generate(Algorithm::Es256, "unknown");
+    let server = JwksServer::start(jwks(&[&published])).await;
+    let path_to_issuer = Proxy::start(server.port).await;
+    path_to_issuer.hold_reply_containing(br#""kid":"published""#);
+    let jwks_url = format!("http://127.0.0.1:{}/jwks.json", path_to_issuer.port);
+    let app = spawn_app_with_auth(&jwks_url, |_| {}).await;
+    path_to_issuer.holding().await;
+    let release_soon = async {
+        // The request is waiting for the first set by then.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        path_to_issuer.release();
+    };
+    let unknown_token = token(&unknown);
+    let with_unknown_token = app.with_token(&unknown_token);
+    let (answer, ()) = tokio::join!(with_unknown_token.get("/v1/users"), release_soon);
+
+    answer.problem(401);
+    assert_eq!(
+        metric(&app, r#"gravity_auth_refusals_total{reason="unknown_key"}"#).await,
+        1.0,
+        "refused as unknown at once, not after a second fetch or at the deadline"
+    );
+    assert_eq!(server.fetches(), 1, "the first fetch of all was the one it got");
 }
 
 /// An app whose issuer publishes `key` alone and whose keys are fetched every 100 ms, and a token

@@ -167,6 +167,15 @@ def test_a_deploy_with_neither_an_issuer_nor_authentication_off_is_refused_befor
     assert calls == [], "nothing was created or deployed"
 
 
+def test_authentication_off_beside_half_an_issuer_configuration_is_refused_before_anything_is_done(
+    tmp_path, lb
+) -> None:
+    completed, calls = swarm_sh(tmp_path, "up", IMAGE="gravity-bff:new", API_PORT=str(lb), AUTH_AUDIENCE="gravity-bff")
+    assert completed.returncode == 1
+    assert "AUTH_DISABLED=true is refused beside" in completed.stderr, completed.stderr
+    assert calls == [], "nothing was created or deployed"
+
+
 def test_an_issuers_key_set_file_is_deployed_as_a_config_named_by_its_digest(tmp_path, lb) -> None:
     keys = tmp_path / "jwks.json"
     keys.write_text('{"keys": []}\n')
