@@ -59,8 +59,9 @@ pub enum Error {
     /// fenced (`cache::fence`): nothing was written.
     WriteRefused(Cause),
     /// 503: a repeat of a write already made (its Idempotency-Key seen before) whose answer is
-    /// not given because the cache every replica reads could not be fenced (`writes::single`):
-    /// nothing more was written, and a retry with the same key replays it.
+    /// not given because its record could not be read, or the cache every replica reads could not
+    /// be fenced (`writes::single`): nothing more was written, and a retry with the same key
+    /// replays it.
     ReplayRefused(Cause),
     /// 503: Postgres answers with a schema that is not this release's (never migrated, behind, dirty);
     /// the detail (`db::schema::SchemaGap`) names the missing migration and the command.
@@ -68,7 +69,8 @@ pub enum Error {
     /// 503: the request came on a connection just chosen to close for room; it was not run.
     NoRoom,
     /// 503: a write whose outcome the service cannot know (its connection died after the commit
-    /// was sent, or Postgres stopped answering past the deadline).
+    /// was sent, Postgres stopped answering past the deadline, or a keyed write was cut off while
+    /// another request with its key may still commit).
     WriteOutcomeUnknown(Cause),
     /// 503 from `/ready`: Postgres does not answer, or authentication has no keys yet.
     NotReady {
@@ -204,15 +206,16 @@ impl Error {
             Error::WriteRefused(_) => "the cache that every replica reads could not be told of this write, \
                  so it was not made; nothing was written, so it is safe to retry"
                 .into(),
-            Error::ReplayRefused(_) => "the write this Idempotency-Key stands for was already made, but the cache \
-                 that every replica reads could not be told of it, so its answer is not given now; nothing more \
-                 was written, and a retry with the same Idempotency-Key is safe"
+            Error::ReplayRefused(_) => "the write this Idempotency-Key stands for was already made, but its \
+                 record could not be read, or the cache that every replica reads could not be told of it, so its \
+                 answer is not given now; nothing more was written, and a retry with the same Idempotency-Key is safe"
                 .into(),
             Error::NoRoom => "the service is at its connection limit and closed this connection to make room; \
                  nothing was done, so it is safe to send the request again"
                 .into(),
-            Error::WriteOutcomeUnknown(_) => "the database stopped answering after the write was sent: its outcome \
-                 is unknown; a retry with the same Idempotency-Key is safe and tells"
+            Error::WriteOutcomeUnknown(_) => "the database stopped answering after the write was sent, or the write \
+                 was cut off while an earlier request with its Idempotency-Key may still commit: its outcome is \
+                 unknown; a retry with the same Idempotency-Key is safe and tells"
                 .into(),
             Error::SchemaBehind(gap) => gap.as_str().into(),
             Error::NotReady { postgres: "down", .. } => "postgres is not answering".into(),

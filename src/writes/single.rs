@@ -112,7 +112,12 @@ async fn write_once(
             return Ok(replayed);
         }
         Err(error) if error.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) => Err(Error::IdempotencyKeyInProgress),
-        Err(error) => Err(transaction::failure(error, Stage::BeforeCommit)),
+        // Cancelled or cut off, perhaps while waiting for another request's claim of the key (on
+        // another replica), which may still commit: this one cannot say that nothing was written.
+        Err(error) => Err(match transaction::failure(error, Stage::BeforeCommit) {
+            Error::WriteNotApplied(cause) => Error::WriteOutcomeUnknown(cause),
+            other => other,
+        }),
     };
     transaction::finish(connection, inside, async || fencing.raise().await).await
 }
@@ -189,9 +194,13 @@ pub(super) fn statement_failure_at(error: tokio_postgres::Error, stage: Stage) -
 
 /// The first response of a key already used, or why it cannot be replayed.
 async fn replay(connection: &mut WriteConnection, key: &IdempotencyKey) -> Result<WriteResponse, Error> {
+    // The key's write has committed: a record that cannot be read now holds back only its answer.
     let recorded = idempotency_records::look_up(connection, &key.key, &key.request)
         .await
-        .map_err(|error| transaction::failure(error, Stage::BeforeCommit))?;
+        .map_err(|error| match transaction::failure(error, Stage::BeforeCommit) {
+            Error::WriteNotApplied(cause) => Error::ReplayRefused(cause),
+            other => other,
+        })?;
     match recorded {
         Recorded::Same(stored) => Ok(WriteResponse {
             status: StatusCode::from_u16(stored.status).map_err(Error::internal)?,

@@ -430,6 +430,74 @@ async fn a_retry_while_its_idempotency_key_is_still_in_progress_is_told_so_and_l
     replayed_once_committed(&postgres, &other, &path, "in-progress", body, "Grace").await;
 }
 
+#[tokio::test]
+async fn a_retry_cut_off_on_another_replica_while_the_first_request_may_still_commit_is_told_the_outcome_is_unknown() {
+    let path_of_other = Proxy::start(Services::from_env().pg_port).await;
+    let writer = spawn_app().await;
+    let other = writer
+        .spawn_replica(|config| config.database.port = path_of_other.port)
+        .await;
+    let (id, path) = writer.create_named("Ada").await;
+    let key = "cut-off-retry";
+
+    // The first request claims the key and waits on the user's row, locked by another session; its
+    // retry, on another replica, waits on that claim when its connection to Postgres is lost.
+    let locker = lock_rows(&writer.database, &[&id]).await;
+    let first = send_keyed(&writer, Method::PATCH, &path, key, GRACE);
+    let retry_then_unlock = async {
+        wait_for_lock_waits(&writer.database, 1).await;
+        let retry = send_keyed(&other, Method::PATCH, &path, key, GRACE);
+        let cut = async {
+            wait_for_lock_waits(&writer.database, 2).await;
+            path_of_other.cut();
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            path_of_other.restore();
+        };
+        let (retry, ()) = tokio::join!(retry, cut);
+        locker.batch_execute("COMMIT").await.unwrap();
+        retry
+    };
+    let (first, retry) = tokio::join!(first, retry_then_unlock);
+
+    let problem = retry.problem(503);
+    let detail = problem["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("its outcome is unknown") && !detail.contains("nothing was written"),
+        "the first request with its key may still commit: {problem}"
+    );
+    assert_eq!(first.status, 200, "and it did");
+    assert_eq!(name_in_database(&writer, &id).await, "Grace");
+    let replayed = send_keyed(&other, Method::PATCH, &path, key, GRACE).await;
+    assert_eq!(
+        (replayed.status.as_u16(), replayed.header("idempotent-replayed")),
+        (200, Some("true"))
+    );
+}
+
+#[tokio::test]
+async fn a_repeat_whose_record_cannot_be_read_says_the_write_was_already_made() {
+    let postgres = Proxy::start(Services::from_env().pg_port).await;
+    let app = spawn_app_with(|config| config.database.port = postgres.port).await;
+    let (_, path) = app.create_named("Ada").await;
+    let key = "record-unread";
+    assert_eq!(send_keyed(&app, Method::PATCH, &path, key, GRACE).await.status, 200);
+
+    // The repeat finds the key taken by the committed write, rolls its own transaction back, and
+    // loses its connection before the record is read.
+    postgres.cut_after_client_sends(b"ROLLBACK");
+    let problem = send_keyed(&app, Method::PATCH, &path, key, GRACE).await.problem(503);
+    let detail = problem["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("already made") && !detail.contains("nothing was written"),
+        "{problem}"
+    );
+    let replayed = send_keyed(&app, Method::PATCH, &path, key, GRACE).await;
+    assert_eq!(
+        (replayed.status.as_u16(), replayed.header("idempotent-replayed")),
+        (200, Some("true"))
+    );
+}
+
 /// Lets Postgres complete the held `COMMIT` of the keyed PATCH of `path` to `name`, then retries
 /// it on `app`: the write's own answer comes back, replayed.
 async fn replayed_once_committed(postgres: &Proxy, app: &TestApp, path: &str, key: &str, body: &str, name: &str) {
