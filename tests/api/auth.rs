@@ -8,7 +8,7 @@ use std::time::Duration;
 use hyper::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, eventually, spawn_app_with_auth, spawn_app_with_settings};
+use crate::helpers::{TestApp, TestResponse, eventually, spawn_app_with_auth, spawn_app_with_settings};
 use crate::hostile::exchange;
 use crate::support::issuer::{
     Algorithm, JwksServer, READ_WRITE, SigningKey, b64, claims, jwks, now, signing_input, with,
@@ -387,9 +387,7 @@ async fn a_key_the_issuer_adds_is_used_at_once_and_one_it_withdraws_stops_workin
 async fn a_new_kid_arriving_during_a_fetch_is_checked_against_a_fetch_that_started_after_it() {
     let old = SigningKey::generate(Algorithm::Es256, "old");
     let new = SigningKey::generate(Algorithm::Es256, "new");
-    let server = JwksServer::start(jwks(&[&old])).await;
-    let path_to_issuer = Proxy::start(server.port).await;
-    let jwks_url = format!("http://127.0.0.1:{}/jwks.json", path_to_issuer.port);
+    let (server, path_to_issuer, jwks_url) = issuer_behind_a_proxy(&[&old]).await;
     let app = spawn_app_with_auth(&jwks_url, |config| {
         set_refresh(config, Duration::from_millis(200), None)
     })
@@ -402,14 +400,7 @@ async fn a_new_kid_arriving_during_a_fetch_is_checked_against_a_fetch_that_start
     path_to_issuer.hold_reply_containing(br#""kid":"old""#);
     path_to_issuer.holding().await;
     server.publish(jwks(&[&old, &new]));
-    let release_soon = async {
-        // The request has found the kid unknown and is waiting by then.
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        path_to_issuer.release();
-    };
-    let new_token = token(&new);
-    let with_new_token = app.with_token(&new_token);
-    let (answer, ()) = tokio::join!(with_new_token.get("/v1/users"), release_soon);
+    let answer = list_releasing_the_held_fetch(&app, &token(&new), &path_to_issuer).await;
 
     assert_eq!(
         answer.status, 200,
@@ -421,20 +412,11 @@ async fn a_new_kid_arriving_during_a_fetch_is_checked_against_a_fetch_that_start
 async fn an_unknown_kid_arriving_during_the_first_fetch_of_all_gets_that_fetch_only() {
     let published = SigningKey::generate(Algorithm::Es256, "published");
     let unknown = SigningKey::generate(Algorithm::Es256, "unknown");
-    let server = JwksServer::start(jwks(&[&published])).await;
-    let path_to_issuer = Proxy::start(server.port).await;
+    let (server, path_to_issuer, jwks_url) = issuer_behind_a_proxy(&[&published]).await;
     path_to_issuer.hold_reply_containing(br#""kid":"published""#);
-    let jwks_url = format!("http://127.0.0.1:{}/jwks.json", path_to_issuer.port);
     let app = spawn_app_with_auth(&jwks_url, |_| {}).await;
     path_to_issuer.holding().await;
-    let release_soon = async {
-        // The request is waiting for the first set by then.
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        path_to_issuer.release();
-    };
-    let unknown_token = token(&unknown);
-    let with_unknown_token = app.with_token(&unknown_token);
-    let (answer, ()) = tokio::join!(with_unknown_token.get("/v1/users"), release_soon);
+    let answer = list_releasing_the_held_fetch(&app, &token(&unknown), &path_to_issuer).await;
 
     answer.problem(401);
     assert_eq!(
@@ -443,6 +425,26 @@ async fn an_unknown_kid_arriving_during_the_first_fetch_of_all_gets_that_fetch_o
         "refused as unknown at once, not after a second fetch or at the deadline"
     );
     assert_eq!(server.fetches(), 1, "the first fetch of all was the one it got");
+}
+
+/// An issuer publishing `keys`, the path to it through a proxy, and its key set's URL on that path.
+async fn issuer_behind_a_proxy(keys: &[&SigningKey]) -> (JwksServer, Proxy, String) {
+    let server = JwksServer::start(jwks(keys)).await;
+    let path_to_issuer = Proxy::start(server.port).await;
+    let jwks_url = format!("http://127.0.0.1:{}/jwks.json", path_to_issuer.port);
+    (server, path_to_issuer, jwks_url)
+}
+
+/// `GET /v1/users` with `token`, the key set reply that `path_to_issuer` holds released a second
+/// later: the request has found its kid unknown and waits for that fetch by then.
+async fn list_releasing_the_held_fetch(app: &TestApp, token: &str, path_to_issuer: &Proxy) -> TestResponse {
+    let release_soon = async {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        path_to_issuer.release();
+    };
+    let caller = app.with_token(token);
+    let (answer, ()) = tokio::join!(caller.get("/v1/users"), release_soon);
+    answer
 }
 
 /// An app whose issuer publishes `key` alone and whose keys are fetched every 100 ms, and a token
