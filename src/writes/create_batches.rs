@@ -1,9 +1,10 @@
 //! Coalesced creates: the creates waiting when a write connection becomes free go to Postgres as
 //! one statement and one commit, so one WAL flush serves them all (a lone create goes out at once:
 //! `batcher`). Each request is answered from its own row as if it had been alone: a taken email
-//! is that request's 409, and a batch that waits too long for a row lock, or holds a row Postgres
-//! rejects, runs again one by one (`run_one_by_one`). Cancelled at the deadline or with its
-//! connection lost, every row gets that answer. Keyed creates are not batched (each claims its key
+//! is that request's 409, and a batch that waits too long for a row lock, holds a row Postgres
+//! rejects, or runs past the shortest deadline among its creates, runs again one by one
+//! (`run_one_by_one`), each create with its own time. With its connection lost, every row gets
+//! that answer. Keyed creates are not batched (each claims its key
 //! in a transaction of its own). A batch shares one `created_at` (docs/API.md).
 
 use std::sync::Arc;
@@ -110,7 +111,8 @@ impl Batching for Creates {
                 }
             }
             // Postgres refused the statement for one of its rows (a row it rejects, an email locked by
-            // another session): the statement wrote nothing, so each create alone finds out which.
+            // another session), or cancelled it at the shortest deadline of the batch, which the
+            // others may outlast: the statement wrote nothing, so each create alone finds out.
             Err(_) if several && refusal != Refusal::None => run_one_by_one(&self.db, &mut connection, sending).await,
             Err(error) => {
                 for create in sending {
@@ -147,6 +149,9 @@ enum Refusal {
     None,
     /// It gave up waiting for a row lock (`lock_timeout`).
     LockWait,
+    /// It was cancelled (`statement_timeout`: a batch's is the shortest time left among its
+    /// creates; or the process stopping, which then sends nothing more).
+    Cancelled,
     /// It rejected the statement, which rolled back, for what it holds (a SQLSTATE outside the
     /// classes of the server's own state: 08 connection, 53 resources, 57 operator intervention
     /// and timeouts, 58 system, XX internal): one row breaks a rule, and alone the others pass.
@@ -191,6 +196,7 @@ async fn insert(
         |error, stage| {
             refusal = match error.code() {
                 Some(&SqlState::LOCK_NOT_AVAILABLE) => Refusal::LockWait,
+                Some(&SqlState::QUERY_CANCELED) => Refusal::Cancelled,
                 Some(code) if !["08", "53", "57", "58", "XX"].contains(&&code.code()[..2]) => Refusal::Rejected,
                 _ => Refusal::None,
             };

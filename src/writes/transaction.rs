@@ -57,13 +57,13 @@ pub(crate) async fn run_alone<T>(
     failed: impl FnOnce(tokio_postgres::Error, Stage) -> Error,
 ) -> Result<T, Error> {
     let lock_wait = lock_wait.unwrap_or(budget).min(budget);
+    still_open(connection, "the write")?;
     if budget < STATEMENT_TIMEOUT {
         let inside = preceded_by(connection, "BEGIN; ", budget, lock_wait, statement(connection))
             .await
             .map_err(|error| failed(error, Stage::BeforeCommit));
         return finish(connection, inside, before_commit).await;
     }
-    still_open(connection, "the write")?;
     // Nothing is sent if it fails: the connection is as it was.
     before_commit().await.inspect_err(|_| connection.mark_clean())?;
     still_open(connection, "the write").inspect_err(|_| connection.mark_clean())?;

@@ -2,12 +2,15 @@
 //! exactly as if it had been alone.
 
 use std::collections::HashSet;
+use std::time::Duration;
 
 use hyper::Method;
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 
-use crate::helpers::{TestApp, TestResponse, eventually, http_request, lock_rows, spawn_app, wait_for_lock_waits};
+use crate::helpers::{
+    TestApp, TestResponse, eventually, http_request, lock_rows, spawn_app, spawn_app_with, wait_for_lock_waits,
+};
 
 /// Holds every write connection of the app (each waits on a locked row), runs `creates` while
 /// they are held, so that all of them queue, then lets go; returns the answers in order.
@@ -21,44 +24,66 @@ async fn create_while_writers_are_busy(app: &TestApp, creates: &[Value]) -> Vec<
 
 /// As `create_while_writers_are_busy`, returning the requests on their way once they go out.
 async fn queue_while_writers_are_busy(app: &TestApp, creates: &[Value]) -> Vec<JoinHandle<TestResponse>> {
-    let mut blockers = Vec::new();
-    for number in 0..2 {
-        blockers.push(app.create_user(json!({"name": format!("blocker {number}")})).await);
-    }
-    let ids: Vec<&str> = blockers.iter().map(|user| user["id"].as_str().unwrap()).collect();
-    let locker = lock_rows(&app.database, &ids).await;
-    let mut patches = tokio::task::JoinSet::new();
-    for id in &ids {
-        let (address, path) = (app.address.clone(), format!("/v1/users/{id}"));
-        patches.spawn(
-            async move { crate::helpers::http_patch_json(&address, &path, &json!({"name": "unblocked"})).await },
-        );
-    }
-    wait_for_lock_waits(&app.database, 2).await;
+    let writers = HeldWriters::hold(app).await;
+    let requests = send_creates(app, creates);
+    wait_until_queued(app, creates.len()).await;
+    writers.release().await;
+    requests
+}
 
-    let mut requests = Vec::new();
-    for create in creates {
-        let (address, body) = (app.address.clone(), serde_json::to_vec(create).unwrap());
-        requests.push(tokio::spawn(async move {
-            http_request(
-                &address,
-                Method::POST,
-                "/v1/users",
-                &[("content-type", "application/json")],
-                &body,
-            )
-            .await
-        }));
+/// The app's write connections, each held by a PATCH waiting on a row another session locked.
+struct HeldWriters {
+    locker: tokio_postgres::Client,
+    patches: tokio::task::JoinSet<(u16, Value)>,
+}
+
+impl HeldWriters {
+    async fn hold(app: &TestApp) -> HeldWriters {
+        let mut blockers = Vec::new();
+        for number in 0..2 {
+            blockers.push(app.create_user(json!({"name": format!("blocker {number}")})).await);
+        }
+        let ids: Vec<&str> = blockers.iter().map(|user| user["id"].as_str().unwrap()).collect();
+        let locker = lock_rows(&app.database, &ids).await;
+        let mut patches = tokio::task::JoinSet::new();
+        for id in &ids {
+            let (address, path) = (app.address.clone(), format!("/v1/users/{id}"));
+            patches.spawn(async move {
+                crate::helpers::http_patch_json(&address, &path, &json!({"name": "unblocked"})).await
+            });
+        }
+        wait_for_lock_waits(&app.database, 2).await;
+        HeldWriters { locker, patches }
     }
-    let all_queued = eventually(std::time::Duration::from_secs(5), async || {
+
+    /// Unlocks the rows and waits for the PATCHes: their connections are free again.
+    async fn release(self) {
+        self.locker.batch_execute("COMMIT").await.unwrap();
+        self.patches.join_all().await;
+    }
+}
+
+/// Sends each create, without waiting for the answers.
+fn send_creates(app: &TestApp, creates: &[Value]) -> Vec<JoinHandle<TestResponse>> {
+    creates
+        .iter()
+        .map(|create| {
+            let (address, body) = (app.address.clone(), serde_json::to_vec(create).unwrap());
+            tokio::spawn(async move {
+                let json = [("content-type", "application/json")];
+                http_request(&address, Method::POST, "/v1/users", &json, &body).await
+            })
+        })
+        .collect()
+}
+
+async fn wait_until_queued(app: &TestApp, count: usize) {
+    let all_queued = eventually(Duration::from_secs(5), async || {
         let metrics = String::from_utf8(app.get("/metrics").await.body.to_vec()).unwrap();
-        metrics.contains(&format!("gravity_creates_waiting {}", creates.len()))
+        metrics.contains(&format!("gravity_creates_waiting {count}"))
     })
     .await;
     assert!(all_queued, "every create queued for a write connection");
-    locker.batch_execute("COMMIT").await.unwrap();
-    patches.join_all().await;
-    requests
 }
 
 #[tokio::test]
@@ -156,5 +181,42 @@ async fn an_email_locked_by_another_session_neither_fails_nor_holds_up_the_rest_
         held.await.unwrap().status,
         409,
         "the email was taken by the other session"
+    );
+}
+
+#[tokio::test]
+async fn a_create_with_little_time_left_fails_no_other_create_of_its_batch() {
+    // No extra write connections, so creates wait while the pool's are held; a statement that
+    // inserts several rows takes 5 s (a trigger), one that inserts one row no time.
+    let app = spawn_app_with(|config| config.database.extra_write_connections = 0).await;
+    app.database
+        .client
+        .batch_execute(
+            "CREATE FUNCTION slow_batches() RETURNS trigger LANGUAGE plpgsql AS $$ \
+             BEGIN IF (SELECT count(*) FROM inserted) > 1 THEN PERFORM pg_sleep(5); END IF; RETURN NULL; END $$; \
+             CREATE TRIGGER slow_batches AFTER INSERT ON users REFERENCING NEW TABLE AS inserted \
+             FOR EACH STATEMENT EXECUTE FUNCTION slow_batches()",
+        )
+        .await
+        .unwrap();
+    let writers = HeldWriters::hold(&app).await;
+    let late = send_creates(&app, &[json!({"name": "late"})]);
+    // Six seconds of its ten go by before it has a connection: its batch has under 4 s, less
+    // than the batch takes; the creates it is batched with have nearly all of theirs.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let fresh = send_creates(&app, &[json!({"name": "fresh 1"}), json!({"name": "fresh 2"})]);
+    wait_until_queued(&app, 3).await;
+    writers.release().await;
+
+    for (number, request) in fresh.into_iter().enumerate() {
+        let answer = request.await.unwrap();
+        let body = String::from_utf8_lossy(&answer.body);
+        assert_eq!(answer.status, 201, "fresh create {number}: {body}");
+    }
+    let late = late.into_iter().next().unwrap().await.unwrap();
+    assert!(
+        [201, 503].contains(&late.status.as_u16()),
+        "the late create is answered by its own time: {}",
+        String::from_utf8_lossy(&late.body)
     );
 }
