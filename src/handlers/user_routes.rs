@@ -9,6 +9,7 @@ use serde::Serialize;
 use tokio::time::Instant;
 use uuid::Uuid;
 
+use super::REQUEST_TIMEOUT;
 use crate::cache::Lookup;
 use crate::db::idempotency_records;
 use crate::db::user_queries as store;
@@ -67,7 +68,7 @@ pub(crate) async fn create(
     (body, arrival): (Incoming, &dyn Arrival),
     deadline: Instant,
 ) -> Result<HttpResponse, Error> {
-    let body = read_json_body(headers, body, arrival).await?;
+    let body = read_json_body(headers, body, arrival, deadline - REQUEST_TIMEOUT).await?;
     let new_user = NewUser::parse(body.object)?;
     let key = IdempotencyKey::from_headers(headers, subject, "POST", "/v1/users", &body.bytes)?;
     perform(state, WriteRequest::Create(new_user), key, deadline).await
@@ -82,7 +83,7 @@ pub(crate) async fn update(
     deadline: Instant,
 ) -> Result<HttpResponse, Error> {
     let id = parse_user_id(id)?;
-    let body = read_json_body(headers, body, arrival).await?;
+    let body = read_json_body(headers, body, arrival, deadline - REQUEST_TIMEOUT).await?;
     let patch = UserPatch::parse(body.object)?;
     // A malformed key is a 400 even when there is nothing to write.
     let key = IdempotencyKey::from_headers(headers, subject, "PATCH", &user_path(id), &body.bytes)?;

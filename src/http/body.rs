@@ -15,6 +15,7 @@ use hyper::body::{Body as _, Incoming};
 use hyper::header::{CONTENT_TYPE, HeaderMap};
 use serde::de::{Deserialize, Deserializer, Error as _, MapAccess, Visitor};
 use serde_json::Value;
+use tokio::time::Instant;
 
 /// The largest body accepted, in bytes.
 pub(crate) const BODY_LIMIT: usize = 65_536;
@@ -22,8 +23,9 @@ pub(crate) const BODY_LIMIT: usize = 65_536;
 /// The longest gap between two chunks of a body (or before the first): as long as the header
 /// timeout.
 pub(crate) const BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(5);
-/// The longest a whole body may take, however steadily it trickles: well within the 10 s request
-/// deadline, so that the client is told 408 rather than 503.
+/// How long after the head the whole body must have arrived, however steadily it trickles (and
+/// however long the request waited before reading it, for a key fetch say): well within the 10 s
+/// request deadline, so that the client is told 408 rather than 503.
 pub(crate) const BODY_TIME_LIMIT: Duration = Duration::from_secs(8);
 
 /// The connection a body arrives on, as far as reading the body is concerned. At the connection
@@ -67,11 +69,12 @@ pub(crate) struct JsonBody {
     pub(crate) object: JsonObject,
 }
 
-/// Reads the body of a request that must carry one JSON object.
+/// Reads the body of a request that must carry one JSON object, whose head arrived at `head_arrived`.
 pub(crate) async fn read_json_body(
     headers: &HeaderMap,
     body: Incoming,
     arrival: &dyn Arrival,
+    head_arrived: Instant,
 ) -> Result<JsonBody, BodyError> {
     if !declares_json(headers) {
         return Err(BodyError::NotJson);
@@ -86,7 +89,7 @@ pub(crate) async fn read_json_body(
     let collected = tokio::select! {
         biased;
         () = arrival.cut_short() => Err(BodyError::CutShort),
-        collected = tokio::time::timeout(BODY_TIME_LIMIT, collect(body, arrival)) => {
+        collected = tokio::time::timeout_at(head_arrived + BODY_TIME_LIMIT, collect(body, arrival)) => {
             collected.unwrap_or(Err(BodyError::TooSlow))
         }
     };

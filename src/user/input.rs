@@ -200,8 +200,12 @@ impl AvatarUrl {
 }
 
 /// `http://` or `https://` (any case), then an authority whose host is not empty and whose port,
-/// if any, is a number up to 65535.
+/// if any, is digits of a number up to 65535. No backslash anywhere: it is no URL character (RFC
+/// 3986), and browsers read it as `/`, so `http://a\@b/` would be a URL of another host to them.
 fn has_http_scheme_and_host(url: &str) -> bool {
+    if url.contains('\\') {
+        return false;
+    }
     let Some((scheme, rest)) = url.split_once("://") else {
         return false;
     };
@@ -227,7 +231,8 @@ fn has_http_scheme_and_host(url: &str) -> bool {
     };
     let host_character = |c: char| c.is_alphanumeric() || matches!(c, '-' | '.' | '_' | '~' | '%' | ':');
     let host_ok = !host.is_empty() && host.chars().all(host_character);
-    let port_ok = port.is_none_or(|port| port.is_empty() || port.parse::<u16>().is_ok());
+    let digits = |port: &str| port.bytes().all(|byte| byte.is_ascii_digit());
+    let port_ok = port.is_none_or(|port| port.is_empty() || (digits(port) && port.parse::<u16>().is_ok()));
     host_ok && port_ok
 }
 
@@ -425,6 +430,9 @@ mod tests {
             "http://[1:2]/",
             "http://[::1]x/",
             "http://[fe80::1%25eth0]/",
+            "http://example.com:+80/",
+            "https://evil.example\\@good.example/",
+            "https://example.com/a\\b.png",
         ] {
             assert!(AvatarUrl::parse(Value::String(bad.into())).is_err(), "{bad}");
         }

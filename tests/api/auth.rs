@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, TestResponse, eventually, spawn_app_with_auth, spawn_app_with_settings};
 use crate::hostile::exchange;
+use crate::slow_bodies::trickle;
 use crate::support::issuer::{
     Algorithm, JwksServer, READ_WRITE, SigningKey, b64, claims, jwks, now, signing_input, with,
 };
@@ -425,6 +426,36 @@ async fn an_unknown_kid_arriving_during_the_first_fetch_of_all_gets_that_fetch_o
         "refused as unknown at once, not after a second fetch or at the deadline"
     );
     assert_eq!(server.fetches(), 1, "the first fetch of all was the one it got");
+}
+
+#[tokio::test]
+async fn a_body_still_coming_8_s_after_its_head_gets_408_even_when_its_token_waited_for_a_fetch() {
+    let key = SigningKey::generate(Algorithm::Es256, "key");
+    let rotated = SigningKey::generate(Algorithm::Es256, "rotated");
+    let (server, path_to_issuer, jwks_url) = issuer_behind_a_proxy(&[&key]).await;
+    let app = spawn_app_with_auth(&jwks_url, |_| {}).await;
+    let keys_in = eventually(Duration::from_secs(5), async || app.get("/ready").await.status == 200).await;
+    assert!(keys_in, "the first key set arrived");
+
+    // The issuer rotates; the fetch that a token of the new key causes is held 4 s on its way back,
+    // while the create's body trickles in: its reading starts 4 s after the head.
+    server.publish(jwks(&[&key, &rotated]));
+    path_to_issuer.hold_reply_containing(br#""kid":"rotated""#);
+    let release_later = async {
+        path_to_issuer.holding().await;
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        path_to_issuer.release();
+    };
+    let authorization = format!("Authorization: Bearer {}\r\n", token(&rotated));
+    let body = vec![b' '; 100];
+    let trickling = trickle(&app, &authorization, &body, Duration::from_millis(400));
+    let ((status, text, took), ()) = tokio::join!(trickling, release_later);
+
+    assert_eq!(status, 408, "{text}");
+    assert!(
+        took >= Duration::from_secs(8) && took < Duration::from_secs(10),
+        "the whole-body limit counts from the head: {took:?}"
+    );
 }
 
 /// An issuer publishing `keys`, the path to it through a proxy, and its key set's URL on that path.

@@ -11,18 +11,29 @@ use tokio::net::TcpStream;
 
 use crate::helpers::{TestApp, spawn_app, spawn_app_with};
 
-/// A create's head, promising `length` bytes of body.
-fn create_head(length: usize) -> String {
-    format!("POST /v1/users HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {length}\r\n\r\n")
+/// A create's head, promising `length` bytes of body, with `more_headers` (each line ending in CRLF).
+fn create_head(length: usize, more_headers: &str) -> String {
+    format!(
+        "POST /v1/users HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {length}\r\n\
+         {more_headers}\r\n"
+    )
 }
 
-/// Sends a create whose body goes out a byte every `every`, then reads the answer's head: its
-/// status and text, and how long it took from the head.
-async fn trickle(app: &TestApp, body: &[u8], every: Duration) -> (u16, String, Duration) {
+/// Sends a create (its head with `more_headers`) whose body goes out a byte every `every`, then
+/// reads the answer's head: its status and text, and how long it took from the head.
+pub(crate) async fn trickle(
+    app: &TestApp,
+    more_headers: &str,
+    body: &[u8],
+    every: Duration,
+) -> (u16, String, Duration) {
     let stream = TcpStream::connect(("127.0.0.1", app.port)).await.unwrap();
     let (mut reader, mut writer) = stream.into_split();
     let started = Instant::now();
-    writer.write_all(create_head(body.len()).as_bytes()).await.unwrap();
+    writer
+        .write_all(create_head(body.len(), more_headers).as_bytes())
+        .await
+        .unwrap();
     let writing = async {
         for byte in body {
             tokio::time::sleep(every).await;
@@ -61,7 +72,7 @@ async fn a_body_that_keeps_coming_without_a_5_s_pause_is_read_even_past_5_s() {
     let app = spawn_app().await;
     let body = br#"{"name":"Trickle"}"#;
     // 18 bytes, one every 400 ms: about 7 s in all, never 5 s without a byte.
-    let (status, text, took) = trickle(&app, body, Duration::from_millis(400)).await;
+    let (status, text, took) = trickle(&app, "", body, Duration::from_millis(400)).await;
     assert_eq!(status, 201, "{text}");
     assert!(took > Duration::from_secs(5), "{took:?}");
 }
@@ -70,7 +81,7 @@ async fn a_body_that_keeps_coming_without_a_5_s_pause_is_read_even_past_5_s() {
 async fn a_body_still_coming_after_8_s_gets_408() {
     let app = spawn_app().await;
     let body = vec![b' '; 100];
-    let (status, text, took) = trickle(&app, &body, Duration::from_millis(400)).await;
+    let (status, text, took) = trickle(&app, "", &body, Duration::from_millis(400)).await;
     assert_eq!(status, 408, "{text}");
     assert!(text.contains("application/problem+json"), "{text}");
     assert!(
@@ -86,7 +97,7 @@ async fn at_the_connection_limit_a_stalled_body_is_cut_short_with_408_to_make_ro
     let mut uploads = Vec::new();
     for _ in 0..2 {
         let mut stream = TcpStream::connect(("127.0.0.1", app.port)).await.unwrap();
-        stream.write_all(create_head(50).as_bytes()).await.unwrap();
+        stream.write_all(create_head(50, "").as_bytes()).await.unwrap();
         stream.write_all(br#"{"name":"#).await.unwrap();
         uploads.push(stream);
     }
