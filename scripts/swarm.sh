@@ -93,11 +93,9 @@ deploy() {
 }
 
 up() {
-    # The service refuses to start without one of them; say so before anything is deployed.
-    [[ -n "${AUTH_ISSUER:-}" || "${AUTH_DISABLED:-}" == true ]] ||
-        die "set AUTH_ISSUER and AUTH_AUDIENCE (the OpenID Connect issuer whose tokens the api accepts), or AUTH_DISABLED=true"
-    [[ "${AUTH_DISABLED:-}" != true || -z "${AUTH_ISSUER:-}${AUTH_AUDIENCE:-}${AUTH_JWKS_FILE:-}" ]] ||
-        die "AUTH_DISABLED=true is refused beside AUTH_ISSUER, AUTH_AUDIENCE or AUTH_JWKS_FILE: unset one side, so that it is clear whether tokens are checked"
+    # The service refuses to start with neither, or with AUTH_DISABLED=true beside an issuer's settings; say so before anything is deployed.
+    [[ -n "${AUTH_ISSUER:-}" || "${AUTH_DISABLED:-}" == true ]] || die "set AUTH_ISSUER and AUTH_AUDIENCE (the OpenID Connect issuer whose tokens the api accepts), or AUTH_DISABLED=true"
+    [[ "${AUTH_DISABLED:-}" != true || -z "${AUTH_ISSUER:-}${AUTH_AUDIENCE:-}${AUTH_JWKS_FILE:-}" ]] || die "AUTH_DISABLED=true is refused beside AUTH_ISSUER, AUTH_AUDIENCE or AUTH_JWKS_FILE: unset one side, so that it is clear whether tokens are checked"
     if [[ -n "${AUTH_JWKS_FILE:-}" ]]; then
         [[ -r "$AUTH_JWKS_FILE" ]] || die "AUTH_JWKS_FILE names $AUTH_JWKS_FILE, which cannot be read"
         AUTH_JWKS_FILE="$(realpath "$AUTH_JWKS_FILE")" JWKS_CONFIG="$(sha256sum "$AUTH_JWKS_FILE" | cut -c1-12)"
