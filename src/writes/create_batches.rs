@@ -4,8 +4,8 @@
 //! is that request's 409, and a batch that waits too long for a row lock, holds a row Postgres
 //! rejects, or runs past the shortest deadline among its creates, runs again one by one
 //! (`run_one_by_one`), each create with its own time. With its connection lost, every row gets
-//! that answer. Keyed creates are not batched (each claims its key
-//! in a transaction of its own). A batch shares one `created_at` (docs/API.md).
+//! that answer. Keyed creates are not batched (each claims its key in a transaction of its own).
+//! A batch shares one `created_at` (docs/API.md).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -145,7 +145,7 @@ async fn run_one_by_one(db: &Database, connection: &mut WriteConnection, batch: 
 /// Whether Postgres itself refused an insert statement, and why.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Refusal {
-    /// It did not (it succeeded, or failed otherwise: a lost connection, a deadline, a decode).
+    /// It did not (it succeeded, or failed otherwise: a lost connection, a decode).
     None,
     /// It gave up waiting for a row lock (`lock_timeout`).
     LockWait,
