@@ -79,6 +79,17 @@ async fn patch_errors_follow_the_contract() {
     app.request(Method::PATCH, &grace_path, &[("content-type", "text/plain")], "{}")
         .await
         .problem(415);
+    // The id in the path comes before the body; the Idempotency-Key after the fields.
+    app.request(Method::PATCH, "/v1/users/nope", &[("content-type", "text/plain")], "{}")
+        .await
+        .problem(400);
+    let json_with_bad_key = [("content-type", "application/json"), ("idempotency-key", "")];
+    app.request(Method::PATCH, &grace_path, &json_with_bad_key, r#"{"name":null}"#)
+        .await
+        .problem(422);
+    app.request(Method::PATCH, &grace_path, &json_with_bad_key, r#"{"name":"x"}"#)
+        .await
+        .problem(400);
     let invalid = app
         .patch_json(&grace_path, &json!({"name": null, "email": "x", "id": "y"}))
         .await
