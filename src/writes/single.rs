@@ -112,12 +112,7 @@ async fn write_once(
             return Ok(replayed);
         }
         Err(error) if error.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) => Err(Error::IdempotencyKeyInProgress),
-        // Cancelled or cut off, perhaps while waiting for another request's claim of the key (on
-        // another replica), which may still commit: this one cannot say that nothing was written.
-        Err(error) => Err(match transaction::failure(error, Stage::BeforeCommit) {
-            Error::WriteNotApplied(cause) => Error::WriteOutcomeUnknown(cause),
-            other => other,
-        }),
+        Err(error) => Err(transaction::failure(error, Stage::Claim)),
     };
     transaction::finish(connection, inside, async || fencing.raise().await).await
 }

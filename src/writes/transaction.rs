@@ -30,6 +30,9 @@ pub(crate) enum Stage {
     BeforeCommit,
     /// The commit itself: a lost connection leaves the outcome unknown.
     Commit,
+    /// A keyed write's claim of its key, which may wait on another request's claim (on another
+    /// replica) that may still commit: cancelled or cut off, the key's outcome is unknown.
+    Claim,
 }
 
 /// How long this write's statements may run, or `None` when too little time is left to start.
@@ -187,7 +190,8 @@ pub(crate) fn failure(error: tokio_postgres::Error, stage: Stage) -> Error {
         Stage::BeforeCommit | Stage::Autocommit if cancelled_in_time || is_connection_loss(&error) => {
             Error::WriteNotApplied(Box::new(error))
         }
-        Stage::BeforeCommit | Stage::Autocommit => Error::Internal(Box::new(error)),
+        Stage::Claim if cancelled_in_time || is_connection_loss(&error) => Error::WriteOutcomeUnknown(Box::new(error)),
+        Stage::BeforeCommit | Stage::Autocommit | Stage::Claim => Error::Internal(Box::new(error)),
     }
 }
 
