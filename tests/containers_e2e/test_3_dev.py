@@ -59,13 +59,15 @@ def start_make_dev(project: Project, log_path: Path) -> subprocess.Popen:
 
 
 def wait_until_healthy(project: Project, dev: subprocess.Popen, log_path: Path) -> None:
-    def api_healthy() -> bool:
+    # lb starts once the api is healthy; HAProxy, PID 1 in its container, ignores a stop signal
+    # that comes before its handlers are in place, so a stop that early would wait out the grace.
+    def api_and_lb_healthy() -> bool:
         if dev.poll() is not None:
             raise AssertionError(f"make dev exited {dev.returncode}:\n{log_path.read_text()[-4000:]}")
-        found = project.containers("api")
-        return bool(found) and health(found[0]) == "healthy"
+        found = [project.containers(service) for service in ("api", "lb")]
+        return all(containers and health(containers[0]) == "healthy" for containers in found)
 
-    wait_for("make dev: the api is healthy", api_healthy, timeout=FIRST_BUILD_LIMIT, interval=2)
+    wait_for("make dev: the api and lb are healthy", api_and_lb_healthy, timeout=FIRST_BUILD_LIMIT, interval=2)
 
 
 def stop_make_dev(dev: subprocess.Popen, signal_number: int, what: str) -> float:
