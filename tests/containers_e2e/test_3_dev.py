@@ -110,7 +110,7 @@ def test_make_dev_serves_reloads_an_edit_and_stops_cleanly(project: Project) -> 
     try:
         started = time.monotonic()
         wait_until_healthy(project, dev, log_path)
-        TIMINGS["make dev until the api is healthy (dev image, debug build)"] = time.monotonic() - started
+        TIMINGS["make dev until the api and lb are healthy (dev image, debug build)"] = time.monotonic() - started
         # The load balancer starts once the api is healthy, then checks it before sending it requests.
         wait_for(
             "the load balancer serves the api on API_PORT",
