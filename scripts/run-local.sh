@@ -7,8 +7,10 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 if [[ -f .env ]]; then
-    # Only variables not already set are taken from .env: the environment wins.
-    while IFS='=' read -r name value; do
+    # Only variables not already set are taken from .env: the environment wins. A value is all
+    # after the first `=`, taken literally (a base64 secret's trailing `=` included).
+    while IFS= read -r line; do
+        name="${line%%=*}" value="${line#*=}"
         [[ "$name" =~ ^[A-Z_][A-Z0-9_]*$ ]] || continue
         [[ -n "${!name+x}" ]] || export "$name=$value"
     done < <(grep -E '^[A-Z_][A-Z0-9_]*=' .env)

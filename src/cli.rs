@@ -9,7 +9,7 @@ use std::ffi::OsStr;
 use std::fmt;
 
 use crate::config::ConfigError;
-use crate::db::migrate::MigrateError;
+use crate::db::migrate::{MIGRATIONS, MigrateError};
 
 /// What the binary does on this run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,10 +109,26 @@ impl Command {
             },
             ["migrate", "down"] => Err("migrate down needs a count, such as `migrate down 1`".into()),
             ["migrate", "force", version] => match version.parse::<i64>() {
-                Ok(version) if version >= -1 => Ok(Command::Migrate(MigrateCommand::Force(version))),
-                _ => Err(format!("migrate force takes a version (or -1), got {version:?}")),
+                Ok(version) if version == -1 || MIGRATIONS.iter().any(|known| known.version == version) => {
+                    Ok(Command::Migrate(MigrateCommand::Force(version)))
+                }
+                _ => {
+                    let known = MIGRATIONS
+                        .iter()
+                        .map(|known| format!(", {}", known.version))
+                        .collect::<String>();
+                    Err(format!(
+                        "migrate force takes a version this binary has (-1{known}), got {version:?}"
+                    ))
+                }
             },
-            ["migrate", other, ..] => Err(format!("unknown migrate command {other:?}; try up, down N, status")),
+            ["migrate", "force"] => Err("migrate force needs a version, such as `migrate force 1` (-1: none)".into()),
+            ["migrate", command @ ("up" | "down" | "force" | "status"), .., extra] => Err(format!(
+                "unexpected argument {extra:?} after migrate {command}; try --help"
+            )),
+            ["migrate", other, ..] => Err(format!(
+                "unknown migrate command {other:?}; try up, down N, force V, status"
+            )),
             [other, ..] => Err(format!("unknown argument {other:?}; try --help")),
         }
     }
@@ -203,17 +219,32 @@ mod tests {
 
     #[test]
     fn wrong_invocations_are_usage_errors() {
-        let cases: [&[&str]; 7] = [
-            &["serve", "now"],
-            &["--port", "80"],
-            &["migrate", "down"],
-            &["migrate", "down", "0"],
-            &["migrate", "down", "x"],
-            &["migrate", "sideways"],
-            &["migrate", "force", "-2"],
+        let cases: [(&[&str], &str); 12] = [
+            (&["serve", "now"], "unknown argument"),
+            (&["--port", "80"], "unknown argument"),
+            (&["migrate", "down"], "needs a count"),
+            (&["migrate", "down", "0"], "a positive count"),
+            (&["migrate", "down", "x"], "a positive count"),
+            (
+                &["migrate", "down", "1", "2"],
+                "unexpected argument \"2\" after migrate down",
+            ),
+            (
+                &["migrate", "up", "now"],
+                "unexpected argument \"now\" after migrate up",
+            ),
+            (
+                &["migrate", "status", "x"],
+                "unexpected argument \"x\" after migrate status",
+            ),
+            (&["migrate", "sideways"], "try up, down N, force V, status"),
+            (&["migrate", "force"], "needs a version"),
+            (&["migrate", "force", "-2"], "a version this binary has (-1, 1, "),
+            (&["migrate", "force", "9999"], "a version this binary has (-1, 1, "),
         ];
-        for arguments in cases {
-            assert!(Command::parse(arguments.iter()).is_err(), "{arguments:?}");
+        for (arguments, told) in cases {
+            let error = Command::parse(arguments.iter()).unwrap_err();
+            assert!(error.contains(told), "{arguments:?}: {error}");
         }
     }
 }

@@ -166,6 +166,12 @@ impl Vars {
             pool_size: self.number("DB_POOL_SIZE")? as usize,
             extra_write_connections: self.number("DB_EXTRA_WRITE_CONNECTIONS")? as usize,
         };
+        // libpq's `require` with a root certificate checks the CA; ours checks only under verify-full.
+        if database.ssl_root_cert.is_some() && database.ssl_mode != SslMode::VerifyFull {
+            let problem = "is read only with DB_SSL_MODE=verify-full, which checks the certificate against it; set that \
+                           mode too, or unset it";
+            return Err(ConfigError::new("DB_SSL_ROOT_CERT", problem.to_owned()));
+        }
         let ttl_seconds = self.number("CACHE_TTL_SECONDS")?;
         let redis_port = self.port("REDIS_PORT")?;
         let redis_password = self.secret("REDIS_PASSWORD", "REDIS_PASSWORD_FILE")?;
@@ -308,6 +314,15 @@ mod tests {
             config.cors_allowed_origins.is_empty(),
             "no CORS headers unless origins are listed"
         );
+    }
+
+    #[test]
+    fn a_root_certificate_without_verify_full_is_refused_since_it_would_check_nothing() {
+        for mode in ["disable", "require"] {
+            let error = config_from(&[("DB_SSL_ROOT_CERT", "/etc/ca.pem"), ("DB_SSL_MODE", mode)]).unwrap_err();
+            assert_eq!(error.setting, "DB_SSL_ROOT_CERT", "{mode}");
+            assert!(error.problem.contains("DB_SSL_MODE=verify-full"), "{error}");
+        }
     }
 
     #[test]

@@ -328,6 +328,16 @@ pub(crate) fn chain(error: &(dyn std::error::Error + 'static)) -> String {
             text.push_str(&next);
         }
     }
+    // Postgres puts its DETAIL and HINT on lines of their own; a log field or an operator's
+    // message is one line.
+    if text.contains('\n') {
+        text = text
+            .lines()
+            .map(str::trim)
+            .filter(|line| !line.is_empty())
+            .collect::<Vec<_>>()
+            .join("; ");
+    }
     text
 }
 

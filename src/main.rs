@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use gravity_bff::build_info::{REVISION, VERSION};
 use gravity_bff::cli::{Command, Failure, MigrateCommand, usage};
-use gravity_bff::db::migrate::{MIGRATIONS, Migrator};
+use gravity_bff::db::migrate::{MIGRATIONS, Migrator, latest_version};
 use gravity_bff::{App, Config, config, health_probe};
 
 /// musl's allocator is slow under concurrency; mimalloc is fast and small.
@@ -99,7 +99,13 @@ fn migrate(config: Config, command: MigrateCommand) -> Result<(), Failure> {
                     println!("applied {migration}");
                 }
                 if applied.is_empty() {
-                    println!("no change: the schema is up to date");
+                    match migrator.state().await?.version {
+                        Some(version) if version > latest_version() => println!(
+                            "no change: the database is at version {version}, newer than this binary's {}",
+                            latest_version()
+                        ),
+                        _ => println!("no change: the schema is up to date"),
+                    }
                 }
             }
             MigrateCommand::Down(steps) => {

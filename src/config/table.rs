@@ -77,7 +77,7 @@ pub const SETTINGS: [Setting; 27] = [
     text("DB_PASSWORD_FILE", "").means("a file holding DB_PASSWORD (a mounted secret)"),
     required("DB_NAME").means("Postgres database"),
     one_of("DB_SSL_MODE", "disable", &["disable", "require", "verify-full"]).means("TLS to Postgres"),
-    text("DB_SSL_ROOT_CERT", "public web roots").means("PEM bundle of the CAs verify-full trusts"),
+    text("DB_SSL_ROOT_CERT", "public web roots").means("PEM bundle of the CAs verify-full trusts; only with it"),
     number("DB_POOL_SIZE", 4, 2, 64).means("Postgres connections per process, half for writes"),
     number("DB_EXTRA_WRITE_CONNECTIONS", 4, 0, 64).means("extra write connections while all are stuck"),
     text("REDIS_HOST", "").means("Redis host; empty: no cache"),

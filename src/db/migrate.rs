@@ -85,6 +85,14 @@ fn connect_failure(settings: &DatabaseSettings, error: &tokio_postgres::Error) -
         Some(&SqlState::INVALID_PASSWORD | &SqlState::INVALID_AUTHORIZATION_SPECIFICATION) => {
             format!("postgres at {host}:{port} refused user {user:?} (DB_USER, DB_PASSWORD): {why}")
         }
+        // No SQLSTATE: the driver's own error, told apart only by its words. The server asked for a
+        // password and none was given, or TLS failed (refused, or a certificate not trusted).
+        None if why.starts_with("invalid configuration: password missing") || why.starts_with("authentication") => {
+            format!("postgres at {host}:{port} refused user {user:?} (DB_USER, DB_PASSWORD): {why}")
+        }
+        None if why.starts_with("error performing TLS handshake") => {
+            format!("no TLS session with postgres at {host}:{port} (DB_SSL_MODE, DB_SSL_ROOT_CERT): {why}")
+        }
         None => format!("cannot reach postgres at {host}:{port} (DB_HOST, DB_PORT): {why}"),
         Some(_) => format!("cannot connect to postgres at {host}:{port} (DB_HOST, DB_PORT, DB_NAME): {why}"),
     };
@@ -119,14 +127,16 @@ fn version_after(count: usize) -> Option<i64> {
     count.checked_sub(1).map(|last| MIGRATIONS[last].version)
 }
 
-/// A migrations session: one connection holding the advisory lock while it works.
+/// A migrations session: one connection holding the advisory locks while it works.
 pub struct Migrator {
     client: Client,
-    lock_id: i64,
+    /// golang-migrate's lock for this database as its library names it (`current_database()`), then
+    /// as its command line does (the URL's path, with its leading `/`): runs of either wait for ours.
+    lock_ids: [i64; 2],
 }
 
 impl Migrator {
-    /// Connects, and names the advisory lock of this database's bookkeeping.
+    /// Connects, and names the advisory locks of this database's bookkeeping.
     pub async fn connect(settings: &DatabaseSettings) -> Result<Migrator, MigrateError> {
         let client = open(settings).await?;
         let names = client
@@ -140,8 +150,10 @@ impl Migrator {
             );
             return Err(MigrateError::Connect(text));
         };
-        let lock_id = advisory_lock_id(schema, "schema_migrations", names.get(1));
-        Ok(Migrator { client, lock_id })
+        let database: &str = names.get(1);
+        let lock_ids =
+            [database, &format!("/{database}")].map(|name| advisory_lock_id(schema, "schema_migrations", name));
+        Ok(Migrator { client, lock_ids })
     }
 
     /// Connects as `connect` does, creating the database `DB_NAME` first (through the `postgres`
@@ -157,10 +169,14 @@ impl Migrator {
         };
         let client = open(&maintenance).await?;
         let create = format!("CREATE DATABASE \"{}\"", settings.name.replace('"', "\"\""));
-        // Another run may have created it meanwhile: as good.
+        // Another run may have created it meanwhile: as good. Postgres's own check for the name is
+        // made before it takes its lock, so the loser of a race may get a unique violation instead.
         if let Err(error) = client.batch_execute(&create).await
             && error.code() != Some(&SqlState::DUPLICATE_DATABASE)
         {
+            if let Ok(migrator) = Migrator::connect(settings).await {
+                return Ok((migrator, false));
+            }
             let (name, user, why) = (&settings.name, &settings.user, crate::error::chain(&error));
             let text = format!("cannot create database {name:?} (DB_NAME) as {user:?} (DB_USER): {why}");
             return Err(MigrateError::Connect(text));
@@ -229,15 +245,15 @@ impl Migrator {
         .await
     }
 
-    /// Runs `work` holding the advisory lock (with the table in place), and releases it whatever
-    /// the outcome.
+    /// Runs `work` holding the advisory locks (with the table in place), and releases them whatever
+    /// the outcome. Always taken in one order, so two runs of this binary cannot deadlock.
     async fn locked<T>(
         &mut self,
         work: impl AsyncFnOnce(&mut Migrator) -> Result<T, MigrateError>,
     ) -> Result<T, MigrateError> {
-        self.client
-            .execute("SELECT pg_advisory_lock($1)", &[&self.lock_id])
-            .await?;
+        for lock_id in self.lock_ids {
+            self.client.execute("SELECT pg_advisory_lock($1)", &[&lock_id]).await?;
+        }
         let outcome = async {
             self.client
                 .batch_execute(
@@ -247,9 +263,13 @@ impl Migrator {
             work(self).await
         }
         .await;
+        let [first, second] = self.lock_ids;
         let unlocked = self
             .client
-            .execute("SELECT pg_advisory_unlock($1)", &[&self.lock_id])
+            .execute(
+                "SELECT pg_advisory_unlock($1), pg_advisory_unlock($2)",
+                &[&first, &second],
+            )
             .await;
         let value = outcome?;
         unlocked?;
@@ -469,6 +489,8 @@ mod tests {
 
     const GRAVITY_DB_LOCK_ID: i64 = 3_915_578_438;
     const POSTGRES_LOCK_ID: i64 = 143_310_882;
+    /// golang-migrate's command line names the database by its URL's path, `/gravity_db`.
+    const GRAVITY_DB_CLI_LOCK_ID: i64 = 3_618_605_936;
 
     #[test]
     fn the_lock_id_matches_golang_migrate() {
@@ -481,6 +503,10 @@ mod tests {
         assert_eq!(
             advisory_lock_id("public", "schema_migrations", "postgres"),
             POSTGRES_LOCK_ID
+        );
+        assert_eq!(
+            advisory_lock_id("public", "schema_migrations", "/gravity_db"),
+            GRAVITY_DB_CLI_LOCK_ID
         );
     }
 }

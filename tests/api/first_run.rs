@@ -6,7 +6,8 @@
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use gravity_bff::db::migrate::{MIGRATIONS, Migrator};
+use gravity_bff::Config;
+use gravity_bff::db::migrate::{MIGRATIONS, Migrator, latest_version};
 
 use crate::helpers::{TestDatabase, free_port};
 use crate::service_process;
@@ -67,6 +68,54 @@ async fn migrate_up_with_create_database_creates_a_missing_database_then_migrate
     let again = run(&["migrate", "up", "--create-database"], &vars);
     assert!(again.status.success(), "{}", text(&again.stderr));
     assert_eq!(text(&again.stdout), "no change: the schema is up to date\n");
+
+    // A newer release migrated further: this binary says so, rather than "up to date".
+    let newer = latest_version() + 1;
+    let record = format!("UPDATE schema_migrations SET version = {newer}");
+    services
+        .connect(&missing.name)
+        .await
+        .batch_execute(&record)
+        .await
+        .unwrap();
+    let older_binary = run(&["migrate", "up"], &vars);
+    assert!(older_binary.status.success(), "{}", text(&older_binary.stderr));
+    let told = text(&older_binary.stdout);
+    assert_eq!(
+        told,
+        format!(
+            "no change: the database is at version {newer}, newer than this binary's {}\n",
+            newer - 1
+        )
+    );
+}
+
+#[tokio::test]
+async fn runs_creating_one_missing_database_at_once_all_succeed_and_one_creates_it() {
+    let services = Services::from_env();
+    for _ in 0..5 {
+        let missing = a_missing_database(&services).await;
+        let settings = Config::from_vars(services.vars(&missing.name, &missing.name))
+            .unwrap()
+            .database;
+        let mut runs = tokio::task::JoinSet::new();
+        for _ in 0..6 {
+            let settings = settings.clone();
+            runs.spawn(async move {
+                Migrator::connect_creating_database(&settings)
+                    .await
+                    .map(|(_, created)| created)
+            });
+        }
+        let outcomes = runs.join_all().await;
+        let failed: Vec<String> = outcomes
+            .iter()
+            .filter_map(|outcome| outcome.as_ref().err().map(|e| e.to_string()))
+            .collect();
+        assert!(failed.is_empty(), "{failed:?}");
+        let created = outcomes.iter().filter(|outcome| matches!(outcome, Ok(true))).count();
+        assert_eq!(created, 1, "one of them created it");
+    }
 }
 
 #[tokio::test]

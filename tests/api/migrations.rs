@@ -144,6 +144,8 @@ async fn a_failing_migration_is_rolled_back_whole_and_the_next_run_retries_it() 
         told.contains("rolled all of it back") && told.contains("clean at version 1"),
         "{told}"
     );
+    // Postgres's DETAIL (the duplicated key) is kept, on the one line an operator is promised.
+    assert!(told.contains("; DETAIL: Key") && !told.contains('\n'), "{told}");
     assert_eq!(
         bookkeeping(&database).await,
         vec![(1, false)],
@@ -191,6 +193,36 @@ async fn a_migration_waits_for_a_lock_longer_than_the_services_statement_timeout
     );
     assert_eq!(applied.unwrap().len(), 1, "and then ran");
     assert_eq!(bookkeeping(&database).await, vec![(latest_version(), false)]);
+}
+
+#[tokio::test]
+async fn a_run_waits_for_golang_migrates_lock_as_its_library_or_its_command_line_names_it() {
+    for cli in [false, true] {
+        let database = TestDatabase::create_empty().await;
+        let holder = database.services.connect(&database.name).await;
+        let names = holder
+            .query_one("SELECT current_schema()::text, current_database()::text", &[])
+            .await
+            .unwrap();
+        // The command line takes the database's name from the URL's path: `/gravity_db`.
+        let name: &str = names.get(1);
+        let name = if cli { format!("/{name}") } else { name.to_owned() };
+        let lock_id = advisory_lock_id(names.get(0), "schema_migrations", &name);
+        holder
+            .execute("SELECT pg_advisory_lock($1)", &[&lock_id])
+            .await
+            .unwrap();
+        let mut migrator = migrator(&database).await;
+        let held = tokio::time::timeout(Duration::from_secs(2), migrator.up()).await;
+        assert!(held.is_err(), "up waits while golang-migrate ({name}) holds its lock");
+        assert!(!has_table(&database, "users").await, "and applies nothing meanwhile");
+        holder
+            .execute("SELECT pg_advisory_unlock($1)", &[&lock_id])
+            .await
+            .unwrap();
+        let applied = migrator.up().await.unwrap();
+        assert_eq!(applied.len(), MIGRATIONS.len(), "then runs");
+    }
 }
 
 #[tokio::test]
@@ -279,4 +311,45 @@ async fn the_binary_migrates_and_reports_status() {
         "{status_text}"
     );
     assert!(status_text.contains("0001_initial_schema"));
+}
+
+/// A stand-in Postgres on a local port that answers its first client with `reply`, whatever it sent.
+async fn a_server_answering(reply: &'static [u8]) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await.unwrap();
+        let mut startup = [0; 512];
+        let _ = socket.read(&mut startup).await;
+        let _ = socket.write_all(reply).await;
+        let _ = socket.read(&mut startup).await;
+    });
+    port
+}
+
+#[tokio::test]
+async fn a_server_asking_for_a_password_none_was_given_for_names_the_login_settings() {
+    // AuthenticationCleartextPassword: what a stock pg_hba.conf's `scram-sha-256`/`md5` lines ask
+    // of a user logging in without DB_PASSWORD, before any SQLSTATE.
+    let port = a_server_answering(b"R\0\0\0\x08\0\0\0\x03").await;
+    let database = TestDatabase::create_empty().await;
+    let mut settings = database.config().database;
+    (settings.port, settings.ssl_mode) = (port, gravity_bff::config::SslMode::Disable);
+    let Err(MigrateError::Connect(text)) = Migrator::connect(&settings).await else {
+        panic!("a login refused before it began is a connect error");
+    };
+    assert!(text.contains("(DB_USER, DB_PASSWORD)"), "{text}");
+}
+
+#[tokio::test]
+async fn a_server_refusing_tls_names_the_tls_settings() {
+    let port = a_server_answering(b"N").await;
+    let database = TestDatabase::create_empty().await;
+    let mut settings = database.config().database;
+    (settings.port, settings.ssl_mode) = (port, gravity_bff::config::SslMode::Require);
+    let Err(MigrateError::Connect(text)) = Migrator::connect(&settings).await else {
+        panic!("TLS refused is a connect error");
+    };
+    assert!(text.contains("(DB_SSL_MODE, DB_SSL_ROOT_CERT)"), "{text}");
 }

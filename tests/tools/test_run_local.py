@@ -14,6 +14,7 @@ REPO = Path(__file__).resolve().parents[2]
 # Records every call; `cargo run … -- ARGS` plays the binary, failing like it on a bad DB_PORT.
 FAKE_CARGO = """
 echo "cargo $*" >>"$CALLS"
+echo "DB_PASSWORD=${DB_PASSWORD-} DB_NAME=${DB_NAME-}" >"$CALLS.settings"
 if [[ "$1" == run && ! "${DB_PORT:-5432}" =~ ^[0-9]+$ ]]; then
     echo "gravity-bff: DB_PORT must be a port number from 1 to 65535, got \\"$DB_PORT\\"" >&2
     exit 2
@@ -21,14 +22,18 @@ fi
 """
 
 
-def run_local(tmp_path: Path, *arguments: str, **settings: str) -> tuple[subprocess.CompletedProcess, list[str]]:
+def run_local(
+    tmp_path: Path, *arguments: str, dotenv: str | None = None, **settings: str
+) -> tuple[subprocess.CompletedProcess, list[str]]:
     work = tmp_path / "repo"
     (work / "scripts").mkdir(parents=True)
+    if dotenv is not None:
+        (work / ".env").write_text(dotenv)
     shutil.copy2(REPO / "scripts" / "run-local.sh", work / "scripts" / "run-local.sh")
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     # Only what the script needs besides cargo: no psql, createdb or pg_isready.
-    for tool in ("grep", "cat", "env"):
+    for tool in ("grep", "cat", "env", "dirname"):
         (bin_dir / tool).symlink_to(shutil.which(tool))
     (bin_dir / "cargo").write_text("#!" + shutil.which("bash") + "\n" + FAKE_CARGO)
     (bin_dir / "cargo").chmod(0o755)
@@ -66,3 +71,11 @@ def test_make_migrate_passes_its_command_and_creates_nothing_else(tmp_path) -> N
     finished, calls = run_local(tmp_path, "migrate", "up")
     assert finished.returncode == 0, finished.stderr
     assert calls[1:] == ["cargo run --release --quiet -- migrate up"]
+
+
+def test_a_dotenv_value_is_taken_literally_with_every_equals_sign_and_the_environment_wins(tmp_path) -> None:
+    finished, _ = run_local(tmp_path, dotenv="DB_PASSWORD=c2VjcmV0=\nDB_NAME=ignored\n", DB_NAME="mine")
+    assert finished.returncode == 0, finished.stderr
+    assert (tmp_path / "calls.settings").read_text() == "DB_PASSWORD=c2VjcmV0= DB_NAME=mine\n"
+    finished, _ = run_local(tmp_path / "again", dotenv="DB_PASSWORD=a=b==\n")
+    assert (tmp_path / "again" / "calls.settings").read_text() == "DB_PASSWORD=a=b== DB_NAME=gravity_db\n"
