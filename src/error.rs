@@ -17,7 +17,7 @@ use serde::Serialize;
 use crate::http::MAX_TARGET_BYTES;
 use crate::http::bearer::Refusal;
 use crate::http::body::{BODY_LIMIT, BodyError};
-use crate::http::response::{HttpResponse, problem};
+use crate::http::response::{HttpResponse, PROBLEM_JSON, with_content_type};
 
 /// Why a request failed.
 #[derive(Debug)]
@@ -164,16 +164,19 @@ impl Error {
         }
     }
 
-    /// The failure behind a 5xx answer, which the request log records.
-    pub(crate) fn cause(&self) -> Option<&Cause> {
+    /// The failure behind a 5xx answer, which the request log records (`error.message`); never
+    /// sent to the client.
+    pub(crate) fn log_cause(&self) -> Option<Cow<'static, str>> {
         match self {
+            Error::Timeout => Some("the request ran past its 10 s deadline".into()),
+            Error::NoRoom => Some("the connection was chosen to close for room as the request arrived".into()),
             Error::Unavailable(cause)
             | Error::WriteNotApplied(cause)
             | Error::WriteRefused(cause)
             | Error::ReplayRefused(cause)
             | Error::WriteOutcomeUnknown(cause)
             | Error::NotReady { cause, .. }
-            | Error::Internal(cause) => Some(cause),
+            | Error::Internal(cause) => Some(chain(cause.as_ref()).into()),
             _ => None,
         }
     }
@@ -246,7 +249,7 @@ impl Error {
             readiness,
         };
         let bytes = serde_json::to_vec(&body).map(Bytes::from).unwrap_or_default();
-        let mut response = problem(status, bytes);
+        let mut response = with_content_type(status, PROBLEM_JSON, bytes);
         let headers = response.headers_mut();
         if matches!(self, Error::BodyCutShort | Error::NoRoom) {
             headers.insert(CONNECTION, HeaderValue::from_static("close"));

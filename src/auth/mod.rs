@@ -44,21 +44,13 @@ struct Bearer {
     metrics: Arc<Metrics>,
 }
 
+/// `/ready`'s `auth` when authentication is on and no usable key is held (`Auth::readiness`).
+pub(crate) const NO_KEYS: &str = "no_keys";
+
 /// Who a request is from: the principal of its verified token, or nobody (authentication off,
 /// or a route that needs none).
 #[derive(Clone, Default)]
 pub(crate) struct Caller(Option<Arc<Principal>>);
-
-/// What `/ready` says of authentication.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Readiness {
-    Disabled,
-    /// A usable key of the issuer is held.
-    Ready,
-    /// Authentication is on and no usable key is held: none fetched yet (protected routes answer
-    /// 503), or the issuer's set lists none usable (tokens are refused, 401).
-    NoKeys,
-}
 
 impl Auth {
     /// Starts fetching the issuer's keys (without waiting for them); refuses a service that was
@@ -98,11 +90,14 @@ impl Auth {
         outcome
     }
 
-    pub(crate) fn readiness(&self) -> Readiness {
+    /// The `auth` member of `/ready`: `disabled`; `ok` (a usable key of the issuer is held); or
+    /// `no_keys` (none fetched yet: protected routes answer 503; or the issuer's set lists none
+    /// usable: tokens are refused, 401).
+    pub(crate) fn readiness(&self) -> &'static str {
         match &self.bearer {
-            None => Readiness::Disabled,
-            Some(bearer) if bearer.keys.current().is_some_and(|keys| !keys.is_empty()) => Readiness::Ready,
-            Some(_) => Readiness::NoKeys,
+            None => "disabled",
+            Some(bearer) if bearer.keys.current().is_some_and(|keys| !keys.is_empty()) => "ok",
+            Some(_) => NO_KEYS,
         }
     }
 
@@ -169,16 +164,5 @@ impl Caller {
     /// every anonymous caller.
     pub(crate) fn subject(&self) -> &str {
         self.user_id().unwrap_or_default()
-    }
-}
-
-impl Readiness {
-    /// The `auth` member of `/ready`.
-    pub(crate) fn label(self) -> &'static str {
-        match self {
-            Readiness::Disabled => "disabled",
-            Readiness::Ready => "ok",
-            Readiness::NoKeys => "no_keys",
-        }
     }
 }

@@ -40,10 +40,18 @@ impl Inner {
         if let Stored::Bad(bad) = stored {
             self.bad_values[bad as usize].fetch_add(1, Ordering::Relaxed);
         }
-        // Nothing (or an empty string), another reader's lease or a write's fence: the script decides
-        // (a live lease or fence stays, and the reader fills nothing); a bad value it replaces.
-        let replace_bad = matches!(stored, Stored::Bad(_));
-        let lease = self.take_lease(&mut connection, generation, &key, replace_bad).await;
+        // Nothing (or an empty string), another reader's lease or a write's fence: `TAKE_LEASE` sets
+        // this reader's lease unless a live lease or fence is there (then it fills nothing); a bad
+        // value it replaces.
+        let token = Token::new();
+        let mut invocation = self.lease_script.key(key.as_bytes());
+        invocation.arg((
+            token.as_bytes(),
+            LEASE_MILLISECONDS,
+            u8::from(matches!(stored, Stored::Bad(_))),
+        ));
+        let call = invocation.invoke_async::<i64>(&mut connection);
+        let lease = matches!(self.bounded("lease", generation, call).await, Ok(1)).then_some(token);
         (Lookup::Miss(lease), Duration::ZERO)
     }
 
@@ -56,21 +64,15 @@ impl Inner {
         key: &KeyBuf,
         with_lifetime: bool,
     ) -> Result<(Bytes, Duration), Option<RedisError>> {
+        let mut getrange = redis::cmd("GETRANGE");
+        getrange.arg(key.as_bytes()).arg(0).arg(MAX_USER_JSON_LEN);
         if !with_lifetime {
-            let mut command = redis::cmd("GETRANGE");
-            command.arg(key.as_bytes()).arg(0).arg(MAX_USER_JSON_LEN);
-            let read = command.query_async::<Bytes>(connection);
+            let read = getrange.query_async::<Bytes>(connection);
             let bytes = self.bounded("get", generation, read).await?;
             return Ok((bytes, Duration::ZERO));
         }
         let mut pipeline = redis::pipe();
-        pipeline
-            .cmd("GETRANGE")
-            .arg(key.as_bytes())
-            .arg(0)
-            .arg(MAX_USER_JSON_LEN)
-            .cmd("PTTL")
-            .arg(key.as_bytes());
+        pipeline.add_command(getrange).cmd("PTTL").arg(key.as_bytes());
         let read = pipeline.query_async::<(Bytes, i64)>(connection);
         let (bytes, milliseconds) = self.bounded("get", generation, read).await?;
         Ok((bytes, Duration::from_millis(u64::try_from(milliseconds).unwrap_or(0))))
@@ -79,26 +81,7 @@ impl Inner {
     /// A connection for a read or a fill, unless the breaker is open, there is no connection, or
     /// its Redis may still hold bodies from its past (`link`).
     pub(super) fn serving_connection(&self) -> Option<(MultiplexedConnection, u64)> {
-        if !self.breaker.allows() {
-            return None;
-        }
-        self.link.serving_connection()
-    }
-
-    /// Sets this reader's lease where no live body or lease is (`TAKE_LEASE`); over whatever is
-    /// there when the reader found it bad (`replace_bad`).
-    pub(super) async fn take_lease(
-        &self,
-        connection: &mut MultiplexedConnection,
-        generation: u64,
-        key: &KeyBuf,
-        replace_bad: bool,
-    ) -> Option<Token> {
-        let token = Token::new();
-        let mut invocation = self.lease_script.key(key.as_bytes());
-        invocation.arg((token.as_bytes(), LEASE_MILLISECONDS, u8::from(replace_bad)));
-        let call = invocation.invoke_async::<i64>(connection);
-        matches!(self.bounded("lease", generation, call).await, Ok(1)).then_some(token)
+        self.breaker.allows().then(|| self.link.serving_connection()).flatten()
     }
 
     /// Runs one call, bounded and accounted for as the module doc says. `Err(Some(error))` is Redis

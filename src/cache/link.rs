@@ -50,13 +50,8 @@ return 1";
 /// Timeouts in a row after which the connection is taken for stalled and replaced.
 const TIMEOUTS_BEFORE_REPLACING: u32 = 3;
 
-/// Shared handle to the connection; cheap to clone.
-#[derive(Clone)]
-pub(crate) struct RedisLink {
-    inner: Arc<Inner>,
-}
-
-struct Inner {
+/// The connection, shared (in an `Arc`) by the cache, the reconnecting task and the watcher.
+pub(crate) struct Link {
     client: Client,
     config: AsyncConnectionConfig,
     current: RwLock<Option<(MultiplexedConnection, u64)>>,
@@ -83,7 +78,7 @@ struct Inner {
     forget_reads: Box<dyn Fn() + Send + Sync>,
 }
 
-impl RedisLink {
+impl Link {
     /// Starts connecting in the background; never fails on an unreachable Redis. `forget_reads`
     /// drops whatever the process kept of reads through a connection it retires.
     pub(crate) fn start(
@@ -93,7 +88,7 @@ impl RedisLink {
         metrics: Arc<Metrics>,
         logger: Logger,
         forget_reads: Box<dyn Fn() + Send + Sync>,
-    ) -> RedisLink {
+    ) -> Arc<Link> {
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(CONNECT_TIMEOUT))
             // Every call is bounded by the cache's own timeout; a second timer per command in the
@@ -101,64 +96,52 @@ impl RedisLink {
             .set_response_timeout(None)
             // The default of 50 queued commands is too few for many concurrent requests.
             .set_pipeline_buffer_size(4096);
-        let link = RedisLink {
-            inner: Arc::new(Inner {
-                client,
-                config,
-                current: RwLock::new(None),
-                generation: AtomicU64::new(0),
-                serving: AtomicU64::new(0),
-                connecting: AtomicBool::new(false),
-                connected: Notify::new(),
-                timeouts_in_a_row: AtomicU32::new(0),
-                user_prefix,
-                instance_key,
-                metrics,
-                run_id: Mutex::new(Arc::from("")),
-                connect_failures: RateLimitedWarning::new(
-                    logger.clone(),
-                    "cache unavailable: cannot connect to redis; serving from postgres",
-                    super::COMPLAIN_EVERY,
-                ),
-                record_failures: RateLimitedWarning::new(
-                    logger.clone(),
-                    "cannot record the redis as current; every write waits for in-process copies until it is",
-                    super::COMPLAIN_EVERY,
-                ),
-                logger,
-                record_script: redis::Script::new(RECORD_IF_MARKED),
-                forget_reads,
-            }),
-        };
+        let warning = |message| RateLimitedWarning::new(logger.clone(), message, super::COMPLAIN_EVERY);
+        let link = Arc::new(Link {
+            client,
+            config,
+            current: RwLock::new(None),
+            generation: AtomicU64::new(0),
+            serving: AtomicU64::new(0),
+            connecting: AtomicBool::new(false),
+            connected: Notify::new(),
+            timeouts_in_a_row: AtomicU32::new(0),
+            user_prefix,
+            instance_key,
+            metrics,
+            run_id: Mutex::new(Arc::from("")),
+            connect_failures: warning("cache unavailable: cannot connect to redis; serving from postgres"),
+            record_failures: warning(
+                "cannot record the redis as current; every write waits for in-process copies until it is",
+            ),
+            logger,
+            record_script: redis::Script::new(RECORD_IF_MARKED),
+            forget_reads,
+        });
         link.ensure_connecting();
-        tokio::spawn(watch_the_instance(Arc::downgrade(&link.inner)));
+        tokio::spawn(watch_the_instance(Arc::downgrade(&link)));
         link
     }
 
     /// `{prefix}:instance`, which the fence scripts check too.
     pub(crate) fn instance_key(&self) -> &[u8] {
-        &self.inner.instance_key
+        &self.instance_key
     }
 
     /// The `run_id` of the Redis the current connection reached (or one opened since).
     pub(crate) fn run_id(&self) -> Arc<str> {
-        self.inner.run_id.lock().unwrap_or_else(PoisonError::into_inner).clone()
+        self.run_id.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
     /// The current connection, if its Redis may serve cached bodies (see the module doc).
-    pub(crate) fn serving_connection(&self) -> Option<(MultiplexedConnection, u64)> {
+    pub(crate) fn serving_connection(self: &Arc<Self>) -> Option<(MultiplexedConnection, u64)> {
         self.connection()
-            .filter(|(_, generation)| *generation == self.inner.serving.load(Ordering::Acquire))
+            .filter(|(_, generation)| *generation == self.serving.load(Ordering::Acquire))
     }
 
     /// The current connection and its generation, or `None` while (re)connecting.
-    pub(crate) fn connection(&self) -> Option<(MultiplexedConnection, u64)> {
-        let current = self
-            .inner
-            .current
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
+    pub(crate) fn connection(self: &Arc<Self>) -> Option<(MultiplexedConnection, u64)> {
+        let current = self.current.read().unwrap_or_else(PoisonError::into_inner).clone();
         if current.is_none() {
             self.ensure_connecting();
         }
@@ -167,11 +150,14 @@ impl RedisLink {
 
     /// The current connection, waiting up to `patience` for one while (re)connecting: a write
     /// arriving just as a replica starts, or just after a reconnect began, need not be refused.
-    pub(crate) async fn connection_within(&self, patience: Duration) -> Option<(MultiplexedConnection, u64)> {
+    pub(crate) async fn connection_within(
+        self: &Arc<Self>,
+        patience: Duration,
+    ) -> Option<(MultiplexedConnection, u64)> {
         let until = tokio::time::Instant::now() + patience;
         loop {
             // Registered before the check, so a connection published in between is not missed.
-            let published = self.inner.connected.notified();
+            let published = self.connected.notified();
             tokio::pin!(published);
             published.as_mut().enable();
             let current = self.connection();
@@ -183,36 +169,36 @@ impl RedisLink {
 
     /// A call was answered, with a value or with an error of Redis's own.
     pub(crate) fn answered(&self) {
-        if self.inner.timeouts_in_a_row.load(Ordering::Relaxed) != 0 {
-            self.inner.timeouts_in_a_row.store(0, Ordering::Relaxed);
+        if self.timeouts_in_a_row.load(Ordering::Relaxed) != 0 {
+            self.timeouts_in_a_row.store(0, Ordering::Relaxed);
         }
     }
 
     /// A call on connection `generation` got no answer in time; the last of
     /// `TIMEOUTS_BEFORE_REPLACING` in a row retires it.
-    pub(crate) fn timed_out(&self, generation: u64) {
-        if self.inner.timeouts_in_a_row.fetch_add(1, Ordering::Relaxed) + 1 >= TIMEOUTS_BEFORE_REPLACING {
+    pub(crate) fn timed_out(self: &Arc<Self>, generation: u64) {
+        if self.timeouts_in_a_row.fetch_add(1, Ordering::Relaxed) + 1 >= TIMEOUTS_BEFORE_REPLACING {
             self.retire(generation);
         }
     }
 
     /// Replaces connection `generation`, unless that is done already: a call on it failed, or it
     /// reaches another Redis than it did.
-    pub(crate) fn retire(&self, generation: u64) {
-        let mut current = self.inner.current.write().unwrap_or_else(PoisonError::into_inner);
+    pub(crate) fn retire(self: &Arc<Self>, generation: u64) {
+        let mut current = self.current.write().unwrap_or_else(PoisonError::into_inner);
         if current.take_if(|(_, live)| *live == generation).is_some() {
             drop(current);
-            (self.inner.forget_reads)();
-            self.inner.timeouts_in_a_row.store(0, Ordering::Relaxed);
+            (self.forget_reads)();
+            self.timeouts_in_a_row.store(0, Ordering::Relaxed);
             self.ensure_connecting();
         }
     }
 
-    fn ensure_connecting(&self) {
-        if self.inner.connecting.swap(true, Ordering::AcqRel) {
+    fn ensure_connecting(self: &Arc<Self>) {
+        if self.connecting.swap(true, Ordering::AcqRel) {
             return;
         }
-        let inner = self.inner.clone();
+        let inner = self.clone();
         tokio::spawn(async move {
             let mut backoff = Backoff::new(RECONNECT_FIRST, RECONNECT_CAP);
             let opened = loop {
@@ -231,9 +217,7 @@ impl RedisLink {
             }
         });
     }
-}
 
-impl Inner {
     /// Connects and publishes the connection. It serves at once if its Redis is the instance
     /// recorded as current; otherwise the connection, its generation and the Redis's `run_id` come
     /// back for a sweep.
@@ -371,15 +355,14 @@ pub(crate) fn info_field<'a>(info: &'a str, name: &str) -> Option<&'a str> {
 /// was opened: a failover that keeps clients connected to the demoted node, or a restart behind a
 /// proxy, shows only this way. A change retires the connection; the next one is checked (and the
 /// Redis swept if need be) as any new one is.
-async fn watch_the_instance(link: std::sync::Weak<Inner>) {
+async fn watch_the_instance(link: std::sync::Weak<Link>) {
     let mut ticks = tokio::time::interval(INSTANCE_CHECK_EVERY);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
-        let Some(inner) = link.upgrade() else {
+        let Some(link) = link.upgrade() else {
             return;
         };
-        let link = RedisLink { inner };
         let Some((mut connection, generation)) = link.connection() else {
             continue;
         };
@@ -388,7 +371,7 @@ async fn watch_the_instance(link: std::sync::Weak<Inner>) {
             Ok(Ok(run_id)) if *run_id == *expected => {
                 let serving = link.serving_connection();
                 if serving.is_some_and(|(_, serving)| serving == generation) {
-                    link.inner.restore_record(&mut connection, &expected).await;
+                    link.restore_record(&mut connection, &expected).await;
                 }
             }
             Ok(_) => link.retire(generation),

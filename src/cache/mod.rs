@@ -31,7 +31,7 @@ use crate::telemetry::rate_limited::RateLimitedWarning;
 pub(crate) use fence::{Fence, LiftTries};
 use health::Breaker;
 use keys::KeyBuf;
-use link::RedisLink;
+use link::Link;
 use local::LocalCopies;
 use stored_value::{BadValue, Token};
 
@@ -88,7 +88,7 @@ pub(crate) struct Cache {
 }
 
 struct Inner {
-    link: RedisLink,
+    link: Arc<Link>,
     /// `{prefix}:user:`
     user_prefix: String,
     /// `CACHE_TTL_SECONDS`.
@@ -147,7 +147,7 @@ impl Cache {
             None
         };
         let copies = near.clone();
-        let link = RedisLink::start(
+        let link = Link::start(
             client(ProtocolVersion::RESP2)?,
             user_prefix.clone(),
             keys::instance_key(&cache_settings.key_prefix),

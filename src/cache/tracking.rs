@@ -86,12 +86,13 @@ pub(crate) fn start(client: Client, user_prefix: String, copies_key: String, loc
         let mut failed = false;
         loop {
             local.flush();
-            match tokio::time::timeout(CONNECT_TIMEOUT, subscribe(&client, &user_prefix, &local)).await {
+            let subscribed = tokio::time::timeout(CONNECT_TIMEOUT, subscribe(&client, &user_prefix, &local)).await;
+            let failed_before = std::mem::replace(&mut failed, !matches!(subscribed, Ok(Ok(_))));
+            match subscribed {
                 Ok(Ok((connection, run_id))) => {
-                    if failed {
+                    if failed_before {
                         logger.info("redis invalidation tracking restored; local copies in use again", &[]);
                     }
-                    failed = false;
                     backoff.reset();
                     local.resume();
                     let problem = watch_health(connection, &run_id, &copies_key, &local).await;
@@ -101,14 +102,8 @@ pub(crate) fn start(client: Client, user_prefix: String, copies_key: String, loc
                         &[("error.message", &problem)],
                     );
                 }
-                Ok(Err(error)) => {
-                    failed = true;
-                    failures.warn(&error.to_string(), &[]);
-                }
-                Err(_) => {
-                    failed = true;
-                    failures.warn("no answer in time", &[]);
-                }
+                Ok(Err(error)) => failures.warn(&error.to_string(), &[]),
+                Err(_) => failures.warn("no answer in time", &[]),
             }
             tokio::time::sleep(backoff.next_wait()).await;
         }

@@ -9,8 +9,6 @@
 
 use std::time::Duration;
 
-use tokio_postgres::{Client, Statement};
-
 use crate::db::Database;
 use crate::db::connect::STATEMENT_TIMEOUT;
 use crate::db::keeper::LiveConnection;
@@ -25,33 +23,26 @@ const SWEEP_BATCH: i64 = 1_000;
 
 /// Inserts the claim, or takes over an expired record; a live record (or a concurrent claim that
 /// then commits) leaves nothing returned. A concurrent claim still in progress makes this wait.
-const CLAIM: &str = "INSERT INTO idempotency_keys (key, subject, fingerprint) VALUES ($1, $2, sha256($3)) \
+pub(super) const CLAIM: &str = "INSERT INTO idempotency_keys (key, subject, fingerprint) VALUES ($1, $2, sha256($3)) \
      ON CONFLICT (key) DO UPDATE SET subject = EXCLUDED.subject, fingerprint = EXCLUDED.fingerprint, \
        status = NULL, body = NULL, location = NULL, created_at = now() \
      WHERE idempotency_keys.created_at < now() - make_interval(secs => $4) \
      RETURNING key";
 
-const RECORD: &str = "UPDATE idempotency_keys SET status = $2, body = $3, location = $4 WHERE key = $1";
+pub(super) const RECORD: &str = "UPDATE idempotency_keys SET status = $2, body = $3, location = $4 WHERE key = $1";
 
-const LOOK_UP: &str = "SELECT subject = $2 AND fingerprint = sha256($3), status, body, location \
+pub(super) const LOOK_UP: &str = "SELECT subject = $2 AND fingerprint = sha256($3), status, body, location \
      FROM idempotency_keys \
      WHERE key = $1 AND created_at >= now() - make_interval(secs => $4) AND status IS NOT NULL";
 
 /// Deletes a batch of expired records. A record a claim is taking over is locked: it is skipped,
 /// and the expiry is checked again on the row as it is when deleted, so a takeover that committed
 /// meanwhile (a fresh record, its write made) is never deleted.
-const SWEEP: &str = "DELETE FROM idempotency_keys \
+pub(super) const SWEEP: &str = "DELETE FROM idempotency_keys \
      WHERE created_at < now() - make_interval(secs => $2) AND key IN ( \
        SELECT key FROM idempotency_keys WHERE created_at < now() - make_interval(secs => $2) \
        LIMIT $1 FOR UPDATE SKIP LOCKED \
      )";
-
-pub(crate) struct IdempotencyStatements {
-    claim: Statement,
-    record: Statement,
-    look_up: Statement,
-    sweep: Statement,
-}
 
 /// What a record is found by: the key, and the subject it belongs to ('' for anonymous callers).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -79,17 +70,6 @@ pub(crate) enum Recorded {
     Nothing,
 }
 
-impl IdempotencyStatements {
-    pub(crate) async fn prepare(client: &Client) -> Result<IdempotencyStatements, tokio_postgres::Error> {
-        Ok(IdempotencyStatements {
-            claim: client.prepare(CLAIM).await?,
-            record: client.prepare(RECORD).await?,
-            look_up: client.prepare(LOOK_UP).await?,
-            sweep: client.prepare(SWEEP).await?,
-        })
-    }
-}
-
 /// Claims `key` for the request whose fingerprint input is `request`; `false` when a live
 /// record holds it.
 pub(crate) async fn claim(
@@ -100,7 +80,7 @@ pub(crate) async fn claim(
     let rows = connection
         .client
         .query(
-            &connection.statements.idempotency.claim,
+            &connection.statements.claim,
             &[&key.key, &key.subject, &request, &LIFETIME_SECONDS],
         )
         .await?;
@@ -117,7 +97,7 @@ pub(crate) async fn record(
     connection
         .client
         .execute(
-            &connection.statements.idempotency.record,
+            &connection.statements.record,
             &[&key.key, &status, &response.body, &response.location],
         )
         .await?;
@@ -133,7 +113,7 @@ pub(crate) async fn look_up(
     let row = connection
         .client
         .query_opt(
-            &connection.statements.idempotency.look_up,
+            &connection.statements.look_up,
             &[&key.key, &key.subject, &request, &LIFETIME_SECONDS],
         )
         .await?;
@@ -190,10 +170,7 @@ pub(crate) async fn sweep_expired(connection: &LiveConnection) -> Result<u64, to
     loop {
         let batch = connection
             .client
-            .execute(
-                &connection.statements.idempotency.sweep,
-                &[&SWEEP_BATCH, &LIFETIME_SECONDS],
-            )
+            .execute(&connection.statements.sweep, &[&SWEEP_BATCH, &LIFETIME_SECONDS])
             .await?;
         deleted += batch;
         if batch < SWEEP_BATCH as u64 {

@@ -68,72 +68,56 @@ impl Slot {
     }
 }
 
-/// Keeps one slot connected for as long as the `Database` lives.
-pub(crate) struct Keeper {
-    /// `read 0`, `write 1`, …: for the log.
-    pub(crate) name: String,
-    pub(crate) slot: Arc<Slot>,
-    pub(crate) connector: Connector,
-    /// Woken whenever this slot gets a fresh connection.
-    pub(crate) connected: Arc<Notify>,
-    pub(crate) stopped: watch::Receiver<()>,
-    pub(crate) logger: Logger,
-}
-
-impl Keeper {
-    pub(crate) async fn run(self) {
-        let mut stopped = self.stopped.clone();
-        let mut backoff = Backoff::new(RECONNECT_FIRST, RECONNECT_CAP);
-        let warning = |message| RateLimitedWarning::new(self.logger.clone(), message, FAILURES_LOGGED_EVERY);
-        let failures = warning("postgres connection failed");
-        let schema_behind = warning("postgres schema is not this release's; serving 503 until it is migrated");
-        let mut failed = false;
-        loop {
-            let attempt = tokio::select! {
-                attempt = open(&self.connector) => attempt,
-                _ = stopped.changed() => return,
-            };
-            match attempt {
-                Ok((connection, driver)) => {
-                    if failed {
-                        self.logger
-                            .info("postgres connection restored", &[("slot", &self.name)]);
-                    }
-                    failed = false;
-                    backoff.reset();
-                    self.slot.store(Some(connection));
-                    self.connected.notify_waiters();
-                    let outcome = tokio::select! {
-                        outcome = driver => outcome,
-                        _ = stopped.changed() => return,
-                    };
-                    self.slot.store(None);
-                    let reason = match outcome {
-                        Ok(()) => "closed by the server".to_owned(),
-                        Err(error) => crate::error::chain(&error),
-                    };
-                    self.logger.warn(
-                        "postgres connection lost",
-                        &[("slot", &self.name), ("error.message", &reason)],
-                    );
+/// Keeps `slot` connected until `stopped` fires (the last `Database` is gone), waking `connected`
+/// whenever the slot gets a fresh connection; `name` (`read 0`, `write 1`, …) is for the log.
+pub(crate) async fn keep(
+    name: String,
+    slot: Arc<Slot>,
+    connector: Connector,
+    connected: Arc<Notify>,
+    mut stopped: watch::Receiver<()>,
+    logger: Logger,
+) {
+    let mut backoff = Backoff::new(RECONNECT_FIRST, RECONNECT_CAP);
+    let warning = |message| RateLimitedWarning::new(logger.clone(), message, FAILURES_LOGGED_EVERY);
+    let failures = warning("postgres connection failed");
+    let schema_behind = warning("postgres schema is not this release's; serving 503 until it is migrated");
+    let mut failed = false;
+    loop {
+        let attempt = tokio::select! {
+            attempt = open(&connector) => attempt,
+            _ = stopped.changed() => return,
+        };
+        let failed_before = std::mem::replace(&mut failed, attempt.is_err());
+        match attempt {
+            Ok((connection, driver)) => {
+                if failed_before {
+                    logger.info("postgres connection restored", &[("slot", &name)]);
                 }
-                Err(OpenError::Postgres(error)) => {
-                    failed = true;
-                    failures.warn(&crate::error::chain(&error), &[("slot", &self.name)]);
-                }
-                Err(OpenError::Schema(gap)) => {
-                    failed = true;
-                    schema_behind.warn(&gap.to_string(), &[("slot", &self.name)]);
-                }
+                backoff.reset();
+                slot.store(Some(connection));
+                connected.notify_waiters();
+                let outcome = tokio::select! {
+                    outcome = driver => outcome,
+                    _ = stopped.changed() => return,
+                };
+                slot.store(None);
+                let reason = match outcome {
+                    Ok(()) => "closed by the server".to_owned(),
+                    Err(error) => crate::error::chain(&error),
+                };
+                logger.warn(
+                    "postgres connection lost",
+                    &[("slot", &name), ("error.message", &reason)],
+                );
             }
-            let wait = match self.connector.schema.gap() {
-                Some(_) => backoff.next_wait().max(SCHEMA_RECHECK_EVERY),
-                None => backoff.next_wait(),
-            };
-            tokio::select! {
-                _ = tokio::time::sleep(wait) => {}
-                _ = stopped.changed() => return,
-            }
+            Err(OpenError::Postgres(error)) => failures.warn(&crate::error::chain(&error), &[("slot", &name)]),
+            Err(OpenError::Schema(gap)) => schema_behind.warn(&gap.to_string(), &[("slot", &name)]),
+        }
+        let floor = connector.schema.gap().map_or(Duration::ZERO, |_| SCHEMA_RECHECK_EVERY);
+        tokio::select! {
+            _ = tokio::time::sleep(backoff.next_wait().max(floor)) => {}
+            _ = stopped.changed() => return,
         }
     }
 }

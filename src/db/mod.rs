@@ -46,6 +46,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::sync::{Notify, watch};
+use tokio_postgres::types::Type;
 use tokio_postgres::{Client, Statement};
 
 use crate::config::DatabaseSettings;
@@ -53,8 +54,10 @@ use crate::error::Error;
 use crate::telemetry::log::Logger;
 use crate::telemetry::metrics::PoolStats;
 use connect::Connector;
-use keeper::{Keeper, Slot};
+use idempotency_records::{CLAIM, LOOK_UP, RECORD, SWEEP};
+use keeper::Slot;
 use read_pool::ReadPool;
+use user_queries::{DELETE_USER, FIND_USERS, INSERT_USER, INSERT_USERS, LIST_AFTER, LIST_FIRST, UPDATE_USER};
 use write_pool::{WriteConnection, WritePool};
 
 /// How long a read waits for a connection to come back before it answers 503. Long enough to ride
@@ -76,15 +79,23 @@ struct Inner {
     _stop: watch::Sender<()>,
 }
 
-/// Every statement the service runs, prepared once per connection.
+/// Every statement the service runs, prepared once per connection; the SQL of each is beside the
+/// function that runs it.
 pub(crate) struct Statements {
     pub(crate) ping: Statement,
-    pub(crate) users: user_queries::UserStatements,
-    pub(crate) idempotency: idempotency_records::IdempotencyStatements,
+    pub(crate) find_many: Statement,
+    pub(crate) insert_one: Statement,
+    pub(crate) insert_many: Statement,
+    pub(crate) update: Statement,
+    pub(crate) delete: Statement,
+    pub(crate) list_first: Statement,
+    pub(crate) list_after: Statement,
+    pub(crate) claim: Statement,
+    pub(crate) record: Statement,
+    pub(crate) look_up: Statement,
+    pub(crate) sweep: Statement,
     pub(crate) terminate: Statement,
 }
-
-const PING: &str = "SELECT 1";
 
 impl Database {
     /// Starts the keepers; connections come up in the background. Half the pool, rounded down,
@@ -97,15 +108,16 @@ impl Database {
             let slots: Box<[Arc<Slot>]> = (0..count).map(|_| Arc::new(Slot::default())).collect();
             let connected = Arc::new(Notify::new());
             for (index, slot) in slots.iter().enumerate() {
-                let keeper = Keeper {
-                    name: format!("{kind} {index}"),
-                    slot: slot.clone(),
-                    connector: connector.clone(),
-                    connected: connected.clone(),
-                    stopped: stopped.clone(),
-                    logger: logger.clone(),
-                };
-                tokio::spawn(keeper.run());
+                let name = format!("{kind} {index}");
+                let (slot, connector, connected) = (slot.clone(), connector.clone(), connected.clone());
+                tokio::spawn(keeper::keep(
+                    name,
+                    slot,
+                    connector,
+                    connected,
+                    stopped.clone(),
+                    logger.clone(),
+                ));
             }
             (slots, connected)
         };
@@ -180,9 +192,18 @@ fn stats_of(slots: &[Arc<Slot>]) -> PoolStats {
 impl Statements {
     async fn prepare(client: &Client) -> Result<Statements, tokio_postgres::Error> {
         Ok(Statements {
-            ping: client.prepare(PING).await?,
-            users: user_queries::UserStatements::prepare(client).await?,
-            idempotency: idempotency_records::IdempotencyStatements::prepare(client).await?,
+            ping: client.prepare("SELECT 1").await?,
+            find_many: client.prepare_typed(FIND_USERS, &[Type::UUID_ARRAY]).await?,
+            insert_one: client.prepare_typed(INSERT_USER, &[Type::TEXT; 3]).await?,
+            insert_many: client.prepare_typed(INSERT_USERS, &[Type::TEXT_ARRAY; 3]).await?,
+            update: client.prepare(UPDATE_USER).await?,
+            delete: client.prepare(DELETE_USER).await?,
+            list_first: client.prepare(LIST_FIRST).await?,
+            list_after: client.prepare(LIST_AFTER).await?,
+            claim: client.prepare(CLAIM).await?,
+            record: client.prepare(RECORD).await?,
+            look_up: client.prepare(LOOK_UP).await?,
+            sweep: client.prepare(SWEEP).await?,
             terminate: client.prepare(lost_sessions::TERMINATE).await?,
         })
     }

@@ -1,12 +1,12 @@
 //! The `users` table: one function per query, each with its SQL beside it.
 //!
-//! Every statement is prepared once per connection (`UserStatements::prepare`); rows become
+//! Every statement is prepared once per connection (`db::Statements`); rows become
 //! `User`s through `TryFrom<&Row>`. Reads run on the shared read connections, the write statements
 //! on a write connection of the caller's own (`crate::writes`).
 
+use tokio_postgres::Row;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::types::{ToSql, Type};
-use tokio_postgres::{Client, Row, Statement};
+use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
 use crate::db::Database;
@@ -16,17 +16,6 @@ use crate::user::User;
 use crate::user::input::{AvatarUrl, Email, NewUser, UserPatch};
 use crate::user::page::{Cursor, PageRequest};
 
-/// The users statements of one connection.
-pub(crate) struct UserStatements {
-    find_many: Statement,
-    insert_one: Statement,
-    insert_many: Statement,
-    update: Statement,
-    delete: Statement,
-    list_first: Statement,
-    list_after: Statement,
-}
-
 /// One page of users, newest first, and where the next one starts.
 #[derive(Debug)]
 pub(crate) struct UserPage {
@@ -35,7 +24,7 @@ pub(crate) struct UserPage {
 }
 
 /// The users of a batch of concurrent lookups by id, in any order; missing ids are simply absent.
-const FIND_USERS: &str =
+pub(super) const FIND_USERS: &str =
     "SELECT id, name, email, avatar_url, created_at, updated_at FROM users WHERE id = ANY($1::uuid[])";
 
 /// Any number of new users in one statement (one commit, one WAL flush for all of them). Each
@@ -43,7 +32,7 @@ const FIND_USERS: &str =
 /// whose email is taken — by a stored user or by an earlier row of the same batch — is skipped by
 /// `ON CONFLICT DO NOTHING` and comes back with a NULL id: that request's 409. Ids are made in
 /// the materialised `input` so the join can find each inserted row again.
-const INSERT_USERS: &str = "WITH input AS MATERIALIZED ( \
+pub(super) const INSERT_USERS: &str = "WITH input AS MATERIALIZED ( \
        SELECT gen_random_uuid() AS id, name, email, avatar_url, ord \
        FROM unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS given(name, email, avatar_url, ord) \
      ), inserted AS ( \
@@ -57,13 +46,13 @@ const INSERT_USERS: &str = "WITH input AS MATERIALIZED ( \
 
 /// The same for a batch of one, the usual case at low load: a plain insert costs Postgres a third
 /// less than the batch statement's CTE and join. A taken email returns no row.
-const INSERT_USER: &str = "INSERT INTO users (name, email, avatar_url) VALUES ($1, $2, $3) \
+pub(super) const INSERT_USER: &str = "INSERT INTO users (name, email, avatar_url) VALUES ($1, $2, $3) \
      ON CONFLICT DO NOTHING \
      RETURNING id, name, email, avatar_url, created_at, updated_at";
 
 /// Absent fields keep their value: `$3`/`$5` say whether email/avatar_url are being set at all,
 /// so that "set to null" and "leave alone" stay apart.
-const UPDATE_USER: &str = "UPDATE users SET \
+pub(super) const UPDATE_USER: &str = "UPDATE users SET \
        name = COALESCE($2, name), \
        email = CASE WHEN $3 THEN $4 ELSE email END, \
        avatar_url = CASE WHEN $5 THEN $6 ELSE avatar_url END, \
@@ -71,33 +60,19 @@ const UPDATE_USER: &str = "UPDATE users SET \
      WHERE id = $1 \
      RETURNING id, name, email, avatar_url, created_at, updated_at";
 
-const DELETE_USER: &str = "DELETE FROM users WHERE id = $1";
+pub(super) const DELETE_USER: &str = "DELETE FROM users WHERE id = $1";
 
 /// Newest first; `(created_at, id)` is unique, so the order is total and pages never overlap.
 /// `$1` is one more than the page size, to learn whether another page follows.
-const LIST_FIRST: &str = "SELECT id, name, email, avatar_url, created_at, updated_at FROM users \
+pub(super) const LIST_FIRST: &str = "SELECT id, name, email, avatar_url, created_at, updated_at FROM users \
      ORDER BY created_at DESC, id DESC LIMIT $1";
 
-const LIST_AFTER: &str = "SELECT id, name, email, avatar_url, created_at, updated_at FROM users \
+pub(super) const LIST_AFTER: &str = "SELECT id, name, email, avatar_url, created_at, updated_at FROM users \
      WHERE (created_at, id) < ($1, $2) \
      ORDER BY created_at DESC, id DESC LIMIT $3";
 
 /// The constraints that make an email unique (the table's own, and the case-insensitive index).
 const EMAIL_CONSTRAINTS: [&str; 2] = ["users_email_key", "users_email_lower_key"];
-
-impl UserStatements {
-    pub(crate) async fn prepare(client: &Client) -> Result<UserStatements, tokio_postgres::Error> {
-        Ok(UserStatements {
-            find_many: client.prepare_typed(FIND_USERS, &[Type::UUID_ARRAY]).await?,
-            insert_one: client.prepare_typed(INSERT_USER, &[Type::TEXT; 3]).await?,
-            insert_many: client.prepare_typed(INSERT_USERS, &[Type::TEXT_ARRAY; 3]).await?,
-            update: client.prepare(UPDATE_USER).await?,
-            delete: client.prepare(DELETE_USER).await?,
-            list_first: client.prepare(LIST_FIRST).await?,
-            list_after: client.prepare(LIST_AFTER).await?,
-        })
-    }
-}
 
 impl TryFrom<&Row> for User {
     type Error = tokio_postgres::Error;
@@ -118,7 +93,7 @@ impl TryFrom<&Row> for User {
 pub(crate) async fn find_users(db: &Database, ids: &[Uuid]) -> Result<Vec<User>, Error> {
     let rows = read_with_retry!(db.reads(), |connection| connection
         .client
-        .query(&connection.statements.users.find_many, &[&ids]))?;
+        .query(&connection.statements.find_many, &[&ids]))?;
     Ok(rows.iter().map(User::try_from).collect::<Result<_, _>>()?)
 }
 
@@ -134,7 +109,7 @@ pub(crate) async fn insert_users<'a>(
         emails.push(user.email.as_ref().map(Email::as_str));
         avatar_urls.push(user.avatar_url.as_ref().map(AvatarUrl::as_str));
     }
-    let statements = &connection.statements.users;
+    let statements = &connection.statements;
     if let ([name], [email], [avatar_url]) = (&names[..], &emails[..], &avatar_urls[..]) {
         let row = connection
             .client
@@ -163,7 +138,7 @@ pub(crate) async fn update_user(
     let row = connection
         .client
         .query_opt(
-            &connection.statements.users.update,
+            &connection.statements.update,
             &[
                 &id,
                 &patch.name.as_ref().map(|name| name.as_str()),
@@ -179,17 +154,14 @@ pub(crate) async fn update_user(
 
 /// Deletes inside the caller's transaction; `true` when a row was deleted.
 pub(crate) async fn delete_user(connection: &LiveConnection, id: Uuid) -> Result<bool, tokio_postgres::Error> {
-    let deleted = connection
-        .client
-        .execute(&connection.statements.users.delete, &[&id])
-        .await?;
+    let deleted = connection.client.execute(&connection.statements.delete, &[&id]).await?;
     Ok(deleted > 0)
 }
 
 pub(crate) async fn list_users(db: &Database, page: PageRequest) -> Result<UserPage, Error> {
     let fetch = i64::from(page.limit) + 1;
     let rows = read_with_retry!(db.reads(), |connection| async {
-        let statements = &connection.statements.users;
+        let statements = &connection.statements;
         let (statement, params): (_, &[&(dyn ToSql + Sync)]) = match &page.after {
             None => (&statements.list_first, &[&fetch]),
             Some(after) => (&statements.list_after, &[&after.created_at, &after.id, &fetch]),

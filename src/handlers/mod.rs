@@ -6,7 +6,6 @@
 mod system;
 mod user_routes;
 
-use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -115,7 +114,7 @@ impl Envelope {
         outcome: Result<HttpResponse, Error>,
         caller: &Caller,
     ) -> HttpResponse {
-        let failure = outcome.as_ref().err().and_then(failure_cause);
+        let failure = outcome.as_ref().err().and_then(Error::log_cause);
         let mut response = outcome.unwrap_or_else(Error::into_response);
         let duration = self.started.elapsed();
         let (method, status) = (&parts.method, response.status().as_u16());
@@ -146,15 +145,6 @@ impl Envelope {
             CorsPolicy::mark(&mut response, self.allowed_origin);
         }
         response
-    }
-}
-
-/// Why a request failed, for its log line: the source chain behind a 5xx, never sent to the client.
-fn failure_cause(error: &Error) -> Option<Cow<'static, str>> {
-    match error {
-        Error::Timeout => Some("the request ran past its 10 s deadline".into()),
-        Error::NoRoom => Some("the connection was chosen to close for room as the request arrived".into()),
-        _ => error.cause().map(|cause| crate::error::chain(cause.as_ref()).into()),
     }
 }
 

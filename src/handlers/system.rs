@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use bytes::Bytes;
 use hyper::StatusCode;
 
-use crate::auth::Readiness;
+use crate::auth::NO_KEYS;
 use crate::error::{Cause, Error};
 use crate::http::response::{HttpResponse, PROMETHEUS_TEXT, json, with_content_type};
 use crate::state::AppState;
@@ -44,24 +44,21 @@ pub(crate) async fn ready(state: &AppState) -> Result<HttpResponse, Error> {
     let not_ready = |postgres, cause: Cause| Error::NotReady {
         postgres,
         redis,
-        auth: auth.label(),
+        auth,
         cause,
     };
     postgres.map_err(|error| match error {
         Error::SchemaBehind(gap) => not_ready("schema_behind", gap.into()),
         error => not_ready("down", Box::new(error)),
     })?;
-    if auth == Readiness::NoKeys {
+    if auth == NO_KEYS {
         return Err(not_ready(
             "ok",
             "no usable key of the token issuer is held: none fetched yet, or its key set lists none".into(),
         ));
     }
     state.has_been_ready.store(true, Ordering::Release);
-    let body = format!(
-        r#"{{"status":"ready","postgres":"ok","redis":"{redis}","auth":"{}"}}"#,
-        auth.label()
-    );
+    let body = format!(r#"{{"status":"ready","postgres":"ok","redis":"{redis}","auth":"{auth}"}}"#);
     Ok(json(StatusCode::OK, body))
 }
 

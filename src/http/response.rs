@@ -24,11 +24,6 @@ pub(crate) fn json(status: StatusCode, body: impl Into<Bytes>) -> HttpResponse {
     with_content_type(status, JSON, body.into())
 }
 
-/// An RFC 9457 problem body; only `Error::into_response` should need this.
-pub(crate) fn problem(status: StatusCode, body: Bytes) -> HttpResponse {
-    with_content_type(status, PROBLEM_JSON, body)
-}
-
 /// A response with a body of the given type.
 pub(crate) fn with_content_type(status: StatusCode, content_type: HeaderValue, body: Bytes) -> HttpResponse {
     let mut response = Response::new(Full::new(body));

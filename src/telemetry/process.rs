@@ -46,26 +46,21 @@ impl ProcessStats {
 
     /// Appends the Prometheus text for every figure that was read.
     pub(crate) fn render(&self, out: &mut String) {
-        let mut family = |name: &str, kind: &str, help: &str, figure: Option<f64>| {
+        let count = |figure: Option<u64>| figure.map(|figure| figure as f64);
+        #[rustfmt::skip]
+        let families = [
+            ("process_cpu_seconds_total", "counter", "Total user and system CPU time spent in seconds.", self.cpu_seconds),
+            ("process_open_fds", "gauge", "Number of open file descriptors.", count(self.open_fds)),
+            ("process_max_fds", "gauge", "Maximum number of open file descriptors.", count(self.max_fds)),
+            ("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.", count(self.resident_memory_bytes)),
+            ("process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.", count(self.virtual_memory_bytes)),
+            ("process_start_time_seconds", "gauge", "Start time of the process since unix epoch in seconds.", self.start_time_seconds),
+        ];
+        for (name, kind, help, figure) in families {
             if let Some(figure) = figure {
                 render_one(out, name, kind, help, figure);
             }
-        };
-        let count = |figure: Option<u64>| figure.map(|figure| figure as f64);
-        let help = "Total user and system CPU time spent in seconds.";
-        family("process_cpu_seconds_total", "counter", help, self.cpu_seconds);
-        let help = "Number of open file descriptors.";
-        family("process_open_fds", "gauge", help, count(self.open_fds));
-        let help = "Maximum number of open file descriptors.";
-        family("process_max_fds", "gauge", help, count(self.max_fds));
-        let name = "process_resident_memory_bytes";
-        let help = "Resident memory size in bytes.";
-        family(name, "gauge", help, count(self.resident_memory_bytes));
-        let name = "process_virtual_memory_bytes";
-        let help = "Virtual memory size in bytes.";
-        family(name, "gauge", help, count(self.virtual_memory_bytes));
-        let help = "Start time of the process since unix epoch in seconds.";
-        family("process_start_time_seconds", "gauge", help, self.start_time_seconds);
+        }
     }
 }
 
