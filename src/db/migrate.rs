@@ -415,7 +415,11 @@ pub(crate) fn dirty_advice(version: i64) -> String {
         .rev()
         .find(|migration| migration.version < version)
         .map_or(-1, |migration| migration.version);
-    let otherwise = format!("force the version it is at (after a cut-off `migrate up`, {before})");
+    let otherwise = match MIGRATIONS.first() {
+        // Only a cut-off `migrate down` of the first migration records -1 dirty.
+        Some(first) if version < 0 => format!("force {} (its `migrate down` was cut off)", first.version),
+        _ => format!("force the version it is at (after a cut-off `migrate up`, {before})"),
+    };
     format!(
         "a migration run is under way, or was cut off; {}",
         force_advice(version, &otherwise)
@@ -491,6 +495,20 @@ mod tests {
     const POSTGRES_LOCK_ID: i64 = 143_310_882;
     /// golang-migrate's command line names the database by its URL's path, `/gravity_db`.
     const GRAVITY_DB_CLI_LOCK_ID: i64 = 3_618_605_936;
+
+    #[test]
+    fn dirty_at_none_applied_is_a_cut_off_down_of_the_first_migration() {
+        let advice = dirty_advice(-1);
+        assert!(
+            advice.contains("migrate force -1` if it is, or force 1 (its `migrate down`"),
+            "{advice}"
+        );
+        let advice = dirty_advice(2);
+        assert!(
+            advice.contains("migrate force 2` if it is, or force the version it is at"),
+            "{advice}"
+        );
+    }
 
     #[test]
     fn the_lock_id_matches_golang_migrate() {
