@@ -123,9 +123,9 @@ impl Command {
                 }
             },
             ["migrate", "force"] => Err("migrate force needs a version, such as `migrate force 1` (-1: none)".into()),
-            ["migrate", command @ ("up" | "down" | "force" | "status"), .., extra] => Err(format!(
-                "unexpected argument {extra:?} after migrate {command}; try --help"
-            )),
+            ["migrate", "up", "--create-database", extra, ..]
+            | ["migrate", "up" | "status", extra, ..]
+            | ["migrate", "down" | "force", _, extra, ..] => Err(format!("unexpected argument {extra:?}; try --help")),
             ["migrate", other, ..] => Err(format!(
                 "unknown migrate command {other:?}; try up, down N, force V, status"
             )),
@@ -219,24 +219,22 @@ mod tests {
 
     #[test]
     fn wrong_invocations_are_usage_errors() {
-        let cases: [(&[&str], &str); 12] = [
+        let cases: [(&[&str], &str); 13] = [
             (&["serve", "now"], "unknown argument"),
             (&["--port", "80"], "unknown argument"),
             (&["migrate", "down"], "needs a count"),
             (&["migrate", "down", "0"], "a positive count"),
             (&["migrate", "down", "x"], "a positive count"),
+            (&["migrate", "down", "1", "2", "3"], "unexpected argument \"2\""),
             (
-                &["migrate", "down", "1", "2"],
-                "unexpected argument \"2\" after migrate down",
+                &["migrate", "up", "now", "--create-database"],
+                "unexpected argument \"now\"",
             ),
             (
-                &["migrate", "up", "now"],
-                "unexpected argument \"now\" after migrate up",
+                &["migrate", "up", "--create-database", "x"],
+                "unexpected argument \"x\"",
             ),
-            (
-                &["migrate", "status", "x"],
-                "unexpected argument \"x\" after migrate status",
-            ),
+            (&["migrate", "status", "x"], "unexpected argument \"x\""),
             (&["migrate", "sideways"], "try up, down N, force V, status"),
             (&["migrate", "force"], "needs a version"),
             (&["migrate", "force", "-2"], "a version this binary has (-1, 1, "),

@@ -171,17 +171,19 @@ impl Migrator {
         let create = format!("CREATE DATABASE \"{}\"", settings.name.replace('"', "\"\""));
         // Another run may have created it meanwhile: as good. Postgres's own check for the name is
         // made before it takes its lock, so the loser of a race may get a unique violation instead.
-        if let Err(error) = client.batch_execute(&create).await
-            && error.code() != Some(&SqlState::DUPLICATE_DATABASE)
-        {
-            if let Ok(migrator) = Migrator::connect(settings).await {
-                return Ok((migrator, false));
+        let created = match client.batch_execute(&create).await {
+            Ok(()) => true,
+            Err(error) if error.code() == Some(&SqlState::DUPLICATE_DATABASE) => false,
+            Err(error) => {
+                if let Ok(migrator) = Migrator::connect(settings).await {
+                    return Ok((migrator, false));
+                }
+                let (name, user, why) = (&settings.name, &settings.user, crate::error::chain(&error));
+                let text = format!("cannot create database {name:?} (DB_NAME) as {user:?} (DB_USER): {why}");
+                return Err(MigrateError::Connect(text));
             }
-            let (name, user, why) = (&settings.name, &settings.user, crate::error::chain(&error));
-            let text = format!("cannot create database {name:?} (DB_NAME) as {user:?} (DB_USER): {why}");
-            return Err(MigrateError::Connect(text));
-        }
-        Ok((Migrator::connect(settings).await?, true))
+        };
+        Ok((Migrator::connect(settings).await?, created))
     }
 
     /// The version and dirty flag, without changing anything or waiting for a run under way.
@@ -252,7 +254,12 @@ impl Migrator {
         work: impl AsyncFnOnce(&mut Migrator) -> Result<T, MigrateError>,
     ) -> Result<T, MigrateError> {
         for lock_id in self.lock_ids {
-            self.client.execute("SELECT pg_advisory_lock($1)", &[&lock_id]).await?;
+            if let Err(error) = self.client.execute("SELECT pg_advisory_lock($1)", &[&lock_id]).await {
+                // A session's lock outlives an error: the first is let go, so a session kept after
+                // this blocks no run.
+                let _ = self.client.batch_execute("SELECT pg_advisory_unlock_all()").await;
+                return Err(error.into());
+            }
         }
         let outcome = async {
             self.client

@@ -330,11 +330,11 @@ async fn a_server_answering(reply: &'static [u8]) -> u16 {
 
 #[tokio::test]
 async fn a_server_asking_for_a_password_none_was_given_for_names_the_login_settings() {
-    // AuthenticationCleartextPassword: what a stock pg_hba.conf's `scram-sha-256`/`md5` lines ask
-    // of a user logging in without DB_PASSWORD, before any SQLSTATE.
-    let port = a_server_answering(b"R\0\0\0\x08\0\0\0\x03").await;
+    // AuthenticationMD5Password (with its salt): what a stock pg_hba.conf's `md5` line asks of a
+    // user logging in without DB_PASSWORD; the driver gives up before any SQLSTATE.
+    let port = a_server_answering(b"R\0\0\0\x0c\0\0\0\x05salt").await;
     let database = TestDatabase::create_empty().await;
-    let mut settings = database.config().database;
+    let mut settings = database.config_with(&[("DB_PASSWORD", "")]).database;
     (settings.port, settings.ssl_mode) = (port, gravity_bff::config::SslMode::Disable);
     let Err(MigrateError::Connect(text)) = Migrator::connect(&settings).await else {
         panic!("a login refused before it began is a connect error");

@@ -355,6 +355,7 @@ def test_config_values_are_valid(config, variant, deployment, job):
     # A CA bundle path must be inside the CA volume of every pod that reads it.
     ca = config.get("DB_SSL_ROOT_CERT")
     if ca:
+        assert config.get("DB_SSL_MODE") == "verify-full", "the service refuses DB_SSL_ROOT_CERT with any other mode"
         for wl in (deployment, job):
             c = only_container(wl)
             mounts = {m["name"]: m["mountPath"] for m in c.get("volumeMounts", [])}
