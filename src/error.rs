@@ -170,6 +170,8 @@ impl Error {
         match self {
             Error::Timeout => Some("the request ran past its 10 s deadline".into()),
             Error::NoRoom => Some("the connection was chosen to close for room as the request arrived".into()),
+            Error::KeysUnavailable => Some("no key of the token issuer has been fetched yet".into()),
+            Error::SchemaBehind(gap) => Some(gap.clone().into()),
             Error::Unavailable(cause)
             | Error::WriteNotApplied(cause)
             | Error::WriteRefused(cause)
@@ -376,6 +378,33 @@ mod tests {
             body["errors"],
             serde_json::json!([{"field":"email","message":"must contain exactly one @"}])
         );
+    }
+
+    #[test]
+    fn every_5xx_names_its_cause_for_the_log() {
+        let cause = || "a cause".into();
+        let failures = [
+            Error::Unavailable(cause()),
+            Error::WriteNotApplied(cause()),
+            Error::WriteRefused(cause()),
+            Error::ReplayRefused(cause()),
+            Error::SchemaBehind("migration 0007 is missing".into()),
+            Error::NoRoom,
+            Error::WriteOutcomeUnknown(cause()),
+            Error::NotReady {
+                postgres: "down",
+                redis: "ok",
+                auth: "ok",
+                cause: cause(),
+            },
+            Error::KeysUnavailable,
+            Error::Timeout,
+            Error::Internal(cause()),
+        ];
+        for failure in failures {
+            assert!(failure.status().is_server_error(), "{failure:?}");
+            assert!(failure.log_cause().is_some(), "{failure:?}");
+        }
     }
 
     #[tokio::test]

@@ -48,7 +48,10 @@ fn serve(config: Config) -> Result<(), Failure> {
         .build()
         .expect("the runtime starts");
     runtime.block_on(async {
-        App::build(config).await?.run(shutdown_signal()).await;
+        // The handlers first: as PID 1 in a container, a stop that arrives while the app is still
+        // being built (waiting for Postgres and Redis) would otherwise be dropped, not kept.
+        let stop = shutdown_signal();
+        App::build(config).await?.run(stop).await;
         Ok(())
     })
 }
@@ -56,7 +59,8 @@ fn serve(config: Config) -> Result<(), Failure> {
 /// SIGTERM (what a container runtime sends), SIGINT (Ctrl-C) or SIGHUP (the terminal or the
 /// supervisor went away) starts the drain; a second one while draining exits at once with code 1,
 /// as a second Ctrl-C does elsewhere. Why SIGHUP drains rather than reloads: docs/API.md, Shutdown.
-async fn shutdown_signal() {
+/// The handlers are installed when this is called, not when the future is first polled.
+fn shutdown_signal() -> impl Future<Output = ()> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut terminate = signal(SignalKind::terminate()).expect("SIGTERM can be handled");
     let mut hang_up = signal(SignalKind::hangup()).expect("SIGHUP can be handled");
@@ -68,12 +72,14 @@ async fn shutdown_signal() {
             _ = interrupt.recv() => {}
         }
     };
-    next().await;
-    tokio::spawn(async move {
+    async move {
         next().await;
-        eprintln!("gravity-bff: a second signal while draining: exiting now, cutting off what is in flight");
-        std::process::exit(1);
-    });
+        tokio::spawn(async move {
+            next().await;
+            eprintln!("gravity-bff: a second signal while draining: exiting now, cutting off what is in flight");
+            std::process::exit(1);
+        });
+    }
 }
 
 fn migrate(config: Config, command: MigrateCommand) -> Result<(), Failure> {

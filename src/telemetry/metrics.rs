@@ -174,7 +174,7 @@ impl Metrics {
         let help = "Creates waiting for a write connection (they go out together, coalesced).";
         render_one(&mut out, "gravity_creates_waiting", "gauge", help, waiting_creates);
         let name = "gravity_log_lines_dropped_total";
-        let help = "Request log lines dropped because stdout could not keep up.";
+        let help = "Request log lines dropped because stdout could not keep up or refused them.";
         render_one(&mut out, name, "counter", help, dropped_log_lines);
         out
     }

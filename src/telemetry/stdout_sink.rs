@@ -2,8 +2,9 @@
 //!
 //! A request never waits on a slow terminal or pipe, and a burst of requests costs one `write`
 //! call instead of one per line. If the consumer stalls, the buffer is capped and excess lines
-//! are dropped (and counted) rather than growing memory without bound. Two buffers are swapped
-//! between the requests and the writer, so in steady state nothing is allocated.
+//! are dropped (and counted) rather than growing memory without bound; so are those stdout
+//! refuses. Two buffers are swapped between the requests and the writer, so in steady state
+//! nothing is allocated.
 
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,8 +21,8 @@ pub(crate) struct StdoutSink {
     wake: Condvar,
     dropped: AtomicU64,
     /// Held while a batch goes from the buffer to stdout, so `flush` at exit waits for a batch the
-    /// writer thread has already taken.
-    writing: Mutex<()>,
+    /// writer thread has already taken; `true` when the last write failed, maybe mid-line.
+    writing: Mutex<bool>,
 }
 
 /// The process's one sink; its writer thread starts with the first line.
@@ -32,7 +33,7 @@ pub(crate) fn sink() -> &'static StdoutSink {
             pending: Mutex::new(Vec::with_capacity(64 << 10)),
             wake: Condvar::new(),
             dropped: AtomicU64::new(0),
-            writing: Mutex::new(()),
+            writing: Mutex::new(false),
         }));
         std::thread::Builder::new()
             .name("log-writer".into())
@@ -78,7 +79,7 @@ impl StdoutSink {
     }
 
     fn swap_and_write(&self, outgoing: &mut Vec<u8>) {
-        let _writing = self.writing.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut failed_before = self.writing.lock().unwrap_or_else(PoisonError::into_inner);
         let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
         std::mem::swap(&mut *pending, outgoing);
         drop(pending);
@@ -86,8 +87,17 @@ impl StdoutSink {
             return;
         }
         let mut stdout = std::io::stdout().lock();
-        let _ = stdout.write_all(outgoing);
-        let _ = stdout.flush();
+        // After a failed write, a newline first, so that a line cut off then stands apart.
+        let separator: &[u8] = if *failed_before { b"\n" } else { b"" };
+        let written = [separator, outgoing]
+            .iter()
+            .try_for_each(|bytes| stdout.write_all(bytes));
+        *failed_before = written.and_then(|()| stdout.flush()).is_err();
+        if *failed_before {
+            // stdout refused the batch (a full disk, its reader gone): its lines count as dropped.
+            let lines = outgoing.iter().filter(|&&byte| byte == b'\n').count();
+            self.dropped.fetch_add(lines as u64, Ordering::Relaxed);
+        }
         outgoing.clear();
     }
 }

@@ -134,6 +134,44 @@ async fn a_missing_database_is_named_with_its_setting_and_the_flag_that_creates_
 }
 
 #[tokio::test]
+async fn a_stop_while_waiting_for_postgres_at_start_up_is_kept_and_ends_in_a_clean_exit() {
+    // A Postgres that accepts connections and never answers: the start-up waits its 5 s for it.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_port = silent.local_addr().unwrap().port().to_string();
+    let vars = with(
+        Services::from_env().vars("postgres", "first"),
+        &[("DB_PORT", &silent_port)],
+    );
+    let mut service = Command::new(BINARY)
+        .env_clear()
+        .envs(vars.iter().map(|(name, value)| (name, value)))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // As PID 1 in a container, a signal with no handler yet is dropped; anywhere else it kills.
+    // Either way the stop is lost; kept, it ends in the drain's exit code 0.
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &service.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let stopped =
+        crate::helpers::eventually(Duration::from_secs(15), async || service.try_wait().unwrap().is_some()).await;
+    assert!(stopped, "it stopped within the start-up's wait and a drain");
+    let status = service.wait().unwrap();
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "a clean exit, not killed by the signal: {status:?}"
+    );
+    drop(silent);
+}
+
+#[tokio::test]
 async fn an_unreachable_postgres_is_named_with_db_host_and_db_port() {
     let closed = free_port().to_string();
     let vars = with(Services::from_env().vars("postgres", "first"), &[("DB_PORT", &closed)]);

@@ -2,6 +2,8 @@
 //! its cause, `debug` for a passing probe and `info` otherwise, under the field names log shippers know; JSON events on stderr
 //! whose numbers are JSON numbers.
 
+use std::time::Duration;
+
 use serde_json::Value;
 
 use crate::helpers::{Services, TestDatabase, free_port};
@@ -140,6 +142,36 @@ async fn events_write_numbers_as_json_numbers() {
 }
 
 /// The test settings against the `postgres` database, with some replaced.
+#[tokio::test]
+async fn request_lines_stdout_refuses_are_counted_as_dropped() {
+    let database = TestDatabase::create().await;
+    let stderr = std::env::temp_dir().join(format!("gravity-bff-full-stdout-{}", std::process::id()));
+    // Passing probes are logged at debug.
+    let vars = [("LOG_LEVEL", "debug")];
+    let service = crate::support::service::Launch {
+        // A disk that is full: every write fails with ENOSPC.
+        output: Some(("/dev/full".into(), stderr.clone())),
+        ..service_process::launch(&database, &vars)
+    }
+    .start()
+    .await
+    .unwrap();
+    for _ in 0..20 {
+        assert_eq!(service.get("/health").await.status, 200);
+    }
+    let dropped = crate::helpers::eventually(Duration::from_secs(5), async || {
+        let metrics = service.get("/metrics").await.text();
+        let line = metrics
+            .lines()
+            .find(|line| line.starts_with("gravity_log_lines_dropped_total "));
+        line.and_then(|line| line.split(' ').nth(1)?.parse::<u64>().ok())
+            .is_some_and(|count| count >= 20)
+    })
+    .await;
+    assert!(dropped, "each request line stdout refused is counted");
+    let _ = std::fs::remove_file(stderr);
+}
+
 fn settings(replaced: &[(&str, &str)]) -> Vec<(String, String)> {
     let mut vars = Services::from_env().vars("postgres", "gravity-logs-test");
     for (name, value) in replaced {
