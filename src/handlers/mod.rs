@@ -96,7 +96,7 @@ impl Envelope {
     fn open(state: &AppState, request: &Request<Incoming>) -> Envelope {
         Envelope {
             started: Instant::now(),
-            request_id: request_id::choose(request.headers().get(X_REQUEST_ID)),
+            request_id: request_id::choose(request.headers().get_all(X_REQUEST_ID)),
             trace: TraceContext::continue_or_start(request.headers()),
             allowed_origin: state
                 .cors

@@ -11,10 +11,12 @@ use crate::http::unique_bits;
 
 pub(crate) const MAX_CLIENT_ID_LEN: usize = 128;
 
-/// The request id to use: the client's `X-Request-Id` if it is sane, else a new one.
-pub(crate) fn choose(client_id: Option<&HeaderValue>) -> HeaderValue {
-    match client_id {
-        Some(value) if is_sane(value.as_bytes()) => value.clone(),
+/// The request id to use: the client's `X-Request-Id` if it sent one and it is sane, else a new
+/// one. Two header lines are none: a proxy in front may have read either.
+pub(crate) fn choose<'a>(client_ids: impl IntoIterator<Item = &'a HeaderValue>) -> HeaderValue {
+    let mut given = client_ids.into_iter();
+    match (given.next(), given.next()) {
+        (Some(value), None) if is_sane(value.as_bytes()) => value.clone(),
         _ => generate(),
     }
 }

@@ -5,6 +5,7 @@ through it older than a PATCH acknowledged through it, and its own answers reada
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 
 import pytest
@@ -15,6 +16,7 @@ from fleet_support import assert_only_safe_requests_are_retried, assert_reads_fo
 REPLICAS = 3
 ALLOWED_ORIGIN = "https://app.example.test"
 OTHER_ORIGIN = "http://localhost:5173"
+UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 
 
 @pytest.fixture(scope="module")
@@ -87,6 +89,10 @@ def test_the_published_port_keeps_metrics_inside_and_passes_the_replicas_cors_un
     metrics = request(api, "GET", "/metrics")
     assert metrics.status == 404 and metrics.headers["content-type"] == "application/problem+json", metrics
     assert b"gravity_" not in metrics.body
+    # A value HAProxy's `hdr` would split at its comma ("ok-1", then `"x y`): the balancer's own
+    # answer names a fresh id, as a replica would, never the unchecked tail.
+    forged = request(api, "GET", "/metrics", headers={"X-Request-Id": 'ok-1, "x y'})
+    assert forged.status == 404 and re.fullmatch(UUID, forged.headers["x-request-id"]), forged.headers
     allowed = request(api, "GET", "/v1/users", headers={"Origin": ALLOWED_ORIGIN})
     assert allowed.status == 200 and allowed.headers["access-control-allow-origin"] == ALLOWED_ORIGIN
     other = request(api, "GET", "/v1/users", headers={"Origin": "https://elsewhere.example"})
