@@ -4,7 +4,8 @@
 //! algorithm outside the allow-list (`none`, HMAC, …), a `crit` extension, or an algorithm that
 //! is not the one of the key its `kid` names. jsonwebtoken then checks the signature (through
 //! ring) and `iss`, `aud`, `exp`, `nbf` and `sub`, and the claims the service reads must parse:
-//! `sub` is a string of 1 to 255 bytes without control characters (OpenID Connect's limit; it
+//! `sub` is a string of 1 to 255 bytes without control, invisible (format, such as bidirectional
+//! overrides) or line separator characters (OpenID Connect's limit; it
 //! goes into logs and the Idempotency-Key records), `exp` a whole number of seconds.
 
 use base64::Engine;
@@ -18,6 +19,7 @@ use super::key_set::{ALGORITHMS, KeySet};
 use super::ring_provider;
 use super::scopes::{Grants, ScopeClaim};
 use crate::http::bearer::TokenProblem;
+use crate::user::visibility::is_invisible;
 
 /// OpenID Connect Core §2: `sub` is at most 255 ASCII characters.
 const MAX_SUBJECT_BYTES: usize = 255;
@@ -66,8 +68,11 @@ pub(super) fn verify(token: &str, keys: &KeySet) -> Result<Principal, TokenProbl
     let claims = jsonwebtoken::decode::<Claims>(token, &key.decoding, &key.validation)
         .map_err(|error| problem_of(error.kind()))?
         .claims;
+    // A character that a log viewer would take for a line break or that reverses the text is
+    // as unwelcome in a log line as a control character.
+    let unprintable = |c: char| c.is_control() || is_invisible(c) || matches!(c, '\u{2028}' | '\u{2029}');
     let subject_is_valid =
-        !claims.sub.is_empty() && claims.sub.len() <= MAX_SUBJECT_BYTES && !claims.sub.chars().any(char::is_control);
+        !claims.sub.is_empty() && claims.sub.len() <= MAX_SUBJECT_BYTES && !claims.sub.chars().any(unprintable);
     if !subject_is_valid {
         return Err(TokenProblem::BadClaims);
     }
@@ -261,6 +266,16 @@ mod tests {
             (
                 ec.clone(),
                 with(&good, "sub", json!("a\u{0}b")),
+                TokenProblem::BadClaims,
+            ),
+            (
+                ec.clone(),
+                with(&good, "sub", json!("a\u{202e}b")),
+                TokenProblem::BadClaims,
+            ),
+            (
+                ec.clone(),
+                with(&good, "sub", json!("a\u{2028}b")),
                 TokenProblem::BadClaims,
             ),
             (ec.clone(), with(&good, "scope", json!(7)), TokenProblem::BadClaims),
