@@ -195,26 +195,35 @@ async fn a_migration_waits_for_a_lock_longer_than_the_services_statement_timeout
     assert_eq!(bookkeeping(&database).await, vec![(latest_version(), false)]);
 }
 
+/// A session of its own holding golang-migrate's lock of `database`, named with `name_prefix`
+/// before the database's name; the session and the lock's id.
+async fn golang_migrates_lock_held(database: &TestDatabase, name_prefix: &str) -> (tokio_postgres::Client, i64) {
+    let holder = database.services.connect(&database.name).await;
+    let names = holder
+        .query_one("SELECT current_schema()::text, current_database()::text", &[])
+        .await
+        .unwrap();
+    let name = format!("{name_prefix}{}", names.get::<_, &str>(1));
+    let lock_id = advisory_lock_id(names.get(0), "schema_migrations", &name);
+    holder
+        .execute("SELECT pg_advisory_lock($1)", &[&lock_id])
+        .await
+        .unwrap();
+    (holder, lock_id)
+}
+
 #[tokio::test]
 async fn a_run_waits_for_golang_migrates_lock_as_its_library_or_its_command_line_names_it() {
     for cli in [false, true] {
         let database = TestDatabase::create_empty().await;
-        let holder = database.services.connect(&database.name).await;
-        let names = holder
-            .query_one("SELECT current_schema()::text, current_database()::text", &[])
-            .await
-            .unwrap();
         // The command line takes the database's name from the URL's path: `/gravity_db`.
-        let name: &str = names.get(1);
-        let name = if cli { format!("/{name}") } else { name.to_owned() };
-        let lock_id = advisory_lock_id(names.get(0), "schema_migrations", &name);
-        holder
-            .execute("SELECT pg_advisory_lock($1)", &[&lock_id])
-            .await
-            .unwrap();
+        let (holder, lock_id) = golang_migrates_lock_held(&database, if cli { "/" } else { "" }).await;
         let mut migrator = migrator(&database).await;
         let held = tokio::time::timeout(Duration::from_secs(2), migrator.up()).await;
-        assert!(held.is_err(), "up waits while golang-migrate ({name}) holds its lock");
+        assert!(
+            held.is_err(),
+            "up waits while golang-migrate holds its lock (cli: {cli})"
+        );
         assert!(!has_table(&database, "users").await, "and applies nothing meanwhile");
         holder
             .execute("SELECT pg_advisory_unlock($1)", &[&lock_id])
@@ -228,16 +237,7 @@ async fn a_run_waits_for_golang_migrates_lock_as_its_library_or_its_command_line
 #[tokio::test]
 async fn status_answers_at_once_while_a_run_holds_the_lock_and_changes_nothing() {
     let database = TestDatabase::create_empty().await;
-    let holder = database.services.connect(&database.name).await;
-    let names = holder
-        .query_one("SELECT current_schema()::text, current_database()::text", &[])
-        .await
-        .unwrap();
-    let lock_id = advisory_lock_id(names.get(0), "schema_migrations", names.get(1));
-    holder
-        .execute("SELECT pg_advisory_lock($1)", &[&lock_id])
-        .await
-        .unwrap();
+    let (_holder, _) = golang_migrates_lock_held(&database, "").await;
     let mut migrator = migrator(&database).await;
     let state = tokio::time::timeout(Duration::from_secs(5), migrator.state()).await;
     let state = state.expect("status does not queue behind a run").unwrap();
