@@ -4,9 +4,9 @@
 //! algorithm outside the allow-list (`none`, HMAC, …), a `crit` extension, or an algorithm that
 //! is not the one of the key its `kid` names. jsonwebtoken then checks the signature (through
 //! ring) and `iss`, `aud`, `exp`, `nbf` and `sub`, and the claims the service reads must parse:
-//! `sub` is a string of 1 to 255 bytes without control, invisible (format, such as bidirectional
-//! overrides) or line separator characters (OpenID Connect's limit; it
-//! goes into logs and the Idempotency-Key records), `exp` a whole number of seconds.
+//! `sub` is a string of 1 to 255 bytes (OpenID Connect's limit) without control, invisible (such
+//! as bidirectional overrides) or line separator characters (it goes into logs and the
+//! Idempotency-Key records), `exp` a whole number of seconds.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

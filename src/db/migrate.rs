@@ -87,7 +87,10 @@ fn connect_failure(settings: &DatabaseSettings, error: &tokio_postgres::Error) -
         }
         // No SQLSTATE: the driver's own error, told apart only by its words. The server asked for a
         // password and none was given, or TLS failed (refused, or a certificate not trusted).
-        None if why.starts_with("invalid configuration: password missing") || why.starts_with("authentication") => {
+        None if why.starts_with("invalid configuration: password missing") => format!(
+            "postgres at {host}:{port} asks user {user:?} for a password and none was given (DB_USER, DB_PASSWORD)"
+        ),
+        None if why.starts_with("authentication") => {
             format!("postgres at {host}:{port} refused user {user:?} (DB_USER, DB_PASSWORD): {why}")
         }
         None if why.starts_with("error performing TLS handshake") => {
@@ -130,8 +133,8 @@ fn version_after(count: usize) -> Option<i64> {
 /// A migrations session: one connection holding the advisory locks while it works.
 pub struct Migrator {
     client: Client,
-    /// golang-migrate's lock for this database as its library names it (`current_database()`), then
-    /// as its command line does (the URL's path, with its leading `/`): runs of either wait for ours.
+    /// golang-migrate's lock for this database as it names it given a connection
+    /// (`current_database()`), then given a URL (its path, with the leading `/`): either waits for ours.
     lock_ids: [i64; 2],
 }
 
