@@ -152,13 +152,7 @@ async fn a_stop_while_waiting_for_postgres_at_start_up_is_kept_and_ends_in_a_cle
     tokio::time::sleep(Duration::from_millis(500)).await;
     // As PID 1 in a container, a signal with no handler yet is dropped; anywhere else it kills.
     // Either way the stop is lost; kept, it ends in the drain's exit code 0.
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &service.id().to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
+    crate::support::signal(service.id(), "TERM");
     let stopped =
         crate::helpers::eventually(Duration::from_secs(15), async || service.try_wait().unwrap().is_some()).await;
     assert!(stopped, "it stopped within the start-up's wait and a drain");
