@@ -47,13 +47,17 @@ fn serve(config: Config) -> Result<(), Failure> {
         .enable_all()
         .build()
         .expect("the runtime starts");
-    runtime.block_on(async {
+    let served = runtime.block_on(async {
         // The handlers first: as PID 1 in a container, a stop that arrives while the app is still
         // being built (waiting for Postgres and Redis) would otherwise be dropped, not kept.
         let stop = shutdown_signal();
         App::build(config).await?.run(stop).await;
         Ok(())
-    })
+    });
+    // Whatever had to end ended within the drain; a blocking call still running (a DNS lookup, a
+    // read of a key file on a hung mount) must not hold the exit, as dropping the runtime would.
+    runtime.shutdown_background();
+    served
 }
 
 /// SIGTERM (what a container runtime sends), SIGINT (Ctrl-C) or SIGHUP (the terminal or the
@@ -87,7 +91,7 @@ fn migrate(config: Config, command: MigrateCommand) -> Result<(), Failure> {
         .enable_all()
         .build()
         .expect("the runtime starts");
-    runtime.block_on(async {
+    let migrated = runtime.block_on(async {
         let mut migrator = match command {
             MigrateCommand::Up { create_database: true } => {
                 let (migrator, created) = Migrator::connect_creating_database(&config.database).await?;
@@ -138,5 +142,8 @@ fn migrate(config: Config, command: MigrateCommand) -> Result<(), Failure> {
             }
         }
         Ok(())
-    })
+    });
+    // As in `serve`: a DNS lookup a connect timeout gave up on does not hold the exit.
+    runtime.shutdown_background();
+    migrated
 }

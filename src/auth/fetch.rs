@@ -9,6 +9,7 @@
 use std::io::Read as _;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Limited};
@@ -33,6 +34,9 @@ pub(super) struct KeySetSource {
     /// The issuer the discovery document must name.
     issuer: String,
     tls: TlsConnector,
+    /// A read of the key file has not returned (a hung mount): no other starts meanwhile, or each
+    /// fetch would hold one more of the runtime's blocking threads, which DNS lookups need too.
+    file_read_under_way: Arc<AtomicBool>,
 }
 
 /// The members of an OpenID provider's configuration the service reads.
@@ -53,7 +57,12 @@ impl KeySetSource {
             .with_no_client_auth();
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         let tls = TlsConnector::from(Arc::new(config));
-        KeySetSource { source, issuer, tls }
+        KeySetSource {
+            source,
+            issuer,
+            tls,
+            file_read_under_way: Arc::default(),
+        }
     }
 
     /// Whether the keys travel over plain http, which anyone on the path can change.
@@ -72,10 +81,25 @@ impl KeySetSource {
     /// The key set document as it is now.
     pub(super) async fn fetch(&self) -> Result<Bytes, String> {
         match &self.source {
-            KeySource::File(path) => read_file(path).await,
+            KeySource::File(path) => self.read_file(path).await,
             KeySource::Web(uri) => self.get(uri).await,
             KeySource::Discovery(configuration) => self.get(&self.discover(configuration).await?).await,
         }
+    }
+
+    /// A mounted key set; a file over `MAX_DOCUMENT_BYTES` is no key set.
+    async fn read_file(&self, path: &Path) -> Result<Bytes, String> {
+        if self.file_read_under_way.swap(true, Ordering::AcqRel) {
+            return Err(format!("the last read of {} has not returned yet", path.display()));
+        }
+        let (path, under_way) = (path.to_owned(), self.file_read_under_way.clone());
+        tokio::task::spawn_blocking(move || {
+            let read = read_whole(&path);
+            under_way.store(false, Ordering::Release);
+            read
+        })
+        .await
+        .map_err(|error| error.to_string())?
     }
 
     /// `jwks_uri` from the provider's configuration, which must name this issuer (OpenID Connect
@@ -162,21 +186,15 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(stream: S,
     answer
 }
 
-/// A mounted key set; a file over `MAX_DOCUMENT_BYTES` is no key set.
-async fn read_file(path: &Path) -> Result<Bytes, String> {
-    let path = path.to_owned();
-    tokio::task::spawn_blocking(move || {
-        let unreadable = |error: &dyn std::fmt::Display| format!("cannot read {}: {error}", path.display());
-        // Read under the limit, one byte past it telling a file that is over it.
-        let mut document = Vec::new();
-        std::fs::File::open(&path)
-            .and_then(|file| file.take(MAX_DOCUMENT_BYTES as u64 + 1).read_to_end(&mut document))
-            .map_err(|error| unreadable(&error))?;
-        if document.len() > MAX_DOCUMENT_BYTES {
-            return Err(unreadable(&format!("it is over {MAX_DOCUMENT_BYTES} bytes")));
-        }
-        Ok(Bytes::from(document))
-    })
-    .await
-    .map_err(|error| error.to_string())?
+fn read_whole(path: &Path) -> Result<Bytes, String> {
+    let unreadable = |error: &dyn std::fmt::Display| format!("cannot read {}: {error}", path.display());
+    // Read under the limit, one byte past it telling a file that is over it.
+    let mut document = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|file| file.take(MAX_DOCUMENT_BYTES as u64 + 1).read_to_end(&mut document))
+        .map_err(|error| unreadable(&error))?;
+    if document.len() > MAX_DOCUMENT_BYTES {
+        return Err(unreadable(&format!("it is over {MAX_DOCUMENT_BYTES} bytes")));
+    }
+    Ok(Bytes::from(document))
 }

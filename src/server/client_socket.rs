@@ -154,6 +154,7 @@ impl AsyncRead for ClientSocket {
         match read {
             Poll::Ready(Ok(())) if buffer.filled().len() > filled && self.waiting == Waiting::NextRequest => {
                 if !std::mem::take(&mut self.body_to_drain) {
+                    self.tracked.head_began();
                     self.wait_for(Waiting::Head, Instant::now() + HEAD_READ_TIMEOUT);
                 }
                 read

@@ -50,6 +50,10 @@ pub(crate) struct Tracked {
     /// Microseconds after the registry's epoch when the connection opened, last finished a
     /// request, or last received a chunk of a body.
     last_active: AtomicU64,
+    /// Microseconds after the epoch when the first byte of the latest request head arrived (of a
+    /// head that followed its predecessor within one read, the predecessor's: `last_active` is
+    /// later then).
+    head_began: AtomicU64,
     /// The request in the handler declared a body that no one has started reading: if the
     /// handler answers without it, hyper reads (and drops) it after the answer.
     body_unread: AtomicBool,
@@ -111,6 +115,7 @@ impl Registry {
         let tracked = Arc::new(Tracked {
             state: AtomicU8::new(IDLE),
             last_active: AtomicU64::new(micros_since(self.epoch)),
+            head_began: AtomicU64::new(0),
             body_unread: AtomicBool::new(false),
             close_after_answer: AtomicBool::new(false),
             evicted: Notify::new(),
@@ -178,10 +183,17 @@ impl Tracked {
         self.switch(IDLE, BUSY).then(|| RequestInProgress { connection: self })
     }
 
-    /// How long since the connection opened or last finished a request.
-    pub(crate) fn idle_for(&self) -> Duration {
-        let now = micros_since(self.epoch);
-        Duration::from_micros(now.saturating_sub(self.last_active.load(Ordering::Relaxed)))
+    /// Records that the first byte of a request head has arrived.
+    pub(crate) fn head_began(&self) {
+        self.head_began.store(micros_since(self.epoch), Ordering::Relaxed);
+    }
+
+    /// How long the request being read has taken: since its head's first byte, or, for a head that
+    /// came with its predecessor or is the connection's first, since that request ended or the
+    /// connection opened. Not the time the connection sat idle before it.
+    pub(crate) fn since_head_began(&self) -> Duration {
+        let began = self.head_began.load(Ordering::Relaxed).max(self.last_active.load(Ordering::Relaxed));
+        Duration::from_micros(micros_since(self.epoch).saturating_sub(began))
     }
 
     /// Records whether the request just begun declares a body (`Content-Length` above 0, chunked).

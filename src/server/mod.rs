@@ -288,7 +288,7 @@ async fn make_room(registry: &Registry, max_connections: usize) {
 fn connection_ended_with(error: &hyper::Error, state: &AppState, tracked: &Tracked) {
     let (metrics, logger) = (&state.metrics, &state.logger);
     if let Some(status) = refusals::refusal_status(error) {
-        refusals::record(state, status, error, tracked.idle_for());
+        refusals::record(state, status, error, tracked.since_head_began());
     } else if is_write_stall(error) {
         metrics.connections_write_timed_out.fetch_add(1, Ordering::Relaxed);
         logger.debug("closed a connection that read nothing for 10 s", &[]);

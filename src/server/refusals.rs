@@ -37,7 +37,7 @@ pub(crate) fn refusal_status(error: &hyper::Error) -> Option<StatusCode> {
 
 /// Counts and logs a refused request as a request of the `unmatched` route: its method is unknown
 /// (`-`), it carried no request id hyper could read (empty), it starts a trace of its own (no
-/// `traceparent` could be read either), and its duration runs from the connection's last activity.
+/// `traceparent` could be read either), and its duration runs from its head's first byte.
 pub(crate) fn record(state: &AppState, status: StatusCode, error: &hyper::Error, duration: Duration) {
     let status = status.as_u16();
     state.metrics.record_request(Route::Unmatched, None, status, duration);

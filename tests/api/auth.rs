@@ -881,3 +881,52 @@ async fn authentication_off_is_a_warning_at_start_up_and_said_by_ready() {
         .unwrap_or_else(|| panic!("no warning in:\n{}", finished.stderr));
     assert_eq!(warning["level"], "warn");
 }
+
+#[tokio::test]
+async fn a_key_file_whose_reads_never_return_holds_one_thread_and_does_not_hold_up_the_exit() {
+    // A FIFO nobody writes to stands for a key file on a hung mount: opening it never returns.
+    let directory = std::env::temp_dir().join(format!("gravity-bff-hung-keys-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&directory);
+    std::fs::create_dir_all(&directory).unwrap();
+    let keys = directory.join("jwks.json");
+    let made = std::process::Command::new("mkfifo").arg(&keys).status().unwrap();
+    assert!(made.success());
+    let database = crate::helpers::TestDatabase::create().await;
+    let jwks_url = format!("file://{}", keys.display());
+    let mut service = crate::service_process::on(
+        &database,
+        &[
+            ("AUTH_DISABLED", "false"),
+            ("AUTH_ISSUER", crate::helpers::ISSUER),
+            ("AUTH_AUDIENCE", crate::helpers::AUDIENCE),
+            ("AUTH_JWKS_URL", &jwks_url),
+        ],
+        None,
+    )
+    .await;
+
+    // Three fetches time out (5 s each, 1 s and 2 s apart).
+    let series = r#"gravity_auth_key_fetches_total{outcome="failed"}"#;
+    let failed = eventually(Duration::from_secs(25), async || service.metric(series).await >= 3.0).await;
+    assert!(failed, "three fetches failed: {}", service.metric(series).await);
+    assert_eq!(threads_opening_a_file(service.pid()), 1, "one read waits, not one per fetch");
+
+    crate::support::signal(service.pid(), "TERM");
+    let status = service.wait_exit(Duration::from_secs(5)).await;
+    assert_eq!(
+        status.and_then(|status| status.code()),
+        Some(0),
+        "the drain ends the process though a read never returns"
+    );
+    let _ = std::fs::remove_dir_all(&directory);
+}
+
+/// The threads of process `pid` inside `openat(2)`, as `/proc` tells.
+fn threads_opening_a_file(pid: u32) -> usize {
+    let openat = if cfg!(target_arch = "aarch64") { "56" } else { "257" };
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .filter_map(|task| std::fs::read_to_string(task.unwrap().path().join("syscall")).ok())
+        .filter(|syscall| syscall.split_whitespace().next() == Some(openat))
+        .count()
+}

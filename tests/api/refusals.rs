@@ -4,6 +4,9 @@
 
 use std::time::Duration;
 
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
 use crate::helpers::{TestDatabase, eventually};
 use crate::hostile::exchange;
 use crate::service_process::{self, Service};
@@ -165,6 +168,34 @@ async fn a_target_over_8_kib_is_a_414_problem_from_the_service() {
             line["http.request.id"].as_str()
         ),
         (Some(414), Some("long-1"))
+    );
+}
+
+#[tokio::test]
+async fn a_refused_request_lasts_from_its_heads_first_byte_not_from_the_idle_time_before_it() {
+    let database = TestDatabase::create().await;
+    let service = service_process::on(&database, &[("LOG_LEVEL", "info")], None).await;
+    let mut client = TcpStream::connect(("127.0.0.1", service.port)).await.unwrap();
+    client
+        .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = [0; 1024];
+    let read = client.read(&mut answer).await.unwrap();
+    assert!(answer[..read].starts_with(b"HTTP/1.1 200"));
+
+    // Idle on the keep-alive connection, then a malformed head.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    client.write_all(b"G(T /health HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    let read = client.read(&mut answer).await.unwrap();
+    assert!(answer[..read].starts_with(b"HTTP/1.1 400"));
+
+    let logged = eventually(Duration::from_secs(5), async || !unmatched_lines(&service).is_empty()).await;
+    assert!(logged);
+    let nanoseconds = unmatched_lines(&service)[0]["event.duration"].as_u64().unwrap();
+    assert!(
+        Duration::from_nanos(nanoseconds) < Duration::from_millis(500),
+        "a head refused as it arrived, logged as lasting {nanoseconds} ns"
     );
 }
 
