@@ -154,8 +154,9 @@ impl AsyncRead for ClientSocket {
         match read {
             Poll::Ready(Ok(())) if buffer.filled().len() > filled && self.waiting == Waiting::NextRequest => {
                 if !std::mem::take(&mut self.body_to_drain) {
-                    self.tracked.head_began();
-                    self.wait_for(Waiting::Head, Instant::now() + HEAD_READ_TIMEOUT);
+                    let now = Instant::now();
+                    self.tracked.head_began(now.into_std());
+                    self.wait_for(Waiting::Head, now + HEAD_READ_TIMEOUT);
                 }
                 read
             }

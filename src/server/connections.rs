@@ -183,16 +183,20 @@ impl Tracked {
         self.switch(IDLE, BUSY).then(|| RequestInProgress { connection: self })
     }
 
-    /// Records that the first byte of a request head has arrived.
-    pub(crate) fn head_began(&self) {
-        self.head_began.store(micros_since(self.epoch), Ordering::Relaxed);
+    /// Records that the first byte of a request head arrived `at`.
+    pub(crate) fn head_began(&self, at: Instant) {
+        let micros = u64::try_from(at.saturating_duration_since(self.epoch).as_micros()).unwrap_or(u64::MAX);
+        self.head_began.store(micros, Ordering::Relaxed);
     }
 
     /// How long the request being read has taken: since its head's first byte, or, for a head that
     /// came with its predecessor or is the connection's first, since that request ended or the
     /// connection opened. Not the time the connection sat idle before it.
     pub(crate) fn since_head_began(&self) -> Duration {
-        let began = self.head_began.load(Ordering::Relaxed).max(self.last_active.load(Ordering::Relaxed));
+        let began = self
+            .head_began
+            .load(Ordering::Relaxed)
+            .max(self.last_active.load(Ordering::Relaxed));
         Duration::from_micros(micros_since(self.epoch).saturating_sub(began))
     }
 

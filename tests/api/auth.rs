@@ -909,7 +909,11 @@ async fn a_key_file_whose_reads_never_return_holds_one_thread_and_does_not_hold_
     let series = r#"gravity_auth_key_fetches_total{outcome="failed"}"#;
     let failed = eventually(Duration::from_secs(25), async || service.metric(series).await >= 3.0).await;
     assert!(failed, "three fetches failed: {}", service.metric(series).await);
-    assert_eq!(threads_opening_a_file(service.pid()), 1, "one read waits, not one per fetch");
+    assert_eq!(
+        threads_opening_a_file(service.pid()),
+        1,
+        "one read waits, not one per fetch"
+    );
 
     crate::support::signal(service.pid(), "TERM");
     let status = service.wait_exit(Duration::from_secs(5)).await;

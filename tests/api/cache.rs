@@ -116,6 +116,7 @@ async fn hits_and_misses_are_counted() {
     app.get(&path).await;
     app.get(&path).await;
     let metrics = String::from_utf8(app.get("/metrics").await.body.to_vec()).unwrap();
-    assert!(metrics.contains("gravity_cache_hits_total 2"), "{metrics}");
-    assert!(metrics.contains("gravity_cache_misses_total 1"), "{metrics}");
+    let value = |series| crate::support::metric_value(&metrics, series);
+    assert_eq!(value("gravity_cache_hits_total"), Some(2.0), "{metrics}");
+    assert_eq!(value("gravity_cache_misses_total"), Some(1.0), "{metrics}");
 }

@@ -35,8 +35,9 @@ async fn without_redis_reads_succeed_from_postgres_and_changes_are_refused_with_
     assert_eq!(ready.status, 200);
     assert_eq!(ready.json()["redis"], "down");
     let metrics = String::from_utf8(app.get("/metrics").await.body.to_vec()).unwrap();
+    let errors = crate::support::metric_value(&metrics, "gravity_cache_errors_total");
     assert!(
-        !metrics.contains("gravity_cache_errors_total 0\n"),
+        errors.is_some_and(|errors| errors > 0.0),
         "errors are counted:\n{metrics}"
     );
 }
@@ -261,24 +262,33 @@ async fn hostile_requests_get_a_4xx_or_a_closed_connection_never_a_5xx() {
         "POST /v1/users HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{nested}",
         nested.len()
     );
-    let requests: Vec<Vec<u8>> = vec![
-        huge_header.into_bytes(),
-        many_params.into_bytes(),
-        deep_body.into_bytes(),
-        b"GET /v1/users/\xff\xfe HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
-        b"POST /v1/users HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 10\r\n\r\n{\"name\":\"a\0\"}"
-            .to_vec(),
-        b"POST /v1/users HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 999999999999\r\n\r\n{}".to_vec(),
-        b"GARBAGE\r\n\r\n".to_vec(),
-        b"GET /health HTTP/1.0\r\n\r\n".to_vec(),
-        b"GET /v1/users?limit=1'%20OR%20'1'='1 HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
+    // Each with the status it gets; the two sent whole past the 16 KiB head buffer may find the
+    // connection reset before their answer is read, as the client is still sending.
+    let requests: Vec<(Vec<u8>, u16)> = vec![
+        (huge_header.into_bytes(), 431),
+        (many_params.into_bytes(), 431),
+        (deep_body.into_bytes(), 400),
+        (b"GET /v1/users/\xff\xfe HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(), 400),
+        (
+            b"POST /v1/users HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 13\r\n\r\n{\"name\":\"a\0\"}"
+                .to_vec(),
+            400,
+        ),
+        (
+            b"POST /v1/users HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 999999999999\r\n\r\n{}".to_vec(),
+            413,
+        ),
+        (b"GARBAGE\r\n\r\n".to_vec(), 400),
+        (b"GET /health HTTP/1.0\r\n\r\n".to_vec(), 200),
+        (b"GET /v1/users?limit=1'%20OR%20'1'='1 HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(), 400),
     ];
-    for request in requests {
+    for (request, expected) in requests {
         let answer = raw_exchange(app.port, &request).await;
-        let status = http::status_of(&answer).unwrap_or(0);
+        let status = http::status_of(&answer);
+        let may_be_cut = request.len() > 16 << 10 && expected == 431;
         assert!(
-            answer.is_empty() || (200..500).contains(&status),
-            "{:?} → {:?}",
+            status == Some(expected) || (may_be_cut && answer.is_empty()),
+            "{:?} → {:?}, not {expected}",
             String::from_utf8_lossy(&request[..request.len().min(80)]),
             &answer[..answer.len().min(120)]
         );

@@ -155,6 +155,11 @@ async fn a_retry_after_an_unknown_outcome_never_creates_a_second_user_nor_gets_a
     let first = send_keyed(&app, Method::POST, "/v1/users", "retry-me", body).await;
     let problem = first.problem(503);
     assert!(problem["detail"].as_str().unwrap().contains("unknown"), "{problem}");
+    assert_eq!(
+        count_named(&app, "Maybe").await,
+        1,
+        "the commit the service never heard of landed"
+    );
 
     let mut retried = None;
     let answered = eventually(Duration::from_secs(5), async || {
@@ -167,6 +172,11 @@ async fn a_retry_after_an_unknown_outcome_never_creates_a_second_user_nor_gets_a
     assert!(answered, "a retry gets a definite answer once the connection is back");
     let retried = retried.unwrap();
     assert_eq!(retried.status, 201, "{}", String::from_utf8_lossy(&retried.body));
+    assert_eq!(
+        retried.header("idempotent-replayed"),
+        Some("true"),
+        "the retry replays the write"
+    );
     assert_eq!(count_named(&app, "Maybe").await, 1);
     let again = send_keyed(&app, Method::POST, "/v1/users", "retry-me", body).await;
     assert_eq!((again.status.as_u16(), &again.body), (201, &retried.body));
@@ -247,23 +257,67 @@ async fn an_expired_record_not_yet_swept_is_taken_over_as_a_new_key() {
 #[tokio::test]
 async fn a_sweep_never_deletes_a_record_just_taken_over_so_a_retry_still_replays() {
     let app = spawn_app_with(|config| config.idempotency_sweep_every = Duration::from_millis(50)).await;
-    create_with_a_record_25_hours_old(&app, "reused").await;
+    for key in ["reused", "swept-meanwhile"] {
+        let created = send_keyed(&app, Method::POST, "/v1/users", key, r#"{"name":"First"}"#).await;
+        assert_eq!(created.status, 201);
+    }
+    let session = async || app.database.services.connect(&app.database.name).await;
     // Creates wait on this lock, so the write that takes the expired record over holds it
     // (claimed, not yet committed) while the service's sweeps run.
-    let blocker = app.database.services.connect(&app.database.name).await;
+    let blocker = session().await;
     blocker
         .batch_execute("BEGIN; LOCK TABLE users IN SHARE MODE")
         .await
         .unwrap();
+    // The record expires inside a transaction that keeps it from the sweeps until the create's
+    // claim is queued behind it, so the claim, not a sweep, is the first to have it.
+    let ager = session().await;
+    ager.batch_execute(
+        "BEGIN; UPDATE idempotency_keys SET created_at = now() - interval '25 hours' WHERE key = 'reused'",
+    )
+    .await
+    .unwrap();
     let body = r#"{"name":"Second"}"#;
-    let release = async {
-        tokio::time::sleep(Duration::from_millis(1_000)).await;
+    let create = send_keyed(&app, Method::POST, "/v1/users", "reused", body);
+    let hold_while_sweeps_run = async {
+        crate::helpers::wait_for_lock_waits(&app.database, 1).await;
+        ager.batch_execute("COMMIT").await.unwrap();
+        // A sweep that ran while the takeover held the record: the other expired record is gone.
+        app.database
+            .client
+            .batch_execute(
+                "UPDATE idempotency_keys SET created_at = now() - interval '25 hours' WHERE key = 'swept-meanwhile'",
+            )
+            .await
+            .unwrap();
+        let swept = eventually(Duration::from_secs(5), async || {
+            let row = app
+                .database
+                .client
+                .query_one(
+                    "SELECT count(*) FROM idempotency_keys WHERE key = 'swept-meanwhile'",
+                    &[],
+                )
+                .await
+                .unwrap();
+            row.get::<_, i64>(0) == 0
+        })
+        .await;
+        assert!(swept, "the sweeps run");
+        assert_eq!(
+            crate::helpers::lock_waits(&app.database).await,
+            1,
+            "the takeover still waits"
+        );
         blocker.batch_execute("ROLLBACK").await.unwrap();
     };
-    let ((), created) = tokio::join!(release, send_keyed(&app, Method::POST, "/v1/users", "reused", body));
+    let ((), created) = tokio::join!(hold_while_sweeps_run, create);
     assert_eq!(created.status, 201, "{}", String::from_utf8_lossy(&created.body));
-    // Sweeps that waited for the takeover's row have run by now.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        created.header("idempotent-replayed"),
+        None,
+        "the expired key was taken over as new"
+    );
     let retried = send_keyed(&app, Method::POST, "/v1/users", "reused", body).await;
     assert_eq!(
         retried.header("idempotent-replayed"),

@@ -186,7 +186,10 @@ async fn a_refused_request_lasts_from_its_heads_first_byte_not_from_the_idle_tim
 
     // Idle on the keep-alive connection, then a malformed head.
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    client.write_all(b"G(T /health HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    client
+        .write_all(b"G(T /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
     let read = client.read(&mut answer).await.unwrap();
     assert!(answer[..read].starts_with(b"HTTP/1.1 400"));
 

@@ -386,6 +386,19 @@ async fn a_write_left_running_at_exit_that_commits_later_is_never_contradicted(m
         1
     );
     write.abort();
+    // What keeps every replica from caching the old user until the statement commits: the fence
+    // the write placed before it was sent, still there after the exit and living on.
+    let key = format!("{}:user:{id}", database.name);
+    let mut redis = redis::Client::open(database.services.redis_url())
+        .and_then(|client| client.get_connection())
+        .unwrap();
+    let fence: Option<String> = redis::cmd("GET").arg(&key).query(&mut redis).unwrap();
+    assert!(
+        fence.as_deref().is_some_and(|value| value.starts_with("fence:")),
+        "{fence:?}"
+    );
+    let lives_for: i64 = redis::cmd("PTTL").arg(&key).query(&mut redis).unwrap();
+    assert!(lives_for > 3_000, "the fence outlives the commit: {lives_for} ms left");
 
     locker.batch_execute("COMMIT").await.unwrap();
     let committed = eventually(Duration::from_secs(5), async || {
@@ -430,9 +443,15 @@ async fn create_and_cache(address: &str, reader: &str) -> (String, String) {
     let created = crate::helpers::http_post_json(address, "/v1/users", &serde_json::json!({"name": "before"})).await;
     let id = created["id"].as_str().unwrap().to_owned();
     let path = format!("/v1/users/{id}");
-    http_get_json(reader, &path).await;
-    let cached = http_request(reader, Method::GET, &path, &[], b"").await;
-    assert_eq!(cached.header("x-cache"), Some("HIT"));
+    // A process serves once Postgres answers; its Redis connection may come a moment later.
+    let cached = eventually(Duration::from_secs(5), async || {
+        http_request(reader, Method::GET, &path, &[], b"")
+            .await
+            .header("x-cache")
+            == Some("HIT")
+    })
+    .await;
+    assert!(cached, "{path} is cached");
     (id, path)
 }
 

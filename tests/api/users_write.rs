@@ -105,7 +105,12 @@ async fn patch_errors_follow_the_contract() {
 
     let unchanged = app.get(&grace_path).await.json();
     assert_eq!(unchanged, grace, "bad input loses nothing");
-    assert_eq!(ada["email"], "ada@example.com");
+    let ada_path = format!("/v1/users/{}", ada["id"].as_str().unwrap());
+    assert_eq!(
+        app.get(&ada_path).await.json()["email"],
+        "ada@example.com",
+        "the taken email stayed Ada's"
+    );
 }
 
 #[tokio::test]

@@ -143,6 +143,19 @@ fn main() -> ExitCode {
         .ok()
         .filter(|text| !text.trim().is_empty())
         .map(|text| text.split(',').map(|name| name.trim().to_owned()).collect());
+    // A misspelt name would otherwise run nothing and pass.
+    if let Some(unknown) = only
+        .iter()
+        .flatten()
+        .find(|name| !scenarios::ALL.iter().any(|scenario| scenario.name == name.as_str()))
+    {
+        let known: Vec<&str> = scenarios::ALL.iter().map(|scenario| scenario.name).collect();
+        eprintln!(
+            "chaos: CHAOS_ONLY names no scenario {unknown:?}; the scenarios: {}",
+            known.join(", ")
+        );
+        return ExitCode::from(2);
+    }
     let logs = report_path.parent().unwrap_or(Path::new(".")).join("logs");
     std::fs::create_dir_all(&logs).expect("the chaos log directory can be created");
 
