@@ -212,7 +212,8 @@ mod tests {
 
     /// Names of `.env.example` that are not the service's: compose's own (host ports, image tags,
     /// replicas, profiles), documented there and in docs/API.md as never read by the service.
-    const COMPOSE_ONLY: [&str; 8] = [
+    const COMPOSE_ONLY: [&str; 9] = [
+        "API_BIND",
         "COMPOSE_PROJECT_NAME",
         "DEV_DB_PORT",
         "DEV_REDIS_PORT",

@@ -170,11 +170,11 @@ def test_api_listens_on_8080_inside_and_api_port_is_the_load_balancers_host_port
     api = production["services"]["api"]
     assert api["environment"]["API_PORT"] == "8080"
     assert "ports" not in api, "the replicas are reached through lb only"
-    assert raw["docker-compose.yml"]["services"]["lb"]["ports"] == ["${API_PORT:-8080}:8080"]
+    assert raw["docker-compose.yml"]["services"]["lb"]["ports"] == ["${API_BIND:-127.0.0.1}:${API_PORT:-8080}:8080"]
     other = compose_model.load_model(
         [PRODUCTION], {"API_PORT": "9000", "API_REPLICAS": "3", "DB_USER": "u", "DB_PASSWORD": "p", "DB_NAME": "n"}
     )
-    assert other["services"]["lb"]["ports"] == ["9000:8080"]
+    assert other["services"]["lb"]["ports"] == ["127.0.0.1:9000:8080"]
     assert other["services"]["api"]["environment"]["API_PORT"] == "8080"
     assert other["services"]["api"]["deploy"]["replicas"] == "3"
     assert production["services"]["api"]["deploy"]["replicas"] == "1", "one replica unless API_REPLICAS says more"
@@ -194,6 +194,18 @@ def test_api_and_migrate_read_settings_from_dot_env(production) -> None:
 def test_api_stop_grace_period_exceeds_the_shutdown_grace(production, example_env) -> None:
     grace = production["services"]["api"]["stop_grace_period"]
     assert grace.endswith("s") and int(grace[:-1]) > int(example_env["SHUTDOWN_GRACE_SECONDS"])
+
+
+def test_the_load_balancer_is_published_on_loopback_unless_api_bind_names_an_address(production, development) -> None:
+    # A new .env turns authentication off, and Docker's published ports bypass host firewalls (ufw).
+    for model in (production, development):
+        assert model["services"]["lb"]["ports"] == ["127.0.0.1:8080:8080"]
+    every_interface = compose_model.load_model(
+        [PRODUCTION], {"API_BIND": "0.0.0.0", "DB_USER": "u", "DB_PASSWORD": "p", "DB_NAME": "n"}
+    )
+    assert every_interface["services"]["lb"]["ports"] == ["0.0.0.0:8080:8080"]
+    env_example = (REPO / ".env.example").read_text(encoding="utf-8")
+    assert "API_BIND" in env_example and "API_BIND" in (REPO / "docs" / "CONTAINERS.md").read_text(encoding="utf-8")
 
 
 def test_production_publishes_the_load_balancer_and_nothing_else_beyond_loopback(production) -> None:

@@ -138,7 +138,7 @@ def test_no_read_through_the_load_balancer_is_older_than_an_acknowledged_patch(f
     FINDINGS["fleet (compose): PATCH then reads"] = f"{reads} reads over {REPLICAS} replicas, none older than its PATCH"
 
 
-def test_with_every_replica_stopped_the_load_balancer_says_nothing_was_written(fleet: Project) -> None:
+def test_with_every_replica_stopped_a_write_without_a_key_is_told_it_reached_none(fleet: Project) -> None:
     fleet.compose(PRODUCTION, "stop", "api", timeout=120)
     wait_for(
         "no replica left in the pool", lambda: lb_counter(lb_metrics(fleet), "haproxy_backend_active_servers") == 0, 30
@@ -146,12 +146,12 @@ def test_with_every_replica_stopped_the_load_balancer_says_nothing_was_written(f
     headers = {"X-Request-Id": "fleet-none-1", "Origin": ALLOWED_ORIGIN}
     answer = request(port(fleet), "POST", "/v1/users", {"name": "nobody"}, headers)
     assert answer.status == 503 and answer.headers["content-type"] == "application/problem+json"
-    assert "nothing was written" in answer.json()["detail"]
+    assert "a write without an Idempotency-Key reached none and was not carried out" in answer.json()["detail"]
     assert answer.headers["retry-after"] == "1" and answer.headers["x-request-id"] == "fleet-none-1"
     # A page can read it: CORS headers of the balancer's own, as docs/DEPLOY.md says.
     assert answer.headers["access-control-allow-origin"] == ALLOWED_ORIGIN, answer.headers
     exposed = {name.strip() for name in answer.headers["access-control-expose-headers"].split(",")}
     assert {"retry-after", "x-request-id"} <= exposed, exposed
     FINDINGS["fleet (compose): no replica"] = (
-        "503 problem+json, nothing written, Retry-After 1, the client's X-Request-Id, readable by a page"
+        "503 problem+json, a keyless write reached none, Retry-After 1, the client's X-Request-Id, readable by a page"
     )
