@@ -13,12 +13,16 @@
 
 # ---------------------------------------------------------------------------------------------
 # Rust >= 1.93 is Cargo.toml's rust-version; the tag is pinned so a rebuild months later uses the
-# same compiler. musl-tools gives musl-gcc: mimalloc and ring compile C for the musl target.
+# same compiler. musl-tools gives musl-gcc: mimalloc and ring compile C for the musl target. The
+# target is the build machine's own architecture (x86_64 or aarch64, as the multi-arch base image
+# is pulled for it): musl-gcc compiles for that one, so a build on an arm64 host (Apple silicon,
+# Graviton) makes an arm64 image rather than failing to link an x86_64 binary.
 FROM rust:1.93-slim-bookworm AS toolchain
 RUN apt-get update \
  && apt-get install -y --no-install-recommends musl-tools \
  && rm -rf /var/lib/apt/lists/* \
- && rustup target add x86_64-unknown-linux-musl
+ && echo "$(uname -m)-unknown-linux-musl" > /etc/musl-target \
+ && rustup target add "$(cat /etc/musl-target)"
 WORKDIR /app
 
 # ---------------------------------------------------------------------------------------------
@@ -37,12 +41,11 @@ RUN cargo chef prepare --recipe-path recipe.json
 # ---------------------------------------------------------------------------------------------
 FROM chef AS builder
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
-ARG MUSL_TARGET=x86_64-unknown-linux-musl
 COPY --from=planner /app/recipe.json recipe.json
 # Dependencies only, in their own layer. target/ deliberately stays in the layer (not a cache
 # mount): the layer *is* the dependency cache, and the next stage needs those artifacts.
 RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
-    cargo chef cook --release --locked --target "$MUSL_TARGET" --recipe-path recipe.json
+    cargo chef cook --release --locked --target "$(cat /etc/musl-target)" --recipe-path recipe.json
 COPY . .
 # The source revision for `--version` and gravity_build_info (build.rs reads REVISION; the build
 # context has no .git to ask). Declared after the dependency layer, so a new revision reuses it.
@@ -55,8 +58,9 @@ ARG REVISION=unknown
 # start on the distroless static base, so it fails here instead.
 RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     find . -path ./target -prune -o -type f -name '*.rs' -exec touch {} + \
- && REVISION="$REVISION" cargo build --release --locked --target "$MUSL_TARGET" --bin gravity-bff \
- && install -D -m 0555 "target/$MUSL_TARGET/release/gravity-bff" /out/gravity-bff \
+ && musl_target="$(cat /etc/musl-target)" \
+ && REVISION="$REVISION" cargo build --release --locked --target "$musl_target" --bin gravity-bff \
+ && install -D -m 0555 "target/$musl_target/release/gravity-bff" /out/gravity-bff \
  && version="$(/out/gravity-bff --version)" \
  && case "$version" in *gravity-bff*) ;; *) echo "refusing to ship: --version printed '$version'" >&2; exit 1 ;; esac \
  && if readelf --program-headers /out/gravity-bff | grep INTERP >&2; then echo "refusing to ship: binary is dynamically linked" >&2; exit 1; fi \

@@ -9,7 +9,6 @@ import dockerfile_model
 from containers_support import REPO
 
 RUNTIME_BASES = {"gcr.io/distroless/static-debian12:nonroot", "scratch"}
-MUSL_TARGET = "x86_64-unknown-linux-musl"
 
 
 def test_the_engines_built_in_frontend_is_used_so_no_frontend_image_is_fetched(dockerfile) -> None:
@@ -46,8 +45,11 @@ def test_the_dependency_build_is_its_own_cached_layer_before_the_source_is_copie
         assert (
             "--release" in arguments
             and "--locked" in arguments
-            and MUSL_TARGET in arguments.replace("$MUSL_TARGET", MUSL_TARGET)
+            and '--target "$(cat /etc/musl-target)"' in arguments.replace("$musl_target", "$(cat /etc/musl-target)")
         )
+    # The musl target is the build machine's architecture, so an arm64 host builds an arm64 image.
+    toolchain = " ".join(i.arguments for i in dockerfile.stage("toolchain").all("RUN"))
+    assert "uname -m" in toolchain and 'rustup target add "$(cat /etc/musl-target)"' in toolchain
     # The build refuses to hand on a dummy (cargo-chef skeleton) or a dynamically linked binary.
     assert "--version" in keywords[build][1] and "INTERP" in keywords[build][1]
 
