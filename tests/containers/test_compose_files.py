@@ -260,7 +260,8 @@ def _run_in_fake_redis_image(tmp_path: Path, script: str, redis_password: str | 
         stub.write_text(
             "#!/usr/bin/env python3\n"
             "import json, os, sys\n"
-            f"json.dump({{'tool': {tool!r}, 'argv': sys.argv[1:], 'auth': os.environ.get('REDISCLI_AUTH')}}, open({str(record)!r}, 'w'))\n"
+            "stdin = sys.stdin.read() if sys.argv[1:2] == ['-'] else None\n"
+            f"json.dump({{'tool': {tool!r}, 'argv': sys.argv[1:], 'stdin': stdin, 'auth': os.environ.get('REDISCLI_AUTH')}}, open({str(record)!r}, 'w'))\n"
             "print('PONG')\n"
         )
         stub.chmod(0o755)
@@ -272,7 +273,7 @@ def _run_in_fake_redis_image(tmp_path: Path, script: str, redis_password: str | 
     return json.loads(record.read_text())
 
 
-@pytest.mark.parametrize("password", ["s3cret with spaces & $igns", "", None])
+@pytest.mark.parametrize("password", ["s3cret with spaces & $igns", 'a "quoted\\ one', "", None])
 def test_cache_requires_a_password_exactly_when_redis_password_is_set(tmp_path, production, password) -> None:
     command = production["services"]["cache"]["command"]
     assert command[:2] == ["sh", "-c"]
@@ -282,10 +283,14 @@ def test_cache_requires_a_password_exactly_when_redis_password_is_set(tmp_path, 
     argv = recorded["argv"]
     assert recorded["tool"] == "redis-server"
     assert argv[argv.index("--save") + 1] == "" and argv[argv.index("--appendonly") + 1] == "no"
+    assert "--requirepass" not in argv
     if password:
-        assert argv[argv.index("--requirepass") + 1] == password
+        # On stdin, as Redis reads a quoted configuration value: never among the arguments.
+        escaped = password.replace("\\", "\\\\").replace('"', '\\"')
+        assert argv[0] == "-" and recorded["stdin"] == f'requirepass "{escaped}"\n'
+        assert not any(password in argument for argument in argv)
     else:
-        assert "--requirepass" not in argv
+        assert argv[0] == "--save" and recorded["stdin"] is None
 
 
 @pytest.mark.parametrize("password", ["s3cret", ""])
