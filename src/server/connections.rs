@@ -189,6 +189,13 @@ impl Tracked {
         self.head_began.store(micros, Ordering::Relaxed);
     }
 
+    /// Whether the first bytes of a request head have come since the last request ended: a request
+    /// the client has begun to send, which hyper, between requests, would close on at shutdown.
+    pub(crate) fn reading_a_head(&self) -> bool {
+        self.between_requests()
+            .is_some_and(|ended| self.head_began.load(Ordering::Relaxed) > ended)
+    }
+
     /// How long the request being read has taken: since its head's first byte, or, for a head that
     /// came with its predecessor or is the connection's first, since that request ended or the
     /// connection opened. Not the time the connection sat idle before it.

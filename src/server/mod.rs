@@ -198,7 +198,7 @@ fn serve_client(
                 }
                 () = stopped(&mut stopping), if !told_to_stop => {
                     told_to_stop = true;
-                    if has_unread_bytes(socket) {
+                    if has_unread_bytes(socket) || tracked.reading_a_head() {
                         tracked.close_after_answer();
                     } else {
                         served.as_mut().graceful_shutdown();

@@ -140,6 +140,32 @@ async fn requests_that_arrived_on_idle_keep_alive_connections_before_sigterm_are
 const CLIENTS: usize = 200;
 
 #[tokio::test]
+async fn a_request_whose_head_was_half_sent_on_a_keep_alive_connection_before_sigterm_is_answered() {
+    let database = TestDatabase::create().await;
+    let service = service_process::on(&database, &[("LOG_LEVEL", "info")], None).await;
+    let mut client = TcpStream::connect(("127.0.0.1", service.port)).await.unwrap();
+    client.write_all(HEALTH).await.unwrap();
+    read_one_answer(&mut client).await;
+    // The next request's head, half of it: read by the server (no longer in its socket) when
+    // the signal comes.
+    client.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    signal(service.pid(), "TERM");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let _ = client.write_all(b"X-Request-Id: half-1\r\n\r\n").await;
+
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), client.read_to_end(&mut answer)).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        read.is_ok_and(|read| read.is_ok()) && answer.starts_with("HTTP/1.1 200"),
+        "a request the client had begun to send is answered, then its connection closed: {answer:?}"
+    );
+    let finished = service.wait().await;
+    assert!(finished.status.success(), "exit code 0, got {:?}", finished.status);
+}
+
+#[tokio::test]
 async fn a_second_signal_while_draining_exits_at_once() {
     let database = TestDatabase::create().await;
     let vars = [("SHUTDOWN_GRACE_SECONDS", "60")];
