@@ -123,22 +123,23 @@ impl Batching for Creates {
     }
 }
 
-/// Runs each create alone, after a batch statement failed: first each with the batch's short lock
-/// wait, so that a locked email holds up no other create; then those that waited for a lock, with
-/// the time each has left.
-async fn run_one_by_one(db: &Database, connection: &mut WriteConnection, batch: Vec<QueuedCreate>) {
-    let mut locked = Vec::new();
-    for create in batch {
-        match insert_alone(db, connection, &create, Some(BATCH_LOCK_WAIT)).await {
-            (_, Refusal::LockWait) => locked.push(create),
-            (answer, _) => {
-                let _ = create.answer.send(answer);
+/// Runs each create alone, after a batch statement failed, with the batch's short lock wait, so
+/// that a locked email holds up no other create; those that waited for a lock go round again,
+/// each with the time it has left, until one is left to wait alone for as long as it may. So a
+/// lock released elsewhere lets its create through within a round, however long another stays.
+async fn run_one_by_one(db: &Database, connection: &mut WriteConnection, mut batch: Vec<QueuedCreate>) {
+    while !batch.is_empty() {
+        let lock_wait = (batch.len() > 1).then_some(BATCH_LOCK_WAIT);
+        let mut locked = Vec::new();
+        for create in batch {
+            match insert_alone(db, connection, &create, lock_wait).await {
+                (_, Refusal::LockWait) if lock_wait.is_some() => locked.push(create),
+                (answer, _) => {
+                    let _ = create.answer.send(answer);
+                }
             }
         }
-    }
-    for create in locked {
-        let (answer, _) = insert_alone(db, connection, &create, None).await;
-        let _ = create.answer.send(answer);
+        batch = locked;
     }
 }
 

@@ -104,8 +104,12 @@ async fn write_once(
     let inside = match transaction::preceded_by(connection, "BEGIN; ", budget, claim_wait, claim).await {
         Ok(true) => run_keyed(connection, request, key, progress.deadline).await,
         Ok(false) => {
+            // Read in the claim's transaction: its `now()` found the record live and finds it so
+            // again (a repeat at the end of the record's 24 hours), and the claim's lock on the
+            // record keeps the sweeps from deleting it meanwhile.
+            let replayed = replay(connection, key).await;
             transaction::roll_back(connection).await;
-            let replayed = replay(connection, key).await?;
+            let replayed = replayed?;
             // Its COMMIT may have landed after its own fence expired, and a reader cached the user
             // as before it: the replay fences and lifts as a write does (docs/API.md, Writes).
             fencing.raise_for_replay().await?;

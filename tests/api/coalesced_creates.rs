@@ -185,6 +185,42 @@ async fn an_email_locked_by_another_session_neither_fails_nor_holds_up_the_rest_
 }
 
 #[tokio::test]
+async fn an_email_released_elsewhere_lets_its_create_through_while_another_of_its_batch_stays_locked() {
+    let app = spawn_app().await;
+    // Two other sessions insert an email each and do not commit.
+    let mut holders = Vec::new();
+    for email in ["stuck@example.com", "freed@example.com"] {
+        let holder = app.database.services.connect(&app.database.name).await;
+        let insert = format!("BEGIN; INSERT INTO users (name, email) VALUES ('holder', '{email}')");
+        holder.batch_execute(&insert).await.unwrap();
+        holders.push(holder);
+    }
+    // One batch: the create of the email that stays locked is queued first.
+    let writers = HeldWriters::hold(&app).await;
+    let mut stuck = send_creates(&app, &[json!({"name": "stuck", "email": "stuck@example.com"})]);
+    wait_until_queued(&app, 1).await;
+    let mut freed = send_creates(&app, &[json!({"name": "freed", "email": "freed@example.com"})]);
+    wait_until_queued(&app, 2).await;
+    writers.release().await;
+    let (stuck, freed) = (stuck.pop().unwrap(), freed.pop().unwrap());
+    // Both have found their email locked by then (the batch, then each alone, 100 ms apiece).
+    crate::helpers::wait_for_lock_waits(&app.database, 1).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    holders[1].batch_execute("ROLLBACK").await.unwrap();
+    let answer = tokio::time::timeout(Duration::from_secs(2), freed).await;
+    let answer = answer.expect("answered while the other email is still held").unwrap();
+    assert_eq!(answer.status, 201, "{}", String::from_utf8_lossy(&answer.body));
+    assert!(!stuck.is_finished(), "the create of the held email still waits");
+    holders[0].batch_execute("COMMIT").await.unwrap();
+    assert_eq!(
+        stuck.await.unwrap().status,
+        409,
+        "the email was taken by the other session"
+    );
+}
+
+#[tokio::test]
 async fn a_create_with_little_time_left_fails_no_other_create_of_its_batch() {
     // No extra write connections, so creates wait while the pool's are held; a statement that
     // inserts several rows takes 5 s (a trigger), one that inserts one row no time.

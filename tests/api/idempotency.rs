@@ -328,6 +328,38 @@ async fn a_sweep_never_deletes_a_record_just_taken_over_so_a_retry_still_replays
     assert_eq!(count_named(&app, "Second").await, 1, "the retry created nobody");
 }
 
+#[tokio::test]
+async fn a_repeat_that_finds_the_record_live_replays_it_even_if_it_expires_while_being_answered() {
+    let app = spawn_app().await;
+    let body = r#"{"name":"Edge"}"#;
+    let created = send_keyed(&app, Method::POST, "/v1/users", "edge", body).await;
+    assert_eq!(created.status, 201);
+    // The record expires 2 s from now; a repeat's claim takes 3 s (a trigger), so it finds the
+    // record live when it starts and answers after the record's 24 hours are up.
+    app.database
+        .client
+        .batch_execute(
+            "UPDATE idempotency_keys SET created_at = now() - interval '24 hours' + interval '2 seconds' \
+             WHERE key = 'edge'; \
+             CREATE FUNCTION slow_claims() RETURNS trigger LANGUAGE plpgsql AS $$ \
+             BEGIN PERFORM pg_sleep(3); RETURN NEW; END $$; \
+             CREATE TRIGGER slow_claims BEFORE INSERT ON idempotency_keys \
+             FOR EACH ROW EXECUTE FUNCTION slow_claims()",
+        )
+        .await
+        .unwrap();
+
+    let repeated = send_keyed(&app, Method::POST, "/v1/users", "edge", body).await;
+    assert_eq!(
+        (repeated.status.as_u16(), repeated.header("idempotent-replayed")),
+        (201, Some("true")),
+        "{}",
+        String::from_utf8_lossy(&repeated.body)
+    );
+    assert_eq!(repeated.body, created.body);
+    assert_eq!(count_named(&app, "Edge").await, 1);
+}
+
 /// Creates a user with `key`, then ages the key's record past the 24 hours it is kept for.
 async fn create_with_a_record_25_hours_old(app: &TestApp, key: &str) {
     let created = send_keyed(app, Method::POST, "/v1/users", key, r#"{"name":"First"}"#).await;

@@ -482,10 +482,16 @@ async fn a_repeat_whose_record_cannot_be_read_says_the_write_was_already_made() 
     let key = "record-unread";
     assert_eq!(send_keyed(&app, Method::PATCH, &path, key, GRACE).await.status, 200);
 
-    // The repeat finds the key taken by the committed write, rolls its own transaction back, and
-    // loses its connection before the record is read.
-    postgres.cut_after_client_sends(b"ROLLBACK");
-    let problem = send_keyed(&app, Method::PATCH, &path, key, GRACE).await.problem(503);
+    // The repeat finds the key taken by the committed write, and loses its connection while the
+    // record (which holds the answer, "Grace") is on its way back.
+    postgres.hold_reply_containing(b"Grace");
+    let cut_while_held = async {
+        postgres.holding().await;
+        postgres.cut();
+        postgres.restore();
+    };
+    let (repeated, ()) = tokio::join!(send_keyed(&app, Method::PATCH, &path, key, GRACE), cut_while_held);
+    let problem = repeated.problem(503);
     let detail = problem["detail"].as_str().unwrap();
     assert!(
         detail.contains("already made") && !detail.contains("nothing was written"),
