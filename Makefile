@@ -93,7 +93,7 @@ lint: ## cargo fmt --check, clippy with warnings as errors, shellcheck and ruff 
 build: ## debug build
 	cargo build
 
-build-musl: ## the static release binary the image ships (target/x86_64-unknown-linux-musl/release/gravity-bff)
+build-musl: ## the static release binary, as the image ships it on an x86_64 host (target/x86_64-unknown-linux-musl/release/gravity-bff)
 	cargo build --release --locked --target $(MUSL_TARGET)
 	@ls -l $(MUSL_BIN)
 

@@ -92,11 +92,17 @@ impl KeySetSource {
         if self.file_read_under_way.swap(true, Ordering::AcqRel) {
             return Err(format!("the last read of {} has not returned yet", path.display()));
         }
-        let (path, under_way) = (path.to_owned(), self.file_read_under_way.clone());
+        /// Marks the read over however it ends.
+        struct Over(Arc<AtomicBool>);
+        impl Drop for Over {
+            fn drop(&mut self) {
+                self.0.store(false, Ordering::Release);
+            }
+        }
+        let (path, over) = (path.to_owned(), Over(self.file_read_under_way.clone()));
         tokio::task::spawn_blocking(move || {
-            let read = read_whole(&path);
-            under_way.store(false, Ordering::Release);
-            read
+            let _over = over;
+            read_whole(&path)
         })
         .await
         .map_err(|error| error.to_string())?

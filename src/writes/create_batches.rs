@@ -124,9 +124,9 @@ impl Batching for Creates {
 }
 
 /// Runs each create alone, after a batch statement failed, with the batch's short lock wait, so
-/// that a locked email holds up no other create; those that waited for a lock go round again,
-/// each with the time it has left, until one is left to wait alone for as long as it may. So a
-/// lock released elsewhere lets its create through within a round, however long another stays.
+/// that a locked email holds up no other create; those that waited for a lock go round again with
+/// the same short wait, until one is left to wait alone for the time it has left. So a lock
+/// released elsewhere lets its create through within a round, however long another stays.
 async fn run_one_by_one(db: &Database, connection: &mut WriteConnection, mut batch: Vec<QueuedCreate>) {
     while !batch.is_empty() {
         let lock_wait = (batch.len() > 1).then_some(BATCH_LOCK_WAIT);

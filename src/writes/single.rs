@@ -70,6 +70,11 @@ impl Inner {
         // ended before anyone is told, or the next write to this user may start.
         let lost = matches!(outcome, Err(Error::WriteOutcomeUnknown(_)));
         let ended = lost && self.db.end_lost_session(&connection, deadline).await;
+        // A repeat cut off while reading its key's record leaves a session that holds the claim's
+        // lock on the record, and would keep every retry of the key waiting: it is ended too.
+        if matches!(outcome, Err(Error::ReplayRefused(_))) && connection.client.is_closed() {
+            self.db.end_lost_session(&connection, deadline).await;
+        }
         // The row's turn is kept until the fence is settled; the connection is not needed.
         drop(connection);
         fencing.settle(&outcome, ended).await;
@@ -107,7 +112,7 @@ async fn write_once(
             // Read in the claim's transaction: its `now()` found the record live and finds it so
             // again (a repeat at the end of the record's 24 hours), and the claim's lock on the
             // record keeps the sweeps from deleting it meanwhile.
-            let replayed = replay(connection, key).await;
+            let replayed = replay(connection, key, progress.deadline).await;
             transaction::roll_back(connection).await;
             let replayed = replayed?;
             // Its COMMIT may have landed after its own fence expired, and a reader cached the user
@@ -192,9 +197,10 @@ pub(super) fn statement_failure_at(error: tokio_postgres::Error, stage: Stage) -
 }
 
 /// The first response of a key already used, or why it cannot be replayed.
-async fn replay(connection: &mut WriteConnection, key: &IdempotencyKey) -> Result<WriteResponse, Error> {
+async fn replay(connection: &WriteConnection, key: &IdempotencyKey, deadline: Instant) -> Result<WriteResponse, Error> {
     // The key's write has committed: a record that cannot be read now holds back only its answer.
-    let recorded = idempotency_records::look_up(connection, &key.key, &key.request)
+    let look_up = idempotency_records::look_up(connection, &key.key, &key.request);
+    let recorded = transaction::then_within(connection, deadline, look_up)
         .await
         .map_err(|error| match transaction::failure(error, Stage::BeforeCommit) {
             Error::WriteNotApplied(cause) => Error::ReplayRefused(cause),

@@ -905,7 +905,8 @@ async fn a_key_file_whose_reads_never_return_holds_one_thread_and_does_not_hold_
     )
     .await;
 
-    // Three fetches time out (5 s each, 1 s and 2 s apart).
+    // Three fetches fail: the first after its 5 s, the next two (1 s and 2 s later) at once, as
+    // the first read has not returned.
     let series = r#"gravity_auth_key_fetches_total{outcome="failed"}"#;
     let failed = eventually(Duration::from_secs(25), async || service.metric(series).await >= 3.0).await;
     assert!(failed, "three fetches failed: {}", service.metric(series).await);

@@ -149,9 +149,13 @@ async fn a_request_whose_head_was_half_sent_on_a_keep_alive_connection_before_si
     // The next request's head, half of it: read by the server (no longer in its socket) when
     // the signal comes.
     client.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n").await.unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
     signal(service.pid(), "TERM");
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let draining = eventually(Duration::from_secs(5), async || {
+        service.stderr().contains("shutting down; draining in-flight requests")
+    })
+    .await;
+    assert!(draining);
     let _ = client.write_all(b"X-Request-Id: half-1\r\n\r\n").await;
 
     let mut answer = Vec::new();

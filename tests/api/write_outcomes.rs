@@ -483,11 +483,12 @@ async fn a_repeat_whose_record_cannot_be_read_says_the_write_was_already_made() 
     assert_eq!(send_keyed(&app, Method::PATCH, &path, key, GRACE).await.status, 200);
 
     // The repeat finds the key taken by the committed write, and loses its connection while the
-    // record (which holds the answer, "Grace") is on its way back.
+    // record (which holds the answer, "Grace") is on its way back; Postgres's side of it stays
+    // open, its session in the transaction that locked the record.
     postgres.hold_reply_containing(b"Grace");
     let cut_while_held = async {
         postgres.holding().await;
-        postgres.cut();
+        postgres.cut_leaving_servers_connected();
         postgres.restore();
     };
     let (repeated, ()) = tokio::join!(send_keyed(&app, Method::PATCH, &path, key, GRACE), cut_while_held);
