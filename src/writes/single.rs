@@ -214,8 +214,8 @@ async fn replay(connection: &WriteConnection, key: &IdempotencyKey, deadline: In
             replayed: true,
         }),
         Recorded::Different => Err(Error::IdempotencyKeyReused),
-        // The record that held the key is gone (expired and swept between the two statements):
-        // nothing was written, and a retry starts afresh.
+        // Not expected: the claim found the record live, and holds it, in this transaction. Should
+        // it be gone all the same, this request wrote nothing, and a retry starts afresh.
         Recorded::Nothing => Err(Error::WriteNotApplied(
             "the Idempotency-Key's record changed while it was being read; retry".into(),
         )),
