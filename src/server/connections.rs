@@ -185,8 +185,7 @@ impl Tracked {
 
     /// Records that the first byte of a request head arrived `at`.
     pub(crate) fn head_began(&self, at: Instant) {
-        let micros = u64::try_from(at.saturating_duration_since(self.epoch).as_micros()).unwrap_or(u64::MAX);
-        self.head_began.store(micros, Ordering::Relaxed);
+        self.head_began.store(micros_between(self.epoch, at), Ordering::Relaxed);
     }
 
     /// Whether the first bytes of a request head have come since the last request ended: a request
@@ -308,7 +307,11 @@ impl Drop for Registration {
 }
 
 fn micros_since(epoch: Instant) -> u64 {
-    u64::try_from(epoch.elapsed().as_micros()).unwrap_or(u64::MAX)
+    micros_between(epoch, Instant::now())
+}
+
+fn micros_between(epoch: Instant, at: Instant) -> u64 {
+    u64::try_from(at.saturating_duration_since(epoch).as_micros()).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]
